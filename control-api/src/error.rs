@@ -1,0 +1,156 @@
+//! The failure of an operation, as it crosses the wire.
+
+use crate::Operation;
+use serde::{Deserialize, Serialize};
+use std::error::Error as StdError;
+use std::fmt;
+
+/// Why an operation did not succeed.
+///
+/// Encoded with an explicit `kind` tag. A kind added by a newer daemon decodes as
+/// [`OpError::Unrecognized`] in an older client instead of failing the whole reply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OpError {
+    /// The daemon does not implement this operation (or was built without it).
+    #[error("the daemon does not support `{operation}`; it supports: {}", .supported.join(", "))]
+    Unsupported {
+        /// The operation that was asked for.
+        operation: String,
+        /// What the daemon does support.
+        supported: Vec<String>,
+    },
+    /// The daemon ran the operation and it failed; its previous state is kept.
+    #[error("{reason}{}", Causes(.causes))]
+    Failed {
+        /// What went wrong, in one line.
+        reason: String,
+        /// The underlying causes, outermost first (e.g. the parser's message).
+        #[serde(default)]
+        causes: Vec<String>,
+    },
+    /// The daemon's policy does not let this caller run this operation.
+    #[error("permission denied: uid {uid} may not call `{operation}` on this daemon")]
+    Denied {
+        /// The operation that was refused.
+        operation: String,
+        /// The caller's uid, as the kernel reported it.
+        uid: u32,
+    },
+    /// The daemon cannot take this request now; retrying later may work.
+    #[error("the daemon is busy: {reason}")]
+    Busy {
+        /// What it is busy with.
+        reason: String,
+    },
+    /// The daemon is shutting down and takes no new requests.
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+    /// A kind of error this build does not know, sent by a newer daemon.
+    #[serde(other)]
+    #[error("the daemon reported an error of a kind this client does not know; upgrade the client to see it")]
+    Unrecognized,
+}
+
+impl OpError {
+    /// `op` is not supported; `supported` lists what is.
+    pub fn unsupported(op: Operation, supported: impl IntoIterator<Item = Operation>) -> Self {
+        OpError::Unsupported {
+            operation: op.as_str().to_owned(),
+            supported: supported
+                .into_iter()
+                .map(|op| op.as_str().to_owned())
+                .collect(),
+        }
+    }
+
+    /// A failure with no underlying error.
+    pub fn failed(reason: impl Into<String>) -> Self {
+        OpError::Failed {
+            reason: reason.into(),
+            causes: Vec::new(),
+        }
+    }
+
+    /// A failure caused by `err`: its message and its whole `source()` chain are kept, so the
+    /// caller sees e.g. the parser's line and column.
+    pub fn failed_because(reason: impl Into<String>, err: &(dyn StdError + 'static)) -> Self {
+        let mut causes = Vec::new();
+        let mut next = Some(err);
+        while let Some(e) = next {
+            causes.push(e.to_string());
+            next = e.source();
+        }
+        OpError::Failed {
+            reason: reason.into(),
+            causes,
+        }
+    }
+}
+
+/// Formats a cause chain as `: cause: cause`.
+struct Causes<'a>(&'a [String]);
+
+impl fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for cause in self.0 {
+            write!(f, ": {}", cause.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn cause_chain_survives_the_wire() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = OpError::failed_because("cannot read config", &Outer(io));
+        let json = serde_json::to_string(&err).unwrap();
+        let back: OpError = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, err);
+        assert_eq!(
+            back.to_string(),
+            "cannot read config: outer: no such file"
+        );
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        for err in [
+            OpError::unsupported(Operation::Rotate, [Operation::Hello, Operation::Status]),
+            OpError::failed("x"),
+            OpError::Denied {
+                operation: "reload".into(),
+                uid: 65534,
+            },
+            OpError::Busy { reason: "y".into() },
+            OpError::ShuttingDown,
+        ] {
+            let json = serde_json::to_string(&err).unwrap();
+            assert_eq!(serde_json::from_str::<OpError>(&json).unwrap(), err, "{json}");
+        }
+    }
+
+    #[test]
+    fn unknown_kind_from_a_newer_daemon_still_decodes() {
+        let err: OpError =
+            serde_json::from_str(r#"{"kind":"quota_exceeded","limit":3}"#).unwrap();
+        assert_eq!(err, OpError::Unrecognized);
+    }
+
+    #[test]
+    fn unsupported_names_what_is_supported() {
+        let err = OpError::unsupported(Operation::Rotate, [Operation::Hello, Operation::Status]);
+        assert_eq!(
+            err.to_string(),
+            "the daemon does not support `rotate`; it supports: hello, status"
+        );
+    }
+}

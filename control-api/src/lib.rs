@@ -1,0 +1,56 @@
+//! The contract between `ctl` and a daemon: one tarpc service, its request and reply types, the
+//! error that crosses the wire, the protocol version, the framing, and where sockets live.
+//!
+//! Both sides depend on this crate and nothing else of each other. It evolves **add-only**:
+//! operations are never renamed, removed or retyped, and new fields are optional, so a `ctl` and a
+//! daemon built from different versions still understand each other. A client calls
+//! [`Control::hello`] first: its shape never changes, and it says which operations the daemon
+//! supports, so a client never sends a request the daemon cannot decode.
+//!
+//! # Layout
+//!
+//! - [`service`]: the [`Control`] trait (`hello`, `status`, `reload`, `rotate`, `drain`).
+//! - [`types`]: the request and reply structs.
+//! - [`error`]: [`OpError`], the typed failure of an operation.
+//! - [`operation`]: [`Operation`], the names of the operations.
+//! - [`socket`]: the socket-path convention and how a `ctl` target is read.
+//! - [`wire`]: framing and encoding, identical on both sides.
+//!
+//! # Example
+//!
+//! Calling a daemon by hand (this is what `ctl status NAME` does):
+//!
+//! ```no_run
+//! use control_api::{socket, wire, ControlClient, HelloRequest, StatusRequest};
+//! use std::time::{Duration, Instant};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let path = socket::default_socket_path("mydaemon")?;
+//! let stream = tokio::net::UnixStream::connect(&path).await?;
+//! let client = ControlClient::new(Default::default(), wire::transport(stream)).spawn();
+//!
+//! let mut ctx = tarpc::context::current();
+//! ctx.deadline = Instant::now() + Duration::from_secs(5);
+//! let hello = client.hello(ctx, HelloRequest::default()).await?;
+//! assert!(hello.supports(control_api::Operation::Status));
+//! let status = client.status(ctx, StatusRequest::default()).await??;
+//! println!("{} pid {} generation {}", status.name, status.pid, status.config_generation);
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod operation;
+pub mod service;
+pub mod socket;
+pub mod types;
+pub mod wire;
+
+pub use error::OpError;
+pub use operation::Operation;
+pub use service::{Control, ControlClient, ControlRequest, ControlResponse};
+pub use types::*;
+
+/// The protocol this crate speaks. It changes only on a change that is not add-only, which the
+/// design rules out; a client refuses a daemon whose `hello` names another version.
+pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,0 +1,101 @@
+//! Names of operations, as they appear in `hello` and on the `ctl` command line.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// One operation of the [`Control`](crate::Control) service.
+///
+/// On the wire, `hello` lists operations as strings, so that an older client can read the list of
+/// a newer daemon that knows operations it does not; [`Operation::from_str`] maps them back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Operation {
+    /// See [`Control::hello`](crate::Control::hello).
+    Hello,
+    /// See [`Control::status`](crate::Control::status).
+    Status,
+    /// See [`Control::reload`](crate::Control::reload).
+    Reload,
+    /// See [`Control::rotate`](crate::Control::rotate).
+    Rotate,
+    /// See [`Control::drain`](crate::Control::drain).
+    Drain,
+}
+
+impl Operation {
+    /// Every operation this build of the protocol knows, in a stable order.
+    pub const ALL: [Operation; 5] = [
+        Operation::Hello,
+        Operation::Status,
+        Operation::Reload,
+        Operation::Rotate,
+        Operation::Drain,
+    ];
+
+    /// The wire and command-line name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Operation::Hello => "hello",
+            Operation::Status => "status",
+            Operation::Reload => "reload",
+            Operation::Rotate => "rotate",
+            Operation::Drain => "drain",
+        }
+    }
+
+    /// Whether the operation changes the daemon's state. A daemon's policy can open read-only
+    /// operations to more callers than mutating ones.
+    pub const fn is_mutating(self) -> bool {
+        matches!(
+            self,
+            Operation::Reload | Operation::Rotate | Operation::Drain
+        )
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The name is not an operation this build knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown operation `{0}`; known operations: hello, status, reload, rotate, drain")]
+pub struct UnknownOperation(pub String);
+
+impl FromStr for Operation {
+    type Err = UnknownOperation;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Operation::ALL
+            .into_iter()
+            .find(|op| op.as_str() == s)
+            .ok_or_else(|| UnknownOperation(s.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for op in Operation::ALL {
+            assert_eq!(op.as_str().parse::<Operation>(), Ok(op));
+        }
+        assert!("frobnicate".parse::<Operation>().is_err());
+        assert!("Reload".parse::<Operation>().is_err(), "names are lower case");
+    }
+
+    #[test]
+    fn only_reload_rotate_drain_mutate() {
+        let mutating: Vec<_> = Operation::ALL
+            .into_iter()
+            .filter(|op| op.is_mutating())
+            .collect();
+        assert_eq!(
+            mutating,
+            [Operation::Reload, Operation::Rotate, Operation::Drain]
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! The service trait. Each method takes one request struct whose fields are all optional, so
+//! fields can be added later without breaking older peers.
+#![allow(missing_docs)] // tarpc generates items (client, request/response enums) without docs.
+
+use crate::error::OpError;
+use crate::types::*;
+
+/// The control plane a daemon serves. Every method but `hello` returns `Result<_, OpError>`:
+/// transport failures (deadline, closed connection) are tarpc's `RpcError`, failures of the
+/// operation itself are [`OpError`].
+#[tarpc::service]
+pub trait Control {
+    /// Protocol version, daemon identity and the operations it supports. Never changes shape;
+    /// the first call of every client.
+    async fn hello(req: HelloRequest) -> Hello;
+    /// What the daemon is doing: pid, uptime, config generation, last reload, drain state, logs.
+    async fn status(req: StatusRequest) -> Result<Status, OpError>;
+    /// Re-read the configuration; validate it completely before applying anything.
+    async fn reload(req: ReloadRequest) -> Result<ReloadReply, OpError>;
+    /// Reopen log files after they were renamed.
+    async fn rotate(req: RotateRequest) -> Result<RotateReply, OpError>;
+    /// Stop taking new work and finish what is in flight.
+    async fn drain(req: DrainRequest) -> Result<DrainReply, OpError>;
+}
