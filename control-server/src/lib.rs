@@ -1,1 +1,64 @@
+//! Serve the `ctl` control plane from inside a daemon.
+//!
+//! A daemon implements [`Handler`] for the operations it has, builds a [`Server`], and from
+//! then on `ctl reload NAME`, `ctl rotate NAME`, `ctl drain NAME` and `ctl status NAME` reach it
+//! over a Unix socket and report back whether it worked: the replacement for `pkill -HUP`.
+//!
+//! The server owns the parts that are easy to get wrong: the socket (never more open than its
+//! mode, a live one refused, a stale one replaced, removed at exit), the caller's credentials
+//! checked on every call, one reload at a time, mutating work that finishes even when the
+//! caller gives up, panics turned into errors, a bounded graceful shutdown, and one log line per
+//! call.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use control_server::{Handler, OpContext, Reloaded, Server};
+//! use control_api::{OpError, Operation};
+//!
+//! struct Daemon;
+//!
+//! impl Handler for Daemon {
+//!     fn operations(&self) -> Vec<Operation> {
+//!         vec![Operation::Reload]
+//!     }
+//!     async fn reload(&self, _ctx: OpContext) -> Result<Reloaded, OpError> {
+//!         Ok(Reloaded::default())
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // Listens at /run/ctl/mydaemon.sock (root) or $XDG_RUNTIME_DIR/ctl/mydaemon.sock.
+//!     let server = Server::builder("mydaemon", Daemon)
+//!         .version(env!("CARGO_PKG_VERSION"))
+//!         .bind()?
+//!         .spawn();
+//!     tokio::signal::ctrl_c().await?;
+//!     server.shutdown().await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`server`]: [`Builder`], [`Server`], the accept loop and shutdown.
+//! - [`handler`]: the [`Handler`] trait a daemon implements.
+//! - [`policy`]: peer credentials and who may call what.
+//! - [`listener`]: binding the socket safely.
+//! - `connection`, `service`: one connection, and the glue between tarpc and the handler.
+#![deny(missing_docs)]
 
+mod connection;
+pub mod handler;
+pub mod listener;
+pub mod policy;
+pub mod server;
+mod service;
+
+pub use control_api as api;
+pub use handler::{DaemonStatus, Handler, OpContext, Reloaded};
+pub use listener::BindError;
+pub use policy::{Caller, Peer, Policy};
+pub use server::{BackgroundServer, Builder, Server, ServerError, ServerHandle};
+pub use tokio_util::sync::CancellationToken;

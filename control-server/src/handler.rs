@@ -1,0 +1,106 @@
+//! What a daemon implements: the [`Handler`] trait and the values its operations return.
+
+use crate::policy::Peer;
+use control_api::{DrainReply, OpError, Operation, RotateReply};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// What a call is about: who asked, and until when they wait.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct OpContext {
+    /// The operation being run.
+    pub operation: Operation,
+    /// The caller, as the kernel identified it.
+    pub peer: Peer,
+    /// When the caller stops waiting. Mutating operations run to completion anyway (the reply
+    /// is then only logged), so use this to decide whether to start slow work, not to abandon
+    /// work half-done.
+    pub deadline: Instant,
+}
+
+/// A successful reload, as the daemon describes it. The server assigns the generation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    /// What changed, in one line (e.g. `interval_ms 100 -> 50`); may be empty.
+    pub summary: String,
+}
+
+/// The daemon's part of `status`; the server adds pid, uptime, name, version and the reload
+/// history.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DaemonStatus {
+    /// Whether the daemon is draining.
+    pub draining: bool,
+    /// Units of work in flight.
+    pub in_flight: u64,
+    /// Log files the daemon writes.
+    pub log_files: Vec<PathBuf>,
+    /// Anything else worth showing an operator, by name.
+    pub fields: BTreeMap<String, String>,
+}
+
+/// The daemon's side of the control plane.
+///
+/// Implement the operations the daemon has and list them in [`Handler::operations`]; the others
+/// answer [`OpError::Unsupported`] without the daemon writing anything. `hello` and `status` are
+/// always served. Mutating operations (`reload`, `rotate`, `drain`) run on a task the server
+/// owns: if the caller's deadline passes or the caller goes away, the work still completes.
+/// A panic in any of them is caught and reported to the caller as [`OpError::Failed`].
+///
+/// ```
+/// use control_server::{Handler, OpContext, Reloaded};
+/// use control_api::{OpError, Operation};
+///
+/// struct MyDaemon;
+///
+/// impl Handler for MyDaemon {
+///     fn operations(&self) -> Vec<Operation> {
+///         vec![Operation::Reload]
+///     }
+///
+///     async fn reload(&self, _ctx: OpContext) -> Result<Reloaded, OpError> {
+///         // Parse and validate everything first; apply only if all of it is valid.
+///         Ok(Reloaded { summary: "nothing changed".into() })
+///     }
+/// }
+/// ```
+pub trait Handler: Send + Sync + 'static {
+    /// The operations this daemon implements, besides `hello` and `status`. An operation not
+    /// listed is answered `unsupported` without calling the handler, so what `hello` announces
+    /// and what is served cannot drift apart.
+    fn operations(&self) -> Vec<Operation>;
+
+    /// Re-read and apply the configuration. Validate everything before applying anything; on
+    /// error the old configuration must stay active.
+    fn reload(&self, ctx: OpContext) -> impl Future<Output = Result<Reloaded, OpError>> + Send {
+        let _ = ctx;
+        async { Err(not_implemented(Operation::Reload)) }
+    }
+
+    /// Reopen log files after logrotate renamed them.
+    fn rotate(&self, ctx: OpContext) -> impl Future<Output = Result<RotateReply, OpError>> + Send {
+        let _ = ctx;
+        async { Err(not_implemented(Operation::Rotate)) }
+    }
+
+    /// Stop taking new work and finish what is in flight, by `ctx.deadline`.
+    fn drain(&self, ctx: OpContext) -> impl Future<Output = Result<DrainReply, OpError>> + Send {
+        let _ = ctx;
+        async { Err(not_implemented(Operation::Drain)) }
+    }
+
+    /// The daemon's part of `status`.
+    fn status(&self, ctx: OpContext) -> impl Future<Output = DaemonStatus> + Send {
+        let _ = ctx;
+        async { DaemonStatus::default() }
+    }
+}
+
+/// The answer of an operation the handler lists but does not implement. The server fills in
+/// the list of supported operations.
+fn not_implemented(op: Operation) -> OpError {
+    OpError::unsupported(op, [])
+}

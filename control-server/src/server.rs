@@ -1,0 +1,328 @@
+//! The server a daemon builds: configuration, the accept loop, and graceful shutdown.
+
+use crate::handler::Handler;
+use crate::listener::{self, BindError, BoundSocket};
+use crate::policy::Policy;
+use crate::service::Shared;
+use control_api::socket::{SocketEnv, SocketPathError};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Default permission bits of the socket: owner only.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
+/// Default cap on open connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Default cap on concurrent requests on one connection.
+pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: usize = 64;
+/// Default time that shutdown waits for calls in progress.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// No socket path was given and none follows from the environment.
+    #[error(transparent)]
+    SocketPath(#[from] SocketPathError),
+    /// The socket could not be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The server's own runtime or thread could not be started.
+    #[error("cannot start the control server's thread")]
+    Thread(#[source] io::Error),
+}
+
+/// Configures a [`Server`]. Made by [`Server::builder`].
+pub struct Builder<H> {
+    name: String,
+    handler: H,
+    version: String,
+    socket_path: Option<PathBuf>,
+    socket_mode: u32,
+    policy: Policy,
+    max_connections: usize,
+    max_requests_per_connection: usize,
+    shutdown_grace: Duration,
+    shutdown: CancellationToken,
+}
+
+impl<H: Handler> Builder<H> {
+    /// The daemon's version, shown by `hello` and `status` (e.g. `env!("CARGO_PKG_VERSION")`).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// Listens at `path` instead of the conventional path for the daemon's name.
+    pub fn socket_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.socket_path = Some(path.into());
+        self
+    }
+
+    /// Permission bits of the socket file (default 0600). Anyone who can open the socket still
+    /// faces the [`Policy`].
+    pub fn socket_mode(mut self, mode: u32) -> Self {
+        self.socket_mode = mode & 0o777;
+        self
+    }
+
+    /// Who may call what (default: root and the daemon's own uid, for everything).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Cap on open connections (default 256); connections past it are closed at once.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Cap on concurrent requests on one connection (default 64); requests past it get an
+    /// immediate error.
+    pub fn max_requests_per_connection(mut self, n: usize) -> Self {
+        self.max_requests_per_connection = n.max(1);
+        self
+    }
+
+    /// How long shutdown waits for calls in progress (default 10 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Shuts the server down when `token` is cancelled, in addition to the server's handles.
+    pub fn shutdown_token(mut self, token: CancellationToken) -> Self {
+        self.shutdown = token;
+        self
+    }
+
+    /// Binds the socket. Fails if another instance serves on it; replaces a stale one.
+    /// Needs no runtime; serving starts with [`Server::spawn`], [`Server::start`] or
+    /// [`Server::run`].
+    pub fn bind(self) -> Result<Server<H>, ServerError> {
+        let path = match self.socket_path {
+            Some(path) => path,
+            None => SocketEnv::from_process().socket_path(&self.name)?,
+        };
+        let socket = listener::bind(&path, self.socket_mode)?;
+        let shared = Arc::new(Shared::new(
+            self.handler,
+            self.name,
+            self.version,
+            self.policy,
+            self.shutdown.clone(),
+        ));
+        Ok(Server {
+            socket,
+            shared,
+            max_connections: self.max_connections,
+            max_requests_per_connection: self.max_requests_per_connection,
+            shutdown_grace: self.shutdown_grace,
+        })
+    }
+}
+
+/// A bound control server, ready to serve.
+pub struct Server<H> {
+    socket: BoundSocket,
+    shared: Arc<Shared<H>>,
+    max_connections: usize,
+    max_requests_per_connection: usize,
+    shutdown_grace: Duration,
+}
+
+impl Server<()> {
+    /// Starts configuring a server for the daemon `name` (which also names its socket) with
+    /// `handler` implementing the operations.
+    pub fn builder<H: Handler>(name: impl Into<String>, handler: H) -> Builder<H> {
+        Builder {
+            name: name.into(),
+            handler,
+            version: String::new(),
+            socket_path: None,
+            socket_mode: DEFAULT_SOCKET_MODE,
+            policy: Policy::default(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_requests_per_connection: DEFAULT_MAX_REQUESTS_PER_CONNECTION,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            shutdown: CancellationToken::new(),
+        }
+    }
+}
+
+impl<H: Handler> Server<H> {
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        self.socket.path()
+    }
+
+    /// A token that shuts the server down when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shared.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then shuts down gracefully: stops
+    /// accepting, removes the socket file, lets calls in progress finish (up to the grace
+    /// period) and returns. Must run inside a tokio runtime.
+    pub async fn run(mut self) {
+        let std_listener = self.socket.take_listener();
+        let listener = match tokio::net::UnixListener::from_std(std_listener) {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::error!("control server cannot register its socket: {err}");
+                return;
+            }
+        };
+        let shared = self.shared.clone();
+        let token = shared.shutdown.clone();
+        let connections = TaskTracker::new();
+        let slots = Arc::new(Semaphore::new(self.max_connections));
+        let mut next_conn: u64 = 0;
+        let mut backoff = Duration::from_millis(10);
+        tracing::info!(path = %self.path().display(), "control server listening");
+        loop {
+            let accepted = tokio::select! {
+                _ = token.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, _)) => {
+                    backoff = Duration::from_millis(10);
+                    next_conn += 1;
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        tracing::warn!(
+                            conn = next_conn,
+                            "closing connection: {} connections already open",
+                            self.max_connections
+                        );
+                        continue;
+                    };
+                    let shared = shared.clone();
+                    let max_requests = self.max_requests_per_connection;
+                    connections.spawn(async move {
+                        crate::connection::serve(stream, shared, next_conn, max_requests).await;
+                        drop(slot);
+                    });
+                }
+                Err(err) => {
+                    // EMFILE and friends: retrying at once would spin; back off instead.
+                    tracing::warn!("accept failed, retrying in {backoff:?}: {err}");
+                    tokio::select! {
+                        _ = token.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+
+        // New connections fail at once from here on.
+        drop(listener);
+        let path = self.path().to_owned();
+        drop(self.socket);
+        tracing::info!(path = %path.display(), "control server stopping");
+        connections.close();
+        shared.work.close();
+        let finished = tokio::time::timeout(self.shutdown_grace, async {
+            connections.wait().await;
+            shared.work.wait().await;
+        })
+        .await;
+        if finished.is_err() {
+            tracing::warn!(
+                connections = connections.len(),
+                operations = shared.work.len(),
+                "control server stopped with calls still running after {:?}",
+                self.shutdown_grace
+            );
+        }
+    }
+
+    /// Serves on the current tokio runtime, in a task of its own. Adds no thread.
+    pub fn spawn(self) -> ServerHandle {
+        let token = self.shutdown_token();
+        let path = self.path().to_owned();
+        let task = tokio::spawn(self.run());
+        ServerHandle { token, path, task }
+    }
+
+    /// Serves on a thread of its own with a single-threaded runtime, for daemons that do not
+    /// use tokio. Operations run on that thread.
+    pub fn start(self) -> Result<BackgroundServer, ServerError> {
+        let token = self.shutdown_token();
+        let path = self.path().to_owned();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ServerError::Thread)?;
+        let thread = std::thread::Builder::new()
+            .name("ctl-server".into())
+            .spawn(move || runtime.block_on(self.run()))
+            .map_err(ServerError::Thread)?;
+        Ok(BackgroundServer {
+            token,
+            path,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A server running on the daemon's tokio runtime. Dropping it does not stop the server; call
+/// [`ServerHandle::shutdown`].
+pub struct ServerHandle {
+    token: CancellationToken,
+    path: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops accepting, removes the socket, waits for calls in progress (bounded by the grace
+    /// period).
+    pub async fn shutdown(self) {
+        self.token.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// A server running on its own thread. Dropping it shuts it down.
+pub struct BackgroundServer {
+    token: CancellationToken,
+    path: PathBuf,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BackgroundServer {
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops accepting, removes the socket, waits for calls in progress (bounded by the grace
+    /// period). Blocks the calling thread.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.token.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for BackgroundServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,307 @@
+//! The [`Control`] implementation that sits between tarpc and the daemon's [`Handler`]: policy,
+//! support checks, panics, owned tasks for mutating work, reload bookkeeping, one log line per
+//! call.
+
+use crate::handler::{Handler, OpContext};
+use crate::policy::{Peer, Policy};
+use control_api::{
+    Control, DrainReply, DrainRequest, Hello, HelloRequest, OpError, Operation, ReloadOutcome,
+    ReloadReply, ReloadRequest, RotateReply, RotateRequest, Status, StatusRequest,
+    PROTOCOL_VERSION,
+};
+use futures::FutureExt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+use tarpc::context::Context;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// State shared by every connection of one server.
+pub(crate) struct Shared<H> {
+    pub handler: H,
+    pub name: String,
+    pub version: String,
+    pub pid: u32,
+    pub own_uid: u32,
+    pub started: Instant,
+    pub policy: Policy,
+    /// What `hello` announces: `hello`, `status` and the handler's mutating operations.
+    pub operations: Vec<Operation>,
+    pub reloads: Mutex<Reloads>,
+    /// Serialises reloads: two callers never run the daemon's reload at the same time.
+    pub reload_lock: tokio::sync::Mutex<()>,
+    /// Tasks running mutating operations, which outlive the call that started them.
+    pub work: TaskTracker,
+    pub shutdown: CancellationToken,
+}
+
+/// Reload bookkeeping: the generation is the server's, so every daemon reports one the same way.
+#[derive(Debug)]
+pub(crate) struct Reloads {
+    pub generation: u64,
+    pub last: Option<ReloadOutcome>,
+}
+
+impl<H: Handler> Shared<H> {
+    pub fn new(
+        handler: H,
+        name: String,
+        version: String,
+        policy: Policy,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let listed = handler.operations();
+        let operations = Operation::ALL
+            .into_iter()
+            .filter(|op| !op.is_mutating() || listed.contains(op))
+            .collect();
+        Shared {
+            handler,
+            name,
+            version,
+            pid: std::process::id(),
+            own_uid: rustix::process::geteuid().as_raw(),
+            started: Instant::now(),
+            policy,
+            operations,
+            reloads: Mutex::new(Reloads {
+                generation: 1,
+                last: None,
+            }),
+            reload_lock: tokio::sync::Mutex::new(()),
+            work: TaskTracker::new(),
+            shutdown,
+        }
+    }
+
+    fn unsupported(&self, op: Operation) -> OpError {
+        OpError::unsupported(op, self.operations.iter().copied())
+    }
+
+    fn record_reload(&self, result: &Result<crate::Reloaded, OpError>) -> Result<ReloadReply, OpError> {
+        let mut reloads = self.reloads.lock().unwrap_or_else(|e| e.into_inner());
+        let finished_unix_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        match result {
+            Ok(reloaded) => {
+                reloads.generation += 1;
+                reloads.last = Some(ReloadOutcome {
+                    ok: true,
+                    generation: reloads.generation,
+                    message: reloaded.summary.clone(),
+                    finished_unix_ms,
+                });
+                Ok(ReloadReply {
+                    generation: reloads.generation,
+                    summary: reloaded.summary.clone(),
+                })
+            }
+            Err(err) => {
+                reloads.last = Some(ReloadOutcome {
+                    ok: false,
+                    generation: reloads.generation,
+                    message: err.to_string(),
+                    finished_unix_ms,
+                });
+                Err(err.clone())
+            }
+        }
+    }
+}
+
+/// One connection's view of the server: the shared state plus who is at the other end.
+pub(crate) struct ControlService<H> {
+    pub shared: Arc<Shared<H>>,
+    pub peer: Peer,
+    pub conn: u64,
+}
+
+impl<H> Clone for ControlService<H> {
+    fn clone(&self) -> Self {
+        ControlService {
+            shared: self.shared.clone(),
+            peer: self.peer,
+            conn: self.conn,
+        }
+    }
+}
+
+/// How a call's work is run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Run {
+    /// In the RPC's own future: dropped if the caller's deadline passes. For read-only calls.
+    Inline,
+    /// On a task the server owns: completes even if the caller stops waiting.
+    Owned,
+}
+
+impl<H: Handler> ControlService<H> {
+    /// Checks, runs and logs one call. `work` gets the shared state and the call's context.
+    async fn call<T, F, Fut>(&self, op: Operation, ctx: Context, run: Run, work: F) -> Result<T, OpError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Shared<H>>, OpContext) -> Fut,
+        Fut: Future<Output = Result<T, OpError>> + Send + 'static,
+    {
+        let started = Instant::now();
+        let shared = &self.shared;
+        let peer = self.peer;
+        let conn = self.conn;
+        let refused = if !shared.operations.contains(&op) {
+            Some(shared.unsupported(op))
+        } else if !shared.policy.permits(&peer, op, shared.own_uid) {
+            Some(OpError::Denied {
+                operation: op.as_str().to_owned(),
+                uid: peer.uid,
+            })
+        } else if shared.shutdown.is_cancelled() && op.is_mutating() {
+            Some(OpError::ShuttingDown)
+        } else {
+            None
+        };
+        if let Some(err) = refused {
+            log_call(conn, &peer, op, started, &Err::<(), _>(err.clone()));
+            return Err(err);
+        }
+
+        let opctx = OpContext {
+            operation: op,
+            peer,
+            deadline: ctx.deadline,
+        };
+        let fut = work(shared.clone(), opctx);
+        let shared2 = shared.clone();
+        let guarded = async move {
+            let result = match catching(fut).await {
+                Err(OpError::Unsupported { .. }) => {
+                    tracing::warn!(
+                        op = op.as_str(),
+                        "the handler lists `{op}` in operations() but does not implement it"
+                    );
+                    Err(shared2.unsupported(op))
+                }
+                other => other,
+            };
+            log_call(conn, &peer, op, started, &result);
+            result
+        };
+        match run {
+            Run::Inline => guarded.await,
+            Run::Owned => shared.work.spawn(guarded).await.unwrap_or_else(|e| {
+                // Only reachable if the runtime is shutting down under us.
+                Err(OpError::failed(format!("the operation's task was stopped: {e}")))
+            }),
+        }
+    }
+}
+
+/// Runs `fut`, turning a panic into [`OpError::Failed`] so one bad handler call cannot take the
+/// connection, or the daemon, down with it.
+async fn catching<T>(fut: impl Future<Output = Result<T, OpError>>) -> Result<T, OpError> {
+    AssertUnwindSafe(fut).catch_unwind().await.unwrap_or_else(|panic| {
+        Err(OpError::failed(format!(
+            "the daemon's handler panicked: {}",
+            panic_message(&panic)
+        )))
+    })
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+fn log_call<T>(conn: u64, peer: &Peer, op: Operation, started: Instant, result: &Result<T, OpError>) {
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let pid = peer.pid.map_or(-1, i64::from);
+    match result {
+        Ok(_) if op == Operation::Hello => {
+            tracing::debug!(conn, peer_pid = pid, peer_uid = peer.uid, op = op.as_str(), ms, "ok")
+        }
+        Ok(_) => tracing::info!(conn, peer_pid = pid, peer_uid = peer.uid, op = op.as_str(), ms, "ok"),
+        Err(err @ OpError::Denied { .. }) => tracing::warn!(
+            conn, peer_pid = pid, peer_uid = peer.uid, op = op.as_str(), ms, "refused: {err}"
+        ),
+        Err(err) => tracing::info!(
+            conn, peer_pid = pid, peer_uid = peer.uid, op = op.as_str(), ms, "failed: {err}"
+        ),
+    }
+}
+
+impl<H: Handler> Control for ControlService<H> {
+    async fn hello(self, ctx: Context, req: HelloRequest) -> Hello {
+        let shared = &self.shared;
+        let hello = Hello {
+            protocol: PROTOCOL_VERSION,
+            name: shared.name.clone(),
+            version: shared.version.clone(),
+            pid: shared.pid,
+            operations: shared
+                .operations
+                .iter()
+                .map(|op| op.as_str().to_owned())
+                .collect(),
+        };
+        // hello is never refused: a caller the policy keeps out still learns who is there, and
+        // then gets `Denied` for the operation it asks for.
+        let _ = self
+            .call(Operation::Hello, ctx, Run::Inline, |_, _| async { Ok(()) })
+            .await;
+        tracing::trace!(client = req.client, protocol = req.protocol, "hello");
+        hello
+    }
+
+    async fn status(self, ctx: Context, _req: StatusRequest) -> Result<Status, OpError> {
+        self.call(Operation::Status, ctx, Run::Inline, |shared, opctx| async move {
+            let daemon = shared.handler.status(opctx).await;
+            let (generation, last) = {
+                let reloads = shared.reloads.lock().unwrap_or_else(|e| e.into_inner());
+                (reloads.generation, reloads.last.clone())
+            };
+            Ok(Status {
+                name: shared.name.clone(),
+                version: shared.version.clone(),
+                pid: shared.pid,
+                uptime_ms: shared.started.elapsed().as_millis() as u64,
+                config_generation: generation,
+                last_reload: last,
+                draining: daemon.draining,
+                in_flight: daemon.in_flight,
+                log_files: daemon.log_files,
+                fields: daemon.fields,
+            })
+        })
+        .await
+    }
+
+    async fn reload(self, ctx: Context, _req: ReloadRequest) -> Result<ReloadReply, OpError> {
+        self.call(Operation::Reload, ctx, Run::Owned, |shared, opctx| async move {
+            let _one_at_a_time = shared.reload_lock.lock().await;
+            // Caught here as well, so that a panicking reload is recorded as a failed one.
+            let result = catching(shared.handler.reload(opctx)).await;
+            shared.record_reload(&result)
+        })
+        .await
+    }
+
+    async fn rotate(self, ctx: Context, _req: RotateRequest) -> Result<RotateReply, OpError> {
+        self.call(Operation::Rotate, ctx, Run::Owned, |shared, opctx| async move {
+            shared.handler.rotate(opctx).await
+        })
+        .await
+    }
+
+    async fn drain(self, ctx: Context, _req: DrainRequest) -> Result<DrainReply, OpError> {
+        self.call(Operation::Drain, ctx, Run::Owned, |shared, opctx| async move {
+            shared.handler.drain(opctx).await
+        })
+        .await
+    }
+}
+
