@@ -115,10 +115,7 @@ mod tests {
         let json = serde_json::to_string(&err).unwrap();
         let back: OpError = serde_json::from_str(&json).unwrap();
         assert_eq!(back, err);
-        assert_eq!(
-            back.to_string(),
-            "cannot read config: outer: no such file"
-        );
+        assert_eq!(back.to_string(), "cannot read config: outer: no such file");
     }
 
     #[test]
@@ -134,14 +131,17 @@ mod tests {
             OpError::ShuttingDown,
         ] {
             let json = serde_json::to_string(&err).unwrap();
-            assert_eq!(serde_json::from_str::<OpError>(&json).unwrap(), err, "{json}");
+            assert_eq!(
+                serde_json::from_str::<OpError>(&json).unwrap(),
+                err,
+                "{json}"
+            );
         }
     }
 
     #[test]
     fn unknown_kind_from_a_newer_daemon_still_decodes() {
-        let err: OpError =
-            serde_json::from_str(r#"{"kind":"quota_exceeded","limit":3}"#).unwrap();
+        let err: OpError = serde_json::from_str(r#"{"kind":"quota_exceeded","limit":3}"#).unwrap();
         assert_eq!(err, OpError::Unrecognized);
     }
 

@@ -84,7 +84,10 @@ mod tests {
             assert_eq!(op.as_str().parse::<Operation>(), Ok(op));
         }
         assert!("frobnicate".parse::<Operation>().is_err());
-        assert!("Reload".parse::<Operation>().is_err(), "names are lower case");
+        assert!(
+            "Reload".parse::<Operation>().is_err(),
+            "names are lower case"
+        );
     }
 
     #[test]

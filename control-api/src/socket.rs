@@ -77,9 +77,7 @@ impl SocketEnv {
     /// The socket path of the daemon `name`.
     pub fn socket_path(&self, name: &str) -> Result<PathBuf, SocketPathError> {
         validate_name(name)?;
-        Ok(self
-            .socket_dir()?
-            .join(format!("{name}{SOCKET_SUFFIX}")))
+        Ok(self.socket_dir()?.join(format!("{name}{SOCKET_SUFFIX}")))
     }
 }
 
@@ -199,7 +197,15 @@ mod tests {
         for good in ["web", "my-daemon", "unit@2", "a.b_c", &"x".repeat(64)] {
             assert_eq!(validate_name(good), Ok(()), "{good}");
         }
-        for bad in ["", ".hidden", "-flag", "sp ace", "dir/x", "ünï", &"x".repeat(65)] {
+        for bad in [
+            "",
+            ".hidden",
+            "-flag",
+            "sp ace",
+            "dir/x",
+            "ünï",
+            &"x".repeat(65),
+        ] {
             assert!(validate_name(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -214,7 +220,10 @@ mod tests {
         assert!(Target::parse("bad name").is_err());
         let e = env(Some("/s"), None, false);
         assert_eq!(
-            Target::parse("/abs/p.sock").unwrap().socket_path(&e).unwrap(),
+            Target::parse("/abs/p.sock")
+                .unwrap()
+                .socket_path(&e)
+                .unwrap(),
             Path::new("/abs/p.sock")
         );
     }

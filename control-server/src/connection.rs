@@ -31,7 +31,10 @@ pub(crate) async fn serve<H: Handler>(
             pid: cred.pid().map(|p| p as u32),
         },
         Err(err) => {
-            tracing::warn!(conn, "dropping connection: cannot read peer credentials: {err}");
+            tracing::warn!(
+                conn,
+                "dropping connection: cannot read peer credentials: {err}"
+            );
             return;
         }
     };

@@ -104,3 +104,26 @@ pub trait Handler: Send + Sync + 'static {
 fn not_implemented(op: Operation) -> OpError {
     OpError::unsupported(op, [])
 }
+
+/// A shared handler: lets the daemon keep a reference to the state its handler works on.
+impl<H: Handler> Handler for std::sync::Arc<H> {
+    fn operations(&self) -> Vec<Operation> {
+        (**self).operations()
+    }
+
+    fn reload(&self, ctx: OpContext) -> impl Future<Output = Result<Reloaded, OpError>> + Send {
+        (**self).reload(ctx)
+    }
+
+    fn rotate(&self, ctx: OpContext) -> impl Future<Output = Result<RotateReply, OpError>> + Send {
+        (**self).rotate(ctx)
+    }
+
+    fn drain(&self, ctx: OpContext) -> impl Future<Output = Result<DrainReply, OpError>> + Send {
+        (**self).drain(ctx)
+    }
+
+    fn status(&self, ctx: OpContext) -> impl Future<Output = DaemonStatus> + Send {
+        (**self).status(ctx)
+    }
+}

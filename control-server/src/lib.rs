@@ -46,12 +46,14 @@
 //! - [`handler`]: the [`Handler`] trait a daemon implements.
 //! - [`policy`]: peer credentials and who may call what.
 //! - [`listener`]: binding the socket safely.
+//! - [`log_file`]: [`LogFile`], a log file that `rotate` reopens without losing a line.
 //! - `connection`, `service`: one connection, and the glue between tarpc and the handler.
 #![deny(missing_docs)]
 
 mod connection;
 pub mod handler;
 pub mod listener;
+pub mod log_file;
 pub mod policy;
 pub mod server;
 mod service;
@@ -59,6 +61,7 @@ mod service;
 pub use control_api as api;
 pub use handler::{DaemonStatus, Handler, OpContext, Reloaded};
 pub use listener::BindError;
+pub use log_file::LogFile;
 pub use policy::{Caller, Peer, Policy};
 pub use server::{BackgroundServer, Builder, Server, ServerError, ServerHandle};
 pub use tokio_util::sync::CancellationToken;

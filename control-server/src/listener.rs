@@ -247,7 +247,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.sock");
         std::fs::write(&path, "data").unwrap();
-        assert!(matches!(bind(&path, 0o600), Err(BindError::NotASocket { .. })));
+        assert!(matches!(
+            bind(&path, 0o600),
+            Err(BindError::NotASocket { .. })
+        ));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "data");
     }
 

@@ -104,8 +104,10 @@ mod tests {
         for op in Operation::ALL {
             assert!(p.permits(&peer(1001, 7), op, 1000));
         }
-        assert!(Policy::default()
-            .allow(Caller::Anyone)
-            .permits(&peer(5, 5), Operation::Drain, 1000));
+        assert!(Policy::default().allow(Caller::Anyone).permits(
+            &peer(5, 5),
+            Operation::Drain,
+            1000
+        ));
     }
 }

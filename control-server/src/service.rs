@@ -17,6 +17,7 @@ use std::time::{Instant, SystemTime};
 use tarpc::context::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 /// State shared by every connection of one server.
 pub(crate) struct Shared<H> {
@@ -80,7 +81,10 @@ impl<H: Handler> Shared<H> {
         OpError::unsupported(op, self.operations.iter().copied())
     }
 
-    fn record_reload(&self, result: &Result<crate::Reloaded, OpError>) -> Result<ReloadReply, OpError> {
+    fn record_reload(
+        &self,
+        result: &Result<crate::Reloaded, OpError>,
+    ) -> Result<ReloadReply, OpError> {
         let mut reloads = self.reloads.lock().unwrap_or_else(|e| e.into_inner());
         let finished_unix_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -140,7 +144,13 @@ enum Run {
 
 impl<H: Handler> ControlService<H> {
     /// Checks, runs and logs one call. `work` gets the shared state and the call's context.
-    async fn call<T, F, Fut>(&self, op: Operation, ctx: Context, run: Run, work: F) -> Result<T, OpError>
+    async fn call<T, F, Fut>(
+        &self,
+        op: Operation,
+        ctx: Context,
+        run: Run,
+        work: F,
+    ) -> Result<T, OpError>
     where
         T: Send + 'static,
         F: FnOnce(Arc<Shared<H>>, OpContext) -> Fut,
@@ -190,10 +200,16 @@ impl<H: Handler> ControlService<H> {
         };
         match run {
             Run::Inline => guarded.await,
-            Run::Owned => shared.work.spawn(guarded).await.unwrap_or_else(|e| {
-                // Only reachable if the runtime is shutting down under us.
-                Err(OpError::failed(format!("the operation's task was stopped: {e}")))
-            }),
+            Run::Owned => shared
+                .work
+                .spawn(guarded.in_current_span())
+                .await
+                .unwrap_or_else(|e| {
+                    // Only reachable if the runtime is shutting down under us.
+                    Err(OpError::failed(format!(
+                        "the operation's task was stopped: {e}"
+                    )))
+                }),
         }
     }
 }
@@ -201,12 +217,15 @@ impl<H: Handler> ControlService<H> {
 /// Runs `fut`, turning a panic into [`OpError::Failed`] so one bad handler call cannot take the
 /// connection, or the daemon, down with it.
 async fn catching<T>(fut: impl Future<Output = Result<T, OpError>>) -> Result<T, OpError> {
-    AssertUnwindSafe(fut).catch_unwind().await.unwrap_or_else(|panic| {
-        Err(OpError::failed(format!(
-            "the daemon's handler panicked: {}",
-            panic_message(&panic)
-        )))
-    })
+    AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            Err(OpError::failed(format!(
+                "the daemon's handler panicked: {}",
+                panic_message(&panic)
+            )))
+        })
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
@@ -217,19 +236,49 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
         .unwrap_or("(no message)")
 }
 
-fn log_call<T>(conn: u64, peer: &Peer, op: Operation, started: Instant, result: &Result<T, OpError>) {
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+fn log_call<T>(
+    conn: u64,
+    peer: &Peer,
+    op: Operation,
+    started: Instant,
+    result: &Result<T, OpError>,
+) {
+    let us = started.elapsed().as_micros() as u64;
     let pid = peer.pid.map_or(-1, i64::from);
     match result {
         Ok(_) if op == Operation::Hello => {
-            tracing::debug!(conn, peer_pid = pid, peer_uid = peer.uid, op = op.as_str(), ms, "ok")
+            tracing::debug!(
+                conn,
+                peer_pid = pid,
+                peer_uid = peer.uid,
+                op = op.as_str(),
+                us,
+                "ok"
+            )
         }
-        Ok(_) => tracing::info!(conn, peer_pid = pid, peer_uid = peer.uid, op = op.as_str(), ms, "ok"),
+        Ok(_) => tracing::info!(
+            conn,
+            peer_pid = pid,
+            peer_uid = peer.uid,
+            op = op.as_str(),
+            us,
+            "ok"
+        ),
         Err(err @ OpError::Denied { .. }) => tracing::warn!(
-            conn, peer_pid = pid, peer_uid = peer.uid, op = op.as_str(), ms, "refused: {err}"
+            conn,
+            peer_pid = pid,
+            peer_uid = peer.uid,
+            op = op.as_str(),
+            us,
+            "refused: {err}"
         ),
         Err(err) => tracing::info!(
-            conn, peer_pid = pid, peer_uid = peer.uid, op = op.as_str(), ms, "failed: {err}"
+            conn,
+            peer_pid = pid,
+            peer_uid = peer.uid,
+            op = op.as_str(),
+            us,
+            "failed: {err}"
         ),
     }
 }
@@ -258,50 +307,65 @@ impl<H: Handler> Control for ControlService<H> {
     }
 
     async fn status(self, ctx: Context, _req: StatusRequest) -> Result<Status, OpError> {
-        self.call(Operation::Status, ctx, Run::Inline, |shared, opctx| async move {
-            let daemon = shared.handler.status(opctx).await;
-            let (generation, last) = {
-                let reloads = shared.reloads.lock().unwrap_or_else(|e| e.into_inner());
-                (reloads.generation, reloads.last.clone())
-            };
-            Ok(Status {
-                name: shared.name.clone(),
-                version: shared.version.clone(),
-                pid: shared.pid,
-                uptime_ms: shared.started.elapsed().as_millis() as u64,
-                config_generation: generation,
-                last_reload: last,
-                draining: daemon.draining,
-                in_flight: daemon.in_flight,
-                log_files: daemon.log_files,
-                fields: daemon.fields,
-            })
-        })
+        self.call(
+            Operation::Status,
+            ctx,
+            Run::Inline,
+            |shared, opctx| async move {
+                let daemon = shared.handler.status(opctx).await;
+                let (generation, last) = {
+                    let reloads = shared.reloads.lock().unwrap_or_else(|e| e.into_inner());
+                    (reloads.generation, reloads.last.clone())
+                };
+                Ok(Status {
+                    name: shared.name.clone(),
+                    version: shared.version.clone(),
+                    pid: shared.pid,
+                    uptime_ms: shared.started.elapsed().as_millis() as u64,
+                    config_generation: generation,
+                    last_reload: last,
+                    draining: daemon.draining,
+                    in_flight: daemon.in_flight,
+                    log_files: daemon.log_files,
+                    fields: daemon.fields,
+                })
+            },
+        )
         .await
     }
 
     async fn reload(self, ctx: Context, _req: ReloadRequest) -> Result<ReloadReply, OpError> {
-        self.call(Operation::Reload, ctx, Run::Owned, |shared, opctx| async move {
-            let _one_at_a_time = shared.reload_lock.lock().await;
-            // Caught here as well, so that a panicking reload is recorded as a failed one.
-            let result = catching(shared.handler.reload(opctx)).await;
-            shared.record_reload(&result)
-        })
+        self.call(
+            Operation::Reload,
+            ctx,
+            Run::Owned,
+            |shared, opctx| async move {
+                let _one_at_a_time = shared.reload_lock.lock().await;
+                // Caught here as well, so that a panicking reload is recorded as a failed one.
+                let result = catching(shared.handler.reload(opctx)).await;
+                shared.record_reload(&result)
+            },
+        )
         .await
     }
 
     async fn rotate(self, ctx: Context, _req: RotateRequest) -> Result<RotateReply, OpError> {
-        self.call(Operation::Rotate, ctx, Run::Owned, |shared, opctx| async move {
-            shared.handler.rotate(opctx).await
-        })
+        self.call(
+            Operation::Rotate,
+            ctx,
+            Run::Owned,
+            |shared, opctx| async move { shared.handler.rotate(opctx).await },
+        )
         .await
     }
 
     async fn drain(self, ctx: Context, _req: DrainRequest) -> Result<DrainReply, OpError> {
-        self.call(Operation::Drain, ctx, Run::Owned, |shared, opctx| async move {
-            shared.handler.drain(opctx).await
-        })
+        self.call(
+            Operation::Drain,
+            ctx,
+            Run::Owned,
+            |shared, opctx| async move { shared.handler.drain(opctx).await },
+        )
         .await
     }
 }
-

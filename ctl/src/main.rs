@@ -1,1 +1,101 @@
-fn main(){}
+//! `ctl`: tell a daemon to reload, rotate its logs, drain or report status, and exit with a
+//! code that says what happened. See `ctl --help`.
+
+mod cli;
+mod client;
+mod error;
+mod exit;
+mod list;
+mod output;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use client::Session;
+use control_api::socket::{SocketEnv, Target};
+use error::CtlError;
+use exit::Exit;
+use output::{Output, Reply};
+use std::process::ExitCode;
+use std::time::Instant;
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // clap prints help and version to stdout (exit 0) and usage errors to stderr (exit 2).
+        Err(err) => err.exit(),
+    };
+    // One thread: a ctl call is one connection and a few messages; a multi-threaded runtime
+    // would only add start-up time.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            output::print_err(&format!("ctl: cannot start: {err}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli, started)).into()
+}
+
+async fn run(cli: Cli, started: Instant) -> Exit {
+    let global = &cli.global;
+    let (op, target) = match &cli.command {
+        Command::List => return list::run(global, started).await,
+        Command::Status(t) => ("status", &t.target),
+        Command::Reload(t) => ("reload", &t.target),
+        Command::Rotate(t) => ("rotate", &t.target),
+        Command::Drain(t) => ("drain", &t.target),
+        Command::Hello(t) => ("hello", &t.target),
+    };
+    let mut out = Output {
+        global,
+        operation: op,
+        target,
+        socket: None,
+    };
+    let path = match Target::parse(target).and_then(|t| t.socket_path(&SocketEnv::from_process())) {
+        Ok(path) => path,
+        Err(err) => {
+            let err = CtlError::from(err);
+            out.error(&err);
+            return err.exit();
+        }
+    };
+    out.socket = Some(&path);
+
+    let result = async {
+        let session = Session::open(&path, started, global.timeout).await?;
+        let reply = match cli.command {
+            Command::Status(_) => Reply::Status(session.status().await?),
+            Command::Reload(_) => Reply::Reload(session.reload().await?),
+            Command::Rotate(_) => Reply::Rotate(session.rotate().await?),
+            Command::Drain(_) => Reply::Drain(session.drain().await?),
+            Command::Hello(_) => Reply::Hello,
+            Command::List => unreachable!("handled above"),
+        };
+        Ok::<_, CtlError>((session.hello, reply))
+    }
+    .await;
+
+    match result {
+        Ok((hello, reply)) => {
+            let exit = match &reply {
+                Reply::Drain(d) if !d.completed => Exit::Failed,
+                _ => Exit::Ok,
+            };
+            out.reply(&hello, &reply, exit.code());
+            exit
+        }
+        Err(err) if global.missing_ok && err.is_missing() => {
+            out.skipped(&err);
+            Exit::Ok
+        }
+        Err(err) => {
+            out.error(&err);
+            err.exit()
+        }
+    }
+}

@@ -1,1 +1,163 @@
-fn main(){}
+//! `demo-daemon`: a small real daemon embedding `control-server`. It appends one `seq=N` line
+//! per interval to its log file and answers `ctl status | reload | rotate | drain`.
+
+mod config;
+mod daemon;
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+use config::{Config, DEFAULT_CONFIG};
+use control_api::Operation;
+use control_server::{LogFile, Server};
+use daemon::Demo;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A small daemon to try `ctl` on: it writes one `seq=N` line per interval to its log file.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Daemon name; also names its socket (NAME.sock in the socket directory)
+    #[arg(long, default_value = "demo")]
+    name: String,
+
+    /// Listen at this socket path instead of the conventional one
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+
+    /// Configuration file (TOML); without it, a default one is written to a temporary directory
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// Answer `unsupported` for this operation (reload, rotate, drain); repeatable
+    #[arg(long, value_name = "OPERATION", value_parser = parse_mutating_op)]
+    disable: Vec<Operation>,
+}
+
+fn parse_mutating_op(s: &str) -> Result<Operation, String> {
+    let op: Operation = s.parse().map_err(|e| format!("{e}"))?;
+    if !op.is_mutating() {
+        return Err(format!(
+            "`{op}` is always served; only reload, rotate and drain can be disabled"
+        ));
+    }
+    Ok(op)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    let config_path = match &args.config {
+        Some(path) => path.clone(),
+        None => write_default_config(&args.name)?,
+    };
+    let config = Config::load(&config_path)?;
+    let log = LogFile::open(&config.log_file)
+        .with_context(|| format!("cannot open log_file {}", config.log_file.display()))?;
+    let log_path = config.log_file.clone();
+    let interval_ms = config.interval_ms;
+    let demo = Arc::new(Demo::new(
+        config_path.clone(),
+        config,
+        log,
+        args.disable.clone(),
+    ));
+
+    let mut builder = Server::builder(&args.name, demo.clone()).version(env!("CARGO_PKG_VERSION"));
+    if let Some(socket) = &args.socket {
+        builder = builder.socket_path(socket);
+    }
+    let server = builder.bind()?.spawn();
+    print_banner(&args, server.path(), &config_path, &log_path, interval_ms);
+
+    let worker = tokio::spawn(demo.run());
+    wait_for_termination().await?;
+    tracing::info!("terminating");
+    server.shutdown().await;
+    worker.abort();
+    Ok(())
+}
+
+/// Writes the embedded default configuration to `$TMPDIR/ctl-demo-UID/NAME.toml`, unless a
+/// previous run left one there (so edits survive a restart), and returns its path.
+fn write_default_config(name: &str) -> anyhow::Result<PathBuf> {
+    let uid = rustix::process::geteuid().as_raw();
+    let dir = std::env::temp_dir().join(format!("ctl-demo-{uid}"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{name}.toml"));
+    if !path.exists() {
+        let log = dir.join(format!("{name}.log"));
+        let Some(log) = log.to_str() else {
+            bail!("temporary directory {} is not valid UTF-8", dir.display());
+        };
+        std::fs::write(&path, DEFAULT_CONFIG.replace("@LOG@", log))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(path)
+}
+
+fn print_banner(args: &Args, socket: &Path, config: &Path, log: &Path, interval_ms: u64) {
+    let ctl = ctl_command();
+    // A name reaches this daemon only if the socket is where the convention puts it.
+    let target = match &args.socket {
+        Some(path) => path.display().to_string(),
+        None => args.name.clone(),
+    };
+    println!(
+        "demo-daemon {}: \"{}\" is running (pid {})\n\
+         \x20 socket  {}\n\
+         \x20 config  {}\n\
+         \x20 log     {} (one line every {interval_ms} ms)\n\
+         \n\
+         Try, from another shell:\n\
+         \x20 {ctl} status {target}\n\
+         \x20 {ctl} reload {target}        # after editing the config; a broken edit is refused\n\
+         \x20 mv {log} {log}.1 && {ctl} rotate {target}\n\
+         \x20 {ctl} hello {target}\n\
+         \x20 {ctl} drain {target}\n\
+         Stop with Ctrl-C.",
+        env!("CARGO_PKG_VERSION"),
+        args.name,
+        std::process::id(),
+        socket.display(),
+        config.display(),
+        log.display(),
+        log = log.display(),
+    );
+}
+
+/// How to call the `ctl` built next to this binary, as short as it can be written.
+fn ctl_command() -> String {
+    let Some(ctl) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("ctl")))
+        .filter(|ctl| ctl.exists())
+    else {
+        return "ctl".to_owned();
+    };
+    match std::env::current_dir()
+        .ok()
+        .and_then(|cwd| ctl.strip_prefix(cwd).ok().map(Path::to_owned))
+    {
+        Some(relative) => format!("./{}", relative.display()),
+        None => ctl.display().to_string(),
+    }
+}
+
+async fn wait_for_termination() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        r = tokio::signal::ctrl_c() => r?,
+    }
+    Ok(())
+}

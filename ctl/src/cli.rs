@@ -1,0 +1,112 @@
+//! The command line, as clap definitions. `ctl --help` shows the exit codes.
+
+use crate::exit::EXIT_CODES_HELP;
+use clap::{Args, Parser, Subcommand};
+use std::time::Duration;
+
+/// Tell a daemon to reload, reopen its logs, drain or report status, and learn whether it
+/// worked.
+///
+/// TARGET is a daemon name, looked up as $CTL_SOCKET_DIR/NAME.sock, else /run/ctl/NAME.sock
+/// as root, else $XDG_RUNTIME_DIR/ctl/NAME.sock; or a socket path (anything containing '/').
+#[derive(Debug, Parser)]
+#[command(name = "ctl", version, after_long_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options that apply to every operation.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Give up after this long (e.g. 500ms, 10s, 2m); the deadline is sent to the daemon
+    #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Print one JSON document instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print nothing but errors
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    /// Exit 0 when no daemon is listening (socket missing, refused or stale); errors from a
+    /// live daemon still fail
+    #[arg(long, global = true)]
+    pub missing_ok: bool,
+}
+
+/// What to ask the daemon.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what the daemon is doing: pid, uptime, config generation, last reload, logs
+    Status(TargetArg),
+    /// Re-read the configuration; a bad one is refused and the old one stays active
+    Reload(TargetArg),
+    /// Reopen log files after logrotate renamed them (the postrotate command)
+    Rotate(TargetArg),
+    /// Stop taking new work and finish what is in flight, within the timeout
+    Drain(TargetArg),
+    /// Show the daemon's protocol version and the operations it supports
+    Hello(TargetArg),
+    /// List the daemons with a socket in the socket directory
+    List,
+}
+
+/// The daemon to talk to.
+#[derive(Debug, Args)]
+pub struct TargetArg {
+    /// Daemon name, or socket path (anything containing '/')
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 10s, 2m)"))?;
+    if d.is_zero() {
+        return Err("the timeout must be longer than zero".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_operation() {
+        let a = Cli::try_parse_from(["ctl", "--timeout", "2s", "--json", "reload", "web"]).unwrap();
+        let b = Cli::try_parse_from(["ctl", "reload", "web", "--timeout=2s", "--json"]).unwrap();
+        for cli in [a, b] {
+            assert_eq!(cli.global.timeout, Duration::from_secs(2));
+            assert!(cli.global.json);
+            assert!(
+                matches!(cli.command, Command::Reload(TargetArg { ref target }) if target == "web")
+            );
+        }
+    }
+
+    #[test]
+    fn default_timeout_is_30s_and_zero_is_refused() {
+        let cli = Cli::try_parse_from(["ctl", "status", "web"]).unwrap();
+        assert_eq!(cli.global.timeout, Duration::from_secs(30));
+        assert!(Cli::try_parse_from(["ctl", "--timeout", "0s", "status", "web"]).is_err());
+        assert!(Cli::try_parse_from(["ctl", "--timeout", "soon", "status", "web"]).is_err());
+    }
+
+    #[test]
+    fn help_lists_the_exit_codes() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("69  no daemon there"), "{help}");
+    }
+}

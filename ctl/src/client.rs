@@ -1,0 +1,111 @@
+//! One session with a daemon: connect, `hello`, then the operation, all under one deadline.
+
+use crate::error::CtlError;
+use control_api::{
+    wire, ControlClient, DrainReply, DrainRequest, Hello, HelloRequest, OpError, Operation,
+    ReloadReply, ReloadRequest, RotateReply, RotateRequest, Status, StatusRequest,
+    PROTOCOL_VERSION,
+};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tarpc::context::{self, Context};
+use tokio::net::UnixStream;
+
+/// A connected daemon that has answered `hello`.
+pub struct Session {
+    client: ControlClient,
+    /// What the daemon said about itself.
+    pub hello: Hello,
+    deadline: Instant,
+    timeout: Duration,
+}
+
+impl Session {
+    /// Connects to `path` and says hello, within `timeout` counted from `started`.
+    pub async fn open(
+        path: &Path,
+        started: Instant,
+        timeout: Duration,
+    ) -> Result<Session, CtlError> {
+        let deadline = started + timeout;
+        let stream = tokio::time::timeout_at(deadline.into(), UnixStream::connect(path))
+            .await
+            .map_err(|_| CtlError::Timeout { timeout, hint: "" })?
+            .map_err(|e| CtlError::from_connect(path.to_owned(), e))?;
+        let client = ControlClient::new(Default::default(), wire::transport(stream)).spawn();
+        let mut session = Session {
+            client,
+            hello: Hello::default(),
+            deadline,
+            timeout,
+        };
+        let request = HelloRequest {
+            protocol: PROTOCOL_VERSION,
+            client: concat!("ctl ", env!("CARGO_PKG_VERSION")).to_owned(),
+        };
+        session.hello = session
+            .client
+            .hello(session.context(), request)
+            .await
+            .map_err(|e| CtlError::from_rpc(e, timeout, false))?;
+        if session.hello.protocol != PROTOCOL_VERSION {
+            return Err(CtlError::Incompatible {
+                daemon: session.hello.protocol,
+                ours: PROTOCOL_VERSION,
+            });
+        }
+        Ok(session)
+    }
+
+    fn context(&self) -> Context {
+        let mut ctx = context::current();
+        ctx.deadline = self.deadline;
+        ctx
+    }
+
+    /// Fails with `Unsupported` (listing what is supported) unless `hello` listed `op`; so an
+    /// older daemon is never sent a request it cannot decode.
+    fn require(&self, op: Operation) -> Result<Context, CtlError> {
+        if self.hello.supports(op) {
+            Ok(self.context())
+        } else {
+            Err(CtlError::Op(OpError::Unsupported {
+                operation: op.as_str().to_owned(),
+                supported: self.hello.operations.clone(),
+            }))
+        }
+    }
+
+    fn rpc_err(&self, op: Operation) -> impl FnOnce(tarpc::client::RpcError) -> CtlError {
+        let timeout = self.timeout;
+        move |e| CtlError::from_rpc(e, timeout, op.is_mutating())
+    }
+
+    /// `status`.
+    pub async fn status(&self) -> Result<Status, CtlError> {
+        let ctx = self.require(Operation::Status)?;
+        let reply = self.client.status(ctx, StatusRequest::default()).await;
+        Ok(reply.map_err(self.rpc_err(Operation::Status))??)
+    }
+
+    /// `reload`.
+    pub async fn reload(&self) -> Result<ReloadReply, CtlError> {
+        let ctx = self.require(Operation::Reload)?;
+        let reply = self.client.reload(ctx, ReloadRequest::default()).await;
+        Ok(reply.map_err(self.rpc_err(Operation::Reload))??)
+    }
+
+    /// `rotate`.
+    pub async fn rotate(&self) -> Result<RotateReply, CtlError> {
+        let ctx = self.require(Operation::Rotate)?;
+        let reply = self.client.rotate(ctx, RotateRequest::default()).await;
+        Ok(reply.map_err(self.rpc_err(Operation::Rotate))??)
+    }
+
+    /// `drain`.
+    pub async fn drain(&self) -> Result<DrainReply, CtlError> {
+        let ctx = self.require(Operation::Drain)?;
+        let reply = self.client.drain(ctx, DrainRequest::default()).await;
+        Ok(reply.map_err(self.rpc_err(Operation::Drain))??)
+    }
+}

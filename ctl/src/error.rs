@@ -1,0 +1,244 @@
+//! Everything that can go wrong in one `ctl` call, each mapped to its exit code.
+
+use crate::exit::Exit;
+use control_api::socket::SocketPathError;
+use control_api::OpError;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A failed `ctl` call.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    /// The target is neither a valid name nor a path, or no socket directory is known.
+    #[error(transparent)]
+    Target(#[from] SocketPathError),
+    /// Nobody listens at the socket path.
+    #[error("no daemon at {}: {why}; is it running? (--missing-ok makes this exit 0)", .path.display())]
+    NoDaemon {
+        /// The socket path.
+        path: PathBuf,
+        /// What was found there.
+        why: &'static str,
+    },
+    /// The socket's file mode does not let this user connect.
+    #[error("permission denied connecting to {}: the socket's file mode does not let uid {uid} in; run as the daemon's user or root", .path.display())]
+    SocketDenied {
+        /// The socket path.
+        path: PathBuf,
+        /// Our effective uid.
+        uid: u32,
+    },
+    /// Connecting failed for another reason.
+    #[error("cannot connect to {}", .path.display())]
+    Connect {
+        /// The socket path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The deadline passed.
+    #[error("no answer from the daemon within {}{}", humantime::format_duration(*.timeout), .hint)]
+    Timeout {
+        /// The deadline given.
+        timeout: Duration,
+        /// What the daemon may still be doing.
+        hint: &'static str,
+    },
+    /// The daemon speaks another protocol version.
+    #[error("the daemon speaks protocol version {daemon}, this ctl speaks {ours}; use a ctl built for that daemon")]
+    Incompatible {
+        /// The daemon's version.
+        daemon: u32,
+        /// Ours.
+        ours: u32,
+    },
+    /// The connection broke or a reply could not be read.
+    #[error("{what}; see the daemon's log")]
+    Protocol {
+        /// What happened.
+        what: String,
+    },
+    /// The daemon answered with an error.
+    #[error(transparent)]
+    Op(#[from] OpError),
+}
+
+impl CtlError {
+    /// The exit code this error means.
+    pub fn exit(&self) -> Exit {
+        match self {
+            CtlError::Target(_) => Exit::Usage,
+            CtlError::NoDaemon { .. } | CtlError::Connect { .. } => Exit::NoDaemon,
+            CtlError::SocketDenied { .. } => Exit::Denied,
+            CtlError::Timeout { .. } => Exit::Timeout,
+            CtlError::Incompatible { .. } | CtlError::Protocol { .. } => Exit::Protocol,
+            CtlError::Op(op) => match op {
+                OpError::Unsupported { .. } => Exit::Unsupported,
+                OpError::Denied { .. } => Exit::Denied,
+                // A daemon on its way out is, for a caller, no daemon.
+                OpError::ShuttingDown => Exit::NoDaemon,
+                OpError::Failed { .. } | OpError::Busy { .. } | OpError::Unrecognized => {
+                    Exit::Failed
+                }
+            },
+        }
+    }
+
+    /// Whether `--missing-ok` turns this error into success.
+    pub fn is_missing(&self) -> bool {
+        self.exit() == Exit::NoDaemon
+    }
+
+    /// A short machine-readable kind for `--json`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CtlError::Target(_) => "usage",
+            CtlError::NoDaemon { .. } | CtlError::Connect { .. } => "no_daemon",
+            CtlError::SocketDenied { .. } => "denied",
+            CtlError::Timeout { .. } => "timeout",
+            CtlError::Incompatible { .. } => "incompatible",
+            CtlError::Protocol { .. } => "protocol",
+            CtlError::Op(op) => match op {
+                OpError::Unsupported { .. } => "unsupported",
+                OpError::Failed { .. } => "failed",
+                OpError::Denied { .. } => "denied",
+                OpError::Busy { .. } => "busy",
+                OpError::ShuttingDown => "shutting_down",
+                _ => "unrecognized",
+            },
+        }
+    }
+
+    /// Maps a failure to connect.
+    pub fn from_connect(path: PathBuf, err: io::Error) -> CtlError {
+        match err.kind() {
+            io::ErrorKind::NotFound => CtlError::NoDaemon {
+                path,
+                why: "no socket there",
+            },
+            io::ErrorKind::ConnectionRefused => CtlError::NoDaemon {
+                path,
+                why: "the socket is stale (nobody accepts on it)",
+            },
+            io::ErrorKind::PermissionDenied => CtlError::SocketDenied {
+                path,
+                uid: rustix::process::geteuid().as_raw(),
+            },
+            _ => CtlError::Connect { path, source: err },
+        }
+    }
+
+    /// Maps a transport-level failure of one call.
+    pub fn from_rpc(err: tarpc::client::RpcError, timeout: Duration, mutating: bool) -> CtlError {
+        use tarpc::client::RpcError;
+        match err {
+            RpcError::DeadlineExceeded => CtlError::Timeout {
+                timeout,
+                hint: if mutating {
+                    "; the daemon keeps working on it and may still complete it: check `ctl status`"
+                } else {
+                    ""
+                },
+            },
+            RpcError::Shutdown => CtlError::Protocol {
+                what: "the daemon closed the connection without answering (it may be stopping, \
+                       or could not read the request)"
+                    .into(),
+            },
+            RpcError::Server(e) if e.kind == io::ErrorKind::WouldBlock => {
+                CtlError::Op(OpError::Busy {
+                    reason: "too many requests on this connection".into(),
+                })
+            }
+            RpcError::Server(e) => CtlError::Protocol {
+                what: format!("the daemon could not process the request: {}", e.detail),
+            },
+            RpcError::Channel(e) => CtlError::Protocol {
+                what: format!("the connection to the daemon failed: {}", error_chain(&e)),
+            },
+            RpcError::Send(e) => CtlError::Protocol {
+                what: format!("cannot send the request: {}", error_chain(&*e)),
+            },
+        }
+    }
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        next = e.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use control_api::Operation;
+
+    #[test]
+    fn op_errors_map_to_their_codes() {
+        let cases = [
+            (
+                OpError::unsupported(Operation::Rotate, []),
+                Exit::Unsupported,
+            ),
+            (OpError::failed("bad"), Exit::Failed),
+            (
+                OpError::Denied {
+                    operation: "reload".into(),
+                    uid: 1,
+                },
+                Exit::Denied,
+            ),
+            (OpError::Busy { reason: "x".into() }, Exit::Failed),
+            (OpError::ShuttingDown, Exit::NoDaemon),
+            (OpError::Unrecognized, Exit::Failed),
+        ];
+        for (err, exit) in cases {
+            assert_eq!(CtlError::Op(err.clone()).exit(), exit, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn connect_errors_map_to_their_codes() {
+        let p = PathBuf::from("/x.sock");
+        let map = |kind| CtlError::from_connect(p.clone(), io::Error::from(kind)).exit();
+        assert_eq!(map(io::ErrorKind::NotFound), Exit::NoDaemon);
+        assert_eq!(map(io::ErrorKind::ConnectionRefused), Exit::NoDaemon);
+        assert_eq!(map(io::ErrorKind::PermissionDenied), Exit::Denied);
+        assert!(CtlError::from_connect(p, io::Error::from(io::ErrorKind::NotFound)).is_missing());
+    }
+
+    #[test]
+    fn transport_errors_map_to_their_codes() {
+        use tarpc::client::RpcError;
+        let t = Duration::from_secs(1);
+        assert_eq!(
+            CtlError::from_rpc(RpcError::DeadlineExceeded, t, true).exit(),
+            Exit::Timeout
+        );
+        assert_eq!(
+            CtlError::from_rpc(RpcError::Shutdown, t, false).exit(),
+            Exit::Protocol
+        );
+        let busy = tarpc::ServerError::new(io::ErrorKind::WouldBlock, "full".into());
+        assert_eq!(
+            CtlError::from_rpc(RpcError::Server(busy), t, false).exit(),
+            Exit::Failed
+        );
+        assert_eq!(
+            CtlError::Incompatible { daemon: 2, ours: 1 }.exit(),
+            Exit::Protocol
+        );
+        assert_eq!(
+            CtlError::Target(SocketPathError::NoSocketDir).exit(),
+            Exit::Usage
+        );
+    }
+}

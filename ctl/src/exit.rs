@@ -1,0 +1,76 @@
+//! Exit codes: the contract with scripts, logrotate and systemd. Chosen from the error's type,
+//! never from its message.
+
+use std::process::ExitCode;
+
+/// Why `ctl` exits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// The operation succeeded.
+    Ok = 0,
+    /// The daemon ran the operation and it failed; it kept its old state.
+    Failed = 1,
+    /// The command line was wrong.
+    Usage = 2,
+    /// The daemon does not support the operation.
+    Unsupported = 3,
+    /// No daemon there: socket missing, connection refused, or stale socket.
+    NoDaemon = 69,
+    /// The deadline passed before the daemon answered.
+    Timeout = 75,
+    /// Incompatible protocol version, or a reply that could not be read.
+    Protocol = 76,
+    /// Permission denied, by the socket's file mode or the daemon's policy.
+    Denied = 77,
+}
+
+impl Exit {
+    /// The numeric code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit.code())
+    }
+}
+
+/// The table shown by `ctl --help` and in the README.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+   0  the operation succeeded
+   1  the daemon ran the operation and it failed (the daemon says why; old state kept)
+   2  usage error
+   3  the daemon does not support this operation
+  69  no daemon there: socket missing, connection refused, or stale socket
+  75  the deadline passed before the daemon answered
+  76  protocol error: incompatible version or a reply that could not be read
+  77  permission denied: by the socket's file mode or by the daemon's peer policy";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_the_design() {
+        let all = [
+            (Exit::Ok, 0),
+            (Exit::Failed, 1),
+            (Exit::Usage, 2),
+            (Exit::Unsupported, 3),
+            (Exit::NoDaemon, 69),
+            (Exit::Timeout, 75),
+            (Exit::Protocol, 76),
+            (Exit::Denied, 77),
+        ];
+        for (exit, code) in all {
+            assert_eq!(exit.code(), code, "{exit:?}");
+            assert!(
+                EXIT_CODES_HELP.contains(&format!("{code:>4}  ")),
+                "{code} missing from the help table"
+            );
+        }
+    }
+}

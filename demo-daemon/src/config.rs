@@ -1,0 +1,216 @@
+//! The demo daemon's configuration: TOML, validated completely before anything is applied.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The configuration used when the daemon is started without `--config`. `@LOG@` is replaced
+/// by a path next to the written config file.
+pub const DEFAULT_CONFIG: &str = r#"# demo-daemon configuration. Edit it, then run: ctl reload NAME
+# A broken edit is refused and the running configuration stays active.
+
+# Where the seq=N lines go. `ctl rotate NAME` reopens it after it was renamed.
+log_file = "@LOG@"
+
+# One line every this many milliseconds (1 to 3600000).
+interval_ms = 1000
+
+# Text carried by every line, to see a reload take effect.
+message = "hello"
+"#;
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where lines are appended. Relative paths are relative to the config file's directory.
+    pub log_file: PathBuf,
+    /// Milliseconds between lines.
+    pub interval_ms: u64,
+    /// Carried by each line.
+    #[serde(default)]
+    pub message: String,
+    /// Test hook: a reload waits this long after validating, before applying.
+    #[serde(default)]
+    pub reload_delay_ms: u64,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {}", .path.display())]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema.
+    #[error("invalid config {}: line {line}, column {column}: {message}", .path.display())]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid config {}: {field}: {problem}", .path.display())]
+    Value {
+        /// The config file.
+        path: PathBuf,
+        /// The offending key.
+        field: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates `text`, read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|err| {
+            let (line, column) = line_column(text, err.span().map_or(0, |span| span.start));
+            ConfigError::Parse {
+                path: path.to_owned(),
+                line,
+                column,
+                message: err.message().trim().replace('\n', "; "),
+            }
+        })?;
+        let invalid = |field, problem: &str| ConfigError::Value {
+            path: path.to_owned(),
+            field,
+            problem: problem.to_owned(),
+        };
+        if !(1..=3_600_000).contains(&config.interval_ms) {
+            return Err(invalid("interval_ms", "must be between 1 and 3600000"));
+        }
+        if config.log_file.as_os_str().is_empty() {
+            return Err(invalid("log_file", "must not be empty"));
+        }
+        if config.message.contains('\n') {
+            return Err(invalid("message", "must be a single line"));
+        }
+        if config.log_file.is_relative() {
+            let base = path.parent().unwrap_or(Path::new("."));
+            config.log_file = base.join(&config.log_file);
+        }
+        Ok(config)
+    }
+
+    /// What differs from `old`, for the reload reply (e.g. `interval_ms 100 -> 50`).
+    pub fn changes_from(&self, old: &Config) -> String {
+        let mut changes = Vec::new();
+        if self.log_file != old.log_file {
+            changes.push(format!(
+                "log_file {} -> {}",
+                old.log_file.display(),
+                self.log_file.display()
+            ));
+        }
+        if self.interval_ms != old.interval_ms {
+            changes.push(format!(
+                "interval_ms {} -> {}",
+                old.interval_ms, self.interval_ms
+            ));
+        }
+        if self.message != old.message {
+            changes.push(format!("message {:?} -> {:?}", old.message, self.message));
+        }
+        if changes.is_empty() {
+            "no change".to_owned()
+        } else {
+            changes.join(", ")
+        }
+    }
+}
+
+/// 1-based line and column of byte `offset` in `text`: the parser's own message spans several
+/// lines with a source excerpt, too much for a one-line reply.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/demo/demo.toml"))
+    }
+
+    #[test]
+    fn the_default_config_is_valid() {
+        let c = parse(&DEFAULT_CONFIG.replace("@LOG@", "/tmp/x.log")).unwrap();
+        assert_eq!(c.interval_ms, 1000);
+        assert_eq!(c.message, "hello");
+    }
+
+    #[test]
+    fn relative_log_file_is_next_to_the_config() {
+        let c = parse("log_file = \"d.log\"\ninterval_ms = 5").unwrap();
+        assert_eq!(c.log_file, Path::new("/etc/demo/d.log"));
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let err = parse("log_file = \"d.log\"\ninterval_ms = = 5\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("invalid config /etc/demo/demo.toml: line 2, column 15: "),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'), "{msg}");
+        let err = parse("log_file = \"d\"\ninterval_ms = \"fast\"\n").unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_refused() {
+        assert!(
+            parse("log_file = \"d\"\ninterval_msec = 5").is_err(),
+            "unknown key"
+        );
+        assert!(parse("log_file = \"d\"").is_err(), "missing interval_ms");
+        assert!(parse("log_file = \"d\"\ninterval_ms = 0").is_err());
+        assert!(parse("log_file = \"d\"\ninterval_ms = -3").is_err());
+        assert!(parse("log_file = \"\"\ninterval_ms = 5").is_err());
+        assert!(parse("log_file = \"d\"\ninterval_ms = 5\nmessage = \"a\\nb\"").is_err());
+        let err = parse("log_file = \"d\"\ninterval_ms = 0").unwrap_err();
+        assert!(
+            err.to_string().contains("interval_ms: must be between"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn changes_are_described() {
+        let a = parse("log_file = \"d\"\ninterval_ms = 100").unwrap();
+        let b = parse("log_file = \"d\"\ninterval_ms = 50\nmessage = \"x\"").unwrap();
+        assert_eq!(
+            b.changes_from(&a),
+            "interval_ms 100 -> 50, message \"\" -> \"x\""
+        );
+        assert_eq!(a.changes_from(&a), "no change");
+    }
+}
