@@ -1,1 +1,31 @@
+//! Integration tests: real `demo-daemon` processes, the real `ctl`, real Unix sockets.
+//! One test binary (modules below) keeps link time low.
 
+mod cli;
+mod demo;
+mod operations;
+mod wire;
+
+use std::path::Path;
+use tests::Sandbox;
+
+/// A demo config writing to `log` every `interval_ms` with `message`.
+pub fn config(log: &Path, interval_ms: u64, message: &str) -> String {
+    format!(
+        "log_file = {:?}\ninterval_ms = {interval_ms}\nmessage = {message:?}\n",
+        log.display().to_string()
+    )
+}
+
+/// A sandbox with a running daemon `name` writing to `<sandbox>/<name>.log`.
+pub fn sandbox_with_daemon(
+    name: &str,
+    interval_ms: u64,
+    extra: &[&str],
+) -> (Sandbox, tests::Daemon) {
+    let sb = Sandbox::new();
+    let log = sb.path(&format!("{name}.log"));
+    let cfg = sb.write_config(&format!("{name}.toml"), &config(&log, interval_ms, "alpha"));
+    let daemon = sb.start_daemon(name, &cfg, extra);
+    (sb, daemon)
+}

@@ -1,1 +1,391 @@
+//! Harness for the integration tests: builds and finds the real binaries, starts real
+//! `demo-daemon` processes in private directories, runs the real `ctl`, and waits for events
+//! (a socket accepting, a line appearing) with bounded retries. Every failure message carries
+//! what is needed to understand it: the command, its exit code and output, the daemon's log.
 
+use std::fmt;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// Longest any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Paths of the binaries under test.
+pub struct Bins {
+    pub ctl: PathBuf,
+    pub demo: PathBuf,
+}
+
+/// Builds `ctl` and `demo-daemon` (once per test process) with the profile and target
+/// directory this test binary was built with, and returns their paths. Building here keeps
+/// `cargo test -p tests` from running stale binaries.
+pub fn bins() -> &'static Bins {
+    static BINS: OnceLock<Bins> = OnceLock::new();
+    BINS.get_or_init(|| {
+        // .../target/<profile>/deps/integration-<hash>
+        let exe = std::env::current_exe().expect("current_exe");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary lives in target/<profile>/deps")
+            .to_owned();
+        let target_dir = profile_dir.parent().expect("target dir").to_owned();
+        let profile = profile_dir
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let profile = if profile == "debug" {
+            "dev".to_owned()
+        } else {
+            profile
+        };
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(&cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "ctl",
+                "-p",
+                "demo-daemon",
+                "--profile",
+            ])
+            .arg(&profile)
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("run cargo build");
+        assert!(
+            out.status.success(),
+            "building ctl and demo-daemon failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Bins {
+            ctl: profile_dir.join("ctl"),
+            demo: profile_dir.join("demo-daemon"),
+        }
+    })
+}
+
+/// Polls `check` until it returns `Some`, at most for `limit`; panics with `what` otherwise.
+pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// A private directory for one test: socket directory, config, log files.
+pub struct Sandbox {
+    pub dir: TempDir,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::Builder::new()
+                .prefix("ctl-test-")
+                .tempdir()
+                .expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The socket directory handed to daemons and ctl through `CTL_SOCKET_DIR`.
+    pub fn socket_dir(&self) -> PathBuf {
+        self.path("sockets")
+    }
+
+    /// Writes a config file for the demo daemon and returns its path.
+    pub fn write_config(&self, name: &str, toml: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, toml).expect("write config");
+        path
+    }
+
+    /// Starts `demo-daemon --name NAME --config CONFIG EXTRA...` and waits until it accepts.
+    pub fn start_daemon(&self, name: &str, config: &Path, extra: &[&str]) -> Daemon {
+        let mut args: Vec<String> = vec![
+            "--name".into(),
+            name.into(),
+            "--config".into(),
+            config.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let daemon = self.spawn_daemon(name, &args, &[]);
+        daemon.wait_ready();
+        daemon
+    }
+
+    /// Spawns `demo-daemon ARGS` with `CTL_SOCKET_DIR` set and `env` added, without waiting.
+    pub fn spawn_daemon(&self, name: &str, args: &[String], env: &[(&str, &Path)]) -> Daemon {
+        let stdout = self.path(&format!("{name}.stdout"));
+        let stderr = self.path(&format!("{name}.stderr"));
+        let mut cmd = Command::new(&bins().demo);
+        cmd.args(args)
+            .env("CTL_SOCKET_DIR", self.socket_dir())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn demo-daemon");
+        Daemon {
+            child,
+            socket: args
+                .iter()
+                .position(|a| a == "--socket")
+                .map(|i| PathBuf::from(&args[i + 1]))
+                .unwrap_or_else(|| self.socket_dir().join(format!("{name}.sock"))),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Runs the real `ctl ARGS` with this sandbox's socket directory.
+    pub fn ctl(&self, args: &[&str]) -> Run {
+        run(Command::new(&bins().ctl)
+            .args(args)
+            .env("CTL_SOCKET_DIR", self.socket_dir()))
+    }
+}
+
+/// A running `demo-daemon`; killed when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub socket: PathBuf,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The daemon's log (stderr) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits until the socket accepts connections; fails at once if the daemon exits.
+    pub fn wait_ready(&self) {
+        wait_for(
+            &format!("{} to accept connections", self.socket.display()),
+            WAIT,
+            || {
+                self.assert_alive();
+                UnixStream::connect(&self.socket).ok().map(|_| ())
+            },
+        );
+    }
+
+    /// Panics with the daemon's log if it has exited.
+    pub fn assert_alive(&self) {
+        // Signal 0 checks existence without reaping, so `child` stays usable.
+        let pid = rustix::process::Pid::from_raw(self.pid() as i32).unwrap();
+        let alive = rustix::process::test_kill_process(pid).is_ok() && !self.is_zombie();
+        assert!(
+            alive,
+            "demo-daemon (pid {}) is not running; its log:\n{}",
+            self.pid(),
+            self.log()
+        );
+    }
+
+    fn is_zombie(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true)
+    }
+
+    /// Sends `signal` to the daemon.
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.pid() as i32).unwrap();
+        rustix::process::kill_process(pid, signal).expect("kill");
+    }
+
+    /// Waits for the daemon to exit, at most `WAIT`.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let child = &mut self.child;
+        wait_for("demo-daemon to exit", WAIT, || child.try_wait().unwrap())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The outcome of one `ctl` run.
+pub struct Run {
+    pub command: String,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl fmt::Display for Run {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` exited with {:?}\n--- stdout\n{}--- stderr\n{}---",
+            self.command, self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Run {
+    /// Asserts the exit code, printing everything if it differs.
+    #[track_caller]
+    pub fn expect_code(self, code: i32) -> Run {
+        assert_eq!(self.code, Some(code), "{self}");
+        self
+    }
+
+    /// Parses stdout as one JSON document.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self}"))
+    }
+}
+
+/// Runs a command to completion (at most 60 s, then it is killed and the test fails).
+pub fn run(cmd: &mut Command) -> Run {
+    let command = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command}: {e}"));
+    let mut stdout_pipe = child.stdout.take().unwrap();
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout_pipe.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr_pipe.read_to_string(&mut s);
+        s
+    });
+    let limit = Duration::from_secs(60);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    Run {
+        command,
+        code: status.code(),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// One `seq=N` line of the demo daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub seq: u64,
+    pub message: String,
+    pub interval_ms: u64,
+}
+
+/// Parses the demo daemon's lines from a log file's text. Panics on a line that is not whole.
+pub fn parse_lines(text: &str) -> Vec<Line> {
+    text.lines()
+        .map(|l| {
+            let field = |key: &str| {
+                l.split(' ')
+                    .find_map(|kv| kv.strip_prefix(key))
+                    .unwrap_or_else(|| panic!("line without {key}: {l:?}"))
+                    .to_owned()
+            };
+            Line {
+                seq: field("seq=")
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad seq: {l:?}")),
+                interval_ms: field("interval_ms=").parse().unwrap(),
+                message: l
+                    .split_once(" message=")
+                    .unwrap_or_else(|| panic!("line without message: {l:?}"))
+                    .1
+                    .to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// The demo daemon's lines in `path` (none if it does not exist).
+pub fn read_lines(path: &Path) -> Vec<Line> {
+    parse_lines(&std::fs::read_to_string(path).unwrap_or_default())
+}
+
+/// Sends raw bytes on a fresh connection to `socket` and returns the connection.
+pub fn send_raw(socket: &Path, bytes: &[u8]) -> UnixStream {
+    let mut stream = UnixStream::connect(socket).expect("connect");
+    stream.write_all(bytes).expect("write");
+    stream
+}
+
+/// Frames `payload` as the protocol does: 4-byte big-endian length, then the bytes.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Reads one frame from `stream`, with a bound on the wait. `None` when the daemon closed the
+/// connection.
+pub fn read_frame(stream: &mut UnixStream) -> Option<Vec<u8>> {
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).ok()?;
+    let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut buf).ok()?;
+    Some(buf)
+}

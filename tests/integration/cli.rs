@@ -1,0 +1,79 @@
+//! `ctl`'s own behaviour: usage errors, missing daemons, `--missing-ok`, help.
+
+use std::os::unix::net::UnixListener;
+use tests::Sandbox;
+
+#[test]
+fn usage_errors_exit_2() {
+    let sb = Sandbox::new();
+    for args in [
+        &["frobnicate", "x"][..],
+        &["status"],
+        &["--timeout", "soon", "status", "x"],
+        &["status", "bad name"],
+        &[],
+    ] {
+        let run = sb.ctl(args).expect_code(2);
+        assert!(
+            !run.stderr.is_empty(),
+            "a usage error says what is wrong: {run}"
+        );
+    }
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let run = Sandbox::new().ctl(&["--help"]).expect_code(0);
+    for line in [
+        "69  no daemon there",
+        "75  the deadline passed",
+        "77  permission denied",
+    ] {
+        assert!(run.stdout.contains(line), "{line:?} missing: {run}");
+    }
+}
+
+#[test]
+fn missing_socket_exits_69_unless_missing_ok() {
+    let sb = Sandbox::new();
+    let run = sb.ctl(&["rotate", "ghost"]).expect_code(69);
+    assert!(run.stderr.contains("ghost.sock"), "{run}");
+    assert!(
+        run.stderr.contains("--missing-ok"),
+        "says how to accept this: {run}"
+    );
+
+    let run = sb.ctl(&["--missing-ok", "rotate", "ghost"]).expect_code(0);
+    assert!(run.stdout.contains("nothing to do"), "{run}");
+    let run = sb
+        .ctl(&["--missing-ok", "--quiet", "rotate", "ghost"])
+        .expect_code(0);
+    assert_eq!(run.stdout, "", "{run}");
+    let doc = sb
+        .ctl(&["--missing-ok", "--json", "rotate", "ghost"])
+        .expect_code(0)
+        .json();
+    assert_eq!(doc["ok"], true);
+    assert!(doc["skipped"].as_str().unwrap().contains("no socket"));
+}
+
+#[test]
+fn stale_socket_exits_69_unless_missing_ok() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.socket_dir()).unwrap();
+    // A socket file with nobody accepting: what a crashed daemon leaves behind.
+    drop(UnixListener::bind(sb.socket_dir().join("crashed.sock")).unwrap());
+
+    let run = sb.ctl(&["reload", "crashed"]).expect_code(69);
+    assert!(run.stderr.contains("stale"), "{run}");
+    sb.ctl(&["--missing-ok", "reload", "crashed"])
+        .expect_code(0);
+}
+
+#[test]
+fn a_socket_path_that_is_not_a_socket_exits_69() {
+    let sb = Sandbox::new();
+    let file = sb.path("plain-file");
+    std::fs::write(&file, "x").unwrap();
+    sb.ctl(&["status", file.to_str().unwrap()]).expect_code(69);
+}

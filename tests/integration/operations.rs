@@ -1,0 +1,233 @@
+//! The operations through the real `ctl` against a real daemon, and the exit codes they give.
+
+use crate::{config, sandbox_with_daemon};
+use std::time::Duration;
+use tests::{read_lines, wait_for, WAIT};
+
+#[test]
+fn status_human_and_json() {
+    let (sb, daemon) = sandbox_with_daemon("st", 20, &[]);
+
+    let run = sb.ctl(&["status", "st"]).expect_code(0);
+    assert!(
+        run.stdout
+            .starts_with(&format!("st 0.1.0 (pid {})", daemon.pid())),
+        "{run}"
+    );
+    assert!(run.stdout.contains("generation 1"), "{run}");
+    assert!(run.stdout.contains("serving"), "{run}");
+    assert!(run.stdout.contains("st.log"), "{run}");
+    assert!(run.stderr.is_empty(), "{run}");
+
+    let run = sb.ctl(&["--json", "status", "st"]).expect_code(0);
+    let doc = run.json();
+    assert_eq!(doc["ok"], true, "{run}");
+    assert_eq!(doc["exit_code"], 0);
+    assert_eq!(doc["operation"], "status");
+    assert_eq!(doc["result"]["pid"], daemon.pid());
+    assert_eq!(doc["result"]["name"], "st");
+    assert_eq!(doc["result"]["config_generation"], 1);
+    assert_eq!(doc["result"]["draining"], false);
+    assert_eq!(doc["result"]["fields"]["message"], "alpha");
+    assert_eq!(doc["daemon"]["protocol"], 1);
+    assert_eq!(
+        doc["result"]["log_files"][0],
+        sb.path("st.log").display().to_string()
+    );
+
+    // A socket path works as a target too, and --quiet prints nothing on success.
+    let socket = daemon.socket.display().to_string();
+    let run = sb.ctl(&["--quiet", "status", &socket]).expect_code(0);
+    assert_eq!(run.stdout, "", "{run}");
+}
+
+#[test]
+fn reload_applies_a_valid_config() {
+    let (sb, daemon) = sandbox_with_daemon("rl", 5, &[]);
+    let log = sb.path("rl.log");
+    std::fs::write(sb.path("rl.toml"), config(&log, 5, "beta")).unwrap();
+
+    let run = sb.ctl(&["reload", "rl"]).expect_code(0);
+    assert!(run.stdout.contains("generation 2"), "{run}");
+    assert!(run.stdout.contains(r#"message "alpha" -> "beta""#), "{run}");
+
+    // The new setting is live: lines carry it from now on.
+    wait_for("a line with the new message", WAIT, || {
+        read_lines(&log)
+            .iter()
+            .any(|l| l.message == "beta")
+            .then_some(())
+    });
+    let doc = sb.ctl(&["--json", "status", "rl"]).expect_code(0).json();
+    assert_eq!(doc["result"]["config_generation"], 2);
+    assert_eq!(doc["result"]["last_reload"]["ok"], true);
+    daemon.assert_alive();
+}
+
+#[test]
+fn broken_config_is_refused_and_the_old_one_stays_active() {
+    let (sb, daemon) = sandbox_with_daemon("bad", 5, &[]);
+    let log = sb.path("bad.log");
+    // Line 3 is broken; line 2 would change the message if it were applied.
+    std::fs::write(
+        sb.path("bad.toml"),
+        format!(
+            "log_file = {:?}\nmessage = \"never\"\ninterval_ms = = 7\n",
+            log.display().to_string()
+        ),
+    )
+    .unwrap();
+
+    let run = sb.ctl(&["reload", "bad"]).expect_code(1);
+    assert!(
+        run.stderr.contains("line 3"),
+        "the parser's line is reported: {run}"
+    );
+    assert!(run.stderr.contains("bad.toml"), "the file is named: {run}");
+    assert!(run.stderr.contains("stays active"), "{run}");
+
+    // Lines keep coming, all with the old settings.
+    let before = read_lines(&log).len();
+    let lines = wait_for("three more lines after the failed reload", WAIT, || {
+        let lines = read_lines(&log);
+        (lines.len() >= before + 3).then_some(lines)
+    });
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.message == "alpha" && l.interval_ms == 5),
+        "{lines:?}"
+    );
+
+    let doc = sb.ctl(&["--json", "status", "bad"]).expect_code(0).json();
+    assert_eq!(doc["result"]["config_generation"], 1);
+    assert_eq!(doc["result"]["last_reload"]["ok"], false);
+    assert!(doc["result"]["last_reload"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("line 3"));
+
+    // --json carries the typed error and the same exit code.
+    let run = sb.ctl(&["--json", "reload", "bad"]).expect_code(1);
+    let doc = run.json();
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["exit_code"], 1);
+    assert_eq!(doc["error"]["kind"], "failed");
+    assert_eq!(doc["error"]["detail"]["kind"], "failed");
+    daemon.assert_alive();
+}
+
+#[test]
+fn rotate_after_rename_moves_lines_to_the_new_file() {
+    let (sb, daemon) = sandbox_with_daemon("rot", 2, &[]);
+    let log = sb.path("rot.log");
+    let rotated = sb.path("rot.log.1");
+    wait_for("first lines", WAIT, || {
+        (read_lines(&log).len() >= 3).then_some(())
+    });
+
+    std::fs::rename(&log, &rotated).unwrap();
+    let run = sb.ctl(&["--json", "rotate", "rot"]).expect_code(0);
+    let file = &run.json()["result"]["files"][0];
+    assert_eq!(file["path"], log.display().to_string(), "{run}");
+    assert_ne!(file["old"]["ino"], file["new"]["ino"], "{run}");
+    assert!(file["bytes_to_old"].as_u64().unwrap() > 0, "{run}");
+
+    // The old file is closed for writing: its content no longer changes while new lines
+    // arrive in the new file.
+    let closed = std::fs::read_to_string(&rotated).unwrap();
+    wait_for("lines in the new file", WAIT, || {
+        (read_lines(&log).len() >= 3).then_some(())
+    });
+    assert_eq!(std::fs::read_to_string(&rotated).unwrap(), closed);
+
+    // Together the files hold one unbroken run of sequence numbers.
+    let mut seqs: Vec<u64> = read_lines(&rotated).iter().map(|l| l.seq).collect();
+    seqs.extend(read_lines(&log).iter().map(|l| l.seq));
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "gap or duplicate: {seqs:?}"
+    );
+    assert_eq!(seqs[0], 1);
+
+    let run = sb.ctl(&["rotate", "rot"]).expect_code(0);
+    assert!(run.stdout.contains("reopened 1 log file"), "{run}");
+    daemon.assert_alive();
+}
+
+#[test]
+fn disabled_operation_answers_unsupported_and_the_daemon_lives() {
+    let (sb, daemon) = sandbox_with_daemon("old", 20, &["--disable", "rotate"]);
+
+    let run = sb.ctl(&["rotate", "old"]).expect_code(3);
+    assert!(run.stderr.contains("does not support `rotate`"), "{run}");
+    assert!(
+        run.stderr.contains("hello, status, reload, drain"),
+        "lists what is supported: {run}"
+    );
+    let run = sb.ctl(&["--missing-ok", "rotate", "old"]).expect_code(3);
+    assert!(
+        run.stderr.contains("rotate"),
+        "--missing-ok does not hide a live daemon's answer: {run}"
+    );
+
+    let doc = sb.ctl(&["--json", "rotate", "old"]).expect_code(3).json();
+    assert_eq!(doc["error"]["kind"], "unsupported");
+
+    sb.ctl(&["status", "old"]).expect_code(0);
+    sb.ctl(&["reload", "old"]).expect_code(0);
+    daemon.assert_alive();
+}
+
+#[test]
+fn drain_stops_the_work_and_status_shows_it() {
+    let (sb, daemon) = sandbox_with_daemon("dr", 2, &[]);
+    let log = sb.path("dr.log");
+    wait_for("first lines", WAIT, || {
+        (!read_lines(&log).is_empty()).then_some(())
+    });
+
+    let run = sb.ctl(&["drain", "dr"]).expect_code(0);
+    assert!(run.stdout.contains("drained"), "{run}");
+    let after = read_lines(&log).len();
+    let doc = sb.ctl(&["--json", "status", "dr"]).expect_code(0).json();
+    assert_eq!(doc["result"]["draining"], true);
+    assert_eq!(doc["result"]["in_flight"], 0);
+    // A status round trip takes longer than several intervals: had the worker kept going,
+    // lines would have appeared.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        read_lines(&log).len(),
+        after,
+        "lines written after drain completed"
+    );
+    daemon.assert_alive();
+}
+
+#[test]
+fn a_slow_reload_past_the_deadline_exits_75_and_the_work_still_completes() {
+    let (sb, daemon) = sandbox_with_daemon("slow", 5, &[]);
+    let log = sb.path("slow.log");
+    std::fs::write(
+        sb.path("slow.toml"),
+        format!("{}reload_delay_ms = 2000\n", config(&log, 5, "late")),
+    )
+    .unwrap();
+
+    let run = sb
+        .ctl(&["--timeout", "300ms", "reload", "slow"])
+        .expect_code(75);
+    assert!(run.stderr.contains("within 300ms"), "{run}");
+    assert!(run.stderr.contains("may still complete"), "{run}");
+
+    // Right after the deadline the old config is still the active one...
+    let doc = sb.ctl(&["--json", "status", "slow"]).expect_code(0).json();
+    assert_eq!(doc["result"]["config_generation"], 1);
+    assert_eq!(doc["result"]["fields"]["message"], "alpha");
+    // ...and the deadline ended the wait, not the work: the reload completes on its own.
+    wait_for("the abandoned reload to complete", WAIT, || {
+        let doc = sb.ctl(&["--json", "status", "slow"]).expect_code(0).json();
+        (doc["result"]["config_generation"] == 2).then_some(())
+    });
+    daemon.assert_alive();
+}
