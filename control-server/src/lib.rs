@@ -65,3 +65,8 @@ pub use log_file::LogFile;
 pub use policy::{Caller, Peer, Policy};
 pub use server::{BackgroundServer, Builder, Server, ServerError, ServerHandle};
 pub use tokio_util::sync::CancellationToken;
+
+/// The README's code blocks, compiled as doc tests so the embedding example cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
