@@ -36,7 +36,7 @@ pub struct DaemonStatus {
     pub draining: bool,
     /// Units of work in flight.
     pub in_flight: u64,
-    /// Log files the daemon writes.
+    /// Log files the daemon writes, besides those registered with the server.
     pub log_files: Vec<PathBuf>,
     /// Anything else worth showing an operator, by name.
     pub fields: BTreeMap<String, String>,
@@ -80,7 +80,9 @@ pub trait Handler: Send + Sync + 'static {
         async { Err(not_implemented(Operation::Reload)) }
     }
 
-    /// Reopen log files after logrotate renamed them.
+    /// Reopen log files after logrotate renamed them. Files registered with
+    /// [`Builder::log_file`](crate::Builder::log_file) are reopened by the server; implement
+    /// this only for files written some other way.
     fn rotate(&self, ctx: OpContext) -> impl Future<Output = Result<RotateReply, OpError>> + Send {
         let _ = ctx;
         async { Err(not_implemented(Operation::Rotate)) }

@@ -2,6 +2,7 @@
 
 use crate::handler::Handler;
 use crate::listener::{self, BindError, BoundSocket};
+use crate::log_file::LogFile;
 use crate::policy::Policy;
 use crate::service::Shared;
 use control_api::socket::{SocketEnv, SocketPathError};
@@ -48,9 +49,18 @@ pub struct Builder<H> {
     max_requests_per_connection: usize,
     shutdown_grace: Duration,
     shutdown: CancellationToken,
+    logs: Vec<LogFile>,
 }
 
 impl<H: Handler> Builder<H> {
+    /// Registers a log file: `rotate` reopens it and `status` lists it, with no code in the
+    /// handler. With at least one registered, `rotate` is supported even if the handler does
+    /// not list it.
+    pub fn log_file(mut self, log: &LogFile) -> Self {
+        self.logs.push(log.clone());
+        self
+    }
+
     /// The daemon's version, shown by `hello` and `status` (e.g. `env!("CARGO_PKG_VERSION")`).
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.version = version.into();
@@ -115,6 +125,7 @@ impl<H: Handler> Builder<H> {
             self.name,
             self.version,
             self.policy,
+            self.logs,
             self.shutdown.clone(),
         ));
         Ok(Server {
@@ -151,6 +162,7 @@ impl Server<()> {
             max_requests_per_connection: DEFAULT_MAX_REQUESTS_PER_CONNECTION,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             shutdown: CancellationToken::new(),
+            logs: Vec::new(),
         }
     }
 }

@@ -3,10 +3,11 @@
 //! call.
 
 use crate::handler::{Handler, OpContext};
+use crate::log_file::LogFile;
 use crate::policy::{Peer, Policy};
 use control_api::{
     Control, DrainReply, DrainRequest, Hello, HelloRequest, OpError, Operation, ReloadOutcome,
-    ReloadReply, ReloadRequest, RotateReply, RotateRequest, Status, StatusRequest,
+    ReloadReply, ReloadRequest, ReopenedFile, RotateReply, RotateRequest, Status, StatusRequest,
     PROTOCOL_VERSION,
 };
 use futures::FutureExt;
@@ -28,8 +29,13 @@ pub(crate) struct Shared<H> {
     pub own_uid: u32,
     pub started: Instant,
     pub policy: Policy,
-    /// What `hello` announces: `hello`, `status` and the handler's mutating operations.
+    /// What `hello` announces: `hello`, `status`, the handler's mutating operations, and
+    /// `rotate` when log files are registered.
     pub operations: Vec<Operation>,
+    /// What the handler itself lists.
+    pub handler_ops: Vec<Operation>,
+    /// Log files that `rotate` reopens without the handler's help.
+    pub logs: Vec<LogFile>,
     pub reloads: Mutex<Reloads>,
     /// Serialises reloads: two callers never run the daemon's reload at the same time.
     pub reload_lock: tokio::sync::Mutex<()>,
@@ -51,12 +57,17 @@ impl<H: Handler> Shared<H> {
         name: String,
         version: String,
         policy: Policy,
+        logs: Vec<LogFile>,
         shutdown: CancellationToken,
     ) -> Self {
-        let listed = handler.operations();
+        let handler_ops = handler.operations();
         let operations = Operation::ALL
             .into_iter()
-            .filter(|op| !op.is_mutating() || listed.contains(op))
+            .filter(|op| {
+                !op.is_mutating()
+                    || handler_ops.contains(op)
+                    || (*op == Operation::Rotate && !logs.is_empty())
+            })
             .collect();
         Shared {
             handler,
@@ -67,6 +78,8 @@ impl<H: Handler> Shared<H> {
             started: Instant::now(),
             policy,
             operations,
+            handler_ops,
+            logs,
             reloads: Mutex::new(Reloads {
                 generation: 1,
                 last: None,
@@ -113,6 +126,39 @@ impl<H: Handler> Shared<H> {
                 Err(err.clone())
             }
         }
+    }
+}
+
+impl<H: Handler> Shared<H> {
+    /// Reopens the registered log files, then lets the handler reopen anything else it has.
+    /// Fails, naming each file and its OS error, if any file could not be reopened; those keep
+    /// being written to the old file.
+    async fn rotate(&self, ctx: OpContext) -> Result<RotateReply, OpError> {
+        let mut files: Vec<ReopenedFile> = self.logs.iter().map(LogFile::reopen).collect();
+        if self.handler_ops.contains(&Operation::Rotate) {
+            match self.handler.rotate(ctx).await {
+                Ok(reply) => files.extend(reply.files),
+                // Listed but left to the registered log files: nothing more to reopen.
+                Err(OpError::Unsupported { .. }) if !self.logs.is_empty() => {}
+                Err(err) => return Err(err),
+            }
+        }
+        let failed: Vec<String> = files
+            .iter()
+            .filter_map(|f| Some(format!("{}: {}", f.path.display(), f.error.as_ref()?)))
+            .collect();
+        if failed.is_empty() {
+            return Ok(RotateReply { files });
+        }
+        Err(OpError::Failed {
+            reason: format!(
+                "could not reopen {} of {} log files; the daemon keeps writing to the old {}",
+                failed.len(),
+                files.len(),
+                if failed.len() == 1 { "one" } else { "ones" }
+            ),
+            causes: failed,
+        })
     }
 }
 
@@ -326,7 +372,12 @@ impl<H: Handler> Control for ControlService<H> {
                     last_reload: last,
                     draining: daemon.draining,
                     in_flight: daemon.in_flight,
-                    log_files: daemon.log_files,
+                    log_files: shared
+                        .logs
+                        .iter()
+                        .map(LogFile::path)
+                        .chain(daemon.log_files)
+                        .collect(),
                     fields: daemon.fields,
                 })
             },
@@ -354,7 +405,7 @@ impl<H: Handler> Control for ControlService<H> {
             Operation::Rotate,
             ctx,
             Run::Owned,
-            |shared, opctx| async move { shared.handler.rotate(opctx).await },
+            |shared, opctx| async move { shared.rotate(opctx).await },
         )
         .await
     }

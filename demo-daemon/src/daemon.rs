@@ -1,7 +1,7 @@
 //! The demo daemon's work (one `seq=N` line per interval) and its control operations.
 
 use crate::config::Config;
-use control_api::{DrainReply, OpError, Operation, RotateReply};
+use control_api::{DrainReply, OpError, Operation};
 use control_server::{DaemonStatus, Handler, LogFile, OpContext, Reloaded};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,7 +13,8 @@ use tokio::sync::{watch, Notify};
 pub struct Demo {
     config_path: PathBuf,
     config: RwLock<Arc<Config>>,
-    log: RwLock<Arc<LogFile>>,
+    /// Registered with the server, which reopens it on `rotate`: no rotate code here.
+    log: LogFile,
     /// Operations turned off with `--disable`, to play an older or trimmed-down daemon.
     disabled: Vec<Operation>,
     /// Sequence number of the next line.
@@ -27,7 +28,7 @@ pub struct Demo {
 }
 
 impl Demo {
-    /// A daemon running `config` (read from `config_path`), writing to an opened `log`.
+    /// A daemon running `config` (read from `config_path`), writing to `log`.
     pub fn new(
         config_path: PathBuf,
         config: Config,
@@ -37,7 +38,7 @@ impl Demo {
         Demo {
             config_path,
             config: RwLock::new(Arc::new(config)),
-            log: RwLock::new(Arc::new(log)),
+            log,
             disabled,
             next_seq: AtomicU64::new(1),
             in_flight: AtomicU64::new(0),
@@ -52,10 +53,6 @@ impl Demo {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-    }
-
-    fn log(&self) -> Arc<LogFile> {
-        self.log.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Writes one line per interval until a drain stops it.
@@ -95,7 +92,7 @@ impl Demo {
             "seq={seq} t_ms={unix_ms} interval_ms={} message={}\n",
             config.interval_ms, config.message
         );
-        match self.log().write_line(line.as_bytes()) {
+        match self.log.write_line(line.as_bytes()) {
             // Only a written line consumes its number, so the sequence has no gaps.
             Ok(()) => {
                 self.next_seq.fetch_add(1, Ordering::SeqCst);
@@ -107,7 +104,8 @@ impl Demo {
 
 impl Handler for Demo {
     fn operations(&self) -> Vec<Operation> {
-        [Operation::Reload, Operation::Rotate, Operation::Drain]
+        // `rotate` needs no code: the server reopens the registered log file.
+        [Operation::Reload, Operation::Drain]
             .into_iter()
             .filter(|op| !self.disabled.contains(op))
             .collect()
@@ -118,41 +116,23 @@ impl Handler for Demo {
         let new =
             Config::load(&self.config_path).map_err(|e| OpError::failed_because(refused, &e))?;
         let old = self.config();
-        // Everything that can fail happens before anything is applied.
-        let new_log = if new.log_file != old.log_file {
-            let log = LogFile::open(&new.log_file).map_err(|e| {
+        if new.reload_delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(new.reload_delay_ms)).await;
+        }
+        // The last step that can fail: it opens the new file before letting go of the old one,
+        // and nothing else has been applied yet.
+        if new.log_file != old.log_file {
+            self.log.switch_to(&new.log_file).map_err(|e| {
                 OpError::failed_because(
                     format!("{refused}: cannot open log_file {}", new.log_file.display()),
                     &e,
                 )
             })?;
-            Some(Arc::new(log))
-        } else {
-            None
-        };
-        if new.reload_delay_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(new.reload_delay_ms)).await;
         }
         let summary = new.changes_from(&old);
-        if let Some(log) = new_log {
-            *self.log.write().unwrap_or_else(|e| e.into_inner()) = log;
-        }
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
         tracing::info!("configuration reloaded: {summary}");
         Ok(Reloaded { summary })
-    }
-
-    async fn rotate(&self, _ctx: OpContext) -> Result<RotateReply, OpError> {
-        let reopened = self.log().reopen();
-        if let Some(err) = &reopened.error {
-            return Err(OpError::failed(format!(
-                "cannot reopen {}: {err}; still writing to the old file",
-                reopened.path.display()
-            )));
-        }
-        Ok(RotateReply {
-            files: vec![reopened],
-        })
     }
 
     async fn drain(&self, ctx: OpContext) -> Result<DrainReply, OpError> {
@@ -173,7 +153,6 @@ impl Handler for Demo {
         DaemonStatus {
             draining: self.draining.load(Ordering::SeqCst),
             in_flight: self.in_flight.load(Ordering::SeqCst),
-            log_files: vec![self.log().path().to_owned()],
             fields: [
                 (
                     "lines_written",
@@ -185,6 +164,7 @@ impl Handler for Demo {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect(),
+            ..DaemonStatus::default()
         }
     }
 }

@@ -67,11 +67,16 @@ async fn main() -> anyhow::Result<()> {
     let demo = Arc::new(Demo::new(
         config_path.clone(),
         config,
-        log,
+        log.clone(),
         args.disable.clone(),
     ));
 
     let mut builder = Server::builder(&args.name, demo.clone()).version(env!("CARGO_PKG_VERSION"));
+    // Registering the log file is all it takes for `ctl rotate` to work. `--disable rotate`
+    // plays a daemon that never had rotate support.
+    if !args.disable.contains(&Operation::Rotate) {
+        builder = builder.log_file(&log);
+    }
     if let Some(socket) = &args.socket {
         builder = builder.socket_path(socket);
     }
