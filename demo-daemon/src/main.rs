@@ -44,9 +44,23 @@ fn parse_mutating_op(s: &str) -> Result<Operation, String> {
     Ok(op)
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("start the tokio runtime");
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            // The whole cause chain on one line, without anyhow's backtrace.
+            eprintln!("demo-daemon: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -59,7 +73,14 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => path.clone(),
         None => write_default_config(&args.name)?,
     };
-    let config = Config::load(&config_path)?;
+    let config = Config::load(&config_path).with_context(|| match args.config {
+        Some(_) => "cannot start with this configuration".to_owned(),
+        None => format!(
+            "cannot start with the configuration left by an earlier run; fix it, or delete {} \
+             to start again from the default one",
+            config_path.display()
+        ),
+    })?;
     let log = LogFile::open(&config.log_file)
         .with_context(|| format!("cannot open log_file {}", config.log_file.display()))?;
     let log_path = config.log_file.clone();

@@ -1,0 +1,224 @@
+//! The job the project exists for: the real `logrotate` with `ctl rotate` in `postrotate`.
+
+use crate::sandbox_with_daemon;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tests::{bins, read_lines, run, wait_for, Run, Sandbox, WAIT};
+
+/// A logrotate stanza for `log` running `postrotate` after each rotation.
+fn stanza(log: &Path, extra: &str, postrotate: &str) -> String {
+    format!(
+        "{} {{\n    rotate 50\n    missingok\n    nocompress\n    sharedscripts\n{extra}    postrotate\n        {postrotate}\n    endscript\n}}\n",
+        log.display()
+    )
+}
+
+/// `ctl rotate NAME` as a postrotate line, the way an administrator would write it.
+fn ctl_rotate(name: &str) -> String {
+    format!(
+        "{} --timeout 10s --quiet rotate {name}",
+        bins().ctl.display()
+    )
+}
+
+/// Runs `logrotate -f` on `conf`, with its own state file, in `sb`'s environment.
+fn logrotate(sb: &Sandbox, conf: &str) -> Run {
+    let conf_path = sb.path("logrotate.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    run(Command::new("logrotate")
+        .arg("-f")
+        .arg("-s")
+        .arg(sb.path("logrotate.state"))
+        .arg(&conf_path)
+        .env("CTL_SOCKET_DIR", sb.socket_dir()))
+}
+
+fn require_logrotate() {
+    let found = Command::new("logrotate").arg("--version").output().is_ok();
+    assert!(
+        found,
+        "logrotate is not installed: apt-get install -y logrotate (.ci/run does)"
+    );
+}
+
+fn rotated(log: &Path, n: usize) -> PathBuf {
+    PathBuf::from(format!("{}.{n}", log.display()))
+}
+
+#[test]
+fn forced_rotations_under_load_lose_and_duplicate_nothing() {
+    require_logrotate();
+    const ROTATIONS: usize = 6;
+    let (sb, daemon) = sandbox_with_daemon("lr", 1, &[]);
+    let log = sb.path("lr.log");
+    // `create` makes the new file before postrotate runs; the daemon must use it as it is.
+    let conf = stanza(&log, "    create 0604 root root\n", &ctl_rotate("lr"));
+
+    // What each rotated file held when its rotation completed (logrotate returned, so ctl
+    // had returned, so the daemon had switched files).
+    let mut closed: Vec<String> = Vec::new();
+    for round in 1..=ROTATIONS {
+        wait_for(&format!("lines before rotation {round}"), WAIT, || {
+            (read_lines(&log).len() >= 20).then_some(())
+        });
+        let run = logrotate(&sb, &conf).expect_code(0);
+        assert!(run.stderr.is_empty(), "{run}");
+        closed.push(std::fs::read_to_string(rotated(&log, 1)).unwrap());
+        let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o604, "the file logrotate created is kept as it is");
+    }
+    wait_for("lines after the last rotation", WAIT, || {
+        (read_lines(&log).len() >= 20).then_some(())
+    });
+    // Stop the writer so the final picture is complete and stable.
+    sb.ctl(&["drain", "lr"]).expect_code(0);
+
+    // logrotate shifted the files: the first one closed is now lr.log.6.
+    let mut seqs = Vec::new();
+    for (i, content) in closed.iter().enumerate() {
+        let file = rotated(&log, ROTATIONS - i);
+        let now = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            now == *content,
+            "{} changed after its rotation completed ({} bytes then, {} now)",
+            file.display(),
+            content.len(),
+            now.len()
+        );
+        let lines = tests::parse_lines(&now);
+        assert!(!lines.is_empty(), "{} is empty", file.display());
+        seqs.extend(lines.iter().map(|l| l.seq));
+    }
+    seqs.extend(read_lines(&log).iter().map(|l| l.seq));
+    assert_eq!(seqs[0], 1, "the first line is missing");
+    for pair in seqs.windows(2) {
+        assert!(
+            pair[1] == pair[0] + 1,
+            "seq {} followed by {}",
+            pair[0],
+            pair[1]
+        );
+    }
+    daemon.assert_alive();
+}
+
+#[test]
+fn the_incident_a_daemon_without_rotate_survives_and_logrotate_reports_it() {
+    require_logrotate();
+    let (sb, daemon) = sandbox_with_daemon("legacy", 5, &["--disable", "rotate"]);
+    let log = sb.path("legacy.log");
+    wait_for("a line", WAIT, || {
+        (!read_lines(&log).is_empty()).then_some(())
+    });
+
+    let run = logrotate(&sb, &stanza(&log, "", &ctl_rotate("legacy")));
+    assert_ne!(
+        run.code,
+        Some(0),
+        "logrotate must report the failed postrotate: {run}"
+    );
+    let output = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        output.contains("does not support `rotate`"),
+        "ctl's message reaches the admin: {run}"
+    );
+
+    daemon.assert_alive();
+    sb.ctl(&["status", "legacy"]).expect_code(0);
+}
+
+#[test]
+fn for_contrast_pkill_hup_kills_a_process_without_a_sighup_handler() {
+    require_logrotate();
+    let sb = Sandbox::new();
+    let log = sb.path("old.log");
+    std::fs::write(&log, "a line\n").unwrap();
+    let mut victim = Command::new("sleep");
+    victim.arg("300");
+    // SAFETY: only async-signal-safe calls between fork and exec. SIGHUP back to its default
+    // action, whatever this test process inherited (nohup, a CI runner).
+    unsafe {
+        victim.pre_exec(|| {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGHUP,
+                nix::sys::signal::SigHandler::SigDfl,
+            )
+            .map(drop)
+            .map_err(std::io::Error::from)
+        });
+    }
+    let mut victim = victim.spawn().unwrap();
+    let pidfile = sb.path("old.pid");
+    std::fs::write(&pidfile, victim.id().to_string()).unwrap();
+
+    let post = format!("pkill -HUP -F {}", pidfile.display());
+    let run = logrotate(&sb, &stanza(&log, "", &post));
+    // logrotate is satisfied...
+    assert_eq!(run.code, Some(0), "{run}");
+    // ...and the "daemon" is dead.
+    let status = wait_for("the process to die", WAIT, || victim.try_wait().unwrap());
+    assert_eq!(status.signal(), Some(nix::libc::SIGHUP), "{status:?}");
+}
+
+#[test]
+fn a_failed_reopen_keeps_the_old_file_and_a_later_rotate_recovers() {
+    let (sb, daemon) = sandbox_with_daemon("ro", 2, &[]);
+    let log = sb.path("ro.log");
+    let old = rotated(&log, 1);
+    wait_for("a line", WAIT, || {
+        (!read_lines(&log).is_empty()).then_some(())
+    });
+
+    // A directory where the new log file should go: the reopen cannot succeed.
+    std::fs::rename(&log, &old).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    let run = sb.ctl(&["rotate", "ro"]).expect_code(1);
+    assert!(
+        run.stderr
+            .contains(&format!("{}: Is a directory", log.display())),
+        "{run}"
+    );
+
+    // Nothing is lost: the daemon keeps writing to the old file.
+    let before = read_lines(&old).len();
+    wait_for("more lines in the old file", WAIT, || {
+        (read_lines(&old).len() >= before + 3).then_some(())
+    });
+    daemon.assert_alive();
+
+    std::fs::remove_dir(&log).unwrap();
+    let run = sb.ctl(&["rotate", "ro"]).expect_code(0);
+    assert!(run.stdout.contains("reopened 1 log file"), "{run}");
+    wait_for("lines in the new file", WAIT, || {
+        (read_lines(&log).len() >= 3).then_some(())
+    });
+    sb.ctl(&["drain", "ro"]).expect_code(0);
+
+    let mut seqs: Vec<u64> = read_lines(&old).iter().map(|l| l.seq).collect();
+    seqs.extend(read_lines(&log).iter().map(|l| l.seq));
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "gap or duplicate: {seqs:?}"
+    );
+}
+
+#[test]
+fn missingok_and_missing_ok_keep_a_stopped_daemon_from_failing_logrotate() {
+    require_logrotate();
+    let sb = Sandbox::new();
+    let log = sb.path("stopped.log");
+    std::fs::write(&log, "seq=1 t_ms=0 interval_ms=1 message=x\n").unwrap();
+    let post = format!(
+        "{} --quiet --missing-ok rotate stopped",
+        bins().ctl.display()
+    );
+    let run = logrotate(&sb, &stanza(&log, "", &post)).expect_code(0);
+    assert!(run.stderr.is_empty(), "{run}");
+    // Without --missing-ok the same stanza fails loudly.
+    std::fs::write(&log, "seq=2 t_ms=0 interval_ms=1 message=x\n").unwrap();
+    let run = logrotate(&sb, &stanza(&log, "", &ctl_rotate("stopped")));
+    assert_ne!(run.code, Some(0), "{run}");
+    assert!(run.stderr.contains("no daemon at"), "{run}");
+}
