@@ -1,27 +1,108 @@
-//! One accepted connection: read the peer's credentials, frame the stream, serve requests until
-//! the client leaves or the server shuts down.
+//! Connections: admission under a cap (evicting the oldest idle one when full), the peer's
+//! credentials, an idle timeout, and serving requests until the client leaves, the connection
+//! is evicted, or the server shuts down.
 
 use crate::handler::Handler;
 use crate::policy::Peer;
 use crate::service::{ControlService, Shared};
 use control_api::Control;
 use futures::StreamExt;
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tarpc::server::{BaseChannel, Channel};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UnixStream;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::Instrument;
+
+/// What the server knows about one open connection.
+#[derive(Debug)]
+pub(crate) struct ConnState {
+    /// Requests being processed; a connection with none is idle and may be evicted.
+    pub in_flight: AtomicUsize,
+    /// Cancelled to close the connection: on eviction, or by the server's shutdown (a child).
+    pub stop: CancellationToken,
+}
+
+/// The open connections, oldest first (ids only grow).
+#[derive(Debug)]
+pub(crate) struct Connections {
+    max: usize,
+    open: Mutex<BTreeMap<u64, Arc<ConnState>>>,
+}
+
+/// Why a connection was not admitted.
+#[derive(Debug)]
+pub(crate) struct Full;
+
+impl Connections {
+    pub fn new(max: usize) -> Self {
+        Connections {
+            max,
+            open: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Admits connection `conn`. At the cap, the oldest idle connection is closed to make room,
+    /// so that clients that connect and say nothing cannot lock an operator out; if every
+    /// connection is busy, the new one is refused.
+    pub fn admit(&self, conn: u64, shutdown: &CancellationToken) -> Result<Arc<ConnState>, Full> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.len() >= self.max {
+            let idle = open
+                .iter()
+                .find(|(_, c)| c.in_flight.load(Ordering::SeqCst) == 0)
+                .map(|(&id, _)| id);
+            let Some(victim) = idle else {
+                return Err(Full);
+            };
+            if let Some(state) = open.remove(&victim) {
+                tracing::warn!(
+                    conn = victim,
+                    "closing idle connection: {} connections open, the cap",
+                    self.max
+                );
+                state.stop.cancel();
+            }
+        }
+        let state = Arc::new(ConnState {
+            in_flight: AtomicUsize::new(0),
+            stop: shutdown.child_token(),
+        });
+        open.insert(conn, state.clone());
+        Ok(state)
+    }
+
+    /// Forgets a connection that ended.
+    pub fn remove(&self, conn: u64) {
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&conn);
+    }
+}
+
+/// Limits applied to each connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub max_requests: usize,
+    pub idle_timeout: Duration,
+}
 
 /// Serves one connection to completion.
 pub(crate) async fn serve<H: Handler>(
     stream: UnixStream,
     shared: Arc<Shared<H>>,
     conn: u64,
-    max_requests: usize,
+    state: Arc<ConnState>,
+    limits: Limits,
 ) {
     // The kernel's word on who connected, taken before a single byte is read.
     let peer = match stream.peer_cred() {
@@ -44,12 +125,17 @@ pub(crate) async fn serve<H: Handler>(
         peer_pid = peer.pid.map_or(-1, i64::from),
         peer_uid = peer.uid
     );
-    let stream = UntilShutdown::new(stream, shared.shutdown.clone());
-    let service = ControlService { shared, peer, conn };
+    let stream = Guarded::new(stream, state.clone(), limits.idle_timeout);
+    let service = ControlService {
+        shared,
+        peer,
+        conn,
+        state,
+    };
     async move {
         tracing::debug!("connected");
         BaseChannel::with_defaults(control_api::wire::transport(stream))
-            .max_concurrent_requests(max_requests)
+            .max_concurrent_requests(limits.max_requests)
             .execute(service.serve())
             .for_each(|request| async move {
                 tokio::spawn(request);
@@ -61,39 +147,66 @@ pub(crate) async fn serve<H: Handler>(
     .await
 }
 
-/// A stream whose read side ends (EOF) once the server shuts down.
+/// A stream whose read side ends (EOF) when the connection is stopped (eviction, shutdown) or
+/// has received nothing for the idle timeout while no request is in flight.
 ///
-/// tarpc then stops taking requests from this connection, finishes those in flight, writes their
-/// replies, and closes: a graceful shutdown without tarpc having one of its own.
-struct UntilShutdown<S> {
+/// tarpc then takes no more requests from it, finishes those in flight, writes their replies
+/// and closes: a graceful close without tarpc having one of its own. A client that announces a
+/// frame and then stalls is closed the same way.
+struct Guarded<S> {
     inner: S,
-    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    state: Arc<ConnState>,
+    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+    idle: Pin<Box<Sleep>>,
+    idle_timeout: Duration,
 }
 
-impl<S> UntilShutdown<S> {
-    fn new(inner: S, token: CancellationToken) -> Self {
-        UntilShutdown {
+impl<S> Guarded<S> {
+    fn new(inner: S, state: Arc<ConnState>, idle_timeout: Duration) -> Self {
+        Guarded {
             inner,
-            shutdown: Box::pin(token.cancelled_owned()),
+            stop: Box::pin(state.stop.clone().cancelled_owned()),
+            state,
+            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            idle_timeout,
         }
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for UntilShutdown<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        // Polling the token first registers this task to be woken when shutdown begins.
-        if self.shutdown.as_mut().poll(cx).is_ready() {
+        // Polling these first registers the task to be woken by either.
+        if self.stop.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        while self.idle.as_mut().poll(cx).is_ready() {
+            if self.state.in_flight.load(Ordering::SeqCst) == 0 {
+                tracing::info!(
+                    "closing connection: nothing received for {:?}",
+                    self.idle_timeout
+                );
+                self.state.stop.cancel();
+                return Poll::Ready(Ok(()));
+            }
+            // A long operation is running for this client: not idle.
+            let next = Instant::now() + self.idle_timeout;
+            self.idle.as_mut().reset(next);
+        }
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            let next = Instant::now() + self.idle_timeout;
+            self.idle.as_mut().reset(next);
+        }
+        result
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for UntilShutdown<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -111,4 +224,23 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for UntilShutdown<S> {
     }
 }
 
-use std::future::Future as _;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_table_evicts_the_oldest_idle_connection() {
+        let shutdown = CancellationToken::new();
+        let conns = Connections::new(2);
+        let first = conns.admit(1, &shutdown).unwrap();
+        let second = conns.admit(2, &shutdown).unwrap();
+        first.in_flight.store(1, Ordering::SeqCst); // busy: must not be evicted
+        let third = conns.admit(3, &shutdown).unwrap();
+        assert!(!first.stop.is_cancelled());
+        assert!(second.stop.is_cancelled(), "the oldest idle one goes");
+        third.in_flight.store(1, Ordering::SeqCst);
+        assert!(conns.admit(4, &shutdown).is_err(), "all busy: refuse");
+        shutdown.cancel();
+        assert!(first.stop.is_cancelled() && third.stop.is_cancelled());
+    }
+}

@@ -47,6 +47,7 @@
 //! - [`policy`]: peer credentials and who may call what.
 //! - [`listener`]: binding the socket safely.
 //! - [`log_file`]: [`LogFile`], a log file that `rotate` reopens without losing a line.
+//! - [`signals`]: making leftover `pkill -HUP` lines harmless.
 //! - `connection`, `service`: one connection, and the glue between tarpc and the handler.
 #![deny(missing_docs)]
 
@@ -57,6 +58,7 @@ pub mod log_file;
 pub mod policy;
 pub mod server;
 mod service;
+pub mod signals;
 
 pub use control_api as api;
 pub use handler::{DaemonStatus, Handler, OpContext, Reloaded};

@@ -86,12 +86,12 @@ impl Drop for BoundSocket {
     }
 }
 
-/// Binds a listening socket at `path` with permission bits `mode`.
+/// Binds a listening socket at `path` with permission bits `mode` and, if given, group `group`.
 ///
 /// The socket is created inside a fresh owner-only directory next to `path`, given its mode
 /// there, and then renamed into place: at no moment can anyone connect to it with wider
 /// permissions than `mode`. The parent directory is created (mode 0755) if missing.
-pub fn bind(path: &Path, mode: u32) -> Result<BoundSocket, BindError> {
+pub fn bind(path: &Path, mode: u32, group: Option<u32>) -> Result<BoundSocket, BindError> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -119,7 +119,7 @@ pub fn bind(path: &Path, mode: u32) -> Result<BoundSocket, BindError> {
     check_existing(path)?;
 
     let staging = staging_dir(parent)?;
-    let result = bind_in(&staging, file_name, path, mode);
+    let result = bind_in(&staging, file_name, path, mode, group);
     let _ = std::fs::remove_dir(&staging);
     result
 }
@@ -173,6 +173,7 @@ fn bind_in(
     file_name: &std::ffi::OsStr,
     path: &Path,
     mode: u32,
+    group: Option<u32>,
 ) -> Result<BoundSocket, BindError> {
     let tmp = staging.join(file_name);
     let listener = UnixListener::bind(&tmp).map_err(io_err("bind", &tmp))?;
@@ -180,6 +181,11 @@ fn bind_in(
         let _ = std::fs::remove_file(&tmp);
         e
     };
+    if let Some(gid) = group {
+        rustix::fs::chown(&tmp, None, Some(rustix::fs::Gid::from_raw(gid)))
+            .map_err(|e| io_err("set the group of", &tmp)(e.into()))
+            .map_err(cleanup)?;
+    }
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
         .map_err(io_err("set permissions of", &tmp))
         .map_err(cleanup)?;
@@ -209,7 +215,7 @@ mod tests {
     fn socket_gets_the_requested_mode_and_is_removed_on_drop() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/d.sock");
-        let bound = bind(&path, 0o600).unwrap();
+        let bound = bind(&path, 0o600, None).unwrap();
         let meta = std::fs::symlink_metadata(&path).unwrap();
         assert!(meta.file_type().is_socket());
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
@@ -220,11 +226,36 @@ mod tests {
     }
 
     #[test]
+    fn mode_and_group_are_set_before_the_socket_appears() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.sock");
+        let gid = rustix::process::getegid().as_raw();
+        let _bound = bind(&path, 0o660, Some(gid)).unwrap();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+        assert_eq!(meta.gid(), gid);
+    }
+
+    #[test]
+    fn a_planted_symlink_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("precious");
+        std::fs::write(&target, "data").unwrap();
+        let path = dir.path().join("d.sock");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        assert!(matches!(
+            bind(&path, 0o600, None),
+            Err(BindError::NotASocket { .. })
+        ));
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "data");
+    }
+
+    #[test]
     fn live_socket_is_refused_with_the_pid() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.sock");
-        let _first = bind(&path, 0o600).unwrap();
-        match bind(&path, 0o600) {
+        let _first = bind(&path, 0o600, None).unwrap();
+        match bind(&path, 0o600, None) {
             Err(BindError::AlreadyServing { pid, .. }) => {
                 assert_eq!(pid, Some(std::process::id()))
             }
@@ -238,7 +269,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.sock");
         drop(UnixListener::bind(&path).unwrap()); // a socket file with no listener
-        let bound = bind(&path, 0o600).unwrap();
+        let bound = bind(&path, 0o600, None).unwrap();
         UnixStream::connect(bound.path()).expect("new socket accepts");
     }
 
@@ -248,7 +279,7 @@ mod tests {
         let path = dir.path().join("d.sock");
         std::fs::write(&path, "data").unwrap();
         assert!(matches!(
-            bind(&path, 0o600),
+            bind(&path, 0o600, None),
             Err(BindError::NotASocket { .. })
         ));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "data");
@@ -258,10 +289,10 @@ mod tests {
     fn drop_leaves_a_successor_socket_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.sock");
-        let first = bind(&path, 0o600).unwrap();
+        let first = bind(&path, 0o600, None).unwrap();
         // Another instance replaces the file (as after our crash), then we shut down.
         std::fs::remove_file(&path).unwrap();
-        let _second = bind(&path, 0o600).unwrap();
+        let _second = bind(&path, 0o600, None).unwrap();
         drop(first);
         assert!(path.exists(), "removed the successor's socket");
     }

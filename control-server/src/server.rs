@@ -1,5 +1,6 @@
 //! The server a daemon builds: configuration, the accept loop, and graceful shutdown.
 
+use crate::connection::{Connections, Limits};
 use crate::handler::Handler;
 use crate::listener::{self, BindError, BoundSocket};
 use crate::log_file::LogFile;
@@ -10,7 +11,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -20,6 +20,8 @@ pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Default cap on concurrent requests on one connection.
 pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: usize = 64;
+/// Default time after which a connection that sends nothing (and awaits no reply) is closed.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default time that shutdown waits for calls in progress.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -44,7 +46,10 @@ pub struct Builder<H> {
     version: String,
     socket_path: Option<PathBuf>,
     socket_mode: u32,
+    socket_group: Option<u32>,
     policy: Policy,
+    idle_timeout: Duration,
+    reload_on_sighup: bool,
     max_connections: usize,
     max_requests_per_connection: usize,
     shutdown_grace: Duration,
@@ -80,13 +85,37 @@ impl<H: Handler> Builder<H> {
         self
     }
 
+    /// Group of the socket file, so that with a mode such as 0660 its members can connect.
+    /// Setting a group the daemon is not a member of needs root.
+    pub fn socket_group(mut self, gid: u32) -> Self {
+        self.socket_group = Some(gid);
+        self
+    }
+
+    /// Closes connections that send nothing for this long while no reply is pending
+    /// (default 30 s). A client that announces a frame and then stalls is closed too.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Turns SIGHUP into a reload, logged with a warning that names the `ctl` command to use
+    /// instead: for daemons migrating from signals, whose operators still send SIGHUP. The
+    /// reload is the same as `ctl reload` (one at a time, recorded in `status`), but whoever
+    /// sent the signal learns nothing of its outcome.
+    pub fn reload_on_sighup(mut self, enabled: bool) -> Self {
+        self.reload_on_sighup = enabled;
+        self
+    }
+
     /// Who may call what (default: root and the daemon's own uid, for everything).
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
     }
 
-    /// Cap on open connections (default 256); connections past it are closed at once.
+    /// Cap on open connections (default 256). A connection past it closes the oldest idle
+    /// one (no request in flight); if every connection is busy, the new one is closed.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n.max(1);
         self
@@ -119,7 +148,7 @@ impl<H: Handler> Builder<H> {
             Some(path) => path,
             None => SocketEnv::from_process().socket_path(&self.name)?,
         };
-        let socket = listener::bind(&path, self.socket_mode)?;
+        let socket = listener::bind(&path, self.socket_mode, self.socket_group)?;
         let shared = Arc::new(Shared::new(
             self.handler,
             self.name,
@@ -131,6 +160,8 @@ impl<H: Handler> Builder<H> {
         Ok(Server {
             socket,
             shared,
+            idle_timeout: self.idle_timeout,
+            reload_on_sighup: self.reload_on_sighup,
             max_connections: self.max_connections,
             max_requests_per_connection: self.max_requests_per_connection,
             shutdown_grace: self.shutdown_grace,
@@ -142,6 +173,8 @@ impl<H: Handler> Builder<H> {
 pub struct Server<H> {
     socket: BoundSocket,
     shared: Arc<Shared<H>>,
+    idle_timeout: Duration,
+    reload_on_sighup: bool,
     max_connections: usize,
     max_requests_per_connection: usize,
     shutdown_grace: Duration,
@@ -157,7 +190,10 @@ impl Server<()> {
             version: String::new(),
             socket_path: None,
             socket_mode: DEFAULT_SOCKET_MODE,
+            socket_group: None,
             policy: Policy::default(),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            reload_on_sighup: false,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_requests_per_connection: DEFAULT_MAX_REQUESTS_PER_CONNECTION,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -192,8 +228,20 @@ impl<H: Handler> Server<H> {
         };
         let shared = self.shared.clone();
         let token = shared.shutdown.clone();
-        let connections = TaskTracker::new();
-        let slots = Arc::new(Semaphore::new(self.max_connections));
+        let tasks = TaskTracker::new();
+        if self.reload_on_sighup {
+            match crate::signals::sighup_stream() {
+                Ok(hangups) => {
+                    tasks.spawn(crate::signals::reload_on_sighup(hangups, shared.clone()));
+                }
+                Err(err) => tracing::error!("cannot turn SIGHUP into reloads: {err}"),
+            }
+        }
+        let connections = Arc::new(Connections::new(self.max_connections));
+        let limits = Limits {
+            max_requests: self.max_requests_per_connection,
+            idle_timeout: self.idle_timeout,
+        };
         let mut next_conn: u64 = 0;
         let mut backoff = Duration::from_millis(10);
         tracing::info!(path = %self.path().display(), "control server listening");
@@ -206,19 +254,20 @@ impl<H: Handler> Server<H> {
                 Ok((stream, _)) => {
                     backoff = Duration::from_millis(10);
                     next_conn += 1;
-                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    let conn = next_conn;
+                    let Ok(state) = connections.admit(conn, &token) else {
                         tracing::warn!(
-                            conn = next_conn,
-                            "closing connection: {} connections already open",
+                            conn,
+                            "refusing connection: all {} connections are busy",
                             self.max_connections
                         );
                         continue;
                     };
                     let shared = shared.clone();
-                    let max_requests = self.max_requests_per_connection;
-                    connections.spawn(async move {
-                        crate::connection::serve(stream, shared, next_conn, max_requests).await;
-                        drop(slot);
+                    let connections = connections.clone();
+                    tasks.spawn(async move {
+                        crate::connection::serve(stream, shared, conn, state, limits).await;
+                        connections.remove(conn);
                     });
                 }
                 Err(err) => {
@@ -238,16 +287,16 @@ impl<H: Handler> Server<H> {
         let path = self.path().to_owned();
         drop(self.socket);
         tracing::info!(path = %path.display(), "control server stopping");
-        connections.close();
+        tasks.close();
         shared.work.close();
         let finished = tokio::time::timeout(self.shutdown_grace, async {
-            connections.wait().await;
+            tasks.wait().await;
             shared.work.wait().await;
         })
         .await;
         if finished.is_err() {
             tracing::warn!(
-                connections = connections.len(),
+                connections = tasks.len(),
                 operations = shared.work.len(),
                 "control server stopped with calls still running after {:?}",
                 self.shutdown_grace

@@ -2,6 +2,7 @@
 //! support checks, panics, owned tasks for mutating work, reload bookkeeping, one log line per
 //! call.
 
+use crate::connection::ConnState;
 use crate::handler::{Handler, OpContext};
 use crate::log_file::LogFile;
 use crate::policy::{Peer, Policy};
@@ -13,6 +14,7 @@ use control_api::{
 use futures::FutureExt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 use tarpc::context::Context;
@@ -130,6 +132,15 @@ impl<H: Handler> Shared<H> {
 }
 
 impl<H: Handler> Shared<H> {
+    /// Runs the handler's reload, one at a time, and records the outcome for `status`.
+    pub async fn reload(&self, ctx: OpContext) -> Result<ReloadReply, OpError> {
+        let _one_at_a_time = self.reload_lock.lock().await;
+        // Caught here as well as around the call, so that a panicking reload is recorded as a
+        // failed one.
+        let result = catching(self.handler.reload(ctx)).await;
+        self.record_reload(&result)
+    }
+
     /// Reopens the registered log files, then lets the handler reopen anything else it has.
     /// Fails, naming each file and its OS error, if any file could not be reopened; those keep
     /// being written to the old file.
@@ -167,6 +178,7 @@ pub(crate) struct ControlService<H> {
     pub shared: Arc<Shared<H>>,
     pub peer: Peer,
     pub conn: u64,
+    pub state: Arc<ConnState>,
 }
 
 impl<H> Clone for ControlService<H> {
@@ -175,7 +187,24 @@ impl<H> Clone for ControlService<H> {
             shared: self.shared.clone(),
             peer: self.peer,
             conn: self.conn,
+            state: self.state.clone(),
         }
+    }
+}
+
+/// Marks the connection busy (not evictable, not idle) while a call runs.
+struct InFlight<'a>(&'a ConnState);
+
+impl<'a> InFlight<'a> {
+    fn enter(state: &'a ConnState) -> Self {
+        state.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(state)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -203,6 +232,7 @@ impl<H: Handler> ControlService<H> {
         Fut: Future<Output = Result<T, OpError>> + Send + 'static,
     {
         let started = Instant::now();
+        let _busy = InFlight::enter(&self.state);
         let shared = &self.shared;
         let peer = self.peer;
         let conn = self.conn;
@@ -390,12 +420,7 @@ impl<H: Handler> Control for ControlService<H> {
             Operation::Reload,
             ctx,
             Run::Owned,
-            |shared, opctx| async move {
-                let _one_at_a_time = shared.reload_lock.lock().await;
-                // Caught here as well, so that a panicking reload is recorded as a failed one.
-                let result = catching(shared.handler.reload(opctx)).await;
-                shared.record_reload(&result)
-            },
+            |shared, opctx| async move { shared.reload(opctx).await },
         )
         .await
     }

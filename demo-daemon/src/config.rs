@@ -32,6 +32,9 @@ pub struct Config {
     /// Test hook: a reload waits this long after validating, before applying.
     #[serde(default)]
     pub reload_delay_ms: u64,
+    /// Test hook: a reload of this config panics (the server must contain it).
+    #[serde(default)]
+    pub reload_panics: bool,
 }
 
 /// Why a configuration was refused.

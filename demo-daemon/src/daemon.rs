@@ -116,6 +116,9 @@ impl Handler for Demo {
         let new =
             Config::load(&self.config_path).map_err(|e| OpError::failed_because(refused, &e))?;
         let old = self.config();
+        if new.reload_panics {
+            panic!("reload_panics is set in {}", self.config_path.display());
+        }
         if new.reload_delay_ms > 0 {
             tokio::time::sleep(Duration::from_millis(new.reload_delay_ms)).await;
         }

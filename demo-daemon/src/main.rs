@@ -8,7 +8,7 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use config::{Config, DEFAULT_CONFIG};
 use control_api::Operation;
-use control_server::{LogFile, Server};
+use control_server::{Caller, LogFile, Policy, Server};
 use daemon::Demo;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +32,77 @@ struct Args {
     /// Answer `unsupported` for this operation (reload, rotate, drain); repeatable
     #[arg(long, value_name = "OPERATION", value_parser = parse_mutating_op)]
     disable: Vec<Operation>,
+
+    /// Permission bits of the socket, in octal
+    #[arg(long, value_name = "MODE", default_value = "600", value_parser = parse_mode)]
+    socket_mode: u32,
+
+    /// Group of the socket (name or gid), e.g. with --socket-mode 660
+    #[arg(long, value_name = "GROUP", value_parser = parse_group)]
+    socket_group: Option<u32>,
+
+    /// Let this uid run every operation (root and our own uid always may); repeatable
+    #[arg(long, value_name = "UID")]
+    allow_uid: Vec<u32>,
+
+    /// Let members of this gid run every operation; repeatable
+    #[arg(long, value_name = "GID")]
+    allow_gid: Vec<u32>,
+
+    /// Let this uid run read-only operations (hello, status); repeatable
+    #[arg(long, value_name = "UID")]
+    allow_read_only_uid: Vec<u32>,
+
+    /// Let members of this gid run read-only operations; repeatable
+    #[arg(long, value_name = "GID")]
+    allow_read_only_gid: Vec<u32>,
+
+    /// Close connections that send nothing for this long
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    idle_timeout: std::time::Duration,
+
+    /// Most connections open at once; past it the oldest idle one is closed
+    #[arg(long, value_name = "N", default_value_t = control_server::server::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    match u32::from_str_radix(s, 8) {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err(format!(
+            "{s:?} is not an octal permission mode such as 600 or 660"
+        )),
+    }
+}
+
+fn parse_group(s: &str) -> Result<u32, String> {
+    if let Ok(gid) = s.parse() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(s) {
+        Ok(Some(group)) => Ok(group.gid.as_raw()),
+        Ok(None) => Err(format!("no group named {s:?}")),
+        Err(e) => Err(format!("cannot look up group {s:?}: {e}")),
+    }
+}
+
+impl Args {
+    fn policy(&self) -> Policy {
+        let mut policy = Policy::default();
+        for &uid in &self.allow_uid {
+            policy = policy.allow(Caller::Uid(uid));
+        }
+        for &gid in &self.allow_gid {
+            policy = policy.allow(Caller::Gid(gid));
+        }
+        for &uid in &self.allow_read_only_uid {
+            policy = policy.allow_read_only(Caller::Uid(uid));
+        }
+        for &gid in &self.allow_read_only_gid {
+            policy = policy.allow_read_only(Caller::Gid(gid));
+        }
+        policy
+    }
 }
 
 fn parse_mutating_op(s: &str) -> Result<Operation, String> {
@@ -61,6 +132,9 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    // First, before anything else can start a thread: a leftover `pkill -HUP`, `kill -USR1`
+    // or `kill -QUIT` no longer kills this daemon. SIGHUP is then bridged to a reload below.
+    control_server::signals::ignore_legacy_signals().context("cannot ignore legacy signals")?;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -92,7 +166,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.disable.clone(),
     ));
 
-    let mut builder = Server::builder(&args.name, demo.clone()).version(env!("CARGO_PKG_VERSION"));
+    let mut builder = Server::builder(&args.name, demo.clone())
+        .version(env!("CARGO_PKG_VERSION"))
+        .socket_mode(args.socket_mode)
+        .policy(args.policy())
+        .idle_timeout(args.idle_timeout)
+        .max_connections(args.max_connections)
+        .reload_on_sighup(true);
+    if let Some(gid) = args.socket_group {
+        builder = builder.socket_group(gid);
+    }
     // Registering the log file is all it takes for `ctl rotate` to work. `--disable rotate`
     // plays a daemon that never had rotate support.
     if !args.disable.contains(&Operation::Rotate) {
