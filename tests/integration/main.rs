@@ -3,6 +3,7 @@
 
 mod cli;
 mod demo;
+mod hostile;
 mod logrotate;
 mod operations;
 mod wire;
