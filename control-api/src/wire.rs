@@ -20,6 +20,13 @@ pub const MAX_FRAME_LEN: usize = 64 * 1024;
 pub type Transport<S, Item, SinkItem> =
     serde_transport::Transport<S, Item, SinkItem, Json<Item, SinkItem>>;
 
+/// The framing codec: 4-byte big-endian length prefix, at most [`MAX_FRAME_LEN`] bytes.
+pub fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_FRAME_LEN)
+        .new_codec()
+}
+
 /// Wraps a connected stream (usually a `tokio::net::UnixStream`) in the protocol's framing.
 pub fn transport<S, Item, SinkItem>(stream: S) -> Transport<S, Item, SinkItem>
 where
@@ -27,8 +34,107 @@ where
     Item: for<'de> Deserialize<'de>,
     SinkItem: Serialize,
 {
-    let framed = LengthDelimitedCodec::builder()
-        .max_frame_length(MAX_FRAME_LEN)
-        .new_framed(stream);
+    let framed = tarpc::tokio_util::codec::Framed::new(stream, codec());
     serde_transport::new(framed, Json::default())
+}
+
+/// Decodes one frame's payload as a daemon does: what a request on the socket becomes.
+/// Exposed so that the decoder can be fuzzed and property-tested exactly as it runs.
+pub fn decode_request(
+    payload: &[u8],
+) -> Result<tarpc::ClientMessage<crate::ControlRequest>, serde_json::Error> {
+    serde_json::from_slice(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ControlRequest, HelloRequest};
+    use bytes::{BufMut, BytesMut};
+    use proptest::prelude::*;
+    use tarpc::tokio_util::codec::Decoder;
+
+    fn valid_request() -> Vec<u8> {
+        let msg = tarpc::ClientMessage::Request(tarpc::Request {
+            context: tarpc::context::current(),
+            id: 7,
+            message: ControlRequest::Hello {
+                req: HelloRequest::default(),
+            },
+        });
+        serde_json::to_vec(&msg).unwrap()
+    }
+
+    /// Runs bytes through the daemon's decoding path: frames, then JSON. Returns how many
+    /// requests decoded; must never panic or allocate past the frame limit.
+    fn decode_all(bytes: &[u8]) -> usize {
+        let mut codec = codec();
+        let mut buf = BytesMut::from(bytes);
+        let mut decoded = 0;
+        while let Ok(Some(frame)) = codec.decode(&mut buf) {
+            assert!(frame.len() <= MAX_FRAME_LEN);
+            decoded += usize::from(decode_request(&frame).is_ok());
+        }
+        decoded
+    }
+
+    fn framed(payload: &[u8]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        out.put_u32(payload.len() as u32);
+        out.put_slice(payload);
+        out.to_vec()
+    }
+
+    #[test]
+    fn a_valid_request_decodes() {
+        assert_eq!(decode_all(&framed(&valid_request())), 1);
+    }
+
+    #[test]
+    fn an_oversized_length_is_an_error_not_an_allocation() {
+        let mut codec = codec();
+        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff, b'{'][..]);
+        assert!(codec.decode(&mut buf).is_err());
+        assert!(buf.capacity() < 1024 * 1024, "reserved {} bytes", buf.capacity());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            decode_all(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_payloads_in_valid_frames_never_panic(
+            payload in proptest::collection::vec(any::<u8>(), 0..2048)
+        ) {
+            decode_all(&framed(&payload));
+        }
+
+        #[test]
+        fn mutated_requests_never_panic(
+            flips in proptest::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 1..8),
+            cut in any::<proptest::sample::Index>(),
+        ) {
+            let mut payload = valid_request();
+            for (at, byte) in flips {
+                let i = at.index(payload.len());
+                payload[i] = byte;
+            }
+            let frame = framed(&payload);
+            // Whole, and truncated anywhere.
+            decode_all(&frame);
+            decode_all(&frame[..cut.index(frame.len())]);
+        }
+
+        #[test]
+        fn unknown_operations_are_decode_errors(name in "[A-Z][a-zA-Z]{0,20}") {
+            prop_assume!(!["Hello", "Status", "Reload", "Rotate", "Drain"].contains(&name.as_str()));
+            let mut doc: serde_json::Value = serde_json::from_slice(&valid_request()).unwrap();
+            doc["Request"]["message"] = serde_json::json!({ name: {"req": {}} });
+            prop_assert!(decode_request(doc.to_string().as_bytes()).is_err());
+        }
+    }
 }
