@@ -22,8 +22,13 @@ pub type Transport<S, Item, SinkItem> =
 
 /// The framing codec: 4-byte big-endian length prefix, at most [`MAX_FRAME_LEN`] bytes.
 pub fn codec() -> LengthDelimitedCodec {
+    codec_with_limit(MAX_FRAME_LEN)
+}
+
+/// The framing codec with another frame limit, in bytes.
+pub fn codec_with_limit(max_frame_len: usize) -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
-        .max_frame_length(MAX_FRAME_LEN)
+        .max_frame_length(max_frame_len)
         .new_codec()
 }
 
@@ -34,7 +39,20 @@ where
     Item: for<'de> Deserialize<'de>,
     SinkItem: Serialize,
 {
-    let framed = tarpc::tokio_util::codec::Framed::new(stream, codec());
+    transport_with_limit(stream, MAX_FRAME_LEN)
+}
+
+/// [`transport`] with another frame limit, in bytes, for both directions.
+pub fn transport_with_limit<S, Item, SinkItem>(
+    stream: S,
+    max_frame_len: usize,
+) -> Transport<S, Item, SinkItem>
+where
+    S: AsyncRead + AsyncWrite,
+    Item: for<'de> Deserialize<'de>,
+    SinkItem: Serialize,
+{
+    let framed = tarpc::tokio_util::codec::Framed::new(stream, codec_with_limit(max_frame_len));
     serde_transport::new(framed, Json::default())
 }
 
@@ -95,7 +113,11 @@ mod tests {
         let mut codec = codec();
         let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff, b'{'][..]);
         assert!(codec.decode(&mut buf).is_err());
-        assert!(buf.capacity() < 1024 * 1024, "reserved {} bytes", buf.capacity());
+        assert!(
+            buf.capacity() < 1024 * 1024,
+            "reserved {} bytes",
+            buf.capacity()
+        );
     }
 
     proptest! {

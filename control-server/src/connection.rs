@@ -94,6 +94,7 @@ impl Connections {
 pub(crate) struct Limits {
     pub max_requests: usize,
     pub idle_timeout: Duration,
+    pub max_frame_len: usize,
 }
 
 /// Serves one connection to completion.
@@ -134,13 +135,16 @@ pub(crate) async fn serve<H: Handler>(
     };
     async move {
         tracing::debug!("connected");
-        BaseChannel::with_defaults(control_api::wire::transport(stream))
-            .max_concurrent_requests(limits.max_requests)
-            .execute(service.serve())
-            .for_each(|request| async move {
-                tokio::spawn(request);
-            })
-            .await;
+        BaseChannel::with_defaults(control_api::wire::transport_with_limit(
+            stream,
+            limits.max_frame_len,
+        ))
+        .max_concurrent_requests(limits.max_requests)
+        .execute(service.serve())
+        .for_each(|request| async move {
+            tokio::spawn(request);
+        })
+        .await;
         tracing::debug!("disconnected");
     }
     .instrument(span)

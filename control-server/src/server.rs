@@ -50,6 +50,7 @@ pub struct Builder<H> {
     policy: Policy,
     idle_timeout: Duration,
     reload_on_sighup: bool,
+    max_frame_len: usize,
     max_connections: usize,
     max_requests_per_connection: usize,
     shutdown_grace: Duration,
@@ -114,6 +115,15 @@ impl<H: Handler> Builder<H> {
         self
     }
 
+    /// Largest frame accepted or sent, in bytes (default
+    /// [`MAX_FRAME_LEN`](control_api::wire::MAX_FRAME_LEN), 64 KiB). A longer announced length
+    /// closes the connection before anything is allocated for it. Keep it at least as large as
+    /// your biggest reply (a `status` with many fields, a `rotate` of many files).
+    pub fn max_frame_len(mut self, bytes: usize) -> Self {
+        self.max_frame_len = bytes.max(1024);
+        self
+    }
+
     /// Cap on open connections (default 256). A connection past it closes the oldest idle
     /// one (no request in flight); if every connection is busy, the new one is closed.
     pub fn max_connections(mut self, n: usize) -> Self {
@@ -162,6 +172,7 @@ impl<H: Handler> Builder<H> {
             shared,
             idle_timeout: self.idle_timeout,
             reload_on_sighup: self.reload_on_sighup,
+            max_frame_len: self.max_frame_len,
             max_connections: self.max_connections,
             max_requests_per_connection: self.max_requests_per_connection,
             shutdown_grace: self.shutdown_grace,
@@ -175,6 +186,7 @@ pub struct Server<H> {
     shared: Arc<Shared<H>>,
     idle_timeout: Duration,
     reload_on_sighup: bool,
+    max_frame_len: usize,
     max_connections: usize,
     max_requests_per_connection: usize,
     shutdown_grace: Duration,
@@ -194,6 +206,7 @@ impl Server<()> {
             policy: Policy::default(),
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             reload_on_sighup: false,
+            max_frame_len: control_api::wire::MAX_FRAME_LEN,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_requests_per_connection: DEFAULT_MAX_REQUESTS_PER_CONNECTION,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -241,6 +254,7 @@ impl<H: Handler> Server<H> {
         let limits = Limits {
             max_requests: self.max_requests_per_connection,
             idle_timeout: self.idle_timeout,
+            max_frame_len: self.max_frame_len,
         };
         let mut next_conn: u64 = 0;
         let mut backoff = Duration::from_millis(10);
