@@ -99,6 +99,11 @@ pub struct ReloadReply {
     /// What changed, in the daemon's words (e.g. `interval_ms 100 -> 50`); empty if it says
     /// nothing.
     pub summary: String,
+    /// This call did not start a reload of its own: it arrived while another caller's request
+    /// was pending and shares the result of the reload that began after both requests.
+    pub joined: bool,
+    /// The new configuration equals the old one; the generation did not change.
+    pub unchanged: bool,
 }
 
 /// Argument of [`Control::rotate`](crate::Control::rotate).

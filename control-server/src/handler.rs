@@ -21,11 +21,54 @@ pub struct OpContext {
     pub deadline: Instant,
 }
 
-/// A successful reload, as the daemon describes it. The server assigns the generation.
+impl OpContext {
+    /// A context for calling a [`Handler`] directly, e.g. in the daemon's own tests.
+    pub fn new(operation: Operation, peer: Peer, deadline: Instant) -> Self {
+        OpContext {
+            operation,
+            peer,
+            deadline,
+        }
+    }
+
+    /// Whether the caller's deadline has passed: check it before applying anything the caller
+    /// may no longer expect (see [`Reloadable::reload`](crate::Reloadable::reload)).
+    pub fn expired(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// Resolves at the caller's deadline: `select!` on it to stop waiting for something.
+    pub async fn until_deadline(&self) {
+        tokio::time::sleep_until(self.deadline.into()).await
+    }
+}
+
+/// A successful reload, as the daemon describes it. The server assigns the generation: one
+/// more for each reload that changed something.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Reloaded {
     /// What changed, in one line (e.g. `interval_ms 100 -> 50`); may be empty.
     pub summary: String,
+    /// The new configuration equals the old one: the generation stays.
+    pub unchanged: bool,
+}
+
+impl Reloaded {
+    /// A reload that applied a new configuration; `summary` says what changed.
+    pub fn changed(summary: impl Into<String>) -> Self {
+        Reloaded {
+            summary: summary.into(),
+            unchanged: false,
+        }
+    }
+
+    /// A reload that found the configuration as it was.
+    pub fn unchanged() -> Self {
+        Reloaded {
+            summary: "no change".into(),
+            unchanged: true,
+        }
+    }
 }
 
 /// The daemon's part of `status`; the server adds pid, uptime, name, version and the reload
@@ -63,7 +106,7 @@ pub struct DaemonStatus {
 ///
 ///     async fn reload(&self, _ctx: OpContext) -> Result<Reloaded, OpError> {
 ///         // Parse and validate everything first; apply only if all of it is valid.
-///         Ok(Reloaded { summary: "nothing changed".into() })
+///         Ok(Reloaded::changed("workers 4 -> 8"))
 ///     }
 /// }
 /// ```
@@ -88,7 +131,9 @@ pub trait Handler: Send + Sync + 'static {
         async { Err(not_implemented(Operation::Rotate)) }
     }
 
-    /// Stop taking new work and finish what is in flight, by `ctx.deadline`.
+    /// Stop taking new work and finish what is in flight, by `ctx.deadline`. With a
+    /// [`WorkTracker`](crate::WorkTracker) registered, the server refuses new work and waits
+    /// for it; implement this only for what the tracker does not see.
     fn drain(&self, ctx: OpContext) -> impl Future<Output = Result<DrainReply, OpError>> + Send {
         let _ = ctx;
         async { Err(not_implemented(Operation::Drain)) }

@@ -47,24 +47,35 @@
 //! - [`policy`]: peer credentials and who may call what.
 //! - [`listener`]: binding the socket safely.
 //! - [`log_file`]: [`LogFile`], a log file that `rotate` reopens without losing a line.
+//! - [`reloadable`]: [`Reloadable`], validate-then-swap configuration.
+//! - [`drain`]: [`WorkTracker`], work in flight for `drain`.
+//! - [`notify`]: systemd's readiness protocol.
+//! - `ops`: the machinery of `reload` (single-flight), `rotate` and `drain`.
 //! - [`signals`]: making leftover `pkill -HUP` lines harmless.
 //! - `connection`, `service`: one connection, and the glue between tarpc and the handler.
 #![deny(missing_docs)]
 
 mod connection;
+pub mod drain;
 pub mod handler;
 pub mod listener;
 pub mod log_file;
+pub mod notify;
+mod ops;
 pub mod policy;
+pub mod reloadable;
 pub mod server;
 mod service;
 pub mod signals;
 
 pub use control_api as api;
+pub use drain::{WorkGuard, WorkTracker};
 pub use handler::{DaemonStatus, Handler, OpContext, Reloaded};
 pub use listener::BindError;
 pub use log_file::LogFile;
+pub use notify::Notifier;
 pub use policy::{Caller, Peer, Policy};
+pub use reloadable::{ReloadError, Reloadable, Swapped};
 pub use server::{BackgroundServer, Builder, Server, ServerError, ServerHandle};
 pub use tokio_util::sync::CancellationToken;
 

@@ -1,11 +1,13 @@
 //! The server a daemon builds: configuration, the accept loop, and graceful shutdown.
 
 use crate::connection::{Connections, Limits};
+use crate::drain::WorkTracker;
 use crate::handler::Handler;
 use crate::listener::{self, BindError, BoundSocket};
 use crate::log_file::LogFile;
+use crate::notify::Notifier;
 use crate::policy::Policy;
-use crate::service::Shared;
+use crate::service::{Parts, Shared};
 use control_api::socket::{SocketEnv, SocketPathError};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -56,6 +58,8 @@ pub struct Builder<H> {
     shutdown_grace: Duration,
     shutdown: CancellationToken,
     logs: Vec<LogFile>,
+    tracker: Option<WorkTracker>,
+    notify_systemd: bool,
 }
 
 impl<H: Handler> Builder<H> {
@@ -83,6 +87,24 @@ impl<H: Handler> Builder<H> {
     /// faces the [`Policy`].
     pub fn socket_mode(mut self, mode: u32) -> Self {
         self.socket_mode = mode & 0o777;
+        self
+    }
+
+    /// Registers the daemon's work tracker: `drain` refuses new work and waits for the work in
+    /// flight, and `status` reports both, with no code in the handler. With a tracker
+    /// registered, `drain` is supported even if the handler does not list it.
+    pub fn work_tracker(mut self, tracker: &WorkTracker) -> Self {
+        self.tracker = Some(tracker.clone());
+        self
+    }
+
+    /// Tells systemd about readiness, reloads and stopping through `$NOTIFY_SOCKET` when it is
+    /// set (`Type=notify` or `Type=notify-reload` units): `READY=1` once serving,
+    /// `RELOADING=1` and `MONOTONIC_USEC=` when a reload starts, `READY=1` and `STATUS=` with
+    /// its outcome when it ends, `STOPPING=1` on drain and shutdown. Does nothing when the
+    /// variable is not set.
+    pub fn notify_systemd(mut self, enabled: bool) -> Self {
+        self.notify_systemd = enabled;
         self
     }
 
@@ -159,13 +181,25 @@ impl<H: Handler> Builder<H> {
             None => SocketEnv::from_process().socket_path(&self.name)?,
         };
         let socket = listener::bind(&path, self.socket_mode, self.socket_group)?;
+        let notifier = if self.notify_systemd {
+            Notifier::from_env().unwrap_or_else(|err| {
+                tracing::warn!("NOTIFY_SOCKET is set but unusable, not notifying systemd: {err}");
+                None
+            })
+        } else {
+            None
+        };
         let shared = Arc::new(Shared::new(
             self.handler,
-            self.name,
-            self.version,
-            self.policy,
-            self.logs,
-            self.shutdown.clone(),
+            Parts {
+                name: self.name,
+                version: self.version,
+                policy: self.policy,
+                logs: self.logs,
+                tracker: self.tracker,
+                notifier,
+                shutdown: self.shutdown.clone(),
+            },
         ));
         Ok(Server {
             socket,
@@ -212,6 +246,8 @@ impl Server<()> {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             shutdown: CancellationToken::new(),
             logs: Vec::new(),
+            tracker: None,
+            notify_systemd: false,
         }
     }
 }
@@ -259,6 +295,9 @@ impl<H: Handler> Server<H> {
         let mut next_conn: u64 = 0;
         let mut backoff = Duration::from_millis(10);
         tracing::info!(path = %self.path().display(), "control server listening");
+        if let Some(notifier) = &shared.notifier {
+            notifier.ready();
+        }
         loop {
             let accepted = tokio::select! {
                 _ = token.cancelled() => break,
@@ -301,6 +340,9 @@ impl<H: Handler> Server<H> {
         let path = self.path().to_owned();
         drop(self.socket);
         tracing::info!(path = %path.display(), "control server stopping");
+        if let Some(notifier) = &shared.notifier {
+            notifier.stopping();
+        }
         tasks.close();
         shared.work.close();
         let finished = tokio::time::timeout(self.shutdown_grace, async {

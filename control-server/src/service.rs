@@ -3,20 +3,22 @@
 //! call.
 
 use crate::connection::ConnState;
+use crate::drain::WorkTracker;
 use crate::handler::{Handler, OpContext};
 use crate::log_file::LogFile;
+use crate::notify::Notifier;
+use crate::ops::reload::Reloads;
 use crate::policy::{Peer, Policy};
 use control_api::{
-    Control, DrainReply, DrainRequest, Hello, HelloRequest, OpError, Operation, ReloadOutcome,
-    ReloadReply, ReloadRequest, ReopenedFile, RotateReply, RotateRequest, Status, StatusRequest,
-    PROTOCOL_VERSION,
+    Control, DrainReply, DrainRequest, Hello, HelloRequest, OpError, Operation, ReloadReply,
+    ReloadRequest, RotateReply, RotateRequest, Status, StatusRequest, PROTOCOL_VERSION,
 };
 use futures::FutureExt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::sync::Arc;
+use std::time::Instant;
 use tarpc::context::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -31,145 +33,67 @@ pub(crate) struct Shared<H> {
     pub own_uid: u32,
     pub started: Instant,
     pub policy: Policy,
-    /// What `hello` announces: `hello`, `status`, the handler's mutating operations, and
-    /// `rotate` when log files are registered.
+    /// What `hello` announces: `hello`, `status`, the handler's mutating operations, and those
+    /// the server provides itself (`rotate` for registered log files, `drain` for a tracker).
     pub operations: Vec<Operation>,
     /// What the handler itself lists.
     pub handler_ops: Vec<Operation>,
     /// Log files that `rotate` reopens without the handler's help.
     pub logs: Vec<LogFile>,
-    pub reloads: Mutex<Reloads>,
-    /// Serialises reloads: two callers never run the daemon's reload at the same time.
-    pub reload_lock: tokio::sync::Mutex<()>,
+    /// Work in flight, for `drain` and `status`.
+    pub tracker: Option<WorkTracker>,
+    /// systemd's notification socket, when the daemon asked for it and runs under systemd.
+    pub notifier: Option<Notifier>,
+    pub reloads: Reloads,
     /// Tasks running mutating operations, which outlive the call that started them.
     pub work: TaskTracker,
     pub shutdown: CancellationToken,
 }
 
-/// Reload bookkeeping: the generation is the server's, so every daemon reports one the same way.
-#[derive(Debug)]
-pub(crate) struct Reloads {
-    pub generation: u64,
-    pub last: Option<ReloadOutcome>,
+/// What the builder hands to [`Shared::new`].
+pub(crate) struct Parts {
+    pub name: String,
+    pub version: String,
+    pub policy: Policy,
+    pub logs: Vec<LogFile>,
+    pub tracker: Option<WorkTracker>,
+    pub notifier: Option<Notifier>,
+    pub shutdown: CancellationToken,
 }
 
 impl<H: Handler> Shared<H> {
-    pub fn new(
-        handler: H,
-        name: String,
-        version: String,
-        policy: Policy,
-        logs: Vec<LogFile>,
-        shutdown: CancellationToken,
-    ) -> Self {
+    pub fn new(handler: H, parts: Parts) -> Self {
         let handler_ops = handler.operations();
+        let provided = |op: &Operation| match op {
+            Operation::Rotate => !parts.logs.is_empty(),
+            Operation::Drain => parts.tracker.is_some(),
+            _ => false,
+        };
         let operations = Operation::ALL
             .into_iter()
-            .filter(|op| {
-                !op.is_mutating()
-                    || handler_ops.contains(op)
-                    || (*op == Operation::Rotate && !logs.is_empty())
-            })
+            .filter(|op| !op.is_mutating() || handler_ops.contains(op) || provided(op))
             .collect();
         Shared {
             handler,
-            name,
-            version,
+            name: parts.name,
+            version: parts.version,
             pid: std::process::id(),
             own_uid: rustix::process::geteuid().as_raw(),
             started: Instant::now(),
-            policy,
+            policy: parts.policy,
             operations,
             handler_ops,
-            logs,
-            reloads: Mutex::new(Reloads {
-                generation: 1,
-                last: None,
-            }),
-            reload_lock: tokio::sync::Mutex::new(()),
+            logs: parts.logs,
+            tracker: parts.tracker,
+            notifier: parts.notifier,
+            reloads: Reloads::new(),
             work: TaskTracker::new(),
-            shutdown,
+            shutdown: parts.shutdown,
         }
     }
 
-    fn unsupported(&self, op: Operation) -> OpError {
+    pub fn unsupported(&self, op: Operation) -> OpError {
         OpError::unsupported(op, self.operations.iter().copied())
-    }
-
-    fn record_reload(
-        &self,
-        result: &Result<crate::Reloaded, OpError>,
-    ) -> Result<ReloadReply, OpError> {
-        let mut reloads = self.reloads.lock().unwrap_or_else(|e| e.into_inner());
-        let finished_unix_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        match result {
-            Ok(reloaded) => {
-                reloads.generation += 1;
-                reloads.last = Some(ReloadOutcome {
-                    ok: true,
-                    generation: reloads.generation,
-                    message: reloaded.summary.clone(),
-                    finished_unix_ms,
-                });
-                Ok(ReloadReply {
-                    generation: reloads.generation,
-                    summary: reloaded.summary.clone(),
-                })
-            }
-            Err(err) => {
-                reloads.last = Some(ReloadOutcome {
-                    ok: false,
-                    generation: reloads.generation,
-                    message: err.to_string(),
-                    finished_unix_ms,
-                });
-                Err(err.clone())
-            }
-        }
-    }
-}
-
-impl<H: Handler> Shared<H> {
-    /// Runs the handler's reload, one at a time, and records the outcome for `status`.
-    pub async fn reload(&self, ctx: OpContext) -> Result<ReloadReply, OpError> {
-        let _one_at_a_time = self.reload_lock.lock().await;
-        // Caught here as well as around the call, so that a panicking reload is recorded as a
-        // failed one.
-        let result = catching(self.handler.reload(ctx)).await;
-        self.record_reload(&result)
-    }
-
-    /// Reopens the registered log files, then lets the handler reopen anything else it has.
-    /// Fails, naming each file and its OS error, if any file could not be reopened; those keep
-    /// being written to the old file.
-    async fn rotate(&self, ctx: OpContext) -> Result<RotateReply, OpError> {
-        let mut files: Vec<ReopenedFile> = self.logs.iter().map(LogFile::reopen).collect();
-        if self.handler_ops.contains(&Operation::Rotate) {
-            match self.handler.rotate(ctx).await {
-                Ok(reply) => files.extend(reply.files),
-                // Listed but left to the registered log files: nothing more to reopen.
-                Err(OpError::Unsupported { .. }) if !self.logs.is_empty() => {}
-                Err(err) => return Err(err),
-            }
-        }
-        let failed: Vec<String> = files
-            .iter()
-            .filter_map(|f| Some(format!("{}: {}", f.path.display(), f.error.as_ref()?)))
-            .collect();
-        if failed.is_empty() {
-            return Ok(RotateReply { files });
-        }
-        Err(OpError::Failed {
-            reason: format!(
-                "could not reopen {} of {} log files; the daemon keeps writing to the old {}",
-                failed.len(),
-                files.len(),
-                if failed.len() == 1 { "one" } else { "ones" }
-            ),
-            causes: failed,
-        })
     }
 }
 
@@ -292,7 +216,9 @@ impl<H: Handler> ControlService<H> {
 
 /// Runs `fut`, turning a panic into [`OpError::Failed`] so one bad handler call cannot take the
 /// connection, or the daemon, down with it.
-async fn catching<T>(fut: impl Future<Output = Result<T, OpError>>) -> Result<T, OpError> {
+pub(crate) async fn catching<T>(
+    fut: impl Future<Output = Result<T, OpError>>,
+) -> Result<T, OpError> {
     AssertUnwindSafe(fut)
         .catch_unwind()
         .await
@@ -389,10 +315,8 @@ impl<H: Handler> Control for ControlService<H> {
             Run::Inline,
             |shared, opctx| async move {
                 let daemon = shared.handler.status(opctx).await;
-                let (generation, last) = {
-                    let reloads = shared.reloads.lock().unwrap_or_else(|e| e.into_inner());
-                    (reloads.generation, reloads.last.clone())
-                };
+                let (generation, last) = shared.reloads.current();
+                let tracker = shared.tracker.as_ref();
                 Ok(Status {
                     name: shared.name.clone(),
                     version: shared.version.clone(),
@@ -400,8 +324,8 @@ impl<H: Handler> Control for ControlService<H> {
                     uptime_ms: shared.started.elapsed().as_millis() as u64,
                     config_generation: generation,
                     last_reload: last,
-                    draining: daemon.draining,
-                    in_flight: daemon.in_flight,
+                    draining: daemon.draining || tracker.is_some_and(WorkTracker::is_draining),
+                    in_flight: daemon.in_flight + tracker.map_or(0, WorkTracker::in_flight),
                     log_files: shared
                         .logs
                         .iter()
@@ -420,7 +344,7 @@ impl<H: Handler> Control for ControlService<H> {
             Operation::Reload,
             ctx,
             Run::Owned,
-            |shared, opctx| async move { shared.reload(opctx).await },
+            |shared, opctx| async move { shared.request_reload(opctx).await },
         )
         .await
     }
@@ -440,7 +364,7 @@ impl<H: Handler> Control for ControlService<H> {
             Operation::Drain,
             ctx,
             Run::Owned,
-            |shared, opctx| async move { shared.handler.drain(opctx).await },
+            |shared, opctx| async move { shared.drain(opctx).await },
         )
         .await
     }

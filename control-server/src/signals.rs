@@ -89,7 +89,7 @@ pub(crate) async fn reload_on_sighup<H: Handler>(
             },
             deadline: Instant::now() + Duration::from_secs(3600),
         };
-        match shared.reload(ctx).await {
+        match shared.request_reload(ctx).await {
             Ok(reply) => tracing::info!(
                 generation = reply.generation,
                 "reload after SIGHUP done: {}",

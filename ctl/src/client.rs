@@ -30,7 +30,10 @@ impl Session {
         let deadline = started + timeout;
         let stream = tokio::time::timeout_at(deadline.into(), UnixStream::connect(path))
             .await
-            .map_err(|_| CtlError::Timeout { timeout, hint: "" })?
+            .map_err(|_| CtlError::Timeout {
+                timeout,
+                hint: String::new(),
+            })?
             .map_err(|e| CtlError::from_connect(path.to_owned(), e))?;
         let client = ControlClient::new(Default::default(), wire::transport(stream)).spawn();
         let mut session = Session {
@@ -47,7 +50,7 @@ impl Session {
             .client
             .hello(session.context(), request)
             .await
-            .map_err(|e| CtlError::from_rpc(e, timeout, false))?;
+            .map_err(|e| CtlError::from_rpc(e, timeout, Operation::Hello))?;
         if session.hello.protocol != PROTOCOL_VERSION {
             return Err(CtlError::Incompatible {
                 daemon: session.hello.protocol,
@@ -78,7 +81,7 @@ impl Session {
 
     fn rpc_err(&self, op: Operation) -> impl FnOnce(tarpc::client::RpcError) -> CtlError {
         let timeout = self.timeout;
-        move |e| CtlError::from_rpc(e, timeout, op.is_mutating())
+        move |e| CtlError::from_rpc(e, timeout, op)
     }
 
     /// `status`.

@@ -2,7 +2,7 @@
 
 use crate::exit::Exit;
 use control_api::socket::SocketPathError;
-use control_api::OpError;
+use control_api::{OpError, Operation};
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,7 +44,7 @@ pub enum CtlError {
         /// The deadline given.
         timeout: Duration,
         /// What the daemon may still be doing.
-        hint: &'static str,
+        hint: String,
     },
     /// The daemon speaks another protocol version.
     #[error("the daemon speaks protocol version {daemon}, this ctl speaks {ours}; use a ctl built for that daemon")]
@@ -131,16 +131,27 @@ impl CtlError {
     }
 
     /// Maps a transport-level failure of one call.
-    pub fn from_rpc(err: tarpc::client::RpcError, timeout: Duration, mutating: bool) -> CtlError {
+    pub fn from_rpc(err: tarpc::client::RpcError, timeout: Duration, op: Operation) -> CtlError {
         use tarpc::client::RpcError;
         match err {
             RpcError::DeadlineExceeded => CtlError::Timeout {
                 timeout,
-                hint: if mutating {
-                    "; the daemon keeps working on it and may still complete it: check `ctl status`"
-                } else {
-                    ""
-                },
+                hint: match op {
+                    Operation::Reload => {
+                        "; the reload goes on in the daemon, which does not apply \
+                        a configuration after its caller's deadline: `ctl status` shows the outcome"
+                    }
+                    Operation::Rotate => {
+                        "; the daemon keeps reopening its logs: `ctl status` \
+                        shows them"
+                    }
+                    Operation::Drain => {
+                        "; the daemon keeps draining: `ctl status` shows what is \
+                        still in flight"
+                    }
+                    _ => "",
+                }
+                .to_owned(),
             },
             RpcError::Shutdown => CtlError::Protocol {
                 what: "the daemon closed the connection without answering (it may be stopping, \
@@ -179,7 +190,6 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use control_api::Operation;
 
     #[test]
     fn op_errors_map_to_their_codes() {
@@ -220,16 +230,16 @@ mod tests {
         use tarpc::client::RpcError;
         let t = Duration::from_secs(1);
         assert_eq!(
-            CtlError::from_rpc(RpcError::DeadlineExceeded, t, true).exit(),
+            CtlError::from_rpc(RpcError::DeadlineExceeded, t, Operation::Reload).exit(),
             Exit::Timeout
         );
         assert_eq!(
-            CtlError::from_rpc(RpcError::Shutdown, t, false).exit(),
+            CtlError::from_rpc(RpcError::Shutdown, t, Operation::Status).exit(),
             Exit::Protocol
         );
         let busy = tarpc::ServerError::new(io::ErrorKind::WouldBlock, "full".into());
         assert_eq!(
-            CtlError::from_rpc(RpcError::Server(busy), t, false).exit(),
+            CtlError::from_rpc(RpcError::Server(busy), t, Operation::Status).exit(),
             Exit::Failed
         );
         assert_eq!(

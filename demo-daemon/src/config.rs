@@ -35,6 +35,13 @@ pub struct Config {
     /// Test hook: a reload of this config panics (the server must contain it).
     #[serde(default)]
     pub reload_panics: bool,
+    /// Test hook: units of work started at start-up, each lasting `job_ms`, that a drain
+    /// waits for.
+    #[serde(default)]
+    pub startup_jobs: u32,
+    /// Test hook: how long each start-up job lasts, in milliseconds.
+    #[serde(default)]
+    pub job_ms: u64,
 }
 
 /// Why a configuration was refused.

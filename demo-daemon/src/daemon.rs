@@ -1,30 +1,32 @@
 //! The demo daemon's work (one `seq=N` line per interval) and its control operations.
+//!
+//! It shows the easy path through `control-server`: the configuration lives in a
+//! [`Reloadable`], each line is a unit of work taken from a [`WorkTracker`], and the log file is
+//! a [`LogFile`]. The server then provides `rotate`, `drain` and most of `status` by itself;
+//! the handler only implements `reload`.
 
 use crate::config::Config;
-use control_api::{DrainReply, OpError, Operation};
-use control_server::{DaemonStatus, Handler, LogFile, OpContext, Reloaded};
+use control_api::{OpError, Operation};
+use control_server::{
+    DaemonStatus, Handler, LogFile, OpContext, Reloadable, Reloaded, WorkTracker,
+};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::{watch, Notify};
 
 /// The daemon's state, shared by the worker and the control handler.
 pub struct Demo {
     config_path: PathBuf,
-    config: RwLock<Arc<Config>>,
-    /// Registered with the server, which reopens it on `rotate`: no rotate code here.
+    config: Reloadable<Config>,
+    /// Registered with the server, which reopens it on `rotate`.
     log: LogFile,
+    /// Registered with the server, which drains it on `drain`.
+    work: WorkTracker,
     /// Operations turned off with `--disable`, to play an older or trimmed-down daemon.
     disabled: Vec<Operation>,
     /// Sequence number of the next line.
     next_seq: AtomicU64,
-    in_flight: AtomicU64,
-    draining: AtomicBool,
-    /// Wakes the worker early when a drain starts.
-    drain_started: Notify,
-    /// Set by the worker once it has stopped for a drain.
-    stopped: watch::Sender<bool>,
 }
 
 impl Demo {
@@ -33,57 +35,59 @@ impl Demo {
         config_path: PathBuf,
         config: Config,
         log: LogFile,
+        work: WorkTracker,
         disabled: Vec<Operation>,
     ) -> Demo {
         Demo {
             config_path,
-            config: RwLock::new(Arc::new(config)),
+            config: Reloadable::new(config),
             log,
+            work,
             disabled,
             next_seq: AtomicU64::new(1),
-            in_flight: AtomicU64::new(0),
-            draining: AtomicBool::new(false),
-            drain_started: Notify::new(),
-            stopped: watch::Sender::new(false),
         }
     }
 
-    fn config(&self) -> Arc<Config> {
-        self.config
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// Test hook: units of work that hold a drain up for `job_ms` each.
+    pub fn start_jobs(self: &Arc<Self>) {
+        let config = self.config.get();
+        for job in 0..config.startup_jobs {
+            let Some(unit) = self.work.begin() else {
+                return;
+            };
+            let length = Duration::from_millis(config.job_ms);
+            tokio::spawn(async move {
+                tokio::time::sleep(length).await;
+                tracing::info!(job, "job finished");
+                drop(unit);
+            });
+        }
     }
 
-    /// Writes one line per interval until a drain stops it.
+    /// Writes one line per interval until a drain refuses it more work.
     pub async fn run(self: Arc<Self>) {
         let mut next = tokio::time::Instant::now();
         loop {
-            if self.draining.load(Ordering::SeqCst) {
+            let Some(unit) = self.work.begin() else {
                 break;
-            }
-            self.in_flight.fetch_add(1, Ordering::SeqCst);
+            };
             self.write_line();
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            drop(unit);
 
-            let interval = Duration::from_millis(self.config().interval_ms);
+            let interval = Duration::from_millis(self.config.get().interval_ms);
             next += interval;
             let now = tokio::time::Instant::now();
             if next < now {
                 // Fell behind (a suspended process, a long reload): do not burst to catch up.
                 next = now;
             }
-            tokio::select! {
-                _ = tokio::time::sleep_until(next) => {}
-                _ = self.drain_started.notified() => {}
-            }
+            tokio::time::sleep_until(next).await;
         }
-        self.stopped.send_replace(true);
-        tracing::info!("drained: no longer writing lines");
+        tracing::info!("draining: no longer writing lines");
     }
 
     fn write_line(&self) {
-        let config = self.config();
+        let config = self.config.get();
         let seq = self.next_seq.load(Ordering::SeqCst);
         let unix_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -104,26 +108,50 @@ impl Demo {
 
 impl Handler for Demo {
     fn operations(&self) -> Vec<Operation> {
-        // `rotate` needs no code: the server reopens the registered log file.
-        [Operation::Reload, Operation::Drain]
-            .into_iter()
-            .filter(|op| !self.disabled.contains(op))
-            .collect()
+        // `rotate` and `drain` need no code here: the server provides them for the registered
+        // log file and work tracker.
+        if self.disabled.contains(&Operation::Reload) {
+            vec![]
+        } else {
+            vec![Operation::Reload]
+        }
     }
 
-    async fn reload(&self, _ctx: OpContext) -> Result<Reloaded, OpError> {
+    async fn reload(&self, ctx: OpContext) -> Result<Reloaded, OpError> {
         let refused = "new configuration refused, the running one stays active";
+        let old = self.config.get();
+        // Everything that can fail comes first; nothing is applied until all of it passed.
         let new =
             Config::load(&self.config_path).map_err(|e| OpError::failed_because(refused, &e))?;
-        let old = self.config();
+        if new.log_file != old.log_file {
+            LogFile::open(&new.log_file).map_err(|e| {
+                OpError::failed_because(
+                    format!("{refused}: cannot open log_file {}", new.log_file.display()),
+                    &e,
+                )
+            })?;
+        }
         if new.reload_panics {
             panic!("reload_panics is set in {}", self.config_path.display());
         }
+        tracing::info!("reload: configuration read and valid");
         if new.reload_delay_ms > 0 {
+            tracing::info!(
+                "reload: applying in {} ms (reload_delay_ms)",
+                new.reload_delay_ms
+            );
             tokio::time::sleep(Duration::from_millis(new.reload_delay_ms)).await;
         }
-        // The last step that can fail: it opens the new file before letting go of the old one,
-        // and nothing else has been applied yet.
+        // A caller who gave up must not see the configuration change later by surprise.
+        if ctx.expired() {
+            return Err(OpError::failed(
+                "the deadline passed before the new configuration was applied; \
+                 the running one stays active",
+            ));
+        }
+        if new == *old {
+            return Ok(Reloaded::unchanged());
+        }
         if new.log_file != old.log_file {
             self.log.switch_to(&new.log_file).map_err(|e| {
                 OpError::failed_because(
@@ -133,29 +161,16 @@ impl Handler for Demo {
             })?;
         }
         let summary = new.changes_from(&old);
-        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+        self.config
+            .try_replace(|_| Ok::<_, std::convert::Infallible>(new))
+            .unwrap_or_else(|never| match never {});
         tracing::info!("configuration reloaded: {summary}");
-        Ok(Reloaded { summary })
-    }
-
-    async fn drain(&self, ctx: OpContext) -> Result<DrainReply, OpError> {
-        self.draining.store(true, Ordering::SeqCst);
-        self.drain_started.notify_one();
-        let mut stopped = self.stopped.subscribe();
-        let completed = tokio::time::timeout_at(ctx.deadline.into(), stopped.wait_for(|s| *s))
-            .await
-            .is_ok();
-        Ok(DrainReply {
-            completed,
-            in_flight: self.in_flight.load(Ordering::SeqCst),
-        })
+        Ok(Reloaded::changed(summary))
     }
 
     async fn status(&self, _ctx: OpContext) -> DaemonStatus {
-        let config = self.config();
+        let config = self.config.get();
         DaemonStatus {
-            draining: self.draining.load(Ordering::SeqCst),
-            in_flight: self.in_flight.load(Ordering::SeqCst),
             fields: [
                 (
                     "lines_written",

@@ -8,7 +8,7 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use config::{Config, DEFAULT_CONFIG};
 use control_api::Operation;
-use control_server::{Caller, LogFile, Policy, Server};
+use control_server::{Caller, LogFile, Policy, Server, WorkTracker};
 use daemon::Demo;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,6 +60,10 @@ struct Args {
     /// Close connections that send nothing for this long
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     idle_timeout: std::time::Duration,
+
+    /// Exit once a drain has completed
+    #[arg(long)]
+    exit_after_drain: bool,
 
     /// Most connections open at once; past it the oldest idle one is closed
     #[arg(long, value_name = "N", default_value_t = control_server::server::DEFAULT_MAX_CONNECTIONS)]
@@ -159,10 +163,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open log_file {}", config.log_file.display()))?;
     let log_path = config.log_file.clone();
     let interval_ms = config.interval_ms;
+    let work = WorkTracker::new();
     let demo = Arc::new(Demo::new(
         config_path.clone(),
         config,
         log.clone(),
+        work.clone(),
         args.disable.clone(),
     ));
 
@@ -172,7 +178,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .policy(args.policy())
         .idle_timeout(args.idle_timeout)
         .max_connections(args.max_connections)
-        .reload_on_sighup(true);
+        .reload_on_sighup(true)
+        .notify_systemd(true);
     if let Some(gid) = args.socket_group {
         builder = builder.socket_group(gid);
     }
@@ -181,14 +188,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if !args.disable.contains(&Operation::Rotate) {
         builder = builder.log_file(&log);
     }
+    // Likewise `drain`: the server drains the tracker the worker takes its units from.
+    if !args.disable.contains(&Operation::Drain) {
+        builder = builder.work_tracker(&work);
+    }
     if let Some(socket) = &args.socket {
         builder = builder.socket_path(socket);
     }
     let server = builder.bind()?.spawn();
     print_banner(&args, server.path(), &config_path, &log_path, interval_ms);
 
+    demo.start_jobs();
     let worker = tokio::spawn(demo.run());
-    wait_for_termination().await?;
+    tokio::select! {
+        result = wait_for_termination() => result?,
+        _ = work.drained(), if args.exit_after_drain => tracing::info!("drained: exiting"),
+    }
     tracing::info!("terminating");
     server.shutdown().await;
     worker.abort();

@@ -252,11 +252,15 @@ fn stray_signals_do_not_kill_and_sighup_becomes_a_logged_reload() {
     let doc = sb.ctl(&["--json", "status", "sig"]).expect_code(0).json();
     assert_eq!(doc["result"]["config_generation"], 1, "only SIGHUP reloads");
 
+    let log = sb.path("sig.log");
+    std::fs::write(sb.path("sig.toml"), config(&log, 20, "after-hup")).unwrap();
     daemon.signal(Signal::HUP);
     wait_for("the reload caused by SIGHUP", WAIT, || {
         let doc = sb.ctl(&["--json", "status", "sig"]).expect_code(0).json();
         (doc["result"]["config_generation"] == 2).then_some(())
     });
+    let doc = sb.ctl(&["--json", "status", "sig"]).expect_code(0).json();
+    assert_eq!(doc["result"]["fields"]["message"], "after-hup");
     let log = daemon.log();
     assert!(log.contains("SIGHUP received"), "{log}");
     assert!(

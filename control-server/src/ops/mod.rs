@@ -1,0 +1,5 @@
+//! The machinery behind each mutating operation, one file each.
+
+pub(crate) mod drain;
+pub(crate) mod reload;
+pub(crate) mod rotate;

@@ -1,0 +1,175 @@
+//! `reload`: single-flight with generations.
+//!
+//! Requests queue for the next reload to *start*. While one runs, every request that arrives
+//! waits for it to finish and then shares one more reload, which reads the configuration as it
+//! is after all of them asked: no caller is answered with a reload that began before its
+//! request, and twenty callers at once cost two reloads, not twenty.
+
+use crate::handler::{Handler, OpContext};
+use crate::service::{catching, Shared};
+use control_api::{OpError, ReloadOutcome, ReloadReply};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+use tokio::sync::oneshot;
+
+/// Reload bookkeeping, owned by the server so every daemon reports generations the same way.
+#[derive(Debug)]
+pub(crate) struct Reloads {
+    history: Mutex<History>,
+    queue: Mutex<Queue>,
+}
+
+#[derive(Debug)]
+struct History {
+    /// 1 at start, one more per reload that changed something.
+    generation: u64,
+    last: Option<ReloadOutcome>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    /// Whether a task is running reloads.
+    running: bool,
+    /// Requests for the next reload to start.
+    waiting: Vec<Waiter>,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    ctx: OpContext,
+    reply: oneshot::Sender<Result<ReloadReply, OpError>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Reloads {
+    pub fn new() -> Self {
+        Reloads {
+            history: Mutex::new(History {
+                generation: 1,
+                last: None,
+            }),
+            queue: Mutex::new(Queue::default()),
+        }
+    }
+
+    /// The active generation and the last reload's outcome.
+    pub fn current(&self) -> (u64, Option<ReloadOutcome>) {
+        let history = lock(&self.history);
+        (history.generation, history.last.clone())
+    }
+
+    fn record(&self, result: Result<crate::Reloaded, OpError>) -> Result<ReloadReply, OpError> {
+        let mut history = lock(&self.history);
+        let finished_unix_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        match result {
+            Ok(reloaded) => {
+                if !reloaded.unchanged {
+                    history.generation += 1;
+                }
+                history.last = Some(ReloadOutcome {
+                    ok: true,
+                    generation: history.generation,
+                    message: reloaded.summary.clone(),
+                    finished_unix_ms,
+                });
+                Ok(ReloadReply {
+                    generation: history.generation,
+                    summary: reloaded.summary,
+                    joined: false,
+                    unchanged: reloaded.unchanged,
+                })
+            }
+            Err(err) => {
+                history.last = Some(ReloadOutcome {
+                    ok: false,
+                    generation: history.generation,
+                    message: err.to_string(),
+                    finished_unix_ms,
+                });
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Clears `running` however the reload task ends, so a bug in it cannot wedge reloads.
+struct Running<'a>(&'a Reloads);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.queue).running = false;
+    }
+}
+
+impl<H: Handler> Shared<H> {
+    /// Asks for a reload and waits for the outcome of the first reload that starts after the
+    /// request. The reload runs on a task of the server's: the caller going away does not stop
+    /// it.
+    pub(crate) async fn request_reload(
+        self: &Arc<Self>,
+        ctx: OpContext,
+    ) -> Result<ReloadReply, OpError> {
+        let (reply, outcome) = oneshot::channel();
+        let start_task = {
+            let mut queue = lock(&self.reloads.queue);
+            queue.waiting.push(Waiter { ctx, reply });
+            !std::mem::replace(&mut queue.running, true)
+        };
+        if start_task {
+            let shared = self.clone();
+            self.work.spawn(async move { shared.run_reloads().await });
+        }
+        outcome
+            .await
+            .unwrap_or_else(|_| Err(OpError::failed("the reload task stopped before answering")))
+    }
+
+    /// Runs reloads until no request is waiting.
+    async fn run_reloads(&self) {
+        let _running = Running(&self.reloads);
+        loop {
+            let batch = {
+                let mut queue = lock(&self.reloads.queue);
+                if queue.waiting.is_empty() {
+                    return; // `_running` clears the flag under no lock of ours
+                }
+                std::mem::take(&mut queue.waiting)
+            };
+            // The most patient caller's deadline: the reload is applied as long as anyone
+            // still waits for it.
+            let ctx = batch
+                .iter()
+                .max_by_key(|w| w.ctx.deadline)
+                .map(|w| w.ctx.clone())
+                .expect("batch is not empty");
+            if let Some(notifier) = &self.notifier {
+                notifier.reloading();
+            }
+            let result = self
+                .reloads
+                .record(catching(self.handler.reload(ctx)).await);
+            if let Some(notifier) = &self.notifier {
+                notifier.reloaded(&match &result {
+                    Ok(r) => format!(
+                        "reload ok: generation {} active ({})",
+                        r.generation, r.summary
+                    ),
+                    Err(e) => format!("reload failed, old configuration kept: {e}"),
+                });
+            }
+            for (i, waiter) in batch.into_iter().enumerate() {
+                let reply = result.clone().map(|mut r| {
+                    r.joined = i > 0;
+                    r
+                });
+                // A caller that gave up has dropped its receiver: nothing to do.
+                let _ = waiter.reply.send(reply);
+            }
+        }
+    }
+}
