@@ -105,10 +105,23 @@ impl Session {
         Ok(reply.map_err(self.rpc_err(Operation::Rotate))??)
     }
 
-    /// `drain`.
-    pub async fn drain(&self) -> Result<DrainReply, CtlError> {
+    /// `drain`, reporting the in-flight count to `progress` while it waits (from `status`
+    /// calls on the same connection, a few times a second).
+    pub async fn drain(&self, mut progress: impl FnMut(u64)) -> Result<DrainReply, CtlError> {
         let ctx = self.require(Operation::Drain)?;
-        let reply = self.client.drain(ctx, DrainRequest::default()).await;
-        Ok(reply.map_err(self.rpc_err(Operation::Drain))??)
+        let call = self.client.drain(ctx, DrainRequest::default());
+        tokio::pin!(call);
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                reply = &mut call => return Ok(reply.map_err(self.rpc_err(Operation::Drain))??),
+                _ = tick.tick(), if self.hello.supports(Operation::Status) => {
+                    let status = self.client.status(self.context(), StatusRequest::default()).await;
+                    if let Ok(Ok(status)) = status {
+                        progress(status.in_flight);
+                    }
+                }
+            }
+        }
     }
 }

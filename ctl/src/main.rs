@@ -72,7 +72,12 @@ async fn run(cli: Cli, started: Instant) -> Exit {
             Command::Status(_) => Reply::Status(session.status().await?),
             Command::Reload(_) => Reply::Reload(session.reload().await?),
             Command::Rotate(_) => Reply::Rotate(session.rotate().await?),
-            Command::Drain(_) => Reply::Drain(session.drain().await?),
+            Command::Drain(_) => {
+                let mut progress = output::DrainProgress::new(global, &session.hello.name);
+                let reply = session.drain(|n| progress.update(n)).await;
+                progress.finish();
+                Reply::Drain(reply?)
+            }
             Command::Hello(_) => Reply::Hello,
             Command::List => unreachable!("handled above"),
         };

@@ -231,6 +231,52 @@ fn bytes(n: u64) -> String {
     }
 }
 
+/// Shows a drain's in-flight count falling: a spinner on a terminal, a line per change
+/// otherwise, nothing with `--quiet` or `--json`. On stderr: stdout carries only the result.
+pub enum DrainProgress {
+    Silent,
+    Lines { name: String, last: Option<u64> },
+    Bar(indicatif::ProgressBar),
+}
+
+impl DrainProgress {
+    pub fn new(global: &Global, name: &str) -> Self {
+        use std::io::IsTerminal;
+        if global.quiet || global.json {
+            DrainProgress::Silent
+        } else if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_message(format!("draining {name}"));
+            bar.enable_steady_tick(Duration::from_millis(100));
+            DrainProgress::Bar(bar)
+        } else {
+            DrainProgress::Lines {
+                name: name.to_owned(),
+                last: None,
+            }
+        }
+    }
+
+    pub fn update(&mut self, in_flight: u64) {
+        match self {
+            DrainProgress::Silent => {}
+            DrainProgress::Lines { name, last } => {
+                if *last != Some(in_flight) {
+                    print_err(&format!("ctl: draining {name}: {in_flight} in flight"));
+                    *last = Some(in_flight);
+                }
+            }
+            DrainProgress::Bar(bar) => bar.set_message(format!("draining: {in_flight} in flight")),
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if let DrainProgress::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// Writes a line to stdout; a closed pipe is not an error worth reporting.
 pub fn print_out(s: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{s}");

@@ -27,6 +27,8 @@ pub struct Demo {
     disabled: Vec<Operation>,
     /// Sequence number of the next line.
     next_seq: AtomicU64,
+    /// How many times the reload handler ran, to show reloads being shared.
+    reload_runs: AtomicU64,
 }
 
 impl Demo {
@@ -45,6 +47,7 @@ impl Demo {
             work,
             disabled,
             next_seq: AtomicU64::new(1),
+            reload_runs: AtomicU64::new(0),
         }
     }
 
@@ -118,6 +121,7 @@ impl Handler for Demo {
     }
 
     async fn reload(&self, ctx: OpContext) -> Result<Reloaded, OpError> {
+        self.reload_runs.fetch_add(1, Ordering::SeqCst);
         let refused = "new configuration refused, the running one stays active";
         let old = self.config.get();
         // Everything that can fail comes first; nothing is applied until all of it passed.
@@ -178,6 +182,10 @@ impl Handler for Demo {
                 ),
                 ("interval_ms", config.interval_ms.to_string()),
                 ("message", config.message.clone()),
+                (
+                    "reload_runs",
+                    self.reload_runs.load(Ordering::SeqCst).to_string(),
+                ),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))

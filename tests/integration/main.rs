@@ -4,6 +4,7 @@
 mod cli;
 mod demo;
 mod hostile;
+mod lifecycle;
 mod logrotate;
 mod operations;
 mod wire;
