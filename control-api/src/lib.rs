@@ -9,7 +9,8 @@
 //!
 //! # Layout
 //!
-//! - [`service`]: the [`Control`] trait (`hello`, `status`, `reload`, `rotate`, `drain`).
+//! - [`service`]: the [`Control`] trait (`hello`, `status`, `reload`, `rotate`, `drain`,
+//!   `log_level`).
 //! - [`types`]: the request and reply structs.
 //! - [`error`]: [`OpError`], the typed failure of an operation.
 //! - [`operation`]: [`Operation`], the names of the operations.

@@ -19,16 +19,19 @@ pub enum Operation {
     Rotate,
     /// See [`Control::drain`](crate::Control::drain).
     Drain,
+    /// See [`Control::log_level`](crate::Control::log_level).
+    LogLevel,
 }
 
 impl Operation {
     /// Every operation this build of the protocol knows, in a stable order.
-    pub const ALL: [Operation; 5] = [
+    pub const ALL: [Operation; 6] = [
         Operation::Hello,
         Operation::Status,
         Operation::Reload,
         Operation::Rotate,
         Operation::Drain,
+        Operation::LogLevel,
     ];
 
     /// The wire and command-line name.
@@ -39,15 +42,17 @@ impl Operation {
             Operation::Reload => "reload",
             Operation::Rotate => "rotate",
             Operation::Drain => "drain",
+            Operation::LogLevel => "log-level",
         }
     }
 
     /// Whether the operation changes the daemon's state. A daemon's policy can open read-only
-    /// operations to more callers than mutating ones.
+    /// operations to more callers than mutating ones. (`log-level` without a filter only reads
+    /// the filter, and is checked as read-only.)
     pub const fn is_mutating(self) -> bool {
         matches!(
             self,
-            Operation::Reload | Operation::Rotate | Operation::Drain
+            Operation::Reload | Operation::Rotate | Operation::Drain | Operation::LogLevel
         )
     }
 }
@@ -60,7 +65,9 @@ impl fmt::Display for Operation {
 
 /// The name is not an operation this build knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown operation `{0}`; known operations: hello, status, reload, rotate, drain")]
+#[error(
+    "unknown operation `{0}`; known operations: hello, status, reload, rotate, drain, log-level"
+)]
 pub struct UnknownOperation(pub String);
 
 impl FromStr for Operation {
@@ -98,7 +105,12 @@ mod tests {
             .collect();
         assert_eq!(
             mutating,
-            [Operation::Reload, Operation::Rotate, Operation::Drain]
+            [
+                Operation::Reload,
+                Operation::Rotate,
+                Operation::Drain,
+                Operation::LogLevel
+            ]
         );
     }
 }

@@ -21,4 +21,8 @@ pub trait Control {
     async fn rotate(req: RotateRequest) -> Result<RotateReply, OpError>;
     /// Stop taking new work and finish what is in flight.
     async fn drain(req: DrainRequest) -> Result<DrainReply, OpError>;
+    /// Read, or validate and replace, the daemon's log filter (`tracing`'s `EnvFilter`
+    /// syntax). Added after the first release: clients call it only when `hello` lists
+    /// `log-level`.
+    async fn log_level(req: LogLevelRequest) -> Result<LogLevelReply, OpError>;
 }

@@ -160,6 +160,25 @@ pub struct DrainReply {
     pub in_flight: u64,
 }
 
+/// Argument of [`Control::log_level`](crate::Control::log_level).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogLevelRequest {
+    /// The new filter (e.g. `debug`, `info,my_daemon::net=trace`); `None` only reads the
+    /// current one.
+    pub filter: Option<String>,
+}
+
+/// Reply of [`Control::log_level`](crate::Control::log_level).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogLevelReply {
+    /// The filter now in effect.
+    pub filter: String,
+    /// The filter before this call, when it changed it.
+    pub previous: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,6 +46,7 @@
 //! - [`handler`]: the [`Handler`] trait a daemon implements.
 //! - [`policy`]: peer credentials and who may call what.
 //! - [`listener`]: binding the socket safely.
+//! - [`log_level`]: [`LogFilter`](log_level::LogFilter), the filter `ctl log-level` changes.
 //! - [`log_file`]: [`LogFile`], a log file that `rotate` reopens without losing a line.
 //! - [`reloadable`]: [`Reloadable`], validate-then-swap configuration.
 //! - [`drain`]: [`WorkTracker`], work in flight for `drain`.
@@ -60,6 +61,7 @@ pub mod drain;
 pub mod handler;
 pub mod listener;
 pub mod log_file;
+pub mod log_level;
 pub mod notify;
 mod ops;
 pub mod policy;

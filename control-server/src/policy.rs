@@ -60,10 +60,15 @@ impl Policy {
 
     /// Whether `peer` may run `op` on a daemon running as `own_uid`.
     pub fn permits(&self, peer: &Peer, op: Operation, own_uid: u32) -> bool {
+        self.permits_access(peer, op.is_mutating(), own_uid)
+    }
+
+    /// Whether `peer` may make a call that changes state (`mutating`) or only reads it.
+    pub fn permits_access(&self, peer: &Peer, mutating: bool, own_uid: u32) -> bool {
         if peer.uid == 0 || peer.uid == own_uid || self.full.iter().any(|c| c.matches(peer)) {
             return true;
         }
-        !op.is_mutating() && self.read_only.iter().any(|c| c.matches(peer))
+        !mutating && self.read_only.iter().any(|c| c.matches(peer))
     }
 }
 

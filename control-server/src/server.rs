@@ -5,6 +5,7 @@ use crate::drain::WorkTracker;
 use crate::handler::Handler;
 use crate::listener::{self, BindError, BoundSocket};
 use crate::log_file::LogFile;
+use crate::log_level::LogFilter;
 use crate::notify::Notifier;
 use crate::policy::Policy;
 use crate::service::{Parts, Shared};
@@ -60,6 +61,7 @@ pub struct Builder<H> {
     logs: Vec<LogFile>,
     tracker: Option<WorkTracker>,
     notify_systemd: bool,
+    log_filter: Option<Box<dyn LogFilter>>,
 }
 
 impl<H: Handler> Builder<H> {
@@ -95,6 +97,14 @@ impl<H: Handler> Builder<H> {
     /// registered, `drain` is supported even if the handler does not list it.
     pub fn work_tracker(mut self, tracker: &WorkTracker) -> Self {
         self.tracker = Some(tracker.clone());
+        self
+    }
+
+    /// Lets `ctl log-level` read and change the daemon's log filter, validated before it is
+    /// applied; typically a `tracing_subscriber::reload::Handle<EnvFilter, _>` (see
+    /// [`LogFilter`]).
+    pub fn log_filter(mut self, filter: impl LogFilter) -> Self {
+        self.log_filter = Some(Box::new(filter));
         self
     }
 
@@ -198,6 +208,7 @@ impl<H: Handler> Builder<H> {
                 logs: self.logs,
                 tracker: self.tracker,
                 notifier,
+                log_filter: self.log_filter,
                 shutdown: self.shutdown.clone(),
             },
         ));
@@ -248,6 +259,7 @@ impl Server<()> {
             logs: Vec::new(),
             tracker: None,
             notify_systemd: false,
+            log_filter: None,
         }
     }
 }

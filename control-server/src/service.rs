@@ -6,12 +6,14 @@ use crate::connection::ConnState;
 use crate::drain::WorkTracker;
 use crate::handler::{Handler, OpContext};
 use crate::log_file::LogFile;
+use crate::log_level::LogFilter;
 use crate::notify::Notifier;
 use crate::ops::reload::Reloads;
 use crate::policy::{Peer, Policy};
 use control_api::{
-    Control, DrainReply, DrainRequest, Hello, HelloRequest, OpError, Operation, ReloadReply,
-    ReloadRequest, RotateReply, RotateRequest, Status, StatusRequest, PROTOCOL_VERSION,
+    Control, DrainReply, DrainRequest, Hello, HelloRequest, LogLevelReply, LogLevelRequest,
+    OpError, Operation, ReloadReply, ReloadRequest, RotateReply, RotateRequest, Status,
+    StatusRequest, PROTOCOL_VERSION,
 };
 use futures::FutureExt;
 use std::future::Future;
@@ -44,6 +46,8 @@ pub(crate) struct Shared<H> {
     pub tracker: Option<WorkTracker>,
     /// systemd's notification socket, when the daemon asked for it and runs under systemd.
     pub notifier: Option<Notifier>,
+    /// The daemon's log filter, for `log-level`.
+    pub log_filter: Option<Box<dyn LogFilter>>,
     pub reloads: Reloads,
     /// Tasks running mutating operations, which outlive the call that started them.
     pub work: TaskTracker,
@@ -58,6 +62,7 @@ pub(crate) struct Parts {
     pub logs: Vec<LogFile>,
     pub tracker: Option<WorkTracker>,
     pub notifier: Option<Notifier>,
+    pub log_filter: Option<Box<dyn LogFilter>>,
     pub shutdown: CancellationToken,
 }
 
@@ -67,6 +72,7 @@ impl<H: Handler> Shared<H> {
         let provided = |op: &Operation| match op {
             Operation::Rotate => !parts.logs.is_empty(),
             Operation::Drain => parts.tracker.is_some(),
+            Operation::LogLevel => parts.log_filter.is_some(),
             _ => false,
         };
         let operations = Operation::ALL
@@ -86,6 +92,7 @@ impl<H: Handler> Shared<H> {
             logs: parts.logs,
             tracker: parts.tracker,
             notifier: parts.notifier,
+            log_filter: parts.log_filter,
             reloads: Reloads::new(),
             work: TaskTracker::new(),
             shutdown: parts.shutdown,
@@ -155,6 +162,25 @@ impl<H: Handler> ControlService<H> {
         F: FnOnce(Arc<Shared<H>>, OpContext) -> Fut,
         Fut: Future<Output = Result<T, OpError>> + Send + 'static,
     {
+        self.call_with_access(op, op.is_mutating(), ctx, run, work)
+            .await
+    }
+
+    /// [`Self::call`] for an operation whose access depends on the request: `mutating` says
+    /// whether this call changes state.
+    async fn call_with_access<T, F, Fut>(
+        &self,
+        op: Operation,
+        mutating: bool,
+        ctx: Context,
+        run: Run,
+        work: F,
+    ) -> Result<T, OpError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Shared<H>>, OpContext) -> Fut,
+        Fut: Future<Output = Result<T, OpError>> + Send + 'static,
+    {
         let started = Instant::now();
         let _busy = InFlight::enter(&self.state);
         let shared = &self.shared;
@@ -162,12 +188,15 @@ impl<H: Handler> ControlService<H> {
         let conn = self.conn;
         let refused = if !shared.operations.contains(&op) {
             Some(shared.unsupported(op))
-        } else if !shared.policy.permits(&peer, op, shared.own_uid) {
+        } else if !shared
+            .policy
+            .permits_access(&peer, mutating, shared.own_uid)
+        {
             Some(OpError::Denied {
                 operation: op.as_str().to_owned(),
                 uid: peer.uid,
             })
-        } else if shared.shutdown.is_cancelled() && op.is_mutating() {
+        } else if shared.shutdown.is_cancelled() && mutating {
             Some(OpError::ShuttingDown)
         } else {
             None
@@ -365,6 +394,39 @@ impl<H: Handler> Control for ControlService<H> {
             ctx,
             Run::Owned,
             |shared, opctx| async move { shared.drain(opctx).await },
+        )
+        .await
+    }
+
+    async fn log_level(self, ctx: Context, req: LogLevelRequest) -> Result<LogLevelReply, OpError> {
+        // Reading the filter is read-only; changing it is not.
+        let mutating = req.filter.is_some();
+        self.call_with_access(
+            Operation::LogLevel,
+            mutating,
+            ctx,
+            Run::Inline,
+            |shared, _| async move {
+                let Some(log_filter) = &shared.log_filter else {
+                    return Err(shared.unsupported(Operation::LogLevel));
+                };
+                match req.filter {
+                    None => Ok(LogLevelReply {
+                        filter: log_filter.current(),
+                        previous: None,
+                    }),
+                    Some(filter) => {
+                        let previous = log_filter.replace(&filter).map_err(|e| {
+                            OpError::failed_because("log filter refused, the current one stays", &e)
+                        })?;
+                        tracing::info!("log filter changed from {previous:?} to {filter:?}");
+                        Ok(LogLevelReply {
+                            filter: log_filter.current(),
+                            previous: Some(previous),
+                        })
+                    }
+                }
+            },
         )
         .await
     }

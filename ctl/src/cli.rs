@@ -53,8 +53,30 @@ pub enum Command {
     Drain(TargetArg),
     /// Show the daemon's protocol version and the operations it supports
     Hello(TargetArg),
+    /// Show the daemon's log filter, or validate and set a new one (e.g. debug,
+    /// info,my_daemon::net=trace); a bad filter is refused and the old one kept
+    #[command(name = "log-level")]
+    LogLevel(LogLevelArgs),
     /// List the daemons with a socket in the socket directory
     List,
+    /// Print a shell completion script (bash, zsh, fish, ...)
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print ctl's man page (roff)
+    Man,
+}
+
+/// Arguments of `log-level`.
+#[derive(Debug, Args)]
+pub struct LogLevelArgs {
+    /// Daemon name, or socket path (anything containing '/')
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+    /// The new filter, in tracing's EnvFilter syntax; omit it to show the current one
+    #[arg(value_name = "FILTER")]
+    pub filter: Option<String>,
 }
 
 /// The daemon to talk to.
@@ -102,6 +124,19 @@ mod tests {
         assert_eq!(cli.global.timeout, Duration::from_secs(30));
         assert!(Cli::try_parse_from(["ctl", "--timeout", "0s", "status", "web"]).is_err());
         assert!(Cli::try_parse_from(["ctl", "--timeout", "soon", "status", "web"]).is_err());
+    }
+
+    #[test]
+    fn log_level_takes_an_optional_filter() {
+        let cli = Cli::try_parse_from(["ctl", "log-level", "web", "debug,a=trace"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::LogLevel(LogLevelArgs { ref filter, .. }) if filter.as_deref() == Some("debug,a=trace"))
+        );
+        let cli = Cli::try_parse_from(["ctl", "log-level", "web"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::LogLevel(LogLevelArgs { filter: None, .. })
+        ));
     }
 
     #[test]

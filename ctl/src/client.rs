@@ -2,9 +2,9 @@
 
 use crate::error::CtlError;
 use control_api::{
-    wire, ControlClient, DrainReply, DrainRequest, Hello, HelloRequest, OpError, Operation,
-    ReloadReply, ReloadRequest, RotateReply, RotateRequest, Status, StatusRequest,
-    PROTOCOL_VERSION,
+    wire, ControlClient, DrainReply, DrainRequest, Hello, HelloRequest, LogLevelReply,
+    LogLevelRequest, OpError, Operation, ReloadReply, ReloadRequest, RotateReply, RotateRequest,
+    Status, StatusRequest, PROTOCOL_VERSION,
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -103,6 +103,13 @@ impl Session {
         let ctx = self.require(Operation::Rotate)?;
         let reply = self.client.rotate(ctx, RotateRequest::default()).await;
         Ok(reply.map_err(self.rpc_err(Operation::Rotate))??)
+    }
+
+    /// `log-level`: reads the filter, or sets `filter`.
+    pub async fn log_level(&self, filter: Option<String>) -> Result<LogLevelReply, CtlError> {
+        let ctx = self.require(Operation::LogLevel)?;
+        let reply = self.client.log_level(ctx, LogLevelRequest { filter }).await;
+        Ok(reply.map_err(self.rpc_err(Operation::LogLevel))??)
     }
 
     /// `drain`, reporting the in-flight count to `progress` while it waits (from `status`

@@ -63,7 +63,7 @@ pub async fn run(global: &Global, started: Instant) -> Exit {
             .iter()
             .map(|e| match &e.result {
                 Ok(status) => json!({"name": e.name, "socket": e.path, "state": state(status), "status": status}),
-                Err(err) => json!({"name": e.name, "socket": e.path, "state": err.kind(), "error": err.to_string()}),
+                Err(err) => json!({"name": e.name, "socket": e.path, "state": error_state(err), "error": err.to_string()}),
             })
             .collect();
         print_out(&json!({"socket_dir": dir, "daemons": daemons}).to_string());
@@ -103,6 +103,17 @@ fn line(e: &Entry) -> String {
                 state(s)
             )
         }
-        Err(err) => format!("{:<20} {}: {err}", e.name, err.kind()),
+        Err(err) => format!("{:<20} {:<9} {err}", e.name, error_state(err)),
+    }
+}
+
+/// What a socket that did not answer `status` is, in one word.
+fn error_state(err: &CtlError) -> &'static str {
+    match err.exit() {
+        Exit::NoDaemon => "stale",
+        Exit::Denied => "denied",
+        Exit::Timeout => "hung",
+        Exit::Unsupported => "no-status",
+        _ => "error",
     }
 }

@@ -44,11 +44,28 @@ async fn run(cli: Cli, started: Instant) -> Exit {
     let global = &cli.global;
     let (op, target) = match &cli.command {
         Command::List => return list::run(global, started).await,
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "ctl", &mut std::io::stdout());
+            return Exit::Ok;
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            return match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+                Ok(()) => Exit::Ok,
+                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Exit::Ok,
+                Err(err) => {
+                    output::print_err(&format!("ctl: man: {err}"));
+                    Exit::Failed
+                }
+            };
+        }
         Command::Status(t) => ("status", &t.target),
         Command::Reload(t) => ("reload", &t.target),
         Command::Rotate(t) => ("rotate", &t.target),
         Command::Drain(t) => ("drain", &t.target),
         Command::Hello(t) => ("hello", &t.target),
+        Command::LogLevel(a) => ("log-level", &a.target),
     };
     let mut out = Output {
         global,
@@ -68,7 +85,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
 
     let result = async {
         let session = Session::open(&path, started, global.timeout).await?;
-        let reply = match cli.command {
+        let reply = match &cli.command {
             Command::Status(_) => Reply::Status(session.status().await?),
             Command::Reload(_) => Reply::Reload(session.reload().await?),
             Command::Rotate(_) => Reply::Rotate(session.rotate().await?),
@@ -79,7 +96,10 @@ async fn run(cli: Cli, started: Instant) -> Exit {
                 Reply::Drain(reply?)
             }
             Command::Hello(_) => Reply::Hello,
-            Command::List => unreachable!("handled above"),
+            Command::LogLevel(a) => Reply::LogLevel(session.log_level(a.filter.clone()).await?),
+            Command::List | Command::Completions { .. } | Command::Man => {
+                unreachable!("handled above")
+            }
         };
         Ok::<_, CtlError>((session.hello, reply))
     }

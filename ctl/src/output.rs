@@ -4,7 +4,7 @@
 
 use crate::cli::Global;
 use crate::error::CtlError;
-use control_api::{DrainReply, Hello, ReloadReply, RotateReply, Status};
+use control_api::{DrainReply, Hello, LogLevelReply, ReloadReply, RotateReply, Status};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -18,6 +18,7 @@ pub enum Reply {
     Reload(ReloadReply),
     Rotate(RotateReply),
     Drain(DrainReply),
+    LogLevel(LogLevelReply),
 }
 
 impl Reply {
@@ -28,6 +29,7 @@ impl Reply {
             Reply::Reload(r) => to_value(r),
             Reply::Rotate(r) => to_value(r),
             Reply::Drain(r) => to_value(r),
+            Reply::LogLevel(r) => to_value(r),
         }
     }
 }
@@ -172,6 +174,10 @@ fn human(hello: &Hello, reply: &Reply) -> String {
             if r.in_flight == 1 { "" } else { "s" }
         ),
         Reply::Status(s) => status(s),
+        Reply::LogLevel(r) => match &r.previous {
+            Some(previous) => format!("{name}: log filter is now `{}` (was `{previous}`)", r.filter),
+            None => format!("{name}: log filter is `{}`", r.filter),
+        },
     }
 }
 

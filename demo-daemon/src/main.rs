@@ -12,6 +12,8 @@ use control_server::{Caller, LogFile, Policy, Server, WorkTracker};
 use daemon::Demo;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::EnvFilter;
 
 /// A small daemon to try `ctl` on: it writes one `seq=N` line per interval to its log file.
 #[derive(Debug, Parser)]
@@ -29,7 +31,7 @@ struct Args {
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
 
-    /// Answer `unsupported` for this operation (reload, rotate, drain); repeatable
+    /// Answer `unsupported` for this operation (reload, rotate, drain, log-level); repeatable
     #[arg(long, value_name = "OPERATION", value_parser = parse_mutating_op)]
     disable: Vec<Operation>,
 
@@ -113,7 +115,7 @@ fn parse_mutating_op(s: &str) -> Result<Operation, String> {
     let op: Operation = s.parse().map_err(|e| format!("{e}"))?;
     if !op.is_mutating() {
         return Err(format!(
-            "`{op}` is always served; only reload, rotate and drain can be disabled"
+            "`{op}` is always served; only reload, rotate, drain and log-level can be disabled"
         ));
     }
     Ok(op)
@@ -139,12 +141,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // First, before anything else can start a thread: a leftover `pkill -HUP`, `kill -USR1`
     // or `kill -QUIT` no longer kills this daemon. SIGHUP is then bridged to a reload below.
     control_server::signals::ignore_legacy_signals().context("cannot ignore legacy signals")?;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+    // The filter sits in a reload layer so that `ctl log-level` can change it at runtime.
+    let (filter, filter_handle) = tracing_subscriber::reload::Layer::new(
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    );
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     let config_path = match &args.config {
@@ -187,6 +194,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // plays a daemon that never had rotate support.
     if !args.disable.contains(&Operation::Rotate) {
         builder = builder.log_file(&log);
+    }
+    if !args.disable.contains(&Operation::LogLevel) {
+        builder = builder.log_filter(filter_handle);
     }
     // Likewise `drain`: the server drains the tracker the worker takes its units from.
     if !args.disable.contains(&Operation::Drain) {

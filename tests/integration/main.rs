@@ -7,6 +7,7 @@ mod hostile;
 mod lifecycle;
 mod logrotate;
 mod operations;
+mod operator;
 mod wire;
 
 use std::path::Path;

@@ -77,7 +77,10 @@ fn a_direct_call_to_a_disabled_operation_gets_a_typed_unsupported() {
             supported,
         } => {
             assert_eq!(operation, "rotate");
-            assert_eq!(supported, ["hello", "status", "reload", "drain"]);
+            assert_eq!(
+                supported,
+                ["hello", "status", "reload", "drain", "log-level"]
+            );
         }
         other => panic!("expected Unsupported, got {other:?}"),
     }

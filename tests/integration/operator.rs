@@ -1,0 +1,202 @@
+//! What an operator reaches for: `ctl list`, `log-level`, completions, the man page.
+
+use crate::sandbox_with_daemon;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use tests::{bins, run, Sandbox};
+
+const NOBODY: u32 = 65534;
+
+fn stale_socket(sb: &Sandbox, name: &str) {
+    std::fs::create_dir_all(sb.socket_dir()).unwrap();
+    let path = sb.socket_dir().join(format!("{name}.sock"));
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+}
+
+fn start(sb: &Sandbox, name: &str, extra: &[&str]) -> tests::Daemon {
+    let log = sb.path(&format!("{name}.log"));
+    let cfg = sb.write_config(&format!("{name}.toml"), &crate::config(&log, 50, "alpha"));
+    sb.start_daemon(name, &cfg, extra)
+}
+
+#[test]
+fn list_shows_live_daemons_and_stale_sockets_without_failing() {
+    let sb = Sandbox::new();
+    let a = start(&sb, "alpha", &[]);
+    let b = start(&sb, "bravo", &[]);
+    stale_socket(&sb, "crashed");
+    sb.ctl(&["drain", "bravo"]).expect_code(0);
+
+    let run = sb.ctl(&["list"]).expect_code(0);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{run}");
+    assert!(
+        lines[0].starts_with("alpha") && lines[0].contains(&format!("pid {}", a.pid())),
+        "{run}"
+    );
+    assert!(lines[0].contains("serving"), "{run}");
+    assert!(
+        lines[1].starts_with("bravo") && lines[1].contains("draining"),
+        "{run}"
+    );
+    assert!(
+        lines[2].starts_with("crashed") && lines[2].contains("stale"),
+        "{run}"
+    );
+
+    let doc = sb.ctl(&["--json", "list"]).expect_code(0).json();
+    let daemons = doc["daemons"].as_array().unwrap();
+    assert_eq!(daemons.len(), 3);
+    assert_eq!(daemons[0]["state"], "serving");
+    assert_eq!(daemons[0]["status"]["pid"], a.pid());
+    assert_eq!(daemons[1]["status"]["pid"], b.pid());
+    assert_eq!(daemons[2]["state"], "stale");
+}
+
+#[test]
+fn list_as_another_user_shows_refused_sockets_as_such() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: switching to another user needs root");
+        return;
+    }
+    let sb = Sandbox::new();
+    std::fs::set_permissions(sb.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let open = ["--socket-mode", "666", "--allow-read-only-uid", "65534"];
+    let _a = start(&sb, "alpha", &open);
+    let _b = start(&sb, "bravo", &open);
+    let _c = start(&sb, "closed", &[]); // 0600: the kernel refuses nobody
+    let _d = start(&sb, "policy", &["--socket-mode", "666"]); // the daemon refuses nobody
+    stale_socket(&sb, "crashed");
+
+    let run = run(Command::new("setpriv")
+        .arg(format!("--reuid={NOBODY}"))
+        .arg(format!("--regid={NOBODY}"))
+        .arg("--clear-groups")
+        .arg(&bins().ctl)
+        .args(["--json", "list"])
+        .env("CTL_SOCKET_DIR", sb.socket_dir()))
+    .expect_code(0);
+    let doc = run.json();
+    let states: Vec<(&str, &str)> = doc["daemons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["name"].as_str().unwrap(), d["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("alpha", "serving"),
+            ("bravo", "serving"),
+            ("closed", "denied"),
+            ("crashed", "stale"),
+            ("policy", "denied"),
+        ],
+        "{run}"
+    );
+}
+
+#[test]
+fn status_shows_fields_the_daemon_adds() {
+    let (sb, _daemon) = sandbox_with_daemon("fields", 50, &[]);
+    let run = sb.ctl(&["status", "fields"]).expect_code(0);
+    // Aligned `name value` rows, including the daemon's own fields.
+    assert!(run.stdout.contains("\n  message        alpha"), "{run}");
+    assert!(run.stdout.contains("\n  reload_runs    0"), "{run}");
+    assert!(
+        !run.stdout.contains('\x1b'),
+        "no colour when stdout is not a terminal: {run}"
+    );
+    let doc = sb
+        .ctl(&["--json", "status", "fields"])
+        .expect_code(0)
+        .json();
+    assert_eq!(doc["result"]["fields"]["interval_ms"], "50");
+}
+
+#[test]
+fn log_level_reads_sets_and_refuses_bad_filters() {
+    let (sb, daemon) = sandbox_with_daemon("lvl", 50, &[]);
+    let run = sb.ctl(&["log-level", "lvl"]).expect_code(0);
+    assert!(run.stdout.contains("log filter is `info`"), "{run}");
+
+    let run = sb
+        .ctl(&["log-level", "lvl", "debug,tarpc=warn"])
+        .expect_code(0);
+    assert!(
+        run.stdout.contains("now `tarpc=warn,debug` (was `info`)"),
+        "{run}"
+    );
+    // The new filter is live: debug lines appear in the daemon's log.
+    sb.ctl(&["status", "lvl"]).expect_code(0);
+    tests::wait_for("a debug line in the log", tests::WAIT, || {
+        daemon.log().contains("DEBUG").then_some(())
+    });
+
+    let run = sb
+        .ctl(&["log-level", "lvl", "my_daemon=loud"])
+        .expect_code(1);
+    assert!(run.stderr.contains("log filter refused"), "{run}");
+    assert!(run.stderr.contains("my_daemon=loud"), "{run}");
+    let doc = sb
+        .ctl(&["--json", "log-level", "lvl"])
+        .expect_code(0)
+        .json();
+    assert_eq!(
+        doc["result"]["filter"], "tarpc=warn,debug",
+        "the old filter is kept"
+    );
+    daemon.assert_alive();
+}
+
+#[test]
+fn log_level_on_a_daemon_built_without_it_exits_3() {
+    let (sb, daemon) = sandbox_with_daemon("nolvl", 50, &["--disable", "log-level"]);
+    let run = sb.ctl(&["log-level", "nolvl", "debug"]).expect_code(3);
+    assert!(run.stderr.contains("does not support `log-level`"), "{run}");
+    sb.ctl(&["status", "nolvl"]).expect_code(0);
+    daemon.assert_alive();
+}
+
+#[test]
+fn bash_completions_are_valid_bash() {
+    let sb = Sandbox::new();
+    let script = sb.ctl(&["completions", "bash"]).expect_code(0).stdout;
+    assert!(script.contains("log-level"), "completes the operations");
+    let path = sb.path("ctl.bash");
+    std::fs::write(&path, &script).unwrap();
+    run(Command::new("bash").arg("-n").arg(&path)).expect_code(0);
+    for shell in ["zsh", "fish"] {
+        assert!(!sb
+            .ctl(&["completions", shell])
+            .expect_code(0)
+            .stdout
+            .is_empty());
+    }
+}
+
+#[test]
+fn the_man_page_renders() {
+    let sb = Sandbox::new();
+    let page = sb.ctl(&["man"]).expect_code(0).stdout;
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH ctl"),
+        "not roff: {}",
+        &page[..80.min(page.len())]
+    );
+    let path = sb.path("ctl.1");
+    std::fs::write(&path, &page).unwrap();
+    let rendered = run(Command::new("man")
+        .arg("-l")
+        .arg(&path)
+        .env("MANWIDTH", "100")
+        .env("MANPAGER", "cat")
+        .env("PAGER", "cat"))
+    .expect_code(0);
+    assert!(rendered.stdout.contains("log-level"), "{rendered}");
+    assert!(
+        rendered.stdout.contains("69  no daemon there"),
+        "exit codes documented: {rendered}"
+    );
+}
