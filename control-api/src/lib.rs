@@ -17,7 +17,26 @@
 //! - [`socket`]: the socket-path convention and how a `ctl` target is read.
 //! - [`wire`]: framing and encoding, identical on both sides.
 //!
-//! # Example
+//! # Examples
+//!
+//! Where a daemon's socket is, as both sides compute it, and an error as it crosses the wire:
+//!
+//! ```
+//! use control_api::socket::{SocketEnv, Target};
+//! use control_api::{OpError, Operation};
+//!
+//! let env = SocketEnv { ctl_socket_dir: None, xdg_runtime_dir: None, is_root: true };
+//! let target = Target::parse("web").unwrap();
+//! assert_eq!(target.socket_path(&env).unwrap().to_str(), Some("/run/ctl/web.sock"));
+//!
+//! let err = OpError::unsupported(Operation::Rotate, [Operation::Hello, Operation::Status]);
+//! let json = serde_json::to_string(&err).unwrap();
+//! assert_eq!(
+//!     json,
+//!     r#"{"kind":"unsupported","operation":"rotate","supported":["hello","status"]}"#
+//! );
+//! assert_eq!(serde_json::from_str::<OpError>(&json).unwrap(), err);
+//! ```
 //!
 //! Calling a daemon by hand (this is what `ctl status NAME` does):
 //!

@@ -12,33 +12,51 @@
 //!
 //! # Example
 //!
-//! ```no_run
+//! A daemon with a `reload`, served on a socket, and the call `ctl reload mydaemon` makes:
+//!
+//! ```
 //! use control_server::{Handler, OpContext, Reloaded, Server};
-//! use control_api::{OpError, Operation};
+//! use control_server::api::{wire, ControlClient, OpError, Operation, ReloadRequest};
 //!
 //! struct Daemon;
 //!
 //! impl Handler for Daemon {
 //!     fn operations(&self) -> Vec<Operation> {
-//!         vec![Operation::Reload]
+//!         vec![Operation::Reload] // anything not listed answers `unsupported`
 //!     }
 //!     async fn reload(&self, _ctx: OpContext) -> Result<Reloaded, OpError> {
-//!         Ok(Reloaded::default())
+//!         // Read and validate the whole new configuration; apply it only if all of it is valid.
+//!         Ok(Reloaded::changed("workers 4 -> 8"))
 //!     }
 //! }
 //!
-//! #[tokio::main]
-//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     // Listens at /run/ctl/mydaemon.sock (root) or $XDG_RUNTIME_DIR/ctl/mydaemon.sock.
-//!     let server = Server::builder("mydaemon", Daemon)
-//!         .version(env!("CARGO_PKG_VERSION"))
-//!         .bind()?
-//!         .spawn();
-//!     tokio::signal::ctrl_c().await?;
-//!     server.shutdown().await;
-//!     Ok(())
-//! }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let socket = dir.path().join("mydaemon.sock");
+//! // Without `.socket_path`, the socket is /run/ctl/mydaemon.sock as root, else
+//! // $XDG_RUNTIME_DIR/ctl/mydaemon.sock ($CTL_SOCKET_DIR overrides both).
+//! let server = Server::builder("mydaemon", Daemon)
+//!     .version("1.0.0")
+//!     .socket_path(&socket)
+//!     .bind()?
+//!     .spawn();
+//!
+//! // What `ctl reload mydaemon` does, after its `hello`:
+//! let stream = tokio::net::UnixStream::connect(&socket).await?;
+//! let client = ControlClient::new(Default::default(), wire::transport(stream)).spawn();
+//! let reply = client.reload(tarpc::context::current(), ReloadRequest::default()).await??;
+//! assert_eq!(reply.generation, 2);
+//! assert_eq!(reply.summary, "workers 4 -> 8");
+//!
+//! server.shutdown().await; // stop accepting, finish calls in progress, remove the socket
+//! assert!(!socket.exists());
+//! # Ok(()) }
 //! ```
+//!
+//! The guide for daemon authors (`docs/daemon-authors.md` in the repository) goes through
+//! reload with [`Reloadable`], the [`LogFile`] writer, [`WorkTracker`] for drain, the
+//! [`Policy`], signals and systemd.
 //!
 //! # Layout
 //!

@@ -181,10 +181,47 @@ fn human(hello: &Hello, reply: &Reply) -> String {
     }
 }
 
+/// ANSI colours for a terminal, unless `NO_COLOR` is set (no-color.org).
+#[derive(Clone, Copy)]
+struct Paint(bool);
+
+impl Paint {
+    fn for_stdout() -> Paint {
+        use std::io::IsTerminal;
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Paint(!no_color && std::io::stdout().is_terminal())
+    }
+
+    fn green(self, s: &str) -> String {
+        self.code("32", s)
+    }
+
+    fn yellow(self, s: &str) -> String {
+        self.code("33", s)
+    }
+
+    fn red(self, s: &str) -> String {
+        self.code("31;1", s)
+    }
+
+    fn bold(self, s: &str) -> String {
+        self.code("1", s)
+    }
+
+    fn code(self, code: &str, s: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    }
+}
+
 fn status(s: &Status) -> String {
+    let paint = Paint::for_stdout();
     let mut out = format!(
         "{} {} (pid {}), up {}",
-        s.name,
+        paint.bold(&s.name),
         s.version,
         s.pid,
         humantime::format_duration(Duration::from_secs(s.uptime_ms / 1000))
@@ -194,7 +231,11 @@ fn status(s: &Status) -> String {
         "state",
         format!(
             "{}, {} in flight",
-            if s.draining { "draining" } else { "serving" },
+            if s.draining {
+                paint.yellow("draining")
+            } else {
+                paint.green("serving")
+            },
             s.in_flight
         ),
     );
@@ -206,7 +247,11 @@ fn status(s: &Status) -> String {
             .unwrap_or(0)
             .saturating_sub(last.finished_unix_ms);
         let ago = humantime::format_duration(Duration::from_secs(ago / 1000));
-        let verdict = if last.ok { "ok" } else { "FAILED" };
+        let verdict = if last.ok {
+            paint.green("ok")
+        } else {
+            paint.red("FAILED")
+        };
         let mut v = format!("{verdict} {ago} ago");
         if !last.message.is_empty() {
             v.push_str(&format!(": {}", last.message));

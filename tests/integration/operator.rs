@@ -200,3 +200,29 @@ fn the_man_page_renders() {
         "exit codes documented: {rendered}"
     );
 }
+
+#[test]
+fn status_is_coloured_on_a_terminal_unless_no_color() {
+    let (sb, _daemon) = sandbox_with_daemon("tty", 50, &[]);
+    // `script` runs ctl with a pseudo-terminal as its stdout.
+    let on_tty = |no_color: &str| {
+        run(Command::new("script")
+            .args(["-qec"])
+            .arg(format!("{} status tty", bins().ctl.display()))
+            .arg("/dev/null")
+            .env("CTL_SOCKET_DIR", sb.socket_dir())
+            .env("NO_COLOR", no_color))
+        .expect_code(0)
+    };
+    let coloured = on_tty("");
+    assert!(
+        coloured.stdout.contains("\x1b[32mserving\x1b[0m"),
+        "{coloured}"
+    );
+    let plain = on_tty("1");
+    assert!(plain.stdout.contains("serving"), "{plain}");
+    assert!(
+        !plain.stdout.contains('\x1b'),
+        "NO_COLOR is honoured: {plain}"
+    );
+}
