@@ -141,9 +141,10 @@ pub(crate) async fn serve<H: Handler>(
         ))
         .max_concurrent_requests(limits.max_requests)
         .execute(service.serve())
-        .for_each(|request| async move {
-            tokio::spawn(request);
-        })
+        // Requests run inside this connection's task rather than one spawned task each: a
+        // reply then goes out in the same wake-up that produced it. They still run
+        // concurrently, and mutating operations move their work to tasks of their own.
+        .for_each_concurrent(limits.max_requests, |request| request)
         .await;
         tracing::debug!("disconnected");
     }
