@@ -188,9 +188,10 @@ impl<H: Handler> ControlService<H> {
         let conn = self.conn;
         let refused = if !shared.operations.contains(&op) {
             Some(shared.unsupported(op))
-        } else if !shared
-            .policy
-            .permits_access(&peer, mutating, shared.own_uid)
+        } else if op != Operation::Hello
+            && !shared
+                .policy
+                .permits_access(&peer, mutating, shared.own_uid)
         {
             Some(OpError::Denied {
                 operation: op.as_str().to_owned(),

@@ -142,6 +142,9 @@ fn human(hello: &Hello, reply: &Reply) -> String {
             if !r.summary.is_empty() {
                 line.push_str(&format!(" ({})", r.summary));
             }
+            if r.joined {
+                line.push_str("; this request shared a reload another caller asked for");
+            }
             line
         }
         Reply::Rotate(r) => {
