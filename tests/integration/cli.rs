@@ -1,6 +1,5 @@
 //! `ctl`'s own behaviour: usage errors, missing daemons, `--missing-ok`, help.
 
-use std::os::unix::net::UnixListener;
 use tests::Sandbox;
 
 #[test]
@@ -60,9 +59,7 @@ fn missing_socket_exits_69_unless_missing_ok() {
 #[test]
 fn stale_socket_exits_69_unless_missing_ok() {
     let sb = Sandbox::new();
-    std::fs::create_dir_all(sb.socket_dir()).unwrap();
-    // A socket file with nobody accepting: what a crashed daemon leaves behind.
-    drop(UnixListener::bind(sb.socket_dir().join("crashed.sock")).unwrap());
+    tests::make_stale_socket(&sb.socket_dir().join("crashed.sock"));
 
     let run = sb.ctl(&["reload", "crashed"]).expect_code(69);
     assert!(run.stderr.contains("stale"), "{run}");

@@ -228,13 +228,7 @@ fn five_hundred_silent_connections_do_not_lock_out_the_operator() {
 #[test]
 fn a_stale_socket_is_replaced_at_start() {
     let sb = Sandbox::new();
-    std::fs::create_dir_all(sb.socket_dir()).unwrap();
-    let stale = sb.socket_dir().join("phoenix.sock");
-    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
-    assert!(
-        UnixStream::connect(&stale).is_err(),
-        "the socket must be stale"
-    );
+    tests::make_stale_socket(&sb.socket_dir().join("phoenix.sock"));
 
     let log = sb.path("phoenix.log");
     let cfg = sb.write_config("phoenix.toml", &config(&log, 50, "alpha"));

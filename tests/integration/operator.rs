@@ -8,9 +8,8 @@ use tests::{bins, run, Sandbox};
 const NOBODY: u32 = 65534;
 
 fn stale_socket(sb: &Sandbox, name: &str) {
-    std::fs::create_dir_all(sb.socket_dir()).unwrap();
     let path = sb.socket_dir().join(format!("{name}.sock"));
-    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    tests::make_stale_socket(&path);
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
 }
 

@@ -389,3 +389,20 @@ pub fn read_frame(stream: &mut UnixStream) -> Option<Vec<u8>> {
     stream.read_exact(&mut buf).ok()?;
     Some(buf)
 }
+
+/// Leaves a socket file at `path` that nobody listens on: what a crashed daemon leaves behind.
+///
+/// The listener is closed at once, but a child process that another test forks at that moment
+/// briefly holds a copy of its descriptor (until its `exec`), so wait until connecting is
+/// refused.
+pub fn make_stale_socket(path: &Path) {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    drop(std::os::unix::net::UnixListener::bind(path).expect("bind the soon-stale socket"));
+    wait_for(
+        &format!("{} to refuse connections", path.display()),
+        WAIT,
+        || UnixStream::connect(path).is_err().then_some(()),
+    );
+}
