@@ -255,6 +255,7 @@ fn print_banner(args: &Args, socket: &Path, config: &Path, log: &Path, interval_
          \x20 {ctl} status {target}\n\
          \x20 {ctl} reload {target}        # after editing the config; a broken edit is refused\n\
          \x20 mv {log} {log}.1 && {ctl} rotate {target}\n\
+         \x20 {ctl} log-level {target} debug\n\
          \x20 {ctl} hello {target}\n\
          \x20 {ctl} drain {target}\n\
          Stop with Ctrl-C.",
