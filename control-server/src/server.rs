@@ -42,6 +42,30 @@ pub enum ServerError {
     Thread(#[source] io::Error),
 }
 
+/// How the server serves once bound: what the builder sets and `run` uses.
+#[derive(Clone, Copy, Debug)]
+struct Serving {
+    idle_timeout: Duration,
+    reload_on_sighup: bool,
+    max_frame_len: usize,
+    max_connections: usize,
+    max_requests_per_connection: usize,
+    shutdown_grace: Duration,
+}
+
+impl Default for Serving {
+    fn default() -> Self {
+        Serving {
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            reload_on_sighup: false,
+            max_frame_len: control_api::wire::MAX_FRAME_LEN,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_requests_per_connection: DEFAULT_MAX_REQUESTS_PER_CONNECTION,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
 /// Configures a [`Server`]. Made by [`Server::builder`].
 pub struct Builder<H> {
     name: String,
@@ -51,12 +75,7 @@ pub struct Builder<H> {
     socket_mode: u32,
     socket_group: Option<u32>,
     policy: Policy,
-    idle_timeout: Duration,
-    reload_on_sighup: bool,
-    max_frame_len: usize,
-    max_connections: usize,
-    max_requests_per_connection: usize,
-    shutdown_grace: Duration,
+    serving: Serving,
     shutdown: CancellationToken,
     logs: Vec<LogFile>,
     tracker: Option<WorkTracker>,
@@ -128,7 +147,7 @@ impl<H: Handler> Builder<H> {
     /// Closes connections that send nothing for this long while no reply is pending
     /// (default 30 s). A client that announces a frame and then stalls is closed too.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.idle_timeout = timeout.max(Duration::from_millis(1));
+        self.serving.idle_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 
@@ -137,7 +156,7 @@ impl<H: Handler> Builder<H> {
     /// reload is the same as `ctl reload` (one at a time, recorded in `status`), but whoever
     /// sent the signal learns nothing of its outcome.
     pub fn reload_on_sighup(mut self, enabled: bool) -> Self {
-        self.reload_on_sighup = enabled;
+        self.serving.reload_on_sighup = enabled;
         self
     }
 
@@ -152,27 +171,27 @@ impl<H: Handler> Builder<H> {
     /// closes the connection before anything is allocated for it. Keep it at least as large as
     /// your biggest reply (a `status` with many fields, a `rotate` of many files).
     pub fn max_frame_len(mut self, bytes: usize) -> Self {
-        self.max_frame_len = bytes.max(1024);
+        self.serving.max_frame_len = bytes.max(1024);
         self
     }
 
     /// Cap on open connections (default 256). A connection past it closes the oldest idle
     /// one (no request in flight); if every connection is busy, the new one is closed.
     pub fn max_connections(mut self, n: usize) -> Self {
-        self.max_connections = n.max(1);
+        self.serving.max_connections = n.max(1);
         self
     }
 
     /// Cap on concurrent requests on one connection (default 64); requests past it get an
     /// immediate error.
     pub fn max_requests_per_connection(mut self, n: usize) -> Self {
-        self.max_requests_per_connection = n.max(1);
+        self.serving.max_requests_per_connection = n.max(1);
         self
     }
 
     /// How long shutdown waits for calls in progress (default 10 s).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
-        self.shutdown_grace = grace;
+        self.serving.shutdown_grace = grace;
         self
     }
 
@@ -215,12 +234,7 @@ impl<H: Handler> Builder<H> {
         Ok(Server {
             socket,
             shared,
-            idle_timeout: self.idle_timeout,
-            reload_on_sighup: self.reload_on_sighup,
-            max_frame_len: self.max_frame_len,
-            max_connections: self.max_connections,
-            max_requests_per_connection: self.max_requests_per_connection,
-            shutdown_grace: self.shutdown_grace,
+            serving: self.serving,
         })
     }
 }
@@ -229,12 +243,7 @@ impl<H: Handler> Builder<H> {
 pub struct Server<H> {
     socket: BoundSocket,
     shared: Arc<Shared<H>>,
-    idle_timeout: Duration,
-    reload_on_sighup: bool,
-    max_frame_len: usize,
-    max_connections: usize,
-    max_requests_per_connection: usize,
-    shutdown_grace: Duration,
+    serving: Serving,
 }
 
 impl Server<()> {
@@ -249,12 +258,7 @@ impl Server<()> {
             socket_mode: DEFAULT_SOCKET_MODE,
             socket_group: None,
             policy: Policy::default(),
-            idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            reload_on_sighup: false,
-            max_frame_len: control_api::wire::MAX_FRAME_LEN,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            max_requests_per_connection: DEFAULT_MAX_REQUESTS_PER_CONNECTION,
-            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            serving: Serving::default(),
             shutdown: CancellationToken::new(),
             logs: Vec::new(),
             tracker: None,
@@ -287,10 +291,11 @@ impl<H: Handler> Server<H> {
                 return;
             }
         };
+        let serving = self.serving;
         let shared = self.shared.clone();
         let token = shared.shutdown.clone();
         let tasks = TaskTracker::new();
-        if self.reload_on_sighup {
+        if serving.reload_on_sighup {
             match crate::signals::sighup_stream() {
                 Ok(hangups) => {
                     tasks.spawn(crate::signals::reload_on_sighup(hangups, shared.clone()));
@@ -298,11 +303,11 @@ impl<H: Handler> Server<H> {
                 Err(err) => tracing::error!("cannot turn SIGHUP into reloads: {err}"),
             }
         }
-        let connections = Arc::new(Connections::new(self.max_connections));
+        let connections = Arc::new(Connections::new(serving.max_connections));
         let limits = Limits {
-            max_requests: self.max_requests_per_connection,
-            idle_timeout: self.idle_timeout,
-            max_frame_len: self.max_frame_len,
+            max_requests: serving.max_requests_per_connection,
+            idle_timeout: serving.idle_timeout,
+            max_frame_len: serving.max_frame_len,
         };
         let mut next_conn: u64 = 0;
         let mut backoff = Duration::from_millis(10);
@@ -324,7 +329,7 @@ impl<H: Handler> Server<H> {
                         tracing::warn!(
                             conn,
                             "refusing connection: all {} connections are busy",
-                            self.max_connections
+                            serving.max_connections
                         );
                         continue;
                     };
@@ -357,7 +362,7 @@ impl<H: Handler> Server<H> {
         }
         tasks.close();
         shared.work.close();
-        let finished = tokio::time::timeout(self.shutdown_grace, async {
+        let finished = tokio::time::timeout(serving.shutdown_grace, async {
             tasks.wait().await;
             shared.work.wait().await;
         })
@@ -367,7 +372,7 @@ impl<H: Handler> Server<H> {
                 connections = tasks.len(),
                 operations = shared.work.len(),
                 "control server stopped with calls still running after {:?}",
-                self.shutdown_grace
+                serving.shutdown_grace
             );
         }
     }
