@@ -123,6 +123,39 @@ fn round_trip(c: &mut Criterion) {
         })
     });
 
+    // The server's side alone: a pre-encoded `status` request written on a raw socket and the
+    // reply frame read back, without tarpc's client.
+    let request = {
+        let msg = tarpc::ClientMessage::Request(tarpc::Request {
+            context: ctx(),
+            id: 1,
+            message: control_api::ControlRequest::Status {
+                req: StatusRequest::default(),
+            },
+        });
+        let payload = serde_json::to_vec(&msg).unwrap();
+        let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&payload);
+        frame
+    };
+    let mut direct = rt.block_on(UnixStream::connect(&socket)).unwrap();
+    group.bench_function("server_only", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut reply = vec![0u8; 1 << 16];
+                let start = Instant::now();
+                for _ in 0..iters {
+                    direct.write_all(&request).await.unwrap();
+                    let mut len = [0u8; 4];
+                    direct.read_exact(&mut len).await.unwrap();
+                    let n = u32::from_be_bytes(len) as usize;
+                    direct.read_exact(&mut reply[..n]).await.unwrap();
+                }
+                start.elapsed()
+            })
+        })
+    });
+
     // The floor: one frame out, the same frame back, over a Unix socket, in the same runtime.
     let raw = dir.path().join("raw.sock");
     let (mut stream, echo) = rt.block_on(async {
