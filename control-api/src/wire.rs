@@ -20,6 +20,11 @@ pub const MAX_FRAME_LEN: usize = 64 * 1024;
 pub type Transport<S, Item, SinkItem> =
     serde_transport::Transport<S, Item, SinkItem, Json<Item, SinkItem>>;
 
+/// Largest reply frame a client accepts: a daemon may raise its own limit (for a large
+/// `status`) up to this, and `ctl` still reads the reply. A client holds one connection, so the
+/// larger buffer costs it nothing a daemon with many connections would pay.
+pub const MAX_REPLY_FRAME_LEN: usize = 1024 * 1024;
+
 /// The framing codec: 4-byte big-endian length prefix, at most [`MAX_FRAME_LEN`] bytes.
 pub fn codec() -> LengthDelimitedCodec {
     codec_with_limit(MAX_FRAME_LEN)

@@ -35,7 +35,8 @@ impl Session {
                 hint: String::new(),
             })?
             .map_err(|e| CtlError::from_connect(path.to_owned(), e))?;
-        let client = ControlClient::new(Default::default(), wire::transport(stream)).spawn();
+        let transport = wire::transport_with_limit(stream, wire::MAX_REPLY_FRAME_LEN);
+        let client = ControlClient::new(Default::default(), transport).spawn();
         let mut session = Session {
             client,
             hello: Hello::default(),
