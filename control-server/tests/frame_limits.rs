@@ -51,6 +51,8 @@ async fn a_raised_limit_lets_a_large_status_through_to_a_client() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_reply_over_the_daemons_limit_is_an_error_not_a_hang() {
-    let err = status_len(None).await.expect_err("64 KiB cannot carry 200 KiB");
+    let err = status_len(None)
+        .await
+        .expect_err("64 KiB cannot carry 200 KiB");
     assert!(!err.is_empty());
 }

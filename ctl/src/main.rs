@@ -45,8 +45,12 @@ async fn run(cli: Cli, started: Instant) -> Exit {
     let (op, target) = match &cli.command {
         Command::List => return list::run(global, started).await,
         Command::Completions { shell } => {
+            // Generated into memory first: clap_complete panics on a write error, and a closed
+            // pipe (`ctl completions bash | head`) is not one worth reporting.
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut cmd, "ctl", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "ctl", &mut script);
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &script);
             return Exit::Ok;
         }
         Command::Man => {

@@ -74,3 +74,23 @@ fn a_socket_path_that_is_not_a_socket_exits_69() {
     std::fs::write(&file, "x").unwrap();
     sb.ctl(&["status", file.to_str().unwrap()]).expect_code(69);
 }
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    let (sb, _daemon) = crate::sandbox_with_daemon("pipe", 50, &[]);
+    for args in [&["status", "pipe"][..], &["man"], &["completions", "bash"]] {
+        // stdout's reading end is closed before ctl writes: what `ctl status | head -0` does.
+        let mut child = std::process::Command::new(&tests::bins().ctl)
+            .args(args)
+            .env("CTL_SOCKET_DIR", sb.socket_dir())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
