@@ -11,6 +11,22 @@ use std::time::{Duration, Instant};
 use tarpc::context::{self, Context};
 use tokio::net::UnixStream;
 
+/// Connects to `path`. A daemon whose queue of pending connections is full makes a Unix
+/// socket refuse at once with `EAGAIN` rather than wait; that daemon is alive but busy or hung,
+/// so keep trying (the caller bounds this with the deadline) instead of reporting no daemon.
+async fn connect(path: &Path) -> std::io::Result<UnixStream> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match UnixStream::connect(path).await {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// A connected daemon that has answered `hello`.
 pub struct Session {
     client: ControlClient,
@@ -28,11 +44,13 @@ impl Session {
         timeout: Duration,
     ) -> Result<Session, CtlError> {
         let deadline = started + timeout;
-        let stream = tokio::time::timeout_at(deadline.into(), UnixStream::connect(path))
+        let stream = tokio::time::timeout_at(deadline.into(), connect(path))
             .await
             .map_err(|_| CtlError::Timeout {
                 timeout,
-                hint: String::new(),
+                hint: "; the daemon is not accepting connections (its queue of pending \
+                       connections is full): it may be hung"
+                    .to_owned(),
             })?
             .map_err(|e| CtlError::from_connect(path.to_owned(), e))?;
         let transport = wire::transport_with_limit(stream, wire::MAX_REPLY_FRAME_LEN);

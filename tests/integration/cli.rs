@@ -94,3 +94,39 @@ fn a_closed_stdout_is_not_an_error() {
         assert!(stderr.is_empty(), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_daemon_that_stopped_accepting_is_a_timeout_not_a_missing_daemon() {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketType};
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.socket_dir()).unwrap();
+    let path = sb.socket_dir().join("hung.sock");
+    // A listener that never accepts, with the smallest queue: what a hung daemon looks like.
+    let listener = rustix::net::socket(AddressFamily::UNIX, SocketType::STREAM, None).unwrap();
+    rustix::net::bind(&listener, &SocketAddrUnix::new(&path).unwrap()).unwrap();
+    rustix::net::listen(&listener, 0).unwrap();
+    // Fill the queue until the kernel refuses more (bounded).
+    let mut queued = Vec::new();
+    for _ in 0..64 {
+        let s = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            rustix::net::SocketFlags::NONBLOCK,
+            None,
+        )
+        .unwrap();
+        match rustix::net::connect(&s, &SocketAddrUnix::new(&path).unwrap()) {
+            Ok(()) => queued.push(s),
+            Err(_) => break,
+        }
+    }
+    assert!(queued.len() < 64, "the queue never filled");
+
+    let run = sb
+        .ctl(&["--timeout", "500ms", "status", "hung"])
+        .expect_code(75);
+    assert!(run.stderr.contains("not accepting connections"), "{run}");
+    // --missing-ok does not hide a daemon that is there but stuck.
+    sb.ctl(&["--missing-ok", "--timeout", "300ms", "rotate", "hung"])
+        .expect_code(75);
+}
