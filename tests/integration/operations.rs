@@ -1,7 +1,6 @@
 //! The operations through the real `ctl` against a real daemon, and the exit codes they give.
 
 use crate::{config, sandbox_with_daemon};
-use std::time::Duration;
 use tests::{read_lines, wait_for, WAIT};
 
 #[test]
@@ -193,14 +192,21 @@ fn drain_stops_the_work_and_status_shows_it() {
     let doc = sb.ctl(&["--json", "status", "dr"]).expect_code(0).json();
     assert_eq!(doc["result"]["draining"], true);
     assert_eq!(doc["result"]["in_flight"], 0);
-    // A status round trip takes longer than several intervals: had the worker kept going,
-    // lines would have appeared.
-    std::thread::sleep(Duration::from_millis(50));
+    // The worker's next attempt at a unit of work is refused and it stops: after that no
+    // line can come, and none came after the drain completed.
+    wait_for("the worker to stop", WAIT, || {
+        daemon
+            .log()
+            .contains("draining: no longer writing lines")
+            .then_some(())
+    });
     assert_eq!(
         read_lines(&log).len(),
         after,
         "lines written after drain completed"
     );
+    let doc = sb.ctl(&["--json", "status", "dr"]).expect_code(0).json();
+    assert_eq!(doc["result"]["fields"]["lines_written"], after.to_string());
     daemon.assert_alive();
 }
 
