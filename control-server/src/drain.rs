@@ -76,6 +76,8 @@ impl WorkTracker {
     /// Refuses new work from now on. Idempotent.
     pub fn start_draining(&self) {
         self.inner.draining.store(true, Ordering::SeqCst);
+        // With nothing in flight there is no last guard to wake `drained()`: wake it here.
+        self.inner.idle.notify_waiters();
     }
 
     /// Resolves once draining has begun and nothing is in flight: a daemon that wants to exit
@@ -132,6 +134,21 @@ mod tests {
         let work = WorkTracker::new();
         let early = tokio::time::timeout(Duration::from_millis(20), work.drained()).await;
         assert!(early.is_err(), "nothing in flight, but no drain either");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn drained_wakes_when_a_drain_starts_with_nothing_in_flight() {
+        let work = WorkTracker::new();
+        let waiter = tokio::spawn({
+            let work = work.clone();
+            async move { work.drained().await }
+        });
+        tokio::task::yield_now().await; // let the waiter start waiting
+        work.start_draining();
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("drained resolves without any guard being dropped")
+            .unwrap();
     }
 
     #[test]

@@ -87,10 +87,17 @@ pub struct TargetArg {
     pub target: String,
 }
 
+/// Longest accepted `--timeout`: long enough for any drain, short enough that adding it to the
+/// clock cannot overflow.
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 10s, 2m)"))?;
     if d.is_zero() {
         return Err("the timeout must be longer than zero".into());
+    }
+    if d > MAX_TIMEOUT {
+        return Err("the timeout must be at most 24h".into());
     }
     Ok(d)
 }
@@ -124,6 +131,10 @@ mod tests {
         assert_eq!(cli.global.timeout, Duration::from_secs(30));
         assert!(Cli::try_parse_from(["ctl", "--timeout", "0s", "status", "web"]).is_err());
         assert!(Cli::try_parse_from(["ctl", "--timeout", "soon", "status", "web"]).is_err());
+        assert!(
+            Cli::try_parse_from(["ctl", "--timeout", "300000000000y", "status", "web"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["ctl", "--timeout", "24h", "status", "web"]).is_ok());
     }
 
     #[test]

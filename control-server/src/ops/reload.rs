@@ -97,12 +97,18 @@ impl Reloads {
     }
 }
 
-/// Clears `running` however the reload task ends, so a bug in it cannot wedge reloads.
-struct Running<'a>(&'a Reloads);
+/// Clears `running` if the reload task ends without doing so itself (a panic in our code), so
+/// a bug there cannot wedge reloads.
+struct Running<'a> {
+    reloads: &'a Reloads,
+    armed: bool,
+}
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        lock(&self.0.queue).running = false;
+        if self.armed {
+            lock(&self.reloads.queue).running = false;
+        }
     }
 }
 
@@ -131,12 +137,19 @@ impl<H: Handler> Shared<H> {
 
     /// Runs reloads until no request is waiting.
     async fn run_reloads(&self) {
-        let _running = Running(&self.reloads);
+        let mut running = Running {
+            reloads: &self.reloads,
+            armed: true,
+        };
         loop {
             let batch = {
                 let mut queue = lock(&self.reloads.queue);
                 if queue.waiting.is_empty() {
-                    return; // `_running` clears the flag under no lock of ours
+                    // In the same critical section that saw the queue empty: a request that
+                    // arrives after this sees `running == false` and starts a task itself.
+                    queue.running = false;
+                    running.armed = false;
+                    return;
                 }
                 std::mem::take(&mut queue.waiting)
             };
