@@ -63,10 +63,18 @@ where
 
 /// Decodes one frame's payload as a daemon does: what a request on the socket becomes.
 /// Exposed so that the decoder can be fuzzed and property-tested exactly as it runs.
+///
+/// tarpc's decoding of a request's deadline panics on a deadline too far away to represent
+/// (`Instant` overflow); the daemon contains that panic to the connection, and this function
+/// turns it into an error the same way.
 pub fn decode_request(
     payload: &[u8],
 ) -> Result<tarpc::ClientMessage<crate::ControlRequest>, serde_json::Error> {
-    serde_json::from_slice(payload)
+    std::panic::catch_unwind(|| serde_json::from_slice(payload)).unwrap_or_else(|_| {
+        Err(serde::de::Error::custom(
+            "the request's deadline is too far away to represent",
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -111,6 +119,14 @@ mod tests {
     #[test]
     fn a_valid_request_decodes() {
         assert_eq!(decode_all(&framed(&valid_request())), 1);
+    }
+
+    #[test]
+    fn a_deadline_too_far_away_is_an_error_not_a_panic() {
+        let mut doc: serde_json::Value = serde_json::from_slice(&valid_request()).unwrap();
+        doc["Request"]["context"]["deadline"] = serde_json::json!({"secs": u64::MAX, "nanos": 0});
+        let err = decode_request(doc.to_string().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("too far away"), "{err}");
     }
 
     #[test]

@@ -6,10 +6,11 @@ use crate::handler::Handler;
 use crate::policy::Peer;
 use crate::service::{ControlService, Shared};
 use control_api::Control;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,27 +51,30 @@ impl Connections {
         }
     }
 
-    /// Admits connection `conn`. At the cap, the oldest idle connection is closed to make room,
-    /// so that clients that connect and say nothing cannot lock an operator out; if every
-    /// connection is busy, the new one is refused.
+    /// Admits connection `conn`. At the cap, the oldest idle connection is told to close to
+    /// make room, so that clients that connect and say nothing cannot lock an operator out; if
+    /// every connection is busy, the new one is refused. A connection told to close still
+    /// counts until its task has ended; at twice the cap nothing more is admitted, so clients
+    /// that never read their replies cannot hold more than that many descriptors.
     pub fn admit(&self, conn: u64, shutdown: &CancellationToken) -> Result<Arc<ConnState>, Full> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if open.len() >= self.max {
+        if open.len() >= 2 * self.max {
+            return Err(Full);
+        }
+        let live = open.values().filter(|c| !c.stop.is_cancelled()).count();
+        if live >= self.max {
             let idle = open
                 .iter()
-                .find(|(_, c)| c.in_flight.load(Ordering::SeqCst) == 0)
-                .map(|(&id, _)| id);
-            let Some(victim) = idle else {
+                .find(|(_, c)| !c.stop.is_cancelled() && c.in_flight.load(Ordering::SeqCst) == 0);
+            let Some((&victim, state)) = idle else {
                 return Err(Full);
             };
-            if let Some(state) = open.remove(&victim) {
-                tracing::warn!(
-                    conn = victim,
-                    "closing idle connection: {} connections open, the cap",
-                    self.max
-                );
-                state.stop.cancel();
-            }
+            tracing::warn!(
+                conn = victim,
+                "closing idle connection: {} connections open, the cap",
+                self.max
+            );
+            state.stop.cancel();
         }
         let state = Arc::new(ConnState {
             in_flight: AtomicUsize::new(0),
@@ -80,12 +84,25 @@ impl Connections {
         Ok(state)
     }
 
-    /// Forgets a connection that ended.
+    /// Forgets a connection whose task ended.
     pub fn remove(&self, conn: u64) {
         self.open
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&conn);
+    }
+}
+
+/// Removes its connection from the table when dropped: when the connection's task ends,
+/// whether normally or by a panic.
+pub(crate) struct Admitted {
+    pub connections: Arc<Connections>,
+    pub conn: u64,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.connections.remove(self.conn);
     }
 }
 
@@ -95,6 +112,8 @@ pub(crate) struct Limits {
     pub max_requests: usize,
     pub idle_timeout: Duration,
     pub max_frame_len: usize,
+    /// How long a connection told to stop may take to send the replies it owes.
+    pub stop_grace: Duration,
 }
 
 /// Serves one connection to completion.
@@ -133,9 +152,10 @@ pub(crate) async fn serve<H: Handler>(
         conn,
         state,
     };
+    let stop = state_stop(&service);
     async move {
         tracing::debug!("connected");
-        BaseChannel::with_defaults(control_api::wire::transport_with_limit(
+        let requests = BaseChannel::with_defaults(control_api::wire::transport_with_limit(
             stream,
             limits.max_frame_len,
         ))
@@ -144,12 +164,38 @@ pub(crate) async fn serve<H: Handler>(
         // Requests run inside this connection's task rather than one spawned task each: a
         // reply then goes out in the same wake-up that produced it. They still run
         // concurrently, and mutating operations move their work to tasks of their own.
-        .for_each_concurrent(limits.max_requests, |request| request)
-        .await;
+        .for_each_concurrent(limits.max_requests, |request| request);
+        // Once told to stop, the connection reads no more and has `stop_grace` to write the
+        // replies it owes; a client that does not read them loses the connection then.
+        let deadline = async {
+            stop.cancelled().await;
+            tokio::time::sleep(limits.stop_grace).await;
+        };
+        // tarpc's decoder can panic on some inputs (a deadline too far away to represent):
+        // contain it to this connection.
+        let guarded = AssertUnwindSafe(requests).catch_unwind();
+        tokio::select! {
+            ended = guarded => if let Err(panic) = ended {
+                tracing::warn!("closing connection: decoding its request panicked: {}", panic_text(&panic));
+            },
+            () = deadline => tracing::info!("closing connection: replies not taken within {:?}", limits.stop_grace),
+        }
         tracing::debug!("disconnected");
     }
     .instrument(span)
     .await
+}
+
+fn state_stop<H>(service: &ControlService<H>) -> CancellationToken {
+    service.state.stop.clone()
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// A stream whose read side ends (EOF) when the connection is stopped (eviction, shutdown) or
@@ -245,7 +291,26 @@ mod tests {
         assert!(second.stop.is_cancelled(), "the oldest idle one goes");
         third.in_flight.store(1, Ordering::SeqCst);
         assert!(conns.admit(4, &shutdown).is_err(), "all busy: refuse");
+        conns.remove(2); // the evicted one's task ended
+        assert!(conns.admit(5, &shutdown).is_err(), "still all busy");
+        third.in_flight.store(0, Ordering::SeqCst);
+        conns
+            .admit(6, &shutdown)
+            .expect("the idle third makes room");
+        assert!(third.stop.is_cancelled());
         shutdown.cancel();
         assert!(first.stop.is_cancelled() && third.stop.is_cancelled());
+    }
+
+    #[test]
+    fn connections_told_to_close_count_until_they_end() {
+        let shutdown = CancellationToken::new();
+        let conns = Connections::new(2);
+        // Idle connections that never end (their clients do not read): each new one evicts
+        // the oldest, but nothing is admitted past twice the cap.
+        let admitted = (1..=10)
+            .filter(|&c| conns.admit(c, &shutdown).is_ok())
+            .count();
+        assert_eq!(admitted, 4);
     }
 }

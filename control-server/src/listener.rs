@@ -1,6 +1,7 @@
 //! Binding the control socket: refuse a live one, replace a stale one, never be more open than
 //! configured, and remove the file on the way out.
 
+use std::ffi::OsStr;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -102,26 +103,25 @@ pub fn bind(path: &Path, mode: u32, group: Option<u32>) -> Result<BoundSocket, B
             reason: "it has no file name",
         });
     };
-    // sun_path holds 108 bytes including the terminating NUL; our temporary path is longer
-    // than the final one by the staging directory's name.
-    if path.as_os_str().len() > 100 {
-        return Err(BindError::InvalidPath {
-            path: path.to_owned(),
-            reason: "it is longer than 100 bytes, too long for a Unix socket",
-        });
-    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
         .create(parent)
         .map_err(io_err("create directory", parent))?;
 
+    // Two instances starting at once must not both pass the check below and then both rename
+    // a socket into place: take turns, by a lock on the directory.
+    let dir = std::fs::File::open(parent).map_err(io_err("open directory", parent))?;
+    rustix::fs::flock(&dir, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| io_err("lock directory", parent)(e.into()))?;
+
     check_existing(path)?;
 
-    let staging = staging_dir(parent)?;
+    let staging = staging_dir(parent, file_name, path)?;
     let result = bind_in(&staging, file_name, path, mode, group);
     let _ = std::fs::remove_dir(&staging);
     result
+    // `dir` closes here, releasing the lock.
 }
 
 /// Fails if a live listener holds `path` or if `path` is not a socket; a stale socket is left
@@ -156,10 +156,22 @@ fn peer_pid(stream: &UnixStream) -> Option<u32> {
     Some(cred.pid.as_raw_nonzero().get() as u32)
 }
 
-fn staging_dir(parent: &Path) -> Result<PathBuf, BindError> {
+/// Longest path a Unix socket can be bound at: `sun_path` holds 108 bytes with the NUL.
+const MAX_SOCKET_PATH: usize = 107;
+
+fn staging_dir(parent: &Path, file_name: &OsStr, path: &Path) -> Result<PathBuf, BindError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = parent.join(format!(".ctl-bind-{}-{n}", std::process::id()));
+    // Short, so that it costs the socket path as little of its 107 bytes as possible.
+    let dir = parent.join(format!(".c{:x}.{n:x}", std::process::id()));
+    let staged_len = dir.as_os_str().len() + 1 + file_name.len();
+    if path.as_os_str().len() > MAX_SOCKET_PATH || staged_len > MAX_SOCKET_PATH {
+        return Err(BindError::InvalidPath {
+            path: path.to_owned(),
+            reason: "it is too long for a Unix socket (at most about 95 bytes: 107, less the \
+                     staging directory it is created in)",
+        });
+    }
     // mkdir never follows a symlink planted at `dir`: it fails with EEXIST instead.
     std::fs::DirBuilder::new()
         .mode(0o700)
@@ -170,7 +182,7 @@ fn staging_dir(parent: &Path) -> Result<PathBuf, BindError> {
 
 fn bind_in(
     staging: &Path,
-    file_name: &std::ffi::OsStr,
+    file_name: &OsStr,
     path: &Path,
     mode: u32,
     group: Option<u32>,
@@ -248,6 +260,37 @@ mod tests {
             Err(BindError::NotASocket { .. })
         ));
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "data");
+    }
+
+    #[test]
+    fn long_paths_up_to_the_limit_work_and_longer_ones_are_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().as_os_str().len() + 1;
+        let fits = dir.path().join("x".repeat(90 - base) + ".sock");
+        assert_eq!(fits.as_os_str().len(), 95);
+        bind(&fits, 0o600, None).expect("a 95-byte path fits");
+        let long = dir.path().join("y".repeat(103 - base) + ".sock");
+        match bind(&long, 0o600, None) {
+            Err(BindError::InvalidPath { reason, .. }) => assert!(reason.contains("too long")),
+            other => panic!("expected InvalidPath, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn concurrent_binds_on_one_path_let_exactly_one_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("race.sock");
+        let results: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| bind(&path, 0o600, None)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let winners = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(winners, 1, "{results:?}");
+        assert!(results
+            .iter()
+            .all(|r| r.is_ok() || matches!(r, Err(BindError::AlreadyServing { .. }))));
     }
 
     #[test]

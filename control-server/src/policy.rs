@@ -18,7 +18,9 @@ pub struct Peer {
 pub enum Caller {
     /// A process running as this uid.
     Uid(u32),
-    /// A process whose effective gid is this gid.
+    /// A process whose effective primary gid is this gid, as the kernel reports it for the
+    /// connection (`SO_PEERCRED`). Supplementary groups are not seen: an operator who reaches
+    /// a 0660 socket through a supplementary group is matched by uid or by `Anyone`, not here.
     Gid(u32),
     /// Anyone who can open the socket (its file mode still applies).
     Anyone,

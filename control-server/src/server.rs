@@ -1,6 +1,6 @@
 //! The server a daemon builds: configuration, the accept loop, and graceful shutdown.
 
-use crate::connection::{Connections, Limits};
+use crate::connection::{Admitted, Connections, Limits};
 use crate::drain::WorkTracker;
 use crate::handler::Handler;
 use crate::listener::{self, BindError, BoundSocket};
@@ -310,6 +310,7 @@ impl<H: Handler> Server<H> {
             max_requests: serving.max_requests_per_connection,
             idle_timeout: serving.idle_timeout,
             max_frame_len: serving.max_frame_len,
+            stop_grace: serving.shutdown_grace,
         };
         let mut next_conn: u64 = 0;
         let mut backoff = Duration::from_millis(10);
@@ -337,9 +338,10 @@ impl<H: Handler> Server<H> {
                     };
                     let shared = shared.clone();
                     let connections = connections.clone();
+                    let admitted = Admitted { connections, conn };
                     tasks.spawn(async move {
                         crate::connection::serve(stream, shared, conn, state, limits).await;
-                        connections.remove(conn);
+                        drop(admitted);
                     });
                 }
                 Err(err) => {

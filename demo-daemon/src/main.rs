@@ -47,7 +47,7 @@ struct Args {
     #[arg(long, value_name = "UID")]
     allow_uid: Vec<u32>,
 
-    /// Let members of this gid run every operation; repeatable
+    /// Let callers whose primary gid is GID run every operation; repeatable
     #[arg(long, value_name = "GID")]
     allow_gid: Vec<u32>,
 
@@ -55,7 +55,7 @@ struct Args {
     #[arg(long, value_name = "UID")]
     allow_read_only_uid: Vec<u32>,
 
-    /// Let members of this gid run read-only operations; repeatable
+    /// Let callers whose primary gid is GID run read-only operations; repeatable
     #[arg(long, value_name = "GID")]
     allow_read_only_gid: Vec<u32>,
 

@@ -299,3 +299,30 @@ fn a_connection_that_sends_a_request_and_leaves_does_not_hurt() {
     }
     assert_still_serving(&sb, &daemon, "leave");
 }
+
+#[test]
+fn a_deadline_too_far_away_costs_the_sender_its_connection_only() {
+    // tarpc panics decoding such a deadline; the daemon must contain it, and must not leak the
+    // connection's slot: with a cap of 4, twenty of these would otherwise lock everyone out.
+    let (sb, daemon) = sandbox_with_daemon("far", 50, &["--max-connections", "4"]);
+    let request = tarpc::ClientMessage::Request(tarpc::Request {
+        context: tarpc::context::current(),
+        id: 1,
+        message: control_api::ControlRequest::Hello {
+            req: control_api::HelloRequest::default(),
+        },
+    });
+    let mut doc = serde_json::to_value(&request).unwrap();
+    doc["Request"]["context"]["deadline"] = serde_json::json!({"secs": u64::MAX, "nanos": 0});
+    let bytes = frame(doc.to_string().as_bytes());
+    for _ in 0..20 {
+        assert_closed_by_daemon(send_raw(&daemon.socket, &bytes));
+    }
+    wait_for("the contained panic in the daemon's log", WAIT, || {
+        daemon
+            .log()
+            .contains("decoding its request panicked")
+            .then_some(())
+    });
+    assert_still_serving(&sb, &daemon, "far");
+}

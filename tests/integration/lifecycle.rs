@@ -22,7 +22,7 @@ fn twenty_concurrent_reloads_share_a_few_runs_and_agree_on_generations() {
     let (sb, daemon) = sandbox_with_daemon("many", 20, &[]);
     let log = sb.path("many.log");
     // Slow enough that all twenty callers arrive while the first reload runs.
-    std::fs::write(sb.path("many.toml"), slow_config(&log, "beta", 500)).unwrap();
+    std::fs::write(sb.path("many.toml"), slow_config(&log, "beta", 1500)).unwrap();
 
     let callers: Vec<_> = (0..20)
         .map(|_| ctl_in_background(&sb, &["--json", "reload", "many"]))
@@ -137,13 +137,13 @@ fn drain_past_its_deadline_fails_and_reports_what_is_left() {
     let cfg = sb.write_config("dl.toml", &jobs_config(&log, 3, 600_000));
     let daemon = sb.start_daemon("dl", &cfg, &[]);
 
-    let run = sb.ctl(&["--timeout", "1s", "drain", "dl"]).expect_code(1);
+    let run = sb.ctl(&["--timeout", "3s", "drain", "dl"]).expect_code(1);
     assert!(
         run.stderr.contains("3 units of work still in flight"),
         "{run}"
     );
     let doc = sb
-        .ctl(&["--timeout", "1s", "--json", "drain", "dl"])
+        .ctl(&["--timeout", "3s", "--json", "drain", "dl"])
         .expect_code(1)
         .json();
     assert_eq!(doc["result"]["completed"], false);

@@ -54,7 +54,7 @@ fn forced_rotations_under_load_lose_and_duplicate_nothing() {
     let (sb, daemon) = sandbox_with_daemon("lr", 1, &[]);
     let log = sb.path("lr.log");
     // `create` makes the new file before postrotate runs; the daemon must use it as it is.
-    let conf = stanza(&log, "    create 0604 root root\n", &ctl_rotate("lr"));
+    let conf = stanza(&log, "    create 0604\n", &ctl_rotate("lr"));
 
     // What each rotated file held when its rotation completed (logrotate returned, so ctl
     // had returned, so the daemon had switched files).
