@@ -28,6 +28,9 @@ use tracing::Instrument;
 pub(crate) struct ConnState {
     /// Requests being processed; a connection with none is idle and may be evicted.
     pub in_flight: AtomicUsize,
+    /// Requests received so far: connections that never sent one are evicted first, so that
+    /// a `ctl` between its `hello` and its operation outlives clients that say nothing.
+    pub requests: AtomicUsize,
     /// Cancelled to close the connection: on eviction, or by the server's shutdown (a child).
     pub stop: CancellationToken,
 }
@@ -63,9 +66,13 @@ impl Connections {
         }
         let live = open.values().filter(|c| !c.stop.is_cancelled()).count();
         if live >= self.max {
-            let idle = open
+            let idle = |c: &Arc<ConnState>| {
+                !c.stop.is_cancelled() && c.in_flight.load(Ordering::SeqCst) == 0
+            };
+            let silent = open
                 .iter()
-                .find(|(_, c)| !c.stop.is_cancelled() && c.in_flight.load(Ordering::SeqCst) == 0);
+                .find(|(_, c)| idle(c) && c.requests.load(Ordering::SeqCst) == 0);
+            let idle = silent.or_else(|| open.iter().find(|(_, c)| idle(c)));
             let Some((&victim, state)) = idle else {
                 return Err(Full);
             };
@@ -78,6 +85,7 @@ impl Connections {
         }
         let state = Arc::new(ConnState {
             in_flight: AtomicUsize::new(0),
+            requests: AtomicUsize::new(0),
             stop: shutdown.child_token(),
         });
         open.insert(conn, state.clone());
@@ -300,6 +308,21 @@ mod tests {
         assert!(third.stop.is_cancelled());
         shutdown.cancel();
         assert!(first.stop.is_cancelled() && third.stop.is_cancelled());
+    }
+
+    #[test]
+    fn connections_that_never_sent_a_request_are_evicted_first() {
+        let shutdown = CancellationToken::new();
+        let conns = Connections::new(2);
+        let session = conns.admit(1, &shutdown).unwrap();
+        session.requests.store(1, Ordering::SeqCst); // a ctl between hello and its operation
+        let silent = conns.admit(2, &shutdown).unwrap();
+        conns.admit(3, &shutdown).unwrap();
+        assert!(
+            silent.stop.is_cancelled(),
+            "the silent one goes, though younger"
+        );
+        assert!(!session.stop.is_cancelled());
     }
 
     #[test]

@@ -231,15 +231,25 @@ fn append(shared: &Mutex<Inner>, bytes: &[u8]) -> io::Result<()> {
 
 /// Buffers `buf` into `pending` and writes out every complete line.
 fn buffer_lines(shared: &Mutex<Inner>, pending: &mut Vec<u8>, buf: &[u8]) -> io::Result<usize> {
+    let before = pending.len();
     pending.extend_from_slice(buf);
     let complete = match pending.iter().rposition(|&b| b == b'\n') {
         Some(last_newline) => last_newline + 1,
         None if pending.len() > MAX_PENDING => pending.len(),
         None => return Ok(buf.len()),
     };
-    let result = append(shared, &pending[..complete]);
-    pending.drain(..complete);
-    result.map(|()| buf.len())
+    match append(shared, &pending[..complete]) {
+        Ok(()) => {
+            pending.drain(..complete);
+            Ok(buf.len())
+        }
+        Err(err) => {
+            // `Write` promises that an error took nothing: give `buf` back, so that a retry
+            // does not write it twice; earlier lines stay for the next attempt.
+            pending.truncate(before);
+            Err(err)
+        }
+    }
 }
 
 impl Write for LogFile {
@@ -248,9 +258,10 @@ impl Write for LogFile {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let result = append(&self.shared, &self.pending);
+        // Kept on error, for the next flush.
+        append(&self.shared, &self.pending)?;
         self.pending.clear();
-        result
+        Ok(())
     }
 }
 
@@ -273,9 +284,9 @@ impl Write for LineWriter<'_> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let result = append(self.shared, &self.pending);
+        append(self.shared, &self.pending)?;
         self.pending.clear();
-        result
+        Ok(())
     }
 }
 
@@ -374,6 +385,17 @@ mod tests {
         write!(log, "tail").unwrap();
         drop(log);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "a=1 b=2\ntail");
+    }
+
+    #[test]
+    fn a_failed_write_takes_nothing() {
+        // /dev/full fails every write with ENOSPC, as a full disk does.
+        let mut log = LogFile::open("/dev/full").unwrap();
+        write!(log, "start ").unwrap(); // buffered: no line yet
+        assert!(log.write(b"end\n").is_err());
+        assert_eq!(log.pending, b"start ", "the failed piece is given back, once");
+        assert!(log.flush().is_err());
+        assert_eq!(log.pending, b"start ", "kept for the next flush");
     }
 
     #[test]

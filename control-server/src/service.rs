@@ -128,6 +128,7 @@ struct InFlight<'a>(&'a ConnState);
 
 impl<'a> InFlight<'a> {
     fn enter(state: &'a ConnState) -> Self {
+        state.requests.fetch_add(1, Ordering::SeqCst);
         state.in_flight.fetch_add(1, Ordering::SeqCst);
         InFlight(state)
     }

@@ -69,15 +69,7 @@ impl Session {
             .client
             .hello(session.context(), request)
             .await
-            .map_err(|e| match e {
-                // Closed before even `hello` was answered: the daemon is going away (a
-                // shutdown stops reading), which for the caller is no daemon.
-                tarpc::client::RpcError::Shutdown => CtlError::NoDaemon {
-                    path: path.to_owned(),
-                    why: "it closed the connection without answering; it is stopping",
-                },
-                e => CtlError::from_rpc(e, timeout, Operation::Hello),
-            })?;
+            .map_err(|e| CtlError::from_rpc(e, timeout, Operation::Hello))?;
         if session.hello.protocol != PROTOCOL_VERSION {
             return Err(CtlError::Incompatible {
                 daemon: session.hello.protocol,

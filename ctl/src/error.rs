@@ -30,7 +30,7 @@ pub enum CtlError {
         uid: u32,
     },
     /// Connecting failed for another reason.
-    #[error("cannot connect to {}", .path.display())]
+    #[error("cannot connect to {}: {source}", .path.display())]
     Connect {
         /// The socket path.
         path: PathBuf,
@@ -86,9 +86,14 @@ impl CtlError {
         }
     }
 
-    /// Whether `--missing-ok` turns this error into success.
+    /// Whether `--missing-ok` turns this error into success: nothing listens at the path (no
+    /// socket, or a stale one), or the daemon says it is stopping. Not any other failure to
+    /// connect (a path that is not a socket is a misconfiguration worth failing on).
     pub fn is_missing(&self) -> bool {
-        self.exit() == Exit::NoDaemon
+        matches!(
+            self,
+            CtlError::NoDaemon { .. } | CtlError::Op(OpError::ShuttingDown)
+        )
     }
 
     /// A short machine-readable kind for `--json`.
@@ -117,6 +122,12 @@ impl CtlError {
             io::ErrorKind::NotFound => CtlError::NoDaemon {
                 path,
                 why: "no socket there",
+            },
+            // Linux refuses a connection to a path that is not a socket the same way; that is a
+            // misconfigured target, not a stopped daemon.
+            io::ErrorKind::ConnectionRefused if !is_socket(&path) => CtlError::Connect {
+                path,
+                source: io::Error::other("it is not a socket"),
             },
             io::ErrorKind::ConnectionRefused => CtlError::NoDaemon {
                 path,
@@ -155,7 +166,7 @@ impl CtlError {
             },
             RpcError::Shutdown => CtlError::Protocol {
                 what: "the daemon closed the connection without answering (it may be stopping, \
-                       or could not read the request)"
+                       have too many connections open, or have been unable to read the request)"
                     .into(),
             },
             RpcError::Server(e) if e.kind == io::ErrorKind::WouldBlock => {
@@ -174,6 +185,11 @@ impl CtlError {
             },
         }
     }
+}
+
+fn is_socket(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket())
 }
 
 fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
@@ -222,7 +238,17 @@ mod tests {
         assert_eq!(map(io::ErrorKind::NotFound), Exit::NoDaemon);
         assert_eq!(map(io::ErrorKind::ConnectionRefused), Exit::NoDaemon);
         assert_eq!(map(io::ErrorKind::PermissionDenied), Exit::Denied);
-        assert!(CtlError::from_connect(p, io::Error::from(io::ErrorKind::NotFound)).is_missing());
+        assert!(
+            CtlError::from_connect(p.clone(), io::Error::from(io::ErrorKind::NotFound))
+                .is_missing()
+        );
+        let not_a_socket = io::Error::from_raw_os_error(88); // ENOTSOCK
+        let err = CtlError::from_connect(p, not_a_socket);
+        assert_eq!(err.exit(), Exit::NoDaemon);
+        assert!(
+            !err.is_missing(),
+            "--missing-ok must not hide a path that is not a socket"
+        );
     }
 
     #[test]

@@ -72,7 +72,11 @@ fn a_socket_path_that_is_not_a_socket_exits_69() {
     let sb = Sandbox::new();
     let file = sb.path("plain-file");
     std::fs::write(&file, "x").unwrap();
-    sb.ctl(&["status", file.to_str().unwrap()]).expect_code(69);
+    let run = sb.ctl(&["status", file.to_str().unwrap()]).expect_code(69);
+    assert!(run.stderr.contains("not a socket"), "{run}");
+    // A misconfigured path is not "the daemon is stopped": --missing-ok does not hide it.
+    sb.ctl(&["--missing-ok", "rotate", file.to_str().unwrap()])
+        .expect_code(69);
 }
 
 #[test]
