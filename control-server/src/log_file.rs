@@ -393,7 +393,10 @@ mod tests {
         let mut log = LogFile::open("/dev/full").unwrap();
         write!(log, "start ").unwrap(); // buffered: no line yet
         assert!(log.write(b"end\n").is_err());
-        assert_eq!(log.pending, b"start ", "the failed piece is given back, once");
+        assert_eq!(
+            log.pending, b"start ",
+            "the failed piece is given back, once"
+        );
         assert!(log.flush().is_err());
         assert_eq!(log.pending, b"start ", "kept for the next flush");
     }

@@ -229,3 +229,28 @@ fn systemd_is_told_about_readiness_reloads_and_stopping() {
     sb.ctl(&["drain", "sd"]).expect_code(0);
     assert_eq!(next_message(&socket), "STOPPING=1");
 }
+
+#[test]
+fn shutdown_finishes_the_call_in_progress_and_delivers_its_reply() {
+    let (sb, mut daemon) = sandbox_with_daemon("bye", 20, &[]);
+    let log = sb.path("bye.log");
+    std::fs::write(sb.path("bye.toml"), slow_config(&log, "last", 1000)).unwrap();
+    let reload = ctl_in_background(&sb, &["--json", "reload", "bye"]);
+    wait_for("the reload to be under way", WAIT, || {
+        daemon
+            .log()
+            .contains("reload: applying in 1000 ms")
+            .then_some(())
+    });
+    daemon.signal(rustix::process::Signal::TERM);
+    // New callers are turned away at once (the socket is gone)...
+    wait_for("the socket to be removed", WAIT, || {
+        (!daemon.socket.exists()).then_some(())
+    });
+    sb.ctl(&["status", "bye"]).expect_code(69);
+    // ...while the call in progress completes and its caller gets the answer.
+    let reply = reload.join().unwrap().expect_code(0).json();
+    assert_eq!(reply["result"]["generation"], 2, "{reply}");
+    let status = daemon.wait_exit();
+    assert!(status.success(), "{status:?}: {}", daemon.log());
+}
