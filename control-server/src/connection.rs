@@ -160,7 +160,7 @@ pub(crate) async fn serve<H: Handler>(
         conn,
         state,
     };
-    let stop = state_stop(&service);
+    let stop = service.state.stop.clone();
     async move {
         tracing::debug!("connected");
         let requests = BaseChannel::with_defaults(control_api::wire::transport_with_limit(
@@ -184,7 +184,7 @@ pub(crate) async fn serve<H: Handler>(
         let guarded = AssertUnwindSafe(requests).catch_unwind();
         tokio::select! {
             ended = guarded => if let Err(panic) = ended {
-                tracing::warn!("closing connection: decoding its request panicked: {}", panic_text(&panic));
+                tracing::warn!("closing connection: decoding its request panicked: {}", crate::service::panic_message(&panic));
             },
             () = deadline => tracing::info!("closing connection: replies not taken within {:?}", limits.stop_grace),
         }
@@ -192,18 +192,6 @@ pub(crate) async fn serve<H: Handler>(
     }
     .instrument(span)
     .await
-}
-
-fn state_stop<H>(service: &ControlService<H>) -> CancellationToken {
-    service.state.stop.clone()
-}
-
-fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)")
 }
 
 /// A stream whose read side ends (EOF) when the connection is stopped (eviction, shutdown) or

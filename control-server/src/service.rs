@@ -261,7 +261,8 @@ pub(crate) async fn catching<T>(
         })
 }
 
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
+/// The message a panic was raised with, for log lines and replies.
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
     panic
         .downcast_ref::<&str>()
         .copied()

@@ -7,10 +7,7 @@ use rustix::process::Signal;
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
-use std::process::Command;
-use tests::{bins, frame, run, send_raw, wait_for, Daemon, Run, Sandbox, WAIT};
-
-const NOBODY: u32 = 65534;
+use tests::{frame, is_root, send_raw, wait_for, Daemon, Sandbox, NOBODY, WAIT};
 
 /// `ctl status` works and the daemon is the same process as before.
 fn assert_still_serving(sb: &Sandbox, daemon: &Daemon, name: &str) {
@@ -21,27 +18,6 @@ fn assert_still_serving(sb: &Sandbox, daemon: &Daemon, name: &str) {
         daemon.pid(),
         "a different process answers"
     );
-}
-
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
-/// Runs `ctl ARGS` as uid/gid `nobody`, with no supplementary groups.
-fn ctl_as_nobody(sb: &Sandbox, args: &[&str]) -> Run {
-    run(Command::new("setpriv")
-        .arg(format!("--reuid={NOBODY}"))
-        .arg(format!("--regid={NOBODY}"))
-        .arg("--clear-groups")
-        .arg(&bins().ctl)
-        .args(args)
-        .env("CTL_SOCKET_DIR", sb.socket_dir()))
-}
-
-/// Lets other users reach the socket directory, so that only the socket's own mode and the
-/// daemon's policy stand in their way.
-fn open_sandbox(sb: &Sandbox) {
-    std::fs::set_permissions(sb.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// Reads until the daemon closes the connection; fails if it does not within `WAIT`.
@@ -89,20 +65,20 @@ fn another_user_is_refused_by_file_mode_and_by_peer_policy() {
     }
     // File mode 0600: the kernel refuses the connection.
     let (sb, daemon) = sandbox_with_daemon("fm", 50, &[]);
-    open_sandbox(&sb);
-    let run = ctl_as_nobody(&sb, &["status", "fm"]).expect_code(77);
+    sb.open_to_other_users();
+    let run = sb.ctl_as_nobody(&["status", "fm"]).expect_code(77);
     assert!(run.stderr.contains("file mode"), "{run}");
     assert_still_serving(&sb, &daemon, "fm");
 
     // File mode 0666 lets anyone connect; the default policy still refuses, per call.
     let (sb, daemon) = sandbox_with_daemon("pp", 50, &["--socket-mode", "666"]);
-    open_sandbox(&sb);
-    let run = ctl_as_nobody(&sb, &["status", "pp"]).expect_code(77);
+    sb.open_to_other_users();
+    let run = sb.ctl_as_nobody(&["status", "pp"]).expect_code(77);
     assert!(
         run.stderr.contains("uid 65534 may not call `status`"),
         "{run}"
     );
-    let run = ctl_as_nobody(&sb, &["reload", "pp"]).expect_code(77);
+    let run = sb.ctl_as_nobody(&["reload", "pp"]).expect_code(77);
     assert!(run.stderr.contains("`reload`"), "{run}");
     let log = wait_for("the refusal in the daemon's log", WAIT, || {
         let log = daemon.log();
@@ -128,11 +104,11 @@ fn read_only_operations_can_be_opened_to_more_callers_than_mutating_ones() {
             &NOBODY.to_string(),
         ],
     );
-    open_sandbox(&sb);
-    ctl_as_nobody(&sb, &["status", "ro"]).expect_code(0);
-    ctl_as_nobody(&sb, &["hello", "ro"]).expect_code(0);
+    sb.open_to_other_users();
+    sb.ctl_as_nobody(&["status", "ro"]).expect_code(0);
+    sb.ctl_as_nobody(&["hello", "ro"]).expect_code(0);
     for op in ["reload", "rotate", "drain"] {
-        let run = ctl_as_nobody(&sb, &[op, "ro"]).expect_code(77);
+        let run = sb.ctl_as_nobody(&[op, "ro"]).expect_code(77);
         assert!(run.stderr.contains(&format!("`{op}`")), "{run}");
     }
     let doc = sb.ctl(&["--json", "status", "ro"]).expect_code(0).json();
@@ -230,9 +206,7 @@ fn a_stale_socket_is_replaced_at_start() {
     let sb = Sandbox::new();
     tests::make_stale_socket(&sb.socket_dir().join("phoenix.sock"));
 
-    let log = sb.path("phoenix.log");
-    let cfg = sb.write_config("phoenix.toml", &config(&log, 50, "alpha"));
-    let daemon = sb.start_daemon("phoenix", &cfg, &[]);
+    let daemon = crate::start_demo(&sb, "phoenix", 50, &[]);
     assert_still_serving(&sb, &daemon, "phoenix");
 }
 

@@ -21,6 +21,13 @@ pub fn config(log: &Path, interval_ms: u64, message: &str) -> String {
     )
 }
 
+/// Starts daemon `name` in `sb`, writing to `<sandbox>/<name>.log` every `interval_ms`.
+pub fn start_demo(sb: &Sandbox, name: &str, interval_ms: u64, extra: &[&str]) -> tests::Daemon {
+    let log = sb.path(&format!("{name}.log"));
+    let cfg = sb.write_config(&format!("{name}.toml"), &config(&log, interval_ms, "alpha"));
+    sb.start_daemon(name, &cfg, extra)
+}
+
 /// A sandbox with a running daemon `name` writing to `<sandbox>/<name>.log`.
 pub fn sandbox_with_daemon(
     name: &str,
@@ -28,8 +35,6 @@ pub fn sandbox_with_daemon(
     extra: &[&str],
 ) -> (Sandbox, tests::Daemon) {
     let sb = Sandbox::new();
-    let log = sb.path(&format!("{name}.log"));
-    let cfg = sb.write_config(&format!("{name}.toml"), &config(&log, interval_ms, "alpha"));
-    let daemon = sb.start_daemon(name, &cfg, extra);
+    let daemon = start_demo(&sb, name, interval_ms, extra);
     (sb, daemon)
 }

@@ -5,25 +5,17 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use tests::{bins, run, Sandbox};
 
-const NOBODY: u32 = 65534;
-
 fn stale_socket(sb: &Sandbox, name: &str) {
     let path = sb.socket_dir().join(format!("{name}.sock"));
     tests::make_stale_socket(&path);
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
 }
 
-fn start(sb: &Sandbox, name: &str, extra: &[&str]) -> tests::Daemon {
-    let log = sb.path(&format!("{name}.log"));
-    let cfg = sb.write_config(&format!("{name}.toml"), &crate::config(&log, 50, "alpha"));
-    sb.start_daemon(name, &cfg, extra)
-}
-
 #[test]
 fn list_shows_live_daemons_and_stale_sockets_without_failing() {
     let sb = Sandbox::new();
-    let a = start(&sb, "alpha", &[]);
-    let b = start(&sb, "bravo", &[]);
+    let a = crate::start_demo(&sb, "alpha", 50, &[]);
+    let b = crate::start_demo(&sb, "bravo", 50, &[]);
     stale_socket(&sb, "crashed");
     sb.ctl(&["drain", "bravo"]).expect_code(0);
 
@@ -55,27 +47,20 @@ fn list_shows_live_daemons_and_stale_sockets_without_failing() {
 
 #[test]
 fn list_as_another_user_shows_refused_sockets_as_such() {
-    if !rustix::process::geteuid().is_root() {
+    if !tests::is_root() {
         eprintln!("SKIPPED: switching to another user needs root");
         return;
     }
     let sb = Sandbox::new();
-    std::fs::set_permissions(sb.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    sb.open_to_other_users();
     let open = ["--socket-mode", "666", "--allow-read-only-uid", "65534"];
-    let _a = start(&sb, "alpha", &open);
-    let _b = start(&sb, "bravo", &open);
-    let _c = start(&sb, "closed", &[]); // 0600: the kernel refuses nobody
-    let _d = start(&sb, "policy", &["--socket-mode", "666"]); // the daemon refuses nobody
+    let _a = crate::start_demo(&sb, "alpha", 50, &open);
+    let _b = crate::start_demo(&sb, "bravo", 50, &open);
+    let _c = crate::start_demo(&sb, "closed", 50, &[]); // 0600: the kernel refuses nobody
+    let _d = crate::start_demo(&sb, "policy", 50, &["--socket-mode", "666"]); // the daemon refuses nobody
     stale_socket(&sb, "crashed");
 
-    let run = run(Command::new("setpriv")
-        .arg(format!("--reuid={NOBODY}"))
-        .arg(format!("--regid={NOBODY}"))
-        .arg("--clear-groups")
-        .arg(&bins().ctl)
-        .args(["--json", "list"])
-        .env("CTL_SOCKET_DIR", sb.socket_dir()))
-    .expect_code(0);
+    let run = sb.ctl_as_nobody(&["--json", "list"]).expect_code(0);
     let doc = run.json();
     let states: Vec<(&str, &str)> = doc["daemons"]
         .as_array()

@@ -178,6 +178,34 @@ impl Sandbox {
     }
 }
 
+/// The uid and gid tests switch to when they play another user.
+pub const NOBODY: u32 = 65534;
+
+/// Whether the tests run as root (needed to switch users).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+impl Sandbox {
+    /// Runs `ctl ARGS` as uid/gid `nobody`, with no supplementary groups.
+    pub fn ctl_as_nobody(&self, args: &[&str]) -> Run {
+        run(Command::new("setpriv")
+            .arg(format!("--reuid={NOBODY}"))
+            .arg(format!("--regid={NOBODY}"))
+            .arg("--clear-groups")
+            .arg(&bins().ctl)
+            .args(args)
+            .env("CTL_SOCKET_DIR", self.socket_dir()))
+    }
+
+    /// Lets other users reach the socket directory, so that only a socket's own mode and the
+    /// daemon's policy stand in their way.
+    pub fn open_to_other_users(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
 /// A running `demo-daemon`; killed when dropped.
 pub struct Daemon {
     pub child: Child,
