@@ -7,6 +7,7 @@
 //! announced length before reading it.
 
 use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
 use tarpc::serde_transport;
 use tarpc::tokio_serde::formats::Json;
 use tarpc::tokio_util::codec::LengthDelimitedCodec;
@@ -61,19 +62,70 @@ where
     serde_transport::new(framed, Json::default())
 }
 
+/// Longest deadline a request may carry; a longer one is cut to this when the request is
+/// decoded. `ctl` caps `--timeout` at the same, and no control operation needs longer.
+pub const MAX_DEADLINE: Duration = Duration::from_secs(24 * 3600);
+
+/// Deadline of a request that carries none, as tarpc's own default.
+const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A client message as it arrives, before its deadline is made an `Instant`. tarpc's own
+/// decoding adds the relative deadline to `Instant::now()` unchecked: a deadline some 10^12 s
+/// away panics there, and one merely far away leaves every later step (span formatting, the
+/// deadline queue) to cope with it. Decoding into these first lets the deadline be checked.
+#[derive(Deserialize)]
+enum Incoming {
+    Request(IncomingRequest),
+    Cancel {
+        #[serde(default)]
+        trace_context: tarpc::trace::Context,
+        request_id: u64,
+    },
+}
+
+#[derive(Deserialize)]
+struct IncomingRequest {
+    context: IncomingContext,
+    id: u64,
+    message: crate::ControlRequest,
+}
+
+#[derive(Deserialize)]
+struct IncomingContext {
+    /// Relative to the moment of sending, as tarpc sends it.
+    #[serde(default)]
+    deadline: Option<Duration>,
+    #[serde(default)]
+    trace_context: tarpc::trace::Context,
+}
+
 /// Decodes one frame's payload as a daemon does: what a request on the socket becomes.
 /// Exposed so that the decoder can be fuzzed and property-tested exactly as it runs.
 ///
-/// tarpc's decoding of a request's deadline panics on a deadline too far away to represent
-/// (`Instant` overflow); the daemon contains that panic to the connection, and this function
-/// turns it into an error the same way.
+/// The request's deadline is clamped to [`MAX_DEADLINE`] from now before it becomes an
+/// `Instant`, so no deadline a caller sends can overflow or linger.
 pub fn decode_request(
     payload: &[u8],
 ) -> Result<tarpc::ClientMessage<crate::ControlRequest>, serde_json::Error> {
-    std::panic::catch_unwind(|| serde_json::from_slice(payload)).unwrap_or_else(|_| {
-        Err(serde::de::Error::custom(
-            "the request's deadline is too far away to represent",
-        ))
+    Ok(match serde_json::from_slice(payload)? {
+        Incoming::Request(request) => {
+            let mut context = tarpc::context::current();
+            let relative = request.context.deadline.unwrap_or(DEFAULT_DEADLINE);
+            context.deadline = Instant::now() + relative.min(MAX_DEADLINE);
+            context.trace_context = request.context.trace_context;
+            tarpc::ClientMessage::Request(tarpc::Request {
+                context,
+                id: request.id,
+                message: request.message,
+            })
+        }
+        Incoming::Cancel {
+            trace_context,
+            request_id,
+        } => tarpc::ClientMessage::Cancel {
+            trace_context,
+            request_id,
+        },
     })
 }
 
@@ -122,11 +174,35 @@ mod tests {
     }
 
     #[test]
-    fn a_deadline_too_far_away_is_an_error_not_a_panic() {
-        let mut doc: serde_json::Value = serde_json::from_slice(&valid_request()).unwrap();
-        doc["Request"]["context"]["deadline"] = serde_json::json!({"secs": u64::MAX, "nanos": 0});
-        let err = decode_request(doc.to_string().as_bytes()).unwrap_err();
-        assert!(err.to_string().contains("too far away"), "{err}");
+    fn a_deadline_too_far_away_is_clamped_not_a_panic() {
+        for secs in [u64::MAX, 1_000_000_000_000, MAX_DEADLINE.as_secs() + 1] {
+            let mut doc: serde_json::Value = serde_json::from_slice(&valid_request()).unwrap();
+            doc["Request"]["context"]["deadline"] = serde_json::json!({"secs": secs, "nanos": 0});
+            let before = Instant::now();
+            let Ok(tarpc::ClientMessage::Request(request)) =
+                decode_request(doc.to_string().as_bytes())
+            else {
+                panic!("a far deadline is still a request");
+            };
+            let left = request.context.deadline - before;
+            assert!(
+                left <= MAX_DEADLINE + Duration::from_secs(1),
+                "{secs}: {left:?}"
+            );
+            assert!(
+                left >= MAX_DEADLINE - Duration::from_secs(60),
+                "{secs}: {left:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cancel_decodes() {
+        let doc = serde_json::json!({"Cancel": {"request_id": 3}});
+        assert!(matches!(
+            decode_request(doc.to_string().as_bytes()),
+            Ok(tarpc::ClientMessage::Cancel { request_id: 3, .. })
+        ));
     }
 
     #[test]

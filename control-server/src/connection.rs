@@ -1,10 +1,13 @@
-//! Connections: admission under a cap (evicting the oldest idle one when full), the peer's
-//! credentials, an idle timeout, and serving requests until the client leaves, the connection
-//! is evicted, or the server shuts down.
+//! Connections: admission by the caller's standing (root and the daemon's own user never
+//! compete with anyone else for room), a cap per standing with the oldest idle connection
+//! dropped to make room, the idle timeout, and serving requests until the client leaves, the
+//! connection is dropped, or the server shuts down.
 
 use crate::handler::Handler;
+use crate::noise::{Noise, Throttle};
 use crate::policy::Peer;
 use crate::service::{ControlService, Shared};
+use crate::transport::ServerTransport;
 use control_api::Control;
 use futures::{FutureExt, StreamExt};
 use std::collections::BTreeMap;
@@ -13,7 +16,7 @@ use std::io;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tarpc::server::{BaseChannel, Channel};
@@ -23,81 +26,257 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::Instrument;
 
+/// Refused calls in a row after which a connection is dropped: `ctl` makes one call per
+/// connection, so only a caller that keeps asking after a refusal reaches this.
+pub(crate) const REFUSALS_BEFORE_CLOSE: usize = 3;
+
+/// Connections open at once from callers the policy lets in for nothing at all. They can still
+/// say `hello` and learn that they are refused; they never take room from anyone else.
+pub(crate) const STRANGER_CONNECTIONS: usize = 8;
+
+/// Who a caller is to the daemon, decided by the kernel's credentials before a byte is read.
+/// Each standing has its own table of connections, so no caller can crowd out a better one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// Root or the daemon's own uid: the operator.
+    Trusted,
+    /// Someone the policy lets in for at least `hello`-and-more.
+    Permitted,
+    /// Someone the policy refuses everything but `hello`.
+    Stranger,
+}
+
+impl Standing {
+    /// For the log: whose connections these are.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Standing::Trusted => "root and the daemon's own user",
+            Standing::Permitted => "callers the policy lets in",
+            Standing::Stranger => "callers the policy refuses",
+        }
+    }
+}
+
+/// Why a connection was dropped at once, replies and all.
+#[derive(Debug)]
+pub(crate) enum Kill {
+    /// Made room for a newer connection.
+    Evicted,
+    /// Descriptors ran out and room had to be made.
+    NoDescriptors,
+    /// The caller sent something that is not a request.
+    BadInput(String),
+    /// The caller kept calling what it is refused.
+    Refused(usize),
+    /// The caller hung up while replies were owed.
+    Gone,
+}
+
 /// What the server knows about one open connection.
 #[derive(Debug)]
 pub(crate) struct ConnState {
+    /// Who is at the other end.
+    pub peer: Peer,
     /// Requests being processed; a connection with none is idle and may be evicted.
     pub in_flight: AtomicUsize,
     /// Requests received so far: connections that never sent one are evicted first, so that
     /// a `ctl` between its `hello` and its operation outlives clients that say nothing.
     pub requests: AtomicUsize,
-    /// Cancelled to close the connection: on eviction, or by the server's shutdown (a child).
+    /// Refused calls since the last call that was let in.
+    pub refusals: AtomicUsize,
+    /// Cancelled to stop reading and close once the replies owed are written: on shutdown
+    /// (a child of the server's token) and after the idle timeout.
     pub stop: CancellationToken,
+    /// Cancelled to drop the connection at once, with whatever replies it has not taken: a
+    /// caller that does not read must not keep memory or a descriptor.
+    killed: CancellationToken,
+    killed_for: OnceLock<Kill>,
 }
 
-/// The open connections, oldest first (ids only grow).
+impl ConnState {
+    pub fn new(peer: Peer, shutdown: &CancellationToken) -> ConnState {
+        ConnState {
+            peer,
+            in_flight: AtomicUsize::new(0),
+            requests: AtomicUsize::new(0),
+            refusals: AtomicUsize::new(0),
+            stop: shutdown.child_token(),
+            killed: CancellationToken::new(),
+            killed_for: OnceLock::new(),
+        }
+    }
+
+    /// Drops the connection at once; the first reason given is the one logged.
+    pub fn kill(&self, why: Kill) {
+        let _ = self.killed_for.set(why);
+        self.killed.cancel();
+    }
+
+    fn is_killed(&self) -> bool {
+        self.killed.is_cancelled()
+    }
+
+    fn is_idle(&self) -> bool {
+        !self.is_killed() && self.in_flight.load(Ordering::SeqCst) == 0
+    }
+}
+
+/// The open connections of one standing, oldest first (ids only grow).
 #[derive(Debug)]
 pub(crate) struct Connections {
     max: usize,
     open: Mutex<BTreeMap<u64, Arc<ConnState>>>,
+    /// Rate limit of the line logged when a connection is dropped to make room.
+    log: Arc<Throttle>,
+    /// Most connections open at once since the table was last empty.
+    peak: AtomicUsize,
 }
 
-/// Why a connection was not admitted.
+/// Open connections past which, once they have all closed, the memory they used is handed back
+/// to the system: a crowd of connections must not leave the daemon larger than it found it.
+const TRIM_AFTER_PEAK: usize = 32;
+
+/// Why a connection was not admitted: every connection of its standing is busy. Says who holds
+/// the most of them, so the log names the real cause.
 #[derive(Debug)]
-pub(crate) struct Full;
+pub(crate) struct Full {
+    pub max: usize,
+    pub top_uid: u32,
+    pub top_count: usize,
+}
 
 impl Connections {
-    pub fn new(max: usize) -> Self {
+    pub fn new(max: usize, log: Arc<Throttle>) -> Self {
         Connections {
             max,
             open: Mutex::new(BTreeMap::new()),
+            log,
+            peak: AtomicUsize::new(0),
         }
     }
 
-    /// Admits connection `conn`. At the cap, the oldest idle connection is told to close to
-    /// make room, so that clients that connect and say nothing cannot lock an operator out; if
-    /// every connection is busy, the new one is refused. A connection told to close still
-    /// counts until its task has ended; at twice the cap nothing more is admitted, so clients
-    /// that never read their replies cannot hold more than that many descriptors.
-    pub fn admit(&self, conn: u64, shutdown: &CancellationToken) -> Result<Arc<ConnState>, Full> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if open.len() >= 2 * self.max {
-            return Err(Full);
-        }
-        let live = open.values().filter(|c| !c.stop.is_cancelled()).count();
-        if live >= self.max {
-            let idle = |c: &Arc<ConnState>| {
-                !c.stop.is_cancelled() && c.in_flight.load(Ordering::SeqCst) == 0
-            };
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<ConnState>>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Admits connection `conn`. At the cap the oldest idle connection (one that never sent a
+    /// request first) is dropped to make room, so that clients that connect and say nothing, or
+    /// send and never read, cannot lock anyone out; if every one is busy, the new one is
+    /// refused. A dropped connection's task ends at its next wake-up; until then it still counts
+    /// towards a hard limit of twice the cap.
+    pub fn admit(&self, conn: u64, state: Arc<ConnState>) -> Result<Arc<ConnState>, Full> {
+        let mut open = self.lock();
+        let live = open.values().filter(|c| !c.is_killed()).count();
+        let mut evicted = None;
+        if open.len() >= 2 * self.max || live >= self.max {
             let silent = open
                 .iter()
-                .find(|(_, c)| idle(c) && c.requests.load(Ordering::SeqCst) == 0);
-            let idle = silent.or_else(|| open.iter().find(|(_, c)| idle(c)));
-            let Some((&victim, state)) = idle else {
-                return Err(Full);
-            };
-            tracing::warn!(
-                conn = victim,
-                "closing idle connection: {} connections open, the cap",
-                self.max
-            );
-            state.stop.cancel();
+                .find(|(_, c)| c.is_idle() && c.requests.load(Ordering::SeqCst) == 0);
+            let idle = silent.or_else(|| open.iter().find(|(_, c)| c.is_idle()));
+            match idle {
+                Some((&id, victim)) if open.len() < 2 * self.max => {
+                    victim.kill(Kill::Evicted);
+                    evicted = Some((id, victim.peer.uid));
+                }
+                _ => return Err(self.full(&open)),
+            }
         }
-        let state = Arc::new(ConnState {
-            in_flight: AtomicUsize::new(0),
-            requests: AtomicUsize::new(0),
-            stop: shutdown.child_token(),
-        });
         open.insert(conn, state.clone());
+        self.peak.fetch_max(open.len(), Ordering::Relaxed);
+        drop(open);
+        if let Some((victim, uid)) = evicted {
+            if self.log.admit() {
+                tracing::info!(
+                    conn = victim,
+                    "closing idle connection of uid {uid} to make room: {} open, the cap",
+                    self.max
+                );
+            }
+        }
         Ok(state)
+    }
+
+    fn full(&self, open: &BTreeMap<u64, Arc<ConnState>>) -> Full {
+        let mut per_uid: BTreeMap<u32, usize> = BTreeMap::new();
+        for c in open.values() {
+            *per_uid.entry(c.peer.uid).or_default() += 1;
+        }
+        let (top_uid, top_count) = per_uid
+            .into_iter()
+            .max_by_key(|&(_, n)| n)
+            .unwrap_or_default();
+        Full {
+            max: self.max,
+            top_uid,
+            top_count,
+        }
+    }
+
+    /// Drops the oldest connection, idle ones first, to give back its descriptor. Returns
+    /// whether there was one.
+    pub fn evict_one(&self, why: fn() -> Kill) -> bool {
+        let open = self.lock();
+        let victim = open
+            .values()
+            .find(|c| c.is_idle())
+            .or_else(|| open.values().find(|c| !c.is_killed()));
+        victim.map(|v| v.kill(why())).is_some()
     }
 
     /// Forgets a connection whose task ended.
     pub fn remove(&self, conn: u64) {
-        self.open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&conn);
+        let mut open = self.lock();
+        open.remove(&conn);
+        let crowd_gone = open.is_empty() && self.peak.swap(0, Ordering::Relaxed) >= TRIM_AFTER_PEAK;
+        drop(open);
+        if crowd_gone {
+            give_back_memory();
+        }
+    }
+}
+
+/// Returns freed heap memory to the system. glibc keeps what a burst of connections freed for
+/// reuse, fragmented, so the resident size of a daemon would stay at its high-water mark after
+/// an attack; other allocators return memory by themselves.
+fn give_back_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// The connection tables, one per standing.
+#[derive(Debug)]
+pub(crate) struct Tables {
+    trusted: Arc<Connections>,
+    permitted: Arc<Connections>,
+    strangers: Arc<Connections>,
+}
+
+impl Tables {
+    pub fn new(max: usize, noise: &Noise) -> Tables {
+        let table = |max| Arc::new(Connections::new(max, noise.no_room.clone()));
+        Tables {
+            trusted: table(max),
+            permitted: table(max),
+            strangers: table(STRANGER_CONNECTIONS.min(max)),
+        }
+    }
+
+    pub fn of(&self, standing: Standing) -> &Arc<Connections> {
+        match standing {
+            Standing::Trusted => &self.trusted,
+            Standing::Permitted => &self.permitted,
+            Standing::Stranger => &self.strangers,
+        }
+    }
+
+    /// Drops one connection of a caller who is not trusted, strangers first, to give back a
+    /// descriptor. Returns whether there was one.
+    pub fn evict_untrusted(&self) -> bool {
+        self.strangers.evict_one(|| Kill::NoDescriptors)
+            || self.permitted.evict_one(|| Kill::NoDescriptors)
     }
 }
 
@@ -124,7 +303,7 @@ pub(crate) struct Limits {
     pub stop_grace: Duration,
 }
 
-/// Serves one connection to completion.
+/// Serves one admitted connection to completion.
 pub(crate) async fn serve<H: Handler>(
     stream: UnixStream,
     shared: Arc<Shared<H>>,
@@ -132,66 +311,80 @@ pub(crate) async fn serve<H: Handler>(
     state: Arc<ConnState>,
     limits: Limits,
 ) {
-    // The kernel's word on who connected, taken before a single byte is read.
-    let peer = match stream.peer_cred() {
-        Ok(cred) => Peer {
-            uid: cred.uid(),
-            gid: cred.gid(),
-            pid: cred.pid().map(|p| p as u32),
-        },
-        Err(err) => {
-            tracing::warn!(
-                conn,
-                "dropping connection: cannot read peer credentials: {err}"
-            );
-            return;
-        }
-    };
+    let peer = state.peer;
     let span = tracing::info_span!(
         "control",
         conn,
         peer_pid = peer.pid.map_or(-1, i64::from),
         peer_uid = peer.uid
     );
-    let stream = Guarded::new(stream, state.clone(), limits.idle_timeout);
+    let noise = shared.noise.clone();
+    let stream = Guarded::new(
+        stream,
+        state.clone(),
+        limits.idle_timeout,
+        noise.idle.clone(),
+    );
+    let transport = ServerTransport::new(stream, limits.max_frame_len, state.clone());
     let service = ControlService {
         shared,
         peer,
         conn,
-        state,
+        state: state.clone(),
     };
-    let stop = service.state.stop.clone();
     async move {
         tracing::debug!("connected");
-        let requests = BaseChannel::with_defaults(control_api::wire::transport_with_limit(
-            stream,
-            limits.max_frame_len,
-        ))
-        .max_concurrent_requests(limits.max_requests)
-        .execute(service.serve())
-        // Requests run inside this connection's task rather than one spawned task each: a
-        // reply then goes out in the same wake-up that produced it. They still run
-        // concurrently, and mutating operations move their work to tasks of their own.
-        .for_each_concurrent(limits.max_requests, |request| request);
+        let requests = BaseChannel::with_defaults(transport)
+            .max_concurrent_requests(limits.max_requests)
+            .execute(service.serve())
+            // Requests run inside this connection's task rather than one spawned task each: a
+            // reply then goes out in the same wake-up that produced it. They still run
+            // concurrently, and mutating operations move their work to tasks of their own.
+            .for_each_concurrent(limits.max_requests, |request| request);
         // Once told to stop, the connection reads no more and has `stop_grace` to write the
         // replies it owes; a client that does not read them loses the connection then.
-        let deadline = async {
+        let stop = state.stop.clone();
+        let grace_over = async {
             stop.cancelled().await;
             tokio::time::sleep(limits.stop_grace).await;
         };
-        // tarpc's decoder can panic on some inputs (a deadline too far away to represent):
-        // contain it to this connection.
-        let guarded = AssertUnwindSafe(requests).catch_unwind();
+        // A panic while serving (tarpc's own code, or ours outside a handler) is contained to
+        // this connection.
+        let served = AssertUnwindSafe(requests).catch_unwind();
         tokio::select! {
-            ended = guarded => if let Err(panic) = ended {
-                tracing::warn!("closing connection: decoding its request panicked: {}", crate::service::panic_message(&panic));
+            ended = served => if let Err(panic) = ended {
+                state.kill(Kill::BadInput(format!(
+                    "serving it panicked: {}",
+                    crate::service::panic_message(&panic)
+                )));
             },
-            () = deadline => tracing::info!("closing connection: replies not taken within {:?}", limits.stop_grace),
+            () = grace_over => if noise.bad_input.admit() {
+                tracing::info!("closing connection: replies not taken within {:?}", limits.stop_grace);
+            },
+            () = state.killed.cancelled() => {}
         }
+        log_kill(&state, &noise);
         tracing::debug!("disconnected");
     }
     .instrument(span)
     .await
+}
+
+/// One rate-limited line for a dropped connection.
+fn log_kill(state: &ConnState, noise: &Noise) {
+    match state.killed_for.get() {
+        None | Some(Kill::Evicted | Kill::NoDescriptors | Kill::Gone) => {}
+        Some(Kill::BadInput(what)) => {
+            if noise.bad_input.admit() {
+                tracing::warn!("closing connection: it sent {what}");
+            }
+        }
+        Some(Kill::Refused(n)) => {
+            if noise.refused_calls.admit() {
+                tracing::warn!("closing connection: {n} refused calls in a row");
+            }
+        }
+    }
 }
 
 /// A stream whose read side ends (EOF) when the connection is stopped (eviction, shutdown) or
@@ -206,16 +399,23 @@ struct Guarded<S> {
     stop: Pin<Box<WaitForCancellationFutureOwned>>,
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
+    idle_log: Arc<Throttle>,
 }
 
 impl<S> Guarded<S> {
-    fn new(inner: S, state: Arc<ConnState>, idle_timeout: Duration) -> Self {
+    fn new(
+        inner: S,
+        state: Arc<ConnState>,
+        idle_timeout: Duration,
+        idle_log: Arc<Throttle>,
+    ) -> Self {
         Guarded {
             inner,
             stop: Box::pin(state.stop.clone().cancelled_owned()),
             state,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             idle_timeout,
+            idle_log,
         }
     }
 }
@@ -232,10 +432,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
         }
         while self.idle.as_mut().poll(cx).is_ready() {
             if self.state.in_flight.load(Ordering::SeqCst) == 0 {
-                tracing::info!(
-                    "closing connection: nothing received for {:?}",
-                    self.idle_timeout
-                );
+                if self.idle_log.admit() {
+                    tracing::info!(
+                        "closing connection: nothing received for {:?}",
+                        self.idle_timeout
+                    );
+                }
                 self.state.stop.cancel();
                 return Poll::Ready(Ok(()));
             }
@@ -275,53 +477,88 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
 mod tests {
     use super::*;
 
+    fn state(uid: u32, shutdown: &CancellationToken) -> Arc<ConnState> {
+        let peer = Peer {
+            uid,
+            gid: uid,
+            pid: None,
+        };
+        Arc::new(ConnState::new(peer, shutdown))
+    }
+
     #[test]
-    fn a_full_table_evicts_the_oldest_idle_connection() {
+    fn a_full_table_drops_the_oldest_idle_connection_at_once() {
         let shutdown = CancellationToken::new();
-        let conns = Connections::new(2);
-        let first = conns.admit(1, &shutdown).unwrap();
-        let second = conns.admit(2, &shutdown).unwrap();
+        let conns = Connections::new(2, Throttle::new("test"));
+        let first = conns.admit(1, state(7, &shutdown)).unwrap();
+        let second = conns.admit(2, state(7, &shutdown)).unwrap();
         first.in_flight.store(1, Ordering::SeqCst); // busy: must not be evicted
-        let third = conns.admit(3, &shutdown).unwrap();
-        assert!(!first.stop.is_cancelled());
-        assert!(second.stop.is_cancelled(), "the oldest idle one goes");
+        let third = conns.admit(3, state(7, &shutdown)).unwrap();
+        assert!(!first.is_killed());
+        assert!(second.is_killed(), "the oldest idle one goes");
+        assert!(matches!(second.killed_for.get(), Some(Kill::Evicted)));
         third.in_flight.store(1, Ordering::SeqCst);
-        assert!(conns.admit(4, &shutdown).is_err(), "all busy: refuse");
+        let full = conns.admit(4, state(7, &shutdown)).unwrap_err();
+        assert_eq!(
+            (full.top_uid, full.top_count),
+            (7, 3),
+            "names who holds the room"
+        );
         conns.remove(2); // the evicted one's task ended
-        assert!(conns.admit(5, &shutdown).is_err(), "still all busy");
         third.in_flight.store(0, Ordering::SeqCst);
         conns
-            .admit(6, &shutdown)
+            .admit(6, state(7, &shutdown))
             .expect("the idle third makes room");
-        assert!(third.stop.is_cancelled());
+        assert!(third.is_killed());
         shutdown.cancel();
-        assert!(first.stop.is_cancelled() && third.stop.is_cancelled());
+        assert!(
+            first.stop.is_cancelled(),
+            "shutdown reaches every connection"
+        );
     }
 
     #[test]
     fn connections_that_never_sent_a_request_are_evicted_first() {
         let shutdown = CancellationToken::new();
-        let conns = Connections::new(2);
-        let session = conns.admit(1, &shutdown).unwrap();
+        let conns = Connections::new(2, Throttle::new("test"));
+        let session = conns.admit(1, state(7, &shutdown)).unwrap();
         session.requests.store(1, Ordering::SeqCst); // a ctl between hello and its operation
-        let silent = conns.admit(2, &shutdown).unwrap();
-        conns.admit(3, &shutdown).unwrap();
-        assert!(
-            silent.stop.is_cancelled(),
-            "the silent one goes, though younger"
-        );
-        assert!(!session.stop.is_cancelled());
+        let silent = conns.admit(2, state(7, &shutdown)).unwrap();
+        conns.admit(3, state(7, &shutdown)).unwrap();
+        assert!(silent.is_killed(), "the silent one goes, though younger");
+        assert!(!session.is_killed());
     }
 
     #[test]
-    fn connections_told_to_close_count_until_they_end() {
+    fn dropped_connections_count_until_their_task_ends_up_to_twice_the_cap() {
         let shutdown = CancellationToken::new();
-        let conns = Connections::new(2);
-        // Idle connections that never end (their clients do not read): each new one evicts
-        // the oldest, but nothing is admitted past twice the cap.
+        let conns = Connections::new(2, Throttle::new("test"));
+        // Idle connections whose tasks never end: each new one drops the oldest, but nothing
+        // is admitted past twice the cap.
         let admitted = (1..=10)
-            .filter(|&c| conns.admit(c, &shutdown).is_ok())
+            .filter(|&c| conns.admit(c, state(7, &shutdown)).is_ok())
             .count();
         assert_eq!(admitted, 4);
+    }
+
+    #[test]
+    fn standings_never_take_room_from_each_other() {
+        let shutdown = CancellationToken::new();
+        let tables = Tables::new(4, &Noise::new());
+        let root = tables
+            .of(Standing::Trusted)
+            .admit(1, state(0, &shutdown))
+            .unwrap();
+        for c in 2..100 {
+            let _ = tables
+                .of(Standing::Stranger)
+                .admit(c, state(65534, &shutdown));
+            let _ = tables
+                .of(Standing::Permitted)
+                .admit(1000 + c, state(1000, &shutdown));
+        }
+        assert!(!root.is_killed(), "no crowd of others evicts the operator");
+        assert!(tables.evict_untrusted());
+        assert!(!root.is_killed(), "nor does running out of descriptors");
     }
 }

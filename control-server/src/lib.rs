@@ -71,7 +71,10 @@
 //! - [`notify`]: systemd's readiness protocol.
 //! - `ops`: the machinery of `reload` (single-flight), `rotate` and `drain`.
 //! - [`signals`]: making leftover `pkill -HUP` lines harmless.
-//! - `connection`, `service`: one connection, and the glue between tarpc and the handler.
+//! - `connection`, `service`: admission and one connection, and the glue between tarpc and
+//!   the handler.
+//! - `transport`: decoding requests before tarpc sees them, and replies that always fit.
+//! - `noise`: rate limits on the log lines a caller can cause.
 #![deny(missing_docs)]
 
 mod connection;
@@ -80,6 +83,7 @@ pub mod handler;
 pub mod listener;
 pub mod log_file;
 pub mod log_level;
+mod noise;
 pub mod notify;
 mod ops;
 pub mod policy;
@@ -87,6 +91,7 @@ pub mod reloadable;
 pub mod server;
 mod service;
 pub mod signals;
+mod transport;
 
 pub use control_api as api;
 pub use drain::{WorkGuard, WorkTracker};

@@ -65,6 +65,24 @@ impl Policy {
         self.permits_access(peer, op.is_mutating(), own_uid)
     }
 
+    /// Whether `peer` is trusted (root or the daemon's own uid), let in for something, or for
+    /// nothing but `hello`: what decides which table of connections it competes in.
+    pub(crate) fn standing(&self, peer: &Peer, own_uid: u32) -> crate::connection::Standing {
+        use crate::connection::Standing;
+        if peer.uid == 0 || peer.uid == own_uid {
+            Standing::Trusted
+        } else if self
+            .full
+            .iter()
+            .chain(&self.read_only)
+            .any(|c| c.matches(peer))
+        {
+            Standing::Permitted
+        } else {
+            Standing::Stranger
+        }
+    }
+
     /// Whether `peer` may make a call that changes state (`mutating`) or only reads it.
     pub fn permits_access(&self, peer: &Peer, mutating: bool, own_uid: u32) -> bool {
         if peer.uid == 0 || peer.uid == own_uid || self.full.iter().any(|c| c.matches(peer)) {

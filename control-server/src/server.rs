@@ -1,19 +1,20 @@
 //! The server a daemon builds: configuration, the accept loop, and graceful shutdown.
 
-use crate::connection::{Admitted, Connections, Limits};
+use crate::connection::{Admitted, ConnState, Limits, Standing, Tables};
 use crate::drain::WorkTracker;
 use crate::handler::Handler;
 use crate::listener::{self, BindError, BoundSocket};
 use crate::log_file::LogFile;
 use crate::log_level::LogFilter;
 use crate::notify::Notifier;
-use crate::policy::Policy;
+use crate::policy::{Peer, Policy};
 use crate::service::{Parts, Shared};
 use control_api::socket::{SocketEnv, SocketPathError};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::UnixStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -305,13 +306,17 @@ impl<H: Handler> Server<H> {
                 Err(err) => tracing::error!("cannot turn SIGHUP into reloads: {err}"),
             }
         }
-        let connections = Arc::new(Connections::new(serving.max_connections));
+        let tables = Arc::new(Tables::new(serving.max_connections, &shared.noise));
         let limits = Limits {
             max_requests: serving.max_requests_per_connection,
             idle_timeout: serving.idle_timeout,
             max_frame_len: serving.max_frame_len,
             stop_grace: serving.shutdown_grace,
         };
+        // Held in reserve for when descriptors run out: given back, it lets the next accept
+        // through, so the caller can be told apart (and the operator let in) instead of the
+        // accept loop failing blind.
+        let mut spare = std::fs::File::open("/dev/null").ok();
         let mut next_conn: u64 = 0;
         let mut backoff = Duration::from_millis(10);
         tracing::info!(path = %self.path().display(), "control server listening");
@@ -326,26 +331,73 @@ impl<H: Handler> Server<H> {
             match accepted {
                 Ok((stream, _)) => {
                     backoff = Duration::from_millis(10);
+                    if spare.is_none() {
+                        spare = std::fs::File::open("/dev/null").ok();
+                    }
                     next_conn += 1;
                     let conn = next_conn;
-                    let Ok(state) = connections.admit(conn, &token) else {
-                        tracing::warn!(
-                            conn,
-                            "refusing connection: all {} connections are busy",
-                            serving.max_connections
-                        );
+                    let Some((peer, standing)) = identify(&stream, &shared) else {
                         continue;
                     };
+                    let table = tables.of(standing).clone();
+                    let state = Arc::new(ConnState::new(peer, &token));
+                    let state = match table.admit(conn, state) {
+                        Ok(state) => state,
+                        Err(full) => {
+                            if shared.noise.no_room.admit() {
+                                tracing::warn!(
+                                    conn,
+                                    peer_uid = peer.uid,
+                                    peer_pid = peer.pid.map_or(-1, i64::from),
+                                    "refusing connection: all {} connections for {} are busy \
+                                     ({} of them from uid {})",
+                                    full.max,
+                                    standing.describe(),
+                                    full.top_count,
+                                    full.top_uid,
+                                );
+                            }
+                            continue;
+                        }
+                    };
                     let shared = shared.clone();
-                    let connections = connections.clone();
-                    let admitted = Admitted { connections, conn };
+                    let admitted = Admitted {
+                        connections: table,
+                        conn,
+                    };
                     tasks.spawn(async move {
                         crate::connection::serve(stream, shared, conn, state, limits).await;
                         drop(admitted);
                     });
                 }
+                Err(err) if descriptors_exhausted(&err) => {
+                    // Make room rather than wait: give back the spare so the next accept sees
+                    // who calls, else drop the oldest connection of a caller who is not
+                    // trusted. Root and the daemon's own user are never the ones dropped.
+                    let made_room = spare.take().is_some() || tables.evict_untrusted();
+                    if shared.noise.no_room.admit() {
+                        tracing::warn!(
+                            "accept failed: {err}; {}",
+                            if made_room {
+                                "making room by closing a connection of an untrusted caller"
+                            } else {
+                                "no connection to close, retrying"
+                            }
+                        );
+                    }
+                    if made_room {
+                        // Let the dropped connection's task run and close its descriptor.
+                        tokio::task::yield_now().await;
+                    } else {
+                        tokio::select! {
+                            _ = token.cancelled() => break,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                    }
+                }
                 Err(err) => {
-                    // EMFILE and friends: retrying at once would spin; back off instead.
+                    // Anything else: retrying at once could spin; back off instead.
                     tracing::warn!("accept failed, retrying in {backoff:?}: {err}");
                     tokio::select! {
                         _ = token.cancelled() => break,
@@ -408,6 +460,36 @@ impl<H: Handler> Server<H> {
             thread: Some(thread),
         })
     }
+}
+
+/// The kernel's word on who connected, taken before a single byte is read, and where that puts
+/// the caller. `None` (the connection is dropped) if the kernel cannot say.
+fn identify<H: Handler>(stream: &UnixStream, shared: &Shared<H>) -> Option<(Peer, Standing)> {
+    match stream.peer_cred() {
+        Ok(cred) => {
+            let peer = Peer {
+                uid: cred.uid(),
+                gid: cred.gid(),
+                pid: cred.pid().map(|p| p as u32),
+            };
+            Some((peer, shared.policy.standing(&peer, shared.own_uid)))
+        }
+        Err(err) => {
+            if shared.noise.bad_input.admit() {
+                tracing::warn!("dropping connection: cannot read peer credentials: {err}");
+            }
+            None
+        }
+    }
+}
+
+/// Whether an accept failed for want of descriptors, the process's or the system's.
+fn descriptors_exhausted(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(code) if code == rustix::io::Errno::MFILE.raw_os_error()
+            || code == rustix::io::Errno::NFILE.raw_os_error()
+    )
 }
 
 /// A server running on the daemon's tokio runtime. Dropping it does not stop the server; call

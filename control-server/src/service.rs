@@ -2,11 +2,12 @@
 //! support checks, panics, owned tasks for mutating work, reload bookkeeping, one log line per
 //! call.
 
-use crate::connection::ConnState;
+use crate::connection::{ConnState, Kill, REFUSALS_BEFORE_CLOSE};
 use crate::drain::WorkTracker;
 use crate::handler::{Handler, OpContext};
 use crate::log_file::LogFile;
 use crate::log_level::LogFilter;
+use crate::noise::Noise;
 use crate::notify::Notifier;
 use crate::ops::reload::Reloads;
 use crate::policy::{Peer, Policy};
@@ -49,6 +50,8 @@ pub(crate) struct Shared<H> {
     /// The daemon's log filter, for `log-level`.
     pub log_filter: Option<Box<dyn LogFilter>>,
     pub reloads: Reloads,
+    /// Rate limits of the lines callers can cause.
+    pub noise: Arc<Noise>,
     /// Tasks running mutating operations, which outlive the call that started them.
     pub work: TaskTracker,
     pub shutdown: CancellationToken,
@@ -94,6 +97,7 @@ impl<H: Handler> Shared<H> {
             notifier: parts.notifier,
             log_filter: parts.log_filter,
             reloads: Reloads::new(),
+            noise: Arc::new(Noise::new()),
             work: TaskTracker::new(),
             shutdown: parts.shutdown,
         }
@@ -187,9 +191,8 @@ impl<H: Handler> ControlService<H> {
         let shared = &self.shared;
         let peer = self.peer;
         let conn = self.conn;
-        let refused = if !shared.operations.contains(&op) {
-            Some(shared.unsupported(op))
-        } else if op != Operation::Hello
+        // The policy first: a caller let in for nothing learns nothing more than `hello` told it.
+        let refused = if op != Operation::Hello
             && !shared
                 .policy
                 .permits_access(&peer, mutating, shared.own_uid)
@@ -198,13 +201,29 @@ impl<H: Handler> ControlService<H> {
                 operation: op.as_str().to_owned(),
                 uid: peer.uid,
             })
+        } else if !shared.operations.contains(&op) {
+            Some(shared.unsupported(op))
         } else if shared.shutdown.is_cancelled() && mutating {
             Some(OpError::ShuttingDown)
         } else {
             None
         };
+        match &refused {
+            Some(OpError::Denied { .. } | OpError::Unsupported { .. }) => {
+                let in_a_row = self.state.refusals.fetch_add(1, Ordering::SeqCst) + 1;
+                if in_a_row >= REFUSALS_BEFORE_CLOSE {
+                    self.state.kill(Kill::Refused(in_a_row));
+                }
+            }
+            // `hello` does not count as let in: alternating it with refused calls must not
+            // keep a connection open.
+            None if op != Operation::Hello => self.state.refusals.store(0, Ordering::SeqCst),
+            _ => {}
+        }
         if let Some(err) = refused {
-            log_call(conn, &peer, op, started, &Err::<(), _>(err.clone()));
+            if shared.noise.refused_calls.admit() {
+                log_call(conn, &peer, op, started, &Err::<(), _>(err.clone()));
+            }
             return Err(err);
         }
 
@@ -270,6 +289,9 @@ pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
         .unwrap_or("(no message)")
 }
 
+/// One line per call: mutating calls at INFO (WARN when they fail), read-only ones at DEBUG
+/// (monitoring polls `status`; its calls are not news), refusals at WARN, rate-limited by the
+/// caller.
 fn log_call<T>(
     conn: u64,
     peer: &Peer,
@@ -279,41 +301,43 @@ fn log_call<T>(
 ) {
     let us = started.elapsed().as_micros() as u64;
     let pid = peer.pid.map_or(-1, i64::from);
+    let uid = peer.uid;
+    let op_name = op.as_str();
     match result {
-        Ok(_) if op == Operation::Hello => {
-            tracing::debug!(
+        Ok(_) if !op.is_mutating() => {
+            tracing::debug!(conn, peer_pid = pid, peer_uid = uid, op = op_name, us, "ok")
+        }
+        Ok(_) => tracing::info!(conn, peer_pid = pid, peer_uid = uid, op = op_name, us, "ok"),
+        Err(err @ (OpError::Denied { .. } | OpError::Unsupported { .. })) => {
+            tracing::warn!(
                 conn,
                 peer_pid = pid,
-                peer_uid = peer.uid,
-                op = op.as_str(),
+                peer_uid = uid,
+                op = op_name,
                 us,
-                "ok"
+                "refused: {err}"
             )
         }
-        Ok(_) => tracing::info!(
-            conn,
-            peer_pid = pid,
-            peer_uid = peer.uid,
-            op = op.as_str(),
-            us,
-            "ok"
-        ),
-        Err(err @ OpError::Denied { .. }) => tracing::warn!(
-            conn,
-            peer_pid = pid,
-            peer_uid = peer.uid,
-            op = op.as_str(),
-            us,
-            "refused: {err}"
-        ),
-        Err(err) => tracing::info!(
-            conn,
-            peer_pid = pid,
-            peer_uid = peer.uid,
-            op = op.as_str(),
-            us,
-            "failed: {err}"
-        ),
+        Err(err) if op.is_mutating() => {
+            tracing::warn!(
+                conn,
+                peer_pid = pid,
+                peer_uid = uid,
+                op = op_name,
+                us,
+                "failed: {err}"
+            )
+        }
+        Err(err) => {
+            tracing::info!(
+                conn,
+                peer_pid = pid,
+                peer_uid = uid,
+                op = op_name,
+                us,
+                "failed: {err}"
+            )
+        }
     }
 }
 

@@ -145,11 +145,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let (filter, filter_handle) = tracing_subscriber::reload::Layer::new(
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     );
+    // stderr through a writer thread that drops lines when nobody reads them: a stalled reader
+    // of stderr (a paused pager, a full pipe) must not block the thread that logged, which may
+    // be the runtime's. The guard writes out what is queued when `run` returns.
+    let (stderr, _stderr_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .finish(std::io::stderr());
     tracing_subscriber::registry()
         .with(filter)
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                .with_writer(stderr)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
         .init();

@@ -1,6 +1,7 @@
 //! Integration tests: real `demo-daemon` processes, the real `ctl`, real Unix sockets.
 //! One test binary (modules below) keeps link time low.
 
+mod abuse;
 mod cli;
 mod demo;
 mod hostile;

@@ -19,6 +19,8 @@ pub const WAIT: Duration = Duration::from_secs(20);
 pub struct Bins {
     pub ctl: PathBuf,
     pub demo: PathBuf,
+    /// `hostile-client`: misbehaves on the wire, for the abuse tests and the soak script.
+    pub hostile: PathBuf,
 }
 
 /// Builds `ctl` and `demo-daemon` (once per test process) with the profile and target
@@ -55,6 +57,14 @@ pub fn bins() -> &'static Bins {
                 "ctl",
                 "-p",
                 "demo-daemon",
+                "--bin",
+                "ctl",
+                "--bin",
+                "demo-daemon",
+                "-p",
+                "tests",
+                "--bin",
+                "hostile-client",
                 "--profile",
             ])
             .arg(&profile)
@@ -71,6 +81,7 @@ pub fn bins() -> &'static Bins {
         Bins {
             ctl: profile_dir.join("ctl"),
             demo: profile_dir.join("demo-daemon"),
+            hostile: profile_dir.join("hostile-client"),
         }
     })
 }
@@ -170,6 +181,37 @@ impl Sandbox {
         }
     }
 
+    /// Like [`Sandbox::spawn_daemon`], with at most `nofile` open descriptors (`ulimit -n`).
+    pub fn spawn_daemon_with_nofile(&self, name: &str, args: &[String], nofile: u64) -> Daemon {
+        use std::os::unix::process::CommandExt;
+        let stderr = self.path(&format!("{name}.stderr"));
+        let stdout = self.path(&format!("{name}.stdout"));
+        let mut cmd = Command::new(&bins().demo);
+        cmd.args(args)
+            .env("CTL_SOCKET_DIR", self.socket_dir())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        let limit = rustix::process::Rlimit {
+            current: Some(nofile),
+            maximum: Some(nofile),
+        };
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        Daemon {
+            child: cmd.spawn().expect("spawn demo-daemon"),
+            socket: self.socket_dir().join(format!("{name}.sock")),
+            stdout,
+            stderr,
+        }
+    }
+
     /// Runs the real `ctl ARGS` with this sandbox's socket directory.
     pub fn ctl(&self, args: &[&str]) -> Run {
         run(Command::new(&bins().ctl)
@@ -184,6 +226,20 @@ pub const NOBODY: u32 = 65534;
 /// Whether the tests run as root (needed to switch users).
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
+}
+
+/// For a test that needs root: true as root; otherwise it fails where root is expected (CI, which
+/// runs as root, sets `CI`), and elsewhere says it skips and returns false.
+pub fn require_root() -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "this test needs root, and CI is expected to run as root"
+    );
+    eprintln!("SKIPPED: this test needs root");
+    false
 }
 
 impl Sandbox {

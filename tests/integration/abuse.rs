@@ -1,0 +1,295 @@
+//! Attacks on the daemon through its control socket, by a local user the daemon refuses or lets
+//! in for reading only: floods of refused calls, churns of connections whose replies are never
+//! read, far-future deadlines, exhausted descriptors, oversized replies, a stalled log reader.
+//! The real `hostile-client` plays the attacker as uid 65534; root's `ctl` must always get
+//! through, and the daemon must come out of it as it went in.
+
+use crate::{config, sandbox_with_daemon};
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+use tests::{bins, require_root, wait_for, Daemon, Sandbox, NOBODY, WAIT};
+
+/// Runs `hostile-client ARGS` as uid/gid 65534 and returns its report line.
+fn hostile_as_nobody(args: &[&str]) -> String {
+    let run = tests::run(&mut nobody(args));
+    assert_eq!(run.code, Some(0), "{run}");
+    run.stdout
+}
+
+/// The command that runs `hostile-client ARGS` as uid/gid 65534.
+fn nobody(args: &[&str]) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={NOBODY}"))
+        .arg(format!("--regid={NOBODY}"))
+        .arg("--clear-groups")
+        .arg(&bins().hostile)
+        .args(args);
+    cmd
+}
+
+/// The value of `key=` in a `hostile-client` report.
+fn count(report: &str, key: &str) -> u64 {
+    report
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {report:?}"))
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `ctl status` as root answers, from the same process.
+fn assert_root_gets_through(sb: &Sandbox, daemon: &Daemon, name: &str) {
+    daemon.assert_alive();
+    let doc = sb
+        .ctl(&["--timeout", "2s", "--json", "status", name])
+        .expect_code(0)
+        .json();
+    assert_eq!(doc["result"]["pid"], daemon.pid());
+}
+
+/// Makes the daemon log one line of its own and waits for it: every line logged before it has
+/// then reached the log file too.
+fn flush_log(sb: &Sandbox, daemon: &Daemon, name: &str) -> String {
+    let before = daemon.log().matches("op=\"reload\"").count();
+    sb.ctl(&["reload", name]).expect_code(0);
+    wait_for("the reload's line in the daemon's log", WAIT, || {
+        let log = daemon.log();
+        (log.matches("op=\"reload\"").count() > before).then_some(log)
+    })
+}
+
+#[test]
+fn a_flood_of_refused_calls_is_cut_off_and_logged_a_few_times() {
+    if !require_root() {
+        return;
+    }
+    let (sb, daemon) = sandbox_with_daemon("flood", 50, &["--socket-mode", "666"]);
+    sb.open_to_other_users();
+    let before = flush_log(&sb, &daemon, "flood").len();
+
+    let socket = daemon.socket.display().to_string();
+    let report = hostile_as_nobody(&["refused-flood", &socket, "3"]);
+
+    let log = flush_log(&sb, &daemon, "flood");
+    let grown = log.len() - before;
+    let new = &log[before..];
+    // Today's cost of three seconds of this: a handful of lines. It used to be some 50 MB.
+    assert!(
+        grown < 8 * 1024,
+        "the log grew by {grown} bytes in 3 s ({report}):\n{}",
+        &new[..new.len().min(4000)]
+    );
+    assert!(
+        new.contains("refused"),
+        "the first refusal is logged: {new}"
+    );
+    // The daemon hangs up on a caller that keeps asking after a refusal.
+    assert!(
+        count(&report, "connections") > 1,
+        "the flooding connection was never cut off: {report}"
+    );
+    assert_root_gets_through(&sb, &daemon, "flood");
+}
+
+#[test]
+fn root_always_gets_through_a_churn_of_connections_whose_replies_are_never_read() {
+    if !require_root() {
+        return;
+    }
+    // Nobody may read, so its connections compete for room among callers the policy lets in.
+    let (sb, daemon) = sandbox_with_daemon(
+        "churn",
+        50,
+        &[
+            "--socket-mode",
+            "666",
+            "--allow-read-only-uid",
+            &NOBODY.to_string(),
+        ],
+    );
+    sb.open_to_other_users();
+    assert_root_gets_through(&sb, &daemon, "churn");
+    let baseline = rss_kib(daemon.pid());
+    let socket = daemon.socket.display().to_string();
+    let mut churn = nobody(&["churn", &socket, "4", "80"]);
+    let mut churn = churn
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let started = Instant::now();
+    let mut calls = 0;
+    while churn.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < WAIT, "the churn did not end");
+        assert_root_gets_through(&sb, &daemon, "churn");
+        calls += 1;
+    }
+    assert!(churn.wait().unwrap().success());
+    assert!(calls >= 3, "only {calls} calls were made during the churn");
+
+    // Its connections closed, the daemon gives the memory back.
+    let limit = baseline + 10 * 1024;
+    wait_for(
+        &format!("RSS back within 10 MiB of {baseline} KiB"),
+        WAIT,
+        || (rss_kib(daemon.pid()) <= limit).then_some(()),
+    );
+    let log = flush_log(&sb, &daemon, "churn");
+    assert!(
+        !log.contains("for root and the daemon's own user are busy"),
+        "{log}"
+    );
+    assert_root_gets_through(&sb, &daemon, "churn");
+}
+
+#[test]
+fn far_future_deadlines_are_clamped_and_cost_nothing() {
+    if !require_root() {
+        return;
+    }
+    let (sb, daemon) = sandbox_with_daemon("far", 50, &["--socket-mode", "666"]);
+    sb.open_to_other_users();
+    let socket = daemon.socket.display().to_string();
+    // Warm up whatever the first requests allocate for good (buffers, the allocator's arenas).
+    let warm = hostile_as_nobody(&["far-deadlines", &socket, "2000"]);
+    assert_eq!(count(&warm, "answered"), 2000, "{warm}");
+    let before = rss_kib(daemon.pid());
+
+    let report = hostile_as_nobody(&["far-deadlines", &socket, "20000"]);
+    assert_eq!(
+        count(&report, "answered"),
+        20000,
+        "every one answered: {report}"
+    );
+    let grown = rss_kib(daemon.pid()).saturating_sub(before);
+    assert!(grown < 2048, "RSS grew by {grown} KiB over 20,000 requests");
+    let log = flush_log(&sb, &daemon, "far");
+    assert!(!log.contains("panicked"), "{log}");
+    assert_root_gets_through(&sb, &daemon, "far");
+}
+
+#[test]
+fn replies_over_the_frame_limit_keep_status_working() {
+    let (sb, daemon) = sandbox_with_daemon("big", 50, &[]);
+    let log = sb.path("big.log");
+
+    // 40 KB: a reply over the 64 KiB request limit once the reload summary repeats it.
+    let long = "x".repeat(40_000);
+    std::fs::write(sb.path("big.toml"), config(&log, 50, &long)).unwrap();
+    sb.ctl(&["reload", "big"]).expect_code(0);
+    let doc = sb.ctl(&["--json", "status", "big"]).expect_code(0).json();
+    assert_eq!(doc["result"]["fields"]["message"], long.as_str());
+
+    // 2 MB: over what any reply may carry; long strings are cut, with a mark.
+    let huge = "y".repeat(2_000_000);
+    std::fs::write(sb.path("big.toml"), config(&log, 50, &huge)).unwrap();
+    sb.ctl(&["reload", "big"]).expect_code(0);
+    let doc = sb.ctl(&["--json", "status", "big"]).expect_code(0).json();
+    let shown = doc["result"]["fields"]["message"].as_str().unwrap();
+    assert!(
+        shown.starts_with("yyyy") && shown.len() < huge.len(),
+        "{}",
+        shown.len()
+    );
+    assert!(shown.ends_with("[cut: reply over the frame limit]"));
+    assert_eq!(doc["result"]["config_generation"], 3);
+    sb.ctl(&["status", "big"]).expect_code(0);
+    daemon.assert_alive();
+}
+
+#[test]
+fn the_operator_gets_through_when_descriptors_run_out() {
+    if !require_root() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let log = sb.path("fds.log");
+    let cfg = sb.write_config("fds.toml", &config(&log, 50, "alpha"));
+    let args: Vec<String> = [
+        "--name",
+        "fds",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--socket-mode",
+        "666",
+        "--allow-read-only-uid",
+        &NOBODY.to_string(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let daemon = sb.spawn_daemon_with_nofile("fds", &args, 64);
+    daemon.wait_ready();
+    sb.open_to_other_users();
+
+    // Far more connections than the daemon has descriptors for, held open in silence.
+    let socket = daemon.socket.display().to_string();
+    let mut holder = nobody(&["hold", &socket, "200", "15"]);
+    let mut holder: Child = holder
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(count(&first, "holding") >= 64, "{first}");
+
+    for _ in 0..3 {
+        assert_root_gets_through(&sb, &daemon, "fds");
+    }
+    let _ = holder.kill();
+    let _ = holder.wait();
+    wait_for("the exhaustion in the daemon's log", WAIT, || {
+        daemon.log().contains("making room").then_some(())
+    });
+    assert_root_gets_through(&sb, &daemon, "fds");
+}
+
+#[test]
+fn a_stalled_reader_of_its_stderr_does_not_freeze_the_daemon() {
+    let sb = Sandbox::new();
+    let log = sb.path("stall.log");
+    let cfg = sb.write_config("stall.toml", &config(&log, 20, "alpha"));
+    // stderr is a pipe that nobody reads: once its 64 KiB buffer is full, writes would block.
+    let mut daemon = Daemon {
+        child: Command::new(&bins().demo)
+            .args(["--name", "stall", "--config", cfg.to_str().unwrap()])
+            .env("CTL_SOCKET_DIR", sb.socket_dir())
+            .env("RUST_LOG", "trace")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        socket: sb.socket_dir().join("stall.sock"),
+        stdout: sb.path("stall.stdout"),
+        stderr: sb.path("stall.stderr (a pipe nobody reads)"),
+    };
+    let _unread = daemon.child.stderr.take();
+    daemon.wait_ready();
+    // Every call logs at trace level: far more than the pipe holds.
+    let lines_at = |n: usize| {
+        wait_for(&format!("{n} lines in the log"), WAIT, || {
+            let lines = tests::read_lines(&log);
+            (lines.len() >= n).then_some(lines.len())
+        })
+    };
+    for _ in 0..200 {
+        sb.ctl(&["--timeout", "5s", "status", "stall"])
+            .expect_code(0);
+    }
+    // Still writing its lines, still answering.
+    let written = lines_at(1);
+    lines_at(written + 5);
+    sb.ctl(&["--timeout", "5s", "status", "stall"])
+        .expect_code(0);
+    daemon.assert_alive();
+}
