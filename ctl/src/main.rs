@@ -50,14 +50,13 @@ async fn run(cli: Cli, started: Instant) -> Exit {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut cmd, "ctl", &mut script);
-            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &script);
-            return Exit::Ok;
+            return written("completions", output::write_out(&script), Exit::Ok);
         }
         Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();
-            return match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
-                Ok(()) => Exit::Ok,
-                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Exit::Ok,
+            let mut page = Vec::new();
+            return match clap_mangen::Man::new(cmd).render(&mut page) {
+                Ok(()) => written("man", output::write_out(&page), Exit::Ok),
                 Err(err) => {
                     output::print_err(&format!("ctl: man: {err}"));
                     Exit::Failed
@@ -81,8 +80,8 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         Ok(path) => path,
         Err(err) => {
             let err = CtlError::from(err);
-            out.error(&err);
-            return err.exit();
+            let exit = err.exit();
+            return written(&format!("{op} {target}"), out.error(&err), exit);
         }
     };
     out.socket = Some(&path);
@@ -115,16 +114,35 @@ async fn run(cli: Cli, started: Instant) -> Exit {
                 Reply::Drain(d) if !d.completed => Exit::Failed,
                 _ => Exit::Ok,
             };
-            out.reply(&hello, &reply, exit.code());
-            exit
+            written(&format!("{op} {target}"), out.reply(&hello, &reply, exit.code()), exit)
         }
         Err(err) if global.missing_ok && err.is_missing() => {
-            out.skipped(&err);
-            Exit::Ok
+            written(&format!("{op} {target}"), out.skipped(&err), Exit::Ok)
         }
         Err(err) => {
-            out.error(&err);
-            err.exit()
+            let exit = err.exit();
+            if let Err(write) = out.error(&err) {
+                // The --json document that carried the error is lost: say it on stderr instead.
+                output::print_err(&format!("ctl: {op} {target}: {err}"));
+                return written(&format!("{op} {target}"), Err(write), exit);
+            }
+            exit
         }
+    }
+}
+
+/// The exit code once the output is written: `exit`, unless the output of a success could not
+/// be written; then 74, because a caller reading stdout did not get what it asked for. A
+/// failure keeps its own code: it is not 0 either way, and says more.
+fn written(what: &str, wrote: Result<(), CtlError>, exit: Exit) -> Exit {
+    let Err(err) = wrote else { return exit };
+    if exit == Exit::Ok {
+        output::print_err(&format!(
+            "ctl: {what}: {err}; the operation itself succeeded"
+        ));
+        err.exit()
+    } else {
+        output::print_err(&format!("ctl: {what}: {err}"));
+        exit
     }
 }
