@@ -61,8 +61,10 @@ pub enum CtlError {
         what: String,
     },
     /// The daemon answered a request with the reply of another operation.
-    #[error("the daemon answered a `{asked}` request with a `{answered}` reply: it does not follow \
-             the protocol (a bug in the daemon, or another program listening on its socket)")]
+    #[error(
+        "the daemon answered a `{asked}` request with a `{answered}` reply: it does not follow \
+             the protocol (a bug in the daemon, or another program listening on its socket)"
+    )]
     WrongReply {
         /// The operation asked for.
         asked: Operation,
@@ -196,10 +198,7 @@ impl CtlError {
             // What the daemon sent is not a reply of this protocol: undecodable JSON, an unknown
             // variant, or a reply missing fields every daemon sends.
             RpcError::Channel(tarpc::ChannelError::Read(e)) => CtlError::Protocol {
-                what: format!(
-                    "the daemon's reply could not be read: {}",
-                    error_chain(&*e)
-                ),
+                what: format!("the daemon's reply could not be read: {}", error_chain(&*e)),
             },
             RpcError::Channel(e) => CtlError::Protocol {
                 what: format!("the connection to the daemon failed: {}", error_chain(&e)),
@@ -322,6 +321,9 @@ mod tests {
         let err = CtlError::Output(io::Error::from_raw_os_error(28)); // ENOSPC
         assert_eq!(err.exit(), Exit::Output);
         assert_eq!(err.exit().code(), 74);
-        assert!(err.to_string().starts_with("cannot write the output: "), "{err}");
+        assert!(
+            err.to_string().starts_with("cannot write the output: "),
+            "{err}"
+        );
     }
 }

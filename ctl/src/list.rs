@@ -73,9 +73,7 @@ pub async fn run(global: &Global, started: Instant) -> Exit {
     } else if entries.is_empty() {
         print_out(&format!("no daemons have a socket in {}", dir.display()))
     } else {
-        entries
-            .iter()
-            .try_for_each(|e| print_out(&clean(&line(e))))
+        entries.iter().try_for_each(|e| print_out(&clean(&line(e))))
     };
     match printed {
         Ok(()) => Exit::Ok,

@@ -114,7 +114,11 @@ async fn run(cli: Cli, started: Instant) -> Exit {
                 Reply::Drain(d) if !d.completed => Exit::Failed,
                 _ => Exit::Ok,
             };
-            written(&format!("{op} {target}"), out.reply(&hello, &reply, exit.code()), exit)
+            written(
+                &format!("{op} {target}"),
+                out.reply(&hello, &reply, exit.code()),
+                exit,
+            )
         }
         Err(err) if global.missing_ok && err.is_missing() => {
             written(&format!("{op} {target}"), out.skipped(&err), Exit::Ok)

@@ -493,10 +493,15 @@ mod tests {
         for reply in &replies {
             let coloured = human(&hello, reply, Paint(true));
             let ours = ["\x1b[1m", "\x1b[31;1m", "\x1b[32m", "\x1b[0m"];
-            let theirs = ours.iter().fold(coloured, |text, code| text.replace(code, ""));
+            let theirs = ours
+                .iter()
+                .fold(coloured, |text, code| text.replace(code, ""));
             assert!(!theirs.contains('\x1b'), "{theirs:?}");
             let text = human(&hello, reply, Paint(false));
-            assert!(text.contains("]0;owned"), "the text itself is kept: {text:?}");
+            assert!(
+                text.contains("]0;owned"),
+                "the text itself is kept: {text:?}"
+            );
             assert!(
                 !text.contains(|c: char| c.is_control() && c != '\n'),
                 "{text:?}"

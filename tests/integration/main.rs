@@ -4,6 +4,7 @@
 mod cli;
 mod demo;
 mod hostile;
+mod hostile_daemon;
 mod lifecycle;
 mod logrotate;
 mod operations;
