@@ -50,13 +50,19 @@ async fn run(cli: Cli, started: Instant) -> Exit {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut cmd, "ctl", &mut script);
-            return written("completions", output::write_out(&script), Exit::Ok);
+            return match output::write_out(&script) {
+                Ok(()) => Exit::Ok,
+                Err(err) => unwritten("completions", err, ""),
+            };
         }
         Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();
             let mut page = Vec::new();
             return match clap_mangen::Man::new(cmd).render(&mut page) {
-                Ok(()) => written("man", output::write_out(&page), Exit::Ok),
+                Ok(()) => match output::write_out(&page) {
+                    Ok(()) => Exit::Ok,
+                    Err(err) => unwritten("man", err, ""),
+                },
                 Err(err) => {
                     output::print_err(&format!("ctl: man: {err}"));
                     Exit::Failed
@@ -79,9 +85,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
     let path = match Target::parse(target).and_then(|t| t.socket_path(&SocketEnv::from_process())) {
         Ok(path) => path,
         Err(err) => {
-            let err = CtlError::from(err);
-            let exit = err.exit();
-            return written(&format!("{op} {target}"), out.error(&err), exit);
+            return failed(&out, &CtlError::from(err));
         }
     };
     out.socket = Some(&path);
@@ -114,39 +118,42 @@ async fn run(cli: Cli, started: Instant) -> Exit {
                 Reply::Drain(d) if !d.completed => Exit::Failed,
                 _ => Exit::Ok,
             };
-            written(
-                &format!("{op} {target}"),
-                out.reply(&hello, &reply, exit.code()),
-                exit,
-            )
-        }
-        Err(err) if global.missing_ok && err.is_missing() => {
-            written(&format!("{op} {target}"), out.skipped(&err), Exit::Ok)
-        }
-        Err(err) => {
-            let exit = err.exit();
-            if let Err(write) = out.error(&err) {
-                // The --json document that carried the error is lost: say it on stderr instead.
-                output::print_err(&format!("ctl: {op} {target}: {err}"));
-                return written(&format!("{op} {target}"), Err(write), exit);
+            match out.reply(&hello, &reply, exit.code()) {
+                Ok(()) => exit,
+                Err(write) if exit == Exit::Ok => unwritten(
+                    &format!("{op} {target}"),
+                    write,
+                    &format!("; the {op} itself succeeded"),
+                ),
+                Err(write) => {
+                    output::print_err(&format!("ctl: {op} {target}: {write}"));
+                    exit
+                }
             }
-            exit
         }
+        Err(err) if global.missing_ok && err.is_missing() => match out.skipped(&err) {
+            Ok(()) => Exit::Ok,
+            Err(write) => unwritten(&format!("{op} {target}"), write, ""),
+        },
+        Err(err) => failed(&out, &err),
     }
 }
 
-/// The exit code once the output is written: `exit`, unless the output of a success could not
-/// be written; then 74, because a caller reading stdout did not get what it asked for. A
-/// failure keeps its own code: it is not 0 either way, and says more.
-fn written(what: &str, wrote: Result<(), CtlError>, exit: Exit) -> Exit {
-    let Err(err) = wrote else { return exit };
-    if exit == Exit::Ok {
-        output::print_err(&format!(
-            "ctl: {what}: {err}; the operation itself succeeded"
-        ));
-        err.exit()
-    } else {
+/// Reports a failed call and returns its exit code. If its `--json` document cannot be
+/// written, the error is told on stderr instead, and the code stays the failure's own: it is
+/// not 0 either way, and says more than 74.
+fn failed(out: &Output, err: &CtlError) -> Exit {
+    if let Err(write) = out.error(err) {
+        let what = format!("{} {}", out.operation, out.target);
         output::print_err(&format!("ctl: {what}: {err}"));
-        exit
+        output::print_err(&format!("ctl: {what}: {write}"));
     }
+    err.exit()
+}
+
+/// Reports that the output of a success could not be written (`done` says what did happen)
+/// and returns 74: a caller reading stdout did not get what it asked for.
+fn unwritten(what: &str, write: CtlError, done: &str) -> Exit {
+    output::print_err(&format!("ctl: {what}: {write}{done}"));
+    write.exit()
 }
