@@ -1,5 +1,15 @@
-//! Request and reply types. Every struct is `#[serde(default)]`: a field added later is simply
-//! absent when an older peer sends the struct, and unknown fields are ignored.
+//! Request and reply types.
+//!
+//! Unknown fields are ignored everywhere, so a newer peer's additions never break an older one.
+//! Missing fields are treated by direction:
+//!
+//! - Requests are `#[serde(default)]` as a whole: a daemon fills in what an older client did not
+//!   send.
+//! - Replies require every field the first release sent: a reply without them is not a reply
+//!   of this protocol (another program on the socket, a broken daemon), and the client must say
+//!   so rather than show zeros. Optional fields (`Option`) and fields added after the first
+//!   release carry `#[serde(default)]` of their own, so an older daemon's reply still decodes.
+//!   A field added later must do the same.
 
 use crate::Operation;
 use serde::{Deserialize, Serialize};
@@ -18,7 +28,6 @@ pub struct HelloRequest {
 
 /// Reply of [`Control::hello`](crate::Control::hello). Its shape never changes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct Hello {
     /// The daemon's [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION).
     pub protocol: u32,
@@ -47,7 +56,6 @@ pub struct StatusRequest {}
 
 /// Reply of [`Control::status`](crate::Control::status).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct Status {
     /// The daemon's name.
     pub name: String,
@@ -60,6 +68,7 @@ pub struct Status {
     /// Generation of the configuration now active: 1 at start, one more per applied reload.
     pub config_generation: u64,
     /// Outcome of the most recent reload, if any ran.
+    #[serde(default)]
     pub last_reload: Option<ReloadOutcome>,
     /// Whether the daemon is draining (takes no new work).
     pub draining: bool,
@@ -73,7 +82,6 @@ pub struct Status {
 
 /// What the last reload did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct ReloadOutcome {
     /// Whether the new configuration was applied.
     pub ok: bool,
@@ -92,7 +100,6 @@ pub struct ReloadRequest {}
 
 /// Reply of a successful [`Control::reload`](crate::Control::reload).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct ReloadReply {
     /// Generation of the configuration now active.
     pub generation: u64,
@@ -100,9 +107,13 @@ pub struct ReloadReply {
     /// nothing.
     pub summary: String,
     /// This call did not start a reload of its own: it arrived while another caller's request
-    /// was pending and shares the result of the reload that began after both requests.
+    /// was pending and shares the result of the reload that began after both requests. Added
+    /// after the first release: absent (false) from an older daemon.
+    #[serde(default)]
     pub joined: bool,
-    /// The new configuration equals the old one; the generation did not change.
+    /// The new configuration equals the old one; the generation did not change. Added after
+    /// the first release: absent (false) from an older daemon.
+    #[serde(default)]
     pub unchanged: bool,
 }
 
@@ -113,7 +124,6 @@ pub struct RotateRequest {}
 
 /// Reply of a successful [`Control::rotate`](crate::Control::rotate).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct RotateReply {
     /// One entry per log file, in the order the daemon registered them.
     pub files: Vec<ReopenedFile>,
@@ -121,23 +131,24 @@ pub struct RotateReply {
 
 /// One log file reopened by `rotate`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct ReopenedFile {
     /// The path the daemon writes to.
     pub path: PathBuf,
     /// The file written to before the reopen.
+    #[serde(default)]
     pub old: Option<FileId>,
     /// The file written to now. Differs from `old` when logrotate had renamed the file.
+    #[serde(default)]
     pub new: Option<FileId>,
     /// Bytes written to the old file since it was opened.
     pub bytes_to_old: u64,
     /// Why the file could not be reopened; the daemon then keeps writing to the old one.
+    #[serde(default)]
     pub error: Option<String>,
 }
 
 /// Identity of a file: device and inode.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(default)]
 pub struct FileId {
     /// Device number.
     pub dev: u64,
@@ -152,7 +163,6 @@ pub struct DrainRequest {}
 
 /// Reply of [`Control::drain`](crate::Control::drain).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct DrainReply {
     /// Whether everything in flight finished before the deadline.
     pub completed: bool,
@@ -171,33 +181,149 @@ pub struct LogLevelRequest {
 
 /// Reply of [`Control::log_level`](crate::Control::log_level).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct LogLevelReply {
     /// The filter now in effect.
     pub filter: String,
     /// The filter before this call, when it changed it.
+    #[serde(default)]
     pub previous: Option<String>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::de::DeserializeOwned;
+    use std::fmt::Debug;
+
+    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + Debug>(value: T) {
+        let json = serde_json::to_string(&value).unwrap();
+        let back: T = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+        assert_eq!(back, value, "{json}");
+    }
+
+    fn status() -> Status {
+        Status {
+            name: "d".into(),
+            version: "1.2.3".into(),
+            pid: 7,
+            uptime_ms: 1500,
+            config_generation: 3,
+            last_reload: Some(ReloadOutcome {
+                ok: false,
+                generation: 3,
+                message: "line 2: bad".into(),
+                finished_unix_ms: 1_700_000_000_000,
+            }),
+            draining: true,
+            in_flight: 2,
+            log_files: vec!["/var/log/d.log".into()],
+            fields: [("queue".to_owned(), "4".to_owned())].into(),
+        }
+    }
 
     #[test]
-    fn missing_and_unknown_fields_are_tolerated() {
-        // An older daemon sends fewer fields, a newer one more: both must decode.
-        let status: Status =
-            serde_json::from_str(r#"{"name":"d","pid":7,"added_in_v9":[1,2]}"#).unwrap();
-        assert_eq!(status.name, "d");
-        assert_eq!(status.pid, 7);
-        assert_eq!(status.config_generation, 0);
-        assert!(status.last_reload.is_none());
+    fn every_reply_as_a_daemon_sends_it_decodes() {
+        round_trip(Hello {
+            protocol: 1,
+            name: "d".into(),
+            version: "1.2.3".into(),
+            pid: 7,
+            operations: vec!["hello".into(), "status".into()],
+        });
+        round_trip(status());
+        round_trip(Status {
+            last_reload: None,
+            ..status()
+        });
+        round_trip(ReloadReply {
+            generation: 4,
+            summary: "interval_ms 100 -> 50".into(),
+            joined: true,
+            unchanged: false,
+        });
+        let id = FileId { dev: 1, ino: 2 };
+        round_trip(RotateReply {
+            files: vec![
+                ReopenedFile {
+                    path: "/var/log/d.log".into(),
+                    old: Some(id),
+                    new: Some(FileId { ino: 3, ..id }),
+                    bytes_to_old: 10,
+                    error: None,
+                },
+                ReopenedFile {
+                    path: "/var/log/e.log".into(),
+                    old: Some(id),
+                    new: None,
+                    bytes_to_old: 0,
+                    error: Some("permission denied".into()),
+                },
+            ],
+        });
+        round_trip(DrainReply {
+            completed: false,
+            in_flight: 1,
+        });
+        round_trip(LogLevelReply {
+            filter: "debug".into(),
+            previous: Some("info".into()),
+        });
+    }
+
+    #[test]
+    fn a_reply_missing_its_fields_is_an_error_not_zeros() {
+        // `{}` is what a program that is not a daemon of this protocol can easily send; read
+        // as all zeros, it would look like a daemon with pid 0 that is fine.
+        assert!(serde_json::from_str::<Hello>("{}").is_err());
+        assert!(serde_json::from_str::<Status>("{}").is_err());
+        assert!(serde_json::from_str::<Status>(r#"{"name":"d","pid":7}"#).is_err());
+        assert!(serde_json::from_str::<ReloadReply>("{}").is_err());
+        assert!(serde_json::from_str::<RotateReply>("{}").is_err());
+        assert!(serde_json::from_str::<ReopenedFile>(r#"{"path":"/x"}"#).is_err());
+        assert!(serde_json::from_str::<DrainReply>("{}").is_err());
+        assert!(serde_json::from_str::<LogLevelReply>("{}").is_err());
+    }
+
+    #[test]
+    fn a_reply_without_optional_or_later_fields_decodes() {
+        // What a first-release daemon sent for a reload: no `joined`, no `unchanged`.
+        let reply: ReloadReply = serde_json::from_str(r#"{"generation":2,"summary":""}"#).unwrap();
+        assert!(!reply.joined && !reply.unchanged);
+        let mut doc = serde_json::to_value(status()).unwrap();
+        doc.as_object_mut().unwrap().remove("last_reload");
+        let status: Status = serde_json::from_value(doc).unwrap();
+        assert_eq!(status.last_reload, None);
+        let reply: LogLevelReply = serde_json::from_str(r#"{"filter":"info"}"#).unwrap();
+        assert_eq!(reply.previous, None);
+    }
+
+    #[test]
+    fn unknown_fields_from_a_newer_peer_are_ignored() {
+        let mut doc = serde_json::to_value(status()).unwrap();
+        doc["added_in_v9"] = serde_json::json!([1, 2]);
+        assert_eq!(serde_json::from_value::<Status>(doc).unwrap(), status());
+    }
+
+    #[test]
+    fn requests_may_omit_every_field() {
+        // A daemon fills in what an older client did not send.
+        assert_eq!(
+            serde_json::from_str::<HelloRequest>("{}").unwrap(),
+            HelloRequest::default()
+        );
+        assert_eq!(
+            serde_json::from_str::<LogLevelRequest>(r#"{"new":1}"#).unwrap(),
+            LogLevelRequest::default()
+        );
+        serde_json::from_str::<StatusRequest>("{}").unwrap();
     }
 
     #[test]
     fn hello_lists_operations_by_name_including_unknown_ones() {
-        let hello: Hello =
-            serde_json::from_str(r#"{"protocol":1,"operations":["status","teleport"]}"#).unwrap();
+        let hello: Hello = serde_json::from_str(
+            r#"{"protocol":1,"name":"d","version":"1","pid":7,"operations":["status","teleport"]}"#,
+        )
+        .unwrap();
         assert!(hello.supports(Operation::Status));
         assert!(!hello.supports(Operation::Reload));
     }

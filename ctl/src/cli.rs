@@ -154,5 +154,9 @@ mod tests {
     fn help_lists_the_exit_codes() {
         let help = Cli::command().render_long_help().to_string();
         assert!(help.contains("69  no daemon there"), "{help}");
+        assert!(
+            help.contains("74  the output could not be written"),
+            "{help}"
+        );
     }
 }

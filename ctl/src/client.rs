@@ -1,13 +1,19 @@
 //! One session with a daemon: connect, `hello`, then the operation, all under one deadline.
+//!
+//! Calls go through tarpc's untyped [`Channel`], not the generated `ControlClient`: the
+//! generated methods hit `unreachable!()` when a reply carries another operation's variant, and
+//! a daemon's bytes must never crash `ctl`. Each method here matches the variant itself, and a
+//! mismatch is [`CtlError::WrongReply`].
 
 use crate::error::CtlError;
 use control_api::{
-    wire, ControlClient, DrainReply, DrainRequest, Hello, HelloRequest, LogLevelReply,
-    LogLevelRequest, OpError, Operation, ReloadReply, ReloadRequest, RotateReply, RotateRequest,
-    Status, StatusRequest, PROTOCOL_VERSION,
+    wire, ControlRequest, ControlResponse, DrainReply, DrainRequest, Hello, HelloRequest,
+    LogLevelReply, LogLevelRequest, OpError, Operation, ReloadReply, ReloadRequest, RotateReply,
+    RotateRequest, Status, StatusRequest, PROTOCOL_VERSION,
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
+use tarpc::client::Channel;
 use tarpc::context::{self, Context};
 use tokio::net::UnixStream;
 
@@ -29,7 +35,7 @@ async fn connect(path: &Path) -> std::io::Result<UnixStream> {
 
 /// A connected daemon that has answered `hello`.
 pub struct Session {
-    client: ControlClient,
+    channel: Channel<ControlRequest, ControlResponse>,
     /// What the daemon said about itself.
     pub hello: Hello,
     deadline: Instant,
@@ -54,9 +60,9 @@ impl Session {
             })?
             .map_err(|e| CtlError::from_connect(path.to_owned(), e))?;
         let transport = wire::transport_with_limit(stream, wire::MAX_REPLY_FRAME_LEN);
-        let client = ControlClient::new(Default::default(), transport).spawn();
+        let channel = tarpc::client::new(Default::default(), transport).spawn();
         let mut session = Session {
-            client,
+            channel,
             hello: Hello::default(),
             deadline,
             timeout,
@@ -65,11 +71,17 @@ impl Session {
             protocol: PROTOCOL_VERSION,
             client: concat!("ctl ", env!("CARGO_PKG_VERSION")).to_owned(),
         };
-        session.hello = session
-            .client
-            .hello(session.context(), request)
-            .await
-            .map_err(|e| CtlError::from_rpc(e, timeout, Operation::Hello))?;
+        let reply = session
+            .call(
+                Operation::Hello,
+                session.context(),
+                ControlRequest::Hello { req: request },
+            )
+            .await?;
+        session.hello = match reply {
+            ControlResponse::Hello(hello) => hello,
+            other => return Err(wrong_reply(Operation::Hello, &other)),
+        };
         if session.hello.protocol != PROTOCOL_VERSION {
             return Err(CtlError::Incompatible {
                 daemon: session.hello.protocol,
@@ -98,56 +110,118 @@ impl Session {
         }
     }
 
-    fn rpc_err(&self, op: Operation) -> impl FnOnce(tarpc::client::RpcError) -> CtlError {
-        let timeout = self.timeout;
-        move |e| CtlError::from_rpc(e, timeout, op)
+    /// Sends `request` and waits for the reply, whatever variant it carries.
+    async fn call(
+        &self,
+        op: Operation,
+        ctx: Context,
+        request: ControlRequest,
+    ) -> Result<ControlResponse, CtlError> {
+        self.channel
+            .call(ctx, request)
+            .await
+            .map_err(|e| CtlError::from_rpc(e, self.timeout, op))
     }
 
     /// `status`.
     pub async fn status(&self) -> Result<Status, CtlError> {
         let ctx = self.require(Operation::Status)?;
-        let reply = self.client.status(ctx, StatusRequest::default()).await;
-        Ok(reply.map_err(self.rpc_err(Operation::Status))??)
+        self.status_call(ctx).await
+    }
+
+    async fn status_call(&self, ctx: Context) -> Result<Status, CtlError> {
+        let req = StatusRequest::default();
+        match self
+            .call(Operation::Status, ctx, ControlRequest::Status { req })
+            .await?
+        {
+            ControlResponse::Status(reply) => Ok(reply?),
+            other => Err(wrong_reply(Operation::Status, &other)),
+        }
     }
 
     /// `reload`.
     pub async fn reload(&self) -> Result<ReloadReply, CtlError> {
         let ctx = self.require(Operation::Reload)?;
-        let reply = self.client.reload(ctx, ReloadRequest::default()).await;
-        Ok(reply.map_err(self.rpc_err(Operation::Reload))??)
+        let req = ReloadRequest::default();
+        match self
+            .call(Operation::Reload, ctx, ControlRequest::Reload { req })
+            .await?
+        {
+            ControlResponse::Reload(reply) => Ok(reply?),
+            other => Err(wrong_reply(Operation::Reload, &other)),
+        }
     }
 
     /// `rotate`.
     pub async fn rotate(&self) -> Result<RotateReply, CtlError> {
         let ctx = self.require(Operation::Rotate)?;
-        let reply = self.client.rotate(ctx, RotateRequest::default()).await;
-        Ok(reply.map_err(self.rpc_err(Operation::Rotate))??)
+        let req = RotateRequest::default();
+        match self
+            .call(Operation::Rotate, ctx, ControlRequest::Rotate { req })
+            .await?
+        {
+            ControlResponse::Rotate(reply) => Ok(reply?),
+            other => Err(wrong_reply(Operation::Rotate, &other)),
+        }
     }
 
     /// `log-level`: reads the filter, or sets `filter`.
     pub async fn log_level(&self, filter: Option<String>) -> Result<LogLevelReply, CtlError> {
         let ctx = self.require(Operation::LogLevel)?;
-        let reply = self.client.log_level(ctx, LogLevelRequest { filter }).await;
-        Ok(reply.map_err(self.rpc_err(Operation::LogLevel))??)
+        let req = LogLevelRequest { filter };
+        match self
+            .call(Operation::LogLevel, ctx, ControlRequest::LogLevel { req })
+            .await?
+        {
+            ControlResponse::LogLevel(reply) => Ok(reply?),
+            other => Err(wrong_reply(Operation::LogLevel, &other)),
+        }
     }
 
     /// `drain`, reporting the in-flight count to `progress` while it waits (from `status`
     /// calls on the same connection, a few times a second).
     pub async fn drain(&self, mut progress: impl FnMut(u64)) -> Result<DrainReply, CtlError> {
         let ctx = self.require(Operation::Drain)?;
-        let call = self.client.drain(ctx, DrainRequest::default());
+        let req = DrainRequest::default();
+        let call = self.call(Operation::Drain, ctx, ControlRequest::Drain { req });
         tokio::pin!(call);
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
-                reply = &mut call => return Ok(reply.map_err(self.rpc_err(Operation::Drain))??),
+                reply = &mut call => return match reply? {
+                    ControlResponse::Drain(reply) => Ok(reply?),
+                    other => Err(wrong_reply(Operation::Drain, &other)),
+                },
                 _ = tick.tick(), if self.hello.supports(Operation::Status) => {
-                    let status = self.client.status(self.context(), StatusRequest::default()).await;
-                    if let Ok(Ok(status)) = status {
+                    // Progress is a courtesy: a status that fails here leaves the drain's own
+                    // reply to tell the truth.
+                    if let Ok(status) = self.status_call(self.context()).await {
                         progress(status.in_flight);
                     }
                 }
             }
         }
+    }
+}
+
+/// The error for a reply that carries `got` where `asked`'s reply was due.
+fn wrong_reply(asked: Operation, got: &ControlResponse) -> CtlError {
+    CtlError::WrongReply {
+        asked,
+        answered: answered(got),
+    }
+}
+
+/// Which operation's reply `reply` is. Exhaustive on purpose: an operation added to the
+/// contract does not compile here until it is named.
+fn answered(reply: &ControlResponse) -> Operation {
+    match reply {
+        ControlResponse::Hello(_) => Operation::Hello,
+        ControlResponse::Status(_) => Operation::Status,
+        ControlResponse::Reload(_) => Operation::Reload,
+        ControlResponse::Rotate(_) => Operation::Rotate,
+        ControlResponse::Drain(_) => Operation::Drain,
+        ControlResponse::LogLevel(_) => Operation::LogLevel,
     }
 }

@@ -60,9 +60,23 @@ pub enum CtlError {
         /// What happened.
         what: String,
     },
+    /// The daemon answered a request with the reply of another operation.
+    #[error(
+        "the daemon answered a `{asked}` request with a `{answered}` reply: it does not follow \
+             the protocol (a bug in the daemon, or another program listening on its socket)"
+    )]
+    WrongReply {
+        /// The operation asked for.
+        asked: Operation,
+        /// The operation whose reply came.
+        answered: Operation,
+    },
     /// The daemon answered with an error.
     #[error(transparent)]
     Op(#[from] OpError),
+    /// stdout could not be written (a closed pipe is not this: it is not an error).
+    #[error("cannot write the output: {0}")]
+    Output(#[source] io::Error),
 }
 
 impl CtlError {
@@ -73,7 +87,10 @@ impl CtlError {
             CtlError::NoDaemon { .. } | CtlError::Connect { .. } => Exit::NoDaemon,
             CtlError::SocketDenied { .. } => Exit::Denied,
             CtlError::Timeout { .. } => Exit::Timeout,
-            CtlError::Incompatible { .. } | CtlError::Protocol { .. } => Exit::Protocol,
+            CtlError::Incompatible { .. }
+            | CtlError::Protocol { .. }
+            | CtlError::WrongReply { .. } => Exit::Protocol,
+            CtlError::Output(_) => Exit::Output,
             CtlError::Op(op) => match op {
                 OpError::Unsupported { .. } => Exit::Unsupported,
                 OpError::Denied { .. } => Exit::Denied,
@@ -104,7 +121,8 @@ impl CtlError {
             CtlError::SocketDenied { .. } => "denied",
             CtlError::Timeout { .. } => "timeout",
             CtlError::Incompatible { .. } => "incompatible",
-            CtlError::Protocol { .. } => "protocol",
+            CtlError::Protocol { .. } | CtlError::WrongReply { .. } => "protocol",
+            CtlError::Output(_) => "output",
             CtlError::Op(op) => match op {
                 OpError::Unsupported { .. } => "unsupported",
                 OpError::Failed { .. } => "failed",
@@ -176,6 +194,11 @@ impl CtlError {
             }
             RpcError::Server(e) => CtlError::Protocol {
                 what: format!("the daemon could not process the request: {}", e.detail),
+            },
+            // What the daemon sent is not a reply of this protocol: undecodable JSON, an unknown
+            // variant, or a reply missing fields every daemon sends.
+            RpcError::Channel(tarpc::ChannelError::Read(e)) => CtlError::Protocol {
+                what: format!("the daemon's reply could not be read: {}", error_chain(&*e)),
             },
             RpcError::Channel(e) => CtlError::Protocol {
                 what: format!("the connection to the daemon failed: {}", error_chain(&e)),
@@ -275,6 +298,32 @@ mod tests {
         assert_eq!(
             CtlError::Target(SocketPathError::NoSocketDir).exit(),
             Exit::Usage
+        );
+    }
+
+    #[test]
+    fn a_reply_to_another_operation_is_a_protocol_error() {
+        let err = CtlError::WrongReply {
+            asked: Operation::Status,
+            answered: Operation::Reload,
+        };
+        assert_eq!(err.exit(), Exit::Protocol);
+        assert_eq!(err.kind(), "protocol");
+        let text = err.to_string();
+        assert!(
+            text.contains("`status`") && text.contains("`reload`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_unwritable_output_exits_74() {
+        let err = CtlError::Output(io::Error::from_raw_os_error(28)); // ENOSPC
+        assert_eq!(err.exit(), Exit::Output);
+        assert_eq!(err.exit().code(), 74);
+        assert!(
+            err.to_string().starts_with("cannot write the output: "),
+            "{err}"
         );
     }
 }

@@ -16,6 +16,8 @@ pub enum Exit {
     Unsupported = 3,
     /// No daemon there: socket missing, connection refused, or stale socket.
     NoDaemon = 69,
+    /// The output could not be written (EX_IOERR); the operation itself may have succeeded.
+    Output = 74,
     /// The deadline passed before the daemon answered.
     Timeout = 75,
     /// Incompatible protocol version, or a reply that could not be read.
@@ -45,6 +47,7 @@ Exit codes:
    2  usage error
    3  the daemon does not support this operation
   69  no daemon there: socket missing, connection refused, or stale socket
+  74  the output could not be written (the operation itself may have succeeded)
   75  the deadline passed before the daemon answered
   76  protocol error: incompatible version or a reply that could not be read
   77  permission denied: by the socket's file mode or by the daemon's peer policy";
@@ -61,6 +64,7 @@ mod tests {
             (Exit::Usage, 2),
             (Exit::Unsupported, 3),
             (Exit::NoDaemon, 69),
+            (Exit::Output, 74),
             (Exit::Timeout, 75),
             (Exit::Protocol, 76),
             (Exit::Denied, 77),

@@ -1,11 +1,12 @@
-//! `ctl list`: every daemon with a socket in the socket directory, one line each. A stale or
-//! refused socket is shown as such; it does not fail the listing.
+//! `ctl list`: every daemon with a socket in the socket directory, one line each. A stale,
+//! refused or broken socket (one whose daemon answers what is not this protocol) is shown as
+//! such; it does not fail the listing.
 
 use crate::cli::Global;
 use crate::client::Session;
 use crate::error::CtlError;
 use crate::exit::Exit;
-use crate::output::{print_err, print_out};
+use crate::output::{clean, print_err, print_json, print_out};
 use control_api::socket::{name_from_path, SocketEnv};
 use control_api::Status;
 use serde_json::json;
@@ -58,7 +59,7 @@ pub async fn run(global: &Global, started: Instant) -> Exit {
     }))
     .await;
 
-    if global.json {
+    let printed = if global.json {
         let daemons: Vec<_> = entries
             .iter()
             .map(|e| match &e.result {
@@ -66,16 +67,21 @@ pub async fn run(global: &Global, started: Instant) -> Exit {
                 Err(err) => json!({"name": e.name, "socket": e.path, "state": error_state(err), "error": err.to_string()}),
             })
             .collect();
-        print_out(&json!({"socket_dir": dir, "daemons": daemons}).to_string());
-    } else if !global.quiet {
-        if entries.is_empty() {
-            print_out(&format!("no daemons have a socket in {}", dir.display()));
-        }
-        for e in &entries {
-            print_out(&line(e));
+        print_json(&json!({"socket_dir": dir, "daemons": daemons}))
+    } else if global.quiet {
+        Ok(())
+    } else if entries.is_empty() {
+        print_out(&format!("no daemons have a socket in {}", dir.display()))
+    } else {
+        entries.iter().try_for_each(|e| print_out(&clean(&line(e))))
+    };
+    match printed {
+        Ok(()) => Exit::Ok,
+        Err(err) => {
+            print_err(&format!("ctl: list: {err}"));
+            err.exit()
         }
     }
-    Exit::Ok
 }
 
 fn state(status: &Status) -> &'static str {
@@ -109,11 +115,16 @@ fn line(e: &Entry) -> String {
 
 /// What a socket that did not answer `status` is, in one word.
 fn error_state(err: &CtlError) -> &'static str {
-    match err.exit() {
-        Exit::NoDaemon => "stale",
-        Exit::Denied => "denied",
-        Exit::Timeout => "hung",
-        Exit::Unsupported => "no-status",
-        _ => "error",
+    match err {
+        CtlError::Incompatible { .. } => "incompatible",
+        // Something answers, but not in this protocol: a daemon's bug, or another program.
+        CtlError::Protocol { .. } | CtlError::WrongReply { .. } => "broken",
+        _ => match err.exit() {
+            Exit::NoDaemon => "stale",
+            Exit::Denied => "denied",
+            Exit::Timeout => "hung",
+            Exit::Unsupported => "no-status",
+            _ => "error",
+        },
     }
 }

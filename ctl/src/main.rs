@@ -50,14 +50,19 @@ async fn run(cli: Cli, started: Instant) -> Exit {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut cmd, "ctl", &mut script);
-            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &script);
-            return Exit::Ok;
+            return match output::write_out(&script) {
+                Ok(()) => Exit::Ok,
+                Err(err) => unwritten("completions", err, ""),
+            };
         }
         Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();
-            return match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
-                Ok(()) => Exit::Ok,
-                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Exit::Ok,
+            let mut page = Vec::new();
+            return match clap_mangen::Man::new(cmd).render(&mut page) {
+                Ok(()) => match output::write_out(&page) {
+                    Ok(()) => Exit::Ok,
+                    Err(err) => unwritten("man", err, ""),
+                },
                 Err(err) => {
                     output::print_err(&format!("ctl: man: {err}"));
                     Exit::Failed
@@ -80,9 +85,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
     let path = match Target::parse(target).and_then(|t| t.socket_path(&SocketEnv::from_process())) {
         Ok(path) => path,
         Err(err) => {
-            let err = CtlError::from(err);
-            out.error(&err);
-            return err.exit();
+            return failed(&out, &CtlError::from(err));
         }
     };
     out.socket = Some(&path);
@@ -115,16 +118,42 @@ async fn run(cli: Cli, started: Instant) -> Exit {
                 Reply::Drain(d) if !d.completed => Exit::Failed,
                 _ => Exit::Ok,
             };
-            out.reply(&hello, &reply, exit.code());
-            exit
+            match out.reply(&hello, &reply, exit.code()) {
+                Ok(()) => exit,
+                Err(write) if exit == Exit::Ok => unwritten(
+                    &format!("{op} {target}"),
+                    write,
+                    &format!("; the {op} itself succeeded"),
+                ),
+                Err(write) => {
+                    output::print_err(&format!("ctl: {op} {target}: {write}"));
+                    exit
+                }
+            }
         }
-        Err(err) if global.missing_ok && err.is_missing() => {
-            out.skipped(&err);
-            Exit::Ok
-        }
-        Err(err) => {
-            out.error(&err);
-            err.exit()
-        }
+        Err(err) if global.missing_ok && err.is_missing() => match out.skipped(&err) {
+            Ok(()) => Exit::Ok,
+            Err(write) => unwritten(&format!("{op} {target}"), write, ""),
+        },
+        Err(err) => failed(&out, &err),
     }
+}
+
+/// Reports a failed call and returns its exit code. If its `--json` document cannot be
+/// written, the error is told on stderr instead, and the code stays the failure's own: it is
+/// not 0 either way, and says more than 74.
+fn failed(out: &Output, err: &CtlError) -> Exit {
+    if let Err(write) = out.error(err) {
+        let what = format!("{} {}", out.operation, out.target);
+        output::print_err(&format!("ctl: {what}: {err}"));
+        output::print_err(&format!("ctl: {what}: {write}"));
+    }
+    err.exit()
+}
+
+/// Reports that the output of a success could not be written (`done` says what did happen)
+/// and returns 74: a caller reading stdout did not get what it asked for.
+fn unwritten(what: &str, write: CtlError, done: &str) -> Exit {
+    output::print_err(&format!("ctl: {what}: {write}{done}"));
+    write.exit()
 }

@@ -1,12 +1,17 @@
 //! What `ctl` prints: one line per result for people, one JSON document with `--json` built
 //! from the typed replies, nothing but errors with `--quiet`. A closed stdout (`ctl status | head
-//! -1`) is not an error.
+//! -1`) is not an error; any other failure to write it is ([`CtlError::Output`], exit 74).
+//!
+//! Text a daemon supplied never reaches a terminal as control characters: human output (stdout
+//! and stderr) has them removed ([`clean`]), on a terminal or not, because text saved from a pipe
+//! ends up on a terminal later too. `--json` keeps the daemon's text exact, escaped.
 
 use crate::cli::Global;
 use crate::error::CtlError;
 use control_api::{DrainReply, Hello, LogLevelReply, ReloadReply, RotateReply, Status};
 use serde::Serialize;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -63,10 +68,10 @@ impl Output<'_> {
 
     /// Prints a reply. `exit_code` is 0 unless the reply itself reports a failure (a drain
     /// that did not complete).
-    pub fn reply(&self, hello: &Hello, reply: &Reply, exit_code: u8) {
+    pub fn reply(&self, hello: &Hello, reply: &Reply, exit_code: u8) -> Result<(), CtlError> {
         if self.global.json {
             if self.global.quiet && exit_code == 0 {
-                return;
+                return Ok(());
             }
             let mut doc = self.envelope(exit_code == 0, exit_code);
             doc.insert(
@@ -74,21 +79,21 @@ impl Output<'_> {
                 json!({"name": hello.name, "version": hello.version, "pid": hello.pid, "protocol": hello.protocol}),
             );
             doc.insert("result".into(), reply.to_json(hello));
-            print_out(&Value::Object(doc).to_string());
-            return;
+            return print_json(&Value::Object(doc));
         }
-        let text = human(hello, reply);
+        let text = human(hello, reply, Paint::for_stdout());
         if exit_code == 0 {
             if !self.global.quiet {
-                print_out(&text);
+                return print_out(&text);
             }
         } else {
             print_err(&format!("ctl: {text}"));
         }
+        Ok(())
     }
 
     /// Prints an error.
-    pub fn error(&self, err: &CtlError) {
+    pub fn error(&self, err: &CtlError) -> Result<(), CtlError> {
         let exit_code = err.exit().code();
         if self.global.json {
             let mut doc = self.envelope(false, exit_code);
@@ -100,21 +105,22 @@ impl Output<'_> {
                 "error".into(),
                 json!({"kind": err.kind(), "message": err.to_string(), "detail": detail}),
             );
-            print_out(&Value::Object(doc).to_string());
+            print_json(&Value::Object(doc))
         } else {
             print_err(&format!("ctl: {} {}: {err}", self.operation, self.target));
+            Ok(())
         }
     }
 
     /// Prints that there was nothing to do because no daemon is there (`--missing-ok`).
-    pub fn skipped(&self, err: &CtlError) {
+    pub fn skipped(&self, err: &CtlError) -> Result<(), CtlError> {
         if self.global.quiet {
-            return;
+            return Ok(());
         }
         if self.global.json {
             let mut doc = self.envelope(true, 0);
             doc.insert("skipped".into(), err.to_string().into());
-            print_out(&Value::Object(doc).to_string());
+            print_json(&Value::Object(doc))
         } else {
             let what = match err {
                 CtlError::NoDaemon { path, why } => {
@@ -122,12 +128,22 @@ impl Output<'_> {
                 }
                 other => other.to_string(),
             };
-            print_out(&format!("ctl: {what}; nothing to do (--missing-ok)"));
+            print_out(&format!("ctl: {what}; nothing to do (--missing-ok)"))
         }
     }
 }
 
-fn human(hello: &Hello, reply: &Reply) -> String {
+/// The human text for a reply, with the daemon's control characters removed.
+fn human(hello: &Hello, reply: &Reply, paint: Paint) -> String {
+    match reply {
+        // Carries ctl's own colours, so it cleans each piece of daemon text itself.
+        Reply::Status(s) => status(s, paint),
+        other => clean(&plain(hello, other)).into_owned(),
+    }
+}
+
+/// The human text for a reply without colours, exactly as the daemon's text reads.
+fn plain(hello: &Hello, reply: &Reply) -> String {
     let name = &hello.name;
     match reply {
         Reply::Hello => format!(
@@ -176,7 +192,7 @@ fn human(hello: &Hello, reply: &Reply) -> String {
             r.in_flight,
             if r.in_flight == 1 { "" } else { "s" }
         ),
-        Reply::Status(s) => status(s),
+        Reply::Status(s) => status(s, Paint(false)),
         Reply::LogLevel(r) => match &r.previous {
             Some(previous) => format!("{name}: log filter is now `{}` (was `{previous}`)", r.filter),
             None => format!("{name}: log filter is `{}`", r.filter),
@@ -220,12 +236,11 @@ impl Paint {
     }
 }
 
-fn status(s: &Status) -> String {
-    let paint = Paint::for_stdout();
+fn status(s: &Status, paint: Paint) -> String {
     let mut out = format!(
         "{} {} (pid {}), up {}",
-        paint.bold(&s.name),
-        s.version,
+        paint.bold(&clean(&s.name)),
+        clean(&s.version),
         s.pid,
         humantime::format_duration(Duration::from_secs(s.uptime_ms / 1000))
     );
@@ -257,17 +272,29 @@ fn status(s: &Status) -> String {
         };
         let mut v = format!("{verdict} {ago} ago");
         if !last.message.is_empty() {
-            v.push_str(&format!(": {}", last.message));
+            v.push_str(&format!(": {}", clean(&last.message)));
         }
         row("last reload", v);
     }
     for f in &s.log_files {
-        row("log file", f.display().to_string());
+        row("log file", clean(&f.display().to_string()).into_owned());
     }
     for (k, v) in &s.fields {
-        row(k, v.clone());
+        row(&clean(k), clean(v).into_owned());
     }
     out
+}
+
+/// Removes what could drive a terminal from text a daemon supplied: C0 control characters
+/// (ESC, CR, BEL, ...) except newline and tab, DEL, and C1 control characters (which some
+/// terminals read as CSI and OSC).
+pub fn clean(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if text.contains(unsafe_char) {
+        Cow::Owned(text.chars().filter(|&c| !unsafe_char(c)).collect())
+    } else {
+        Cow::Borrowed(text)
+    }
 }
 
 fn bytes(n: u64) -> String {
@@ -300,7 +327,7 @@ impl DrainProgress {
             DrainProgress::Silent
         } else if std::io::stderr().is_terminal() {
             let bar = indicatif::ProgressBar::new_spinner();
-            bar.set_message(format!("draining {name}"));
+            bar.set_message(format!("draining {}", clean(name)));
             bar.enable_steady_tick(Duration::from_millis(100));
             DrainProgress::Bar(bar)
         } else {
@@ -331,14 +358,50 @@ impl DrainProgress {
     }
 }
 
-/// Writes a line to stdout; a closed pipe is not an error worth reporting.
-pub fn print_out(s: &str) {
-    let _ = writeln!(std::io::stdout().lock(), "{s}");
+/// Writes a line of text to stdout. Callers clean daemon-supplied text before (only they know
+/// which parts are ctl's own colours).
+pub fn print_out(s: &str) -> Result<(), CtlError> {
+    write_out(format!("{s}\n").as_bytes())
 }
 
-/// Writes a line to stderr.
+/// Writes one JSON document to stdout, as one line.
+pub fn print_json(doc: &Value) -> Result<(), CtlError> {
+    print_out(&escape_c1(doc.to_string()))
+}
+
+/// serde_json escapes C0 control characters but writes DEL and C1 ones (U+007F..U+009F) raw;
+/// escaping them too keeps the document the same JSON and makes it safe to show on a terminal.
+/// Outside strings a JSON document is ASCII without controls, so only string contents change.
+fn escape_c1(json: String) -> String {
+    if !json.contains(|c: char| c.is_control()) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Writes bytes to stdout and flushes them, so that a failure is seen here and not lost at
+/// exit. A closed pipe is not an error: the reader has all it wanted (`ctl status | head -1`).
+pub fn write_out(bytes: &[u8]) -> Result<(), CtlError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(CtlError::Output),
+    }
+}
+
+/// Writes a line to stderr, with control characters removed: it carries daemon-supplied
+/// error text, and never ctl's own colours. A failure is ignored: there is nowhere left to
+/// report it, and the exit code still tells.
 pub fn print_err(s: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{s}");
+    let _ = writeln!(std::io::stderr().lock(), "{}", clean(s));
 }
 
 #[cfg(test)]
@@ -351,5 +414,98 @@ mod tests {
         assert_eq!(bytes(1023), "1023 B");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
+    }
+
+    #[test]
+    fn control_characters_are_removed_but_newline_and_tab_kept() {
+        assert_eq!(clean("plain text"), "plain text");
+        assert!(matches!(clean("plain"), Cow::Borrowed(_)));
+        assert_eq!(clean("\x1b[2Jevil\x07"), "[2Jevil");
+        assert_eq!(clean("a\rb\x7fc\u{9b}31md\u{85}"), "abc31md");
+        assert_eq!(clean("line 1\n\tline 2"), "line 1\n\tline 2");
+        assert_eq!(clean("héllo ✓"), "héllo ✓");
+    }
+
+    #[test]
+    fn json_output_escapes_c1_controls_and_stays_the_same_document() {
+        let doc = json!({"message": "\x1b[2J \u{9b}31m \x7f é"});
+        let text = escape_c1(doc.to_string());
+        assert!(!text.contains(|c: char| c.is_control()), "{text}");
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), doc);
+    }
+
+    /// Every string of every reply holds escapes, including names added later: the human text
+    /// must carry none of them.
+    #[test]
+    fn human_output_carries_no_daemon_control_characters() {
+        let evil = "\x1b]0;owned\x07\x1b[2J\u{9b}m";
+        let hello = Hello {
+            protocol: 1,
+            name: evil.into(),
+            version: evil.into(),
+            pid: 7,
+            operations: vec![evil.into()],
+        };
+        let status = Status {
+            name: evil.into(),
+            version: evil.into(),
+            pid: 7,
+            uptime_ms: 0,
+            config_generation: 1,
+            last_reload: Some(control_api::ReloadOutcome {
+                ok: false,
+                generation: 1,
+                message: evil.into(),
+                finished_unix_ms: 0,
+            }),
+            draining: false,
+            in_flight: 0,
+            log_files: vec![evil.into()],
+            fields: [(evil.to_owned(), evil.to_owned())].into(),
+        };
+        let replies = [
+            Reply::Hello,
+            Reply::Status(status),
+            Reply::Reload(ReloadReply {
+                generation: 2,
+                summary: evil.into(),
+                joined: true,
+                unchanged: false,
+            }),
+            Reply::Rotate(RotateReply {
+                files: vec![control_api::ReopenedFile {
+                    path: evil.into(),
+                    old: None,
+                    new: None,
+                    bytes_to_old: 0,
+                    error: Some(evil.into()),
+                }],
+            }),
+            Reply::Drain(DrainReply {
+                completed: false,
+                in_flight: 1,
+            }),
+            Reply::LogLevel(LogLevelReply {
+                filter: evil.into(),
+                previous: Some(evil.into()),
+            }),
+        ];
+        for reply in &replies {
+            let coloured = human(&hello, reply, Paint(true));
+            let ours = ["\x1b[1m", "\x1b[31;1m", "\x1b[32m", "\x1b[0m"];
+            let theirs = ours
+                .iter()
+                .fold(coloured, |text, code| text.replace(code, ""));
+            assert!(!theirs.contains('\x1b'), "{theirs:?}");
+            let text = human(&hello, reply, Paint(false));
+            assert!(
+                text.contains("]0;owned"),
+                "the text itself is kept: {text:?}"
+            );
+            assert!(
+                !text.contains(|c: char| c.is_control() && c != '\n'),
+                "{text:?}"
+            );
+        }
     }
 }

@@ -25,6 +25,7 @@ fn help_documents_the_exit_codes() {
     let run = Sandbox::new().ctl(&["--help"]).expect_code(0);
     for line in [
         "69  no daemon there",
+        "74  the output could not be written",
         "75  the deadline passed",
         "77  permission denied",
     ] {

@@ -5,6 +5,7 @@ mod abuse;
 mod cli;
 mod demo;
 mod hostile;
+mod hostile_daemon;
 mod lifecycle;
 mod logrotate;
 mod operations;
