@@ -167,12 +167,12 @@ impl<H: Handler> Builder<H> {
         self
     }
 
-    /// Largest frame accepted or sent, in bytes (default
+    /// Largest request frame accepted, in bytes (default
     /// [`MAX_FRAME_LEN`](control_api::wire::MAX_FRAME_LEN), 64 KiB). A longer announced length
-    /// closes the connection before anything is allocated for it. Keep it at least as large as
-    /// your biggest reply (a `status` with many fields, a `rotate` of many files), and at most
-    /// [`MAX_REPLY_FRAME_LEN`](control_api::wire::MAX_REPLY_FRAME_LEN) (1 MiB), what `ctl`
-    /// reads.
+    /// closes the connection before anything is allocated for it. Replies are not bound by it:
+    /// they go out up to [`MAX_REPLY_FRAME_LEN`](control_api::wire::MAX_REPLY_FRAME_LEN)
+    /// (1 MiB), what `ctl` reads, and a longer reply is sent with its longest strings cut, with
+    /// a mark, so that no field a daemon reports can make `status` fail.
     pub fn max_frame_len(mut self, bytes: usize) -> Self {
         self.serving.max_frame_len = bytes.max(1024);
         self
