@@ -325,7 +325,8 @@ pub(crate) async fn serve<H: Handler>(
         limits.idle_timeout,
         noise.idle.clone(),
     );
-    let transport = ServerTransport::new(stream, limits.max_frame_len, state.clone());
+    let may_change = shared.policy.permits_access(&peer, true, shared.own_uid);
+    let transport = ServerTransport::new(stream, limits.max_frame_len, state.clone(), may_change);
     let service = ControlService {
         shared,
         peer,

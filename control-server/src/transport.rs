@@ -19,6 +19,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 use tarpc::tokio_util::codec::{Decoder, Encoder, Framed, LengthDelimitedCodec};
 use tarpc::{ClientMessage, Response, ServerError};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -47,14 +48,25 @@ impl Encoder<Bytes> for Codec {
     }
 }
 
+/// Least time a read-only request, or any request from a caller refused every change, is given.
+///
+/// tarpc logs an ERROR line for every request whose deadline passes before its reply is sent;
+/// a deadline of zero makes that almost every request, a line any caller could multiply. Such a
+/// request only reads, or will be refused: nothing the caller's deadline protects. A change
+/// asked by a caller allowed to make it keeps its deadline exactly, since the daemon must not
+/// apply a change after the caller gave up.
+const MIN_DEADLINE: Duration = Duration::from_secs(1);
+
 /// One connection's transport, as tarpc's `BaseChannel` takes it.
 pub(crate) struct ServerTransport<S> {
     framed: Framed<S, Codec>,
     state: Arc<ConnState>,
+    /// Whether the policy lets this caller change anything.
+    may_change: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite> ServerTransport<S> {
-    pub fn new(stream: S, max_request: usize, state: Arc<ConnState>) -> Self {
+    pub fn new(stream: S, max_request: usize, state: Arc<ConnState>, may_change: bool) -> Self {
         let codec = Codec {
             requests: wire::codec_with_limit(max_request),
             replies: wire::codec_with_limit(MAX_REPLY_FRAME_LEN),
@@ -62,6 +74,7 @@ impl<S: AsyncRead + AsyncWrite> ServerTransport<S> {
         ServerTransport {
             framed: Framed::new(stream, codec),
             state,
+            may_change,
         }
     }
 }
@@ -83,7 +96,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for ServerTransport<S> {
             Some(Err(_)) => return Poll::Ready(None),
         };
         match wire::decode_request(&frame) {
-            Ok(message) => Poll::Ready(Some(Ok(message))),
+            Ok(mut message) => {
+                if let ClientMessage::Request(request) = &mut message {
+                    if !self.may_change || !changes_state(&request.message) {
+                        let floor = Instant::now() + MIN_DEADLINE;
+                        request.context.deadline = request.context.deadline.max(floor);
+                    }
+                }
+                Poll::Ready(Some(Ok(message)))
+            }
             Err(err) => {
                 self.state.kill(Kill::BadInput(format!(
                     "a request that does not decode ({err})"
@@ -133,6 +154,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Response<ControlResponse>> for Serv
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let result = Pin::new(&mut self.framed).poll_close(cx);
         self.writing(result)
+    }
+}
+
+/// Whether a request asks for a change (anything but hello, status and reading the log filter;
+/// an operation this build does not know counts as a change).
+fn changes_state(request: &ControlRequest) -> bool {
+    match request {
+        ControlRequest::Hello { .. } | ControlRequest::Status { .. } => false,
+        ControlRequest::LogLevel { req } => req.filter.is_some(),
+        _ => true,
     }
 }
 

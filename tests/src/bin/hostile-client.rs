@@ -6,6 +6,7 @@
 //! hostile-client refused-flood SOCKET SECONDS      pipeline `status` calls, read replies, reconnect when cut
 //! hostile-client churn SOCKET SECONDS PER_SECOND   connect, pipeline calls, never read, keep the connection
 //! hostile-client far-deadlines SOCKET COUNT        `hello` calls whose deadline is 10^12 s away
+//! hostile-client zero-deadlines SOCKET COUNT       `hello` and `status` calls whose deadline is now
 //! hostile-client garbage SOCKET SECONDS            random frames and bytes, reconnecting
 //! hostile-client hold SOCKET COUNT SECONDS         open connections and say nothing
 //! ```
@@ -36,7 +37,8 @@ fn main() {
     let report = match arg(0) {
         "refused-flood" => refused_flood(&socket, secs(num(2))),
         "churn" => churn(&socket, secs(num(2)), num(3)),
-        "far-deadlines" => far_deadlines(&socket, num(2)),
+        "far-deadlines" => deadlines(&socket, num(2), 1_000_000_000_000),
+        "zero-deadlines" => deadlines(&socket, num(2), 0),
         "garbage" => garbage(&socket, secs(num(2))),
         "hold" => hold(&socket, num(2), secs(num(3))),
         other => {
@@ -147,18 +149,26 @@ fn churn(socket: &Path, length: Duration, per_second: u64) -> String {
     format!("opened={opened} failed={failed}")
 }
 
-fn far_deadlines(socket: &Path, count: u64) -> String {
+/// `count` calls, answered in batches, each with `deadline_secs` to go.
+fn deadlines(socket: &Path, count: u64, deadline_secs: u64) -> String {
     let mut stream = UnixStream::connect(socket).expect("connect");
     let (mut sent, mut answered) = (0u64, 0u64);
     while sent < count {
-        let n = (count - sent).min(32);
+        // Many in flight at once, as a flood would have them.
+        let n = (count - sent).min(256);
         let mut batch = Vec::new();
         for _ in 0..n {
             sent += 1;
-            let hello = ControlRequest::Hello {
-                req: HelloRequest::default(),
+            let message = if sent % 2 == 0 && deadline_secs == 0 {
+                ControlRequest::Status {
+                    req: StatusRequest::default(),
+                }
+            } else {
+                ControlRequest::Hello {
+                    req: HelloRequest::default(),
+                }
             };
-            batch.extend_from_slice(&request(sent, hello, 1_000_000_000_000));
+            batch.extend_from_slice(&request(sent, message, deadline_secs));
         }
         if stream.write_all(&batch).is_err() {
             break;
