@@ -145,14 +145,19 @@ mod tests {
             // On a thread with a bound: without the checks, the read waits for a writer forever.
             let (tx, rx) = std::sync::mpsc::channel();
             let p = path.clone();
-            std::thread::spawn(move || tx.send(read_to_string_blocking(&p).map_err(|e| e.to_string())));
+            std::thread::spawn(move || {
+                tx.send(read_to_string_blocking(&p).map_err(|e| e.to_string()))
+            });
             let err = rx
                 .recv_timeout(Duration::from_secs(10))
                 .expect("reading a FIFO blocked")
                 .unwrap_err();
             assert_eq!(
                 err,
-                format!("cannot read {}: it is a FIFO (named pipe), not a regular file", path.display())
+                format!(
+                    "cannot read {}: it is a FIFO (named pipe), not a regular file",
+                    path.display()
+                )
             );
         }
     }
@@ -160,10 +165,19 @@ mod tests {
     #[test]
     fn refuses_devices_and_directories() {
         let err = read_to_string_blocking(Path::new("/dev/zero")).unwrap_err();
-        assert!(matches!(err.kind, ConfigFileErrorKind::NotRegular("character device")), "{err}");
+        assert!(
+            matches!(
+                err.kind,
+                ConfigFileErrorKind::NotRegular("character device")
+            ),
+            "{err}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let err = read_to_string_blocking(dir.path()).unwrap_err();
-        assert!(matches!(err.kind, ConfigFileErrorKind::NotRegular("directory")), "{err}");
+        assert!(
+            matches!(err.kind, ConfigFileErrorKind::NotRegular("directory")),
+            "{err}"
+        );
     }
 
     #[test]
@@ -173,7 +187,10 @@ mod tests {
         let file = File::create(&path).unwrap();
         file.set_len(MAX_CONFIG_SIZE + 1).unwrap(); // sparse: costs no disk
         let err = read_to_string_blocking(&path).unwrap_err();
-        assert!(matches!(err.kind, ConfigFileErrorKind::TooLarge { .. }), "{err}");
+        assert!(
+            matches!(err.kind, ConfigFileErrorKind::TooLarge { .. }),
+            "{err}"
+        );
         file.set_len(MAX_CONFIG_SIZE).unwrap();
         let at_the_limit = read_to_string_blocking(&path).unwrap();
         assert_eq!(at_the_limit.len() as u64, MAX_CONFIG_SIZE);

@@ -450,7 +450,9 @@ fn append(shared: &Shared, bytes: &[u8]) -> io::Result<()> {
 fn cut_off(file: &File, tail: u64) -> io::Result<()> {
     let size = file.metadata()?.len();
     let Some(before) = size.checked_sub(tail) else {
-        return Err(io::Error::other("the file is shorter than what was written"));
+        return Err(io::Error::other(
+            "the file is shorter than what was written",
+        ));
     };
     file.set_len(before)
 }
@@ -534,6 +536,136 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFile {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::time::Duration;
+
+    fn on_file(path: &str) -> LogFile {
+        let file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        let id = id_of(&file.metadata().unwrap());
+        LogFile::from_inner(Inner::new(path.into(), (file, id)))
+    }
+
+    /// Runs `f` on a thread and waits at most 10 s for it: what a deadlock would block forever.
+    fn within_10s<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()));
+        rx.recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("{what} did not return within 10 s"))
+    }
+
+    fn mkfifo(path: &Path) {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path,
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_failed_reopen_logging_into_its_own_file_does_not_deadlock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let log = LogFile::open(&path).unwrap();
+        std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
+        std::fs::create_dir(&path).unwrap(); // the reopen fails, and says so through tracing
+        let daemon_log = log.clone();
+        let reopened = within_10s("a reopen", move || {
+            // The daemon's own tracing output goes to the same LogFile, as the guide suggests.
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(daemon_log.clone())
+                .with_ansi(false)
+                .finish();
+            tracing::subscriber::with_default(subscriber, || daemon_log.reopen())
+        });
+        assert!(reopened.error.is_some());
+        let old = std::fs::read_to_string(dir.path().join("a.log.1")).unwrap();
+        assert!(old.contains("cannot reopen log file"), "{old:?}");
+        // The count is taken before the warning is written.
+        assert_eq!(reopened.bytes_to_old, 0);
+    }
+
+    #[test]
+    fn a_symlink_at_the_path_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let target = dir.path().join("precious");
+        std::fs::write(&target, "keep\n").unwrap();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let err = LogFile::open(&path).unwrap_err();
+        assert!(matches!(err.kind, OpenErrorKind::Symlink), "{err}");
+        assert!(err
+            .to_string()
+            .starts_with(&format!("{}: is a symbolic link", path.display())));
+
+        // At a reopen too, and a dangling link is not created through either.
+        std::fs::remove_file(&path).unwrap();
+        let log = LogFile::open(&path).unwrap();
+        std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &path).unwrap();
+        let r = log.reopen();
+        assert!(r.error.unwrap().starts_with("is a symbolic link"));
+        log.write_line(b"x\n").unwrap();
+        assert!(!dir.path().join("nowhere").exists());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.log.1")).unwrap(),
+            "x\n"
+        );
+        assert!(log.switch_to(&path).is_err());
+    }
+
+    #[test]
+    fn a_fifo_at_the_path_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let log = LogFile::open(&path).unwrap();
+        std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
+        mkfifo(&path);
+        let r = within_10s("a reopen on a FIFO", {
+            let log = log.clone();
+            move || log.reopen()
+        });
+        assert_eq!(r.error.as_deref(), Some("is a FIFO (named pipe), not a regular file; remove it, so that the file is created anew"));
+        // With a reader the open itself succeeds; what was opened is refused all the same.
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(&path)
+            .unwrap();
+        let file = open_flags(&path, OFlags::empty(), Mode::empty()).unwrap();
+        assert!(matches!(adopt(file), Err(OpenErrorKind::NotRegular(_))));
+        drop(reader);
+        assert!(within_10s("an open on a FIFO", move || LogFile::open(
+            &path
+        )
+        .is_err()));
+    }
+
+    #[test]
+    fn a_file_of_another_user_is_not_adopted() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root to chown");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let log = LogFile::open(&path).unwrap();
+        std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
+        std::fs::write(&path, "").unwrap();
+        let nobody = rustix::fs::Uid::from_raw(65534);
+        rustix::fs::chown(&path, Some(nobody), None).unwrap();
+        let r = log.reopen();
+        assert!(r
+            .error
+            .unwrap()
+            .starts_with("is owned by uid 65534, neither this daemon's uid 0 nor root"));
+        // Root's own file, as logrotate's `create` makes it, is used.
+        rustix::fs::chown(&path, Some(rustix::fs::Uid::ROOT), None).unwrap();
+        assert_eq!(log.reopen().error, None);
+    }
 
     #[test]
     fn reopen_after_rename_moves_writes_to_a_new_file() {
@@ -615,8 +747,9 @@ mod tests {
 
     #[test]
     fn a_failed_write_takes_nothing() {
-        // /dev/full fails every write with ENOSPC, as a full disk does.
-        let mut log = LogFile::open("/dev/full").unwrap();
+        // /dev/full fails every write with ENOSPC, as a full disk does. `open` refuses a
+        // device, so the handle is made by hand.
+        let mut log = on_file("/dev/full");
         write!(log, "start ").unwrap(); // buffered: no line yet
         assert!(log.write(b"end\n").is_err());
         assert_eq!(

@@ -135,7 +135,9 @@ mod tests {
         let filter = regex_bomb();
         let (tx, rx) = std::sync::mpsc::channel();
         let f = filter.clone();
-        std::thread::spawn(move || tx.send(parse(&f).map(|f| f.to_string()).map_err(|e| e.to_string())));
+        std::thread::spawn(move || {
+            tx.send(parse(&f).map(|f| f.to_string()).map_err(|e| e.to_string()))
+        });
         let parsed = rx
             .recv_timeout(std::time::Duration::from_secs(5))
             .expect("parsing took more than 5 s: a regex is being compiled")
@@ -152,14 +154,18 @@ mod tests {
         /// Counts the events the filter lets through.
         struct Count(Arc<AtomicUsize>);
         impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Count {
-            fn on_event(&self, _: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            fn on_event(
+                &self,
+                _: &tracing::Event<'_>,
+                _: tracing_subscriber::layer::Context<'_, S>,
+            ) {
                 self.0.fetch_add(1, Ordering::SeqCst);
             }
         }
         let count = Arc::new(AtomicUsize::new(0));
         let filter = parse(r#"warn,[{user="a.c"}]=debug"#).unwrap();
-        let subscriber = tracing_subscriber::registry()
-            .with(Count(count.clone()).with_filter(filter));
+        let subscriber =
+            tracing_subscriber::registry().with(Count(count.clone()).with_filter(filter));
         tracing::subscriber::with_default(subscriber, || {
             // The literal `"a.c"` is the Debug form of the second value only; as a regex it
             // would need quotes inside the value and match neither.

@@ -4,6 +4,7 @@
 mod cli;
 mod demo;
 mod hostile;
+mod hostile_files;
 mod lifecycle;
 mod logrotate;
 mod operations;
