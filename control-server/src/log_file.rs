@@ -629,6 +629,15 @@ mod tests {
             move || log.reopen()
         });
         assert_eq!(r.error.as_deref(), Some("is a FIFO (named pipe), not a regular file; remove it, so that the file is created anew"));
+        // A FIFO swapped in after the lstat: the open itself must not wait for a reader.
+        let fifo = path.clone();
+        let err = within_10s("an open of a FIFO", move || {
+            open_flags(&fifo, OFlags::empty(), Mode::empty()).unwrap_err()
+        });
+        assert!(matches!(
+            refusal(&path, err),
+            OpenErrorKind::NotRegular("FIFO (named pipe)")
+        ));
         // With a reader the open itself succeeds; what was opened is refused all the same.
         let reader = std::fs::OpenOptions::new()
             .read(true)

@@ -7,7 +7,7 @@ use rustix::process::Signal;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tests::{read_lines, require_root, wait_for, Daemon, Sandbox, NOBODY, WAIT};
+use tests::{parse_lines, require_root, wait_for, Daemon, Line, Sandbox, NOBODY, WAIT};
 
 fn mkfifo(path: &Path) {
     rustix::fs::mknodat(
@@ -20,17 +20,24 @@ fn mkfifo(path: &Path) {
     .unwrap_or_else(|e| panic!("mkfifo {}: {e}", path.display()));
 }
 
+/// The lines of `path` that are complete: a line being written while we read is not torn.
+fn whole_lines(path: &Path) -> Vec<Line> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let end = text.rfind('\n').map_or(0, |nl| nl + 1);
+    parse_lines(&text[..end])
+}
+
 fn wait_for_lines(path: &Path, at_least: usize) {
     wait_for(
         &format!("{at_least} lines in {}", path.display()),
         WAIT,
-        || (read_lines(path).len() >= at_least).then_some(()),
+        || (whole_lines(path).len() >= at_least).then_some(()),
     );
 }
 
 /// Waits for more lines in `path`: the daemon is still writing there.
 fn wait_for_more_lines(path: &Path) {
-    let before = read_lines(path).len();
+    let before = whole_lines(path).len();
     wait_for_lines(path, before + 5);
 }
 
@@ -215,9 +222,15 @@ fn a_full_disk_never_tears_a_line() {
     wait_for_more_lines(&log);
     sb.ctl(&["drain", "full"]).expect_code(0);
 
-    // `read_lines` panics on a torn line; a retried line after a fragment of itself would be
-    // one.
-    let seqs: Vec<u64> = read_lines(&log).iter().map(|l| l.seq).collect();
+    // `parse_lines` panics on a torn line; a retried line after a fragment of itself would be
+    // one, and so would a fragment left at the end.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.ends_with('\n'),
+        "ends in a fragment: {:?}",
+        &text[text.len().saturating_sub(200)..]
+    );
+    let seqs: Vec<u64> = parse_lines(&text).iter().map(|l| l.seq).collect();
     let n = seqs.len() as u64;
     assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "gap or duplicate");
     daemon.assert_alive();
