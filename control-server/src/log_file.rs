@@ -192,7 +192,8 @@ fn open_log(path: &Path, like: Option<&Metadata>) -> Result<(File, FileId), Open
         // below, on what was actually opened, is the check that counts.
         match std::fs::symlink_metadata(path) {
             Ok(meta) if meta.file_type().is_symlink() => return Err(OpenErrorKind::Symlink),
-            Ok(meta) if !meta.file_type().is_file() => {
+            // A directory is left to `open`, whose EISDIR says it as operators know it.
+            Ok(meta) if !meta.file_type().is_file() && !meta.is_dir() => {
                 return Err(OpenErrorKind::NotRegular(describe(meta.file_type())));
             }
             Ok(_) => match open_flags(path, OFlags::empty(), Mode::empty()) {

@@ -53,7 +53,7 @@ pub enum FilterError {
         message: String,
     },
     /// The filter is longer than [`MAX_FILTER_LEN`].
-    #[error("log filter refused: it is {len} bytes long, more than {limit}")]
+    #[error("the filter is {len} bytes long, more than the {limit} allowed")]
     TooLong {
         /// Its length in bytes.
         len: usize,
