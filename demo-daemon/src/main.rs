@@ -164,7 +164,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Some(_) => "cannot start with this configuration".to_owned(),
             None => format!(
                 "cannot start with the configuration left by an earlier run; fix it, or delete {} \
-             to start again from the default one",
+                 to start again from the default one",
                 config_path.display()
             ),
         })?;
