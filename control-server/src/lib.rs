@@ -66,6 +66,7 @@
 //! - [`listener`]: binding the socket safely.
 //! - [`log_level`]: [`LogFilter`](log_level::LogFilter), the filter `ctl log-level` changes.
 //! - [`log_file`]: [`LogFile`], a log file that `rotate` reopens without losing a line.
+//! - [`config_file`]: reading a configuration file for `reload` without blocking the runtime.
 //! - [`reloadable`]: [`Reloadable`], validate-then-swap configuration.
 //! - [`drain`]: [`WorkTracker`], work in flight for `drain`.
 //! - [`notify`]: systemd's readiness protocol.
@@ -77,6 +78,7 @@
 //! - `noise`: rate limits on the log lines a caller can cause.
 #![deny(missing_docs)]
 
+pub mod config_file;
 mod connection;
 pub mod drain;
 pub mod handler;

@@ -2,11 +2,17 @@
 //!
 //! Give each [`LogFile`] to [`Builder::log_file`](crate::Builder::log_file) and the server
 //! answers `rotate` by reopening it: the daemon writes no rotate code at all.
+//!
+//! The path is not trusted: whoever can write to the log directory can put anything there
+//! between two rotations. A log file is only ever opened without following a symbolic link,
+//! without blocking (a FIFO would otherwise stall the caller in `open`), and only adopted if it
+//! is a regular file owned by the daemon's effective uid or root; see [`OpenErrorKind`].
 
 use control_api::{FileId, ReopenedFile};
-use std::fs::{File, OpenOptions, Permissions};
+use rustix::fs::{Mode, OFlags};
+use std::fs::{File, FileType, Metadata, Permissions};
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -22,9 +28,14 @@ const MAX_PENDING: usize = 64 * 1024;
 
 /// An append-only log file that can be reopened at its path after logrotate renamed it.
 ///
-/// Lines are written whole, each with one `write(2)` under a lock that [`LogFile::reopen`] also
-/// takes: every line lands complete in exactly one file, from any number of threads, even
-/// while `rotate` runs. If the new file cannot be opened, writing goes on to the old one.
+/// Lines are written whole, each under a lock that [`LogFile::reopen`] takes only to swap the
+/// file: every line lands complete in exactly one file, from any number of threads, even while
+/// `rotate` runs. A line lands whole or not at all: when a write fails midway (a full disk), the
+/// part written is cut off again before the error is returned, so the caller can retry the whole
+/// line. If the new file cannot be opened, writing goes on to the old one.
+///
+/// No lock is held while a `LogFile` logs through `tracing`, so the daemon's own `tracing`
+/// output may go to the same file.
 ///
 /// A `LogFile` is a cheap handle: clones share the file. Its [`Write`] implementation buffers
 /// until a newline (so `writeln!` with many pieces still writes one whole line) and writes the
@@ -44,42 +55,46 @@ const MAX_PENDING: usize = 64 * 1024;
 /// # std::fs::rename(&path, dir.path().join("app.log.1"))?;
 /// let reopened = log.reopen();
 /// assert!(reopened.error.is_none());
-/// # Ok::<(), std::io::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct LogFile {
-    shared: Arc<Mutex<Inner>>,
+    shared: Arc<Shared>,
     /// This handle's unfinished line.
     pending: Vec<u8>,
 }
 
 #[derive(Debug)]
+struct Shared {
+    /// Held through a whole reopen or switch so that two never interleave. Writers never take
+    /// it: a reopen waiting on a slow `open` holds up no line.
+    reopening: Mutex<()>,
+    /// Taken by every write, and by a reopen only to swap the file.
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
 struct Inner {
     path: PathBuf,
-    file: File,
+    /// Shared so that a reopen can read the old file's metadata without holding the lock.
+    file: Arc<File>,
     id: FileId,
     /// Bytes written since this file was opened, reported by `rotate`.
     written: u64,
+    /// The file ends in part of a line: a write failed midway and cutting it off failed too.
+    /// The next write starts with a newline, so the fragment never merges with a whole line.
+    torn: bool,
 }
 
 impl Inner {
-    fn open(path: PathBuf) -> io::Result<Inner> {
-        let file = match open_append(&path, None) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                match open_append(&path, Some(DEFAULT_LOG_MODE)) {
-                    // Created by someone else in between: use theirs.
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => open_append(&path, None),
-                    other => other,
-                }
-            }
-            other => other,
-        }?;
-        Ok(Inner {
-            id: file_id(&file)?,
+    fn new(path: PathBuf, (file, id): (File, FileId)) -> Inner {
+        Inner {
             path,
-            file,
+            file: Arc::new(file),
+            id,
             written: 0,
-        })
+            torn: false,
+        }
     }
 }
 
@@ -93,63 +108,211 @@ impl Clone for LogFile {
     }
 }
 
-fn file_id(file: &File) -> io::Result<FileId> {
-    let meta = file.metadata()?;
-    Ok(FileId {
+/// Why a log file was not opened, naming its path; what the error is, is in [`OpenError::kind`].
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {kind}", path.display())]
+pub struct OpenError {
+    /// The path that was opened.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub kind: OpenErrorKind,
+}
+
+/// What is wrong with the file at a log path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenErrorKind {
+    /// The operating system refused (permission, missing directory, full disk, ...).
+    #[error("{0}")]
+    Io(io::Error),
+    /// A symbolic link: following it would let whoever can write to the log directory send
+    /// the daemon's lines, with the daemon's rights, into any file.
+    #[error(
+        "is a symbolic link, and log files are never opened through one; \
+         remove it, so that the file is created anew"
+    )]
+    Symlink,
+    /// A FIFO, socket, device or directory, which a writer could block on or which is no log.
+    #[error("is a {0}, not a regular file; remove it, so that the file is created anew")]
+    NotRegular(&'static str),
+    /// A regular file that neither the daemon's effective uid nor root owns: another user
+    /// made it, and may read what the daemon writes or have linked it to something else.
+    #[error(
+        "is owned by uid {owner}, neither this daemon's uid {euid} nor root, so it is not \
+         used; remove it, or chown it to uid {euid}"
+    )]
+    ForeignOwner {
+        /// The file's owner.
+        owner: u32,
+        /// The daemon's effective uid.
+        euid: u32,
+    },
+}
+
+impl From<OpenError> for io::Error {
+    /// For callers in `io::Result` code: the kind of the OS error where there is one.
+    fn from(err: OpenError) -> io::Error {
+        let kind = match &err.kind {
+            OpenErrorKind::Io(e) => e.kind(),
+            _ => io::ErrorKind::InvalidInput,
+        };
+        io::Error::new(kind, err)
+    }
+}
+
+/// What a file type is called in messages.
+pub(crate) fn describe(file_type: FileType) -> &'static str {
+    if file_type.is_file() {
+        "regular file"
+    } else if file_type.is_dir() {
+        "directory"
+    } else if file_type.is_symlink() {
+        "symbolic link"
+    } else if file_type.is_fifo() {
+        "FIFO (named pipe)"
+    } else if file_type.is_socket() {
+        "socket"
+    } else if file_type.is_char_device() {
+        "character device"
+    } else if file_type.is_block_device() {
+        "block device"
+    } else {
+        "special file"
+    }
+}
+
+/// Opens the log file at `path` for appending, under the rules in the module docs: a regular
+/// file found there is used as it is; a missing one is created (never through a link), with
+/// the mode, owner and group of `like` when given, else with [`DEFAULT_LOG_MODE`].
+fn open_log(path: &Path, like: Option<&Metadata>) -> Result<(File, FileId), OpenErrorKind> {
+    // Three tries: logrotate (or anyone) may create or remove the file between our calls.
+    let mut last = io::Error::from(io::ErrorKind::NotFound);
+    for _ in 0..3 {
+        // The lstat only makes the message precise and spares opening a device; the fstat
+        // below, on what was actually opened, is the check that counts.
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => return Err(OpenErrorKind::Symlink),
+            // A directory is left to `open`, whose EISDIR says it as operators know it.
+            Ok(meta) if !meta.file_type().is_file() && !meta.is_dir() => {
+                return Err(OpenErrorKind::NotRegular(describe(meta.file_type())));
+            }
+            Ok(_) => match open_flags(path, OFlags::empty(), Mode::empty()) {
+                Ok(file) => return adopt(file),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => last = e,
+                Err(e) => return Err(refusal(path, e)),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let mode = like.map_or(DEFAULT_LOG_MODE, |old| old.mode() & 0o7777);
+                let excl = OFlags::CREATE | OFlags::EXCL;
+                match open_flags(path, excl, Mode::from_raw_mode(mode)) {
+                    Ok(file) => return created(file, like),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+                    Err(e) => return Err(refusal(path, e)),
+                }
+            }
+            Err(e) => return Err(OpenErrorKind::Io(e)),
+        }
+    }
+    Err(OpenErrorKind::Io(last))
+}
+
+fn open_flags(path: &Path, extra: OFlags, mode: Mode) -> io::Result<File> {
+    // NONBLOCK: opening a FIFO for writing otherwise waits for a reader, forever.
+    let flags = OFlags::WRONLY
+        | OFlags::APPEND
+        | OFlags::NOFOLLOW
+        | OFlags::NONBLOCK
+        | OFlags::CLOEXEC
+        | extra;
+    Ok(File::from(rustix::fs::open(path, flags, mode)?))
+}
+
+/// Names what an `open` ran into when the path changed after the lstat.
+fn refusal(path: &Path, err: io::Error) -> OpenErrorKind {
+    match err.raw_os_error() {
+        Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() => OpenErrorKind::Symlink,
+        // What a FIFO without a reader, or a socket, answers to a non-blocking open.
+        Some(code) if code == rustix::io::Errno::NXIO.raw_os_error() => {
+            let kind = std::fs::symlink_metadata(path)
+                .map_or("FIFO or socket", |meta| describe(meta.file_type()));
+            OpenErrorKind::NotRegular(kind)
+        }
+        _ => OpenErrorKind::Io(err),
+    }
+}
+
+/// Checks what was opened, and makes it a blocking descriptor again.
+fn adopt(file: File) -> Result<(File, FileId), OpenErrorKind> {
+    let meta = file.metadata().map_err(OpenErrorKind::Io)?;
+    if !meta.file_type().is_file() {
+        return Err(OpenErrorKind::NotRegular(describe(meta.file_type())));
+    }
+    let euid = rustix::process::geteuid().as_raw();
+    if meta.uid() != euid && meta.uid() != 0 {
+        return Err(OpenErrorKind::ForeignOwner {
+            owner: meta.uid(),
+            euid,
+        });
+    }
+    blocking(&file)?;
+    Ok((file, id_of(&meta)))
+}
+
+/// Finishes a file this call created: exactly `like`'s mode and owner where given.
+fn created(file: File, like: Option<&Metadata>) -> Result<(File, FileId), OpenErrorKind> {
+    if let Some(old) = like {
+        // The umask narrowed the mode at creation; set it exactly. The owner can only be
+        // carried over when running as root; otherwise the file is ours anyway.
+        file.set_permissions(Permissions::from_mode(old.mode() & 0o7777))
+            .map_err(OpenErrorKind::Io)?;
+        let _ = rustix::fs::fchown(
+            &file,
+            Some(rustix::fs::Uid::from_raw(old.uid())),
+            Some(rustix::fs::Gid::from_raw(old.gid())),
+        );
+    }
+    blocking(&file)?;
+    let meta = file.metadata().map_err(OpenErrorKind::Io)?;
+    Ok((file, id_of(&meta)))
+}
+
+fn blocking(file: &File) -> Result<(), OpenErrorKind> {
+    let flags = rustix::fs::fcntl_getfl(file).map_err(|e| OpenErrorKind::Io(e.into()))?;
+    rustix::fs::fcntl_setfl(file, flags - OFlags::NONBLOCK).map_err(|e| OpenErrorKind::Io(e.into()))
+}
+
+fn id_of(meta: &Metadata) -> FileId {
+    FileId {
         dev: meta.dev(),
         ino: meta.ino(),
-    })
-}
-
-fn open_append(path: &Path, create_mode: Option<u32>) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.append(true);
-    if let Some(mode) = create_mode {
-        options.create_new(true).mode(mode);
     }
-    options.open(path)
-}
-
-/// Opens the file now at `path` for a reopen: as it is if it exists, else created like `old`.
-fn open_like(path: &Path, old: &File) -> io::Result<File> {
-    // Two tries: logrotate may create the file between our two calls.
-    for _ in 0..2 {
-        match open_append(path, None) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            other => return other,
-        }
-        let old_meta = old.metadata()?;
-        let mode = old_meta.mode() & 0o7777;
-        match open_append(path, Some(mode)) {
-            Ok(file) => {
-                // The umask narrowed the mode at creation; set it exactly. The owner can only
-                // be carried over when running as root; otherwise the file is ours anyway.
-                file.set_permissions(Permissions::from_mode(mode))?;
-                let _ = rustix::fs::fchown(
-                    &file,
-                    Some(rustix::fs::Uid::from_raw(old_meta.uid())),
-                    Some(rustix::fs::Gid::from_raw(old_meta.gid())),
-                );
-                return Ok(file);
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
-    }
-    open_append(path, None)
 }
 
 impl LogFile {
     /// Opens `path` for appending, creating it with mode [`DEFAULT_LOG_MODE`] if needed.
-    pub fn open(path: impl Into<PathBuf>) -> io::Result<LogFile> {
-        Ok(LogFile {
-            shared: Arc::new(Mutex::new(Inner::open(path.into())?)),
+    /// Refuses a symbolic link, anything but a regular file, and a file owned by another user
+    /// than the daemon's effective uid or root ([`OpenErrorKind`]).
+    pub fn open(path: impl Into<PathBuf>) -> Result<LogFile, OpenError> {
+        let path = path.into();
+        let opened = open_log(&path, None).map_err(|kind| OpenError {
+            path: path.clone(),
+            kind,
+        })?;
+        Ok(LogFile::from_inner(Inner::new(path, opened)))
+    }
+
+    fn from_inner(inner: Inner) -> LogFile {
+        LogFile {
+            shared: Arc::new(Shared {
+                reopening: Mutex::new(()),
+                inner: Mutex::new(inner),
+            }),
             pending: Vec::new(),
-        })
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        lock(&self.shared)
+        lock(&self.shared.inner)
     }
 
     /// The path written to.
@@ -157,49 +320,73 @@ impl LogFile {
         self.lock().path.clone()
     }
 
-    /// Appends `bytes` (one or more whole lines) in one piece.
+    /// Appends `bytes` (one or more whole lines): all of them, or, on error, none.
     pub fn write_line(&self, bytes: &[u8]) -> io::Result<()> {
         append(&self.shared, bytes)
     }
 
     /// Opens the file at the path anew and moves writing to it; used by `rotate`. On failure
-    /// writing goes on to the old file and the reply carries the error.
+    /// writing goes on to the old file and the reply carries the error. The open may block (a
+    /// slow filesystem), so call it off an async runtime, as the server does.
     pub fn reopen(&self) -> ReopenedFile {
-        let mut inner = self.lock();
-        let old = inner.id;
-        let reopened =
-            open_like(&inner.path, &inner.file).and_then(|file| Ok((file_id(&file)?, file)));
-        match reopened {
-            Ok((id, file)) => {
+        let one_at_a_time = lock(&self.shared.reopening);
+        let (path, old_file, old) = {
+            let inner = self.lock();
+            (inner.path.clone(), inner.file.clone(), inner.id)
+        };
+        // The open runs with no lock that writers take, so lines keep flowing meanwhile.
+        let opened = old_file
+            .metadata()
+            .map_err(OpenErrorKind::Io)
+            .and_then(|meta| open_log(&path, Some(&meta)));
+        drop(old_file);
+        let reopened = match opened {
+            Ok((file, id)) => {
+                let mut inner = self.lock();
                 let bytes_to_old = std::mem::replace(&mut inner.written, 0);
-                inner.file = file;
+                let old_file = std::mem::replace(&mut inner.file, Arc::new(file));
                 inner.id = id;
-                ReopenedFile {
-                    path: inner.path.clone(),
+                inner.torn = false;
+                drop(inner);
+                // Closed here, outside the lock: a close can wait on a network filesystem.
+                drop(old_file);
+                Ok(ReopenedFile {
+                    path,
                     old: Some(old),
                     new: Some(id),
                     bytes_to_old,
                     error: None,
-                }
+                })
             }
-            Err(err) => {
-                tracing::warn!(path = %inner.path.display(), "cannot reopen log file, still writing to the old one: {err}");
-                ReopenedFile {
-                    path: inner.path.clone(),
-                    old: Some(old),
-                    new: None,
-                    bytes_to_old: inner.written,
-                    error: Some(err.to_string()),
-                }
+            Err(kind) => Err((self.lock().written, kind, path)),
+        };
+        drop(one_at_a_time);
+        reopened.unwrap_or_else(|(bytes_to_old, kind, path)| {
+            // Only now, with no lock held: the daemon's own `tracing` output may go to this
+            // very file, and would wait forever on a lock held here.
+            tracing::warn!(path = %path.display(), "cannot reopen log file, still writing to the old one: {kind}");
+            ReopenedFile {
+                path,
+                old: Some(old),
+                new: None,
+                bytes_to_old,
+                error: Some(kind.to_string()),
             }
-        }
+        })
     }
 
-    /// Moves writing to another path (after a reload changed it). The new file is opened
-    /// first; on error nothing changes.
-    pub fn switch_to(&self, path: impl Into<PathBuf>) -> io::Result<()> {
-        let fresh = Inner::open(path.into())?;
-        *self.lock() = fresh;
+    /// Moves writing to another path (after a reload changed it), under the same rules as
+    /// [`LogFile::open`]. The new file is opened first; on error nothing changes.
+    pub fn switch_to(&self, path: impl Into<PathBuf>) -> Result<(), OpenError> {
+        let path = path.into();
+        let _one_at_a_time = lock(&self.shared.reopening);
+        let opened = open_log(&path, None).map_err(|kind| OpenError {
+            path: path.clone(),
+            kind,
+        })?;
+        let old = std::mem::replace(&mut *self.lock(), Inner::new(path, opened));
+        // Closed outside the lock.
+        drop(old);
         Ok(())
     }
 
@@ -214,23 +401,65 @@ impl LogFile {
     }
 }
 
-fn lock(shared: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A writer that panicked mid-write leaves a usable Inner: keep logging.
-    shared.lock().unwrap_or_else(|e| e.into_inner())
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn append(shared: &Mutex<Inner>, bytes: &[u8]) -> io::Result<()> {
+/// Writes `bytes` whole or not at all; see [`LogFile`].
+fn append(shared: &Shared, bytes: &[u8]) -> io::Result<()> {
     if bytes.is_empty() {
         return Ok(());
     }
-    let mut inner = lock(shared);
-    inner.file.write_all(bytes)?;
-    inner.written += bytes.len() as u64;
-    Ok(())
+    let mut inner = lock(&shared.inner);
+    let mended;
+    let out = if inner.torn {
+        mended = [b"\n", bytes].concat();
+        &mended[..]
+    } else {
+        bytes
+    };
+    let mut done = 0;
+    let mut file = &*inner.file;
+    let failure = loop {
+        if done == out.len() {
+            break None;
+        }
+        match file.write(&out[done..]) {
+            Ok(0) => break Some(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Some(e),
+        }
+    };
+    let Some(err) = failure else {
+        inner.written += done as u64;
+        inner.torn = false;
+        return Ok(());
+    };
+    // A short write then an error (ENOSPC): cut off the part written, so that the caller's
+    // retry of the whole line does not follow a fragment of itself. Only on this path, so a
+    // line costs no extra syscall. Appends happen only under this lock, so the file grew by
+    // exactly `done` bytes (unless another process appends to it too).
+    if done > 0 && cut_off(file, done as u64).is_err() {
+        inner.written += done as u64;
+        inner.torn = true;
+    }
+    Err(err)
+}
+
+fn cut_off(file: &File, tail: u64) -> io::Result<()> {
+    let size = file.metadata()?.len();
+    let Some(before) = size.checked_sub(tail) else {
+        return Err(io::Error::other(
+            "the file is shorter than what was written",
+        ));
+    };
+    file.set_len(before)
 }
 
 /// Buffers `buf` into `pending` and writes out every complete line.
-fn buffer_lines(shared: &Mutex<Inner>, pending: &mut Vec<u8>, buf: &[u8]) -> io::Result<usize> {
+fn buffer_lines(shared: &Shared, pending: &mut Vec<u8>, buf: &[u8]) -> io::Result<usize> {
     let before = pending.len();
     pending.extend_from_slice(buf);
     let complete = match pending.iter().rposition(|&b| b == b'\n') {
@@ -274,7 +503,7 @@ impl Drop for LogFile {
 /// A borrowed writer on a [`LogFile`] with its own line buffer, written out on drop.
 #[derive(Debug)]
 pub struct LineWriter<'a> {
-    shared: &'a Mutex<Inner>,
+    shared: &'a Shared,
     pending: Vec<u8>,
 }
 
@@ -308,6 +537,145 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFile {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::time::Duration;
+
+    fn on_file(path: &str) -> LogFile {
+        let file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        let id = id_of(&file.metadata().unwrap());
+        LogFile::from_inner(Inner::new(path.into(), (file, id)))
+    }
+
+    /// Runs `f` on a thread and waits at most 10 s for it: what a deadlock would block forever.
+    fn within_10s<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()));
+        rx.recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("{what} did not return within 10 s"))
+    }
+
+    fn mkfifo(path: &Path) {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path,
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_failed_reopen_logging_into_its_own_file_does_not_deadlock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let log = LogFile::open(&path).unwrap();
+        std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
+        std::fs::create_dir(&path).unwrap(); // the reopen fails, and says so through tracing
+        let daemon_log = log.clone();
+        let reopened = within_10s("a reopen", move || {
+            // The daemon's own tracing output goes to the same LogFile, as the guide suggests.
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(daemon_log.clone())
+                .with_ansi(false)
+                .finish();
+            tracing::subscriber::with_default(subscriber, || daemon_log.reopen())
+        });
+        assert!(reopened.error.is_some());
+        let old = std::fs::read_to_string(dir.path().join("a.log.1")).unwrap();
+        assert!(old.contains("cannot reopen log file"), "{old:?}");
+        // The count is taken before the warning is written.
+        assert_eq!(reopened.bytes_to_old, 0);
+    }
+
+    #[test]
+    fn a_symlink_at_the_path_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let target = dir.path().join("precious");
+        std::fs::write(&target, "keep\n").unwrap();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let err = LogFile::open(&path).unwrap_err();
+        assert!(matches!(err.kind, OpenErrorKind::Symlink), "{err}");
+        assert!(err
+            .to_string()
+            .starts_with(&format!("{}: is a symbolic link", path.display())));
+
+        // At a reopen too, and a dangling link is not created through either.
+        std::fs::remove_file(&path).unwrap();
+        let log = LogFile::open(&path).unwrap();
+        std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &path).unwrap();
+        let r = log.reopen();
+        assert!(r.error.unwrap().starts_with("is a symbolic link"));
+        log.write_line(b"x\n").unwrap();
+        assert!(!dir.path().join("nowhere").exists());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.log.1")).unwrap(),
+            "x\n"
+        );
+        assert!(log.switch_to(&path).is_err());
+    }
+
+    #[test]
+    fn a_fifo_at_the_path_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let log = LogFile::open(&path).unwrap();
+        std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
+        mkfifo(&path);
+        let r = within_10s("a reopen on a FIFO", {
+            let log = log.clone();
+            move || log.reopen()
+        });
+        assert_eq!(r.error.as_deref(), Some("is a FIFO (named pipe), not a regular file; remove it, so that the file is created anew"));
+        // A FIFO swapped in after the lstat: the open itself must not wait for a reader.
+        let fifo = path.clone();
+        let err = within_10s("an open of a FIFO", move || {
+            open_flags(&fifo, OFlags::empty(), Mode::empty()).unwrap_err()
+        });
+        assert!(matches!(
+            refusal(&path, err),
+            OpenErrorKind::NotRegular("FIFO (named pipe)")
+        ));
+        // With a reader the open itself succeeds; what was opened is refused all the same.
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(&path)
+            .unwrap();
+        let file = open_flags(&path, OFlags::empty(), Mode::empty()).unwrap();
+        assert!(matches!(adopt(file), Err(OpenErrorKind::NotRegular(_))));
+        drop(reader);
+        assert!(within_10s("an open on a FIFO", move || LogFile::open(
+            &path
+        )
+        .is_err()));
+    }
+
+    #[test]
+    fn a_file_of_another_user_is_not_adopted() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root to chown");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let log = LogFile::open(&path).unwrap();
+        std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
+        std::fs::write(&path, "").unwrap();
+        let nobody = rustix::fs::Uid::from_raw(65534);
+        rustix::fs::chown(&path, Some(nobody), None).unwrap();
+        let r = log.reopen();
+        assert!(r
+            .error
+            .unwrap()
+            .starts_with("is owned by uid 65534, neither this daemon's uid 0 nor root"));
+        // Root's own file, as logrotate's `create` makes it, is used.
+        rustix::fs::chown(&path, Some(rustix::fs::Uid::ROOT), None).unwrap();
+        assert_eq!(log.reopen().error, None);
+    }
 
     #[test]
     fn reopen_after_rename_moves_writes_to_a_new_file() {
@@ -389,8 +757,9 @@ mod tests {
 
     #[test]
     fn a_failed_write_takes_nothing() {
-        // /dev/full fails every write with ENOSPC, as a full disk does.
-        let mut log = LogFile::open("/dev/full").unwrap();
+        // /dev/full fails every write with ENOSPC, as a full disk does. `open` refuses a
+        // device, so the handle is made by hand.
+        let mut log = on_file("/dev/full");
         write!(log, "start ").unwrap(); // buffered: no line yet
         assert!(log.write(b"end\n").is_err());
         assert_eq!(

@@ -4,7 +4,15 @@ use std::fmt;
 use tracing_subscriber::reload;
 use tracing_subscriber::EnvFilter;
 
+/// Longest filter accepted, in bytes: a filter is a few directives, and parsing and matching
+/// cost grows with it.
+pub const MAX_FILTER_LEN: usize = 1024;
+
 /// A log filter the server can read and replace for `ctl log-level`.
+///
+/// Field values in the filters `ctl log-level` sends match the value's `Debug` form literally
+/// (`info[{user="alice"}]`, `[{port=8080}]=debug`), never as regular expressions: a caller's regex can take the daemon seconds and gigabytes to
+/// compile, and the filter is parsed on the runtime.
 ///
 /// Implemented for [`tracing_subscriber::reload::Handle<EnvFilter, S>`]: build the daemon's
 /// subscriber with a reloadable `EnvFilter` and give the handle to
@@ -44,6 +52,14 @@ pub enum FilterError {
         /// The parser's message.
         message: String,
     },
+    /// The filter is longer than [`MAX_FILTER_LEN`].
+    #[error("the filter is {len} bytes long, more than the {limit} allowed")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// [`MAX_FILTER_LEN`].
+        limit: usize,
+    },
     /// The subscriber holding the filter is gone.
     #[error("the log subscriber is gone; the filter cannot be changed")]
     Gone,
@@ -65,8 +81,15 @@ where
     }
 }
 
-/// Parses strictly: `EnvFilter::try_new` rejects what `EnvFilter::new` would silently drop.
+/// Parses strictly (`parse` rejects what `EnvFilter::new` would silently drop), in bounded
+/// time and memory: a length cap, and field values as literals, with no regex compiled.
 fn parse(filter: &str) -> Result<EnvFilter, FilterError> {
+    if filter.len() > MAX_FILTER_LEN {
+        return Err(FilterError::TooLong {
+            len: filter.len(),
+            limit: MAX_FILTER_LEN,
+        });
+    }
     let invalid = |message: &dyn fmt::Display| FilterError::Invalid {
         filter: filter.to_owned(),
         message: message.to_string(),
@@ -74,7 +97,10 @@ fn parse(filter: &str) -> Result<EnvFilter, FilterError> {
     if filter.trim().is_empty() {
         return Err(invalid(&"it is empty; to log nothing, use `off`"));
     }
-    EnvFilter::try_new(filter).map_err(|e| invalid(&e))
+    EnvFilter::builder()
+        .with_regex(false)
+        .parse(filter)
+        .map_err(|e| invalid(&e))
 }
 
 #[cfg(test)]
@@ -94,5 +120,58 @@ mod tests {
         for bad in ["", "  ", "not==a filter", "my_daemon=loud"] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
+        let long = format!("info,{}", "a=debug,".repeat(200));
+        assert!(matches!(parse(&long), Err(FilterError::TooLong { .. })));
+    }
+
+    /// The filter from the issue: with regexes on, `EnvFilter` compiled its field value into a
+    /// DFA for 14-20 s and 800 MB, on the runtime.
+    pub(crate) fn regex_bomb() -> String {
+        format!("info[{{x=(a|b)*a{}}}]", "(a|b)".repeat(20))
+    }
+
+    #[test]
+    fn a_regex_bomb_is_parsed_at_once_as_a_literal() {
+        let filter = regex_bomb();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let f = filter.clone();
+        std::thread::spawn(move || {
+            tx.send(parse(&f).map(|f| f.to_string()).map_err(|e| e.to_string()))
+        });
+        let parsed = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("parsing took more than 5 s: a regex is being compiled")
+            .unwrap();
+        assert!(parsed.contains("x=(a|b)*a(a|b)"), "{parsed}");
+    }
+
+    #[test]
+    fn field_values_match_literally() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        use tracing_subscriber::prelude::*;
+
+        /// Counts the events the filter lets through.
+        struct Count(Arc<AtomicUsize>);
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Count {
+            fn on_event(
+                &self,
+                _: &tracing::Event<'_>,
+                _: tracing_subscriber::layer::Context<'_, S>,
+            ) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(AtomicUsize::new(0));
+        let filter = parse(r#"warn,[{user="a.c"}]=debug"#).unwrap();
+        let subscriber =
+            tracing_subscriber::registry().with(Count(count.clone()).with_filter(filter));
+        tracing::subscriber::with_default(subscriber, || {
+            // The literal `"a.c"` is the Debug form of the second value only; as a regex it
+            // would need quotes inside the value and match neither.
+            tracing::info_span!("req", user = "abc").in_scope(|| tracing::debug!("hidden"));
+            tracing::info_span!("req", user = "a.c").in_scope(|| tracing::debug!("shown"));
+        });
+        assert_eq!(count.load(Ordering::SeqCst), 1);
     }
 }

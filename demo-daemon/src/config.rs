@@ -47,15 +47,9 @@ pub struct Config {
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {}", .path.display())]
-    Read {
-        /// The config file.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The file could not be read, or is no regular file, or is too large.
+    #[error(transparent)]
+    Read(#[from] control_server::config_file::ConfigFileError),
     /// The file is not valid TOML or does not match the schema.
     #[error("invalid config {}: line {line}, column {column}: {message}", .path.display())]
     Parse {
@@ -81,12 +75,10 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads and validates `path`.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+    /// Reads and validates `path`. The read runs off the runtime and refuses a FIFO or device
+    /// at the path, so that neither start-up nor `reload` can hang on it.
+    pub async fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = control_server::config_file::read_to_string(path).await?;
         Config::parse(&text, path)
     }
 

@@ -125,8 +125,9 @@ impl Handler for Demo {
         let refused = "new configuration refused, the running one stays active";
         let old = self.config.get();
         // Everything that can fail comes first; nothing is applied until all of it passed.
-        let new =
-            Config::load(&self.config_path).map_err(|e| OpError::failed_because(refused, &e))?;
+        let new = Config::load(&self.config_path)
+            .await
+            .map_err(|e| OpError::failed_because(refused, &e))?;
         if new.log_file != old.log_file {
             LogFile::open(&new.log_file).map_err(|e| {
                 OpError::failed_because(

@@ -164,14 +164,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Some(path) => path.clone(),
         None => write_default_config(&args.name)?,
     };
-    let config = Config::load(&config_path).with_context(|| match args.config {
-        Some(_) => "cannot start with this configuration".to_owned(),
-        None => format!(
-            "cannot start with the configuration left by an earlier run; fix it, or delete {} \
-             to start again from the default one",
-            config_path.display()
-        ),
-    })?;
+    let config = Config::load(&config_path)
+        .await
+        .with_context(|| match args.config {
+            Some(_) => "cannot start with this configuration".to_owned(),
+            None => format!(
+                "cannot start with the configuration left by an earlier run; fix it, or delete {} \
+                 to start again from the default one",
+                config_path.display()
+            ),
+        })?;
     let log = LogFile::open(&config.log_file)
         .with_context(|| format!("cannot open log_file {}", config.log_file.display()))?;
     let log_path = config.log_file.clone();

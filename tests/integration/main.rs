@@ -6,6 +6,7 @@ mod cli;
 mod demo;
 mod hostile;
 mod hostile_daemon;
+mod hostile_files;
 mod lifecycle;
 mod logrotate;
 mod operations;

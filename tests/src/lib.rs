@@ -228,17 +228,20 @@ pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
-/// For a test that needs root: true as root; otherwise it fails where root is expected (CI, which
-/// runs as root, sets `CI`), and elsewhere says it skips and returns false.
+/// For a test that needs root: true when running as root; otherwise prints that the test is
+/// skipped and returns false, except under CI (`CI` set), where a skip would hide a gap, so it
+/// panics.
+#[track_caller]
 pub fn require_root() -> bool {
     if is_root() {
         return true;
     }
+    let at = std::panic::Location::caller();
     assert!(
         std::env::var_os("CI").is_none(),
-        "this test needs root, and CI is expected to run as root"
+        "{at}: this test needs root, and CI must run it"
     );
-    eprintln!("SKIPPED: this test needs root");
+    eprintln!("skipped ({at}): needs root");
     false
 }
 
@@ -423,6 +426,12 @@ pub struct Line {
 pub fn parse_lines(text: &str) -> Vec<Line> {
     text.lines()
         .map(|l| {
+            // A fragment left by a failed write followed by a whole line shows as a line that
+            // does not start with, or holds more than one, `seq=`.
+            assert!(
+                l.starts_with("seq=") && l.matches("seq=").count() == 1,
+                "torn line: {l:?}"
+            );
             let field = |key: &str| {
                 l.split(' ')
                     .find_map(|kv| kv.strip_prefix(key))
@@ -433,7 +442,14 @@ pub fn parse_lines(text: &str) -> Vec<Line> {
                 seq: field("seq=")
                     .parse()
                     .unwrap_or_else(|_| panic!("bad seq: {l:?}")),
-                interval_ms: field("interval_ms=").parse().unwrap(),
+                interval_ms: {
+                    field("t_ms=")
+                        .parse::<u64>()
+                        .unwrap_or_else(|_| panic!("bad t_ms: {l:?}"));
+                    field("interval_ms=")
+                        .parse()
+                        .unwrap_or_else(|_| panic!("bad interval_ms: {l:?}"))
+                },
                 message: l
                     .split_once(" message=")
                     .unwrap_or_else(|| panic!("line without message: {l:?}"))

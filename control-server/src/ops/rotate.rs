@@ -9,7 +9,18 @@ impl<H: Handler> Shared<H> {
     /// Fails, naming each file and its OS error, if any file could not be reopened; those keep
     /// being written to the old file.
     pub(crate) async fn rotate(&self, ctx: OpContext) -> Result<RotateReply, OpError> {
-        let mut files: Vec<ReopenedFile> = self.logs.iter().map(LogFile::reopen).collect();
+        // Off the runtime: an open can block (a hung network filesystem), and the daemon must
+        // keep serving and logging meanwhile.
+        let logs = self.logs.clone();
+        let mut files: Vec<ReopenedFile> =
+            tokio::task::spawn_blocking(move || logs.iter().map(LogFile::reopen).collect())
+                .await
+                .map_err(|e| {
+                    OpError::failed(format!(
+                        "reopening the log files stopped ({e}); the daemon keeps writing to \
+                         the old ones"
+                    ))
+                })?;
         if self.handler_ops.contains(&Operation::Rotate) {
             match self.handler.rotate(ctx).await {
                 Ok(reply) => files.extend(reply.files),
