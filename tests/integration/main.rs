@@ -8,6 +8,7 @@ mod lifecycle;
 mod logrotate;
 mod operations;
 mod operator;
+mod socket_file;
 mod wire;
 
 use std::path::Path;

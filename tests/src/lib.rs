@@ -186,6 +186,20 @@ pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
+/// Whether a test that needs root can run. Not root: under CI (which runs as root) that is a
+/// broken setup and panics; elsewhere it prints a skip and returns false.
+pub fn require_root() -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "this test needs root, and CI must run the tests as root"
+    );
+    eprintln!("skipped: this test needs root");
+    false
+}
+
 impl Sandbox {
     /// Runs `ctl ARGS` as uid/gid `nobody`, with no supplementary groups.
     pub fn ctl_as_nobody(&self, args: &[&str]) -> Run {
