@@ -920,7 +920,14 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let wait = Duration::from_millis(300);
         let start = Instant::now();
-        let err = bind_waiting(&path, 0o600, None, wait).unwrap_err();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let loser = path.clone();
+        // On a thread, so that a wait without end fails the test instead of hanging it.
+        std::thread::spawn(move || tx.send(bind_waiting(&loser, 0o600, None, wait).map(|_| ())));
+        let err = match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(result) => result.unwrap_err(),
+            Err(_) => panic!("bind waited for the lock without end"),
+        };
         assert!(start.elapsed() >= wait, "gave up before the wait");
         match &err {
             BindError::LockHeld { lock, pid, .. } => {
