@@ -1000,11 +1000,16 @@ mod tests {
         let lock = Lock::path_for(&path);
         std::fs::write(&lock, "").unwrap();
         std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let old = std::fs::metadata(&lock).unwrap().ino();
+        // Someone opened it while it was readable to all (kept open, its inode stays in use).
+        let opened = std::fs::File::open(&lock).unwrap();
         let _bound = bind(&path, 0o600, None).unwrap();
         let meta = std::fs::metadata(&lock).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-        assert_ne!(meta.ino(), old, "kept a file others may have opened");
+        assert_ne!(
+            meta.ino(),
+            opened.metadata().unwrap().ino(),
+            "kept a file others may have opened"
+        );
     }
 
     #[test]
@@ -1023,6 +1028,13 @@ mod tests {
         assert_eq!(holder_in(locks, 0xfd, 0x1a, 1), None);
     }
 
+    /// Lets `lost` read the events that binding itself caused, and checks that they do not
+    /// count as a loss.
+    async fn settle(bound: &mut BoundSocket) {
+        let early = tokio::time::timeout(Duration::from_millis(200), bound.lost()).await;
+        assert!(early.is_err(), "lost() resolved with the socket in place");
+    }
+
     /// Waits (bounded) until `lost` resolves.
     async fn lost_within(bound: &mut BoundSocket) {
         tokio::time::timeout(Duration::from_secs(10), bound.lost())
@@ -1036,6 +1048,7 @@ mod tests {
         let path = dir.path().join("d.sock");
         let mut bound = bind(&path, 0o640, None).unwrap();
         let _old = bound.take_listener();
+        settle(&mut bound).await;
         std::fs::remove_file(&path).unwrap();
         lost_within(&mut bound).await;
         let listener = bound.rebind().expect("rebind");
@@ -1045,8 +1058,7 @@ mod tests {
         UnixStream::connect(&path).expect("the new socket accepts");
         listener.accept().expect("on the new listener");
         // Our own rename back into place is not a loss.
-        let again = tokio::time::timeout(Duration::from_millis(200), bound.lost()).await;
-        assert!(again.is_err(), "lost() resolved with the socket in place");
+        settle(&mut bound).await;
         drop(bound);
         assert!(!path.exists(), "the new socket is removed on drop");
     }
@@ -1057,6 +1069,7 @@ mod tests {
         let sub = dir.path().join("sub");
         let path = sub.join("d.sock");
         let mut bound = bind(&path, 0o600, None).unwrap();
+        settle(&mut bound).await;
         std::fs::remove_dir_all(&sub).unwrap();
         lost_within(&mut bound).await;
         let _listener = bound.rebind().expect("rebind");
@@ -1067,6 +1080,7 @@ mod tests {
             Err(BindError::AlreadyServing { .. })
         ));
         // And the new directory is watched.
+        settle(&mut bound).await;
         std::fs::remove_file(&path).unwrap();
         lost_within(&mut bound).await;
     }
