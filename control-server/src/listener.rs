@@ -1,12 +1,31 @@
 //! Binding the control socket: refuse a live one, replace a stale one, never be more open than
-//! configured, and remove the file on the way out.
+//! configured, remove the file on the way out, and put it back if it is removed while serving.
+//!
+//! Each socket has a lock file next to it (`NAME.sock.lock`, owner-only), held for the whole
+//! life of the [`BoundSocket`]: two instances never bind one path at once, and a second
+//! instance refuses to start while the first is alive even if the first's socket file was
+//! removed. Only the daemon's own user can open the lock file, so no other user can hold it.
+//! An inotify watch on the socket's directory notices the socket file going away (a tmp
+//! cleaner, a careless `rm`, logind clearing `XDG_RUNTIME_DIR`) without any idle wake-up.
 
 use std::ffi::OsStr;
 use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rustix::fs::inotify;
+use tokio::io::unix::AsyncFd;
+
+/// How long start-up waits for the instance that holds the socket's lock to start serving (it
+/// may be binding right now, or putting back a socket file that was removed) before it gives
+/// up with [`BindError::LockHeld`].
+pub const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the control socket could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +38,37 @@ pub enum BindError {
         path: PathBuf,
         /// The pid of the process holding it, as the kernel reports it.
         pid: Option<u32>,
+    },
+    /// Another process holds the socket's lock file but serves nothing on the socket path.
+    #[error("{} is locked by {} but nothing accepts on {} after waiting {waited:?}; if that is \
+        a stuck instance of this daemon, stop it, then start again",
+        .lock.display(),
+        .pid.map(|p| format!("pid {p}")).unwrap_or_else(|| "another process".into()),
+        .path.display())]
+    LockHeld {
+        /// The socket path.
+        path: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+        /// The pid holding the lock, from `/proc/locks`, when it can be found.
+        pid: Option<u32>,
+        /// How long start-up waited for it to serve.
+        waited: Duration,
+    },
+    /// The lock file is not a regular file owned by this daemon's user: someone else could
+    /// hold it and keep the daemon from starting, so it is never used.
+    #[error("{} is {what} owned by uid {owner}, not a lock file of uid {uid} (this daemon's \
+        user), so another user could hold it to keep this daemon from starting; remove it and \
+        start again", .lock.display())]
+    UntrustedLockFile {
+        /// The lock file.
+        lock: PathBuf,
+        /// What is there, e.g. "a regular file", "a symbolic link".
+        what: &'static str,
+        /// Its owner.
+        owner: u32,
+        /// This daemon's effective uid.
+        uid: u32,
     },
     /// Something other than a socket is at the path; it is never replaced.
     #[error("{} exists and is not a socket; refusing to replace it", .path.display())]
@@ -55,8 +105,9 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
     }
 }
 
-/// A bound control socket. Dropping it removes the socket file, if the file is still the one
-/// this process created.
+/// A bound control socket. Holds the socket's lock file for its whole life. Dropping it
+/// removes the socket file, if the file is still the one this process created, then the lock
+/// file, then releases the lock.
 #[derive(Debug)]
 pub struct BoundSocket {
     listener: Option<UnixListener>,
@@ -64,6 +115,13 @@ pub struct BoundSocket {
     /// Device and inode of our socket file, so that we never remove a socket that another
     /// instance put at the same path after us.
     id: (u64, u64),
+    /// To bind again the same way when the file is removed.
+    mode: u32,
+    group: Option<u32>,
+    /// `None` when inotify is unavailable or after a failed rebind: nothing more to notice.
+    watch: Option<Watch>,
+    /// Last, so that it is released only after the socket file is gone (see `Drop`).
+    lock: Lock,
 }
 
 impl BoundSocket {
@@ -75,15 +133,143 @@ impl BoundSocket {
     pub(crate) fn take_listener(&mut self) -> UnixListener {
         self.listener.take().expect("listener taken once")
     }
+
+    /// Whether `path` still names the socket file this process bound.
+    fn is_ours(&self) -> bool {
+        same_file(&self.path, self.id)
+    }
+
+    /// Resolves when the socket file is gone or replaced (checked on inotify events for its
+    /// name, its lock file's name and its directory, so it never wakes while nothing happens).
+    /// Logs an error naming the path. Never resolves if inotify is unavailable or after a
+    /// rebind failed. Cancel-safe: events are read and acted on without an await in between.
+    ///
+    /// A removed lock file is taken again on the way, so that a second instance still cannot
+    /// start while this one is alive.
+    pub(crate) async fn lost(&mut self) {
+        let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+        loop {
+            let Some(watch) = self.watch.as_mut() else {
+                return std::future::pending().await;
+            };
+            let relevant = match watch.next_batch(&mut buf).await {
+                Ok(relevant) => relevant,
+                Err(err) => {
+                    tracing::warn!(
+                        path = %self.path.display(),
+                        "cannot watch the control socket's directory any more, a removed \
+                         socket file will not be noticed: {err}"
+                    );
+                    self.watch = None;
+                    continue;
+                }
+            };
+            if !relevant {
+                continue;
+            }
+            if !self.is_ours() {
+                tracing::error!(
+                    path = %self.path.display(),
+                    "the control socket file was removed or replaced while serving; binding it \
+                     again"
+                );
+                return;
+            }
+            if !self.lock.is_at_its_path() {
+                match Lock::acquire(&self.path, Duration::ZERO) {
+                    Ok(lock) => {
+                        tracing::warn!(
+                            lock = %lock.path.display(),
+                            "the control socket's lock file was removed while serving; took it \
+                             again"
+                        );
+                        self.lock = lock;
+                    }
+                    Err(err) => tracing::warn!(
+                        "the control socket's lock file was removed while serving and cannot \
+                         be taken again: {}",
+                        chain(&err)
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Binds the socket again at the same path, with the same mode and group: recreates its
+    /// directory (only the last component; a whole missing runtime directory is not ours to
+    /// create), takes the lock file again if it is gone, and replaces a stale socket. Fails
+    /// without waiting if another instance holds the name now. After a failure, [`lost`]
+    /// never resolves again: there is nothing this instance can do but keep running
+    /// unreachable.
+    ///
+    /// [`lost`]: BoundSocket::lost
+    pub(crate) fn rebind(&mut self) -> Result<UnixListener, BindError> {
+        let result = self.try_rebind();
+        if result.is_err() {
+            self.watch = None;
+        }
+        result
+    }
+
+    fn try_rebind(&mut self) -> Result<UnixListener, BindError> {
+        let (parent, file_name) = split(&self.path)?;
+        match std::fs::DirBuilder::new().mode(0o755).create(parent) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err("create directory", parent)(e)),
+        }
+        // Watch the directory now at the path before binding in it: a removal right after the
+        // bind must not slip between the two.
+        if let Some(watch) = self.watch.as_mut() {
+            if let Err(err) = watch.rewatch(parent) {
+                tracing::warn!(
+                    path = %self.path.display(),
+                    "cannot watch the control socket's directory again, a removed socket file \
+                     will not be noticed: {err}"
+                );
+                self.watch = None;
+            }
+        }
+        if !self.lock.is_at_its_path() {
+            // Replacing drops the old lock, on an inode nobody can find any more.
+            self.lock = Lock::acquire(&self.path, Duration::ZERO)?;
+        }
+        check_existing(&self.path)?;
+        let staging = staging_dir(parent, file_name, &self.path)?;
+        let result = bind_in(&staging, file_name, &self.path, self.mode, self.group);
+        let _ = std::fs::remove_dir(&staging);
+        let (listener, id) = result?;
+        self.id = id;
+        Ok(listener)
+    }
 }
 
 impl Drop for BoundSocket {
     fn drop(&mut self) {
-        if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
-            if (meta.dev(), meta.ino()) == self.id {
-                let _ = std::fs::remove_file(&self.path);
-            }
+        if self.is_ours() {
+            let _ = std::fs::remove_file(&self.path);
         }
+        // `self.lock` drops after this: it unlinks the lock file while still holding it.
+    }
+}
+
+/// Whether `path` (not followed) names the file with this device and inode.
+fn same_file(path: &Path, id: (u64, u64)) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|meta| (meta.dev(), meta.ino()) == id)
+}
+
+/// The directory and file name of a socket path.
+fn split(path: &Path) -> Result<(&Path, &OsStr), BindError> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match path.file_name() {
+        Some(name) => Ok((parent, name)),
+        None => Err(BindError::InvalidPath {
+            path: path.to_owned(),
+            reason: "it has no file name",
+        }),
     }
 }
 
@@ -92,17 +278,22 @@ impl Drop for BoundSocket {
 /// The socket is created inside a fresh owner-only directory next to `path`, given its mode
 /// there, and then renamed into place: at no moment can anyone connect to it with wider
 /// permissions than `mode`. The parent directory is created (mode 0755) if missing.
+///
+/// The lock file `PATH.lock` (mode 0600) is taken first and held until the [`BoundSocket`] is
+/// dropped. If another instance holds it, this fails at once with
+/// [`BindError::AlreadyServing`] if that instance serves on `path`, and otherwise waits at
+/// most [`LOCK_WAIT`] for it to, then fails with [`BindError::LockHeld`] naming its pid.
 pub fn bind(path: &Path, mode: u32, group: Option<u32>) -> Result<BoundSocket, BindError> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let Some(file_name) = path.file_name() else {
-        return Err(BindError::InvalidPath {
-            path: path.to_owned(),
-            reason: "it has no file name",
-        });
-    };
+    bind_waiting(path, mode, group, LOCK_WAIT)
+}
+
+fn bind_waiting(
+    path: &Path,
+    mode: u32,
+    group: Option<u32>,
+    wait: Duration,
+) -> Result<BoundSocket, BindError> {
+    let (parent, file_name) = split(path)?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
@@ -110,18 +301,351 @@ pub fn bind(path: &Path, mode: u32, group: Option<u32>) -> Result<BoundSocket, B
         .map_err(io_err("create directory", parent))?;
 
     // Two instances starting at once must not both pass the check below and then both rename
-    // a socket into place: take turns, by a lock on the directory.
-    let dir = std::fs::File::open(parent).map_err(io_err("open directory", parent))?;
-    rustix::fs::flock(&dir, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| io_err("lock directory", parent)(e.into()))?;
+    // a socket into place: the lock makes them take turns, and keeps the loser out for as
+    // long as the winner lives.
+    let lock = Lock::acquire(path, wait)?;
+    // Before the socket exists, so that no removal can happen unwatched.
+    let watch = Watch::new(parent, path);
 
     check_existing(path)?;
 
     let staging = staging_dir(parent, file_name, path)?;
     let result = bind_in(&staging, file_name, path, mode, group);
     let _ = std::fs::remove_dir(&staging);
-    result
-    // `dir` closes here, releasing the lock.
+    let (listener, id) = result?;
+    Ok(BoundSocket {
+        listener: Some(listener),
+        path: path.to_owned(),
+        id,
+        mode,
+        group,
+        watch,
+        lock,
+    })
+}
+
+/// The socket's lock file, held (`flock`) while this value lives.
+#[derive(Debug)]
+struct Lock {
+    /// Never read: holding it open is holding the lock.
+    _file: std::fs::File,
+    path: PathBuf,
+    /// Device and inode of the file we hold, to tell it from a replacement at the same path.
+    id: (u64, u64),
+}
+
+/// One try at taking the lock file.
+enum Attempt {
+    Locked(Lock),
+    /// Another open file description holds it: another instance, alive or binding right now.
+    Held(std::fs::File),
+    /// The file at the path changed under us; try again.
+    Replaced,
+}
+
+/// How many times in a row the lock file may be found replaced before giving up: only someone
+/// racing us on purpose gets past a few.
+const MAX_REPLACED: u32 = 100;
+
+impl Lock {
+    fn path_for(socket: &Path) -> PathBuf {
+        let mut path = socket.as_os_str().to_owned();
+        path.push(".lock");
+        PathBuf::from(path)
+    }
+
+    /// Takes the lock of `socket`, waiting at most `wait` for a holder that serves nothing yet
+    /// (see [`bind`]).
+    fn acquire(socket: &Path, wait: Duration) -> Result<Lock, BindError> {
+        let path = Lock::path_for(socket);
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        let mut replaced = 0;
+        let mut announced = false;
+        loop {
+            match Lock::attempt(&path)? {
+                Attempt::Locked(lock) => return Ok(lock),
+                Attempt::Replaced => {
+                    replaced += 1;
+                    if replaced > MAX_REPLACED {
+                        return Err(io_err("lock", &path)(io::Error::other(
+                            "the lock file keeps being replaced while it is being locked",
+                        )));
+                    }
+                }
+                Attempt::Held(file) => {
+                    // A live holder answers at once: AlreadyServing, with its pid.
+                    check_existing(socket)?;
+                    let waited = start.elapsed();
+                    if waited >= wait {
+                        return Err(BindError::LockHeld {
+                            path: socket.to_owned(),
+                            pid: lock_holder(&file),
+                            lock: path,
+                            waited,
+                        });
+                    }
+                    if !announced && waited >= Duration::from_millis(100) {
+                        // Not at once: two instances starting together is normal, and quick.
+                        announced = true;
+                        tracing::warn!(
+                            lock = %path.display(),
+                            holder = lock_holder(&file),
+                            "the socket's lock is held by another process that serves nothing \
+                             on {} yet; waiting at most {wait:?} for it",
+                            socket.display()
+                        );
+                    }
+                    std::thread::sleep(pause.min(wait - waited));
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+
+    fn attempt(path: &Path) -> Result<Attempt, BindError> {
+        use rustix::fs::{Mode, OFlags};
+        // NOFOLLOW: a planted symlink is refused (ELOOP), never followed. NONBLOCK: a planted
+        // FIFO cannot hang the open. CLOEXEC: processes the daemon starts do not inherit, and
+        // keep holding, the lock. Created 0600: no other user can open it, so none can lock it.
+        let flags = OFlags::RDONLY
+            | OFlags::CREATE
+            | OFlags::NOFOLLOW
+            | OFlags::NONBLOCK
+            | OFlags::CLOEXEC
+            | OFlags::NOCTTY;
+        let fd = rustix::fs::open(path, flags, Mode::from_raw_mode(0o600)).map_err(|e| {
+            untrusted_lock_file(path).unwrap_or_else(|| io_err("open lock file", path)(e.into()))
+        })?;
+        let file = std::fs::File::from(fd);
+        let meta = file.metadata().map_err(io_err("inspect", path))?;
+        let uid = rustix::process::geteuid().as_raw();
+        if !meta.file_type().is_file() || meta.uid() != uid {
+            return Err(BindError::UntrustedLockFile {
+                lock: path.to_owned(),
+                what: kind_of(&meta.file_type()),
+                owner: meta.uid(),
+                uid,
+            });
+        }
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(Attempt::Held(file)),
+            Err(e) => return Err(io_err("lock", path)(e.into())),
+        }
+        let id = (meta.dev(), meta.ino());
+        // An instance leaving unlinks the file while it still holds it; if that happened
+        // between our open and our flock, we hold a file that nobody else will ever open.
+        if !same_file(path, id) {
+            return Ok(Attempt::Replaced);
+        }
+        if meta.mode() & 0o077 != 0 {
+            // Ours, but wider than we create it: another user may have opened it meanwhile,
+            // and could take the lock once we let go. Replace it while we hold it.
+            let _ = std::fs::remove_file(path);
+            return Ok(Attempt::Replaced);
+        }
+        Ok(Attempt::Locked(Lock {
+            _file: file,
+            path: path.to_owned(),
+            id,
+        }))
+    }
+
+    /// Whether the lock file's path still names the file we hold.
+    fn is_at_its_path(&self) -> bool {
+        same_file(&self.path, self.id)
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // Unlinked while still held: an instance waiting for it then finds it replaced and
+        // creates a new one, instead of locking a file that nobody else will look at.
+        if self.is_at_its_path() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        // `self._file` closes after this, releasing the lock.
+    }
+}
+
+/// Why the lock file at `path` cannot be opened, if it is because of what is there.
+fn untrusted_lock_file(path: &Path) -> Option<BindError> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    let uid = rustix::process::geteuid().as_raw();
+    (!meta.file_type().is_file() || meta.uid() != uid).then(|| BindError::UntrustedLockFile {
+        lock: path.to_owned(),
+        what: kind_of(&meta.file_type()),
+        owner: meta.uid(),
+        uid,
+    })
+}
+
+fn kind_of(kind: &std::fs::FileType) -> &'static str {
+    if kind.is_file() {
+        "a regular file"
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "a device"
+    }
+}
+
+/// The pid holding a `flock` on `file`, from `/proc/locks`; `None` if it cannot be told.
+fn lock_holder(file: &std::fs::File) -> Option<u32> {
+    let meta = file.metadata().ok()?;
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let dev = meta.dev();
+    holder_in(
+        &locks,
+        rustix::fs::major(dev),
+        rustix::fs::minor(dev),
+        meta.ino(),
+    )
+}
+
+/// Finds the holder of a `flock` on the file (`major`, `minor`, `ino`) in the text of
+/// `/proc/locks`, whose lines read `1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF` (device
+/// numbers in hex); a waiter's line has `->` after the number and is skipped.
+fn holder_in(locks: &str, major: u32, minor: u32, ino: u64) -> Option<u32> {
+    locks.lines().find_map(|line| {
+        let mut fields = line.split_whitespace().skip(1);
+        if fields.next()? != "FLOCK" {
+            return None;
+        }
+        let pid = fields.nth(2)?.parse().ok()?;
+        let mut id = fields.next()?.split(':');
+        let found = (
+            u32::from_str_radix(id.next()?, 16).ok()?,
+            u32::from_str_radix(id.next()?, 16).ok()?,
+            id.next()?.parse::<u64>().ok()?,
+        );
+        (found == (major, minor, ino)).then_some(pid)
+    })
+}
+
+/// An inotify watch on the socket's directory.
+#[derive(Debug)]
+struct Watch {
+    /// Not yet registered with tokio: `bind` runs before any runtime exists.
+    unregistered: Option<OwnedFd>,
+    registered: Option<AsyncFd<OwnedFd>>,
+    wd: i32,
+    socket_name: Vec<u8>,
+    lock_name: Vec<u8>,
+}
+
+impl Watch {
+    /// Names leaving (or arriving over ours) and the directory itself going away. No event
+    /// for writes or opens: a watch that never fires while nothing happens.
+    fn mask() -> inotify::WatchFlags {
+        use inotify::WatchFlags as W;
+        W::DELETE
+            | W::MOVED_FROM
+            | W::CREATE
+            | W::MOVED_TO
+            | W::DELETE_SELF
+            | W::MOVE_SELF
+            | W::ONLYDIR
+    }
+
+    /// A watch on `dir` for the socket `path`, or `None` (with a warning) if inotify cannot
+    /// be set up: serving matters more than noticing a removed file.
+    fn new(dir: &Path, path: &Path) -> Option<Watch> {
+        let setup = || -> io::Result<(OwnedFd, i32)> {
+            let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
+            let wd = inotify::add_watch(&fd, dir, Watch::mask())?;
+            Ok((fd, wd))
+        };
+        match setup() {
+            Ok((fd, wd)) => Some(Watch {
+                unregistered: Some(fd),
+                registered: None,
+                wd,
+                socket_name: path.file_name()?.as_bytes().to_owned(),
+                lock_name: Lock::path_for(path).file_name()?.as_bytes().to_owned(),
+            }),
+            Err(err) => {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    "cannot watch the control socket's directory, serving without noticing a \
+                     removed socket file (inotify: {err})"
+                );
+                None
+            }
+        }
+    }
+
+    /// Watches `dir` as it is now at its path (it may be a new directory), instead of the old.
+    fn rewatch(&mut self, dir: &Path) -> io::Result<()> {
+        let fd = match (&self.unregistered, &self.registered) {
+            (Some(fd), _) => fd.as_fd(),
+            (None, Some(afd)) => afd.get_ref().as_fd(),
+            (None, None) => return Err(io::Error::other("the inotify descriptor is gone")),
+        };
+        let wd = inotify::add_watch(fd, dir, Watch::mask())?;
+        if wd != self.wd {
+            // Already gone if the old directory was removed; then this fails, harmlessly.
+            let _ = inotify::remove_watch(fd, self.wd);
+            self.wd = wd;
+        }
+        Ok(())
+    }
+
+    /// Waits for events and reads all that are queued; true if any may concern the socket.
+    async fn next_batch(&mut self, buf: &mut [MaybeUninit<u8>]) -> io::Result<bool> {
+        if let Some(fd) = self.unregistered.take() {
+            // Sound for an `OwnedFd`, whose descriptor never changes (tokio deprecated this for
+            // types whose `as_raw_fd` could); the safe call keeps the tokio 1.40 floor.
+            #[allow(deprecated)]
+            let registered = AsyncFd::with_interest(fd, tokio::io::Interest::READABLE)?;
+            self.registered = Some(registered);
+        }
+        let Watch {
+            registered: Some(afd),
+            socket_name,
+            lock_name,
+            ..
+        } = self
+        else {
+            return Err(io::Error::other("the inotify descriptor is gone"));
+        };
+        let mut guard = afd.readable_mut().await?;
+        let mut relevant = false;
+        let read = guard.try_io(|afd| -> io::Result<()> {
+            let mut reader = inotify::Reader::new(afd.get_ref(), buf);
+            loop {
+                match reader.next() {
+                    Ok(event) => {
+                        use inotify::ReadFlags as R;
+                        let whole = R::DELETE_SELF
+                            | R::MOVE_SELF
+                            | R::IGNORED
+                            | R::QUEUE_OVERFLOW
+                            | R::UNMOUNT;
+                        relevant |= event.events().intersects(whole)
+                            || event.file_name().is_some_and(|name| {
+                                let name = name.to_bytes();
+                                name == socket_name.as_slice() || name == lock_name.as_slice()
+                            });
+                    }
+                    // All read: returning WouldBlock tells tokio to wait for the next event.
+                    Err(rustix::io::Errno::AGAIN) => return Err(io::ErrorKind::WouldBlock.into()),
+                    Err(e) => return Err(io::Error::from(e)),
+                }
+            }
+        });
+        match read {
+            Ok(Err(err)) => Err(err),
+            Ok(Ok(())) | Err(_) => Ok(relevant),
+        }
+    }
 }
 
 /// Fails if a live listener holds `path` or if `path` is not a socket; a stale socket is left
@@ -186,7 +710,7 @@ fn bind_in(
     path: &Path,
     mode: u32,
     group: Option<u32>,
-) -> Result<BoundSocket, BindError> {
+) -> Result<(UnixListener, (u64, u64)), BindError> {
     let tmp = staging.join(file_name);
     let listener = UnixListener::bind(&tmp).map_err(io_err("bind", &tmp))?;
     let cleanup = |e| {
@@ -212,11 +736,19 @@ fn bind_in(
     listener
         .set_nonblocking(true)
         .map_err(io_err("configure", path))?;
-    Ok(BoundSocket {
-        listener: Some(listener),
-        path: path.to_owned(),
-        id: (meta.dev(), meta.ino()),
-    })
+    Ok((listener, (meta.dev(), meta.ino())))
+}
+
+/// `err` and its causes, on one line, for a log line.
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
@@ -332,11 +864,280 @@ mod tests {
     fn drop_leaves_a_successor_socket_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.sock");
+        let lock = Lock::path_for(&path);
         let first = bind(&path, 0o600, None).unwrap();
-        // Another instance replaces the file (as after our crash), then we shut down.
+        // Someone removes both files while we run; another instance takes the name; then we
+        // shut down.
         std::fs::remove_file(&path).unwrap();
+        std::fs::remove_file(&lock).unwrap();
         let _second = bind(&path, 0o600, None).unwrap();
         drop(first);
         assert!(path.exists(), "removed the successor's socket");
+        assert!(lock.exists(), "removed the successor's lock file");
+    }
+
+    #[test]
+    fn the_lock_file_is_owner_only_held_for_life_and_removed_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.sock");
+        let bound = bind(&path, 0o666, None).unwrap();
+        let lock = Lock::path_for(&path);
+        let meta = std::fs::symlink_metadata(&lock).unwrap();
+        assert!(meta.file_type().is_file());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(meta.uid(), rustix::process::geteuid().as_raw());
+        let held = std::fs::File::open(&lock).unwrap();
+        assert_eq!(
+            rustix::fs::flock(&held, rustix::fs::FlockOperation::NonBlockingLockExclusive),
+            Err(rustix::io::Errno::WOULDBLOCK),
+            "the lock must be held while the socket is bound"
+        );
+        drop(bound);
+        assert!(!lock.exists(), "lock file left behind");
+    }
+
+    #[test]
+    fn a_lock_on_the_directory_does_not_hold_up_bind() {
+        let dir = tempfile::tempdir().unwrap();
+        let locked = std::fs::File::open(dir.path()).unwrap();
+        rustix::fs::flock(&locked, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        let path = dir.path().join("d.sock");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // On a thread, so that a bind that blocks fails the test instead of hanging it.
+        std::thread::spawn(move || tx.send(bind(&path, 0o600, None).map(|_| ())));
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(result) => result.expect("bind"),
+            Err(_) => panic!("bind blocked on a lock of its directory"),
+        }
+    }
+
+    #[test]
+    fn a_holder_that_serves_nothing_fails_the_bind_after_a_bounded_wait_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.sock");
+        let _first = bind(&path, 0o600, None).unwrap();
+        // The first instance is alive but its socket file is gone (and not yet back).
+        std::fs::remove_file(&path).unwrap();
+        let wait = Duration::from_millis(300);
+        let start = Instant::now();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let loser = path.clone();
+        // On a thread, so that a wait without end fails the test instead of hanging it.
+        std::thread::spawn(move || tx.send(bind_waiting(&loser, 0o600, None, wait).map(|_| ())));
+        let err = match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(result) => result.unwrap_err(),
+            Err(_) => panic!("bind waited for the lock without end"),
+        };
+        assert!(start.elapsed() >= wait, "gave up before the wait");
+        match &err {
+            BindError::LockHeld { lock, pid, .. } => {
+                assert_eq!(lock, &Lock::path_for(&path));
+                assert_eq!(*pid, Some(std::process::id()), "holder from /proc/locks");
+            }
+            other => panic!("expected LockHeld, got {other:?}"),
+        }
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("pid {}", std::process::id())),
+            "{message}"
+        );
+        assert!(message.contains("d.sock.lock"), "{message}");
+        assert!(!path.exists(), "the loser must not bind");
+    }
+
+    #[test]
+    fn untrusted_lock_files_are_refused_at_once_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.sock");
+        let lock = Lock::path_for(&path);
+        let refused = |what: &str| match bind(&path, 0o600, None) {
+            Err(err @ BindError::UntrustedLockFile { .. }) => {
+                let message = err.to_string();
+                assert!(message.contains(&lock.display().to_string()), "{message}");
+                assert!(message.contains(what), "{message}");
+                assert!(message.contains("remove it"), "{message}");
+            }
+            other => panic!("expected UntrustedLockFile for {what}, got {other:?}"),
+        };
+
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &lock).unwrap();
+        refused("a symbolic link");
+        assert!(
+            !dir.path().join("elsewhere").exists(),
+            "followed the symlink"
+        );
+        std::fs::remove_file(&lock).unwrap();
+
+        // A FIFO would hang a blocking open until a writer came.
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &lock,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        refused("a FIFO");
+        std::fs::remove_file(&lock).unwrap();
+
+        std::fs::create_dir(&lock).unwrap();
+        refused("a directory");
+        std::fs::remove_dir(&lock).unwrap();
+
+        if rustix::process::geteuid().is_root() {
+            std::fs::write(&lock, "").unwrap();
+            rustix::fs::chown(&lock, Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
+            refused("uid 65534");
+            assert!(lock.exists(), "removed another user's file");
+        }
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_lock_file_wider_than_owner_only_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.sock");
+        let lock = Lock::path_for(&path);
+        std::fs::write(&lock, "").unwrap();
+        std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // Someone opened it while it was readable to all (kept open, its inode stays in use).
+        let opened = std::fs::File::open(&lock).unwrap();
+        let _bound = bind(&path, 0o600, None).unwrap();
+        let meta = std::fs::metadata(&lock).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_ne!(
+            meta.ino(),
+            opened.metadata().unwrap().ino(),
+            "kept a file others may have opened"
+        );
+    }
+
+    #[test]
+    fn proc_locks_lines_give_the_holder() {
+        let locks = "1: POSIX  ADVISORY  WRITE 10 fd:01:42 0 EOF\n\
+                     2: FLOCK  ADVISORY  WRITE 1234 fd:1a:5678 0 EOF\n\
+                     2: -> FLOCK  ADVISORY  WRITE 999 fd:1a:5678 0 EOF\n\
+                     3: FLOCK  ADVISORY  WRITE 77 00:1a:5678 0 EOF\n";
+        assert_eq!(holder_in(locks, 0xfd, 0x1a, 5678), Some(1234));
+        assert_eq!(holder_in(locks, 0, 0x1a, 5678), Some(77));
+        assert_eq!(
+            holder_in(locks, 0xfd, 1, 42),
+            None,
+            "POSIX locks are not ours"
+        );
+        assert_eq!(holder_in(locks, 0xfd, 0x1a, 1), None);
+    }
+
+    /// Lets `lost` read the events that binding itself caused, and checks that they do not
+    /// count as a loss.
+    async fn settle(bound: &mut BoundSocket) {
+        let early = tokio::time::timeout(Duration::from_millis(200), bound.lost()).await;
+        assert!(early.is_err(), "lost() resolved with the socket in place");
+    }
+
+    /// Waits (bounded) until `lost` resolves.
+    async fn lost_within(bound: &mut BoundSocket) {
+        tokio::time::timeout(Duration::from_secs(10), bound.lost())
+            .await
+            .expect("the removal was not noticed");
+    }
+
+    #[tokio::test]
+    async fn a_removed_socket_file_is_noticed_and_bound_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.sock");
+        let mut bound = bind(&path, 0o640, None).unwrap();
+        let _old = bound.take_listener();
+        settle(&mut bound).await;
+        std::fs::remove_file(&path).unwrap();
+        lost_within(&mut bound).await;
+        let listener = bound.rebind().expect("rebind");
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640, "same mode again");
+        UnixStream::connect(&path).expect("the new socket accepts");
+        listener.accept().expect("on the new listener");
+        // Our own rename back into place is not a loss.
+        settle(&mut bound).await;
+        drop(bound);
+        assert!(!path.exists(), "the new socket is removed on drop");
+    }
+
+    #[tokio::test]
+    async fn a_removed_directory_is_noticed_recreated_and_bound_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        let path = sub.join("d.sock");
+        let mut bound = bind(&path, 0o600, None).unwrap();
+        settle(&mut bound).await;
+        std::fs::remove_dir_all(&sub).unwrap();
+        lost_within(&mut bound).await;
+        let _listener = bound.rebind().expect("rebind");
+        UnixStream::connect(&path).expect("the new socket accepts");
+        assert!(Lock::path_for(&path).exists(), "lock file taken again");
+        assert!(matches!(
+            bind(&path, 0o600, None),
+            Err(BindError::AlreadyServing { .. })
+        ));
+        // And the new directory is watched.
+        settle(&mut bound).await;
+        std::fs::remove_file(&path).unwrap();
+        lost_within(&mut bound).await;
+    }
+
+    #[tokio::test]
+    async fn other_names_are_ignored_and_a_removed_lock_file_is_taken_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.sock");
+        let lock = Lock::path_for(&path);
+        let mut bound = bind(&path, 0o600, None).unwrap();
+        std::fs::write(dir.path().join("other.sock"), "").unwrap();
+        std::fs::remove_file(dir.path().join("other.sock")).unwrap();
+        std::fs::remove_file(&lock).unwrap();
+        let back = async {
+            for _ in 0..1000 {
+                if lock.exists() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("the lock file was not taken again");
+        };
+        tokio::select! {
+            _ = bound.lost() => panic!("lost() resolved with the socket in place"),
+            _ = back => {}
+        }
+        // Held again: a second instance cannot take the name even once the socket is gone.
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(
+            bind_waiting(&path, 0o600, None, Duration::ZERO),
+            Err(BindError::LockHeld { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn rebind_fails_when_another_instance_took_the_name_then_stays_quiet() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.sock");
+        let mut first = bind(&path, 0o600, None).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::remove_file(Lock::path_for(&path)).unwrap();
+        let second = bind(&path, 0o600, None).unwrap();
+        lost_within(&mut first).await;
+        match first.rebind() {
+            Err(BindError::AlreadyServing { .. } | BindError::LockHeld { .. }) => {}
+            other => panic!("expected the name to be taken, got {other:?}"),
+        }
+        assert!(
+            same_file(&path, second.id),
+            "the second's socket was touched"
+        );
+        // Its leaving makes events for our names: they must not wake us any more.
+        drop(second);
+        let again = tokio::time::timeout(Duration::from_millis(200), first.lost()).await;
+        assert!(
+            again.is_err(),
+            "lost() must not fire again after a failed rebind"
+        );
     }
 }

@@ -287,7 +287,7 @@ impl<H: Handler> Server<H> {
     /// period) and returns. Must run inside a tokio runtime.
     pub async fn run(mut self) {
         let std_listener = self.socket.take_listener();
-        let listener = match tokio::net::UnixListener::from_std(std_listener) {
+        let mut listener = match tokio::net::UnixListener::from_std(std_listener) {
             Ok(listener) => listener,
             Err(err) => {
                 tracing::error!("control server cannot register its socket: {err}");
@@ -327,6 +327,13 @@ impl<H: Handler> Server<H> {
             let accepted = tokio::select! {
                 _ = token.cancelled() => break,
                 accepted = listener.accept() => accepted,
+                // The socket file was removed: nobody can connect until it is back.
+                _ = self.socket.lost() => {
+                    if let Some(rebound) = rebind(&mut self.socket) {
+                        listener = rebound;
+                    }
+                    continue;
+                }
             };
             match accepted {
                 Ok((stream, _)) => {
@@ -478,6 +485,33 @@ fn identify<H: Handler>(stream: &UnixStream, shared: &Shared<H>) -> Option<(Peer
             if shared.noise.bad_input.admit() {
                 tracing::warn!("dropping connection: cannot read peer credentials: {err}");
             }
+            None
+        }
+    }
+}
+
+/// Binds `socket` again after its file was removed, and logs the outcome. `None` if it failed:
+/// the daemon keeps running, unreachable through its socket, and says so.
+fn rebind(socket: &mut BoundSocket) -> Option<tokio::net::UnixListener> {
+    let rebound = socket.rebind().and_then(|std| {
+        tokio::net::UnixListener::from_std(std).map_err(|source| BindError::Io {
+            action: "register with the runtime the socket at",
+            path: socket.path().to_owned(),
+            source,
+        })
+    });
+    match rebound {
+        Ok(listener) => {
+            tracing::info!(path = %socket.path().display(), "control socket bound again");
+            Some(listener)
+        }
+        Err(err) => {
+            tracing::error!(
+                path = %socket.path().display(),
+                "cannot bind the control socket again, this instance is unreachable until it \
+                 restarts: {}",
+                listener::chain(&err)
+            );
             None
         }
     }
