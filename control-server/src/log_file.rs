@@ -288,12 +288,18 @@ fn id_of(meta: &Metadata) -> FileId {
     }
 }
 
+/// `path` made absolute against the current directory, once, at open: a daemon that changes
+/// directory later must still reopen the same file on `rotate`.
+fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
+}
+
 impl LogFile {
     /// Opens `path` for appending, creating it with mode [`DEFAULT_LOG_MODE`] if needed.
     /// Refuses a symbolic link, anything but a regular file, and a file owned by another user
     /// than the daemon's effective uid or root ([`OpenErrorKind`]).
     pub fn open(path: impl Into<PathBuf>) -> Result<LogFile, OpenError> {
-        let path = path.into();
+        let path = absolute(path.into());
         let opened = open_log(&path, None).map_err(|kind| OpenError {
             path: path.clone(),
             kind,
@@ -378,7 +384,7 @@ impl LogFile {
     /// Moves writing to another path (after a reload changed it), under the same rules as
     /// [`LogFile::open`]. The new file is opened first; on error nothing changes.
     pub fn switch_to(&self, path: impl Into<PathBuf>) -> Result<(), OpenError> {
-        let path = path.into();
+        let path = absolute(path.into());
         let _one_at_a_time = lock(&self.shared.reopening);
         let opened = open_log(&path, None).map_err(|kind| OpenError {
             path: path.clone(),
@@ -536,6 +542,23 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relative_path_is_made_absolute_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        // The same file, named relative to the current directory (no chdir: tests share it).
+        let cwd = std::env::current_dir().unwrap();
+        let up = "../".repeat(cwd.components().count().saturating_sub(1));
+        let relative = PathBuf::from(up)
+            .join(dir.path().strip_prefix("/").unwrap())
+            .join("r.log");
+        assert!(relative.is_relative());
+        let log = LogFile::open(&relative).unwrap();
+        assert!(log.path().is_absolute(), "{}", log.path().display());
+        assert_eq!(log.path().file_name(), relative.file_name());
+        log.switch_to(&relative).unwrap();
+        assert!(log.path().is_absolute());
+    }
     use std::collections::HashMap;
     use std::os::unix::fs::OpenOptionsExt;
     use std::time::Duration;

@@ -51,6 +51,13 @@ pub struct Swapped<T> {
     pub new: Arc<T>,
 }
 
+impl<T: Default> Default for Reloadable<T> {
+    /// Starts with `T::default()`, for a daemon whose configuration has defaults for everything.
+    fn default() -> Self {
+        Reloadable::new(T::default())
+    }
+}
+
 impl<T> Reloadable<T> {
     /// Starts with `initial`.
     pub fn new(initial: T) -> Self {

@@ -190,7 +190,6 @@ impl<H: Handler> ControlService<H> {
         let _busy = InFlight::enter(&self.state);
         let shared = &self.shared;
         let peer = self.peer;
-        let conn = self.conn;
         // The policy first: a caller let in for nothing learns nothing more than `hello` told it.
         let refused = if op != Operation::Hello
             && !shared
@@ -222,7 +221,7 @@ impl<H: Handler> ControlService<H> {
         }
         if let Some(err) = refused {
             if shared.noise.refused_calls.admit() {
-                log_call(conn, &peer, op, started, &Err::<(), _>(err.clone()));
+                log_call(op, started, &Err::<(), _>(err.clone()));
             }
             return Err(err);
         }
@@ -245,7 +244,7 @@ impl<H: Handler> ControlService<H> {
                 }
                 other => other,
             };
-            log_call(conn, &peer, op, started, &result);
+            log_call(op, started, &result);
             result
         };
         match run {
@@ -289,55 +288,20 @@ pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
         .unwrap_or("(no message)")
 }
 
-/// One line per call: mutating calls at INFO (WARN when they fail), read-only ones at DEBUG
+/// One short line per call, inside the connection's span (which names the connection and the
+/// caller's pid and uid): mutating calls at INFO (WARN when they fail), read-only ones at DEBUG
 /// (monitoring polls `status`; its calls are not news), refusals at WARN, rate-limited by the
 /// caller.
-fn log_call<T>(
-    conn: u64,
-    peer: &Peer,
-    op: Operation,
-    started: Instant,
-    result: &Result<T, OpError>,
-) {
+fn log_call<T>(op: Operation, started: Instant, result: &Result<T, OpError>) {
     let us = started.elapsed().as_micros() as u64;
-    let pid = peer.pid.map_or(-1, i64::from);
-    let uid = peer.uid;
-    let op_name = op.as_str();
     match result {
-        Ok(_) if !op.is_mutating() => {
-            tracing::debug!(conn, peer_pid = pid, peer_uid = uid, op = op_name, us, "ok")
-        }
-        Ok(_) => tracing::info!(conn, peer_pid = pid, peer_uid = uid, op = op_name, us, "ok"),
+        Ok(_) if !op.is_mutating() => tracing::debug!(us, "{op} ok"),
+        Ok(_) => tracing::info!(us, "{op} ok"),
         Err(err @ (OpError::Denied { .. } | OpError::Unsupported { .. })) => {
-            tracing::warn!(
-                conn,
-                peer_pid = pid,
-                peer_uid = uid,
-                op = op_name,
-                us,
-                "refused: {err}"
-            )
+            tracing::warn!(us, "{op} refused: {err}")
         }
-        Err(err) if op.is_mutating() => {
-            tracing::warn!(
-                conn,
-                peer_pid = pid,
-                peer_uid = uid,
-                op = op_name,
-                us,
-                "failed: {err}"
-            )
-        }
-        Err(err) => {
-            tracing::info!(
-                conn,
-                peer_pid = pid,
-                peer_uid = uid,
-                op = op_name,
-                us,
-                "failed: {err}"
-            )
-        }
+        Err(err) if op.is_mutating() => tracing::warn!(us, "{op} failed: {err}"),
+        Err(err) => tracing::info!(us, "{op} failed: {err}"),
     }
 }
 

@@ -145,21 +145,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let (filter, filter_handle) = tracing_subscriber::reload::Layer::new(
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     );
-    // stderr through a writer thread that drops lines when nobody reads them: a stalled reader
-    // of stderr (a paused pager, a full pipe) must not block the thread that logged, which may
-    // be the runtime's. The guard writes out what is queued when `run` returns.
-    let (stderr, _stderr_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .finish(std::io::stderr());
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
-        )
-        .init();
-
     let config_path = match &args.config {
         Some(path) => path.clone(),
         None => write_default_config(&args.name)?,
@@ -176,6 +161,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
         })?;
     let log = LogFile::open(&config.log_file)
         .with_context(|| format!("cannot open log_file {}", config.log_file.display()))?;
+    // The daemon's own `tracing` output goes into its log file, the path the guide recommends,
+    // so `rotate` moves it along with the `seq=` lines; and to stderr, through a writer thread
+    // that drops lines when nobody reads them: a stalled reader of stderr (a paused pager, a
+    // full pipe) must not block the thread that logged, which may be the runtime's. The guard
+    // writes out what is queued when `run` returns.
+    let (stderr, _stderr_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .finish(std::io::stderr());
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(log.clone())
+                .with_ansi(false),
+        )
+        .init();
     let log_path = config.log_file.clone();
     let interval_ms = config.interval_ms;
     let work = WorkTracker::new();

@@ -56,11 +56,11 @@ fn assert_root_gets_through(sb: &Sandbox, daemon: &Daemon, name: &str) {
 /// Makes the daemon log one line of its own and waits for it: every line logged before it has
 /// then reached the log file too.
 fn flush_log(sb: &Sandbox, daemon: &Daemon, name: &str) -> String {
-    let before = daemon.log().matches("op=\"reload\"").count();
+    let before = daemon.log().matches("reload ok").count();
     sb.ctl(&["reload", name]).expect_code(0);
     wait_for("the reload's line in the daemon's log", WAIT, || {
         let log = daemon.log();
-        (log.matches("op=\"reload\"").count() > before).then_some(log)
+        (log.matches("reload ok").count() > before).then_some(log)
     })
 }
 

@@ -222,3 +222,105 @@ fn missingok_and_missing_ok_keep_a_stopped_daemon_from_failing_logrotate() {
     assert_ne!(run.code, Some(0), "{run}");
     assert!(run.stderr.contains("no daemon at"), "{run}");
 }
+
+/// After a failed reopen, the daemon, whose own `tracing` output goes into the very file it could
+/// not reopen (the setup the guides recommend), must still write, answer and stop: the warning
+/// about the failure must not wait on the file's lock.
+fn assert_a_failed_reopen_leaves_it_working(
+    sb: &Sandbox,
+    mut daemon: tests::Daemon,
+    name: &str,
+    log: &Path,
+    old: &Path,
+    why: &str,
+) {
+    let run = sb.ctl(&["--timeout", "10s", "rotate", name]).expect_code(1);
+    assert!(
+        run.stderr.contains(&format!("{}: {why}", log.display())),
+        "{run}"
+    );
+    // The warning and the lines after it land in the old file.
+    let before = read_lines(old).len();
+    wait_for("the warning and more lines in the old file", WAIT, || {
+        let text = std::fs::read_to_string(old).unwrap_or_default();
+        (text.contains("cannot reopen") && read_lines(old).len() >= before + 3).then_some(())
+    });
+    sb.ctl(&["--timeout", "10s", "status", name]).expect_code(0);
+    daemon.signal(rustix::process::Signal::TERM);
+    let status = daemon.wait_exit();
+    assert_eq!(status.code(), Some(0), "{}", daemon.log());
+}
+
+#[test]
+fn a_failed_reopen_with_the_log_directory_gone_leaves_the_daemon_working() {
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.path("logs")).unwrap();
+    let log = sb.path("logs/gone.log");
+    let cfg = sb.write_config("gone.toml", &crate::config(&log, 2, "alpha"));
+    let daemon = sb.start_daemon("gone", &cfg, &[]);
+    wait_for("a line", WAIT, || {
+        (!read_lines(&log).is_empty()).then_some(())
+    });
+    // The directory moved away: the path cannot be opened (ENOENT).
+    std::fs::rename(sb.path("logs"), sb.path("logs.old")).unwrap();
+    let old = sb.path("logs.old/gone.log");
+    assert_a_failed_reopen_leaves_it_working(
+        &sb,
+        daemon,
+        "gone",
+        &log,
+        &old,
+        "No such file or directory",
+    );
+}
+
+#[test]
+fn a_failed_reopen_refused_by_permissions_leaves_an_unprivileged_daemon_working() {
+    use std::os::unix::fs::{chown, DirBuilderExt};
+    if !tests::require_root() {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.open_to_other_users();
+    // A daemon running as its own user, in a log directory it may write files in but not
+    // create them (root's, 0755): logrotate without `create` leaves no file for it (EACCES).
+    std::fs::DirBuilder::new()
+        .mode(0o755)
+        .create(sb.path("logs"))
+        .unwrap();
+    std::fs::DirBuilder::new()
+        .mode(0o755)
+        .create(sb.socket_dir())
+        .unwrap();
+    chown(sb.socket_dir(), Some(tests::NOBODY), Some(tests::NOBODY)).unwrap();
+    let log = sb.path("logs/own.log");
+    std::fs::write(&log, "").unwrap();
+    chown(&log, Some(tests::NOBODY), Some(tests::NOBODY)).unwrap();
+    let cfg = sb.write_config("own.toml", &crate::config(&log, 2, "alpha"));
+    let stderr = sb.path("own.stderr");
+    let daemon = tests::Daemon {
+        child: Command::new("setpriv")
+            .arg(format!("--reuid={}", tests::NOBODY))
+            .arg(format!("--regid={}", tests::NOBODY))
+            .arg("--clear-groups")
+            .arg(&bins().demo)
+            .args(["--name", "own", "--config", cfg.to_str().unwrap()])
+            .env("CTL_SOCKET_DIR", sb.socket_dir())
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap(),
+        socket: sb.socket_dir().join("own.sock"),
+        stdout: sb.path("own.stdout"),
+        stderr,
+    };
+    daemon.wait_ready();
+    wait_for("a line", WAIT, || {
+        (!read_lines(&log).is_empty()).then_some(())
+    });
+    let old = rotated(&log, 1);
+    std::fs::rename(&log, &old).unwrap();
+    assert_a_failed_reopen_leaves_it_working(&sb, daemon, "own", &log, &old, "Permission denied");
+}

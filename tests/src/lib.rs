@@ -422,9 +422,11 @@ pub struct Line {
     pub interval_ms: u64,
 }
 
-/// Parses the demo daemon's lines from a log file's text. Panics on a line that is not whole.
+/// Parses the demo daemon's `seq=` lines from a log file's text, passing over its `tracing`
+/// lines. Panics on a line that is neither whole.
 pub fn parse_lines(text: &str) -> Vec<Line> {
     text.lines()
+        .filter(|l| !is_tracing_line(l))
         .map(|l| {
             // A fragment left by a failed write followed by a whole line shows as a line that
             // does not start with, or holds more than one, `seq=`.
@@ -458,6 +460,13 @@ pub fn parse_lines(text: &str) -> Vec<Line> {
             }
         })
         .collect()
+}
+
+/// A line of the demo's own `tracing` output, which it writes into the same log file: it starts
+/// with a timestamp (`2026-…`) and, being whole, holds no piece of a `seq=` line.
+pub fn is_tracing_line(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() > 20 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && !line.contains("t_ms=")
 }
 
 /// The demo daemon's lines in `path` (none if it does not exist).
