@@ -330,8 +330,8 @@ pub(crate) async fn serve<H: Handler>(
     let service = ControlService {
         shared,
         peer,
-        conn,
         state: state.clone(),
+        span: span.clone(),
     };
     async move {
         tracing::debug!("connected");

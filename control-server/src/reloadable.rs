@@ -101,3 +101,20 @@ impl<T> Reloadable<T> {
         Ok(Swapped { old, new })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, PartialEq)]
+    struct Config {
+        workers: u32,
+        name: String,
+    }
+
+    #[test]
+    fn a_default_reloadable_holds_the_default_value() {
+        let config: Reloadable<Config> = Reloadable::default();
+        assert_eq!(*config.get(), Config::default());
+    }
+}

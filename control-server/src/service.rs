@@ -112,8 +112,10 @@ impl<H: Handler> Shared<H> {
 pub(crate) struct ControlService<H> {
     pub shared: Arc<Shared<H>>,
     pub peer: Peer,
-    pub conn: u64,
     pub state: Arc<ConnState>,
+    /// The connection's span (its id and the caller's pid and uid): the parent of each call's
+    /// log line, rather than tarpc's request span, whose fields would double the line.
+    pub span: tracing::Span,
 }
 
 impl<H> Clone for ControlService<H> {
@@ -121,8 +123,8 @@ impl<H> Clone for ControlService<H> {
         ControlService {
             shared: self.shared.clone(),
             peer: self.peer,
-            conn: self.conn,
             state: self.state.clone(),
+            span: self.span.clone(),
         }
     }
 }
@@ -221,7 +223,7 @@ impl<H: Handler> ControlService<H> {
         }
         if let Some(err) = refused {
             if shared.noise.refused_calls.admit() {
-                log_call(op, started, &Err::<(), _>(err.clone()));
+                log_call(&self.span, op, started, &Err::<(), _>(err.clone()));
             }
             return Err(err);
         }
@@ -233,6 +235,7 @@ impl<H: Handler> ControlService<H> {
         };
         let fut = work(shared.clone(), opctx);
         let shared2 = shared.clone();
+        let span = self.span.clone();
         let guarded = async move {
             let result = match catching(fut).await {
                 Err(OpError::Unsupported { .. }) => {
@@ -244,7 +247,7 @@ impl<H: Handler> ControlService<H> {
                 }
                 other => other,
             };
-            log_call(op, started, &result);
+            log_call(&span, op, started, &result);
             result
         };
         match run {
@@ -292,16 +295,16 @@ pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
 /// caller's pid and uid): mutating calls at INFO (WARN when they fail), read-only ones at DEBUG
 /// (monitoring polls `status`; its calls are not news), refusals at WARN, rate-limited by the
 /// caller.
-fn log_call<T>(op: Operation, started: Instant, result: &Result<T, OpError>) {
+fn log_call<T>(span: &tracing::Span, op: Operation, started: Instant, result: &Result<T, OpError>) {
     let us = started.elapsed().as_micros() as u64;
     match result {
-        Ok(_) if !op.is_mutating() => tracing::debug!(us, "{op} ok"),
-        Ok(_) => tracing::info!(us, "{op} ok"),
+        Ok(_) if !op.is_mutating() => tracing::debug!(parent: span, us, "{op} ok"),
+        Ok(_) => tracing::info!(parent: span, us, "{op} ok"),
         Err(err @ (OpError::Denied { .. } | OpError::Unsupported { .. })) => {
-            tracing::warn!(us, "{op} refused: {err}")
+            tracing::warn!(parent: span, us, "{op} refused: {err}")
         }
-        Err(err) if op.is_mutating() => tracing::warn!(us, "{op} failed: {err}"),
-        Err(err) => tracing::info!(us, "{op} failed: {err}"),
+        Err(err) if op.is_mutating() => tracing::warn!(parent: span, us, "{op} failed: {err}"),
+        Err(err) => tracing::info!(parent: span, us, "{op} failed: {err}"),
     }
 }
 

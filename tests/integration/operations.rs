@@ -253,3 +253,45 @@ fn a_slow_reload_past_the_deadline_exits_75_and_is_not_applied_later() {
     );
     daemon.assert_alive();
 }
+
+#[test]
+fn each_call_costs_the_log_one_short_line_and_a_refused_reload_is_a_warning() {
+    let (sb, daemon) = sandbox_with_daemon("lines", 20, &[]);
+    let log = sb.path("lines.log");
+    let reload_lines = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains(": reload "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let in_file = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    sb.ctl(&["reload", "lines"]).expect_code(0);
+    let lines = wait_for("the reload's line in the log file", WAIT, || {
+        let lines = reload_lines(&in_file());
+        (!lines.is_empty()).then_some(lines)
+    });
+    assert_eq!(lines.len(), 1, "one line per call: {lines:?}");
+    assert!(lines[0].contains(" INFO "), "{}", lines[0]);
+    assert!(
+        lines[0].len() < 200,
+        "{} bytes: {}",
+        lines[0].len(),
+        lines[0]
+    );
+    // Read-only calls are not news: nothing at the default level.
+    sb.ctl(&["status", "lines"]).expect_code(0);
+
+    std::fs::write(sb.path("lines.toml"), "interval_ms = \"soon\"\n").unwrap();
+    sb.ctl(&["reload", "lines"]).expect_code(1);
+    let lines = wait_for("the refused reload's line", WAIT, || {
+        let lines = reload_lines(&in_file());
+        (lines.len() >= 2).then_some(lines)
+    });
+    assert!(lines[1].contains(" WARN "), "{}", lines[1]);
+    let text = in_file();
+    assert!(!text.contains("status ok"), "{text}");
+    // The daemon's own lines in its file carry no terminal colour codes.
+    assert!(!text.contains('\u{1b}'), "{text}");
+    daemon.assert_alive();
+}
