@@ -820,13 +820,26 @@ mod tests {
         let path = dir.path().join("c.log");
         let log = LogFile::open(&path).unwrap();
         let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // Two gates split each writer's lines into three phases. At each gate every writer
+        // waits while the main thread rotates once more: the lines of different phases then
+        // land in different files, whatever the scheduling, so the rotations provably fall in
+        // the middle of the writing.
+        const GATES: [usize; 2] = [LINES / 3, 2 * LINES / 3];
+        let arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let gate = Arc::new(std::sync::Barrier::new(THREADS + 1));
 
         let writers: Vec<_> = (0..THREADS)
             .map(|t| {
                 let mut log = log.clone();
                 let done = done.clone();
+                let arrived = arrived.clone();
+                let gate = gate.clone();
                 std::thread::spawn(move || {
                     for n in 0..LINES {
+                        if GATES.contains(&n) {
+                            arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            gate.wait();
+                        }
                         // Three writes per line, as `writeln!` with arguments does.
                         write!(log, "t={t} ").unwrap();
                         write!(log, "n={n} ").unwrap();
@@ -843,15 +856,31 @@ mod tests {
             .collect();
 
         let mut rotated = Vec::new();
-        // Rotate for as long as the writers write (bounded).
-        for i in 0..MAX_ROTATIONS {
-            if done.load(std::sync::atomic::Ordering::SeqCst) == THREADS {
-                break;
-            }
-            let to = dir.path().join(format!("c.log.{i}"));
+        let mut rotate = |rotated: &mut Vec<PathBuf>| {
+            let to = dir.path().join(format!("c.log.{}", rotated.len()));
             std::fs::rename(&path, &to).unwrap();
             assert_eq!(log.reopen().error, None);
             rotated.push(to);
+        };
+        let started = std::time::Instant::now();
+        let limit = std::time::Duration::from_secs(60);
+        for (i, _) in GATES.iter().enumerate() {
+            // Rotate while the writers write, until all of them wait at this gate.
+            while arrived.load(std::sync::atomic::Ordering::SeqCst) < THREADS * (i + 1) {
+                assert!(started.elapsed() < limit, "writers never reached gate {i}");
+                if rotated.len() < MAX_ROTATIONS {
+                    rotate(&mut rotated);
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            rotate(&mut rotated);
+            gate.wait();
+        }
+        while done.load(std::sync::atomic::Ordering::SeqCst) < THREADS
+            && rotated.len() < MAX_ROTATIONS
+        {
+            rotate(&mut rotated);
         }
         for w in writers {
             w.join().unwrap();
@@ -897,8 +926,8 @@ mod tests {
             .filter(|f| std::fs::metadata(f).unwrap().len() > 0)
             .count();
         assert!(
-            files_with_lines >= 3,
-            "rotations did not overlap the writing ({files_with_lines} files got lines)"
+            files_with_lines >= GATES.len() + 1,
+            "rotations did not fall between the phases ({files_with_lines} files got lines)"
         );
     }
 }

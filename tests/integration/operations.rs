@@ -9,8 +9,11 @@ fn status_human_and_json() {
 
     let run = sb.ctl(&["status", "st"]).expect_code(0);
     assert!(
-        run.stdout
-            .starts_with(&format!("st 0.1.0 (pid {})", daemon.pid())),
+        run.stdout.starts_with(&format!(
+            "st {} (pid {})",
+            env!("CARGO_PKG_VERSION"),
+            daemon.pid()
+        )),
         "{run}"
     );
     assert!(run.stdout.contains("generation 1"), "{run}");

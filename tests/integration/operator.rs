@@ -47,8 +47,7 @@ fn list_shows_live_daemons_and_stale_sockets_without_failing() {
 
 #[test]
 fn list_as_another_user_shows_refused_sockets_as_such() {
-    if !tests::is_root() {
-        eprintln!("SKIPPED: switching to another user needs root");
+    if !tests::require_root() {
         return;
     }
     let sb = Sandbox::new();
