@@ -254,24 +254,45 @@ mod tests {
         }
     }
 
+    /// The error a real `connect` gets at `path`, mapped.
+    fn connect_to(path: &std::path::Path) -> CtlError {
+        let err = std::os::unix::net::UnixStream::connect(path).expect_err("nobody listens");
+        CtlError::from_connect(path.to_owned(), err)
+    }
+
     #[test]
     fn connect_errors_map_to_their_codes() {
-        let p = PathBuf::from("/x.sock");
-        let map = |kind| CtlError::from_connect(p.clone(), io::Error::from(kind)).exit();
-        assert_eq!(map(io::ErrorKind::NotFound), Exit::NoDaemon);
-        assert_eq!(map(io::ErrorKind::ConnectionRefused), Exit::NoDaemon);
-        assert_eq!(map(io::ErrorKind::PermissionDenied), Exit::Denied);
+        let dir = tempfile::tempdir().unwrap();
+
+        // Nothing there: a stopped daemon.
+        let err = connect_to(&dir.path().join("none.sock"));
+        assert!(matches!(err, CtlError::NoDaemon { why, .. } if why == "no socket there"));
+        assert!(err.is_missing());
+
+        // A socket nobody accepts on: what a crash leaves, also a stopped daemon.
+        let stale = dir.path().join("stale.sock");
+        drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+        let err = connect_to(&stale);
         assert!(
-            CtlError::from_connect(p.clone(), io::Error::from(io::ErrorKind::NotFound))
-                .is_missing()
+            matches!(err, CtlError::NoDaemon { why, .. } if why.contains("stale")),
+            "{err:?}"
         );
-        let not_a_socket = io::Error::from_raw_os_error(88); // ENOTSOCK
-        let err = CtlError::from_connect(p, not_a_socket);
+        assert!(err.is_missing());
+
+        // A regular file: Linux refuses it the same way, but it is a wrong target.
+        let file = dir.path().join("file.sock");
+        std::fs::write(&file, "").unwrap();
+        let err = connect_to(&file);
+        assert!(matches!(err, CtlError::Connect { .. }), "{err:?}");
         assert_eq!(err.exit(), Exit::NoDaemon);
         assert!(
             !err.is_missing(),
             "--missing-ok must not hide a path that is not a socket"
         );
+
+        // Root passes file modes, so this one is built by hand.
+        let denied = CtlError::from_connect(file, io::Error::from(io::ErrorKind::PermissionDenied));
+        assert_eq!(denied.exit(), Exit::Denied);
     }
 
     #[test]
