@@ -112,7 +112,9 @@ pub enum Distrust {
         caller: u32,
     },
     /// The socket's directory is writable by its group or by others.
-    #[error("its directory is writable by other users (mode {mode:o}), who could have put it there")]
+    #[error(
+        "its directory is writable by other users (mode {mode:o}), who could have put it there"
+    )]
     DirWritable {
         /// The directory's permission bits.
         mode: u32,
@@ -447,9 +449,10 @@ impl SocketEnv {
             let Some(meta) = is_socket(&path) else {
                 continue;
             };
-            let trust = self
-                .trust(&path, &meta)
-                .map_err(|why| Untrusted { path: path.clone(), why });
+            let trust = self.trust(&path, &meta).map_err(|why| Untrusted {
+                path: path.clone(),
+                why,
+            });
             out.push(Listed { name, path, trust });
         }
         if let Some(xdg) = absolute(&self.xdg_runtime_dir).filter(|_| !self.is_root()) {
@@ -653,7 +656,10 @@ mod tests {
     fn ctl_run_dir_moves_the_convention() {
         let mut e = env(None, None, 0);
         e.ctl_run_dir = Some("/tmp/r".into());
-        assert_eq!(e.socket_path("web").unwrap(), Path::new("/tmp/r/ctl/web.sock"));
+        assert_eq!(
+            e.socket_path("web").unwrap(),
+            Path::new("/tmp/r/ctl/web.sock")
+        );
         assert_eq!(
             paths(e.places("web").unwrap())[1],
             (Place::RuntimeDir, "/tmp/r/web/ctl.sock".to_owned())
@@ -771,7 +777,10 @@ mod tests {
                 caller: 0
             })
         );
-        assert_eq!(check_trust(o(1001, 0o755), o(1001, 0o755), o(1001, 0), 1001), Ok(()));
+        assert_eq!(
+            check_trust(o(1001, 0o755), o(1001, 0o755), o(1001, 0), 1001),
+            Ok(())
+        );
     }
 
     #[test]
@@ -786,7 +795,14 @@ mod tests {
         if rustix::process::geteuid().is_root() {
             // As the daemon running as that user would have made it.
             let uid = rustix::fs::Uid::from_raw(e.uid);
-            rustix::fs::chownat(rustix::fs::CWD, own.join("ctl.sock"), Some(uid), None, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).unwrap();
+            rustix::fs::chownat(
+                rustix::fs::CWD,
+                own.join("ctl.sock"),
+                Some(uid),
+                None,
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .unwrap();
         }
         std::fs::create_dir(run.join("ctl")).unwrap();
         let _shared = bind(&run.join("ctl/api.sock"));
@@ -804,7 +820,10 @@ mod tests {
         );
         let api = e.lookup("api").unwrap();
         assert_eq!(api.found, [run.join("ctl/api.sock"), own.join("ctl.sock")]);
-        assert_eq!(api.looked.len(), 2 + usize::from(!e.is_root() && e.xdg_runtime_dir.is_some()));
+        assert_eq!(
+            api.looked.len(),
+            2 + usize::from(!e.is_root() && e.xdg_runtime_dir.is_some())
+        );
 
         let listed: Vec<_> = e
             .list()
@@ -850,7 +869,11 @@ mod tests {
         assert!(Target::parse("bad name").is_err());
         let e = env(Some("/s"), None, 1000);
         assert_eq!(
-            Target::parse("/abs/p.sock").unwrap().lookup(&e).unwrap().found,
+            Target::parse("/abs/p.sock")
+                .unwrap()
+                .lookup(&e)
+                .unwrap()
+                .found,
             [Path::new("/abs/p.sock")]
         );
     }

@@ -386,7 +386,12 @@ mod tests {
         assert_eq!(err.exit(), Exit::NoDaemon);
         assert!(!err.is_missing(), "--missing-ok would hide it");
         let text = err.to_string();
-        for part in ["pid 4242", "/srv/web.sock", "/run/web/ctl.sock", "--missing-ok"] {
+        for part in [
+            "pid 4242",
+            "/srv/web.sock",
+            "/run/web/ctl.sock",
+            "--missing-ok",
+        ] {
             assert!(text.contains(part), "{part:?} not in {text}");
         }
     }

@@ -125,7 +125,11 @@ impl Output<'_> {
         } else {
             let what = match err {
                 CtlError::NoDaemon { path, why, also } => {
-                    format!("no daemon at {}{}: {why}", path.display(), crate::error::nor(also))
+                    format!(
+                        "no daemon at {}{}: {why}",
+                        path.display(),
+                        crate::error::nor(also)
+                    )
                 }
                 other => other.to_string(),
             };

@@ -125,7 +125,13 @@ mod tests {
         process(proc, 10, "web", 'S', None);
         process(proc, 11, "web", 'Z', None);
         process(proc, 12, "web", 'S', None); // ourselves
-        process(proc, 13, "tokio-runtime-w", 'S', Some("/usr/sbin/web (deleted)"));
+        process(
+            proc,
+            13,
+            "tokio-runtime-w",
+            'S',
+            Some("/usr/sbin/web (deleted)"),
+        );
         process(proc, 14, "webby", 'S', Some("/usr/sbin/webby"));
         process(proc, 15, "a) web (x", 'S', None);
         let pids: Vec<u32> = find_in(proc, "web", 12).iter().map(|p| p.pid).collect();

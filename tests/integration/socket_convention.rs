@@ -90,7 +90,11 @@ fn a_daemon_running_as_its_own_user_is_found_by_roots_ctl_and_listed() {
     let doc = rotated.json();
     assert_eq!(doc["socket"], socket.to_str().unwrap(), "{rotated}");
     assert_eq!(doc["daemon"]["pid"], daemon.pid(), "{rotated}");
-    assert_eq!(doc["result"]["files"].as_array().map(Vec::len), Some(1), "{rotated}");
+    assert_eq!(
+        doc["result"]["files"].as_array().map(Vec::len),
+        Some(1),
+        "{rotated}"
+    );
 
     let listed = ctl(&sb, &["--json", "list"]).expect_code(0);
     let doc = listed.json();
@@ -121,7 +125,10 @@ fn a_socket_in_a_runtime_dir_other_users_can_write_is_not_trusted() {
     let daemon = spawn_as_nobody(&sb, "planted", socket.clone(), &args);
     daemon.wait_ready();
 
-    for args in [&["rotate", "planted"][..], &["--missing-ok", "rotate", "planted"]] {
+    for args in [
+        &["rotate", "planted"][..],
+        &["--missing-ok", "rotate", "planted"],
+    ] {
         let refused = ctl(&sb, args).expect_code(77);
         assert!(
             refused.stderr.contains("not trusting") && refused.stderr.contains("writable"),
@@ -154,7 +161,13 @@ fn missing_ok_does_not_hide_a_daemon_that_listens_elsewhere() {
     let stderr = sb.path("elsewhere.stderr");
     let mut daemon = Daemon {
         child: Command::new(&exe)
-            .args(["--name", &name, "--config", cfg.to_str().unwrap(), "--socket"])
+            .args([
+                "--name",
+                &name,
+                "--config",
+                cfg.to_str().unwrap(),
+                "--socket",
+            ])
             .arg(&socket)
             .env("RUST_LOG", "info")
             .stdin(std::process::Stdio::null())
