@@ -428,7 +428,7 @@ impl SocketEnv {
                     trust: Ok(()),
                 });
             }
-            return Ok(out);
+            return Ok(sorted(out));
         }
         let run = self.run_dir();
         let mut checked = sockets_in(&run.join(SHARED_DIR_NAME))?;
@@ -465,12 +465,7 @@ impl SocketEnv {
                 });
             }
         }
-        // Stable: one name's sockets stay in the order ctl tries them.
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        // `RUN/ctl/ctl.sock` is in both places.
-        let mut seen = std::collections::HashSet::new();
-        out.retain(|l| seen.insert(l.path.clone()));
-        Ok(out)
+        Ok(sorted(out))
     }
 
     /// The directories [`list`](Self::list) looks in, for people: `RUN/*` stands for every
@@ -486,6 +481,16 @@ impl SocketEnv {
         }
         dirs
     }
+}
+
+/// `listed` sorted by name, without a path twice.
+fn sorted(mut listed: Vec<Listed>) -> Vec<Listed> {
+    // Stable: one name's sockets stay in the order ctl tries them.
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    // `RUN/ctl/ctl.sock` is in both places.
+    let mut seen = std::collections::HashSet::new();
+    listed.retain(|l| seen.insert(l.path.clone()));
+    listed
 }
 
 /// A socket directory that exists but cannot be read.
