@@ -25,9 +25,12 @@
 //! use control_api::socket::{SocketEnv, Target};
 //! use control_api::{OpError, Operation};
 //!
-//! let env = SocketEnv { ctl_socket_dir: None, xdg_runtime_dir: None, is_root: true };
-//! let target = Target::parse("web").unwrap();
-//! assert_eq!(target.socket_path(&env).unwrap().to_str(), Some("/run/ctl/web.sock"));
+//! let root = SocketEnv { uid: 0, ..SocketEnv::default() };
+//! assert_eq!(root.socket_path("web").unwrap().to_str(), Some("/run/ctl/web.sock"));
+//! // ctl looks there, then in the runtime directory of a daemon running as its own user.
+//! let places: Vec<_> = root.places("web").unwrap().into_iter().map(|(_, p)| p).collect();
+//! assert_eq!(places, ["/run/ctl/web.sock", "/run/web/ctl.sock"].map(std::path::PathBuf::from));
+//! assert!(matches!(Target::parse("/tmp/x.sock").unwrap(), Target::Path(_)));
 //!
 //! let err = OpError::unsupported(Operation::Rotate, [Operation::Hello, Operation::Status]);
 //! let json = serde_json::to_string(&err).unwrap();

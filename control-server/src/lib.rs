@@ -35,7 +35,9 @@
 //! # let dir = tempfile::tempdir()?;
 //! # let socket = dir.path().join("mydaemon.sock");
 //! // Without `.socket_path`, the socket is /run/ctl/mydaemon.sock as root, else
-//! // $XDG_RUNTIME_DIR/ctl/mydaemon.sock ($CTL_SOCKET_DIR overrides both).
+//! // /run/mydaemon/ctl.sock when that directory is the daemon user's (systemd's
+//! // RuntimeDirectory=mydaemon), else $XDG_RUNTIME_DIR/ctl/mydaemon.sock; $CTL_SOCKET_DIR
+//! // overrides all (see control_api::socket).
 //! let server = Server::builder("mydaemon", Daemon)
 //!     .version("1.0.0")
 //!     .socket_path(&socket)

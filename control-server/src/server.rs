@@ -99,7 +99,9 @@ impl<H: Handler> Builder<H> {
         self
     }
 
-    /// Listens at `path` instead of the conventional path for the daemon's name.
+    /// Listens at `path` instead of the conventional path for the daemon's name (see
+    /// [`control_api::socket`]: `/run/ctl/NAME.sock` as root, `/run/NAME/ctl.sock` when that
+    /// directory is the daemon user's own).
     pub fn socket_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.socket_path = Some(path.into());
         self

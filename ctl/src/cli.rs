@@ -7,8 +7,11 @@ use std::time::Duration;
 /// Tell a daemon to reload, reopen its logs, drain or report status, and learn whether it
 /// worked.
 ///
-/// TARGET is a daemon name, looked up as $CTL_SOCKET_DIR/NAME.sock, else /run/ctl/NAME.sock
-/// as root, else $XDG_RUNTIME_DIR/ctl/NAME.sock; or a socket path (anything containing '/').
+/// TARGET is a daemon name or a socket path (anything containing '/'). A name is looked up as
+/// $CTL_SOCKET_DIR/NAME.sock when that is set; else at /run/ctl/NAME.sock (daemons running as
+/// root), then /run/NAME/ctl.sock (a daemon running as its own user, with systemd's
+/// RuntimeDirectory=NAME), then, when not root, $XDG_RUNTIME_DIR/ctl/NAME.sock. A socket in
+/// /run is used only if nobody but root and its owner could have put it there.
 #[derive(Debug, Parser)]
 #[command(name = "ctl", version, after_long_help = EXIT_CODES_HELP)]
 pub struct Cli {
@@ -34,8 +37,8 @@ pub struct Global {
     #[arg(long, short, global = true)]
     pub quiet: bool,
 
-    /// Exit 0 when no daemon is listening (socket missing, refused or stale); errors from a
-    /// live daemon still fail
+    /// Exit 0 when no daemon is listening (socket missing, refused or stale) and no process of
+    /// that name runs; errors from a live daemon still fail
     #[arg(long, global = true)]
     pub missing_ok: bool,
 }
@@ -57,7 +60,7 @@ pub enum Command {
     /// info,my_daemon::net=trace); a bad filter is refused and the old one kept
     #[command(name = "log-level")]
     LogLevel(LogLevelArgs),
-    /// List the daemons with a socket in the socket directory
+    /// List the daemons with a socket where names are looked up
     List,
     /// Print a shell completion script (bash, zsh, fish, ...)
     Completions {

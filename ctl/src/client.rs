@@ -11,7 +11,7 @@ use control_api::{
     LogLevelReply, LogLevelRequest, OpError, Operation, ReloadReply, ReloadRequest, RotateReply,
     RotateRequest, Status, StatusRequest, PROTOCOL_VERSION,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tarpc::client::Channel;
 use tarpc::context::{self, Context};
@@ -33,8 +33,35 @@ async fn connect(path: &Path) -> std::io::Result<UnixStream> {
     }
 }
 
+/// Connects to the first of `paths` that accepts. A path with no socket or a stale one is
+/// passed over for the next (a daemon moved from root to its own user may have left a stale
+/// socket in the first place looked); any other failure ends the search there, as that socket
+/// is the daemon's. With none accepting, the first path's error.
+async fn connect_first(paths: &[PathBuf]) -> Result<(UnixStream, PathBuf), CtlError> {
+    let mut first_err = None;
+    for path in paths {
+        match connect(path).await {
+            Ok(stream) => return Ok((stream, path.clone())),
+            Err(e) => {
+                let err = CtlError::from_connect(path.clone(), e);
+                if !err.is_missing() {
+                    return Err(err);
+                }
+                first_err.get_or_insert(err);
+            }
+        }
+    }
+    Err(first_err.unwrap_or_else(|| CtlError::NoDaemon {
+        path: PathBuf::new(),
+        why: "nowhere to look",
+        also: Vec::new(),
+    }))
+}
+
 /// A connected daemon that has answered `hello`.
 pub struct Session {
+    /// The socket it answered on.
+    pub path: PathBuf,
     channel: Channel<ControlRequest, ControlResponse>,
     /// What the daemon said about itself.
     pub hello: Hello,
@@ -49,19 +76,29 @@ impl Session {
         started: Instant,
         timeout: Duration,
     ) -> Result<Session, CtlError> {
+        Self::open_first(&[path.to_owned()], started, timeout).await
+    }
+
+    /// Connects to the first of `paths` that accepts and says hello, within `timeout` counted
+    /// from `started`.
+    pub async fn open_first(
+        paths: &[PathBuf],
+        started: Instant,
+        timeout: Duration,
+    ) -> Result<Session, CtlError> {
         let deadline = started + timeout;
-        let stream = tokio::time::timeout_at(deadline.into(), connect(path))
+        let (stream, path) = tokio::time::timeout_at(deadline.into(), connect_first(paths))
             .await
             .map_err(|_| CtlError::Timeout {
                 timeout,
                 hint: "; the daemon is not accepting connections (its queue of pending \
                        connections is full): it may be hung"
                     .to_owned(),
-            })?
-            .map_err(|e| CtlError::from_connect(path.to_owned(), e))?;
+            })??;
         let transport = wire::transport_with_limit(stream, wire::MAX_REPLY_FRAME_LEN);
         let channel = tarpc::client::new(Default::default(), transport).spawn();
         let mut session = Session {
+            path,
             channel,
             hello: Hello::default(),
             deadline,

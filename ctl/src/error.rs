@@ -1,7 +1,8 @@
 //! Everything that can go wrong in one `ctl` call, each mapped to its exit code.
 
 use crate::exit::Exit;
-use control_api::socket::SocketPathError;
+use crate::running::Process;
+use control_api::socket::{SocketPathError, Untrusted};
 use control_api::{OpError, Operation};
 use std::io;
 use std::path::PathBuf;
@@ -14,13 +15,32 @@ pub enum CtlError {
     #[error(transparent)]
     Target(#[from] SocketPathError),
     /// Nobody listens at the socket path.
-    #[error("no daemon at {}: {why}; is it running? (--missing-ok makes this exit 0)", .path.display())]
+    #[error("no daemon at {}{}: {why}; is it running? (--missing-ok makes this exit 0)",
+        .path.display(), nor(.also))]
     NoDaemon {
         /// The socket path.
         path: PathBuf,
         /// What was found there.
         why: &'static str,
+        /// The other places looked at, where nothing was found.
+        also: Vec<PathBuf>,
     },
+    /// No socket answers, but a process of the daemon's name is running: it listens somewhere
+    /// else. Never hidden by `--missing-ok`.
+    #[error("no daemon answers at {}{}, but a process named {name} is running ({}): it listens         somewhere else, so nothing was done; point ctl at its socket path{}, or run it where         ctl looks (see docs/operators.md); --missing-ok does not hide a running daemon",
+        .looked.first().map(|p| p.display().to_string()).unwrap_or_default(),
+        nor(.looked.get(1..).unwrap_or_default()), pids(.processes), listening(.processes))]
+    Running {
+        /// The daemon's name.
+        name: String,
+        /// Where ctl looked.
+        looked: Vec<PathBuf>,
+        /// The processes of that name.
+        processes: Vec<Process>,
+    },
+    /// A socket found by name is in a directory another user could have put it in.
+    #[error(transparent)]
+    Untrusted(#[from] Untrusted),
     /// The socket's file mode does not let this user connect.
     #[error("permission denied connecting to {}: the socket's file mode does not let uid {uid} in; run as the daemon's user or root", .path.display())]
     SocketDenied {
@@ -84,8 +104,10 @@ impl CtlError {
     pub fn exit(&self) -> Exit {
         match self {
             CtlError::Target(_) => Exit::Usage,
-            CtlError::NoDaemon { .. } | CtlError::Connect { .. } => Exit::NoDaemon,
-            CtlError::SocketDenied { .. } => Exit::Denied,
+            CtlError::NoDaemon { .. } | CtlError::Connect { .. } | CtlError::Running { .. } => {
+                Exit::NoDaemon
+            }
+            CtlError::SocketDenied { .. } | CtlError::Untrusted(_) => Exit::Denied,
             CtlError::Timeout { .. } => Exit::Timeout,
             CtlError::Incompatible { .. }
             | CtlError::Protocol { .. }
@@ -118,7 +140,9 @@ impl CtlError {
         match self {
             CtlError::Target(_) => "usage",
             CtlError::NoDaemon { .. } | CtlError::Connect { .. } => "no_daemon",
+            CtlError::Running { .. } => "not_listening",
             CtlError::SocketDenied { .. } => "denied",
+            CtlError::Untrusted(_) => "untrusted",
             CtlError::Timeout { .. } => "timeout",
             CtlError::Incompatible { .. } => "incompatible",
             CtlError::Protocol { .. } | CtlError::WrongReply { .. } => "protocol",
@@ -140,6 +164,7 @@ impl CtlError {
             io::ErrorKind::NotFound => CtlError::NoDaemon {
                 path,
                 why: "no socket there",
+                also: Vec::new(),
             },
             // Linux refuses a connection to a path that is not a socket the same way; that is a
             // misconfigured target, not a stopped daemon.
@@ -150,6 +175,7 @@ impl CtlError {
             io::ErrorKind::ConnectionRefused => CtlError::NoDaemon {
                 path,
                 why: "the socket is stale (nobody accepts on it)",
+                also: Vec::new(),
             },
             io::ErrorKind::PermissionDenied => CtlError::SocketDenied {
                 path,
@@ -207,6 +233,36 @@ impl CtlError {
                 what: format!("cannot send the request: {}", error_chain(&*e)),
             },
         }
+    }
+}
+
+/// " (nor at A, B)" for the other places looked at, or nothing.
+pub(crate) fn nor(paths: &[PathBuf]) -> String {
+    if paths.is_empty() {
+        return String::new();
+    }
+    let list: Vec<_> = paths.iter().map(|p| p.display().to_string()).collect();
+    format!(" (nor at {})", list.join(", "))
+}
+
+/// "pid 12" or "pids 12, 13".
+fn pids(processes: &[Process]) -> String {
+    let pids: Vec<_> = processes.iter().map(|p| p.pid.to_string()).collect();
+    let s = if pids.len() == 1 { "" } else { "s" };
+    format!("pid{s} {}", pids.join(", "))
+}
+
+/// " (it listens at PATH: `ctl OP PATH`)" when the processes' lock files tell, or nothing.
+fn listening(processes: &[Process]) -> String {
+    let sockets: Vec<_> = processes
+        .iter()
+        .flat_map(|p| &p.sockets)
+        .map(|s| s.display().to_string())
+        .collect();
+    if sockets.is_empty() {
+        String::new()
+    } else {
+        format!(" (it listens at {})", sockets.join(", "))
     }
 }
 
@@ -316,10 +372,11 @@ mod tests {
             CtlError::Incompatible { daemon: 2, ours: 1 }.exit(),
             Exit::Protocol
         );
-        assert_eq!(
-            CtlError::Target(SocketPathError::NoSocketDir).exit(),
-            Exit::Usage
-        );
+        let no_dir = SocketPathError::NoSocketDir {
+            runtime_dir: "/run/web".into(),
+            uid: 1000,
+        };
+        assert_eq!(CtlError::Target(no_dir).exit(), Exit::Usage);
     }
 
     #[test]
@@ -335,6 +392,40 @@ mod tests {
             text.contains("`status`") && text.contains("`reload`"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_running_daemon_that_does_not_answer_is_never_missing() {
+        let err = CtlError::Running {
+            name: "web".into(),
+            looked: vec!["/run/ctl/web.sock".into(), "/run/web/ctl.sock".into()],
+            processes: vec![Process {
+                pid: 4242,
+                sockets: vec!["/srv/web.sock".into()],
+            }],
+        };
+        assert_eq!(err.exit(), Exit::NoDaemon);
+        assert!(!err.is_missing(), "--missing-ok would hide it");
+        let text = err.to_string();
+        for part in [
+            "pid 4242",
+            "/srv/web.sock",
+            "/run/web/ctl.sock",
+            "--missing-ok",
+        ] {
+            assert!(text.contains(part), "{part:?} not in {text}");
+        }
+    }
+
+    #[test]
+    fn an_untrusted_socket_is_denied_not_missing() {
+        let err = CtlError::Untrusted(Untrusted {
+            path: "/run/web/ctl.sock".into(),
+            why: control_api::socket::Distrust::DirWritable { mode: 0o777 },
+        });
+        assert_eq!(err.exit(), Exit::Denied);
+        assert!(!err.is_missing());
+        assert_eq!(err.kind(), "untrusted");
     }
 
     #[test]

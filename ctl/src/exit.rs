@@ -22,7 +22,8 @@ pub enum Exit {
     Timeout = 75,
     /// Incompatible protocol version, or a reply that could not be read.
     Protocol = 76,
-    /// Permission denied, by the socket's file mode or the daemon's policy.
+    /// Permission denied, by the socket's file mode or the daemon's policy, or a socket found
+    /// by name that ctl does not trust.
     Denied = 77,
 }
 
@@ -50,7 +51,8 @@ Exit codes:
   74  the output could not be written (the operation itself may have succeeded)
   75  the deadline passed before the daemon answered
   76  protocol error: incompatible version or a reply that could not be read
-  77  permission denied: by the socket's file mode or by the daemon's peer policy";
+  77  permission denied: by the socket's file mode, by the daemon's peer policy, or by
+      ctl, for a socket in /run that another user could have put there";
 
 #[cfg(test)]
 mod tests {

@@ -1,16 +1,16 @@
-//! `ctl list`: every daemon with a socket in the socket directory, one line each. A stale,
-//! refused or broken socket (one whose daemon answers what is not this protocol) is shown as
-//! such; it does not fail the listing.
+//! `ctl list`: every daemon with a socket where the convention puts them (the shared directory
+//! and each daemon's own runtime directory), one line each. A stale, refused or broken socket
+//! (one whose daemon answers what is not this protocol) is shown as such, and one the trust
+//! rule refuses as `untrusted`, never connected to; none fails the listing.
 
 use crate::cli::Global;
 use crate::client::Session;
 use crate::error::CtlError;
 use crate::exit::Exit;
 use crate::output::{clean, print_err, print_json, print_out};
-use control_api::socket::{name_from_path, SocketEnv};
+use control_api::socket::SocketEnv;
 use control_api::Status;
 use serde_json::json;
-use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -22,38 +22,31 @@ struct Entry {
 }
 
 pub async fn run(global: &Global, started: Instant) -> Exit {
-    let dir = match SocketEnv::from_process().socket_dir() {
-        Ok(dir) => dir,
+    let env = SocketEnv::from_process();
+    let listed = match env.list() {
+        Ok(listed) => listed,
         Err(err) => {
-            print_err(&format!("ctl: list: {err}"));
-            return Exit::Usage;
-        }
-    };
-    let mut sockets: Vec<PathBuf> = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_socket()))
-            .map(|e| e.path())
-            .filter(|p| name_from_path(p).is_some())
-            .collect(),
-        // No directory: no daemon has ever started here.
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(err) => {
-            print_err(&format!("ctl: list: cannot read {}: {err}", dir.display()));
+            print_err(&format!("ctl: list: {err}: {}", err.source));
             return Exit::Failed;
         }
     };
-    sockets.sort();
+    let dirs = env.list_dirs();
 
-    let entries = futures::future::join_all(sockets.into_iter().map(|path| async move {
-        let result = async {
-            let session = Session::open(&path, started, global.timeout).await?;
-            session.status().await
-        }
-        .await;
+    let entries = futures::future::join_all(listed.into_iter().map(|l| async move {
+        let result = match l.trust {
+            // Shown, never connected to: it may not be the daemon it is named after.
+            Err(untrusted) => Err(CtlError::Untrusted(untrusted)),
+            Ok(()) => {
+                async {
+                    let session = Session::open(&l.path, started, global.timeout).await?;
+                    session.status().await
+                }
+                .await
+            }
+        };
         Entry {
-            name: name_from_path(&path).unwrap_or_default().to_owned(),
-            path,
+            name: l.name,
+            path: l.path,
             result,
         }
     }))
@@ -67,11 +60,13 @@ pub async fn run(global: &Global, started: Instant) -> Exit {
                 Err(err) => json!({"name": e.name, "socket": e.path, "state": error_state(err), "error": err.to_string()}),
             })
             .collect();
-        print_json(&json!({"socket_dir": dir, "daemons": daemons}))
+        // `socket_dir` is the first place looked, as before there were several.
+        print_json(&json!({"socket_dir": dirs[0], "socket_dirs": dirs, "daemons": daemons}))
     } else if global.quiet {
         Ok(())
     } else if entries.is_empty() {
-        print_out(&format!("no daemons have a socket in {}", dir.display()))
+        let dirs: Vec<_> = dirs.iter().map(|d| d.display().to_string()).collect();
+        print_out(&format!("no daemons have a socket in {}", dirs.join(", ")))
     } else {
         entries.iter().try_for_each(|e| print_out(&clean(&line(e))))
     };
@@ -117,6 +112,7 @@ fn line(e: &Entry) -> String {
 fn error_state(err: &CtlError) -> &'static str {
     match err {
         CtlError::Incompatible { .. } => "incompatible",
+        CtlError::Untrusted(_) => "untrusted",
         // Something answers, but not in this protocol: a daemon's bug, or another program.
         CtlError::Protocol { .. } | CtlError::WrongReply { .. } => "broken",
         _ => match err.exit() {

@@ -7,6 +7,7 @@ mod error;
 mod exit;
 mod list;
 mod output;
+mod running;
 
 use clap::Parser;
 use cli::{Cli, Command};
@@ -82,16 +83,29 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         target,
         socket: None,
     };
-    let path = match Target::parse(target).and_then(|t| t.socket_path(&SocketEnv::from_process())) {
-        Ok(path) => path,
+    let (parsed, lookup) = match Target::parse(target)
+        .and_then(|t| t.lookup(&SocketEnv::from_process()).map(|l| (t, l)))
+    {
+        Ok(found) => found,
         Err(err) => {
             return failed(&out, &CtlError::from(err));
         }
     };
-    out.socket = Some(&path);
+    out.socket = lookup.found.first().or(lookup.looked.first()).cloned();
 
     let result = async {
-        let session = Session::open(&path, started, global.timeout).await?;
+        if lookup.found.is_empty() {
+            // A socket refused by the trust rule says more than "nothing there".
+            return Err(match lookup.untrusted.first() {
+                Some(untrusted) => CtlError::Untrusted(untrusted.clone()),
+                None => CtlError::NoDaemon {
+                    path: lookup.looked[0].clone(),
+                    why: "no socket there",
+                    also: lookup.looked[1..].to_vec(),
+                },
+            });
+        }
+        let session = Session::open_first(&lookup.found, started, global.timeout).await?;
         let reply = match &cli.command {
             Command::Status(_) => Reply::Status(session.status().await?),
             Command::Reload(_) => Reply::Reload(session.reload().await?),
@@ -108,12 +122,30 @@ async fn run(cli: Cli, started: Instant) -> Exit {
                 unreachable!("handled above")
             }
         };
-        Ok::<_, CtlError>((session.hello, reply))
+        Ok::<_, CtlError>((session.hello, reply, session.path))
     }
     .await;
+    // No socket answers: if a process of that name runs all the same, it listens where ctl
+    // did not look, and saying "no daemon" (or, with --missing-ok, nothing) would hide it.
+    let result = match (result, parsed.name()) {
+        (Err(err @ CtlError::NoDaemon { .. }), Some(name)) => {
+            let processes = running::find(name);
+            if processes.is_empty() {
+                Err(err)
+            } else {
+                Err(CtlError::Running {
+                    name: name.to_owned(),
+                    looked: lookup.looked.clone(),
+                    processes,
+                })
+            }
+        }
+        (result, _) => result,
+    };
 
     match result {
-        Ok((hello, reply)) => {
+        Ok((hello, reply, path)) => {
+            out.socket = Some(path);
             let exit = match &reply {
                 Reply::Drain(d) if !d.completed => Exit::Failed,
                 _ => Exit::Ok,

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::borrow::Cow;
 use std::io::Write;
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 /// A successful reply, of whichever operation was asked for.
@@ -48,7 +48,7 @@ pub struct Output<'a> {
     pub global: &'a Global,
     pub operation: &'a str,
     pub target: &'a str,
-    pub socket: Option<&'a Path>,
+    pub socket: Option<PathBuf>,
 }
 
 impl Output<'_> {
@@ -61,6 +61,7 @@ impl Output<'_> {
         doc.insert(
             "socket".into(),
             self.socket
+                .as_ref()
                 .map_or(Value::Null, |p| p.display().to_string().into()),
         );
         doc
@@ -123,8 +124,12 @@ impl Output<'_> {
             print_json(&Value::Object(doc))
         } else {
             let what = match err {
-                CtlError::NoDaemon { path, why } => {
-                    format!("no daemon at {}: {why}", path.display())
+                CtlError::NoDaemon { path, why, also } => {
+                    format!(
+                        "no daemon at {}{}: {why}",
+                        path.display(),
+                        crate::error::nor(also)
+                    )
                 }
                 other => other.to_string(),
             };
