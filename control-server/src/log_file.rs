@@ -856,7 +856,7 @@ mod tests {
             .collect();
 
         let mut rotated = Vec::new();
-        let mut rotate = |rotated: &mut Vec<PathBuf>| {
+        let rotate = |rotated: &mut Vec<PathBuf>| {
             let to = dir.path().join(format!("c.log.{}", rotated.len()));
             std::fs::rename(&path, &to).unwrap();
             assert_eq!(log.reopen().error, None);
@@ -926,7 +926,7 @@ mod tests {
             .filter(|f| std::fs::metadata(f).unwrap().len() > 0)
             .count();
         assert!(
-            files_with_lines >= GATES.len() + 1,
+            files_with_lines > GATES.len(),
             "rotations did not fall between the phases ({files_with_lines} files got lines)"
         );
     }
