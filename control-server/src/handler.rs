@@ -271,7 +271,10 @@ mod tests {
         let names: Vec<_> = values.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["zeta", "alpha", "mid", "legacy"]);
         assert_eq!(values[0].value, FieldValue::Unsigned(2));
-        assert_eq!(values[1].value, FieldValue::Duration(Duration::from_millis(50)));
+        assert_eq!(
+            values[1].value,
+            FieldValue::Duration(Duration::from_millis(50))
+        );
         assert_eq!(values[3].value, FieldValue::String("text".into()));
         // Older clients get every field as text; the typed value wins over the untyped one.
         assert_eq!(text["zeta"], "2");
