@@ -153,9 +153,9 @@ impl DaemonStatus {
 ///
 /// Implement the operations the daemon has and list them in [`Handler::operations`]; the others
 /// answer [`OpError::Unsupported`] without the daemon writing anything. `hello` and `status` are
-/// always served. Mutating operations (`reload`, `rotate`, `drain`) run on a task the server
-/// owns: if the caller's deadline passes or the caller goes away, the work still completes.
-/// A panic in any of them is caught and reported to the caller as [`OpError::Failed`].
+/// always served. Mutating operations (`reload`, `rotate`, `drain`, `resume`) run on a task the
+/// server owns: if the caller's deadline passes or the caller goes away, the work still
+/// completes. A panic in any of them is caught and reported to the caller as [`OpError::Failed`].
 ///
 /// ```
 /// use control_server::{Handler, OpContext, Reloaded};

@@ -84,7 +84,11 @@ async fn hello_lists_resume_only_with_a_tracker_or_a_handler_that_has_it() {
             .hello(ctx(), HelloRequest::default())
             .await
             .unwrap();
-        assert_eq!(hello.supports(Operation::Resume), listed, "{name}: {hello:?}");
+        assert_eq!(
+            hello.supports(Operation::Resume),
+            listed,
+            "{name}: {hello:?}"
+        );
         server.shutdown().await;
     }
 }
