@@ -63,6 +63,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod field;
 pub mod operation;
 pub mod service;
 pub mod socket;
@@ -70,6 +71,7 @@ pub mod types;
 pub mod wire;
 
 pub use error::OpError;
+pub use field::{FieldValue, StatusField};
 pub use operation::Operation;
 pub use service::{Control, ControlClient, ControlRequest, ControlResponse};
 pub use types::*;

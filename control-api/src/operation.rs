@@ -21,17 +21,21 @@ pub enum Operation {
     Drain,
     /// See [`Control::log_level`](crate::Control::log_level).
     LogLevel,
+    /// See [`Control::resume`](crate::Control::resume). Added after the first release: clients
+    /// send it only when `hello` lists `resume`.
+    Resume,
 }
 
 impl Operation {
     /// Every operation this build of the protocol knows, in a stable order.
-    pub const ALL: [Operation; 6] = [
+    pub const ALL: [Operation; 7] = [
         Operation::Hello,
         Operation::Status,
         Operation::Reload,
         Operation::Rotate,
         Operation::Drain,
         Operation::LogLevel,
+        Operation::Resume,
     ];
 
     /// The wire and command-line name.
@@ -43,6 +47,7 @@ impl Operation {
             Operation::Rotate => "rotate",
             Operation::Drain => "drain",
             Operation::LogLevel => "log-level",
+            Operation::Resume => "resume",
         }
     }
 
@@ -52,7 +57,11 @@ impl Operation {
     pub const fn is_mutating(self) -> bool {
         matches!(
             self,
-            Operation::Reload | Operation::Rotate | Operation::Drain | Operation::LogLevel
+            Operation::Reload
+                | Operation::Rotate
+                | Operation::Drain
+                | Operation::LogLevel
+                | Operation::Resume
         )
     }
 }
@@ -66,7 +75,7 @@ impl fmt::Display for Operation {
 /// The name is not an operation this build knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown operation `{0}`; known operations: hello, status, reload, rotate, drain, log-level"
+    "unknown operation `{0}`; known operations: hello, status, reload, rotate, drain, log-level, resume"
 )]
 pub struct UnknownOperation(pub String);
 
@@ -86,6 +95,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_unknown_operation_message_names_every_operation() {
+        let message = UnknownOperation("x".into()).to_string();
+        for op in Operation::ALL {
+            assert!(message.contains(op.as_str()), "{op} missing: {message}");
+        }
+    }
+
+    #[test]
     fn names_round_trip() {
         for op in Operation::ALL {
             assert_eq!(op.as_str().parse::<Operation>(), Ok(op));
@@ -98,7 +115,7 @@ mod tests {
     }
 
     #[test]
-    fn only_reload_rotate_drain_mutate() {
+    fn only_reload_rotate_drain_log_level_resume_mutate() {
         let mutating: Vec<_> = Operation::ALL
             .into_iter()
             .filter(|op| op.is_mutating())
@@ -109,7 +126,8 @@ mod tests {
                 Operation::Reload,
                 Operation::Rotate,
                 Operation::Drain,
-                Operation::LogLevel
+                Operation::LogLevel,
+                Operation::Resume
             ]
         );
     }

@@ -25,4 +25,8 @@ pub trait Control {
     /// syntax). Added after the first release: clients call it only when `hello` lists
     /// `log-level`.
     async fn log_level(req: LogLevelRequest) -> Result<LogLevelReply, OpError>;
+    /// Undo a drain: take new work again. A `drain` call still waiting then ends, not
+    /// completed, with `resumed` set. Added after the first release: clients call it only when
+    /// `hello` lists `resume`. New methods go at the end, after this one.
+    async fn resume(req: ResumeRequest) -> Result<ResumeReply, OpError>;
 }

@@ -11,7 +11,7 @@
 //!   release carry `#[serde(default)]` of their own, so an older daemon's reply still decodes.
 //!   A field added later must do the same.
 
-use crate::Operation;
+use crate::{Operation, StatusField};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -76,8 +76,13 @@ pub struct Status {
     pub in_flight: u64,
     /// Log files the daemon writes and reopens on `rotate`.
     pub log_files: Vec<PathBuf>,
-    /// Fields the daemon adds (queue depth, peers, ...), by name.
+    /// Fields the daemon adds (queue depth, peers, ...), by name, as text. Still sent for
+    /// clients that predate [`Status::values`], which carries the same fields typed.
     pub fields: BTreeMap<String, String>,
+    /// The same fields as `fields`, typed and in the daemon's order; a client that finds them
+    /// prefers them. Added after the first release: absent (empty) from an older daemon.
+    #[serde(default)]
+    pub values: Vec<StatusField>,
 }
 
 /// What the last reload did.
@@ -168,6 +173,24 @@ pub struct DrainReply {
     pub completed: bool,
     /// Units of work still in flight when the reply was sent.
     pub in_flight: u64,
+    /// The drain ended because a `resume` undid it before it completed (`completed` is then
+    /// false): the daemon takes new work again. Added after the first release: absent (false)
+    /// from an older daemon.
+    #[serde(default)]
+    pub resumed: bool,
+}
+
+/// Argument of [`Control::resume`](crate::Control::resume).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResumeRequest {}
+
+/// Reply of a successful [`Control::resume`](crate::Control::resume).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeReply {
+    /// Whether the daemon was draining: false when it was serving already and there was
+    /// nothing to undo (not an error).
+    pub was_draining: bool,
 }
 
 /// Argument of [`Control::log_level`](crate::Control::log_level).
@@ -218,6 +241,7 @@ mod tests {
             in_flight: 2,
             log_files: vec!["/var/log/d.log".into()],
             fields: [("queue".to_owned(), "4".to_owned())].into(),
+            values: vec![StatusField::new("queue", 4u64)],
         }
     }
 
@@ -263,7 +287,9 @@ mod tests {
         round_trip(DrainReply {
             completed: false,
             in_flight: 1,
+            resumed: true,
         });
+        round_trip(ResumeReply { was_draining: true });
         round_trip(LogLevelReply {
             filter: "debug".into(),
             previous: Some("info".into()),
@@ -282,6 +308,7 @@ mod tests {
         assert!(serde_json::from_str::<ReopenedFile>(r#"{"path":"/x"}"#).is_err());
         assert!(serde_json::from_str::<DrainReply>("{}").is_err());
         assert!(serde_json::from_str::<LogLevelReply>("{}").is_err());
+        assert!(serde_json::from_str::<ResumeReply>("{}").is_err());
     }
 
     #[test]
@@ -295,6 +322,15 @@ mod tests {
         assert_eq!(status.last_reload, None);
         let reply: LogLevelReply = serde_json::from_str(r#"{"filter":"info"}"#).unwrap();
         assert_eq!(reply.previous, None);
+        // A daemon from before typed fields and resume.
+        let mut doc = serde_json::to_value(self::status()).unwrap();
+        doc.as_object_mut().unwrap().remove("values");
+        let old: Status = serde_json::from_value(doc).unwrap();
+        assert!(old.values.is_empty());
+        assert_eq!(old.fields["queue"], "4");
+        let reply: DrainReply =
+            serde_json::from_str(r#"{"completed":false,"in_flight":2}"#).unwrap();
+        assert!(!reply.resumed);
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! Work in flight, for `drain`: a guard per unit of work, refused once draining.
+//! Work in flight, for `drain` and `resume`: a guard per unit of work, refused while draining.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 /// Counts units of work in flight and refuses new ones once a drain has begun.
 ///
@@ -10,7 +10,48 @@ use tokio::sync::Notify;
 /// a job) and drops it when done. Registered with
 /// [`Builder::work_tracker`](crate::Builder::work_tracker), it gives the daemon `drain` (stop
 /// taking work, wait for the count to reach zero or the deadline) and the `draining` and
-/// `in_flight` fields of `status`, with no further code.
+/// `in_flight` fields of `status`, with no further code; and `resume`, which undoes a drain.
+///
+/// # The order of events
+///
+/// On `drain` the server does, in this order:
+///
+/// 1. tells systemd `STOPPING=1` (with [`notify_systemd`](crate::Builder::notify_systemd));
+/// 2. starts draining the tracker: [`begin`](Self::begin) refuses from now on, and every
+///    [`draining`](Self::draining) future resolves: the moment to close a listener;
+/// 3. calls [`Handler::drain`](crate::Handler::drain) if the handler lists `drain`, for work
+///    the tracker does not see;
+/// 4. waits until nothing is in flight ([`drained`](Self::drained)), the caller's deadline
+///    (less a margin to deliver the reply), or a `resume`, whichever comes first.
+///
+/// The reply is `completed` only if the handler's drain and the tracker both completed; its
+/// `in_flight` is the handler's count plus the tracker's. A drain past its deadline leaves the
+/// daemon draining: the work in flight still ends, and nothing new starts.
+///
+/// On `resume` the server stops draining the tracker first ([`begin`](Self::begin) accepts
+/// again, every [`resumed`](Self::resumed) future resolves), then calls
+/// [`Handler::resume`](crate::Handler::resume) if the handler lists `resume`, then tells systemd
+/// `READY=1`. A `drain` call still waiting ends at once, not completed, with `resumed` set: what
+/// it waited for will not happen. If the handler's resume fails, the tracker drains again, so
+/// the daemon stays as it was.
+///
+/// A daemon that stops something when a drain begins must start it again on resume, or `resume`
+/// would report success while nothing serves. A worker loop waits for [`resumed`](Self::resumed)
+/// instead of ending:
+///
+/// ```no_run
+/// # async fn serve(_: tokio::net::TcpListener, _: &control_server::WorkTracker) {}
+/// # async fn run(work: control_server::WorkTracker) -> std::io::Result<()> {
+/// loop {
+///     let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+///     tokio::select! {
+///         _ = serve(listener, &work) => {}
+///         _ = work.draining() => {} // dropping the listener closes it: clients go elsewhere
+///     }
+///     work.resumed().await; // open it again on `resume`
+/// }
+/// # }
+/// ```
 ///
 /// ```
 /// use control_server::WorkTracker;
@@ -28,12 +69,27 @@ pub struct WorkTracker {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     in_flight: AtomicU64,
+    /// Read by [`WorkTracker::begin`] without a lock; written only under `state`'s lock, so the
+    /// two never disagree.
     draining: AtomicBool,
+    /// Whether draining, for the tasks that wait for a drain to begin or end.
+    state: watch::Sender<bool>,
     /// Woken when `in_flight` drops to zero.
     idle: Notify,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            in_flight: AtomicU64::new(0),
+            draining: AtomicBool::new(false),
+            state: watch::Sender::new(false),
+            idle: Notify::new(),
+        }
+    }
 }
 
 /// One unit of work in flight; dropping it ends the unit.
@@ -49,8 +105,8 @@ impl WorkTracker {
         Self::default()
     }
 
-    /// Starts a unit of work, or returns `None` once draining: the daemon should then not
-    /// start it.
+    /// Starts a unit of work, or returns `None` while draining: the daemon should then not
+    /// start it (and may try again after [`resumed`](Self::resumed)).
     pub fn begin(&self) -> Option<WorkGuard> {
         // Count first, then check: a drain that begins in between sees this unit.
         self.inner.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -68,20 +124,58 @@ impl WorkTracker {
         self.inner.in_flight.load(Ordering::SeqCst)
     }
 
-    /// Whether a drain has begun.
+    /// Whether a drain has begun and not been undone by a resume.
     pub fn is_draining(&self) -> bool {
         self.inner.draining.load(Ordering::SeqCst)
     }
 
-    /// Refuses new work from now on. Idempotent.
+    /// Refuses new work from now on. Idempotent. The server calls this on `drain`; a daemon
+    /// may call it too (e.g. on SIGTERM), with the same effect.
     pub fn start_draining(&self) {
-        self.inner.draining.store(true, Ordering::SeqCst);
+        self.set_draining(true);
         // With nothing in flight there is no last guard to wake `drained()`: wake it here.
         self.inner.idle.notify_waiters();
     }
 
+    /// Accepts new work again: undoes [`start_draining`](Self::start_draining). Returns whether
+    /// it was draining. The server calls this on `resume`.
+    pub fn resume(&self) -> bool {
+        self.set_draining(false)
+    }
+
+    /// Sets the state; returns whether it changed.
+    fn set_draining(&self, draining: bool) -> bool {
+        self.inner.state.send_if_modified(|state| {
+            // Under the watch's lock: two callers setting opposite states cannot leave the
+            // flag and the watch disagreeing.
+            self.inner.draining.store(draining, Ordering::SeqCst);
+            std::mem::replace(state, draining) != draining
+        })
+    }
+
+    /// Resolves when a drain begins, at once if one has: the moment to stop accepting work at
+    /// the source (close a listener, pause a queue consumer). See the order of events above.
+    pub async fn draining(&self) {
+        let mut state = self.inner.state.subscribe();
+        // The sender lives as long as `self`: `wait_for` cannot fail here.
+        let _ = state.wait_for(|&draining| draining).await;
+    }
+
+    /// Resolves when a drain is undone by `resume`, at once if not draining: the moment to
+    /// accept work again (reopen the listener closed on [`draining`](Self::draining)).
+    pub async fn resumed(&self) {
+        let mut state = self.inner.state.subscribe();
+        let _ = state.wait_for(|&draining| !draining).await;
+    }
+
+    /// Whether draining, as a watch: it changes on every start and end of a drain.
+    pub(crate) fn watch(&self) -> watch::Receiver<bool> {
+        self.inner.state.subscribe()
+    }
+
     /// Resolves once draining has begun and nothing is in flight: a daemon that wants to exit
-    /// after a drain awaits this.
+    /// after a drain awaits this. A drain undone by `resume` does not count; this then waits
+    /// for the next one.
     pub async fn drained(&self) {
         loop {
             let idle = self.inner.idle.notified();
@@ -148,6 +242,99 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), waiter)
             .await
             .expect("drained resolves without any guard being dropped")
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn draining_resolves_when_a_drain_starts_before_drained() {
+        let work = WorkTracker::new();
+        let guard = work.begin().unwrap();
+        let began = tokio::spawn({
+            let work = work.clone();
+            async move { work.draining().await }
+        });
+        let ended = tokio::spawn({
+            let work = work.clone();
+            async move { work.drained().await }
+        });
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(!began.is_finished(), "no drain yet");
+        work.start_draining();
+        tokio::time::timeout(Duration::from_secs(1), began)
+            .await
+            .expect("draining resolves when the drain starts, with work still in flight")
+            .unwrap();
+        assert!(!ended.is_finished(), "a unit is still in flight");
+        drop(guard);
+        tokio::time::timeout(Duration::from_secs(1), ended)
+            .await
+            .expect("drained resolves after the last unit")
+            .unwrap();
+        // Already draining: resolves at once.
+        tokio::time::timeout(Duration::ZERO, work.draining())
+            .await
+            .expect("at once");
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn resume_undoes_a_drain_and_wakes_resumed() {
+        let work = WorkTracker::new();
+        tokio::time::timeout(Duration::ZERO, work.resumed())
+            .await
+            .expect("not draining: resumed at once");
+        assert!(!work.resume(), "nothing to undo");
+        work.start_draining();
+        assert!(work.begin().is_none());
+        let resumed = tokio::spawn({
+            let work = work.clone();
+            async move { work.resumed().await }
+        });
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(!resumed.is_finished(), "still draining");
+        assert!(work.resume(), "a drain was undone");
+        tokio::time::timeout(Duration::from_secs(1), resumed)
+            .await
+            .expect("resumed resolves on resume")
+            .unwrap();
+        assert!(!work.is_draining());
+        let guard = work.begin().expect("work is taken again");
+        assert_eq!(work.in_flight(), 1);
+        drop(guard);
+        // And a new drain is seen by a new `draining()`.
+        let began = tokio::spawn({
+            let work = work.clone();
+            async move { work.draining().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!began.is_finished());
+        work.start_draining();
+        tokio::time::timeout(Duration::from_secs(1), began)
+            .await
+            .expect("draining resolves for the second drain")
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn drained_ignores_a_drain_undone_before_it_completed() {
+        let work = WorkTracker::new();
+        let guard = work.begin().unwrap();
+        work.start_draining();
+        let waiter = tokio::spawn({
+            let work = work.clone();
+            async move { work.drained().await }
+        });
+        tokio::task::yield_now().await;
+        work.resume();
+        drop(guard);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(
+            !waiter.is_finished(),
+            "idle, but serving again: not drained"
+        );
+        work.start_draining();
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("drained by the next drain")
             .unwrap();
     }
 

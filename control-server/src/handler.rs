@@ -1,7 +1,9 @@
 //! What a daemon implements: the [`Handler`] trait and the values its operations return.
 
 use crate::policy::Peer;
-use control_api::{DrainReply, OpError, Operation, RotateReply};
+use control_api::{
+    DrainReply, FieldValue, OpError, Operation, ResumeReply, RotateReply, StatusField,
+};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -73,25 +75,87 @@ impl Reloaded {
 
 /// The daemon's part of `status`; the server adds pid, uptime, name, version and the reload
 /// history.
+///
+/// Add your own fields with [`field`](Self::field): each keeps its type (`ctl --json status`
+/// shows numbers as numbers) and its place (`ctl status` shows them in the order added).
+///
+/// ```
+/// use control_server::DaemonStatus;
+/// use std::time::Duration;
+///
+/// let status = DaemonStatus::new()
+///     .field("lines_written", 42u64)
+///     .field("interval", Duration::from_millis(50))
+///     .field("message", "hi");
+/// assert_eq!(status.values[1].name, "interval");
+/// ```
+///
+/// # How it combines with what the server knows
+///
+/// - `in_flight`: the handler's count is **added** to that of the registered
+///   [`WorkTracker`](crate::WorkTracker); report only work the tracker does not see.
+/// - `draining`: **or-ed** with the tracker's: the daemon is draining if either says so.
+/// - `log_files`: the files registered with [`Builder::log_file`](crate::Builder::log_file)
+///   first, then these.
+/// - fields: [`values`](Self::values) in their order, then the entries of the untyped
+///   [`fields`](Self::fields) map not named there, as text. Clients that predate typed fields
+///   get all of them as text.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DaemonStatus {
-    /// Whether the daemon is draining.
+    /// Whether the daemon is draining (or-ed with the tracker's).
     pub draining: bool,
-    /// Units of work in flight.
+    /// Units of work in flight (added to the tracker's).
     pub in_flight: u64,
     /// Log files the daemon writes, besides those registered with the server.
     pub log_files: Vec<PathBuf>,
-    /// Anything else worth showing an operator, by name.
+    /// Anything else worth showing an operator, typed, in the order to show it. Set with
+    /// [`field`](Self::field).
+    pub values: Vec<StatusField>,
+    /// Fields as text, by name, from before [`values`](Self::values); shown after them. Prefer
+    /// [`field`](Self::field).
     pub fields: BTreeMap<String, String>,
+}
+
+impl DaemonStatus {
+    /// Nothing in flight, not draining, no fields.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the field `name` after those added before, or replaces its value if there is one:
+    /// an integer, float, bool, text or [`Duration`](std::time::Duration).
+    pub fn field(mut self, name: impl Into<String>, value: impl Into<FieldValue>) -> Self {
+        let field = StatusField::new(name, value);
+        match self.values.iter_mut().find(|f| f.name == field.name) {
+            Some(existing) => existing.value = field.value,
+            None => self.values.push(field),
+        }
+        self
+    }
+
+    /// The fields as sent: typed in order, and as text for older clients.
+    pub(crate) fn into_wire_fields(self) -> (Vec<StatusField>, BTreeMap<String, String>) {
+        let mut values = self.values;
+        for (name, text) in self.fields {
+            if !values.iter().any(|f| f.name == name) {
+                values.push(StatusField::new(name, text));
+            }
+        }
+        let text = values
+            .iter()
+            .map(|f| (f.name.clone(), f.value.to_string()))
+            .collect();
+        (values, text)
+    }
 }
 
 /// The daemon's side of the control plane.
 ///
 /// Implement the operations the daemon has and list them in [`Handler::operations`]; the others
 /// answer [`OpError::Unsupported`] without the daemon writing anything. `hello` and `status` are
-/// always served. Mutating operations (`reload`, `rotate`, `drain`) run on a task the server
-/// owns: if the caller's deadline passes or the caller goes away, the work still completes.
-/// A panic in any of them is caught and reported to the caller as [`OpError::Failed`].
+/// always served. Mutating operations (`reload`, `rotate`, `drain`, `resume`) run on a task the
+/// server owns: if the caller's deadline passes or the caller goes away, the work still
+/// completes. A panic in any of them is caught and reported to the caller as [`OpError::Failed`].
 ///
 /// ```
 /// use control_server::{Handler, OpContext, Reloaded};
@@ -139,10 +203,20 @@ pub trait Handler: Send + Sync + 'static {
         async { Err(not_implemented(Operation::Drain)) }
     }
 
-    /// The daemon's part of `status`.
+    /// The daemon's part of `status` (see [`DaemonStatus`] for how it combines with the
+    /// server's).
     fn status(&self, ctx: OpContext) -> impl Future<Output = DaemonStatus> + Send {
         let _ = ctx;
         async { DaemonStatus::default() }
+    }
+
+    /// Undo a drain: take new work again, e.g. reopen what [`Handler::drain`] closed. With a
+    /// [`WorkTracker`](crate::WorkTracker) registered, the server resumes it first (and offers
+    /// `resume` without this); implement this only for what the tracker does not see. Set
+    /// `was_draining` if there was something to undo. On error the tracker drains again.
+    fn resume(&self, ctx: OpContext) -> impl Future<Output = Result<ResumeReply, OpError>> + Send {
+        let _ = ctx;
+        async { Err(not_implemented(Operation::Resume)) }
     }
 }
 
@@ -172,5 +246,40 @@ impl<H: Handler> Handler for std::sync::Arc<H> {
 
     fn status(&self, ctx: OpContext) -> impl Future<Output = DaemonStatus> + Send {
         (**self).status(ctx)
+    }
+
+    fn resume(&self, ctx: OpContext) -> impl Future<Output = Result<ResumeReply, OpError>> + Send {
+        (**self).resume(ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn fields_keep_their_order_and_types_and_a_name_is_replaced_in_place() {
+        let mut status = DaemonStatus::new()
+            .field("zeta", 1u64)
+            .field("alpha", Duration::from_millis(50))
+            .field("mid", "x")
+            .field("zeta", 2u64);
+        status.fields.insert("alpha".into(), "ignored".into());
+        status.fields.insert("legacy".into(), "text".into());
+        let (values, text) = status.into_wire_fields();
+        let names: Vec<_> = values.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["zeta", "alpha", "mid", "legacy"]);
+        assert_eq!(values[0].value, FieldValue::Unsigned(2));
+        assert_eq!(
+            values[1].value,
+            FieldValue::Duration(Duration::from_millis(50))
+        );
+        assert_eq!(values[3].value, FieldValue::String("text".into()));
+        // Older clients get every field as text; the typed value wins over the untyped one.
+        assert_eq!(text["zeta"], "2");
+        assert_eq!(text["alpha"], "50ms");
+        assert_eq!(text["legacy"], "text");
+        assert_eq!(text.len(), 4);
     }
 }

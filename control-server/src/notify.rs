@@ -59,6 +59,11 @@ impl Notifier {
         self.send_logged(&format!("READY=1\nSTATUS={status}"));
     }
 
+    /// `READY=1` again after `resume` undid a drain.
+    pub(crate) fn resumed(&self) {
+        self.send_logged("READY=1\nSTATUS=serving again: resume undid the drain");
+    }
+
     /// `STOPPING=1`: draining or shutting down.
     pub(crate) fn stopping(&self) {
         self.send_logged("STOPPING=1");

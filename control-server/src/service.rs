@@ -13,8 +13,8 @@ use crate::ops::reload::Reloads;
 use crate::policy::{Peer, Policy};
 use control_api::{
     Control, DrainReply, DrainRequest, Hello, HelloRequest, LogLevelReply, LogLevelRequest,
-    OpError, Operation, ReloadReply, ReloadRequest, RotateReply, RotateRequest, Status,
-    StatusRequest, PROTOCOL_VERSION,
+    OpError, Operation, ReloadReply, ReloadRequest, ResumeReply, ResumeRequest, RotateReply,
+    RotateRequest, Status, StatusRequest, PROTOCOL_VERSION,
 };
 use futures::FutureExt;
 use std::future::Future;
@@ -37,7 +37,8 @@ pub(crate) struct Shared<H> {
     pub started: Instant,
     pub policy: Policy,
     /// What `hello` announces: `hello`, `status`, the handler's mutating operations, and those
-    /// the server provides itself (`rotate` for registered log files, `drain` for a tracker).
+    /// the server provides itself (`rotate` for registered log files, `drain` and `resume` for
+    /// a tracker).
     pub operations: Vec<Operation>,
     /// What the handler itself lists.
     pub handler_ops: Vec<Operation>,
@@ -74,7 +75,8 @@ impl<H: Handler> Shared<H> {
         let handler_ops = handler.operations();
         let provided = |op: &Operation| match op {
             Operation::Rotate => !parts.logs.is_empty(),
-            Operation::Drain => parts.tracker.is_some(),
+            // A tracker can be drained, and resumed.
+            Operation::Drain | Operation::Resume => parts.tracker.is_some(),
             Operation::LogLevel => parts.log_filter.is_some(),
             _ => false,
         };
@@ -340,6 +342,16 @@ impl<H: Handler> Control for ControlService<H> {
                 let daemon = shared.handler.status(opctx).await;
                 let (generation, last) = shared.reloads.current();
                 let tracker = shared.tracker.as_ref();
+                // The rules are documented on `DaemonStatus`.
+                let draining = daemon.draining || tracker.is_some_and(WorkTracker::is_draining);
+                let in_flight = daemon.in_flight + tracker.map_or(0, WorkTracker::in_flight);
+                let log_files = shared
+                    .logs
+                    .iter()
+                    .map(LogFile::path)
+                    .chain(daemon.log_files.iter().cloned())
+                    .collect();
+                let (values, fields) = daemon.into_wire_fields();
                 Ok(Status {
                     name: shared.name.clone(),
                     version: shared.version.clone(),
@@ -347,15 +359,11 @@ impl<H: Handler> Control for ControlService<H> {
                     uptime_ms: shared.started.elapsed().as_millis() as u64,
                     config_generation: generation,
                     last_reload: last,
-                    draining: daemon.draining || tracker.is_some_and(WorkTracker::is_draining),
-                    in_flight: daemon.in_flight + tracker.map_or(0, WorkTracker::in_flight),
-                    log_files: shared
-                        .logs
-                        .iter()
-                        .map(LogFile::path)
-                        .chain(daemon.log_files)
-                        .collect(),
-                    fields: daemon.fields,
+                    draining,
+                    in_flight,
+                    log_files,
+                    fields,
+                    values,
                 })
             },
         )
@@ -388,6 +396,16 @@ impl<H: Handler> Control for ControlService<H> {
             ctx,
             Run::Owned,
             |shared, opctx| async move { shared.drain(opctx).await },
+        )
+        .await
+    }
+
+    async fn resume(self, ctx: Context, _req: ResumeRequest) -> Result<ResumeReply, OpError> {
+        self.call(
+            Operation::Resume,
+            ctx,
+            Run::Owned,
+            |shared, opctx| async move { shared.resume(opctx).await },
         )
         .await
     }

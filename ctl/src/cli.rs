@@ -54,6 +54,11 @@ pub enum Command {
     Rotate(TargetArg),
     /// Stop taking new work and finish what is in flight, within the timeout
     Drain(TargetArg),
+    /// Undo a drain: take new work again (a drain still waiting ends, exit 1)
+    ///
+    /// Exit 0 also when the daemon was not draining. A daemon that cannot resume (no drain
+    /// support, or older than resume) exits 3.
+    Resume(TargetArg),
     /// Show the daemon's protocol version and the operations it supports
     Hello(TargetArg),
     /// Show the daemon's log filter, or validate and set a new one (e.g. debug,
@@ -151,6 +156,15 @@ mod tests {
             cli.command,
             Command::LogLevel(LogLevelArgs { filter: None, .. })
         ));
+    }
+
+    #[test]
+    fn resume_takes_a_target() {
+        let cli = Cli::try_parse_from(["ctl", "resume", "web", "--json"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::Resume(TargetArg { ref target }) if target == "web")
+        );
+        assert!(Cli::try_parse_from(["ctl", "resume"]).is_err());
     }
 
     #[test]

@@ -8,8 +8,8 @@
 use crate::error::CtlError;
 use control_api::{
     wire, ControlRequest, ControlResponse, DrainReply, DrainRequest, Hello, HelloRequest,
-    LogLevelReply, LogLevelRequest, OpError, Operation, ReloadReply, ReloadRequest, RotateReply,
-    RotateRequest, Status, StatusRequest, PROTOCOL_VERSION,
+    LogLevelReply, LogLevelRequest, OpError, Operation, ReloadReply, ReloadRequest, ResumeReply,
+    ResumeRequest, RotateReply, RotateRequest, Status, StatusRequest, PROTOCOL_VERSION,
 };
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -216,6 +216,19 @@ impl Session {
         }
     }
 
+    /// `resume`.
+    pub async fn resume(&self) -> Result<ResumeReply, CtlError> {
+        let ctx = self.require(Operation::Resume)?;
+        let req = ResumeRequest::default();
+        match self
+            .call(Operation::Resume, ctx, ControlRequest::Resume { req })
+            .await?
+        {
+            ControlResponse::Resume(reply) => Ok(reply?),
+            other => Err(wrong_reply(Operation::Resume, &other)),
+        }
+    }
+
     /// `drain`, reporting the in-flight count to `progress` while it waits (from `status`
     /// calls on the same connection, a few times a second).
     pub async fn drain(&self, mut progress: impl FnMut(u64)) -> Result<DrainReply, CtlError> {
@@ -260,5 +273,6 @@ fn answered(reply: &ControlResponse) -> Operation {
         ControlResponse::Rotate(_) => Operation::Rotate,
         ControlResponse::Drain(_) => Operation::Drain,
         ControlResponse::LogLevel(_) => Operation::LogLevel,
+        ControlResponse::Resume(_) => Operation::Resume,
     }
 }

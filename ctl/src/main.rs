@@ -1,4 +1,4 @@
-//! `ctl`: tell a daemon to reload, rotate its logs, drain or report status, and exit with a
+//! `ctl`: tell a daemon to reload, rotate its logs, drain, resume or report status, and exit with a
 //! code that says what happened. See `ctl --help`.
 
 mod cli;
@@ -74,6 +74,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         Command::Reload(t) => ("reload", &t.target),
         Command::Rotate(t) => ("rotate", &t.target),
         Command::Drain(t) => ("drain", &t.target),
+        Command::Resume(t) => ("resume", &t.target),
         Command::Hello(t) => ("hello", &t.target),
         Command::LogLevel(a) => ("log-level", &a.target),
     };
@@ -116,6 +117,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
                 progress.finish();
                 Reply::Drain(reply?)
             }
+            Command::Resume(_) => Reply::Resume(session.resume().await?),
             Command::Hello(_) => Reply::Hello,
             Command::LogLevel(a) => Reply::LogLevel(session.log_level(a.filter.clone()).await?),
             Command::List | Command::Completions { .. } | Command::Man => {
@@ -147,6 +149,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         Ok((hello, reply, path)) => {
             out.socket = Some(path);
             let exit = match &reply {
+                // Past its deadline, or undone by a resume.
                 Reply::Drain(d) if !d.completed => Exit::Failed,
                 _ => Exit::Ok,
             };

@@ -8,7 +8,10 @@
 
 use crate::cli::Global;
 use crate::error::CtlError;
-use control_api::{DrainReply, Hello, LogLevelReply, ReloadReply, RotateReply, Status};
+use control_api::field::format_duration;
+use control_api::{
+    DrainReply, FieldValue, Hello, LogLevelReply, ReloadReply, ResumeReply, RotateReply, Status,
+};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::borrow::Cow;
@@ -24,18 +27,61 @@ pub enum Reply {
     Rotate(RotateReply),
     Drain(DrainReply),
     LogLevel(LogLevelReply),
+    Resume(ResumeReply),
 }
 
 impl Reply {
     fn to_json(&self, hello: &Hello) -> Value {
         match self {
             Reply::Hello => to_value(hello),
-            Reply::Status(r) => to_value(r),
+            Reply::Status(r) => {
+                let mut doc = to_value(r);
+                // The wire's list of typed fields becomes one object, in the daemon's order.
+                doc["values"] = values_json(r);
+                doc
+            }
             Reply::Reload(r) => to_value(r),
             Reply::Rotate(r) => to_value(r),
             Reply::Drain(r) => to_value(r),
             Reply::LogLevel(r) => to_value(r),
+            Reply::Resume(r) => to_value(r),
         }
+    }
+}
+
+/// The daemon's fields as one JSON object in the daemon's order, with native values: numbers,
+/// booleans, strings, and durations as `{"ms": N, "human": "1.5s"}`. From a daemon that predates
+/// typed fields, its text fields (in name order). A value this build cannot read is `null`.
+fn values_json(s: &Status) -> Value {
+    let mut map = serde_json::Map::new();
+    if s.values.is_empty() {
+        for (name, text) in &s.fields {
+            map.insert(name.clone(), text.as_str().into());
+        }
+    }
+    for field in &s.values {
+        map.insert(field.name.clone(), native(&field.value));
+    }
+    Value::Object(map)
+}
+
+fn native(value: &FieldValue) -> Value {
+    match value {
+        FieldValue::Integer(n) => (*n).into(),
+        FieldValue::Unsigned(n) => (*n).into(),
+        // NaN and infinities have no JSON number.
+        FieldValue::Float(x) => serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number),
+        FieldValue::Bool(b) => (*b).into(),
+        FieldValue::String(s) => s.as_str().into(),
+        FieldValue::Duration(d) => {
+            let ms = if d.subsec_nanos() % 1_000_000 == 0 {
+                Value::from(d.as_millis() as u64)
+            } else {
+                Value::from(d.as_secs_f64() * 1000.0)
+            };
+            json!({"ms": ms, "human": format_duration(*d)})
+        }
+        FieldValue::Unrecognized(_) => Value::Null,
     }
 }
 
@@ -192,12 +238,18 @@ fn plain(hello: &Hello, reply: &Reply) -> String {
             out
         }
         Reply::Drain(r) if r.completed => format!("{name}: drained; nothing left in flight"),
+        Reply::Drain(r) if r.resumed => format!(
+            "{name}: the drain was undone by a resume before it completed ({} in flight); it takes new work again",
+            r.in_flight
+        ),
         Reply::Drain(r) => format!(
             "{name}: drain deadline passed with {} unit{} of work still in flight; it keeps draining",
             r.in_flight,
             if r.in_flight == 1 { "" } else { "s" }
         ),
         Reply::Status(s) => status(s, Paint(false)),
+        Reply::Resume(r) if r.was_draining => format!("{name}: resumed; taking new work again"),
+        Reply::Resume(_) => format!("{name}: not draining; nothing to resume"),
         Reply::LogLevel(r) => match &r.previous {
             Some(previous) => format!("{name}: log filter is now `{}` (was `{previous}`)", r.filter),
             None => format!("{name}: log filter is `{}`", r.filter),
@@ -249,9 +301,11 @@ fn status(s: &Status, paint: Paint) -> String {
         s.pid,
         humantime::format_duration(Duration::from_secs(s.uptime_ms / 1000))
     );
-    let mut row = |k: &str, v: String| out.push_str(&format!("\n  {k:<14} {v}"));
+    // Gathered first, so that every row aligns to the longest name.
+    let mut rows: Vec<(Cow<str>, String)> = Vec::new();
+    let mut row = |k: Cow<'static, str>, v: String| rows.push((k, v));
     row(
-        "state",
+        "state".into(),
         format!(
             "{}, {} in flight",
             if s.draining {
@@ -262,7 +316,10 @@ fn status(s: &Status, paint: Paint) -> String {
             s.in_flight
         ),
     );
-    row("config", format!("generation {}", s.config_generation));
+    row(
+        "config".into(),
+        format!("generation {}", s.config_generation),
+    );
     if let Some(last) = &s.last_reload {
         let ago = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -279,13 +336,36 @@ fn status(s: &Status, paint: Paint) -> String {
         if !last.message.is_empty() {
             v.push_str(&format!(": {}", clean(&last.message)));
         }
-        row("last reload", v);
+        row("last reload".into(), v);
     }
     for f in &s.log_files {
-        row("log file", clean(&f.display().to_string()).into_owned());
+        row(
+            "log file".into(),
+            clean(&f.display().to_string()).into_owned(),
+        );
     }
-    for (k, v) in &s.fields {
-        row(&clean(k), clean(v).into_owned());
+    // The typed fields in the daemon's order; from an older daemon, its text fields.
+    if s.values.is_empty() {
+        for (k, v) in &s.fields {
+            row(clean(k).into_owned().into(), clean(v).into_owned());
+        }
+    }
+    for f in &s.values {
+        row(
+            clean(&f.name).into_owned().into(),
+            clean(&f.value.to_string()).into_owned(),
+        );
+    }
+    // A name longer than this is not worth pushing every value off the screen for.
+    const MAX_WIDTH: usize = 40;
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(MAX_WIDTH);
+    for (k, v) in rows {
+        out.push_str(&format!("\n  {k:<width$} {v}"));
     }
     out
 }
@@ -467,6 +547,7 @@ mod tests {
             in_flight: 0,
             log_files: vec![evil.into()],
             fields: [(evil.to_owned(), evil.to_owned())].into(),
+            values: vec![control_api::StatusField::new(evil, evil)],
         };
         let replies = [
             Reply::Hello,
@@ -489,7 +570,14 @@ mod tests {
             Reply::Drain(DrainReply {
                 completed: false,
                 in_flight: 1,
+                resumed: false,
             }),
+            Reply::Drain(DrainReply {
+                completed: false,
+                in_flight: 1,
+                resumed: true,
+            }),
+            Reply::Resume(ResumeReply { was_draining: true }),
             Reply::LogLevel(LogLevelReply {
                 filter: evil.into(),
                 previous: Some(evil.into()),
@@ -512,5 +600,99 @@ mod tests {
                 "{text:?}"
             );
         }
+    }
+
+    fn typed_status() -> Status {
+        use control_api::StatusField;
+        Status {
+            name: "d".into(),
+            version: "1".into(),
+            pid: 7,
+            config_generation: 1,
+            values: vec![
+                StatusField::new("zeta", 42u64),
+                StatusField::new("a_much_longer_field_name", Duration::from_millis(1500)),
+                StatusField::new("ratio", 0.5),
+                StatusField::new("ok", true),
+                StatusField::new("negative", -3),
+                StatusField::new("message", "hi"),
+            ],
+            ..Status::default()
+        }
+    }
+
+    #[test]
+    fn status_rows_align_to_the_longest_name_in_the_daemons_order() {
+        let text = status(&typed_status(), Paint(false));
+        let rows: Vec<&str> = text.lines().skip(1).collect();
+        let width = "a_much_longer_field_name".len();
+        for row in &rows {
+            // Two spaces, the name padded to the longest, one space, the value.
+            assert_eq!(row.as_bytes()[2 + width], b' ', "{text}");
+            assert_ne!(row.as_bytes()[2 + width + 1], b' ', "{text}");
+        }
+        let names: Vec<&str> = rows
+            .iter()
+            .map(|r| r.split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "state",
+                "config",
+                "zeta",
+                "a_much_longer_field_name",
+                "ratio",
+                "ok",
+                "negative",
+                "message"
+            ]
+        );
+        assert!(text.contains("a_much_longer_field_name 1.5s"), "{text}");
+        assert!(text.contains("\n  zeta                     42"), "{text}");
+    }
+
+    #[test]
+    fn status_from_an_older_daemon_shows_its_text_fields() {
+        let old = Status {
+            fields: [("queue".to_owned(), "4".to_owned())].into(),
+            values: Vec::new(),
+            ..typed_status()
+        };
+        assert!(status(&old, Paint(false)).contains("\n  queue  4"));
+        assert_eq!(values_json(&old), json!({"queue": "4"}));
+    }
+
+    #[test]
+    fn status_json_has_native_values_in_the_daemons_order() {
+        let hello = Hello::default();
+        let doc = Reply::Status(typed_status()).to_json(&hello);
+        let values = doc["values"].as_object().unwrap();
+        let names: Vec<&str> = values.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "zeta",
+                "a_much_longer_field_name",
+                "ratio",
+                "ok",
+                "negative",
+                "message"
+            ]
+        );
+        assert_eq!(values["zeta"], json!(42));
+        assert_eq!(
+            values["a_much_longer_field_name"],
+            json!({"ms": 1500, "human": "1.5s"})
+        );
+        assert_eq!(values["ratio"], json!(0.5));
+        assert_eq!(values["ok"], json!(true));
+        assert_eq!(values["negative"], json!(-3));
+        assert_eq!(values["message"], json!("hi"));
+        assert_eq!(native(&FieldValue::Float(f64::NAN)), Value::Null);
+        assert_eq!(
+            native(&FieldValue::Duration(Duration::from_micros(1500)))["ms"],
+            json!(1.5)
+        );
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! It shows the easy path through `control-server`: the configuration lives in a
 //! [`Reloadable`], each line is a unit of work taken from a [`WorkTracker`], and the log file is
-//! a [`LogFile`]. The server then provides `rotate`, `drain` and most of `status` by itself;
-//! the handler only implements `reload`.
+//! a [`LogFile`]. The server then provides `rotate`, `drain`, `resume` and most of `status` by
+//! itself; the handler only implements `reload` and adds its own typed `status` fields.
 
 use crate::config::Config;
 use control_api::{OpError, Operation};
@@ -67,12 +67,19 @@ impl Demo {
         }
     }
 
-    /// Writes one line per interval until a drain refuses it more work.
+    /// Writes one line per interval; stops while a drain refuses it more work, and starts again
+    /// when a `resume` undoes the drain.
     pub async fn run(self: Arc<Self>) {
         let mut next = tokio::time::Instant::now();
         loop {
             let Some(unit) = self.work.begin() else {
-                break;
+                tracing::info!("draining: no longer writing lines");
+                // Not `break`: the server offers `resume` for the tracker, and a resume must
+                // find the worker waiting for it.
+                self.work.resumed().await;
+                tracing::info!("resumed: writing lines again");
+                next = tokio::time::Instant::now();
+                continue;
             };
             self.write_line();
             drop(unit);
@@ -86,7 +93,6 @@ impl Demo {
             }
             tokio::time::sleep_until(next).await;
         }
-        tracing::info!("draining: no longer writing lines");
     }
 
     fn write_line(&self) {
@@ -175,23 +181,13 @@ impl Handler for Demo {
 
     async fn status(&self, _ctx: OpContext) -> DaemonStatus {
         let config = self.config.get();
-        DaemonStatus {
-            fields: [
-                (
-                    "lines_written",
-                    (self.next_seq.load(Ordering::SeqCst) - 1).to_string(),
-                ),
-                ("interval_ms", config.interval_ms.to_string()),
-                ("message", config.message.clone()),
-                (
-                    "reload_runs",
-                    self.reload_runs.load(Ordering::SeqCst).to_string(),
-                ),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect(),
-            ..DaemonStatus::default()
-        }
+        let interval = Duration::from_millis(config.interval_ms);
+        // Typed, in the order an operator reads them.
+        DaemonStatus::new()
+            .field("lines_written", self.next_seq.load(Ordering::SeqCst) - 1)
+            .field("interval", interval)
+            .field("lines_per_second", 1.0 / interval.as_secs_f64())
+            .field("message", config.message.as_str())
+            .field("reload_runs", self.reload_runs.load(Ordering::SeqCst))
     }
 }

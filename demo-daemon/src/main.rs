@@ -118,6 +118,10 @@ fn parse_mutating_op(s: &str) -> Result<Operation, String> {
             "`{op}` is always served; only reload, rotate, drain and log-level can be disabled"
         ));
     }
+    if op == Operation::Resume {
+        // The server offers resume with the work tracker that drain uses.
+        return Err("`resume` comes with `drain`: --disable drain turns off both".to_owned());
+    }
     Ok(op)
 }
 
@@ -212,7 +216,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if !args.disable.contains(&Operation::LogLevel) {
         builder = builder.log_filter(filter_handle);
     }
-    // Likewise `drain`: the server drains the tracker the worker takes its units from.
+    // Likewise `drain` and `resume`: the server drains (and resumes) the tracker the worker
+    // takes its units from.
     if !args.disable.contains(&Operation::Drain) {
         builder = builder.work_tracker(&work);
     }
@@ -272,6 +277,7 @@ fn print_banner(args: &Args, socket: &Path, config: &Path, log: &Path, interval_
          \x20 {ctl} log-level {target} debug\n\
          \x20 {ctl} hello {target}\n\
          \x20 {ctl} drain {target}\n\
+         \x20 {ctl} resume {target}        # undoes the drain: lines are written again\n\
          Stop with Ctrl-C.",
         env!("CARGO_PKG_VERSION"),
         args.name,

@@ -185,7 +185,7 @@ fn next_message(socket: &UnixDatagram) -> String {
 }
 
 #[test]
-fn systemd_is_told_about_readiness_reloads_and_stopping() {
+fn systemd_is_told_about_readiness_reloads_stopping_and_resuming() {
     let sb = Sandbox::new();
     let notify = sb.path("notify.sock");
     let socket = UnixDatagram::bind(&notify).unwrap();
@@ -228,6 +228,11 @@ fn systemd_is_told_about_readiness_reloads_and_stopping() {
 
     sb.ctl(&["drain", "sd"]).expect_code(0);
     assert_eq!(next_message(&socket), "STOPPING=1");
+    sb.ctl(&["resume", "sd"]).expect_code(0);
+    assert_eq!(
+        next_message(&socket),
+        "READY=1\nSTATUS=serving again: resume undid the drain"
+    );
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod lifecycle;
 mod logrotate;
 mod operations;
 mod operator;
+mod resume;
 mod socket_convention;
 mod socket_file;
 mod wire;

@@ -84,9 +84,10 @@ fn list_as_another_user_shows_refused_sockets_as_such() {
 fn status_shows_fields_the_daemon_adds() {
     let (sb, _daemon) = sandbox_with_daemon("fields", 50, &[]);
     let run = sb.ctl(&["status", "fields"]).expect_code(0);
-    // Aligned `name value` rows, including the daemon's own fields.
-    assert!(run.stdout.contains("\n  message        alpha"), "{run}");
-    assert!(run.stdout.contains("\n  reload_runs    0"), "{run}");
+    // Aligned `name value` rows, including the daemon's own fields (the longest name is
+    // lines_per_second).
+    assert!(run.stdout.contains("\n  message          alpha"), "{run}");
+    assert!(run.stdout.contains("\n  reload_runs      0"), "{run}");
     assert!(
         !run.stdout.contains('\x1b'),
         "no colour when stdout is not a terminal: {run}"
@@ -95,7 +96,7 @@ fn status_shows_fields_the_daemon_adds() {
         .ctl(&["--json", "status", "fields"])
         .expect_code(0)
         .json();
-    assert_eq!(doc["result"]["fields"]["interval_ms"], "50");
+    assert_eq!(doc["result"]["fields"]["interval"], "50ms");
 }
 
 #[test]

@@ -79,7 +79,7 @@ fn a_direct_call_to_a_disabled_operation_gets_a_typed_unsupported() {
             assert_eq!(operation, "rotate");
             assert_eq!(
                 supported,
-                ["hello", "status", "reload", "drain", "log-level"]
+                ["hello", "status", "reload", "drain", "log-level", "resume"]
             );
         }
         other => panic!("expected Unsupported, got {other:?}"),

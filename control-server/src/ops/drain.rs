@@ -1,4 +1,5 @@
-//! `drain`: stop taking work, wait for what is in flight, report what is left.
+//! `drain`: stop taking work, wait for what is in flight, report what is left. The order of
+//! events is documented on [`WorkTracker`](crate::WorkTracker).
 
 use crate::handler::{Handler, OpContext};
 use crate::service::Shared;
@@ -17,14 +18,21 @@ impl<H: Handler> Shared<H> {
         if let Some(notifier) = &self.notifier {
             notifier.stopping();
         }
-        if let Some(tracker) = &self.tracker {
+        // Watched from before the drain starts, so that a resume at any later moment (even
+        // before this call waits) ends the wait.
+        let mut state = self.tracker.as_ref().map(|tracker| {
             tracker.start_draining();
-        }
+            let mut state = tracker.watch();
+            // A resume that came in between already shows.
+            let resumed = !*state.borrow_and_update();
+            (state, resumed)
+        });
         let mut ctx = ctx;
         ctx.deadline = reply_by(ctx.deadline);
         let mut reply = DrainReply {
             completed: true,
             in_flight: 0,
+            resumed: false,
         };
         if self.handler_ops.contains(&Operation::Drain) {
             match self.handler.drain(ctx.clone()).await {
@@ -37,14 +45,24 @@ impl<H: Handler> Shared<H> {
                 Err(err) => return Err(err),
             }
         }
-        if let Some(tracker) = &self.tracker {
-            let done = tokio::time::timeout_at(ctx.deadline.into(), tracker.drained())
-                .await
-                .is_ok();
-            reply.completed &= done;
+        if let (Some(tracker), Some((state, resumed))) = (&self.tracker, &mut state) {
+            let done = *resumed
+                || tokio::select! {
+                    () = tracker.drained() => true,
+                    // The only change after the drain began is a resume.
+                    _ = state.changed() => { *resumed = true; false }
+                    () = tokio::time::sleep_until(ctx.deadline.into()) => false,
+                };
+            reply.resumed = *resumed;
+            reply.completed &= done && !reply.resumed;
             reply.in_flight += tracker.in_flight();
         }
-        if reply.completed {
+        if reply.resumed {
+            tracing::info!(
+                in_flight = reply.in_flight,
+                "drain undone by resume before it completed; taking new work again"
+            );
+        } else if reply.completed {
             tracing::info!("drained: nothing in flight");
         } else {
             tracing::warn!(

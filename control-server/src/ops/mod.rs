@@ -2,4 +2,5 @@
 
 pub(crate) mod drain;
 pub(crate) mod reload;
+pub(crate) mod resume;
 pub(crate) mod rotate;
