@@ -602,7 +602,7 @@ impl Watch {
     async fn next_batch(&mut self, buf: &mut [MaybeUninit<u8>]) -> io::Result<bool> {
         if let Some(fd) = self.unregistered.take() {
             // Sound for an `OwnedFd`, whose descriptor never changes (tokio deprecated this for
-            // types whose `as_raw_fd` could); the safe call keeps the tokio 1.40 floor.
+            // types whose `as_raw_fd` could); the safe call keeps the tokio 1.28 floor.
             #[allow(deprecated)]
             let registered = AsyncFd::with_interest(fd, tokio::io::Interest::READABLE)?;
             self.registered = Some(registered);
