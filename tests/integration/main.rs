@@ -4,6 +4,7 @@
 mod abuse;
 mod cli;
 mod demo;
+mod embedded;
 mod hostile;
 mod hostile_daemon;
 mod hostile_files;

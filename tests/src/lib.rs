@@ -21,6 +21,8 @@ pub struct Bins {
     pub demo: PathBuf,
     /// `hostile-client`: misbehaves on the wire, for the abuse tests and the soak script.
     pub hostile: PathBuf,
+    /// control-server's `embedded` example: the smallest whole embedding.
+    pub embedded: PathBuf,
 }
 
 /// Builds `ctl` and `demo-daemon` (once per test process) with the profile and target
@@ -65,6 +67,10 @@ pub fn bins() -> &'static Bins {
                 "tests",
                 "--bin",
                 "hostile-client",
+                "-p",
+                "control-server",
+                "--example",
+                "embedded",
                 "--profile",
             ])
             .arg(&profile)
@@ -82,6 +88,7 @@ pub fn bins() -> &'static Bins {
             ctl: profile_dir.join("ctl"),
             demo: profile_dir.join("demo-daemon"),
             hostile: profile_dir.join("hostile-client"),
+            embedded: profile_dir.join("examples").join("embedded"),
         }
     })
 }

@@ -1,0 +1,134 @@
+//! The smallest whole embedding: a daemon that greets the clients of its own socket, with the
+//! four things embedding the control server into a real daemon called for, and nothing else:
+//!
+//! - `reload`: the configuration read safely and swapped in whole, only if valid and in time;
+//! - `rotate`: the daemon's own `tracing` output in a log file that `ctl rotate` reopens;
+//! - `drain`: the listener closed the moment a drain begins, reopened on `resume`;
+//! - `status`: two fields of the daemon's own.
+//!
+//! ```text
+//! embedded NAME CONFIG LOG SERVICE_SOCKET
+//! ```
+//!
+//! CONFIG holds one line, the greeting. The control socket follows the convention for NAME
+//! (`CTL_SOCKET_DIR` overrides it).
+
+use control_server::api::{OpError, Operation};
+use control_server::{
+    config_file, DaemonStatus, Handler, LogFile, OpContext, Reloadable, Reloaded, Server,
+    WorkTracker,
+};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+
+/// Why a new greeting is refused.
+#[derive(Debug, thiserror::Error)]
+enum BadGreeting {
+    #[error(transparent)]
+    File(#[from] config_file::ConfigFileError),
+    #[error("the greeting is empty")]
+    Empty,
+}
+
+struct Greeter {
+    config_path: PathBuf,
+    greeting: Reloadable<String>,
+    greeted: AtomicU64,
+}
+
+impl Handler for Greeter {
+    fn operations(&self) -> Vec<Operation> {
+        vec![Operation::Reload]
+    }
+
+    async fn reload(&self, ctx: OpContext) -> Result<Reloaded, OpError> {
+        let path = self.config_path.clone();
+        let swapped = self
+            .greeting
+            .reload(&ctx, |_old| async move {
+                let text = config_file::read_to_string(path).await?;
+                match text.trim() {
+                    "" => Err(BadGreeting::Empty),
+                    greeting => Ok(greeting.to_owned()),
+                }
+            })
+            .await
+            .map_err(|e| OpError::failed_because("greeting refused, the old one stays", &e))?;
+        if swapped.old == swapped.new {
+            return Ok(Reloaded::unchanged());
+        }
+        Ok(Reloaded::changed(format!(
+            "greeting {:?} -> {:?}",
+            swapped.old, swapped.new
+        )))
+    }
+
+    async fn status(&self, _ctx: OpContext) -> DaemonStatus {
+        DaemonStatus::new()
+            .field("greeted", self.greeted.load(Ordering::Relaxed))
+            .field("greeting", self.greeting.get().as_str())
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [name, config, log, service] = &args[..] else {
+        anyhow::bail!("usage: embedded NAME CONFIG LOG SERVICE_SOCKET");
+    };
+    control_server::signals::ignore_legacy_signals()?;
+    let log = LogFile::open(log)?;
+    tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .init();
+    let greeting = config_file::read_to_string(config).await?.trim().to_owned();
+    let daemon = Arc::new(Greeter {
+        config_path: config.into(),
+        greeting: Reloadable::new(greeting),
+        greeted: AtomicU64::new(0),
+    });
+    let work = WorkTracker::new();
+    let server = Server::builder(name.as_str(), daemon.clone())
+        .log_file(&log)
+        .work_tracker(&work)
+        .bind()?
+        .spawn();
+    tracing::info!("serving on {service}");
+
+    let serving = async {
+        loop {
+            // Listen until a drain begins, then close the listener; open it again on resume.
+            let listener = tokio::net::UnixListener::bind(service)?;
+            loop {
+                tokio::select! {
+                    () = work.draining() => break,
+                    accepted = listener.accept() => {
+                        let (mut client, _) = accepted?;
+                        let Some(unit) = work.begin() else { break };
+                        let greeting = daemon.greeting.get();
+                        client.write_all(format!("{greeting}\n").as_bytes()).await?;
+                        daemon.greeted.fetch_add(1, Ordering::Relaxed);
+                        drop(unit);
+                    }
+                }
+            }
+            drop(listener);
+            std::fs::remove_file(service)?;
+            tracing::info!("draining: listener closed");
+            work.resumed().await;
+            tracing::info!("resumed: listening again");
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), anyhow::Error>(())
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = serving => result?,
+        _ = term.recv() => {}
+    }
+    server.shutdown().await;
+    Ok(())
+}
