@@ -86,7 +86,8 @@ impl Default for Inner {
         Inner {
             in_flight: AtomicU64::new(0),
             draining: AtomicBool::new(false),
-            state: watch::Sender::new(false),
+            // `watch::channel` rather than `Sender::new`, which needs tokio 1.33 (the floor is 1.28).
+            state: watch::channel(false).0,
             idle: Notify::new(),
         }
     }
