@@ -76,7 +76,7 @@ impl Handler for Greeter {
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [name, config, log, service] = &args[..] else {
-        anyhow::bail!("usage: embedded NAME CONFIG LOG SERVICE_SOCKET");
+        anyhow::bail!("usage: {}", "embedded NAME CONFIG LOG SERVICE_SOCKET");
     };
     control_server::signals::ignore_legacy_signals()?;
     let log = LogFile::open(log)?;
