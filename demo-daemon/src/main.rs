@@ -70,6 +70,10 @@ struct Args {
     /// Most connections open at once; past it the oldest idle one is closed
     #[arg(long, value_name = "N", default_value_t = control_server::server::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+
+    /// How long a connection told to stop (at shutdown) may take to send the replies it owes
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    shutdown_grace: std::time::Duration,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -203,6 +207,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .policy(args.policy())
         .idle_timeout(args.idle_timeout)
         .max_connections(args.max_connections)
+        .shutdown_grace(args.shutdown_grace)
         .reload_on_sighup(true)
         .notify_systemd(true);
     if let Some(gid) = args.socket_group {

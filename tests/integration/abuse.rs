@@ -6,6 +6,7 @@
 
 use crate::{config, sandbox_with_daemon};
 use std::io::BufRead;
+use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 use tests::{bins, require_root, wait_for, Daemon, Sandbox, NOBODY, WAIT};
@@ -148,6 +149,8 @@ fn root_always_gets_through_a_churn_of_connections_whose_replies_are_never_read(
         !log.contains("for root and the daemon's own user are busy"),
         "{log}"
     );
+    // A caller that hangs up with replies owed costs no line of its own.
+    assert!(!log.contains("errored out"), "{log}");
     assert_root_gets_through(&sb, &daemon, "churn");
 }
 
@@ -320,4 +323,112 @@ fn a_stalled_reader_of_its_stderr_does_not_freeze_the_daemon() {
     sb.ctl(&["--timeout", "5s", "status", "stall"])
         .expect_code(0);
     daemon.assert_alive();
+}
+
+#[test]
+fn root_gets_through_when_its_callers_fill_a_small_table() {
+    if !require_root() {
+        return;
+    }
+    // At a cap of 4, a crowd of callers the policy lets in fills their table at once: root's
+    // calls must never have to compete with them for it.
+    let (sb, daemon) = sandbox_with_daemon(
+        "small",
+        50,
+        &[
+            "--socket-mode",
+            "666",
+            "--max-connections",
+            "4",
+            "--allow-read-only-uid",
+            &NOBODY.to_string(),
+        ],
+    );
+    sb.open_to_other_users();
+    let socket = daemon.socket.display().to_string();
+    let mut churn = nobody(&["churn", &socket, "3", "80"]);
+    let mut churn = churn
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut calls = 0;
+    while churn.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < WAIT, "the churn did not end");
+        assert_root_gets_through(&sb, &daemon, "small");
+        calls += 1;
+    }
+    assert!(calls >= 3, "only {calls} calls were made during the churn");
+}
+
+#[test]
+fn an_evicted_connection_that_does_not_read_is_dropped_at_once() {
+    use std::io::Write;
+    // A grace far longer than the test may wait: only a drop at once passes.
+    let (_sb, daemon) = sandbox_with_daemon(
+        "evict",
+        50,
+        &["--max-connections", "2", "--shutdown-grace", "10min"],
+    );
+    // A pipelines calls and never reads its replies, until the socket's buffers are full.
+    let mut a = UnixStream::connect(&daemon.socket).unwrap();
+    a.set_nonblocking(true).unwrap();
+    let request = tests::frame(
+        br#"{"Request":{"context":{"deadline":{"secs":10,"nanos":0},"trace_context":{"trace_id":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],"span_id":0,"sampling_decision":"Unsampled"}},"id":1,"message":{"Status":{"req":{}}}}}"#,
+    );
+    let mut sent = 0;
+    while sent < 5000 && a.write_all(&request).is_ok() {
+        sent += 1;
+    }
+    assert!(sent > 10, "the socket took only {sent} requests");
+    // Two newer connections, each with a request: the second makes room by evicting A.
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        let mut c = UnixStream::connect(&daemon.socket).unwrap();
+        c.write_all(&request).unwrap();
+        tests::read_frame(&mut c).expect("an answer");
+        others.push(c);
+    }
+    // A is gone: writing to it fails (EPIPE or a reset) well before any grace would end.
+    a.set_nonblocking(false).unwrap();
+    a.set_write_timeout(Some(std::time::Duration::from_millis(100)))
+        .unwrap();
+    wait_for(
+        "the daemon to drop the evicted connection",
+        WAIT,
+        || match a.write_all(&request) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                Some(())
+            }
+            _ => None,
+        },
+    );
+    daemon.assert_alive();
+}
+
+#[test]
+fn random_frames_cost_a_few_log_lines() {
+    if !require_root() {
+        return;
+    }
+    let (sb, daemon) = sandbox_with_daemon("noise", 50, &["--socket-mode", "666"]);
+    sb.open_to_other_users();
+    let before = flush_log(&sb, &daemon, "noise").len();
+    let socket = daemon.socket.display().to_string();
+    let report = hostile_as_nobody(&["garbage", &socket, "3"]);
+    let log = flush_log(&sb, &daemon, "noise");
+    let new = &log[before..];
+    assert!(count(&report, "connections") > 5, "{report}");
+    assert!(!new.contains("errored out"), "tarpc saw bad input: {new}");
+    assert!(
+        new.matches("closing connection").count() <= 2,
+        "{report}\n{new}"
+    );
+    assert_root_gets_through(&sb, &daemon, "noise");
 }
