@@ -373,31 +373,36 @@ fn an_evicted_connection_that_does_not_read_is_dropped_at_once() {
     );
     // A pipelines calls and never reads its replies, until the socket's buffers are full.
     let mut a = UnixStream::connect(&daemon.socket).unwrap();
-    a.set_nonblocking(true).unwrap();
-    let request = tests::frame(
-        br#"{"Request":{"context":{"deadline":{"secs":10,"nanos":0},"trace_context":{"trace_id":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],"span_id":0,"sampling_decision":"Unsampled"}},"id":1,"message":{"Status":{"req":{}}}}}"#,
-    );
-    let mut sent = 0;
-    while sent < 5000 && a.write_all(&request).is_ok() {
-        sent += 1;
+    a.set_write_timeout(Some(WAIT)).unwrap();
+    let request = |id: u64| {
+        tests::frame(
+            format!(
+                r#"{{"Request":{{"context":{{"deadline":{{"secs":10,"nanos":0}}}},"id":{id},"message":{{"Status":{{"req":{{}}}}}}}}}}"#
+            )
+            .as_bytes(),
+        )
+    };
+    // A thousand calls fit in the socket's buffers (~150 KB); their replies (~600 KB) do not:
+    // the daemon holds what A does not read.
+    for id in 0..1000 {
+        a.write_all(&request(id))
+            .expect("the requests fit in the buffers");
     }
-    assert!(sent > 10, "the socket took only {sent} requests");
     // Two newer connections, each with a request: the second makes room by evicting A.
     let mut others = Vec::new();
     for _ in 0..2 {
         let mut c = UnixStream::connect(&daemon.socket).unwrap();
-        c.write_all(&request).unwrap();
+        c.write_all(&request(1)).unwrap();
         tests::read_frame(&mut c).expect("an answer");
         others.push(c);
     }
     // A is gone: writing to it fails (EPIPE or a reset) well before any grace would end.
-    a.set_nonblocking(false).unwrap();
     a.set_write_timeout(Some(std::time::Duration::from_millis(100)))
         .unwrap();
     wait_for(
         "the daemon to drop the evicted connection",
         WAIT,
-        || match a.write_all(&request) {
+        || match a.write_all(&request(0)) {
             Err(e)
                 if matches!(
                     e.kind(),
