@@ -224,10 +224,12 @@ mod tests {
             .unwrap();
     }
 
-    #[tokio::test(flavor = "current_thread")]
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn drained_needs_a_drain_to_have_begun() {
         let work = WorkTracker::new();
-        let early = tokio::time::timeout(Duration::from_millis(20), work.drained()).await;
+        // The paused clock advances only once nothing else can run: a minute of waiting in
+        // which `drained` had every chance to resolve.
+        let early = tokio::time::timeout(Duration::from_secs(60), work.drained()).await;
         assert!(early.is_err(), "nothing in flight, but no drain either");
     }
 

@@ -29,19 +29,25 @@ pub struct Config {
     /// Carried by each line.
     #[serde(default)]
     pub message: String,
-    /// Test hook: a reload waits this long after validating, before applying.
+    /// Test hook: a FIFO. A reload of this config, once it is read and valid, logs
+    /// `reload: waiting at the gate PATH` and waits until something is written to the FIFO,
+    /// then applies (or not, if the caller's deadline passed meanwhile, which it logs as
+    /// `reload: the caller's deadline passed at the gate`). Relative to the config file's
+    /// directory.
     #[serde(default)]
-    pub reload_delay_ms: u64,
+    pub reload_gate: Option<PathBuf>,
     /// Test hook: a reload of this config panics (the server must contain it).
     #[serde(default)]
     pub reload_panics: bool,
-    /// Test hook: units of work started at start-up, each lasting `job_ms`, that a drain
-    /// waits for.
+    /// Test hook: units of work begun at start-up, before the control socket is bound (so the
+    /// first `status` already counts them), that a drain waits for. Each logs `job finished`
+    /// when it ends: once something is written to `job_gate`, or never without one.
     #[serde(default)]
     pub startup_jobs: u32,
-    /// Test hook: how long each start-up job lasts, in milliseconds.
+    /// Test hook: a FIFO that ends the start-up jobs when something is written to it.
+    /// Relative to the config file's directory.
     #[serde(default)]
-    pub job_ms: u64,
+    pub job_gate: Option<PathBuf>,
 }
 
 /// Why a configuration was refused.
@@ -107,9 +113,17 @@ impl Config {
         if config.message.contains('\n') {
             return Err(invalid("message", "must be a single line"));
         }
+        let base = path.parent().unwrap_or(Path::new("."));
         if config.log_file.is_relative() {
-            let base = path.parent().unwrap_or(Path::new("."));
             config.log_file = base.join(&config.log_file);
+        }
+        for gate in [&mut config.reload_gate, &mut config.job_gate]
+            .into_iter()
+            .flatten()
+        {
+            if gate.is_relative() {
+                *gate = base.join(&*gate);
+            }
         }
         Ok(config)
     }
@@ -172,6 +186,11 @@ mod tests {
     fn relative_log_file_is_next_to_the_config() {
         let c = parse("log_file = \"d.log\"\ninterval_ms = 5").unwrap();
         assert_eq!(c.log_file, Path::new("/etc/demo/d.log"));
+        let c =
+            parse("log_file = \"d.log\"\ninterval_ms = 5\nreload_gate = \"g\"\njob_gate = \"/j\"")
+                .unwrap();
+        assert_eq!(c.reload_gate.as_deref(), Some(Path::new("/etc/demo/g")));
+        assert_eq!(c.job_gate.as_deref(), Some(Path::new("/j")));
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! itself; the handler only implements `reload` and adds its own typed `status` fields.
 
 use crate::config::Config;
+use crate::gate::Gate;
+use anyhow::Context as _;
 use control_api::{OpError, Operation};
 use control_server::{
     DaemonStatus, Handler, LogFile, OpContext, Reloadable, Reloaded, WorkTracker,
@@ -51,20 +53,38 @@ impl Demo {
         }
     }
 
-    /// Test hook: units of work that hold a drain up for `job_ms` each.
-    pub fn start_jobs(self: &Arc<Self>) {
+    /// Test hook: begins the `startup_jobs` units of work, which end when their `job_gate` is
+    /// opened (never without one). Call it before binding the control socket: the units are
+    /// counted here, synchronously, so the first caller already sees them in flight.
+    pub fn start_jobs(&self) -> anyhow::Result<()> {
         let config = self.config.get();
-        for job in 0..config.startup_jobs {
-            let Some(unit) = self.work.begin() else {
-                return;
+        let units: Vec<_> = (0..config.startup_jobs)
+            .map_while(|_| self.work.begin())
+            .collect();
+        if units.is_empty() {
+            return Ok(());
+        }
+        let gate = config
+            .job_gate
+            .as_deref()
+            .map(|path| {
+                Gate::open(path).with_context(|| format!("cannot open job_gate {}", path.display()))
+            })
+            .transpose()?;
+        tokio::spawn(async move {
+            let Some(gate) = gate else {
+                return std::future::pending().await;
             };
-            let length = Duration::from_millis(config.job_ms);
-            tokio::spawn(async move {
-                tokio::time::sleep(length).await;
+            if let Err(err) = gate.passed().await {
+                tracing::error!("job_gate failed, the jobs never end: {err}");
+                return std::future::pending().await;
+            }
+            for (job, unit) in units.into_iter().enumerate() {
                 tracing::info!(job, "job finished");
                 drop(unit);
-            });
-        }
+            }
+        });
+        Ok(())
     }
 
     /// Writes one line per interval; stops while a drain refuses it more work, and starts again
@@ -146,12 +166,19 @@ impl Handler for Demo {
             panic!("reload_panics is set in {}", self.config_path.display());
         }
         tracing::info!("reload: configuration read and valid");
-        if new.reload_delay_ms > 0 {
-            tracing::info!(
-                "reload: applying in {} ms (reload_delay_ms)",
-                new.reload_delay_ms
-            );
-            tokio::time::sleep(Duration::from_millis(new.reload_delay_ms)).await;
+        if let Some(path) = &new.reload_gate {
+            let gate = Gate::open(path).map_err(|e| {
+                OpError::failed_because(
+                    format!("{refused}: cannot open reload_gate {}", path.display()),
+                    &e,
+                )
+            })?;
+            wait_at(gate, &ctx).await.map_err(|e| {
+                OpError::failed_because(
+                    format!("{refused}: reload_gate {} failed", path.display()),
+                    &e,
+                )
+            })?;
         }
         // A caller who gave up must not see the configuration change later by surprise.
         if ctx.expired() {
@@ -190,4 +217,18 @@ impl Handler for Demo {
             .field("message", config.message.as_str())
             .field("reload_runs", self.reload_runs.load(Ordering::SeqCst))
     }
+}
+
+/// Test hook: holds a reload at `gate` until the test opens it; says when the caller's deadline
+/// passes meanwhile, so that a test can open the gate after that rather than guess.
+async fn wait_at(gate: Gate, ctx: &OpContext) -> std::io::Result<()> {
+    tracing::info!("reload: waiting at the gate {}", gate.path().display());
+    let passed = gate.passed();
+    tokio::pin!(passed);
+    tokio::select! {
+        result = &mut passed => return result,
+        () = ctx.until_deadline() => {}
+    }
+    tracing::info!("reload: the caller's deadline passed at the gate");
+    passed.await
 }

@@ -3,6 +3,7 @@
 
 mod config;
 mod daemon;
+mod gate;
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
@@ -229,10 +230,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(socket) = &args.socket {
         builder = builder.socket_path(socket);
     }
+    // Before the socket is bound: the first caller finds the start-up jobs in flight.
+    demo.start_jobs()?;
     let server = builder.bind()?.spawn();
     print_banner(&args, server.path(), &config_path, &log_path, interval_ms);
 
-    demo.start_jobs();
     let worker = tokio::spawn(demo.run());
     tokio::select! {
         result = wait_for_termination() => result?,

@@ -1,55 +1,86 @@
 //! Operations done right: overlapping reloads, drain with work in flight, systemd's view.
+//!
+//! Where an outcome depends on when something finishes, the test decides it: reloads and
+//! start-up jobs wait at a gate (a FIFO) until the test opens it, so nothing here depends on
+//! how fast the machine is.
 
-use crate::{config, sandbox_with_daemon};
+use crate::{config, ctl_in_background, gated_config, sandbox_with_daemon, wait_at_gate};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::Command;
-use tests::{bins, read_lines, run, wait_for, Sandbox, WAIT};
+use tests::{make_gate, open_gate, read_lines, wait_for, Daemon, Sandbox, WAIT};
 
-/// Runs `ctl ARGS` in `sb`'s environment on another thread.
-fn ctl_in_background(sb: &Sandbox, args: &[&str]) -> std::thread::JoinHandle<tests::Run> {
-    let mut cmd = Command::new(&bins().ctl);
-    cmd.args(args).env("CTL_SOCKET_DIR", sb.socket_dir());
-    std::thread::spawn(move || run(&mut cmd))
+/// Has the server log a line each time a reload request queues for the next reload to start
+/// (`reload requested: N waiting ...`).
+fn log_queued_reloads(sb: &Sandbox, name: &str) {
+    sb.ctl(&["log-level", name, "info,control_server::ops::reload=debug"])
+        .expect_code(0);
 }
 
-fn slow_config(log: &Path, message: &str, delay_ms: u64) -> String {
-    format!("{}reload_delay_ms = {delay_ms}\n", config(log, 20, message))
+/// Waits until the server says that `n` requests wait for the next reload to start.
+fn wait_queued(daemon: &Daemon, n: usize) {
+    let line = format!("reload requested: {n} waiting for the next reload");
+    wait_for(&format!("{n} reload requests to queue"), WAIT, || {
+        daemon.log().contains(&line).then_some(())
+    });
+}
+
+/// `ctl --json status NAME`'s result.
+fn status(sb: &Sandbox, name: &str) -> serde_json::Value {
+    sb.ctl(&["--json", "status", name]).expect_code(0).json()["result"].clone()
 }
 
 #[test]
-fn twenty_concurrent_reloads_share_a_few_runs_and_agree_on_generations() {
+fn twenty_concurrent_reloads_cost_two_runs_and_agree_on_generations() {
     let (sb, daemon) = sandbox_with_daemon("many", 20, &[]);
     let log = sb.path("many.log");
-    // Slow enough that all twenty callers arrive while the first reload runs.
-    std::fs::write(sb.path("many.toml"), slow_config(&log, "beta", 1500)).unwrap();
+    let gate = sb.path("many.gate");
+    make_gate(&gate);
+    std::fs::write(sb.path("many.toml"), gated_config(&log, "beta", &gate)).unwrap();
 
-    let callers: Vec<_> = (0..20)
+    // The first caller's reload has read the config and is held before applying it...
+    let first = ctl_in_background(&sb, &["--json", "reload", "many"]);
+    wait_at_gate(&daemon, 1);
+    // ...while the nineteen others all ask.
+    log_queued_reloads(&sb, "many");
+    let others: Vec<_> = (0..19)
         .map(|_| ctl_in_background(&sb, &["--json", "reload", "many"]))
         .collect();
-    let replies: Vec<serde_json::Value> = callers
+    wait_queued(&daemon, 19);
+    open_gate(&gate);
+    // The nineteen share the one reload that starts next, which reads the config as it is
+    // after all of them asked. It waits at the gate too.
+    wait_at_gate(&daemon, 2);
+    open_gate(&gate);
+
+    let first = first.join().unwrap().expect_code(0).json()["result"].clone();
+    assert_eq!(first["generation"], 2, "{first}");
+    assert_eq!(first["joined"], false, "{first}");
+    assert!(
+        first["summary"].as_str().unwrap().contains("beta"),
+        "{first}"
+    );
+    let others: Vec<serde_json::Value> = others
         .into_iter()
         .map(|c| c.join().unwrap().expect_code(0).json()["result"].clone())
         .collect();
-
-    // One configuration was applied, so every reply names the same generation, and it is the
-    // one status reports with the new message.
-    for r in &replies {
-        assert_eq!(r["generation"], 2, "{replies:?}");
+    // Nothing changed in between: the second reload found the same config, so every reply
+    // names the generation status reports, with the new message.
+    for r in &others {
+        assert_eq!(r["generation"], 2, "{others:?}");
+        assert_eq!(r["unchanged"], true, "{others:?}");
     }
-    assert!(
-        replies.iter().any(|r| r["joined"] == true),
-        "nobody shared a reload: {replies:?}"
+    let started = others.iter().filter(|r| r["joined"] == false).count();
+    assert_eq!(
+        started, 1,
+        "one request starts the reload, 18 join it: {others:?}"
     );
-    let doc = sb.ctl(&["--json", "status", "many"]).expect_code(0).json();
-    assert_eq!(doc["result"]["config_generation"], 2);
-    assert_eq!(doc["result"]["fields"]["message"], "beta");
-    let runs: u64 = doc["result"]["fields"]["reload_runs"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(runs <= 3, "the handler ran {runs} times for 20 callers");
+    let status = status(&sb, "many");
+    assert_eq!(status["config_generation"], 2, "{status}");
+    assert_eq!(status["values"]["message"], "beta", "{status}");
+    assert_eq!(
+        status["values"]["reload_runs"], 2,
+        "twenty callers, two reloads: {status}"
+    );
     daemon.assert_alive();
 }
 
@@ -57,22 +88,38 @@ fn twenty_concurrent_reloads_share_a_few_runs_and_agree_on_generations() {
 fn a_change_made_during_a_running_reload_is_picked_up_by_the_next_generation() {
     let (sb, daemon) = sandbox_with_daemon("race", 20, &[]);
     let log = sb.path("race.log");
-    std::fs::write(sb.path("race.toml"), slow_config(&log, "beta", 800)).unwrap();
+    let gate = sb.path("race.gate");
+    make_gate(&gate);
+    std::fs::write(sb.path("race.toml"), gated_config(&log, "beta", &gate)).unwrap();
     let first = ctl_in_background(&sb, &["--json", "reload", "race"]);
-    // The first reload has read the file and is about to apply it: edit it now.
-    wait_for("the first reload to have read the config", WAIT, || {
-        daemon
-            .log()
-            .contains("reload: applying in 800 ms")
-            .then_some(())
-    });
+    // The first reload has read the file and is held before applying it: edit it now, and
+    // ask again.
+    wait_at_gate(&daemon, 1);
     std::fs::write(sb.path("race.toml"), config(&log, 20, "gamma")).unwrap();
-    let second = sb.ctl(&["--json", "reload", "race"]).expect_code(0).json();
-    let first = first.join().unwrap().expect_code(0).json();
+    log_queued_reloads(&sb, "race");
+    let second = ctl_in_background(&sb, &["--json", "reload", "race"]);
+    wait_queued(&daemon, 1);
+    // The two overlap: the second request is in while the first is still unanswered.
+    assert!(
+        !first.is_finished(),
+        "the first reload answered while held at the gate"
+    );
+    open_gate(&gate);
 
+    let first = first.join().unwrap().expect_code(0).json();
+    let second = second.join().unwrap().expect_code(0).json();
     assert_eq!(first["result"]["generation"], 2, "{first}");
+    assert!(
+        first["result"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("beta"),
+        "{first}"
+    );
+    // Not the reload that was running when it asked, which had read the file before the edit:
+    // a reload of its own, started after.
     assert_eq!(second["result"]["generation"], 3, "{second}");
-    assert_eq!(second["result"]["joined"], false);
+    assert_eq!(second["result"]["joined"], false, "{second}");
     assert!(
         second["result"]["summary"]
             .as_str()
@@ -80,28 +127,54 @@ fn a_change_made_during_a_running_reload_is_picked_up_by_the_next_generation() {
             .contains("gamma"),
         "{second}"
     );
-    let doc = sb.ctl(&["--json", "status", "race"]).expect_code(0).json();
-    assert_eq!(doc["result"]["config_generation"], 3);
-    assert_eq!(doc["result"]["fields"]["message"], "gamma");
+    let status = status(&sb, "race");
+    assert_eq!(status["config_generation"], 3, "{status}");
+    assert_eq!(status["values"]["message"], "gamma", "{status}");
+    assert_eq!(status["values"]["reload_runs"], 2, "{status}");
 }
 
-fn jobs_config(log: &Path, jobs: u32, job_ms: u64) -> String {
-    format!(
-        "{}startup_jobs = {jobs}\njob_ms = {job_ms}\n",
-        config(log, 5, "alpha")
-    )
+/// A config with `jobs` start-up jobs that end when `gate` is opened, or never without one.
+fn jobs_config(log: &Path, jobs: u32, gate: Option<&Path>) -> String {
+    let mut toml = format!("{}startup_jobs = {jobs}\n", config(log, 5, "alpha"));
+    if let Some(gate) = gate {
+        toml += &format!("job_gate = {:?}\n", gate.display().to_string());
+    }
+    toml
+}
+
+/// Waits until a drain has begun, and returns the status then.
+fn wait_draining(sb: &Sandbox, name: &str) -> serde_json::Value {
+    wait_for("the drain to begin", WAIT, || {
+        let status = status(sb, name);
+        (status["draining"] == true).then_some(status)
+    })
+}
+
+/// The daemon's log once it holds `line`, failing after `WAIT`.
+fn log_with(daemon: &Daemon, line: &str) -> String {
+    wait_for(&format!("{line:?} in the daemon's log"), WAIT, || {
+        let log = daemon.log();
+        log.contains(line).then_some(log)
+    })
 }
 
 #[test]
 fn drain_waits_for_work_in_flight_and_refuses_new_work() {
     let sb = Sandbox::new();
     let log = sb.path("dj.log");
-    let cfg = sb.write_config("dj.toml", &jobs_config(&log, 3, 1500));
+    let gate = sb.path("dj.gate");
+    make_gate(&gate);
+    let cfg = sb.write_config("dj.toml", &jobs_config(&log, 3, Some(&gate)));
     let daemon = sb.start_daemon("dj", &cfg, &[]);
-    let doc = sb.ctl(&["--json", "status", "dj"]).expect_code(0).json();
-    assert!(doc["result"]["in_flight"].as_u64().unwrap() >= 3, "{doc}");
+    // The jobs begin before the socket is bound: the first caller sees them.
+    assert_eq!(status(&sb, "dj")["in_flight"], 3);
 
-    let run = sb.ctl(&["--timeout", "10s", "drain", "dj"]).expect_code(0);
+    let drain = ctl_in_background(&sb, &["drain", "dj"]);
+    // It waits for the jobs, which are held at their gate until the test opens it.
+    let during = wait_draining(&sb, "dj");
+    assert_eq!(during["in_flight"], 3, "{during}");
+    open_gate(&gate);
+    let run = drain.join().unwrap().expect_code(0);
     assert!(
         run.stdout.contains("drained; nothing left in flight"),
         "{run}"
@@ -109,19 +182,21 @@ fn drain_waits_for_work_in_flight_and_refuses_new_work() {
     // Progress was shown while waiting (plain lines: stderr is not a terminal here).
     assert!(run.stderr.contains("ctl: draining dj: "), "{run}");
     assert!(run.stderr.contains(" in flight"), "{run}");
-    // It returned only after the three jobs had finished.
-    let log_text = daemon.log();
-    assert_eq!(log_text.matches("job finished").count(), 3, "{log_text}");
-
-    // New work is refused: the worker stopped, and no line appears any more.
-    assert!(
-        log_text.contains("draining: no longer writing lines"),
+    // It completed only after the three jobs had finished.
+    let log_text = log_with(&daemon, "drained: nothing in flight");
+    let drained_at = log_text.find("drained: nothing in flight").unwrap();
+    assert_eq!(
+        log_text[..drained_at].matches("job finished").count(),
+        3,
         "{log_text}"
     );
+
+    // New work is refused: the worker stopped, and no line appears any more.
+    log_with(&daemon, "draining: no longer writing lines");
     let lines = read_lines(&log).len();
-    let doc = sb.ctl(&["--json", "status", "dj"]).expect_code(0).json();
-    assert_eq!(doc["result"]["draining"], true);
-    assert_eq!(doc["result"]["in_flight"], 0);
+    let doc = status(&sb, "dj");
+    assert_eq!(doc["draining"], true);
+    assert_eq!(doc["in_flight"], 0);
     assert_eq!(
         read_lines(&log).len(),
         lines,
@@ -134,7 +209,8 @@ fn drain_waits_for_work_in_flight_and_refuses_new_work() {
 fn drain_past_its_deadline_fails_and_reports_what_is_left() {
     let sb = Sandbox::new();
     let log = sb.path("dl.log");
-    let cfg = sb.write_config("dl.toml", &jobs_config(&log, 3, 600_000));
+    // Jobs with no gate never end.
+    let cfg = sb.write_config("dl.toml", &jobs_config(&log, 3, None));
     let daemon = sb.start_daemon("dl", &cfg, &[]);
 
     let run = sb.ctl(&["--timeout", "3s", "drain", "dl"]).expect_code(1);
@@ -148,8 +224,7 @@ fn drain_past_its_deadline_fails_and_reports_what_is_left() {
         .json();
     assert_eq!(doc["result"]["completed"], false);
     assert_eq!(doc["result"]["in_flight"], 3);
-    let doc = sb.ctl(&["--json", "status", "dl"]).expect_code(0).json();
-    assert_eq!(doc["result"]["draining"], true);
+    assert_eq!(status(&sb, "dl")["draining"], true);
     daemon.assert_alive();
 }
 
@@ -157,7 +232,9 @@ fn drain_past_its_deadline_fails_and_reports_what_is_left() {
 fn a_daemon_can_exit_once_drained() {
     let sb = Sandbox::new();
     let log = sb.path("dx.log");
-    let cfg = sb.write_config("dx.toml", &jobs_config(&log, 2, 300));
+    let gate = sb.path("dx.gate");
+    make_gate(&gate);
+    let cfg = sb.write_config("dx.toml", &jobs_config(&log, 2, Some(&gate)));
     let args: Vec<String> = [
         "--name",
         "dx",
@@ -169,9 +246,20 @@ fn a_daemon_can_exit_once_drained() {
     .to_vec();
     let mut daemon = sb.spawn_daemon("dx", &args, &[]);
     daemon.wait_ready();
-    sb.ctl(&["--timeout", "10s", "drain", "dx"]).expect_code(0);
+    let drain = ctl_in_background(&sb, &["drain", "dx"]);
+    wait_draining(&sb, "dx");
+    open_gate(&gate);
+    drain.join().unwrap().expect_code(0);
     let status = daemon.wait_exit();
     assert!(status.success(), "{status:?}: {}", daemon.log());
+    // It exited once drained, not once draining: after the jobs.
+    let log_text = daemon.log();
+    let exiting_at = log_text.find("drained: exiting").expect(&log_text);
+    assert_eq!(
+        log_text[..exiting_at].matches("job finished").count(),
+        2,
+        "{log_text}"
+    );
     sb.ctl(&["status", "dx"]).expect_code(69);
 }
 
@@ -239,23 +327,30 @@ fn systemd_is_told_about_readiness_reloads_stopping_and_resuming() {
 fn shutdown_finishes_the_call_in_progress_and_delivers_its_reply() {
     let (sb, mut daemon) = sandbox_with_daemon("bye", 20, &[]);
     let log = sb.path("bye.log");
-    std::fs::write(sb.path("bye.toml"), slow_config(&log, "last", 1000)).unwrap();
+    let gate = sb.path("bye.gate");
+    make_gate(&gate);
+    std::fs::write(sb.path("bye.toml"), gated_config(&log, "last", &gate)).unwrap();
     let reload = ctl_in_background(&sb, &["--json", "reload", "bye"]);
-    wait_for("the reload to be under way", WAIT, || {
-        daemon
-            .log()
-            .contains("reload: applying in 1000 ms")
-            .then_some(())
-    });
+    wait_at_gate(&daemon, 1);
     daemon.signal(rustix::process::Signal::TERM);
     // New callers are turned away at once (the socket is gone)...
     wait_for("the socket to be removed", WAIT, || {
         (!daemon.socket.exists()).then_some(())
     });
     sb.ctl(&["status", "bye"]).expect_code(69);
-    // ...while the call in progress completes and its caller gets the answer.
+    // ...while the call in progress, held at the gate, keeps the stopping server waiting (up to
+    // its grace of 10 s) until it completes, and its caller gets the answer. The gate opens
+    // only once the server waits, not while a call it would abandon can still slip through.
+    log_with(&daemon, "control server stopping");
+    daemon.assert_alive();
+    open_gate(&gate);
     let reply = reload.join().unwrap().expect_code(0).json();
     assert_eq!(reply["result"]["generation"], 2, "{reply}");
     let status = daemon.wait_exit();
-    assert!(status.success(), "{status:?}: {}", daemon.log());
+    let log = daemon.log();
+    assert!(status.success(), "{status:?}: {log}");
+    assert!(
+        !log.contains("stopped with calls still running"),
+        "the server gave up on the call: {log}"
+    );
 }

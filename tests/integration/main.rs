@@ -18,7 +18,8 @@ mod socket_file;
 mod wire;
 
 use std::path::Path;
-use tests::Sandbox;
+use std::process::Command;
+use tests::{bins, run, wait_for, Daemon, Sandbox, WAIT};
 
 /// A demo config writing to `log` every `interval_ms` with `message`.
 pub fn config(log: &Path, interval_ms: u64, message: &str) -> String {
@@ -44,4 +45,32 @@ pub fn sandbox_with_daemon(
     let sb = Sandbox::new();
     let daemon = start_demo(&sb, name, interval_ms, extra);
     (sb, daemon)
+}
+
+/// Runs `ctl ARGS` in `sb`'s environment on another thread.
+pub fn ctl_in_background(sb: &Sandbox, args: &[&str]) -> std::thread::JoinHandle<tests::Run> {
+    let mut cmd = Command::new(&bins().ctl);
+    cmd.args(args).env("CTL_SOCKET_DIR", sb.socket_dir());
+    std::thread::spawn(move || run(&mut cmd))
+}
+
+/// [`config`] with `message`, whose reloads wait at the FIFO `gate` before applying.
+pub fn gated_config(log: &Path, message: &str, gate: &Path) -> String {
+    format!(
+        "{}reload_gate = {:?}\n",
+        config(log, 20, message),
+        gate.display().to_string()
+    )
+}
+
+/// Waits until reloads have waited at a gate `n` times in all.
+pub fn wait_at_gate(daemon: &Daemon, n: usize) {
+    wait_for(
+        &format!("reload number {n} to wait at the gate"),
+        WAIT,
+        || {
+            let waits = daemon.log().matches("reload: waiting at the gate").count();
+            (waits >= n).then_some(())
+        },
+    );
 }

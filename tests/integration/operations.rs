@@ -1,7 +1,7 @@
 //! The operations through the real `ctl` against a real daemon, and the exit codes they give.
 
-use crate::{config, sandbox_with_daemon};
-use tests::{read_lines, wait_for, WAIT};
+use crate::{config, ctl_in_background, gated_config, sandbox_with_daemon, wait_at_gate};
+use tests::{make_gate, open_gate, read_lines, wait_for, WAIT};
 
 #[test]
 fn status_human_and_json() {
@@ -217,23 +217,32 @@ fn drain_stops_the_work_and_status_shows_it() {
 fn a_slow_reload_past_the_deadline_exits_75_and_is_not_applied_later() {
     let (sb, daemon) = sandbox_with_daemon("slow", 5, &[]);
     let log = sb.path("slow.log");
-    std::fs::write(
-        sb.path("slow.toml"),
-        format!("{}reload_delay_ms = 2500\n", config(&log, 5, "late")),
-    )
-    .unwrap();
+    let gate = sb.path("slow.gate");
+    make_gate(&gate);
+    std::fs::write(sb.path("slow.toml"), gated_config(&log, "late", &gate)).unwrap();
 
-    let run = sb
-        .ctl(&["--timeout", "1s", "reload", "slow"])
-        .expect_code(75);
-    assert!(run.stderr.contains("within 1s"), "{run}");
+    // The reload is held at the gate until after its caller gave up.
+    let reload = ctl_in_background(&sb, &["--timeout", "2s", "reload", "slow"]);
+    wait_at_gate(&daemon, 1);
+    let run = reload.join().unwrap().expect_code(75);
+    assert!(run.stderr.contains("within 2s"), "{run}");
     assert!(
         run.stderr.contains("ctl status"),
         "says where to look: {run}"
     );
+    wait_for("the daemon to see the caller's deadline pass", WAIT, || {
+        daemon
+            .log()
+            .contains("reload: the caller's deadline passed at the gate")
+            .then_some(())
+    });
+    // The reload runs on: nothing is recorded yet.
+    let doc = sb.ctl(&["--json", "status", "slow"]).expect_code(0).json();
+    assert!(doc["result"]["last_reload"].is_null(), "{doc}");
 
-    // The reload runs on; past the caller's deadline it does not apply the new configuration,
-    // and status says so.
+    // Let through past the caller's deadline, it does not apply the new configuration, and
+    // status says so.
+    open_gate(&gate);
     let doc = wait_for("the abandoned reload to finish", WAIT, || {
         let doc = sb.ctl(&["--json", "status", "slow"]).expect_code(0).json();
         (!doc["result"]["last_reload"].is_null()).then_some(doc)

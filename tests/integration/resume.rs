@@ -64,12 +64,10 @@ fn resume_undoes_a_drain_and_the_demo_writes_lines_again() {
 fn resume_ends_a_drain_still_waiting_as_not_completed() {
     let sb = Sandbox::new();
     let log = sb.path("rw.log");
+    // Start-up jobs without a `job_gate` never end.
     let cfg = sb.write_config(
         "rw.toml",
-        &format!(
-            "{}startup_jobs = 2\njob_ms = 600000\n",
-            config(&log, 20, "alpha")
-        ),
+        &format!("{}startup_jobs = 2\n", config(&log, 20, "alpha")),
     );
     let daemon = sb.start_daemon("rw", &cfg, &[]);
     let mut cmd = Command::new(&bins().ctl);
@@ -96,12 +94,10 @@ fn resume_ends_a_drain_still_waiting_as_not_completed() {
 fn a_drain_undone_by_resume_says_so_in_words() {
     let sb = Sandbox::new();
     let log = sb.path("rh.log");
+    // Start-up jobs without a `job_gate` never end.
     let cfg = sb.write_config(
         "rh.toml",
-        &format!(
-            "{}startup_jobs = 1\njob_ms = 600000\n",
-            config(&log, 20, "alpha")
-        ),
+        &format!("{}startup_jobs = 1\n", config(&log, 20, "alpha")),
     );
     let _daemon = sb.start_daemon("rh", &cfg, &[]);
     let mut cmd = Command::new(&bins().ctl);

@@ -110,6 +110,45 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Optio
     }
 }
 
+/// Makes a FIFO at `path`, to be the demo's `reload_gate` or `job_gate`: what the daemon does
+/// there waits until the test calls [`open_gate`].
+pub fn make_gate(path: &Path) {
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap_or_else(|e| panic!("mkfifo {}: {e}", path.display()));
+}
+
+/// Opens the gate at `path` once: waits (at most [`WAIT`], then fails) until the daemon waits
+/// at it, which is when it has the FIFO open for reading, and writes a line to it.
+///
+/// A reader that has passed the gate but not yet closed the FIFO would take the line too:
+/// before opening a gate a second time, wait for the daemon to say it waits there again.
+pub fn open_gate(path: &Path) {
+    use rustix::fs::{Mode, OFlags};
+    let fifo = wait_for(
+        &format!("the daemon to wait at the gate {}", path.display()),
+        WAIT,
+        || {
+            match rustix::fs::open(
+                path,
+                OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => Some(std::fs::File::from(fd)),
+                // No reader yet.
+                Err(rustix::io::Errno::NXIO) => None,
+                Err(e) => panic!("cannot open the gate {}: {e}", path.display()),
+            }
+        },
+    );
+    (&fifo)
+        .write_all(b"open\n")
+        .unwrap_or_else(|e| panic!("cannot write to the gate {}: {e}", path.display()));
+}
+
 /// A private directory for one test: socket directory, config, log files.
 pub struct Sandbox {
     pub dir: TempDir,

@@ -121,11 +121,17 @@ impl<H: Handler> Shared<H> {
         ctx: OpContext,
     ) -> Result<ReloadReply, OpError> {
         let (reply, outcome) = oneshot::channel();
-        let start_task = {
+        let (start_task, waiting) = {
             let mut queue = lock(&self.reloads.queue);
             queue.waiting.push(Waiter { ctx, reply });
-            !std::mem::replace(&mut queue.running, true)
+            (
+                !std::mem::replace(&mut queue.running, true),
+                queue.waiting.len(),
+            )
         };
+        // Counted under the lock, so N is exact: with a reload held up, the line saying N tells
+        // that N callers queue behind it (the tests wait for it).
+        tracing::debug!("reload requested: {waiting} waiting for the next reload to start");
         if start_task {
             let shared = self.clone();
             self.work.spawn(async move { shared.run_reloads().await });
