@@ -113,10 +113,13 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Optio
 /// Makes a FIFO at `path`, to be the demo's `reload_gate` or `job_gate`: what the daemon does
 /// there waits until the test calls [`open_gate`].
 pub fn make_gate(path: &Path) {
-    rustix::fs::mkfifoat(
+    // mknodat rather than mkfifoat, which rustix's 1.0 floor lacks.
+    rustix::fs::mknodat(
         rustix::fs::CWD,
         path,
+        rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o600),
+        0,
     )
     .unwrap_or_else(|e| panic!("mkfifo {}: {e}", path.display()));
 }
