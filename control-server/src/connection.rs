@@ -143,6 +143,8 @@ pub(crate) struct Full {
     pub max: usize,
     pub top_uid: u32,
     pub top_count: usize,
+    /// Connections already dropped whose tasks have not yet ended: room that a moment frees.
+    pub dropping: usize,
 }
 
 impl Connections {
@@ -209,6 +211,7 @@ impl Connections {
             max: self.max,
             top_uid,
             top_count,
+            dropping: open.values().filter(|c| c.is_killed()).count(),
         }
     }
 

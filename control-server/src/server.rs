@@ -350,7 +350,19 @@ impl<H: Handler> Server<H> {
                     };
                     let table = tables.of(standing).clone();
                     let state = Arc::new(ConnState::new(peer, &token));
-                    let state = match table.admit(conn, state) {
+                    let mut admitted = table.admit(conn, state.clone());
+                    // Dropped connections count until their tasks end: at twice the cap, let
+                    // them run (a burst of accepts does not yield otherwise) before refusing.
+                    for _ in 0..8 {
+                        match &admitted {
+                            Err(full) if full.dropping > 0 => {
+                                tokio::task::yield_now().await;
+                                admitted = table.admit(conn, state.clone());
+                            }
+                            _ => break,
+                        }
+                    }
+                    let state = match admitted {
                         Ok(state) => state,
                         Err(full) => {
                             if shared.noise.no_room.admit() {

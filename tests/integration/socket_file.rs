@@ -141,7 +141,11 @@ fn a_removed_socket_file_is_noticed_and_bound_again() {
 #[test]
 fn a_removed_socket_directory_is_recreated_and_bound_again() {
     let (sb, daemon) = sandbox_with_daemon("phoenix", 50, &[]);
+    // Stopped meanwhile, so that it cannot bind again into the directory half-way through its
+    // removal (which would then fail, not empty): it finds out when it runs again.
+    daemon.signal(Signal::STOP);
     std::fs::remove_dir_all(sb.socket_dir()).unwrap();
+    daemon.signal(Signal::CONT);
 
     wait_until_back(&sb, &daemon, "phoenix");
     wait_for_error_line(&daemon);
