@@ -9,7 +9,9 @@ use std::fmt;
 ///
 /// Encoded with an explicit `kind` tag. A kind added by a newer daemon decodes as
 /// [`OpError::Unrecognized`] in an older client instead of failing the whole reply.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, thiserror::Error,
+)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OpError {
     /// The daemon does not implement this operation (or was built without it).

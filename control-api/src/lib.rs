@@ -16,6 +16,7 @@
 //!   carry.
 //! - [`args`]: arguments checked against a command's schema, the same on both sides.
 //! - [`client`]: [`Client`], a typed client for other Rust programs.
+//! - [`schema`]: the built-in protocol as JSON Schema, and the add-only check of its snapshot.
 //! - [`types`]: the request and reply structs.
 //! - [`error`]: [`OpError`], the typed failure of an operation.
 //! - [`operation`]: [`Operation`], the names of the operations.
@@ -74,6 +75,7 @@ pub mod command;
 pub mod error;
 pub mod field;
 pub mod operation;
+pub mod schema;
 pub mod service;
 pub mod socket;
 pub mod types;
