@@ -138,3 +138,9 @@ pub use tokio_util::sync::CancellationToken;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The daemon authors' guide's code blocks that are not marked `ignore` (its complete
+/// "your own commands" example), compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/daemon-authors.md")]
+pub struct GuideDoctests;

@@ -296,6 +296,9 @@ fn print_banner(args: &Args, socket: &Path, config: &Path, log: &Path, interval_
          \x20 mv {log} {log}.1 && {ctl} rotate {target}\n\
          \x20 {ctl} log-level {target} debug\n\
          \x20 {ctl} hello {target}\n\
+         \x20 {ctl} describe {target}      # its operations and own commands\n\
+         \x20 {ctl} call {target} set-message text=hi\n\
+         \x20 {ctl} call {target} stats\n\
          \x20 {ctl} drain {target}\n\
          \x20 {ctl} resume {target}        # undoes the drain: lines are written again\n\
          Stop with Ctrl-C.",
