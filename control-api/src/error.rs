@@ -1,6 +1,6 @@
 //! The failure of an operation, as it crosses the wire.
 
-use crate::Operation;
+use crate::{Access, Operation};
 use serde::{Deserialize, Serialize};
 use std::error::Error as StdError;
 use std::fmt;
@@ -9,7 +9,9 @@ use std::fmt;
 ///
 /// Encoded with an explicit `kind` tag. A kind added by a newer daemon decodes as
 /// [`OpError::Unrecognized`] in an older client instead of failing the whole reply.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, thiserror::Error,
+)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OpError {
     /// The daemon does not implement this operation (or was built without it).
@@ -30,12 +32,29 @@ pub enum OpError {
         causes: Vec<String>,
     },
     /// The daemon's policy does not let this caller run this operation.
-    #[error("permission denied: uid {uid} may not call `{operation}` on this daemon")]
+    #[error("permission denied: uid {uid} may not call `{operation}` on this daemon{}", Needs(.needed))]
     Denied {
         /// The operation that was refused.
         operation: String,
         /// The caller's uid, as the kernel reported it.
         uid: u32,
+        /// The access level the operation needs. Added after the first release: absent from
+        /// an older daemon.
+        #[serde(default)]
+        needed: Option<Access>,
+    },
+    /// The arguments of a command do not fit its schema: an unknown name, a missing one, or a
+    /// value of the wrong type. A usage error: the call was not run.
+    #[error("`{command}`: argument `{field}`: {message}; expected {expected}")]
+    BadArguments {
+        /// The command called.
+        command: String,
+        /// The argument at fault (empty when the arguments as a whole are wrong).
+        field: String,
+        /// What would have fitted, in words.
+        expected: String,
+        /// What was wrong.
+        message: String,
     },
     /// The daemon cannot take this request now; retrying later may work.
     #[error("the daemon is busy: {reason}")]
@@ -88,6 +107,21 @@ impl OpError {
     }
 }
 
+/// Formats the level a refused operation needs, when the daemon said.
+struct Needs<'a>(&'a Option<Access>);
+
+impl fmt::Display for Needs<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(level) => write!(
+                f,
+                "; it needs `{level}` access, which the daemon's policy grants to uids and gids"
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Formats a cause chain as `: cause: cause`.
 struct Causes<'a>(&'a [String]);
 
@@ -126,6 +160,13 @@ mod tests {
             OpError::Denied {
                 operation: "reload".into(),
                 uid: 65534,
+                needed: Some(Access::Operate),
+            },
+            OpError::BadArguments {
+                command: "set-message".into(),
+                field: "text".into(),
+                expected: "a string".into(),
+                message: "missing".into(),
             },
             OpError::Busy { reason: "y".into() },
             OpError::ShuttingDown,

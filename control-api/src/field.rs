@@ -139,13 +139,24 @@ impl From<isize> for FieldValue {
 }
 
 /// The wire form, read leniently: any `type` and any `value` decode.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 struct RawField {
     name: String,
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
     value: Value,
+}
+
+/// The schema is the wire form's: a name, a type word and any value.
+impl schemars::JsonSchema for StatusField {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "StatusField".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        RawField::json_schema(generator)
+    }
 }
 
 impl From<StatusField> for RawField {

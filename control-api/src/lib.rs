@@ -10,7 +10,13 @@
 //! # Layout
 //!
 //! - [`service`]: the [`Control`] trait (`hello`, `status`, `reload`, `rotate`, `drain`,
-//!   `log_level`).
+//!   `log_level`, `resume`, `describe`, `call`).
+//! - [`access`]: [`Access`], the levels a policy grants.
+//! - [`command`]: [`Command`], a daemon's own typed command, and what `describe` and `call`
+//!   carry.
+//! - [`args`]: arguments checked against a command's schema, the same on both sides.
+//! - [`client`]: [`Client`], a typed client for other Rust programs.
+//! - [`schema`]: the built-in protocol as JSON Schema, and the add-only check of its snapshot.
 //! - [`types`]: the request and reply structs.
 //! - [`error`]: [`OpError`], the typed failure of an operation.
 //! - [`operation`]: [`Operation`], the names of the operations.
@@ -62,14 +68,24 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod access;
+pub mod args;
+pub mod client;
+pub mod command;
 pub mod error;
 pub mod field;
 pub mod operation;
+pub mod schema;
 pub mod service;
 pub mod socket;
 pub mod types;
 pub mod wire;
 
+pub use access::Access;
+pub use client::{Client, ClientError};
+pub use command::{
+    CallReply, CallRequest, Command, DescribeRequest, Description, OperationInfo, OperationKind,
+};
 pub use error::OpError;
 pub use field::{FieldValue, StatusField};
 pub use operation::Operation;

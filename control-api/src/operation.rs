@@ -1,5 +1,6 @@
 //! Names of operations, as they appear in `hello` and on the `ctl` command line.
 
+use crate::Access;
 use std::fmt;
 use std::str::FromStr;
 
@@ -24,11 +25,14 @@ pub enum Operation {
     /// See [`Control::resume`](crate::Control::resume). Added after the first release: clients
     /// send it only when `hello` lists `resume`.
     Resume,
+    /// See [`Control::describe`](crate::Control::describe). Added after the first release:
+    /// clients send `describe` and `call` only when `hello` lists `describe`.
+    Describe,
 }
 
 impl Operation {
     /// Every operation this build of the protocol knows, in a stable order.
-    pub const ALL: [Operation; 7] = [
+    pub const ALL: [Operation; 8] = [
         Operation::Hello,
         Operation::Status,
         Operation::Reload,
@@ -36,6 +40,7 @@ impl Operation {
         Operation::Drain,
         Operation::LogLevel,
         Operation::Resume,
+        Operation::Describe,
     ];
 
     /// The wire and command-line name.
@@ -48,6 +53,19 @@ impl Operation {
             Operation::Drain => "drain",
             Operation::LogLevel => "log-level",
             Operation::Resume => "resume",
+            Operation::Describe => "describe",
+        }
+    }
+
+    /// The access level a call needs. `log-level` that only reads the filter needs `read`;
+    /// this is the level of changing it.
+    pub const fn access(self) -> Access {
+        match self {
+            Operation::Hello | Operation::Status | Operation::Describe => Access::Read,
+            Operation::Reload | Operation::Rotate | Operation::Drain | Operation::Resume => {
+                Access::Operate
+            }
+            Operation::LogLevel => Access::Admin,
         }
     }
 
@@ -75,7 +93,7 @@ impl fmt::Display for Operation {
 /// The name is not an operation this build knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown operation `{0}`; known operations: hello, status, reload, rotate, drain, log-level, resume"
+    "unknown operation `{0}`; known operations: hello, status, reload, rotate, drain, log-level, resume, describe"
 )]
 pub struct UnknownOperation(pub String);
 

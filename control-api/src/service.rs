@@ -2,6 +2,7 @@
 //! fields can be added later without breaking older peers.
 #![allow(missing_docs)] // tarpc generates items (client, request/response enums) without docs.
 
+use crate::command::{CallReply, CallRequest, DescribeRequest, Description};
 use crate::error::OpError;
 use crate::types::*;
 
@@ -27,6 +28,13 @@ pub trait Control {
     async fn log_level(req: LogLevelRequest) -> Result<LogLevelReply, OpError>;
     /// Undo a drain: take new work again. A `drain` call still waiting then ends, not
     /// completed, with `resumed` set. Added after the first release: clients call it only when
-    /// `hello` lists `resume`. New methods go at the end, after this one.
+    /// `hello` lists `resume`.
     async fn resume(req: ResumeRequest) -> Result<ResumeReply, OpError>;
+    /// Every operation and command the daemon serves: name, doc line, access level, and the
+    /// JSON Schema of arguments and reply. Added after the first release: clients call it (and
+    /// `call`) only when `hello` lists `describe`.
+    async fn describe(req: DescribeRequest) -> Result<Description, OpError>;
+    /// Runs one of the daemon's own commands by name, with JSON arguments. New methods go at
+    /// the end, after this one.
+    async fn call(req: CallRequest) -> Result<CallReply, OpError>;
 }

@@ -12,12 +12,13 @@
 //!   A field added later must do the same.
 
 use crate::{Operation, StatusField};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Argument of [`Control::hello`](crate::Control::hello).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct HelloRequest {
     /// The client's protocol version, for the daemon's log.
@@ -27,7 +28,7 @@ pub struct HelloRequest {
 }
 
 /// Reply of [`Control::hello`](crate::Control::hello). Its shape never changes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Hello {
     /// The daemon's [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION).
     pub protocol: u32,
@@ -50,12 +51,12 @@ impl Hello {
 }
 
 /// Argument of [`Control::status`](crate::Control::status).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct StatusRequest {}
 
 /// Reply of [`Control::status`](crate::Control::status).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Status {
     /// The daemon's name.
     pub name: String,
@@ -86,7 +87,7 @@ pub struct Status {
 }
 
 /// What the last reload did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ReloadOutcome {
     /// Whether the new configuration was applied.
     pub ok: bool,
@@ -99,12 +100,12 @@ pub struct ReloadOutcome {
 }
 
 /// Argument of [`Control::reload`](crate::Control::reload).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ReloadRequest {}
 
 /// Reply of a successful [`Control::reload`](crate::Control::reload).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ReloadReply {
     /// Generation of the configuration now active.
     pub generation: u64,
@@ -123,19 +124,19 @@ pub struct ReloadReply {
 }
 
 /// Argument of [`Control::rotate`](crate::Control::rotate).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct RotateRequest {}
 
 /// Reply of a successful [`Control::rotate`](crate::Control::rotate).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RotateReply {
     /// One entry per log file, in the order the daemon registered them.
     pub files: Vec<ReopenedFile>,
 }
 
 /// One log file reopened by `rotate`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ReopenedFile {
     /// The path the daemon writes to.
     pub path: PathBuf,
@@ -153,7 +154,7 @@ pub struct ReopenedFile {
 }
 
 /// Identity of a file: device and inode.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct FileId {
     /// Device number.
     pub dev: u64,
@@ -162,12 +163,12 @@ pub struct FileId {
 }
 
 /// Argument of [`Control::drain`](crate::Control::drain).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct DrainRequest {}
 
 /// Reply of [`Control::drain`](crate::Control::drain).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DrainReply {
     /// Whether everything in flight finished before the deadline.
     pub completed: bool,
@@ -181,12 +182,12 @@ pub struct DrainReply {
 }
 
 /// Argument of [`Control::resume`](crate::Control::resume).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ResumeRequest {}
 
 /// Reply of a successful [`Control::resume`](crate::Control::resume).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ResumeReply {
     /// Whether the daemon was draining: false when it was serving already and there was
     /// nothing to undo (not an error).
@@ -194,7 +195,7 @@ pub struct ResumeReply {
 }
 
 /// Argument of [`Control::log_level`](crate::Control::log_level).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct LogLevelRequest {
     /// The new filter (e.g. `debug`, `info,my_daemon::net=trace`); `None` only reads the
@@ -203,7 +204,7 @@ pub struct LogLevelRequest {
 }
 
 /// Reply of [`Control::log_level`](crate::Control::log_level).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LogLevelReply {
     /// The filter now in effect.
     pub filter: String,

@@ -8,8 +8,8 @@
 //!
 //! Run: `cargo bench -p control-server --bench roundtrip`.
 
-use control_api::{wire, ControlClient, OpError, Operation, RotateRequest, StatusRequest};
-use control_server::{DaemonStatus, Handler, LogFile, OpContext, Server, ServerHandle};
+use control_api::{wire, ControlClient, OpError, RotateRequest, StatusRequest};
+use control_server::{DaemonStatus, LogFile, Server, ServerHandle};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,15 +17,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::runtime::Runtime;
 
-/// A daemon with a status of realistic size.
-struct Bench;
-
-impl Handler for Bench {
-    fn operations(&self) -> Vec<Operation> {
-        vec![]
-    }
-
-    async fn status(&self, _ctx: OpContext) -> DaemonStatus {
+/// A daemon's part of status, of realistic size.
+fn bench_status() -> DaemonStatus {
+    {
         DaemonStatus {
             fields: [("queue_depth", "17"), ("peers", "4"), ("message", "hello")]
                 .into_iter()
@@ -45,7 +39,8 @@ fn runtime() -> Runtime {
 
 fn start(rt: &Runtime, dir: &Path, logs: &[LogFile]) -> (ServerHandle, PathBuf) {
     let socket = dir.join("bench.sock");
-    let mut builder = Server::builder("bench", Bench)
+    let mut builder = Server::builder("bench")
+        .status(|_ctx| std::future::ready(bench_status()))
         .socket_path(&socket)
         .max_requests_per_connection(1024);
     for log in logs {

@@ -13,10 +13,9 @@
 //! CONFIG holds one line, the greeting. The control socket follows the convention for NAME
 //! (`CTL_SOCKET_DIR` overrides it).
 
-use control_server::api::{OpError, Operation};
+use control_server::api::OpError;
 use control_server::{
-    config_file, DaemonStatus, Handler, LogFile, OpContext, Reloadable, Reloaded, Server,
-    WorkTracker,
+    config_file, DaemonStatus, LogFile, OpContext, Reloadable, Reloaded, Server, WorkTracker,
 };
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,11 +37,7 @@ struct Greeter {
     greeted: AtomicU64,
 }
 
-impl Handler for Greeter {
-    fn operations(&self) -> Vec<Operation> {
-        vec![Operation::Reload]
-    }
-
+impl Greeter {
     async fn reload(&self, ctx: OpContext) -> Result<Reloaded, OpError> {
         let path = self.config_path.clone();
         let swapped = self
@@ -65,7 +60,7 @@ impl Handler for Greeter {
         )))
     }
 
-    async fn status(&self, _ctx: OpContext) -> DaemonStatus {
+    fn status(&self) -> DaemonStatus {
         DaemonStatus::new()
             .field("greeted", self.greeted.load(Ordering::Relaxed))
             .field("greeting", self.greeting.get().as_str())
@@ -91,7 +86,13 @@ async fn main() -> anyhow::Result<()> {
         greeted: AtomicU64::new(0),
     });
     let work = WorkTracker::new();
-    let server = Server::builder(name.as_str(), daemon.clone())
+    let (reloading, reporting) = (daemon.clone(), daemon.clone());
+    let server = Server::builder(name.as_str())
+        .reload(move |ctx| {
+            let daemon = reloading.clone();
+            async move { daemon.reload(ctx).await }
+        })
+        .status(move |_ctx| std::future::ready(reporting.status()))
         .log_file(&log)
         .work_tracker(&work)
         .bind()?

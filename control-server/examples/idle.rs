@@ -6,16 +6,8 @@
 //!
 //! It prints `ready` once set up, then does nothing until killed.
 
-use control_server::{Handler, Server};
+use control_server::Server;
 use std::path::PathBuf;
-
-struct Idle;
-
-impl Handler for Idle {
-    fn operations(&self) -> Vec<control_api::Operation> {
-        vec![]
-    }
-}
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -28,7 +20,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let builder = Server::builder("idle", Idle).socket_path(&socket);
+    let builder = Server::builder("idle").socket_path(&socket);
     let _keep = match mode.as_str() {
         "baseline" => None,
         "spawn" => Some(Ok(

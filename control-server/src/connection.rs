@@ -3,10 +3,11 @@
 //! dropped to make room, the idle timeout, and serving requests until the client leaves, the
 //! connection is dropped, or the server shuts down.
 
-use crate::handler::Handler;
+use crate::conn_state::{ConnState, Kill, STRANGER_CONNECTIONS};
 use crate::noise::{Noise, Throttle};
-use crate::policy::Peer;
-use crate::service::{ControlService, Shared};
+use crate::policy::Standing;
+use crate::service::ControlService;
+use crate::state::Shared;
 use crate::transport::ServerTransport;
 use control_api::Control;
 use futures::{FutureExt, StreamExt};
@@ -16,110 +17,15 @@ use std::io;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tarpc::server::{BaseChannel, Channel};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UnixStream;
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::Instrument;
-
-/// Refused calls in a row after which a connection is dropped: `ctl` makes one call per
-/// connection, so only a caller that keeps asking after a refusal reaches this.
-pub(crate) const REFUSALS_BEFORE_CLOSE: usize = 3;
-
-/// Connections open at once from callers the policy lets in for nothing at all. They can still
-/// say `hello` and learn that they are refused; they never take room from anyone else.
-pub(crate) const STRANGER_CONNECTIONS: usize = 8;
-
-/// Who a caller is to the daemon, decided by the kernel's credentials before a byte is read.
-/// Each standing has its own table of connections, so no caller can crowd out a better one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Standing {
-    /// Root or the daemon's own uid: the operator.
-    Trusted,
-    /// Someone the policy lets in for at least `hello`-and-more.
-    Permitted,
-    /// Someone the policy refuses everything but `hello`.
-    Stranger,
-}
-
-impl Standing {
-    /// For the log: whose connections these are.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Standing::Trusted => "root and the daemon's own user",
-            Standing::Permitted => "callers the policy lets in",
-            Standing::Stranger => "callers the policy refuses",
-        }
-    }
-}
-
-/// Why a connection was dropped at once, replies and all.
-#[derive(Debug)]
-pub(crate) enum Kill {
-    /// Made room for a newer connection.
-    Evicted,
-    /// Descriptors ran out and room had to be made.
-    NoDescriptors,
-    /// The caller sent something that is not a request.
-    BadInput(String),
-    /// The caller kept calling what it is refused.
-    Refused(usize),
-    /// The caller hung up while replies were owed.
-    Gone,
-}
-
-/// What the server knows about one open connection.
-#[derive(Debug)]
-pub(crate) struct ConnState {
-    /// Who is at the other end.
-    pub peer: Peer,
-    /// Requests being processed; a connection with none is idle and may be evicted.
-    pub in_flight: AtomicUsize,
-    /// Requests received so far: connections that never sent one are evicted first, so that
-    /// a `ctl` between its `hello` and its operation outlives clients that say nothing.
-    pub requests: AtomicUsize,
-    /// Refused calls since the last call that was let in.
-    pub refusals: AtomicUsize,
-    /// Cancelled to stop reading and close once the replies owed are written: on shutdown
-    /// (a child of the server's token) and after the idle timeout.
-    pub stop: CancellationToken,
-    /// Cancelled to drop the connection at once, with whatever replies it has not taken: a
-    /// caller that does not read must not keep memory or a descriptor.
-    killed: CancellationToken,
-    killed_for: OnceLock<Kill>,
-}
-
-impl ConnState {
-    pub fn new(peer: Peer, shutdown: &CancellationToken) -> ConnState {
-        ConnState {
-            peer,
-            in_flight: AtomicUsize::new(0),
-            requests: AtomicUsize::new(0),
-            refusals: AtomicUsize::new(0),
-            stop: shutdown.child_token(),
-            killed: CancellationToken::new(),
-            killed_for: OnceLock::new(),
-        }
-    }
-
-    /// Drops the connection at once; the first reason given is the one logged.
-    pub fn kill(&self, why: Kill) {
-        let _ = self.killed_for.set(why);
-        self.killed.cancel();
-    }
-
-    fn is_killed(&self) -> bool {
-        self.killed.is_cancelled()
-    }
-
-    fn is_idle(&self) -> bool {
-        !self.is_killed() && self.in_flight.load(Ordering::SeqCst) == 0
-    }
-}
 
 /// The open connections of one standing, oldest first (ids only grow).
 #[derive(Debug)]
@@ -307,9 +213,9 @@ pub(crate) struct Limits {
 }
 
 /// Serves one admitted connection to completion.
-pub(crate) async fn serve<H: Handler>(
+pub(crate) async fn serve(
     stream: UnixStream,
-    shared: Arc<Shared<H>>,
+    shared: Arc<Shared>,
     conn: u64,
     state: Arc<ConnState>,
     limits: Limits,
@@ -328,11 +234,18 @@ pub(crate) async fn serve<H: Handler>(
         limits.idle_timeout,
         noise.idle.clone(),
     );
-    let may_change = shared.policy.permits_access(&peer, true, shared.own_uid);
-    let transport = ServerTransport::new(stream, limits.max_frame_len, state.clone(), may_change);
+    let level = shared.policy.level(&peer, shared.own_uid);
+    let transport = ServerTransport::new(
+        stream,
+        limits.max_frame_len,
+        state.clone(),
+        shared.clone(),
+        level,
+    );
     let service = ControlService {
         shared,
         peer,
+        level,
         state: state.clone(),
         span: span.clone(),
     };
@@ -359,7 +272,7 @@ pub(crate) async fn serve<H: Handler>(
             ended = served => if let Err(panic) = ended {
                 state.kill(Kill::BadInput(format!(
                     "serving it panicked: {}",
-                    crate::service::panic_message(&panic)
+                    crate::panic::panic_message(&panic)
                 )));
             },
             () = grace_over => if noise.bad_input.admit() {
@@ -480,6 +393,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Peer;
+    use tokio_util::sync::CancellationToken;
 
     fn state(uid: u32, shutdown: &CancellationToken) -> Arc<ConnState> {
         let peer = Peer {

@@ -1,20 +1,21 @@
-//! What a daemon implements: the [`Handler`] trait and the values its operations return.
+//! What a daemon's handlers get and return: the call's [`OpContext`], [`Reloaded`] and
+//! [`DaemonStatus`].
 
 use crate::policy::Peer;
-use control_api::{
-    DrainReply, FieldValue, OpError, Operation, ResumeReply, RotateReply, StatusField,
-};
+use control_api::{FieldValue, StatusField};
+use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What a call is about: who asked, and until when they wait.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct OpContext {
-    /// The operation being run.
-    pub operation: Operation,
+    /// The operation or command being run, by name.
+    pub operation: &'static str,
     /// The caller, as the kernel identified it.
     pub peer: Peer,
     /// When the caller stops waiting. Mutating operations run to completion anyway (the reply
@@ -24,8 +25,8 @@ pub struct OpContext {
 }
 
 impl OpContext {
-    /// A context for calling a [`Handler`] directly, e.g. in the daemon's own tests.
-    pub fn new(operation: Operation, peer: Peer, deadline: Instant) -> Self {
+    /// A context for calling a handler directly, e.g. in the daemon's own tests.
+    pub fn new(operation: &'static str, peer: Peer, deadline: Instant) -> Self {
         OpContext {
             operation,
             peer,
@@ -149,108 +150,17 @@ impl DaemonStatus {
     }
 }
 
-/// The daemon's side of the control plane.
-///
-/// Implement the operations the daemon has and list them in [`Handler::operations`]; the others
-/// answer [`OpError::Unsupported`] without the daemon writing anything. `hello` and `status` are
-/// always served. Mutating operations (`reload`, `rotate`, `drain`, `resume`) run on a task the
-/// server owns: if the caller's deadline passes or the caller goes away, the work still
-/// completes. A panic in any of them is caught and reported to the caller as [`OpError::Failed`].
-///
-/// ```
-/// use control_server::{Handler, OpContext, Reloaded};
-/// use control_api::{OpError, Operation};
-///
-/// struct MyDaemon;
-///
-/// impl Handler for MyDaemon {
-///     fn operations(&self) -> Vec<Operation> {
-///         vec![Operation::Reload]
-///     }
-///
-///     async fn reload(&self, _ctx: OpContext) -> Result<Reloaded, OpError> {
-///         // Parse and validate everything first; apply only if all of it is valid.
-///         Ok(Reloaded::changed("workers 4 -> 8"))
-///     }
-/// }
-/// ```
-pub trait Handler: Send + Sync + 'static {
-    /// The operations this daemon implements, besides `hello` and `status`. An operation not
-    /// listed is answered `unsupported` without calling the handler, so what `hello` announces
-    /// and what is served cannot drift apart.
-    fn operations(&self) -> Vec<Operation>;
+/// A daemon's function run for an operation, boxed: what the builder keeps of a closure such
+/// as `.reload(|ctx| async move { ... })`.
+pub(crate) type Hook<T> = Arc<dyn Fn(OpContext) -> BoxFuture<'static, T> + Send + Sync>;
 
-    /// Re-read and apply the configuration. Validate everything before applying anything; on
-    /// error the old configuration must stay active.
-    fn reload(&self, ctx: OpContext) -> impl Future<Output = Result<Reloaded, OpError>> + Send {
-        let _ = ctx;
-        async { Err(not_implemented(Operation::Reload)) }
-    }
-
-    /// Reopen log files after logrotate renamed them. Files registered with
-    /// [`Builder::log_file`](crate::Builder::log_file) are reopened by the server; implement
-    /// this only for files written some other way.
-    fn rotate(&self, ctx: OpContext) -> impl Future<Output = Result<RotateReply, OpError>> + Send {
-        let _ = ctx;
-        async { Err(not_implemented(Operation::Rotate)) }
-    }
-
-    /// Stop taking new work and finish what is in flight, by `ctx.deadline`. With a
-    /// [`WorkTracker`](crate::WorkTracker) registered, the server refuses new work and waits
-    /// for it; implement this only for what the tracker does not see.
-    fn drain(&self, ctx: OpContext) -> impl Future<Output = Result<DrainReply, OpError>> + Send {
-        let _ = ctx;
-        async { Err(not_implemented(Operation::Drain)) }
-    }
-
-    /// The daemon's part of `status` (see [`DaemonStatus`] for how it combines with the
-    /// server's).
-    fn status(&self, ctx: OpContext) -> impl Future<Output = DaemonStatus> + Send {
-        let _ = ctx;
-        async { DaemonStatus::default() }
-    }
-
-    /// Undo a drain: take new work again, e.g. reopen what [`Handler::drain`] closed. With a
-    /// [`WorkTracker`](crate::WorkTracker) registered, the server resumes it first (and offers
-    /// `resume` without this); implement this only for what the tracker does not see. Set
-    /// `was_draining` if there was something to undo. On error the tracker drains again.
-    fn resume(&self, ctx: OpContext) -> impl Future<Output = Result<ResumeReply, OpError>> + Send {
-        let _ = ctx;
-        async { Err(not_implemented(Operation::Resume)) }
-    }
-}
-
-/// The answer of an operation the handler lists but does not implement. The server fills in
-/// the list of supported operations.
-fn not_implemented(op: Operation) -> OpError {
-    OpError::unsupported(op, [])
-}
-
-/// A shared handler: lets the daemon keep a reference to the state its handler works on.
-impl<H: Handler> Handler for std::sync::Arc<H> {
-    fn operations(&self) -> Vec<Operation> {
-        (**self).operations()
-    }
-
-    fn reload(&self, ctx: OpContext) -> impl Future<Output = Result<Reloaded, OpError>> + Send {
-        (**self).reload(ctx)
-    }
-
-    fn rotate(&self, ctx: OpContext) -> impl Future<Output = Result<RotateReply, OpError>> + Send {
-        (**self).rotate(ctx)
-    }
-
-    fn drain(&self, ctx: OpContext) -> impl Future<Output = Result<DrainReply, OpError>> + Send {
-        (**self).drain(ctx)
-    }
-
-    fn status(&self, ctx: OpContext) -> impl Future<Output = DaemonStatus> + Send {
-        (**self).status(ctx)
-    }
-
-    fn resume(&self, ctx: OpContext) -> impl Future<Output = Result<ResumeReply, OpError>> + Send {
-        (**self).resume(ctx)
-    }
+/// Boxes `f` as a [`Hook`].
+pub(crate) fn hook<T, F, Fut>(f: F) -> Hook<T>
+where
+    F: Fn(OpContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    Arc::new(move |ctx| Box::pin(f(ctx)))
 }
 
 #[cfg(test)]

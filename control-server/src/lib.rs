@@ -1,7 +1,7 @@
 //! Serve the `ctl` control plane from inside a daemon.
 //!
-//! A daemon implements [`Handler`] for the operations it has, builds a [`Server`], and from
-//! then on `ctl reload NAME`, `ctl rotate NAME`, `ctl drain NAME` and `ctl status NAME` reach it
+//! A daemon registers what it has on a [`Builder`] (a reload function, its log files, its work
+//! tracker, its own typed commands), and from then on `ctl reload NAME`, `ctl rotate NAME`, `ctl drain NAME` and `ctl status NAME` reach it
 //! over a Unix socket and report back whether it worked: the replacement for `pkill -HUP`.
 //!
 //! The server owns the parts that are easy to get wrong: the socket (never more open than its
@@ -12,22 +12,32 @@
 //!
 //! # Example
 //!
-//! A daemon with a `reload`, served on a socket, and the call `ctl reload mydaemon` makes:
+//! A daemon with a `reload` and a command of its own, served on a socket, and the calls
+//! `ctl reload mydaemon` and `ctl call mydaemon flush-cache` make:
 //!
 //! ```
-//! use control_server::{Handler, OpContext, Reloaded, Server};
-//! use control_server::api::{wire, ControlClient, OpError, Operation, ReloadRequest};
+//! use control_server::api::{Access, Client, Command, ControlRequest, ReloadRequest};
+//! use control_server::{Reloaded, Server};
+//! use serde::{Deserialize, Serialize};
 //!
-//! struct Daemon;
+//! /// `flush-cache`: its fields are the command's arguments.
+//! #[derive(Serialize, Deserialize, schemars::JsonSchema)]
+//! struct FlushCache {
+//!     /// Only keys under this prefix.
+//!     #[serde(default)]
+//!     prefix: String,
+//! }
 //!
-//! impl Handler for Daemon {
-//!     fn operations(&self) -> Vec<Operation> {
-//!         vec![Operation::Reload] // anything not listed answers `unsupported`
-//!     }
-//!     async fn reload(&self, _ctx: OpContext) -> Result<Reloaded, OpError> {
-//!         // Read and validate the whole new configuration; apply it only if all of it is valid.
-//!         Ok(Reloaded::changed("workers 4 -> 8"))
-//!     }
+//! #[derive(Serialize, Deserialize, schemars::JsonSchema)]
+//! struct Flushed {
+//!     entries: u64,
+//! }
+//!
+//! impl Command for FlushCache {
+//!     const NAME: &'static str = "flush-cache";
+//!     const DOC: &'static str = "Drop cached entries";
+//!     const ACCESS: Access = Access::Operate;
+//!     type Reply = Flushed;
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -38,21 +48,26 @@
 //! // /run/mydaemon/ctl.sock when that directory is the daemon user's (systemd's
 //! // RuntimeDirectory=mydaemon), else $XDG_RUNTIME_DIR/ctl/mydaemon.sock; $CTL_SOCKET_DIR
 //! // overrides all (see control_api::socket).
-//! let server = Server::builder("mydaemon", Daemon)
+//! let server = Server::builder("mydaemon")
 //!     .version("1.0.0")
+//!     // Read and validate the whole new configuration; apply it only if all of it is valid.
+//!     .reload(|_ctx| async { Ok(Reloaded::changed("workers 4 -> 8")) })
+//!     .command(|_ctx, req: FlushCache| async move {
+//!         Ok(Flushed { entries: req.prefix.len() as u64 })
+//!     })
 //!     .socket_path(&socket)
 //!     .bind()?
 //!     .spawn();
 //!
-//! // What `ctl reload mydaemon` does, after its `hello`:
-//! let stream = tokio::net::UnixStream::connect(&socket).await?;
-//! let client = ControlClient::new(Default::default(), wire::transport(stream)).spawn();
-//! let reply = client.reload(tarpc::context::current(), ReloadRequest::default()).await??;
-//! assert_eq!(reply.generation, 2);
-//! assert_eq!(reply.summary, "workers 4 -> 8");
+//! // Another Rust program calls the command with the same type:
+//! let client = Client::connect(&socket).await?;
+//! let flushed = client.call(&FlushCache { prefix: "user:".into() }).await?;
+//! assert_eq!(flushed.entries, 5);
+//! assert!(client.hello().operations.iter().any(|op| op == "reload"));
 //!
 //! server.shutdown().await; // stop accepting, finish calls in progress, remove the socket
 //! assert!(!socket.exists());
+//! # let _ = (ControlRequest::Reload { req: ReloadRequest::default() },);
 //! # Ok(()) }
 //! ```
 //!
@@ -63,7 +78,10 @@
 //! # Layout
 //!
 //! - [`server`]: [`Builder`], [`Server`], the accept loop and shutdown.
-//! - [`handler`]: the [`Handler`] trait a daemon implements.
+//! - [`handler`]: what handlers get and return: [`OpContext`], [`Reloaded`], [`DaemonStatus`].
+//! - `registry`: every operation as one entry (name, doc, access, schemas, handler);
+//!   dispatch is by name.
+//! - `state`: the state every connection shares, in one place.
 //! - [`policy`]: peer credentials and who may call what.
 //! - [`listener`]: binding the socket safely.
 //! - [`log_level`]: [`LogFilter`](log_level::LogFilter), the filter `ctl log-level` changes.
@@ -72,15 +90,19 @@
 //! - [`reloadable`]: [`Reloadable`], validate-then-swap configuration.
 //! - [`drain`]: [`WorkTracker`], work in flight for `drain`.
 //! - [`notify`]: systemd's readiness protocol.
-//! - `ops`: the machinery of `reload` (single-flight), `rotate` and `drain`.
+//! - `ops`: the built-in operations, each a registry entry owning its state: `hello` and
+//!   `describe`, `status`, `reload` (single-flight), `rotate`, `drain` and `resume`,
+//!   `log-level`.
 //! - [`signals`]: making leftover `pkill -HUP` lines harmless.
-//! - `connection`, `service`: admission and one connection, and the glue between tarpc and
-//!   the handler.
+//! - `connection`, `conn_state`, `service`: admission and one connection, its state, and the
+//!   glue between tarpc and the registry (policy, dispatch, logging).
+//! - `panic`: panics in handlers turned into errors.
 //! - `transport`: decoding requests before tarpc sees them, and replies that always fit.
 //! - `noise`: rate limits on the log lines a caller can cause.
 #![deny(missing_docs)]
 
 pub mod config_file;
+mod conn_state;
 mod connection;
 pub mod drain;
 pub mod handler;
@@ -90,20 +112,24 @@ pub mod log_level;
 mod noise;
 pub mod notify;
 mod ops;
+mod panic;
 pub mod policy;
+mod registry;
 pub mod reloadable;
 pub mod server;
 mod service;
 pub mod signals;
+mod state;
 mod transport;
 
 pub use control_api as api;
 pub use drain::{WorkGuard, WorkTracker};
-pub use handler::{DaemonStatus, Handler, OpContext, Reloaded};
+pub use handler::{DaemonStatus, OpContext, Reloaded};
 pub use listener::BindError;
 pub use log_file::LogFile;
 pub use notify::Notifier;
-pub use policy::{Caller, Peer, Policy};
+pub use policy::{Access, Caller, Peer, Policy};
+pub use registry::DuplicateName;
 pub use reloadable::{ReloadError, Reloadable, Swapped};
 pub use server::{BackgroundServer, Builder, Server, ServerError, ServerHandle};
 pub use tokio_util::sync::CancellationToken;
@@ -112,3 +138,9 @@ pub use tokio_util::sync::CancellationToken;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The daemon authors' guide's code blocks that are not marked `ignore` (its complete
+/// "your own commands" example), compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/daemon-authors.md")]
+pub struct GuideDoctests;

@@ -30,7 +30,7 @@ pub const MAX_FILTER_LEN: usize = 1024;
 /// assert_eq!(handle.current(), "info");
 /// assert!(handle.replace("not==a filter").is_err(), "refused, and `info` stays");
 /// assert_eq!(handle.replace("debug,my_daemon::net=trace").unwrap(), "info");
-/// // Server::builder("mydaemon", handler).log_filter(handle)
+/// // Server::builder("mydaemon").log_filter(handle)
 /// ```
 pub trait LogFilter: Send + Sync + 'static {
     /// The filter in effect, in the syntax `replace` accepts.

@@ -1,5 +1,6 @@
-//! Who may call what: peer credentials and the daemon's policy.
+//! Who may call what: peer credentials, and the access level the daemon's policy grants them.
 
+pub use control_api::Access;
 use control_api::Operation;
 
 /// The process at the other end of a connection, as the kernel reported it at connect time.
@@ -36,59 +37,92 @@ impl Caller {
     }
 }
 
-/// Which callers may run which operations.
+/// Which callers have which [`Access`] level.
 ///
-/// Root and the daemon's own uid may always call everything. [`Policy::allow`] adds callers for
-/// every operation, [`Policy::allow_read_only`] for `hello` and `status` only. Remember that
-/// the socket's file mode is checked first, by the kernel.
+/// Root and the daemon's own uid always have `admin`; nobody else has anything until
+/// [`Policy::grant`] gives it. A caller matched by several grants has the highest. Remember
+/// that the socket's file mode is checked first, by the kernel.
+///
+/// ```
+/// use control_server::{Access, Caller, Policy};
+///
+/// let adm = 4;
+/// let policy = Policy::default()
+///     .grant(Caller::Gid(adm), Access::Operate)
+///     .grant(Caller::Anyone, Access::Read);
+/// # let _ = policy;
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Policy {
-    full: Vec<Caller>,
-    read_only: Vec<Caller>,
+    grants: Vec<(Caller, Access)>,
+}
+
+/// Who a caller is to the daemon, decided by the kernel's credentials before a byte is read.
+/// Each standing has its own table of connections, so no caller can crowd out a better one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// Root or the daemon's own uid: the operator.
+    Trusted,
+    /// Someone the policy grants some level.
+    Permitted,
+    /// Someone the policy grants nothing: they may only say `hello`.
+    Stranger,
+}
+
+impl Standing {
+    /// For the log: whose connections these are.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Standing::Trusted => "root and the daemon's own user",
+            Standing::Permitted => "callers the policy lets in",
+            Standing::Stranger => "callers the policy refuses",
+        }
+    }
 }
 
 impl Policy {
-    /// Lets `caller` run every operation.
-    pub fn allow(mut self, caller: Caller) -> Self {
-        self.full.push(caller);
+    /// Grants `caller` the level `access` (and so every level below it).
+    pub fn grant(mut self, caller: Caller, access: Access) -> Self {
+        self.grants.push((caller, access));
         self
     }
 
-    /// Lets `caller` run read-only operations (`hello`, `status`).
-    pub fn allow_read_only(mut self, caller: Caller) -> Self {
-        self.read_only.push(caller);
-        self
+    /// Lets `caller` run every operation: [`Policy::grant`] of [`Access::Admin`].
+    pub fn allow(self, caller: Caller) -> Self {
+        self.grant(caller, Access::Admin)
     }
 
-    /// Whether `peer` may run `op` on a daemon running as `own_uid`.
+    /// Lets `caller` look but change nothing: [`Policy::grant`] of [`Access::Read`].
+    pub fn allow_read_only(self, caller: Caller) -> Self {
+        self.grant(caller, Access::Read)
+    }
+
+    /// The level `peer` has on a daemon running as `own_uid`; `None` for nothing at all.
+    pub fn level(&self, peer: &Peer, own_uid: u32) -> Option<Access> {
+        if peer.uid == 0 || peer.uid == own_uid {
+            return Some(Access::Admin);
+        }
+        self.grants
+            .iter()
+            .filter(|(caller, _)| caller.matches(peer))
+            .map(|&(_, access)| access)
+            .max()
+    }
+
+    /// Whether `peer` may run `op` (at the level that changes state, for `log-level`).
     pub fn permits(&self, peer: &Peer, op: Operation, own_uid: u32) -> bool {
-        self.permits_access(peer, op.is_mutating(), own_uid)
+        self.level(peer, own_uid) >= Some(op.access())
     }
 
-    /// Whether `peer` is trusted (root or the daemon's own uid), let in for something, or for
-    /// nothing but `hello`: what decides which table of connections it competes in.
-    pub(crate) fn standing(&self, peer: &Peer, own_uid: u32) -> crate::connection::Standing {
-        use crate::connection::Standing;
+    /// Which table of connections `peer` competes in.
+    pub(crate) fn standing(&self, peer: &Peer, own_uid: u32) -> Standing {
         if peer.uid == 0 || peer.uid == own_uid {
             Standing::Trusted
-        } else if self
-            .full
-            .iter()
-            .chain(&self.read_only)
-            .any(|c| c.matches(peer))
-        {
+        } else if self.level(peer, own_uid).is_some() {
             Standing::Permitted
         } else {
             Standing::Stranger
         }
-    }
-
-    /// Whether `peer` may make a call that changes state (`mutating`) or only reads it.
-    pub fn permits_access(&self, peer: &Peer, mutating: bool, own_uid: u32) -> bool {
-        if peer.uid == 0 || peer.uid == own_uid || self.full.iter().any(|c| c.matches(peer)) {
-            return true;
-        }
-        !mutating && self.read_only.iter().any(|c| c.matches(peer))
     }
 }
 
@@ -112,6 +146,7 @@ mod tests {
             assert!(p.permits(&peer(1000, 1000), op, 1000));
             assert!(!p.permits(&peer(1001, 1000), op, 1000), "{op}");
         }
+        assert_eq!(p.standing(&peer(1001, 1000), 1000), Standing::Stranger);
     }
 
     #[test]
@@ -121,6 +156,22 @@ mod tests {
         assert!(p.permits(&peer(1001, 4), Operation::Hello, 1000));
         assert!(!p.permits(&peer(1001, 4), Operation::Reload, 1000));
         assert!(!p.permits(&peer(1001, 5), Operation::Status, 1000));
+        assert_eq!(p.standing(&peer(1001, 4), 1000), Standing::Permitted);
+    }
+
+    #[test]
+    fn levels_nest_and_the_highest_grant_wins() {
+        let p = Policy::default()
+            .grant(Caller::Anyone, Access::Read)
+            .grant(Caller::Gid(4), Access::Operate);
+        let op = peer(1001, 4);
+        assert!(p.permits(&op, Operation::Reload, 1000));
+        assert!(p.permits(&op, Operation::Status, 1000));
+        assert!(
+            !p.permits(&op, Operation::LogLevel, 1000),
+            "log-level needs admin"
+        );
+        assert_eq!(p.level(&peer(5, 5), 1000), Some(Access::Read));
     }
 
     #[test]

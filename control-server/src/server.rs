@@ -1,19 +1,25 @@
 //! The server a daemon builds: configuration, the accept loop, and graceful shutdown.
 
-use crate::connection::{Admitted, ConnState, Limits, Standing, Tables};
+use crate::conn_state::ConnState;
+use crate::connection::{Admitted, Limits, Tables};
 use crate::drain::WorkTracker;
-use crate::handler::Handler;
+use crate::handler::{hook, DaemonStatus, Hook, OpContext, Reloaded};
 use crate::listener::{self, BindError, BoundSocket};
 use crate::log_file::LogFile;
 use crate::log_level::LogFilter;
+use crate::noise::Noise;
 use crate::notify::Notifier;
-use crate::policy::{Peer, Policy};
-use crate::service::{Parts, Shared};
+use crate::ops;
+use crate::policy::{Peer, Policy, Standing};
+use crate::registry::{DuplicateName, Entry, Registry};
+use crate::state::Shared;
 use control_api::socket::{SocketEnv, SocketPathError};
+use control_api::{Command, DrainReply, OpError, OperationKind, ResumeReply, RotateReply};
+use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::UnixStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -38,6 +44,9 @@ pub enum ServerError {
     /// The socket could not be bound.
     #[error(transparent)]
     Bind(#[from] BindError),
+    /// Two operations or commands share a name.
+    #[error(transparent)]
+    Registry(#[from] DuplicateName),
     /// The server's own runtime or thread could not be started.
     #[error("cannot start the control server's thread")]
     Thread(#[source] io::Error),
@@ -68,9 +77,13 @@ impl Default for Serving {
 }
 
 /// Configures a [`Server`]. Made by [`Server::builder`].
-pub struct Builder<H> {
+///
+/// What the daemon registers is what it serves: a reload function gives `reload`, a
+/// [`LogFile`] gives `rotate`, a [`WorkTracker`] gives `drain` and `resume`, a [`LogFilter`]
+/// gives `log-level`, and each [`command`](Builder::command) one command. `hello`, `status` and
+/// `describe` are always served.
+pub struct Builder {
     name: String,
-    handler: H,
     version: String,
     socket_path: Option<PathBuf>,
     socket_mode: u32,
@@ -82,12 +95,104 @@ pub struct Builder<H> {
     tracker: Option<WorkTracker>,
     notify_systemd: bool,
     log_filter: Option<Box<dyn LogFilter>>,
+    reload: Option<Hook<Result<Reloaded, OpError>>>,
+    status: Option<Hook<DaemonStatus>>,
+    own_rotate: Option<Hook<Result<RotateReply, OpError>>>,
+    own_drain: Option<Hook<Result<DrainReply, OpError>>>,
+    own_resume: Option<Hook<Result<ResumeReply, OpError>>>,
+    commands: Vec<Entry>,
 }
 
-impl<H: Handler> Builder<H> {
-    /// Registers a log file: `rotate` reopens it and `status` lists it, with no code in the
-    /// handler. With at least one registered, `rotate` is supported even if the handler does
-    /// not list it.
+impl Builder {
+    /// Serves `reload` with `f`: re-read and apply the configuration. Validate everything
+    /// before applying anything; on error the old configuration must stay active (see
+    /// [`Reloadable`](crate::Reloadable)). The server runs one reload at a time on a task of
+    /// its own, counts generations and catches panics.
+    ///
+    /// ```
+    /// # use control_server::{Reloaded, Server};
+    /// let builder = Server::builder("mydaemon")
+    ///     .reload(|_ctx| async { Ok(Reloaded::changed("workers 4 -> 8")) });
+    /// # let _ = builder;
+    /// ```
+    pub fn reload<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(OpContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Reloaded, OpError>> + Send + 'static,
+    {
+        self.reload = Some(hook(f));
+        self
+    }
+
+    /// The daemon's part of `status` (see [`DaemonStatus`] for how it combines with what the
+    /// server knows). Without it, `status` reports only the server's part.
+    pub fn status<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(OpContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = DaemonStatus> + Send + 'static,
+    {
+        self.status = Some(hook(f));
+        self
+    }
+
+    /// Serves `rotate` with `f` for files written some other way than a registered
+    /// [`LogFile`] (which the server reopens itself); its files are reported after those.
+    pub fn rotate<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(OpContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<RotateReply, OpError>> + Send + 'static,
+    {
+        self.own_rotate = Some(hook(f));
+        self
+    }
+
+    /// Serves `drain` with `f` for work a registered [`WorkTracker`] does not see: stop taking
+    /// it and finish it by `ctx.deadline`. Its counts are added to the tracker's.
+    pub fn drain<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(OpContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<DrainReply, OpError>> + Send + 'static,
+    {
+        self.own_drain = Some(hook(f));
+        self
+    }
+
+    /// Serves `resume` with `f`, undoing what the daemon's own drain closed (a listener). The
+    /// tracker, if any, is resumed first; if `f` fails it drains again, so the daemon stays
+    /// as it was.
+    pub fn resume<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(OpContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<ResumeReply, OpError>> + Send + 'static,
+    {
+        self.own_resume = Some(hook(f));
+        self
+    }
+
+    /// Serves the daemon's own command `C` with `f`: `ctl call NAME C::NAME key=value` and
+    /// [`Client::call`](control_api::Client::call) reach it, `describe` lists it with its
+    /// arguments. Arguments are checked against `C`'s schema before `f` runs; a call needing
+    /// more than read access runs on a task the server owns, like `reload`.
+    ///
+    /// A command named like another operation or command makes [`bind`](Builder::bind) fail.
+    pub fn command<C, F, Fut>(mut self, f: F) -> Self
+    where
+        C: Command,
+        F: Fn(OpContext, C) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<C::Reply, OpError>> + Send + 'static,
+    {
+        self.commands.push(Entry::new::<C, C::Reply, _, _>(
+            C::NAME,
+            C::DOC,
+            C::ACCESS,
+            OperationKind::Command,
+            f,
+        ));
+        self
+    }
+
+    /// Registers a log file: `rotate` reopens it and `status` lists it, with no code of the
+    /// daemon's. Registering one is what makes `rotate` exist.
     pub fn log_file(mut self, log: &LogFile) -> Self {
         self.logs.push(log.clone());
         self
@@ -115,8 +220,8 @@ impl<H: Handler> Builder<H> {
     }
 
     /// Registers the daemon's work tracker: `drain` refuses new work and waits for the work in
-    /// flight, and `status` reports both, with no code in the handler. With a tracker
-    /// registered, `drain` is supported even if the handler does not list it.
+    /// flight, `resume` takes it again, and `status` reports both, with no code of the
+    /// daemon's. Registering one is what makes `drain` and `resume` exist.
     pub fn work_tracker(mut self, tracker: &WorkTracker) -> Self {
         self.tracker = Some(tracker.clone());
         self
@@ -163,7 +268,8 @@ impl<H: Handler> Builder<H> {
         self
     }
 
-    /// Who may call what (default: root and the daemon's own uid, for everything).
+    /// Who may call what (default: root and the daemon's own uid have `admin`, nobody else
+    /// anything).
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
@@ -209,12 +315,11 @@ impl<H: Handler> Builder<H> {
     /// Binds the socket. Fails if another instance serves on it; replaces a stale one.
     /// Needs no runtime; serving starts with [`Server::spawn`], [`Server::start`] or
     /// [`Server::run`].
-    pub fn bind(self) -> Result<Server<H>, ServerError> {
-        let path = match self.socket_path {
-            Some(path) => path,
+    pub fn bind(self) -> Result<Server, ServerError> {
+        let path = match &self.socket_path {
+            Some(path) => path.clone(),
             None => SocketEnv::from_process().socket_path(&self.name)?,
         };
-        let socket = listener::bind(&path, self.socket_mode, self.socket_group)?;
         let notifier = if self.notify_systemd {
             Notifier::from_env().unwrap_or_else(|err| {
                 tracing::warn!("NOTIFY_SOCKET is set but unusable, not notifying systemd: {err}");
@@ -222,20 +327,76 @@ impl<H: Handler> Builder<H> {
             })
         } else {
             None
-        };
-        let shared = Arc::new(Shared::new(
-            self.handler,
-            Parts {
-                name: self.name,
-                version: self.version,
-                policy: self.policy,
-                logs: self.logs,
-                tracker: self.tracker,
-                notifier,
-                log_filter: self.log_filter,
-                shutdown: self.shutdown.clone(),
-            },
+        }
+        .map(Arc::new);
+        let work = TaskTracker::new();
+        let reloads = Arc::new(ops::reload::Reloads::new(
+            self.reload,
+            notifier.clone(),
+            work.clone(),
         ));
+        // Filled once everything is registered: `hello` and `describe` list it.
+        let catalog = ops::describe::Catalog::default();
+        let status = ops::status::StatusOp {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            started: Instant::now(),
+            reloads: reloads.clone(),
+            tracker: self.tracker.clone(),
+            logs: self.logs.clone(),
+            own: self.status,
+        };
+        let rotate = ops::rotate::Rotate {
+            logs: self.logs,
+            own: self.own_rotate,
+        };
+        let drain = ops::drain::Drain {
+            tracker: self.tracker,
+            own_drain: self.own_drain,
+            own_resume: self.own_resume,
+            notifier: notifier.clone(),
+        };
+        // The built-ins in the protocol's order (`Operation::ALL`), then the daemon's commands.
+        let mut registry = Registry::default();
+        let mut builtins: Vec<Entry> = [
+            Some(ops::describe::hello(
+                self.name.clone(),
+                self.version.clone(),
+                catalog.clone(),
+            )),
+            Some(status.entry()),
+            reloads.entry(),
+            rotate.entry(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(drain.entries())
+        .chain(self.log_filter.map(ops::log_level::entry))
+        .chain([ops::describe::describe(catalog.clone())])
+        .collect();
+        builtins.sort_by_key(|e| {
+            control_api::Operation::ALL
+                .iter()
+                .position(|op| op.as_str() == e.name)
+        });
+        for entry in builtins.into_iter().chain(self.commands) {
+            registry.add(entry)?;
+        }
+        let _ = catalog.set(registry.infos());
+
+        // Bound last: a registry error leaves no socket behind.
+        let socket = listener::bind(&path, self.socket_mode, self.socket_group)?;
+        let shared = Arc::new(Shared {
+            name: self.name,
+            own_uid: rustix::process::geteuid().as_raw(),
+            policy: self.policy,
+            registry,
+            reloads,
+            notifier,
+            noise: Arc::new(Noise::new()),
+            work,
+            shutdown: self.shutdown,
+        });
         Ok(Server {
             socket,
             shared,
@@ -245,19 +406,18 @@ impl<H: Handler> Builder<H> {
 }
 
 /// A bound control server, ready to serve.
-pub struct Server<H> {
+pub struct Server {
     socket: BoundSocket,
-    shared: Arc<Shared<H>>,
+    shared: Arc<Shared>,
     serving: Serving,
 }
 
-impl Server<()> {
-    /// Starts configuring a server for the daemon `name` (which also names its socket) with
-    /// `handler` implementing the operations.
-    pub fn builder<H: Handler>(name: impl Into<String>, handler: H) -> Builder<H> {
+impl Server {
+    /// Starts configuring a server for the daemon `name` (which also names its socket). What
+    /// it serves is what is then registered on the [`Builder`].
+    pub fn builder(name: impl Into<String>) -> Builder {
         Builder {
             name: name.into(),
-            handler,
             version: String::new(),
             socket_path: None,
             socket_mode: DEFAULT_SOCKET_MODE,
@@ -269,11 +429,15 @@ impl Server<()> {
             tracker: None,
             notify_systemd: false,
             log_filter: None,
+            reload: None,
+            status: None,
+            own_rotate: None,
+            own_drain: None,
+            own_resume: None,
+            commands: Vec::new(),
         }
     }
-}
 
-impl<H: Handler> Server<H> {
     /// The socket path.
     pub fn path(&self) -> &Path {
         self.socket.path()
@@ -303,7 +467,12 @@ impl<H: Handler> Server<H> {
         if serving.reload_on_sighup {
             match crate::signals::sighup_stream() {
                 Ok(hangups) => {
-                    tasks.spawn(crate::signals::reload_on_sighup(hangups, shared.clone()));
+                    tasks.spawn(crate::signals::reload_on_sighup(
+                        hangups,
+                        shared.reloads.clone(),
+                        shared.name.clone(),
+                        shared.shutdown.clone(),
+                    ));
                 }
                 Err(err) => tracing::error!("cannot turn SIGHUP into reloads: {err}"),
             }
@@ -485,7 +654,7 @@ impl<H: Handler> Server<H> {
 
 /// The kernel's word on who connected, taken before a single byte is read, and where that puts
 /// the caller. `None` (the connection is dropped) if the kernel cannot say.
-fn identify<H: Handler>(stream: &UnixStream, shared: &Shared<H>) -> Option<(Peer, Standing)> {
+fn identify(stream: &UnixStream, shared: &Shared) -> Option<(Peer, Standing)> {
     match stream.peer_cred() {
         Ok(cred) => {
             let peer = Peer {

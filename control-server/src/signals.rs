@@ -6,14 +6,15 @@
 //! [`Builder::reload_on_sighup`](crate::Builder::reload_on_sighup) can turn SIGHUP into a
 //! logged reload while operators migrate to `ctl`. SIGTERM and SIGINT keep their meaning.
 
-use crate::handler::{Handler, OpContext};
+use crate::handler::OpContext;
+use crate::ops::reload::Reloads;
 use crate::policy::Peer;
-use crate::service::Shared;
 use control_api::Operation;
 use nix::sys::signal::{signal, SigHandler, Signal};
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// The signals [`ignore_legacy_signals`] sets to ignored.
 pub const LEGACY_SIGNALS: [Signal; 4] = [
@@ -60,17 +61,18 @@ pub(crate) fn sighup_stream() -> io::Result<tokio::signal::unix::Signal> {
 }
 
 /// Runs a reload for every SIGHUP until the server shuts down.
-pub(crate) async fn reload_on_sighup<H: Handler>(
+pub(crate) async fn reload_on_sighup(
     mut hangups: tokio::signal::unix::Signal,
-    shared: Arc<Shared<H>>,
+    reloads: Arc<Reloads>,
+    name: String,
+    shutdown: CancellationToken,
 ) {
     loop {
         tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
             received = hangups.recv() => if received.is_none() { return },
         }
-        let name = &shared.name;
-        if !shared.operations.contains(&Operation::Reload) {
+        if !reloads.has_handler() {
             tracing::warn!("SIGHUP received and ignored: {name} has no reload");
             continue;
         }
@@ -78,18 +80,19 @@ pub(crate) async fn reload_on_sighup<H: Handler>(
             "SIGHUP received: reloading. A signal cannot report back whether this worked; \
              use `ctl reload {name}`, which does"
         );
-        let ctx = OpContext {
-            operation: Operation::Reload,
-            // A signal carries no credentials worth checking: whoever may signal us may
-            // already kill us.
-            peer: Peer {
-                uid: shared.own_uid,
-                gid: rustix::process::getegid().as_raw(),
-                pid: None,
-            },
-            deadline: Instant::now() + Duration::from_secs(3600),
+        // A signal carries no credentials worth checking: whoever may signal us may already
+        // kill us.
+        let peer = Peer {
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
+            pid: None,
         };
-        match shared.request_reload(ctx).await {
+        let ctx = OpContext::new(
+            Operation::Reload.as_str(),
+            peer,
+            Instant::now() + Duration::from_secs(3600),
+        );
+        match reloads.request(ctx).await {
             Ok(reply) => tracing::info!(
                 generation = reply.generation,
                 "reload after SIGHUP done: {}",

@@ -9,9 +9,11 @@
 //! strings cut, with a mark, so that a daemon's oversized status field can never make every
 //! `status` fail.
 
-use crate::connection::{ConnState, Kill};
+use crate::conn_state::{ConnState, Kill};
+use crate::state::Shared;
 use bytes::{Bytes, BytesMut};
 use control_api::wire::{self, MAX_REPLY_FRAME_LEN};
+use control_api::Access;
 use control_api::{ControlRequest, ControlResponse};
 use futures::{ready, Sink, Stream};
 use serde_json::Value;
@@ -61,12 +63,20 @@ const MIN_DEADLINE: Duration = Duration::from_secs(1);
 pub(crate) struct ServerTransport<S> {
     framed: Framed<S, Codec>,
     state: Arc<ConnState>,
-    /// Whether the policy lets this caller change anything.
-    may_change: bool,
+    /// What each request needs, looked up by name.
+    shared: Arc<Shared>,
+    /// What the policy grants this caller.
+    level: Option<Access>,
 }
 
 impl<S: AsyncRead + AsyncWrite> ServerTransport<S> {
-    pub fn new(stream: S, max_request: usize, state: Arc<ConnState>, may_change: bool) -> Self {
+    pub fn new(
+        stream: S,
+        max_request: usize,
+        state: Arc<ConnState>,
+        shared: Arc<Shared>,
+        level: Option<Access>,
+    ) -> Self {
         let codec = Codec {
             requests: wire::codec_with_limit(max_request),
             replies: wire::codec_with_limit(MAX_REPLY_FRAME_LEN),
@@ -74,7 +84,8 @@ impl<S: AsyncRead + AsyncWrite> ServerTransport<S> {
         ServerTransport {
             framed: Framed::new(stream, codec),
             state,
-            may_change,
+            shared,
+            level,
         }
     }
 }
@@ -98,7 +109,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for ServerTransport<S> {
         match wire::decode_request(&frame) {
             Ok(mut message) => {
                 if let ClientMessage::Request(request) = &mut message {
-                    if !self.may_change || !changes_state(&request.message) {
+                    // Read access, or refused.
+                    let needed = self.shared.registry.access_of(&request.message);
+                    if needed == Access::Read || self.level < Some(needed) {
                         let floor = Instant::now() + MIN_DEADLINE;
                         request.context.deadline = request.context.deadline.max(floor);
                     }
@@ -154,16 +167,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Response<ControlResponse>> for Serv
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let result = Pin::new(&mut self.framed).poll_close(cx);
         self.writing(result)
-    }
-}
-
-/// Whether a request asks for a change (anything but hello, status and reading the log filter;
-/// an operation this build does not know counts as a change).
-fn changes_state(request: &ControlRequest) -> bool {
-    match request {
-        ControlRequest::Hello { .. } | ControlRequest::Status { .. } => false,
-        ControlRequest::LogLevel { req } => req.filter.is_some(),
-        _ => true,
     }
 }
 

@@ -2,30 +2,24 @@
 //! what it answers; a reply up to what `ctl` reads arrives whole, and a longer one arrives with
 //! its long strings cut, never as an error or a hang.
 
-use control_api::{wire, ControlClient, Operation, StatusRequest};
-use control_server::{DaemonStatus, Handler, OpContext, Server};
+use control_api::{wire, ControlClient, StatusRequest};
+use control_server::{DaemonStatus, Server};
 use std::time::{Duration, Instant};
 
-/// A daemon whose status carries a field of this many bytes.
-struct Big(usize);
-
-impl Handler for Big {
-    fn operations(&self) -> Vec<Operation> {
-        vec![]
-    }
-
-    async fn status(&self, _ctx: OpContext) -> DaemonStatus {
-        DaemonStatus {
-            fields: [("peers".to_owned(), "p".repeat(self.0))].into(),
-            ..DaemonStatus::default()
-        }
+/// A daemon's status that carries a field of `len` bytes.
+fn big(len: usize) -> DaemonStatus {
+    DaemonStatus {
+        fields: [("peers".to_owned(), "p".repeat(len))].into(),
+        ..DaemonStatus::default()
     }
 }
 
 async fn status_peers(field_len: usize, max_frame_len: Option<usize>) -> Result<String, String> {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("big.sock");
-    let mut builder = Server::builder("big", Big(field_len)).socket_path(&socket);
+    let mut builder = Server::builder("big")
+        .status(move |_ctx| std::future::ready(big(field_len)))
+        .socket_path(&socket);
     if let Some(limit) = max_frame_len {
         builder = builder.max_frame_len(limit);
     }

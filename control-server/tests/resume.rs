@@ -5,29 +5,12 @@ use control_api::{
     wire, ControlClient, DrainRequest, HelloRequest, OpError, Operation, ResumeReply,
     ResumeRequest, StatusRequest,
 };
-use control_server::{Handler, OpContext, Server, WorkTracker};
+use control_server::{Server, WorkTracker};
 use std::time::{Duration, Instant};
 
-/// A daemon that cannot reopen what its drain closed.
-struct Stuck;
-
-impl Handler for Stuck {
-    fn operations(&self) -> Vec<Operation> {
-        vec![Operation::Resume]
-    }
-
-    async fn resume(&self, _ctx: OpContext) -> Result<ResumeReply, OpError> {
-        Err(OpError::failed("cannot bind the listener again"))
-    }
-}
-
-/// A daemon that leaves everything to its tracker.
-struct Plain;
-
-impl Handler for Plain {
-    fn operations(&self) -> Vec<Operation> {
-        vec![]
-    }
+/// The resume of a daemon that cannot reopen what its drain closed.
+async fn stuck() -> Result<ResumeReply, OpError> {
+    Err(OpError::failed("cannot bind the listener again"))
 }
 
 fn ctx() -> tarpc::context::Context {
@@ -46,7 +29,8 @@ async fn a_tracker_gives_resume_and_a_failed_handler_resume_keeps_the_daemon_dra
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("stuck.sock");
     let work = WorkTracker::new();
-    let server = Server::builder("stuck", Stuck)
+    let server = Server::builder("stuck")
+        .resume(|_ctx| stuck())
         .socket_path(&socket)
         .work_tracker(&work)
         .bind()
@@ -69,11 +53,11 @@ async fn a_tracker_gives_resume_and_a_failed_handler_resume_keeps_the_daemon_dra
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn hello_lists_resume_only_with_a_tracker_or_a_handler_that_has_it() {
+async fn hello_lists_resume_only_with_a_tracker_or_a_resume_of_the_daemons() {
     let dir = tempfile::tempdir().unwrap();
     for (name, with_tracker, listed) in [("a", true, true), ("b", false, false)] {
         let socket = dir.path().join(format!("{name}.sock"));
-        let mut builder = Server::builder(name, Plain).socket_path(&socket);
+        let mut builder = Server::builder(name).socket_path(&socket);
         let work = WorkTracker::new();
         if with_tracker {
             builder = builder.work_tracker(&work);

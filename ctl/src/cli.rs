@@ -65,6 +65,17 @@ pub enum Command {
     /// info,my_daemon::net=trace); a bad filter is refused and the old one kept
     #[command(name = "log-level")]
     LogLevel(LogLevelArgs),
+    /// List the daemon's operations and its own commands, with doc line, access level and
+    /// arguments
+    Describe(TargetArg),
+    /// Run one of the daemon's own commands (see `ctl describe TARGET`)
+    ///
+    /// Arguments are KEY=VALUE, typed by the command's schema: numbers, true/false, text, and
+    /// lists as comma-separated items; or one JSON object with --args (KEY=VALUE then override
+    /// it). An unknown argument or a value of the wrong type exits 2 naming it; an unknown
+    /// command exits 3 and lists the daemon's commands. The reply is shown as aligned
+    /// key/value lines, or in `result` with --json.
+    Call(CallArgs),
     /// List the daemons with a socket where names are looked up
     List,
     /// Print a shell completion script (bash, zsh, fish, ...)
@@ -85,6 +96,23 @@ pub struct LogLevelArgs {
     /// The new filter, in tracing's EnvFilter syntax; omit it to show the current one
     #[arg(value_name = "FILTER")]
     pub filter: Option<String>,
+}
+
+/// Arguments of `call`.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// Daemon name, or socket path (anything containing '/')
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+    /// The command's name, as `ctl describe` lists it
+    #[arg(value_name = "COMMAND")]
+    pub command: String,
+    /// The command's arguments, each KEY=VALUE
+    #[arg(value_name = "KEY=VALUE")]
+    pub pairs: Vec<String>,
+    /// The arguments as one JSON object
+    #[arg(long, value_name = "JSON")]
+    pub args: Option<String>,
 }
 
 /// The daemon to talk to.
@@ -165,6 +193,28 @@ mod tests {
             matches!(cli.command, Command::Resume(TargetArg { ref target }) if target == "web")
         );
         assert!(Cli::try_parse_from(["ctl", "resume"]).is_err());
+    }
+
+    #[test]
+    fn call_takes_a_command_pairs_and_json() {
+        let cli = Cli::try_parse_from([
+            "ctl",
+            "call",
+            "web",
+            "set-message",
+            "text=hi",
+            "n=2",
+            "--args",
+            "{}",
+        ])
+        .unwrap();
+        let Command::Call(call) = cli.command else {
+            panic!("not call")
+        };
+        assert_eq!(call.command, "set-message");
+        assert_eq!(call.pairs, ["text=hi", "n=2"]);
+        assert_eq!(call.args.as_deref(), Some("{}"));
+        assert!(Cli::try_parse_from(["ctl", "call", "web"]).is_err());
     }
 
     #[test]

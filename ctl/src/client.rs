@@ -11,6 +11,8 @@ use control_api::{
     LogLevelReply, LogLevelRequest, OpError, Operation, ReloadReply, ReloadRequest, ResumeReply,
     ResumeRequest, RotateReply, RotateRequest, Status, StatusRequest, PROTOCOL_VERSION,
 };
+use control_api::{CallRequest, DescribeRequest, Description};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tarpc::client::Channel;
@@ -229,6 +231,36 @@ impl Session {
         }
     }
 
+    /// `describe`: every operation and command, with schemas.
+    pub async fn describe(&self) -> Result<Description, CtlError> {
+        let ctx = self.require(Operation::Describe)?;
+        let req = DescribeRequest::default();
+        match self
+            .call(Operation::Describe, ctx, ControlRequest::Describe { req })
+            .await?
+        {
+            ControlResponse::Describe(reply) => Ok(reply?),
+            other => Err(wrong_reply(Operation::Describe, &other)),
+        }
+    }
+
+    /// `call`: the daemon's own command `command` with `args`, already checked against its
+    /// schema (the daemon checks again).
+    pub async fn command(&self, command: &str, args: Value) -> Result<Value, CtlError> {
+        let ctx = self.require(Operation::Describe)?;
+        let req = CallRequest {
+            command: command.to_owned(),
+            args,
+        };
+        match self
+            .call(Operation::Describe, ctx, ControlRequest::Call { req })
+            .await?
+        {
+            ControlResponse::Call(reply) => Ok(reply?.reply),
+            other => Err(wrong_reply(Operation::Describe, &other)),
+        }
+    }
+
     /// `drain`, reporting the in-flight count to `progress` while it waits (from `status`
     /// calls on the same connection, a few times a second).
     pub async fn drain(&self, mut progress: impl FnMut(u64)) -> Result<DrainReply, CtlError> {
@@ -274,5 +306,7 @@ fn answered(reply: &ControlResponse) -> Operation {
         ControlResponse::Drain(_) => Operation::Drain,
         ControlResponse::LogLevel(_) => Operation::LogLevel,
         ControlResponse::Resume(_) => Operation::Resume,
+        // `call` comes with `describe`: a daemon that lists one serves both.
+        ControlResponse::Describe(_) | ControlResponse::Call(_) => Operation::Describe,
     }
 }

@@ -116,6 +116,8 @@ impl CtlError {
             CtlError::Op(op) => match op {
                 OpError::Unsupported { .. } => Exit::Unsupported,
                 OpError::Denied { .. } => Exit::Denied,
+                // Arguments that do not fit the command: the caller's usage.
+                OpError::BadArguments { .. } => Exit::Usage,
                 // A daemon on its way out is, for a caller, no daemon.
                 OpError::ShuttingDown => Exit::NoDaemon,
                 OpError::Failed { .. } | OpError::Busy { .. } | OpError::Unrecognized => {
@@ -152,6 +154,7 @@ impl CtlError {
                 OpError::Failed { .. } => "failed",
                 OpError::Denied { .. } => "denied",
                 OpError::Busy { .. } => "busy",
+                OpError::BadArguments { .. } => "bad_arguments",
                 OpError::ShuttingDown => "shutting_down",
                 _ => "unrecognized",
             },
@@ -298,8 +301,18 @@ mod tests {
                 OpError::Denied {
                     operation: "reload".into(),
                     uid: 1,
+                    needed: Some(control_api::Access::Operate),
                 },
                 Exit::Denied,
+            ),
+            (
+                OpError::BadArguments {
+                    command: "set-message".into(),
+                    field: "text".into(),
+                    expected: "a string".into(),
+                    message: "missing".into(),
+                },
+                Exit::Usage,
             ),
             (OpError::Busy { reason: "x".into() }, Exit::Failed),
             (OpError::ShuttingDown, Exit::NoDaemon),

@@ -1,6 +1,7 @@
 //! `ctl`: tell a daemon to reload, rotate its logs, drain, resume or report status, and exit with a
 //! code that says what happened. See `ctl --help`.
 
+mod call;
 mod cli;
 mod client;
 mod error;
@@ -77,6 +78,8 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         Command::Resume(t) => ("resume", &t.target),
         Command::Hello(t) => ("hello", &t.target),
         Command::LogLevel(a) => ("log-level", &a.target),
+        Command::Describe(t) => ("describe", &t.target),
+        Command::Call(c) => ("call", &c.target),
     };
     let mut out = Output {
         global,
@@ -120,6 +123,13 @@ async fn run(cli: Cli, started: Instant) -> Exit {
             Command::Resume(_) => Reply::Resume(session.resume().await?),
             Command::Hello(_) => Reply::Hello,
             Command::LogLevel(a) => Reply::LogLevel(session.log_level(a.filter.clone()).await?),
+            Command::Describe(_) => Reply::Describe(session.describe().await?),
+            Command::Call(c) => {
+                let described = session.describe().await?;
+                let info = call::find(&described, &c.command)?;
+                let args = call::arguments(c, info)?;
+                Reply::Call(session.command(&info.name, args).await?)
+            }
             Command::List | Command::Completions { .. } | Command::Man => {
                 unreachable!("handled above")
             }

@@ -10,7 +10,8 @@ use crate::cli::Global;
 use crate::error::CtlError;
 use control_api::field::format_duration;
 use control_api::{
-    DrainReply, FieldValue, Hello, LogLevelReply, ReloadReply, ResumeReply, RotateReply, Status,
+    Description, DrainReply, FieldValue, Hello, LogLevelReply, OperationKind, ReloadReply,
+    ResumeReply, RotateReply, Status,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -28,6 +29,9 @@ pub enum Reply {
     Drain(DrainReply),
     LogLevel(LogLevelReply),
     Resume(ResumeReply),
+    Describe(Description),
+    /// A daemon command's reply, as the daemon sent it.
+    Call(Value),
 }
 
 impl Reply {
@@ -45,6 +49,8 @@ impl Reply {
             Reply::Drain(r) => to_value(r),
             Reply::LogLevel(r) => to_value(r),
             Reply::Resume(r) => to_value(r),
+            Reply::Describe(r) => to_value(r),
+            Reply::Call(r) => r.clone(),
         }
     }
 }
@@ -254,7 +260,72 @@ fn plain(hello: &Hello, reply: &Reply) -> String {
             Some(previous) => format!("{name}: log filter is now `{}` (was `{previous}`)", r.filter),
             None => format!("{name}: log filter is `{}`", r.filter),
         },
+        Reply::Describe(d) => describe(name, d),
+        Reply::Call(value) => key_values(value),
     }
+}
+
+/// `ctl describe`: the built-ins, then the daemon's commands with their arguments.
+fn describe(name: &str, d: &Description) -> String {
+    let width = d
+        .operations
+        .iter()
+        .map(|op| op.name.len())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for (kind, title) in [
+        (
+            OperationKind::Builtin,
+            format!("{name}: operations (ctl OPERATION {name})"),
+        ),
+        (
+            OperationKind::Command,
+            format!("commands (ctl call {name} COMMAND [KEY=VALUE]...)"),
+        ),
+    ] {
+        let ops: Vec<_> = d.operations.iter().filter(|op| op.kind == kind).collect();
+        if ops.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&title);
+        for op in ops {
+            out.push_str(&format!(
+                "\n  {:width$}  {:7}  {}",
+                op.name,
+                op.access.as_str(),
+                op.doc
+            ));
+            if kind == OperationKind::Command {
+                for (arg, ty, required) in control_api::args::arguments(&op.args) {
+                    let required = if required { "required" } else { "optional" };
+                    out.push_str(&format!("\n  {:width$}    {arg}: {ty}, {required}", ""));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A command's reply as aligned `key  value` lines; a reply that is not an object, as JSON.
+fn key_values(value: &Value) -> String {
+    let Value::Object(map) = value else {
+        return value.to_string();
+    };
+    let width = map.keys().map(String::len).max().unwrap_or(0);
+    map.iter()
+        .map(|(key, value)| {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            format!("{key:width$}  {text}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// ANSI colours for a terminal, unless `NO_COLOR` is set (no-color.org).

@@ -8,14 +8,13 @@
 use crate::config::Config;
 use crate::gate::Gate;
 use anyhow::Context as _;
-use control_api::{OpError, Operation};
-use control_server::{
-    DaemonStatus, Handler, LogFile, OpContext, Reloadable, Reloaded, WorkTracker,
-};
+use control_api::OpError;
+use control_server::{DaemonStatus, LogFile, OpContext, Reloadable, Reloaded, WorkTracker};
+use demo_daemon::{Counters, MessageSet, SetMessage};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The daemon's state, shared by the worker and the control handler.
 pub struct Demo {
@@ -25,8 +24,11 @@ pub struct Demo {
     log: LogFile,
     /// Registered with the server, which drains it on `drain`.
     work: WorkTracker,
-    /// Operations turned off with `--disable`, to play an older or trimmed-down daemon.
-    disabled: Vec<Operation>,
+    /// The message `set-message` set, which then wins over the configuration's.
+    message: Mutex<Option<String>>,
+    /// Bytes of log lines written, for `stats`.
+    bytes_written: AtomicU64,
+    started: Instant,
     /// Sequence number of the next line.
     next_seq: AtomicU64,
     /// How many times the reload handler ran, to show reloads being shared.
@@ -35,19 +37,15 @@ pub struct Demo {
 
 impl Demo {
     /// A daemon running `config` (read from `config_path`), writing to `log`.
-    pub fn new(
-        config_path: PathBuf,
-        config: Config,
-        log: LogFile,
-        work: WorkTracker,
-        disabled: Vec<Operation>,
-    ) -> Demo {
+    pub fn new(config_path: PathBuf, config: Config, log: LogFile, work: WorkTracker) -> Demo {
         Demo {
             config_path,
             config: Reloadable::new(config),
             log,
             work,
-            disabled,
+            message: Mutex::new(None),
+            bytes_written: AtomicU64::new(0),
+            started: Instant::now(),
             next_seq: AtomicU64::new(1),
             reload_runs: AtomicU64::new(0),
         }
@@ -123,30 +121,54 @@ impl Demo {
             .map_or(0, |d| d.as_millis());
         let line = format!(
             "seq={seq} t_ms={unix_ms} interval_ms={} message={}\n",
-            config.interval_ms, config.message
+            config.interval_ms,
+            self.message()
         );
         match self.log.write_line(line.as_bytes()) {
             // Only a written line consumes its number, so the sequence has no gaps.
             Ok(()) => {
                 self.next_seq.fetch_add(1, Ordering::SeqCst);
+                self.bytes_written
+                    .fetch_add(line.len() as u64, Ordering::SeqCst);
             }
             Err(err) => tracing::warn!(seq, "cannot write log line, will retry: {err}"),
         }
     }
 }
 
-impl Handler for Demo {
-    fn operations(&self) -> Vec<Operation> {
-        // `rotate` and `drain` need no code here: the server provides them for the registered
-        // log file and work tracker.
-        if self.disabled.contains(&Operation::Reload) {
-            vec![]
-        } else {
-            vec![Operation::Reload]
+/// The control side. `rotate`, `drain` and `resume` need no code here: the server provides
+/// them for the registered log file and work tracker.
+impl Demo {
+    /// The message log lines carry: `set-message`'s, else the configuration's.
+    fn message(&self) -> String {
+        let set = self.message.lock().unwrap_or_else(|e| e.into_inner());
+        set.clone()
+            .unwrap_or_else(|| self.config.get().message.clone())
+    }
+
+    /// `set-message`.
+    pub fn set_message(&self, req: SetMessage) -> MessageSet {
+        let previous = self.message();
+        *self.message.lock().unwrap_or_else(|e| e.into_inner()) = Some(req.text.clone());
+        tracing::info!("message set to {:?}", req.text);
+        MessageSet {
+            previous,
+            message: req.text,
         }
     }
 
-    async fn reload(&self, ctx: OpContext) -> Result<Reloaded, OpError> {
+    /// `stats`.
+    pub fn stats(&self) -> Counters {
+        Counters {
+            lines: self.next_seq.load(Ordering::SeqCst) - 1,
+            bytes: self.bytes_written.load(Ordering::SeqCst),
+            reloads: self.reload_runs.load(Ordering::SeqCst),
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+        }
+    }
+
+    /// `reload`.
+    pub async fn reload(&self, ctx: OpContext) -> Result<Reloaded, OpError> {
         self.reload_runs.fetch_add(1, Ordering::SeqCst);
         let refused = "new configuration refused, the running one stays active";
         let old = self.config.get();
@@ -206,7 +228,8 @@ impl Handler for Demo {
         Ok(Reloaded::changed(summary))
     }
 
-    async fn status(&self, _ctx: OpContext) -> DaemonStatus {
+    /// The daemon's part of `status`.
+    pub fn status(&self) -> DaemonStatus {
         let config = self.config.get();
         let interval = Duration::from_millis(config.interval_ms);
         // Typed, in the order an operator reads them.
@@ -214,7 +237,7 @@ impl Handler for Demo {
             .field("lines_written", self.next_seq.load(Ordering::SeqCst) - 1)
             .field("interval", interval)
             .field("lines_per_second", 1.0 / interval.as_secs_f64())
-            .field("message", config.message.as_str())
+            .field("message", self.message())
             .field("reload_runs", self.reload_runs.load(Ordering::SeqCst))
     }
 }

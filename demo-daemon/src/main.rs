@@ -11,6 +11,7 @@ use config::{Config, DEFAULT_CONFIG};
 use control_api::Operation;
 use control_server::{Caller, LogFile, Policy, Server, WorkTracker};
 use daemon::Demo;
+use demo_daemon::{SetMessage, Stats};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tracing_subscriber::prelude::*;
@@ -199,10 +200,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         config,
         log.clone(),
         work.clone(),
-        args.disable.clone(),
     ));
 
-    let mut builder = Server::builder(&args.name, demo.clone())
+    let (reporting, setting, counting) = (demo.clone(), demo.clone(), demo.clone());
+    let mut builder = Server::builder(&args.name)
+        .status(move |_ctx| std::future::ready(reporting.status()))
+        // The daemon's own commands: typed, listed by `ctl describe`, run by `ctl call`.
+        .command(move |_ctx, req: SetMessage| std::future::ready(Ok(setting.set_message(req))))
+        .command(move |_ctx, _: Stats| std::future::ready(Ok(counting.stats())))
         .version(env!("CARGO_PKG_VERSION"))
         .socket_mode(args.socket_mode)
         .policy(args.policy())
@@ -213,6 +218,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .notify_systemd(true);
     if let Some(gid) = args.socket_group {
         builder = builder.socket_group(gid);
+    }
+    // `--disable reload` plays a daemon that has no reload.
+    if !args.disable.contains(&Operation::Reload) {
+        let reloading = demo.clone();
+        builder = builder.reload(move |ctx| {
+            let demo = reloading.clone();
+            async move { demo.reload(ctx).await }
+        });
     }
     // Registering the log file is all it takes for `ctl rotate` to work. `--disable rotate`
     // plays a daemon that never had rotate support.
@@ -283,6 +296,9 @@ fn print_banner(args: &Args, socket: &Path, config: &Path, log: &Path, interval_
          \x20 mv {log} {log}.1 && {ctl} rotate {target}\n\
          \x20 {ctl} log-level {target} debug\n\
          \x20 {ctl} hello {target}\n\
+         \x20 {ctl} describe {target}      # its operations and own commands\n\
+         \x20 {ctl} call {target} set-message text=hi\n\
+         \x20 {ctl} call {target} stats\n\
          \x20 {ctl} drain {target}\n\
          \x20 {ctl} resume {target}        # undoes the drain: lines are written again\n\
          Stop with Ctrl-C.",

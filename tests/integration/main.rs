@@ -3,6 +3,7 @@
 
 mod abuse;
 mod cli;
+mod commands;
 mod demo;
 mod embedded;
 mod hostile;

@@ -79,7 +79,17 @@ fn a_direct_call_to_a_disabled_operation_gets_a_typed_unsupported() {
             assert_eq!(operation, "rotate");
             assert_eq!(
                 supported,
-                ["hello", "status", "reload", "drain", "log-level", "resume"]
+                [
+                    "hello",
+                    "status",
+                    "reload",
+                    "drain",
+                    "log-level",
+                    "resume",
+                    "describe",
+                    "set-message",
+                    "stats"
+                ]
             );
         }
         other => panic!("expected Unsupported, got {other:?}"),

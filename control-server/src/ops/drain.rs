@@ -1,10 +1,57 @@
 //! `drain`: stop taking work, wait for what is in flight, report what is left. The order of
 //! events is documented on [`WorkTracker`](crate::WorkTracker).
 
-use crate::handler::{Handler, OpContext};
-use crate::service::Shared;
-use control_api::{DrainReply, OpError, Operation};
+use crate::drain::WorkTracker;
+use crate::handler::{Hook, OpContext};
+use crate::notify::Notifier;
+use crate::registry::Entry;
+use control_api::{DrainReply, DrainRequest, OpError, Operation, ResumeReply, ResumeRequest};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// What `drain` and `resume` act on: the registered tracker and the daemon's own parts.
+pub(crate) struct Drain {
+    pub tracker: Option<WorkTracker>,
+    /// The daemon's own drain, for work the tracker does not see.
+    pub own_drain: Option<Hook<Result<DrainReply, OpError>>>,
+    /// The daemon's own resume, undoing its own drain.
+    pub own_resume: Option<Hook<Result<ResumeReply, OpError>>>,
+    pub notifier: Option<Arc<Notifier>>,
+}
+
+impl Drain {
+    /// `drain` (with a tracker or the daemon's own drain) and `resume` (with a tracker or the
+    /// daemon's own resume).
+    pub fn entries(self) -> Vec<Entry> {
+        let has_drain = self.tracker.is_some() || self.own_drain.is_some();
+        let has_resume = self.tracker.is_some() || self.own_resume.is_some();
+        let this = Arc::new(self);
+        let mut entries = Vec::new();
+        if has_drain {
+            let drain = this.clone();
+            entries.push(Entry::builtin(
+                Operation::Drain,
+                "Stop taking new work and finish what is in flight, within the caller's deadline",
+                move |ctx, _: DrainRequest| {
+                    let drain = drain.clone();
+                    async move { drain.drain(ctx).await }
+                },
+            ));
+        }
+        if has_resume {
+            let drain = this;
+            entries.push(Entry::builtin(
+                Operation::Resume,
+                "Undo a drain: take new work again",
+                move |ctx, _: ResumeRequest| {
+                    let drain = drain.clone();
+                    async move { drain.resume(ctx).await }
+                },
+            ));
+        }
+        entries
+    }
+}
 
 /// When to stop waiting so that the reply still reaches a caller whose deadline is `deadline`:
 /// a little before it, so the caller learns what was left instead of only that time ran out.
@@ -13,8 +60,8 @@ fn reply_by(deadline: Instant) -> Instant {
     deadline - (left / 10).min(Duration::from_millis(250))
 }
 
-impl<H: Handler> Shared<H> {
-    pub(crate) async fn drain(&self, ctx: OpContext) -> Result<DrainReply, OpError> {
+impl Drain {
+    async fn drain(&self, ctx: OpContext) -> Result<DrainReply, OpError> {
         if let Some(notifier) = &self.notifier {
             notifier.stopping();
         }
@@ -34,16 +81,10 @@ impl<H: Handler> Shared<H> {
             in_flight: 0,
             resumed: false,
         };
-        if self.handler_ops.contains(&Operation::Drain) {
-            match self.handler.drain(ctx.clone()).await {
-                Ok(own) => {
-                    reply.completed &= own.completed;
-                    reply.in_flight += own.in_flight;
-                }
-                // Listed but left to the tracker.
-                Err(OpError::Unsupported { .. }) if self.tracker.is_some() => {}
-                Err(err) => return Err(err),
-            }
+        if let Some(own) = &self.own_drain {
+            let own = own(ctx.clone()).await?;
+            reply.completed &= own.completed;
+            reply.in_flight += own.in_flight;
         }
         if let (Some(tracker), Some((state, resumed))) = (&self.tracker, &mut state) {
             let done = *resumed
@@ -69,6 +110,42 @@ impl<H: Handler> Shared<H> {
                 in_flight = reply.in_flight,
                 "drain deadline passed with work in flight; still draining"
             );
+        }
+        Ok(reply)
+    }
+}
+
+/// `resume`: undo a drain. The order of events is documented on
+/// [`WorkTracker`](crate::WorkTracker).
+impl Drain {
+    async fn resume(&self, ctx: OpContext) -> Result<ResumeReply, OpError> {
+        // The tracker first: work the handler lets in again (a reopened listener) must find
+        // `begin` accepting.
+        let tracker_was = self.tracker.as_ref().is_some_and(|t| t.resume());
+        let mut reply = ResumeReply {
+            was_draining: tracker_was,
+        };
+        if let Some(own) = &self.own_resume {
+            match own(ctx).await {
+                Ok(own) => reply.was_draining |= own.was_draining,
+                Err(err) => {
+                    // The daemon stays as it was: draining.
+                    if tracker_was {
+                        if let Some(tracker) = &self.tracker {
+                            tracker.start_draining();
+                        }
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        if reply.was_draining {
+            if let Some(notifier) = &self.notifier {
+                notifier.resumed();
+            }
+            tracing::info!("resumed: taking new work again");
+        } else {
+            tracing::info!("resume: not draining, nothing to undo");
         }
         Ok(reply)
     }

@@ -1,6 +1,9 @@
-//! The machinery behind each mutating operation, one file each.
+//! The built-in operations, each a registry entry that owns its state: adding one is a file
+//! here and a line in `Builder::bind` that registers it.
 
+pub(crate) mod describe;
 pub(crate) mod drain;
+pub(crate) mod log_level;
 pub(crate) mod reload;
-pub(crate) mod resume;
 pub(crate) mod rotate;
+pub(crate) mod status;

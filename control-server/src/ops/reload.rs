@@ -5,18 +5,27 @@
 //! is after all of them asked: no caller is answered with a reload that began before its
 //! request, and twenty callers at once cost two reloads, not twenty.
 
-use crate::handler::{Handler, OpContext};
-use crate::service::{catching, Shared};
-use control_api::{OpError, ReloadOutcome, ReloadReply};
+use crate::handler::{Hook, OpContext};
+use crate::notify::Notifier;
+use crate::panic::catching;
+use crate::registry::Entry;
+use crate::Reloaded;
+use control_api::{OpError, Operation, ReloadOutcome, ReloadReply, ReloadRequest};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
 
 /// Reload bookkeeping, owned by the server so every daemon reports generations the same way.
-#[derive(Debug)]
+/// Exists without a reload handler too: `status` then reports generation 1.
 pub(crate) struct Reloads {
     history: Mutex<History>,
     queue: Mutex<Queue>,
+    /// The daemon's reload; `None`: no `reload` operation.
+    handler: Option<Hook<Result<Reloaded, OpError>>>,
+    notifier: Option<Arc<Notifier>>,
+    /// Where reloads run: a task of the server's, which the caller going away does not stop.
+    work: TaskTracker,
 }
 
 #[derive(Debug)]
@@ -45,14 +54,40 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Reloads {
-    pub fn new() -> Self {
+    pub fn new(
+        handler: Option<Hook<Result<Reloaded, OpError>>>,
+        notifier: Option<Arc<Notifier>>,
+        work: TaskTracker,
+    ) -> Self {
         Reloads {
             history: Mutex::new(History {
                 generation: 1,
                 last: None,
             }),
             queue: Mutex::new(Queue::default()),
+            handler,
+            notifier,
+            work,
         }
+    }
+
+    /// The `reload` operation, when the daemon registered a reload handler.
+    pub fn entry(self: &Arc<Self>) -> Option<Entry> {
+        self.handler.as_ref()?;
+        let reloads = self.clone();
+        Some(Entry::builtin(
+            Operation::Reload,
+            "Re-read the configuration; a bad one is refused and the old one stays active",
+            move |ctx, _: ReloadRequest| {
+                let reloads = reloads.clone();
+                async move { reloads.request(ctx).await }
+            },
+        ))
+    }
+
+    /// Whether the daemon registered a reload.
+    pub fn has_handler(&self) -> bool {
+        self.handler.is_some()
     }
 
     /// The active generation and the last reload's outcome.
@@ -61,7 +96,7 @@ impl Reloads {
         (history.generation, history.last.clone())
     }
 
-    fn record(&self, result: Result<crate::Reloaded, OpError>) -> Result<ReloadReply, OpError> {
+    fn record(&self, result: Result<Reloaded, OpError>) -> Result<ReloadReply, OpError> {
         let mut history = lock(&self.history);
         let finished_unix_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -112,17 +147,17 @@ impl Drop for Running<'_> {
     }
 }
 
-impl<H: Handler> Shared<H> {
+impl Reloads {
     /// Asks for a reload and waits for the outcome of the first reload that starts after the
     /// request. The reload runs on a task of the server's: the caller going away does not stop
     /// it.
-    pub(crate) async fn request_reload(
-        self: &Arc<Self>,
-        ctx: OpContext,
-    ) -> Result<ReloadReply, OpError> {
+    pub(crate) async fn request(self: &Arc<Self>, ctx: OpContext) -> Result<ReloadReply, OpError> {
+        let Some(handler) = self.handler.clone() else {
+            return Err(OpError::unsupported(Operation::Reload, []));
+        };
         let (reply, outcome) = oneshot::channel();
         let (start_task, waiting) = {
-            let mut queue = lock(&self.reloads.queue);
+            let mut queue = lock(&self.queue);
             queue.waiting.push(Waiter { ctx, reply });
             (
                 !std::mem::replace(&mut queue.running, true),
@@ -133,8 +168,9 @@ impl<H: Handler> Shared<H> {
         // that N callers queue behind it (the tests wait for it).
         tracing::debug!("reload requested: {waiting} waiting for the next reload to start");
         if start_task {
-            let shared = self.clone();
-            self.work.spawn(async move { shared.run_reloads().await });
+            let reloads = self.clone();
+            self.work
+                .spawn(async move { reloads.run_reloads(&*handler).await });
         }
         outcome
             .await
@@ -142,14 +178,19 @@ impl<H: Handler> Shared<H> {
     }
 
     /// Runs reloads until no request is waiting.
-    async fn run_reloads(&self) {
+    async fn run_reloads(
+        &self,
+        handler: &(dyn Fn(OpContext) -> futures::future::BoxFuture<'static, Result<Reloaded, OpError>>
+              + Send
+              + Sync),
+    ) {
         let mut running = Running {
-            reloads: &self.reloads,
+            reloads: self,
             armed: true,
         };
         loop {
             let batch = {
-                let mut queue = lock(&self.reloads.queue);
+                let mut queue = lock(&self.queue);
                 if queue.waiting.is_empty() {
                     // In the same critical section that saw the queue empty: a request that
                     // arrives after this sees `running == false` and starts a task itself.
@@ -169,9 +210,7 @@ impl<H: Handler> Shared<H> {
             if let Some(notifier) = &self.notifier {
                 notifier.reloading();
             }
-            let result = self
-                .reloads
-                .record(catching(self.handler.reload(ctx)).await);
+            let result = self.record(catching(handler(ctx)).await);
             if let Some(notifier) = &self.notifier {
                 notifier.reloaded(&match &result {
                     Ok(r) => format!(

@@ -1,14 +1,39 @@
 //! `rotate`: reopen the registered log files, then whatever the handler reopens itself.
 
-use crate::handler::{Handler, OpContext};
+use crate::handler::{Hook, OpContext};
 use crate::log_file::LogFile;
-use crate::service::Shared;
-use control_api::{OpError, Operation, ReopenedFile, RotateReply};
+use crate::registry::Entry;
+use control_api::{OpError, Operation, ReopenedFile, RotateReply, RotateRequest};
+use std::sync::Arc;
 
-impl<H: Handler> Shared<H> {
+/// What `rotate` reopens.
+pub(crate) struct Rotate {
+    /// Log files registered with the builder.
+    pub logs: Vec<LogFile>,
+    /// The daemon's own reopening, for files written some other way.
+    pub own: Option<Hook<Result<RotateReply, OpError>>>,
+}
+
+impl Rotate {
+    /// The `rotate` operation, when there is something to reopen.
+    pub fn entry(self) -> Option<Entry> {
+        if self.logs.is_empty() && self.own.is_none() {
+            return None;
+        }
+        let rotate = Arc::new(self);
+        Some(Entry::builtin(
+            Operation::Rotate,
+            "Reopen log files after logrotate renamed them",
+            move |ctx, _: RotateRequest| {
+                let rotate = rotate.clone();
+                async move { rotate.run(ctx).await }
+            },
+        ))
+    }
+
     /// Fails, naming each file and its OS error, if any file could not be reopened; those keep
     /// being written to the old file.
-    pub(crate) async fn rotate(&self, ctx: OpContext) -> Result<RotateReply, OpError> {
+    async fn run(&self, ctx: OpContext) -> Result<RotateReply, OpError> {
         // Off the runtime: an open can block (a hung network filesystem), and the daemon must
         // keep serving and logging meanwhile.
         let logs = self.logs.clone();
@@ -21,13 +46,8 @@ impl<H: Handler> Shared<H> {
                          the old ones"
                     ))
                 })?;
-        if self.handler_ops.contains(&Operation::Rotate) {
-            match self.handler.rotate(ctx).await {
-                Ok(reply) => files.extend(reply.files),
-                // Listed but left to the registered log files: nothing more to reopen.
-                Err(OpError::Unsupported { .. }) if !self.logs.is_empty() => {}
-                Err(err) => return Err(err),
-            }
+        if let Some(own) = &self.own {
+            files.extend(own(ctx).await?.files);
         }
         let failed: Vec<String> = files
             .iter()

@@ -1,0 +1,274 @@
+//! Arguments checked against a command's JSON Schema, the same way by `ctl` (before sending)
+//! and by the daemon (before decoding): an unknown name, a missing one or a value of the wrong
+//! type is named, with what was expected.
+//!
+//! Only the top level is checked field by field (what `KEY=VALUE` can write); what is inside a
+//! list or an object is left to the command's own decoding.
+
+use serde_json::{Map, Value};
+
+/// An argument that does not fit: which one, and what was expected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("argument `{field}`: {message}; expected {expected}")]
+pub struct ArgError {
+    /// The argument's name (empty when the arguments as a whole are wrong).
+    pub field: String,
+    /// What would have fitted, in words (`a string`, `one of: text`).
+    pub expected: String,
+    /// What was wrong.
+    pub message: String,
+}
+
+fn properties(schema: &Value) -> Option<&Map<String, Value>> {
+    schema.get("properties").and_then(Value::as_object)
+}
+
+/// The names of the arguments and whether each is required, in the schema's order.
+pub fn arguments(schema: &Value) -> Vec<(String, String, bool)> {
+    let required = required(schema);
+    properties(schema)
+        .map(|props| {
+            props
+                .iter()
+                .map(|(name, prop)| (name.clone(), type_name(prop), required.contains(name)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn required(schema: &Value) -> Vec<String> {
+    schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The JSON types a property allows; empty when the schema does not say (a `$ref`, `anyOf`).
+fn types(prop: &Value) -> Vec<&str> {
+    match prop.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A short name for a property's type: `string`, `integer`, `list of string`, `string?`.
+pub fn type_name(prop: &Value) -> String {
+    let ts = types(prop);
+    let optional = ts.contains(&"null");
+    let base = match ts.iter().find(|t| **t != "null") {
+        Some(&"array") => format!(
+            "list of {}",
+            prop.get("items").map_or("any".to_owned(), type_name)
+        ),
+        Some(t) => (*t).to_owned(),
+        None => "any".to_owned(),
+    };
+    if optional {
+        format!("{base}?")
+    } else {
+        base
+    }
+}
+
+fn expected(prop: &Value) -> String {
+    let ts: Vec<&str> = types(prop).into_iter().filter(|t| *t != "null").collect();
+    match ts.first() {
+        Some(&"string") => "a string".into(),
+        Some(&"integer") if prop.get("minimum").and_then(Value::as_f64) == Some(0.0) => {
+            "a whole number, 0 or more".into()
+        }
+        Some(&"integer") => "a whole number".into(),
+        Some(&"number") => "a number".into(),
+        Some(&"boolean") => "true or false".into(),
+        Some(&"array") => format!(
+            "a list of {}",
+            prop.get("items").map_or("values".to_owned(), type_name)
+        ),
+        Some(&"object") => "an object".into(),
+        _ => "a value".into(),
+    }
+}
+
+fn fits(prop: &Value, value: &Value) -> bool {
+    let ts = types(prop);
+    if ts.is_empty() {
+        return true;
+    }
+    let unsigned = prop.get("minimum").and_then(Value::as_f64) == Some(0.0);
+    ts.iter().any(|t| match *t {
+        "null" => value.is_null(),
+        "string" => value.is_string(),
+        "integer" if unsigned => value.is_u64(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "array" => value.as_array().is_some_and(|items| {
+            let item = prop.get("items").unwrap_or(&Value::Null);
+            items.iter().all(|v| fits(item, v))
+        }),
+        "object" => value.is_object(),
+        _ => true,
+    })
+}
+
+/// Checks `args` (an object, or null for none) against `schema`, the JSON Schema of a command's
+/// request: every name known, every required one present, every value of its type.
+pub fn check(schema: &Value, args: &Value) -> Result<(), ArgError> {
+    let empty = Map::new();
+    let given = match args {
+        Value::Null => &empty,
+        Value::Object(map) => map,
+        _ => {
+            return Err(ArgError {
+                field: String::new(),
+                expected: "an object of named arguments".into(),
+                message: "the arguments are not an object".into(),
+            })
+        }
+    };
+    let props = properties(schema).unwrap_or(&empty);
+    for (name, value) in given {
+        let Some(prop) = props.get(name) else {
+            return Err(ArgError {
+                field: name.clone(),
+                expected: known(props),
+                message: "unknown argument".into(),
+            });
+        };
+        if !fits(prop, value) {
+            return Err(ArgError {
+                field: name.clone(),
+                expected: expected(prop),
+                message: format!("{value} does not fit"),
+            });
+        }
+    }
+    for name in required(schema) {
+        if !given.contains_key(&name) {
+            let prop = props.get(&name).unwrap_or(&Value::Null);
+            return Err(ArgError {
+                field: name,
+                expected: expected(prop),
+                message: "missing".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn known(props: &Map<String, Value>) -> String {
+    if props.is_empty() {
+        "no arguments".into()
+    } else {
+        let names: Vec<&str> = props.keys().map(String::as_str).collect();
+        format!("one of: {}", names.join(", "))
+    }
+}
+
+/// The value `text` (from `KEY=VALUE`) stands for, typed by the argument's schema: a number, a
+/// boolean, a string, or a comma-separated list.
+pub fn parse_value(schema: &Value, field: &str, text: &str) -> Result<Value, ArgError> {
+    let empty = Map::new();
+    let props = properties(schema).unwrap_or(&empty);
+    let Some(prop) = props.get(field) else {
+        return Err(ArgError {
+            field: field.to_owned(),
+            expected: known(props),
+            message: "unknown argument".into(),
+        });
+    };
+    let value = typed(prop, text);
+    if fits(prop, &value) {
+        Ok(value)
+    } else {
+        Err(ArgError {
+            field: field.to_owned(),
+            expected: expected(prop),
+            message: format!("`{text}` does not fit"),
+        })
+    }
+}
+
+fn typed(prop: &Value, text: &str) -> Value {
+    let ts = types(prop);
+    if ts.contains(&"array") {
+        let item = prop.get("items").unwrap_or(&Value::Null);
+        let items = if text.is_empty() {
+            Vec::new()
+        } else {
+            text.split(',').map(|part| typed(item, part)).collect()
+        };
+        return Value::Array(items);
+    }
+    if ts.contains(&"string") {
+        return Value::String(text.to_owned());
+    }
+    // A number, boolean or null reads as JSON; anything else stays text and fails the check.
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "text": {"type": "string"},
+                "count": {"type": "integer", "minimum": 0},
+                "loud": {"type": ["boolean", "null"]},
+                "tags": {"type": "array", "items": {"type": "string"}}
+            },
+            "required": ["text"]
+        })
+    }
+
+    #[test]
+    fn fitting_arguments_pass() {
+        check(&schema(), &json!({"text": "hi", "count": 3, "tags": ["a"]})).unwrap();
+        check(&schema(), &json!({"text": "hi", "loud": null})).unwrap();
+    }
+
+    #[test]
+    fn an_unknown_missing_or_mistyped_argument_is_named() {
+        let err = check(&schema(), &json!({"text": "hi", "colour": 1})).unwrap_err();
+        assert_eq!(err.field, "colour");
+        assert!(err.expected.contains("text"), "{err}");
+        let err = check(&schema(), &json!({"count": 1})).unwrap_err();
+        assert_eq!(
+            (err.field.as_str(), err.message.as_str()),
+            ("text", "missing")
+        );
+        let err = check(&schema(), &json!({"text": "hi", "count": -1})).unwrap_err();
+        assert_eq!(err.field, "count");
+        assert_eq!(err.expected, "a whole number, 0 or more");
+        assert!(check(&schema(), &json!([1])).is_err());
+    }
+
+    #[test]
+    fn key_value_text_is_typed_by_the_schema() {
+        let s = schema();
+        assert_eq!(parse_value(&s, "text", "42").unwrap(), json!("42"));
+        assert_eq!(parse_value(&s, "count", "42").unwrap(), json!(42));
+        assert_eq!(parse_value(&s, "loud", "true").unwrap(), json!(true));
+        assert_eq!(parse_value(&s, "tags", "a,b").unwrap(), json!(["a", "b"]));
+        assert_eq!(parse_value(&s, "count", "many").unwrap_err().field, "count");
+        assert_eq!(parse_value(&s, "nope", "1").unwrap_err().field, "nope");
+    }
+
+    #[test]
+    fn arguments_are_listed_with_type_and_whether_required() {
+        let args = arguments(&schema());
+        assert!(args.contains(&("text".into(), "string".into(), true)));
+        assert!(args.contains(&("loud".into(), "boolean?".into(), false)));
+        assert!(args.contains(&("tags".into(), "list of string".into(), false)));
+    }
+}

@@ -1,0 +1,158 @@
+//! The built-in protocol as JSON Schema, and the check that keeps it add-only.
+//!
+//! `control-api/protocol.schema.json` is a committed snapshot of [`protocol`]; a test compares
+//! the two with [`only_grows`]: an operation, field, variant or enum value that is in the
+//! snapshot must still be there, with the same type. Anything added passes. After an addition,
+//! regenerate the snapshot with `UPDATE_PROTOCOL_SCHEMA=1 cargo test -p control-api schema`.
+
+use crate::command::schema_of;
+use crate::*;
+use serde_json::{json, Map, Value};
+
+/// Every built-in operation with the schemas of its request and reply, and the error.
+pub fn protocol() -> Value {
+    fn op<Req: schemars::JsonSchema, Rep: schemars::JsonSchema>() -> Value {
+        json!({"request": schema_of::<Req>(), "reply": schema_of::<Rep>()})
+    }
+    let mut ops = Map::new();
+    for operation in Operation::ALL {
+        let schemas = match operation {
+            Operation::Hello => op::<HelloRequest, Hello>(),
+            Operation::Status => op::<StatusRequest, Status>(),
+            Operation::Reload => op::<ReloadRequest, ReloadReply>(),
+            Operation::Rotate => op::<RotateRequest, RotateReply>(),
+            Operation::Drain => op::<DrainRequest, DrainReply>(),
+            Operation::LogLevel => op::<LogLevelRequest, LogLevelReply>(),
+            Operation::Resume => op::<ResumeRequest, ResumeReply>(),
+            Operation::Describe => op::<DescribeRequest, Description>(),
+        };
+        ops.insert(operation.as_str().to_owned(), schemas);
+    }
+    ops.insert("call".into(), op::<CallRequest, CallReply>());
+    json!({
+        "protocol": PROTOCOL_VERSION,
+        "operations": ops,
+        "error": schema_of::<OpError>(),
+    })
+}
+
+/// Whether `new` keeps everything `old` has: every object key (operations, properties,
+/// definitions), every enum and `const` value, every `type`; the paths of what went missing.
+pub fn only_grows(old: &Value, new: &Value) -> Result<(), Vec<String>> {
+    let mut lost = Vec::new();
+    walk("", old, new, &mut lost);
+    if lost.is_empty() {
+        Ok(())
+    } else {
+        Err(lost)
+    }
+}
+
+fn walk(path: &str, old: &Value, new: &Value, lost: &mut Vec<String>) {
+    match (old, new) {
+        (Value::Object(old), Value::Object(new)) => {
+            for (key, old_value) in old {
+                let here = format!("{path}/{key}");
+                // Doc text may change freely; `required` may lose names (a field made optional).
+                if matches!(key.as_str(), "description" | "title" | "required") {
+                    continue;
+                }
+                match new.get(key) {
+                    None => lost.push(format!("{here}: removed or renamed")),
+                    Some(new_value) => walk(&here, old_value, new_value, lost),
+                }
+            }
+        }
+        // Variants (`oneOf`), enum values and type lists: each old one must still be there.
+        (Value::Array(old), Value::Array(new)) => {
+            for (i, item) in old.iter().enumerate() {
+                if !new.iter().any(|n| covers(item, n)) {
+                    lost.push(format!("{path}/{i}: removed or changed: {item}"));
+                }
+            }
+        }
+        (old, new) if old != new => lost.push(format!("{path}: was {old}, now {new}")),
+        _ => {}
+    }
+}
+
+/// Whether `new` keeps all of `old`.
+fn covers(old: &Value, new: &Value) -> bool {
+    let mut lost = Vec::new();
+    walk("", old, new, &mut lost);
+    lost.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/protocol.schema.json");
+
+    #[test]
+    fn the_protocol_only_grows_from_the_committed_snapshot() {
+        let now = protocol();
+        if std::env::var_os("UPDATE_PROTOCOL_SCHEMA").is_some() {
+            let text = serde_json::to_string_pretty(&now).unwrap() + "\n";
+            std::fs::write(SNAPSHOT, text).unwrap();
+        }
+        let snapshot: Value = serde_json::from_str(
+            &std::fs::read_to_string(SNAPSHOT).expect("the committed protocol.schema.json"),
+        )
+        .unwrap();
+        if let Err(lost) = only_grows(&snapshot, &now) {
+            panic!(
+                "the protocol lost what the snapshot has; it may only grow:\n{}",
+                lost.join("\n")
+            );
+        }
+    }
+
+    fn edited(edit: impl FnOnce(&mut Value)) -> Value {
+        let mut schema = protocol();
+        edit(&mut schema);
+        schema
+    }
+
+    #[test]
+    fn removing_or_renaming_an_operation_a_field_or_a_variant_fails() {
+        let old = protocol();
+        let removed_op = edited(|s| {
+            s["operations"].as_object_mut().unwrap().remove("rotate");
+        });
+        assert!(only_grows(&old, &removed_op).is_err());
+        let renamed_field = edited(|s| {
+            let props = s["operations"]["reload"]["reply"]["properties"]
+                .as_object_mut()
+                .unwrap();
+            let v = props.remove("generation").unwrap();
+            props.insert("gen".into(), v);
+        });
+        let lost = only_grows(&old, &renamed_field).unwrap_err();
+        assert!(lost[0].contains("generation"), "{lost:?}");
+        let retyped = edited(|s| {
+            s["operations"]["drain"]["reply"]["properties"]["completed"]["type"] = "string".into();
+        });
+        assert!(only_grows(&old, &retyped).is_err());
+        let variant_gone = edited(|s| {
+            s["error"]["oneOf"].as_array_mut().unwrap().remove(0);
+        });
+        assert!(only_grows(&old, &variant_gone).is_err());
+    }
+
+    #[test]
+    fn adding_an_operation_a_field_or_a_variant_passes() {
+        let old = protocol();
+        let grown = edited(|s| {
+            s["operations"]["check"] = json!({"request": {}, "reply": {}});
+            s["operations"]["reload"]["reply"]["properties"]["took_ms"] =
+                json!({"type": "integer"});
+            s["error"]["oneOf"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"properties": {"kind": {"const": "quota"}}}));
+            s["operations"]["status"]["reply"]["description"] = "reworded".into();
+        });
+        only_grows(&old, &grown).unwrap();
+    }
+}

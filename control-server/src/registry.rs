@@ -1,0 +1,195 @@
+//! The registry of operations: every operation the server serves, built-in or the daemon's own,
+//! is one [`Entry`] (name, doc line, access level, the schemas of its request and reply, and a
+//! handler from JSON arguments to a JSON reply). Nothing else decides whether an operation
+//! exists: `hello` and `describe` list the registry, and calls are dispatched by name.
+
+use crate::handler::OpContext;
+use control_api::command::schema_of;
+use control_api::{Access, ControlRequest, OpError, OperationInfo, OperationKind};
+use futures::future::BoxFuture;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use std::future::Future;
+use std::sync::Arc;
+
+/// What every handler becomes: JSON arguments in, a JSON reply out.
+type Handle =
+    Arc<dyn Fn(OpContext, Value) -> BoxFuture<'static, Result<Value, OpError>> + Send + Sync>;
+
+/// One registered operation.
+pub(crate) struct Entry {
+    /// The name, as handlers see it in [`OpContext::operation`].
+    pub name: &'static str,
+    /// What `describe` tells about it.
+    pub info: OperationInfo,
+    /// The level a call with these arguments needs, when it depends on them (`log-level`
+    /// without a filter only reads); else `info.access`.
+    access_for: Option<fn(&Value) -> Access>,
+    handle: Handle,
+}
+
+impl Entry {
+    /// An operation whose handler takes `Req` and answers `Rep`; a request that does not
+    /// decode as `Req` is [`OpError::BadArguments`].
+    pub fn new<Req, Rep, F, Fut>(
+        name: &'static str,
+        doc: &'static str,
+        access: Access,
+        kind: OperationKind,
+        handler: F,
+    ) -> Entry
+    where
+        Req: DeserializeOwned + JsonSchema,
+        Rep: Serialize + JsonSchema,
+        F: Fn(OpContext, Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Rep, OpError>> + Send + 'static,
+    {
+        let handle: Handle = Arc::new(move |ctx, args| {
+            let req = match serde_json::from_value::<Req>(args) {
+                Ok(req) => req,
+                Err(err) => {
+                    return Box::pin(std::future::ready(Err(OpError::BadArguments {
+                        command: name.to_owned(),
+                        field: String::new(),
+                        expected: "arguments that fit the command's schema (see describe)".into(),
+                        message: err.to_string(),
+                    })))
+                }
+            };
+            let reply = handler(ctx, req);
+            Box::pin(async move {
+                let reply = reply.await?;
+                serde_json::to_value(reply).map_err(|e| {
+                    OpError::failed(format!("the reply of `{name}` cannot be encoded: {e}"))
+                })
+            })
+        });
+        Entry {
+            name,
+            info: OperationInfo {
+                name: name.to_owned(),
+                doc: doc.to_owned(),
+                access,
+                kind,
+                args: schema_of::<Req>(),
+                reply: schema_of::<Rep>(),
+            },
+            access_for: None,
+            handle,
+        }
+    }
+
+    /// A built-in operation (see [`Entry::new`]).
+    pub fn builtin<Req, Rep, F, Fut>(
+        op: control_api::Operation,
+        doc: &'static str,
+        handler: F,
+    ) -> Entry
+    where
+        Req: DeserializeOwned + JsonSchema,
+        Rep: Serialize + JsonSchema,
+        F: Fn(OpContext, Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Rep, OpError>> + Send + 'static,
+    {
+        Self::new(
+            op.as_str(),
+            doc,
+            op.access(),
+            OperationKind::Builtin,
+            handler,
+        )
+    }
+
+    /// Makes the level a call needs depend on its arguments.
+    pub fn access_for(mut self, rule: fn(&Value) -> Access) -> Entry {
+        self.access_for = Some(rule);
+        self
+    }
+
+    /// The level a call with `args` needs.
+    pub fn access(&self, args: &Value) -> Access {
+        self.access_for.map_or(self.info.access, |rule| rule(args))
+    }
+
+    /// Runs the handler.
+    pub fn run(&self, ctx: OpContext, args: Value) -> BoxFuture<'static, Result<Value, OpError>> {
+        (self.handle)(ctx, args)
+    }
+}
+
+/// Every operation the server serves, in the order registered.
+#[derive(Default)]
+pub(crate) struct Registry {
+    entries: Vec<Entry>,
+}
+
+/// Two operations were registered under one name.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is registered twice; each operation and command needs a name of its own")]
+pub struct DuplicateName(pub String);
+
+impl Registry {
+    /// Adds `entry`; a name already taken is an error.
+    pub fn add(&mut self, entry: Entry) -> Result<(), DuplicateName> {
+        if self.get(&entry.info.name).is_some() {
+            return Err(DuplicateName(entry.info.name));
+        }
+        self.entries.push(entry);
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.info.name == name)
+    }
+
+    /// What `describe` lists.
+    pub fn infos(&self) -> Vec<OperationInfo> {
+        self.entries.iter().map(|e| e.info.clone()).collect()
+    }
+
+    /// The names of the entries of `kind` (all when `None`).
+    pub fn names(&self, kind: Option<OperationKind>) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|e| kind.is_none_or(|k| e.info.kind == k))
+            .map(|e| e.info.name.clone())
+            .collect()
+    }
+
+    /// The level `request` needs, before it is decoded further: what decides whether a caller's
+    /// deadline is kept exactly (see `transport`). An unknown name needs only `read`: it will be
+    /// refused.
+    pub fn access_of(&self, request: &ControlRequest) -> Access {
+        let (name, args) = match request {
+            ControlRequest::Call { req } => (req.command.as_str(), None),
+            ControlRequest::LogLevel { req } => {
+                return if req.filter.is_some() {
+                    Access::Admin
+                } else {
+                    Access::Read
+                }
+            }
+            other => (method_name(other), None::<&Value>),
+        };
+        self.get(name)
+            .map_or(Access::Read, |e| e.access(args.unwrap_or(&Value::Null)))
+    }
+}
+
+/// The operation a tarpc method stands for (`call` is dispatched by its command's name).
+pub(crate) fn method_name(request: &ControlRequest) -> &'static str {
+    use control_api::Operation as Op;
+    match request {
+        ControlRequest::Hello { .. } => Op::Hello.as_str(),
+        ControlRequest::Status { .. } => Op::Status.as_str(),
+        ControlRequest::Reload { .. } => Op::Reload.as_str(),
+        ControlRequest::Rotate { .. } => Op::Rotate.as_str(),
+        ControlRequest::Drain { .. } => Op::Drain.as_str(),
+        ControlRequest::LogLevel { .. } => Op::LogLevel.as_str(),
+        ControlRequest::Resume { .. } => Op::Resume.as_str(),
+        ControlRequest::Describe { .. } => Op::Describe.as_str(),
+        ControlRequest::Call { .. } => "call",
+    }
+}
