@@ -1,8 +1,8 @@
 //! A typed client for Rust programs that call a daemon: `hello`, then the daemon's own commands
 //! with the types both sides share.
 //!
-//! Calls go through tarpc's untyped [`Channel`] rather than the generated [`ControlClient`]
-//! (crate::ControlClient): the generated methods panic when a reply carries another method's
+//! Calls go through tarpc's untyped [`Channel`] rather than the generated
+//! [`ControlClient`](crate::ControlClient): the generated methods panic when a reply carries another method's
 //! variant, and a daemon's bytes must never crash its caller. Each call here matches the
 //! variant itself, and a mismatch is [`ClientError::WrongReply`].
 //!
