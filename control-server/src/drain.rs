@@ -19,21 +19,21 @@ use tokio::sync::{watch, Notify};
 /// 1. tells systemd `STOPPING=1` (with [`notify_systemd`](crate::Builder::notify_systemd));
 /// 2. starts draining the tracker: [`begin`](Self::begin) refuses from now on, and every
 ///    [`draining`](Self::draining) future resolves: the moment to close a listener;
-/// 3. calls [`Handler::drain`](crate::Handler::drain) if the handler lists `drain`, for work
-///    the tracker does not see;
+/// 3. runs the daemon's own drain if it registered one with
+///    [`Builder::drain`](crate::Builder::drain), for work the tracker does not see;
 /// 4. waits until nothing is in flight ([`drained`](Self::drained)), the caller's deadline
 ///    (less a margin to deliver the reply), or a `resume`, whichever comes first.
 ///
-/// The reply is `completed` only if the handler's drain and the tracker both completed; its
-/// `in_flight` is the handler's count plus the tracker's. A drain past its deadline leaves the
+/// The reply is `completed` only if the daemon's own drain and the tracker both completed; its
+/// `in_flight` is the daemon's count plus the tracker's. A drain past its deadline leaves the
 /// daemon draining: the work in flight still ends, and nothing new starts.
 ///
 /// On `resume` the server stops draining the tracker first ([`begin`](Self::begin) accepts
-/// again, every [`resumed`](Self::resumed) future resolves), then calls
-/// [`Handler::resume`](crate::Handler::resume) if the handler lists `resume`, then tells systemd
+/// again, every [`resumed`](Self::resumed) future resolves), then runs the daemon's own resume
+/// if it registered one with [`Builder::resume`](crate::Builder::resume), then tells systemd
 /// `READY=1`. A `drain` call still waiting ends at once, not completed, with `resumed` set: what
-/// it waited for will not happen. If the handler's resume fails, the tracker drains again, so
-/// the daemon stays as it was.
+/// it waited for will not happen. If the daemon's own resume fails, the tracker drains again,
+/// so the daemon stays as it was.
 ///
 /// A daemon that stops something when a drain begins must start it again on resume, or `resume`
 /// would report success while nothing serves. A worker loop waits for [`resumed`](Self::resumed)
