@@ -67,13 +67,48 @@ fn flush_log(sb: &Sandbox, daemon: &Daemon, name: &str) -> String {
     })
 }
 
+/// A daemon whose socket anyone can open (mode 666), in a sandbox other users can reach; with
+/// `nobody_may_read`, uid 65534 is granted read access (its connections then compete among
+/// callers the policy lets in), else the policy refuses it everything.
+fn open_daemon(name: &str, nobody_may_read: bool, extra: &[&str]) -> (Sandbox, Daemon) {
+    let nobody = NOBODY.to_string();
+    let mut args = vec!["--socket-mode", "666"];
+    if nobody_may_read {
+        args.extend(["--allow-read-only-uid", nobody.as_str()]);
+    }
+    args.extend(extra);
+    let (sb, daemon) = sandbox_with_daemon(name, 50, &args);
+    sb.open_to_other_users();
+    (sb, daemon)
+}
+
+/// Runs `hostile-client churn` (80 connections a second, replies never read) as uid 65534 for
+/// `seconds`, with root calling `status` all the while: every call must succeed.
+fn root_gets_through_a_churn(sb: &Sandbox, daemon: &Daemon, name: &str, seconds: &str) {
+    let socket = daemon.socket.display().to_string();
+    let mut churn = nobody(&["churn", &socket, seconds, "80"]);
+    let mut churn = churn
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut calls = 0;
+    while churn.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < WAIT, "the churn did not end");
+        assert_root_gets_through(sb, daemon, name);
+        calls += 1;
+    }
+    assert!(churn.wait().unwrap().success());
+    assert!(calls >= 3, "only {calls} calls were made during the churn");
+}
+
 #[test]
 fn a_flood_of_refused_calls_is_cut_off_and_logged_a_few_times() {
     if !require_root() {
         return;
     }
-    let (sb, daemon) = sandbox_with_daemon("flood", 50, &["--socket-mode", "666"]);
-    sb.open_to_other_users();
+    let (sb, daemon) = open_daemon("flood", false, &[]);
     let before = flush_log(&sb, &daemon, "flood").len();
 
     let socket = daemon.socket.display().to_string();
@@ -105,37 +140,10 @@ fn root_always_gets_through_a_churn_of_connections_whose_replies_are_never_read(
     if !require_root() {
         return;
     }
-    // Nobody may read, so its connections compete for room among callers the policy lets in.
-    let (sb, daemon) = sandbox_with_daemon(
-        "churn",
-        50,
-        &[
-            "--socket-mode",
-            "666",
-            "--allow-read-only-uid",
-            &NOBODY.to_string(),
-        ],
-    );
-    sb.open_to_other_users();
+    let (sb, daemon) = open_daemon("churn", true, &[]);
     assert_root_gets_through(&sb, &daemon, "churn");
     let baseline = rss_kib(daemon.pid());
-    let socket = daemon.socket.display().to_string();
-    let mut churn = nobody(&["churn", &socket, "4", "80"]);
-    let mut churn = churn
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-
-    let started = Instant::now();
-    let mut calls = 0;
-    while churn.try_wait().unwrap().is_none() {
-        assert!(started.elapsed() < WAIT, "the churn did not end");
-        assert_root_gets_through(&sb, &daemon, "churn");
-        calls += 1;
-    }
-    assert!(churn.wait().unwrap().success());
-    assert!(calls >= 3, "only {calls} calls were made during the churn");
+    root_gets_through_a_churn(&sb, &daemon, "churn", "4");
 
     // Its connections closed, the daemon gives the memory back.
     let limit = baseline + 10 * 1024;
@@ -159,8 +167,7 @@ fn far_future_deadlines_are_clamped_and_cost_nothing() {
     if !require_root() {
         return;
     }
-    let (sb, daemon) = sandbox_with_daemon("far", 50, &["--socket-mode", "666"]);
-    sb.open_to_other_users();
+    let (sb, daemon) = open_daemon("far", false, &[]);
     let socket = daemon.socket.display().to_string();
     // Warm up whatever the first requests allocate for good (buffers, the allocator's arenas).
     let warm = hostile_as_nobody(&["far-deadlines", &socket, "2000"]);
@@ -185,17 +192,7 @@ fn deadlines_that_have_already_passed_log_nothing() {
     if !require_root() {
         return;
     }
-    let (sb, daemon) = sandbox_with_daemon(
-        "zero",
-        50,
-        &[
-            "--socket-mode",
-            "666",
-            "--allow-read-only-uid",
-            &NOBODY.to_string(),
-        ],
-    );
-    sb.open_to_other_users();
+    let (sb, daemon) = open_daemon("zero", true, &[]);
     let socket = daemon.socket.display().to_string();
     let report = hostile_as_nobody(&["zero-deadlines", &socket, "2000"]);
     let log = flush_log(&sb, &daemon, "zero");
@@ -332,34 +329,8 @@ fn root_gets_through_when_its_callers_fill_a_small_table() {
     }
     // At a cap of 4, a crowd of callers the policy lets in fills their table at once: root's
     // calls must never have to compete with them for it.
-    let (sb, daemon) = sandbox_with_daemon(
-        "small",
-        50,
-        &[
-            "--socket-mode",
-            "666",
-            "--max-connections",
-            "4",
-            "--allow-read-only-uid",
-            &NOBODY.to_string(),
-        ],
-    );
-    sb.open_to_other_users();
-    let socket = daemon.socket.display().to_string();
-    let mut churn = nobody(&["churn", &socket, "3", "80"]);
-    let mut churn = churn
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let mut calls = 0;
-    while churn.try_wait().unwrap().is_none() {
-        assert!(started.elapsed() < WAIT, "the churn did not end");
-        assert_root_gets_through(&sb, &daemon, "small");
-        calls += 1;
-    }
-    assert!(calls >= 3, "only {calls} calls were made during the churn");
+    let (sb, daemon) = open_daemon("small", true, &["--max-connections", "4"]);
+    root_gets_through_a_churn(&sb, &daemon, "small", "3");
 }
 
 #[test]
@@ -422,8 +393,7 @@ fn random_frames_cost_a_few_log_lines() {
     if !require_root() {
         return;
     }
-    let (sb, daemon) = sandbox_with_daemon("noise", 50, &["--socket-mode", "666"]);
-    sb.open_to_other_users();
+    let (sb, daemon) = open_daemon("noise", false, &[]);
     let before = flush_log(&sb, &daemon, "noise").len();
     let socket = daemon.socket.display().to_string();
     let report = hostile_as_nobody(&["garbage", &socket, "3"]);

@@ -9,15 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use tests::{parse_lines, require_root, wait_for, Daemon, Line, Sandbox, NOBODY, WAIT};
 
+/// A FIFO at `path` (the harness's gate is one).
 fn mkfifo(path: &Path) {
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        path,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap_or_else(|e| panic!("mkfifo {}: {e}", path.display()));
+    tests::make_gate(path);
 }
 
 /// The lines of `path` that are complete: a line being written while we read is not torn.

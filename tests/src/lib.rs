@@ -205,6 +205,39 @@ impl Sandbox {
 
     /// Spawns `demo-daemon ARGS` with `CTL_SOCKET_DIR` set and `env` added, without waiting.
     pub fn spawn_daemon(&self, name: &str, args: &[String], env: &[(&str, &Path)]) -> Daemon {
+        self.spawn_daemon_with(name, args, |cmd| {
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+        })
+    }
+
+    /// Like [`Sandbox::spawn_daemon`], with at most `nofile` open descriptors (`ulimit -n`).
+    pub fn spawn_daemon_with_nofile(&self, name: &str, args: &[String], nofile: u64) -> Daemon {
+        use std::os::unix::process::CommandExt;
+        let limit = rustix::process::Rlimit {
+            current: Some(nofile),
+            maximum: Some(nofile),
+        };
+        self.spawn_daemon_with(name, args, |cmd| {
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)
+                        .map_err(std::io::Error::from)
+                });
+            }
+        })
+    }
+
+    /// Spawns `demo-daemon ARGS` with this sandbox's socket directory, its output in
+    /// `NAME.stdout` and `NAME.stderr`, and whatever `adjust` adds to the command.
+    fn spawn_daemon_with(
+        &self,
+        name: &str,
+        args: &[String],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Daemon {
         let stdout = self.path(&format!("{name}.stdout"));
         let stderr = self.path(&format!("{name}.stderr"));
         let mut cmd = Command::new(&bins().demo);
@@ -214,9 +247,7 @@ impl Sandbox {
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
+        adjust(&mut cmd);
         let child = cmd.spawn().expect("spawn demo-daemon");
         Daemon {
             child,
@@ -225,37 +256,6 @@ impl Sandbox {
                 .position(|a| a == "--socket")
                 .map(|i| PathBuf::from(&args[i + 1]))
                 .unwrap_or_else(|| self.socket_dir().join(format!("{name}.sock"))),
-            stdout,
-            stderr,
-        }
-    }
-
-    /// Like [`Sandbox::spawn_daemon`], with at most `nofile` open descriptors (`ulimit -n`).
-    pub fn spawn_daemon_with_nofile(&self, name: &str, args: &[String], nofile: u64) -> Daemon {
-        use std::os::unix::process::CommandExt;
-        let stderr = self.path(&format!("{name}.stderr"));
-        let stdout = self.path(&format!("{name}.stdout"));
-        let mut cmd = Command::new(&bins().demo);
-        cmd.args(args)
-            .env("CTL_SOCKET_DIR", self.socket_dir())
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&stdout).unwrap())
-            .stderr(std::fs::File::create(&stderr).unwrap());
-        let limit = rustix::process::Rlimit {
-            current: Some(nofile),
-            maximum: Some(nofile),
-        };
-        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)
-                    .map_err(std::io::Error::from)
-            });
-        }
-        Daemon {
-            child: cmd.spawn().expect("spawn demo-daemon"),
-            socket: self.socket_dir().join(format!("{name}.sock")),
             stdout,
             stderr,
         }
