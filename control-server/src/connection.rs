@@ -212,6 +212,24 @@ pub(crate) struct Limits {
     pub stop_grace: Duration,
 }
 
+/// Concurrent requests on one connection of a caller who is not trusted. `ctl` has at most two
+/// in flight (a drain and the status calls that follow its progress); each request in flight
+/// holds memory (tarpc's bookkeeping, a span) that a crowd of such connections would multiply.
+pub(crate) const UNTRUSTED_MAX_REQUESTS: usize = 4;
+
+impl Limits {
+    /// The limits for a connection of this standing.
+    pub fn for_standing(self, standing: Standing) -> Limits {
+        match standing {
+            Standing::Trusted => self,
+            Standing::Permitted | Standing::Stranger => Limits {
+                max_requests: self.max_requests.min(UNTRUSTED_MAX_REQUESTS),
+                ..self
+            },
+        }
+    }
+}
+
 /// Serves one admitted connection to completion.
 pub(crate) async fn serve(
     stream: UnixStream,

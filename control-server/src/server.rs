@@ -294,7 +294,8 @@ impl Builder {
     }
 
     /// Cap on concurrent requests on one connection (default 64); requests past it get an
-    /// immediate error.
+    /// immediate error. Connections of callers other than root and the daemon's own uid get at
+    /// most 4 whatever this says: each request in flight holds memory a crowd would multiply.
     pub fn max_requests_per_connection(mut self, n: usize) -> Self {
         self.serving.max_requests_per_connection = n.max(1);
         self
@@ -555,6 +556,7 @@ impl Server {
                         connections: table,
                         conn,
                     };
+                    let limits = limits.for_standing(standing);
                     tasks.spawn(async move {
                         crate::connection::serve(stream, shared, conn, state, limits).await;
                         drop(admitted);
