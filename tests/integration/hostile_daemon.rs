@@ -242,12 +242,7 @@ fn list_shows_broken_daemons_as_broken_and_the_others_as_usual() {
     let run = sb.ctl(&["--json", "list"]).expect_code(0);
     assert_no_panic(&run);
     let doc = run.json();
-    let states: Vec<(&str, &str)> = doc["daemons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| (d["name"].as_str().unwrap(), d["state"].as_str().unwrap()))
-        .collect();
+    let states = tests::list_states(&doc);
     assert_eq!(
         states,
         [("good", "serving"), ("liar", "broken"), ("noise", "broken")],

@@ -61,12 +61,7 @@ fn list_as_another_user_shows_refused_sockets_as_such() {
 
     let run = sb.ctl_as_nobody(&["--json", "list"]).expect_code(0);
     let doc = run.json();
-    let states: Vec<(&str, &str)> = doc["daemons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| (d["name"].as_str().unwrap(), d["state"].as_str().unwrap()))
-        .collect();
+    let states = tests::list_states(&doc);
     assert_eq!(
         states,
         [

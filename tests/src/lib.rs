@@ -421,6 +421,19 @@ impl Run {
     }
 }
 
+/// `(name, state)` of each daemon in `ctl --json list`'s document, in its order.
+pub fn list_states(doc: &serde_json::Value) -> Vec<(&str, &str)> {
+    doc["daemons"]
+        .as_array()
+        .expect("a list of daemons")
+        .iter()
+        .map(|d| {
+            let field = |key: &str| d[key].as_str().unwrap_or_default();
+            (field("name"), field("state"))
+        })
+        .collect()
+}
+
 /// Runs a command to completion (at most 60 s, then it is killed and the test fails).
 pub fn run(cmd: &mut Command) -> Run {
     let command = format!("{cmd:?}");
