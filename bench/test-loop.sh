@@ -14,7 +14,9 @@ cargo test --workspace --no-run --quiet
 # The load beside it: a release build of the workspace in a target directory of its own, again
 # and again, until the loop ends.
 load_dir=$(mktemp -d /tmp/ctl-load-XXXXXX)
-trap 'kill $load 2>/dev/null || true; wait $load 2>/dev/null || true; rm -rf "$load_dir"' EXIT
+# On the way out: stop the loop and the build it runs, then remove its directory (a compiler
+# still finishing may leave a file behind for a moment; that is no failure of the tests).
+trap 'kill $load 2>/dev/null; pkill -P $load 2>/dev/null; wait $load 2>/dev/null; rm -rf "$load_dir" 2>/dev/null || true' EXIT
 (
   while :; do
     rm -rf "$load_dir/target"
