@@ -1,7 +1,7 @@
 //! The command line, as clap definitions. `ctl --help` shows the exit codes.
 
 use crate::exit::EXIT_CODES_HELP;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::time::Duration;
 
 /// Tell a daemon to reload, reopen its logs, drain or report status, and learn whether it
@@ -47,26 +47,33 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show what the daemon is doing: pid, uptime, config generation, last reload, logs
+    #[command(after_long_help = EXIT_CODES_HELP)]
     Status(TargetArg),
     /// Re-read the configuration; a bad one is refused and the old one stays active
+    #[command(after_long_help = EXIT_CODES_HELP)]
     Reload(TargetArg),
     /// Reopen log files after logrotate renamed them (the postrotate command)
+    #[command(after_long_help = EXIT_CODES_HELP)]
     Rotate(TargetArg),
     /// Stop taking new work and finish what is in flight, within the timeout
+    #[command(after_long_help = EXIT_CODES_HELP)]
     Drain(TargetArg),
     /// Undo a drain: take new work again (a drain still waiting ends, exit 1)
     ///
     /// Exit 0 also when the daemon was not draining. A daemon that cannot resume (no drain
     /// support, or older than resume) exits 3.
+    #[command(after_long_help = EXIT_CODES_HELP)]
     Resume(TargetArg),
     /// Show the daemon's protocol version and the operations it supports
+    #[command(after_long_help = EXIT_CODES_HELP)]
     Hello(TargetArg),
     /// Show the daemon's log filter, or validate and set a new one (e.g. debug,
     /// info,my_daemon::net=trace); a bad filter is refused and the old one kept
-    #[command(name = "log-level")]
+    #[command(name = "log-level", after_long_help = EXIT_CODES_HELP)]
     LogLevel(LogLevelArgs),
     /// List the daemon's operations and its own commands, with doc line, access level and
     /// arguments
+    #[command(after_long_help = EXIT_CODES_HELP)]
     Describe(TargetArg),
     /// Run one of the daemon's own commands (see `ctl describe TARGET`)
     ///
@@ -75,15 +82,19 @@ pub enum Command {
     /// it). An unknown argument or a value of the wrong type exits 2 naming it; an unknown
     /// command exits 3 and lists the daemon's commands. The reply is shown as aligned
     /// key/value lines, or in `result` with --json.
+    #[command(after_long_help = EXIT_CODES_HELP)]
     Call(CallArgs),
     /// List the daemons with a socket where names are looked up
+    #[command(after_long_help = EXIT_CODES_HELP)]
     List,
     /// Print a shell completion script (bash, zsh, fish, ...)
+    #[command(after_long_help = EXIT_CODES_HELP)]
     Completions {
         /// The shell
         shell: clap_complete::Shell,
     },
     /// Print ctl's man page (roff)
+    #[command(after_long_help = EXIT_CODES_HELP)]
     Man,
 }
 
@@ -123,6 +134,34 @@ pub struct TargetArg {
     pub target: String,
 }
 
+/// The global options each operation that ignores them does not offer: `man` and
+/// `completions` talk to no daemon and print what they print, and `list` has nothing to miss.
+const UNUSED_GLOBALS: &[(&str, &[&str])] = &[
+    ("man", &["timeout", "json", "quiet", "missing_ok"]),
+    ("completions", &["timeout", "json", "quiet", "missing_ok"]),
+    ("list", &["missing_ok"]),
+];
+
+/// The command line as parsed, shown in help and rendered in completions and the man page:
+/// the derived definitions, with the global options hidden where they do nothing. They are
+/// still accepted there (a global option may come before the operation, where clap cannot yet
+/// know which one follows), only not offered.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    for (name, unused) in UNUSED_GLOBALS {
+        // A hidden copy in the subcommand: clap propagates a global option only to the
+        // subcommands that do not define it themselves. (Hiding the propagated one after
+        // `build()` loses the subcommand's --help.)
+        let hidden: Vec<clap::Arg> = cmd
+            .get_arguments()
+            .filter(|a| unused.contains(&a.get_id().as_str()))
+            .map(|a| a.clone().hide(true))
+            .collect();
+        cmd = cmd.mut_subcommand(name, |sub| sub.args(hidden));
+    }
+    cmd
+}
+
 /// Longest accepted `--timeout`: long enough for any drain, short enough that adding it to the
 /// clock cannot overflow.
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -141,7 +180,6 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn definitions_are_consistent() {
@@ -215,6 +253,42 @@ mod tests {
         assert_eq!(call.pairs, ["text=hi", "n=2"]);
         assert_eq!(call.args.as_deref(), Some("{}"));
         assert!(Cli::try_parse_from(["ctl", "call", "web"]).is_err());
+    }
+
+    /// What `ctl NAME --help` prints: through parsing, as the binary does, so that the global
+    /// options are propagated as they are there.
+    fn sub_help(name: &str) -> String {
+        let err = command()
+            .try_get_matches_from(["ctl", name, "--help"])
+            .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
+        err.render().to_string()
+    }
+
+    #[test]
+    fn each_operation_help_lists_the_exit_codes() {
+        for sub in Cli::command().get_subcommands() {
+            let help = sub_help(sub.get_name());
+            assert!(help.contains("75  the deadline passed"), "{help}");
+        }
+    }
+
+    #[test]
+    fn options_that_do_nothing_are_not_offered() {
+        for name in ["man", "completions"] {
+            let help = sub_help(name);
+            assert!(!help.contains("--timeout"), "{name}: {help}");
+            assert!(!help.contains("--json"), "{name}: {help}");
+        }
+        assert!(!sub_help("list").contains("--missing-ok"));
+        let status = sub_help("status");
+        assert!(status.contains("--timeout") && status.contains("--missing-ok"));
+        // Hidden, not refused: a global option before the operation still parses.
+        let m = command()
+            .try_get_matches_from(["ctl", "--timeout", "2s", "man"])
+            .unwrap();
+        let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&m).unwrap();
+        assert_eq!(cli.global.timeout, Duration::from_secs(2));
     }
 
     #[test]

@@ -64,6 +64,8 @@ async fn connect_first(paths: &[PathBuf]) -> Result<(UnixStream, PathBuf), CtlEr
 pub struct Session {
     /// The socket it answered on.
     pub path: PathBuf,
+    /// The daemon's pid, from the connection's peer credentials.
+    pid: Option<u32>,
     channel: Channel<ControlRequest, ControlResponse>,
     /// What the daemon said about itself.
     pub hello: Hello,
@@ -96,11 +98,23 @@ impl Session {
                 hint: "; the daemon is not accepting connections (its queue of pending \
                        connections is full): it may be hung"
                     .to_owned(),
+                // Not connected, so no peer credentials; the first place looked is where
+                // connecting hung (the search stops at the first socket that is not stale).
+                pid: None,
+                path: paths.first().cloned(),
             })??;
+        // The daemon's pid, for a timeout later on; the kernel vouches for it, unlike the
+        // pid a daemon reports in its status.
+        let pid = stream
+            .peer_cred()
+            .ok()
+            .and_then(|cred| cred.pid())
+            .and_then(|pid| u32::try_from(pid).ok());
         let transport = wire::transport_with_limit(stream, wire::MAX_REPLY_FRAME_LEN);
         let channel = tarpc::client::new(Default::default(), transport).spawn();
         let mut session = Session {
             path,
+            pid,
             channel,
             hello: Hello::default(),
             deadline,
@@ -159,7 +173,7 @@ impl Session {
         self.channel
             .call(ctx, request)
             .await
-            .map_err(|e| CtlError::from_rpc(e, self.timeout, op))
+            .map_err(|e| CtlError::from_rpc(e, self.timeout, op).waiting_for(self.pid, &self.path))
     }
 
     /// `status`.

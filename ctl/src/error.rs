@@ -5,7 +5,7 @@ use crate::running::Process;
 use control_api::socket::{SocketPathError, Untrusted};
 use control_api::{OpError, Operation};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A failed `ctl` call.
@@ -15,8 +15,9 @@ pub enum CtlError {
     #[error(transparent)]
     Target(#[from] SocketPathError),
     /// Nobody listens at the socket path.
-    #[error("no daemon at {}{}: {why}; is it running? (--missing-ok makes this exit 0)",
-        .path.display(), nor(.also))]
+    // No `--missing-ok` hint here: it means something only for an operation on one target, so
+    // `Output::error` adds it there, and `ctl list` shows this without it.
+    #[error("no daemon at {}{}: {why}; is it running?", .path.display(), nor(.also))]
     NoDaemon {
         /// The socket path.
         path: PathBuf,
@@ -59,12 +60,16 @@ pub enum CtlError {
         source: io::Error,
     },
     /// The deadline passed.
-    #[error("no answer from the daemon within {}{}", humantime::format_duration(*.timeout), .hint)]
+    #[error("{}", timed_out(*.timeout, .hint, *.pid, .path.as_deref()))]
     Timeout {
         /// The deadline given.
         timeout: Duration,
         /// What the daemon may still be doing.
         hint: String,
+        /// The daemon's pid, from the connection's peer credentials, when connected.
+        pid: Option<u32>,
+        /// The socket it was reached (or not reached) at.
+        path: Option<PathBuf>,
     },
     /// The daemon speaks another protocol version.
     #[error("the daemon speaks protocol version {daemon}, this ctl speaks {ours}; use a ctl built for that daemon")]
@@ -194,6 +199,8 @@ impl CtlError {
         match err {
             RpcError::DeadlineExceeded => CtlError::Timeout {
                 timeout,
+                pid: None,
+                path: None,
                 hint: match op {
                     Operation::Reload => {
                         "; the reload goes on in the daemon, which does not apply \
@@ -237,6 +244,50 @@ impl CtlError {
             },
         }
     }
+}
+
+impl CtlError {
+    /// Names the daemon a timeout was waiting for: an operator facing exit 75 needs to know
+    /// which process to look at, not only that "the daemon" did not answer.
+    pub fn waiting_for(self, pid: Option<u32>, at: &Path) -> CtlError {
+        match self {
+            CtlError::Timeout { timeout, hint, .. } => CtlError::Timeout {
+                timeout,
+                hint,
+                pid,
+                path: Some(at.to_owned()),
+            },
+            other => other,
+        }
+    }
+}
+
+/// The text of a timeout: who did not answer, what it may still be doing, and what to do next
+/// (a SIGSTOPped or overloaded daemon looks the same from here; `ps` tells them apart).
+fn timed_out(timeout: Duration, hint: &str, pid: Option<u32>, path: Option<&Path>) -> String {
+    let who = match (pid, path) {
+        (Some(pid), Some(path)) => format!("pid {pid} at {}", path.display()),
+        (None, Some(path)) => format!("the daemon at {}", path.display()),
+        (Some(pid), None) => format!("pid {pid}"),
+        (None, None) => "the daemon".to_owned(),
+    };
+    let mut checks = Vec::new();
+    if let Some(pid) = pid {
+        checks.push(format!("`ps -o stat= -p {pid}` (T: stopped)"));
+    }
+    if let Some(path) = path {
+        checks.push(format!("`ctl status {}`", path.display()));
+    }
+    let check = if checks.is_empty() {
+        String::new()
+    } else {
+        format!("check {}, or ", checks.join(", "))
+    };
+    format!(
+        "no answer from {who} within {}{hint}; is it stopped or overloaded? {check}give it more \
+         time with --timeout",
+        humantime::format_duration(timeout)
+    )
 }
 
 /// " (nor at A, B)" for the other places looked at, or nothing.

@@ -7,10 +7,10 @@ mod client;
 mod error;
 mod exit;
 mod list;
+mod man;
 mod output;
 mod running;
 
-use clap::Parser;
 use cli::{Cli, Command};
 use client::Session;
 use control_api::socket::{SocketEnv, Target};
@@ -22,7 +22,12 @@ use std::time::Instant;
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    let cli = match Cli::try_parse() {
+    // Parsed with `cli::command()`, not `Cli::parse`, so that help is the one with the unused
+    // global options hidden.
+    let cli = match cli::command()
+        .try_get_matches()
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
         // clap prints help and version to stdout (exit 0) and usage errors to stderr (exit 2).
         Err(err) => err.exit(),
@@ -49,7 +54,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         Command::Completions { shell } => {
             // Generated into memory first: clap_complete panics on a write error, and a closed
             // pipe (`ctl completions bash | head`) is not one worth reporting.
-            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut cmd = cli::command();
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut cmd, "ctl", &mut script);
             return match output::write_out(&script) {
@@ -58,10 +63,8 @@ async fn run(cli: Cli, started: Instant) -> Exit {
             };
         }
         Command::Man => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            let mut page = Vec::new();
-            return match clap_mangen::Man::new(cmd).render(&mut page) {
-                Ok(()) => match output::write_out(&page) {
+            return match man::render(cli::command()) {
+                Ok(page) => match output::write_out(&page) {
                     Ok(()) => Exit::Ok,
                     Err(err) => unwritten("man", err, ""),
                 },

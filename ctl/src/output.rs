@@ -156,11 +156,16 @@ impl Output<'_> {
             };
             doc.insert(
                 "error".into(),
-                json!({"kind": err.kind(), "message": err.to_string(), "detail": detail}),
+                json!({"kind": err.kind(), "message": format!("{err}{}", missing_ok_hint(err)), "detail": detail}),
             );
             print_json(&Value::Object(doc))
         } else {
-            print_err(&format!("ctl: {} {}: {err}", self.operation, self.target));
+            print_err(&format!(
+                "ctl: {} {}: {err}{}",
+                self.operation,
+                self.target,
+                missing_ok_hint(err)
+            ));
             Ok(())
         }
     }
@@ -558,6 +563,17 @@ pub fn write_out(bytes: &[u8]) -> Result<(), CtlError> {
 /// report it, and the exit code still tells.
 pub fn print_err(s: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{}", clean(s));
+}
+
+/// " (--missing-ok makes this exit 0)" for an error `--missing-ok` would have turned into
+/// success: said where an operation on one target failed, not in `ctl list`, where the option
+/// changes nothing.
+fn missing_ok_hint(err: &CtlError) -> &'static str {
+    if matches!(err, CtlError::NoDaemon { .. }) {
+        " (--missing-ok makes this exit 0)"
+    } else {
+        ""
+    }
 }
 
 #[cfg(test)]

@@ -156,7 +156,7 @@ fn bash_completions_are_valid_bash() {
 }
 
 #[test]
-fn the_man_page_renders() {
+fn the_man_page_has_the_usual_sections_and_refers_only_to_real_pages() {
     let sb = Sandbox::new();
     let page = sb.ctl(&["man"]).expect_code(0).stdout;
     assert!(
@@ -172,11 +172,148 @@ fn the_man_page_renders() {
         .env("MANWIDTH", "100")
         .env("MANPAGER", "cat")
         .env("PAGER", "cat"))
-    .expect_code(0);
-    assert!(rendered.stdout.contains("log-level"), "{rendered}");
+    .expect_code(0)
+    .stdout;
+    // Section headings are the lines man prints at the left margin.
+    let headings: Vec<&str> = rendered
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with(' ') && !l.starts_with("ctl("))
+        .map(str::trim_end)
+        .collect();
+    let wanted = [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "OPTIONS",
+        "COMMANDS",
+        "EXIT STATUS",
+        "ENVIRONMENT",
+        "FILES",
+        "EXAMPLES",
+        "SEE ALSO",
+    ];
+    assert_eq!(headings, wanted, "{rendered}");
+    // A section's text: its lines up to the next heading.
+    let section = |name: &str| -> String {
+        rendered
+            .lines()
+            .skip_while(|l| l.trim_end() != name)
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with(' '))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     assert!(
-        rendered.stdout.contains("69  no daemon there"),
-        "exit codes documented: {rendered}"
+        section("COMMANDS").contains("ctl log-level TARGET [FILTER]"),
+        "{rendered}"
+    );
+    assert!(
+        section("EXIT STATUS").contains("69     no daemon there"),
+        "{rendered}"
+    );
+    for var in [
+        "CTL_SOCKET_DIR",
+        "CTL_RUN_DIR",
+        "XDG_RUNTIME_DIR",
+        "NO_COLOR",
+    ] {
+        assert!(section("ENVIRONMENT").contains(var), "{var}: {rendered}");
+    }
+    for file in [
+        "/run/ctl/NAME.sock",
+        "/run/NAME/ctl.sock",
+        "$XDG_RUNTIME_DIR/ctl/NAME.sock",
+        "NAME.sock.lock",
+    ] {
+        assert!(section("FILES").contains(file), "{file}: {rendered}");
+    }
+    let examples = section("EXAMPLES");
+    assert!(examples.contains("postrotate"), "{rendered}");
+    assert!(examples.contains("ExecReload="), "{rendered}");
+    // No page per operation exists: none may be referred to.
+    assert!(!rendered.contains("ctl-status"), "{rendered}");
+
+    // Every page SEE ALSO names is installed here. A hard check, not skipped when missing:
+    // a reference the reader cannot open is the very fault this guards against, and the
+    // pages named come with what ctl is used with (logrotate, systemd, ssh, man-pages).
+    // Its first paragraph: the page's footer follows, indented too.
+    let see_also = section("SEE ALSO");
+    let see_also = see_also.trim_start().split("\n\n").next().unwrap();
+    let refs: Vec<(&str, &str)> = see_also
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            let (name, sec) = r
+                .strip_suffix(')')
+                .and_then(|r| r.split_once('('))
+                .unwrap_or_else(|| panic!("not a page reference: {r:?}"));
+            (name, sec)
+        })
+        .collect();
+    assert!(refs.len() >= 2, "{see_also}");
+    for (name, sec) in refs {
+        run(Command::new("man").args(["-w", sec, name])).expect_code(0);
+    }
+}
+
+#[test]
+fn each_operation_help_shows_the_exit_codes_and_only_its_options() {
+    let sb = Sandbox::new();
+    let status = sb.ctl(&["status", "--help"]).expect_code(0).stdout;
+    assert!(status.contains("75  the deadline passed"), "{status}");
+    assert!(status.contains("--timeout"), "{status}");
+    for op in ["man", "completions"] {
+        let help = sb.ctl(&[op, "--help"]).expect_code(0).stdout;
+        assert!(help.contains("75  the deadline passed"), "{help}");
+        assert!(!help.contains("--timeout"), "{op}: {help}");
+    }
+    let list = sb.ctl(&["list", "--help"]).expect_code(0).stdout;
+    assert!(!list.contains("--missing-ok"), "{list}");
+}
+
+#[test]
+fn a_stopped_daemon_times_out_naming_its_pid_socket_and_what_to_do() {
+    use rustix::process::Signal;
+    let (sb, daemon) = sandbox_with_daemon("frozen", 50, &[]);
+    daemon.signal(Signal::STOP);
+    // The kernel still queues the connection of a stopped process, so ctl connects, learns
+    // the pid from the peer credentials, and waits for a hello that does not come.
+    let frozen = sb.ctl(&["--timeout", "1s", "status", "frozen"]);
+    // Continued before any assertion, so that a failure still leaves it killable.
+    daemon.signal(Signal::CONT);
+    let frozen = frozen.expect_code(75);
+    let pid = daemon.pid();
+    let msg = &frozen.stderr;
+    assert!(
+        msg.contains(&format!(
+            "no answer from pid {pid} at {} within 1s",
+            daemon.socket.display()
+        )),
+        "{frozen}"
+    );
+    assert!(msg.contains(&format!("ps -o stat= -p {pid}")), "{frozen}");
+    assert!(
+        msg.contains("ctl status") && msg.contains("--timeout"),
+        "{frozen}"
+    );
+    sb.ctl(&["status", "frozen"]).expect_code(0);
+}
+
+#[test]
+fn list_does_not_offer_missing_ok_for_a_stale_socket() {
+    let sb = Sandbox::new();
+    stale_socket(&sb, "crashed");
+    let listed = sb.ctl(&["list"]).expect_code(0);
+    assert!(listed.stdout.contains("stale"), "{listed}");
+    assert!(!listed.stdout.contains("--missing-ok"), "{listed}");
+    let json = sb.ctl(&["list", "--json"]).expect_code(0);
+    assert!(!json.stdout.contains("--missing-ok"), "{json}");
+    // Where it does mean something, it is still offered.
+    let status = sb.ctl(&["status", "crashed"]).expect_code(69);
+    assert!(
+        status.stderr.contains("(--missing-ok makes this exit 0)"),
+        "{status}"
     );
 }
 

@@ -1,0 +1,193 @@
+//! `ctl man`: the man page. clap_mangen's `render` points to a `ctl-OP(1)` page per operation
+//! (pages that do not exist) and puts the exit codes under "EXTRA"; so its sections are
+//! composed here, in the usual order, with the ones an operator looks for (EXIT STATUS,
+//! ENVIRONMENT, FILES, EXAMPLES, SEE ALSO) written out.
+
+use crate::exit::EXIT_CODES_HELP;
+use std::io;
+
+/// The pages SEE ALSO refers to. Only real ones, from packages a machine running `ctl`'s jobs
+/// has (logrotate, systemd, openssh-client, man-pages); the man page test checks each with
+/// `man -w`.
+pub const SEE_ALSO: &[&str] = &[
+    "logrotate(8)",
+    "systemd.service(5)",
+    "systemd.exec(5)",
+    "unix(7)",
+    "ssh(1)",
+];
+
+/// Renders the whole page.
+pub fn render(cmd: clap::Command) -> io::Result<Vec<u8>> {
+    let man = clap_mangen::Man::new(cmd.clone());
+    let mut page = Vec::new();
+    man.render_title(&mut page)?;
+    man.render_name_section(&mut page)?;
+    man.render_synopsis_section(&mut page)?;
+    man.render_description_section(&mut page)?;
+    man.render_options_section(&mut page)?;
+    let mut text = String::new();
+    commands(&cmd, &mut text);
+    exit_status(&mut text);
+    text.push_str(ENVIRONMENT);
+    text.push_str(FILES);
+    text.push_str(EXAMPLES);
+    text.push_str(".SH \"SEE ALSO\"\n");
+    text.push_str(&escape(&SEE_ALSO.join(", ")));
+    text.push('\n');
+    page.extend_from_slice(text.as_bytes());
+    Ok(page)
+}
+
+/// Escapes text for roff: backslashes, hyphens meant as such, and a leading dot or quote,
+/// which would make the line a request.
+fn escape(text: &str) -> String {
+    let s = text.replace('\\', "\\e").replace('-', "\\-");
+    if s.starts_with('.') || s.starts_with('\'') {
+        format!("\\&{s}")
+    } else {
+        s
+    }
+}
+
+/// COMMANDS: each operation with its arguments and its full description, in this page (there
+/// is no page per operation).
+fn commands(cmd: &clap::Command, out: &mut String) {
+    out.push_str(".SH COMMANDS\n");
+    // In the order of `ctl --help`; clap's own `help` is left out, the page is the help.
+    let mut subs: Vec<_> = cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        .collect();
+    subs.sort_by_key(|s| s.get_display_order());
+    for sub in subs {
+        let args: Vec<String> = sub
+            .get_positionals()
+            .map(|a| {
+                let name = a
+                    .get_value_names()
+                    .and_then(|v| v.first())
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| a.get_id().to_string().to_uppercase());
+                if a.is_required_set() {
+                    format!("\\fI{}\\fR", escape(&name))
+                } else {
+                    format!("[\\fI{}\\fR]", escape(&name))
+                }
+            })
+            .collect();
+        out.push_str(&format!(
+            ".TP\n\\fBctl {}\\fR {}\n",
+            escape(sub.get_name()),
+            args.join(" ")
+        ));
+        let about = sub
+            .get_long_about()
+            .or(sub.get_about())
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let mut paragraphs = about.split("\n\n");
+        if let Some(first) = paragraphs.next() {
+            out.push_str(&escape(first.trim()));
+            out.push('\n');
+        }
+        for p in paragraphs {
+            out.push_str(".IP\n");
+            out.push_str(&escape(p.trim()));
+            out.push('\n');
+        }
+    }
+}
+
+/// EXIT STATUS: the table `ctl --help` shows, one tagged paragraph per code.
+fn exit_status(out: &mut String) {
+    out.push_str(".SH \"EXIT STATUS\"\n");
+    let mut entry: Option<(String, String)> = None;
+    let flush = |entry: &mut Option<(String, String)>, out: &mut String| {
+        if let Some((code, what)) = entry.take() {
+            out.push_str(&format!(".TP\n.B {code}\n{}\n", escape(&what)));
+        }
+    };
+    for line in EXIT_CODES_HELP.lines().skip(1) {
+        let trimmed = line.trim_start();
+        match trimmed.split_once("  ") {
+            Some((code, what)) if code.parse::<u8>().is_ok() => {
+                flush(&mut entry, out);
+                // Kept with two spaces as in --help, so the same text can be looked for.
+                entry = Some((code.to_owned(), what.trim().to_owned()));
+            }
+            // A continuation line of the previous code.
+            _ => {
+                if let Some((_, what)) = entry.as_mut() {
+                    what.push(' ');
+                    what.push_str(trimmed);
+                }
+            }
+        }
+    }
+    flush(&mut entry, out);
+}
+
+const ENVIRONMENT: &str = r#".SH ENVIRONMENT
+.TP
+.B CTL_SOCKET_DIR
+Look a daemon name up as $CTL_SOCKET_DIR/NAME.sock only, and list only that directory.
+.TP
+.B CTL_RUN_DIR
+The directory that holds the system\-wide places (/run by default): names are looked up in
+$CTL_RUN_DIR/ctl/ and $CTL_RUN_DIR/NAME/ instead.
+.TP
+.B XDG_RUNTIME_DIR
+For a user other than root, names are also looked up in $XDG_RUNTIME_DIR/ctl/, where a daemon
+run by that user puts its socket.
+.TP
+.B NO_COLOR
+When set and not empty, no colour on a terminal.
+"#;
+
+const FILES: &str = r#".SH FILES
+.TP
+.I /run/ctl/NAME.sock
+The socket of a daemon running as root.
+.TP
+.I /run/NAME/ctl.sock
+The socket of a daemon running as its own user, in the runtime directory systemd creates with
+RuntimeDirectory=NAME.
+.TP
+.I $XDG_RUNTIME_DIR/ctl/NAME.sock
+The socket of a daemon run by an ordinary user.
+.TP
+.I NAME.sock.lock
+Next to each socket: held by the daemon while it runs, so a second one with the same name
+refuses to start, and a stale socket is told from a live one.
+"#;
+
+const EXAMPLES: &str = r#".SH EXAMPLES
+Reopen the logs after logrotate(8) renamed them, in the logrotate configuration; a daemon not
+running is no failure:
+.PP
+.RS
+.nf
+postrotate
+    ctl \-\-quiet \-\-missing\-ok rotate mydaemon
+endscript
+.fi
+.RE
+.PP
+Reload from systemd (systemctl reload), in the unit's [Service] section; a refused
+configuration makes the reload fail and the old one stays active:
+.PP
+.RS
+.nf
+ExecReload=/usr/bin/ctl \-\-timeout 60s reload mydaemon
+.fi
+.RE
+.PP
+Drain before a stop, giving in\-flight work two minutes:
+.PP
+.RS
+.nf
+ExecStop=/usr/bin/ctl \-\-timeout 2m drain mydaemon
+.fi
+.RE
+"#;
