@@ -64,7 +64,7 @@ impl Connections {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<ConnState>>> {
-        self.open.lock().unwrap_or_else(|e| e.into_inner())
+        crate::panic::lock(&self.open)
     }
 
     /// Admits connection `conn`. At the cap the oldest idle connection (one that never sent a

@@ -57,13 +57,13 @@ pub enum BindError {
     },
     /// The lock file is not a regular file owned by this daemon's user: someone else could
     /// hold it and keep the daemon from starting, so it is never used.
-    #[error("{} is {what} owned by uid {owner}, not a lock file of uid {uid} (this daemon's \
+    #[error("{} is a {what} owned by uid {owner}, not a lock file of uid {uid} (this daemon's \
         user), so another user could hold it to keep this daemon from starting; remove it and \
         start again", .lock.display())]
     UntrustedLockFile {
         /// The lock file.
         lock: PathBuf,
-        /// What is there, e.g. "a regular file", "a symbolic link".
+        /// What is there, e.g. "regular file", "symbolic link".
         what: &'static str,
         /// Its owner.
         owner: u32,
@@ -423,7 +423,7 @@ impl Lock {
         if !meta.file_type().is_file() || meta.uid() != uid {
             return Err(BindError::UntrustedLockFile {
                 lock: path.to_owned(),
-                what: kind_of(&meta.file_type()),
+                what: crate::log_file::describe(meta.file_type()),
                 owner: meta.uid(),
                 uid,
             });
@@ -475,26 +475,10 @@ fn untrusted_lock_file(path: &Path) -> Option<BindError> {
     let uid = rustix::process::geteuid().as_raw();
     (!meta.file_type().is_file() || meta.uid() != uid).then(|| BindError::UntrustedLockFile {
         lock: path.to_owned(),
-        what: kind_of(&meta.file_type()),
+        what: crate::log_file::describe(meta.file_type()),
         owner: meta.uid(),
         uid,
     })
-}
-
-fn kind_of(kind: &std::fs::FileType) -> &'static str {
-    if kind.is_file() {
-        "a regular file"
-    } else if kind.is_symlink() {
-        "a symbolic link"
-    } else if kind.is_dir() {
-        "a directory"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_socket() {
-        "a socket"
-    } else {
-        "a device"
-    }
 }
 
 /// The pid holding a `flock` on `file`, from `/proc/locks`; `None` if it cannot be told.

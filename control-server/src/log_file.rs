@@ -407,10 +407,8 @@ impl LogFile {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A writer that panicked mid-write leaves a usable Inner: keep logging.
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
+// A writer that panicked mid-write leaves a usable Inner: keep logging.
+use crate::panic::lock;
 
 /// Writes `bytes` whole or not at all; see [`LogFile`].
 fn append(shared: &Shared, bytes: &[u8]) -> io::Result<()> {

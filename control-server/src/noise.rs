@@ -43,7 +43,7 @@ impl Throttle {
     pub fn admit(self: &Arc<Self>) -> bool {
         let now = Instant::now();
         let schedule_summary_at = {
-            let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+            let mut window = self.lock();
             match window.logged_at {
                 Some(at) if now < at + INTERVAL => {
                     window.suppressed += 1;
@@ -77,7 +77,7 @@ impl Throttle {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
-        self.window.lock().unwrap_or_else(|e| e.into_inner())
+        crate::panic::lock(&self.window)
     }
 
     /// Logs how many lines the ending window held back. Logged outside the lock: a subscriber

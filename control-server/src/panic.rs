@@ -29,3 +29,10 @@ pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(no message)")
 }
+
+/// Locks `mutex` even if a thread panicked while holding it: every mutex in this crate guards
+/// state that stays usable after a panic (a log file, a table, a queue), and a control plane
+/// that stops working after one panic would be worse than the panic.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -11,7 +11,7 @@ use crate::panic::catching;
 use crate::registry::Entry;
 use crate::Reloaded;
 use control_api::{OpError, Operation, ReloadOutcome, ReloadReply, ReloadRequest};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
@@ -49,9 +49,7 @@ struct Waiter {
     reply: oneshot::Sender<Result<ReloadReply, OpError>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::panic::lock;
 
 impl Reloads {
     pub fn new(
