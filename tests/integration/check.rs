@@ -170,6 +170,10 @@ fn a_daemon_without_reload_has_no_check() {
     assert!(run.stderr.contains("does not support `check`"), "{run}");
     let doc = sb.ctl(&["--json", "check", "chkno"]).expect_code(3).json();
     assert_eq!(doc["error"]["kind"], "unsupported", "{doc}");
+    let hello = sb.ctl(&["--json", "hello", "chkno"]).expect_code(0).json();
+    let operations = hello["result"]["operations"].as_array().unwrap();
+    assert!(!operations.contains(&"check".into()), "{hello}");
+    assert!(operations.contains(&"status".into()), "{hello}");
     daemon.assert_alive();
 }
 
