@@ -61,6 +61,13 @@ pub enum Command {
     /// they are. A daemon without check exits 3.
     #[command(after_long_help = EXIT_CODES_HELP)]
     Check(TargetArg),
+    /// Show the daemon's counters and gauges, and the server's own (ctl.*)
+    ///
+    /// One aligned `name  value` line each, optionally only those whose name starts with
+    /// PREFIX. With --prometheus, the Prometheus text exposition format instead (names made
+    /// valid metric names, counters ending in _total), for node_exporter's textfile collector.
+    #[command(after_long_help = EXIT_CODES_HELP)]
+    Counters(CountersArgs),
     /// Reopen log files after logrotate renamed them (the postrotate command)
     #[command(after_long_help = EXIT_CODES_HELP)]
     Rotate(TargetArg),
@@ -116,6 +123,20 @@ pub struct LogLevelArgs {
     /// The new filter, in tracing's EnvFilter syntax; omit it to show the current one
     #[arg(value_name = "FILTER")]
     pub filter: Option<String>,
+}
+
+/// Arguments of `counters`.
+#[derive(Debug, Args)]
+pub struct CountersArgs {
+    /// Daemon name, or socket path (anything containing '/')
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+    /// Only the counters whose name starts with this (e.g. ctl.calls.)
+    #[arg(value_name = "PREFIX")]
+    pub prefix: Option<String>,
+    /// Print the Prometheus text exposition format
+    #[arg(long, conflicts_with = "json")]
+    pub prometheus: bool,
 }
 
 /// Arguments of `call`.

@@ -9,6 +9,7 @@ mod exit;
 mod list;
 mod man;
 mod output;
+mod prometheus;
 mod running;
 
 use cli::{Cli, Command};
@@ -77,6 +78,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         Command::Status(t) => ("status", &t.target),
         Command::Reload(t) => ("reload", &t.target),
         Command::Check(t) => ("check", &t.target),
+        Command::Counters(c) => ("counters", &c.target),
         Command::Rotate(t) => ("rotate", &t.target),
         Command::Drain(t) => ("drain", &t.target),
         Command::Resume(t) => ("resume", &t.target),
@@ -118,6 +120,14 @@ async fn run(cli: Cli, started: Instant) -> Exit {
             Command::Status(_) => Reply::Status(session.status().await?),
             Command::Reload(_) => Reply::Reload(session.reload().await?),
             Command::Check(_) => Reply::Check(session.check().await?),
+            Command::Counters(c) => {
+                let reply = session.counters(c.prefix.clone()).await?;
+                if c.prometheus {
+                    Reply::Exposition(reply)
+                } else {
+                    Reply::Counters(reply)
+                }
+            }
             Command::Rotate(_) => Reply::Rotate(session.rotate().await?),
             Command::Drain(_) => {
                 let mut progress = output::DrainProgress::new(global, &session.hello.name);

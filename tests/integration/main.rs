@@ -5,6 +5,7 @@ mod abuse;
 mod check;
 mod cli;
 mod commands;
+mod counters;
 mod demo;
 mod embedded;
 mod hostile;
