@@ -255,6 +255,18 @@ mod tests {
     }
 
     #[test]
+    fn counters_takes_an_optional_prefix_and_prometheus() {
+        let cli =
+            Cli::try_parse_from(["ctl", "counters", "web", "ctl.calls.", "--prometheus"]).unwrap();
+        let Command::Counters(c) = cli.command else {
+            panic!("not counters")
+        };
+        assert_eq!(c.prefix.as_deref(), Some("ctl.calls."));
+        assert!(c.prometheus);
+        assert!(Cli::try_parse_from(["ctl", "counters", "web", "--prometheus", "--json"]).is_err());
+    }
+
+    #[test]
     fn resume_takes_a_target() {
         let cli = Cli::try_parse_from(["ctl", "resume", "web", "--json"]).unwrap();
         assert!(

@@ -33,6 +33,18 @@ fn main() -> ExitCode {
         // clap prints help and version to stdout (exit 0) and usage errors to stderr (exit 2).
         Err(err) => err.exit(),
     };
+    // clap sees the conflict only when --json comes after the operation; a global option
+    // before it is checked here.
+    if let Command::Counters(c) = &cli.command {
+        if c.prometheus && cli.global.json {
+            cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--prometheus and --json are two output formats; give one",
+                )
+                .exit();
+        }
+    }
     // One thread: a ctl call is one connection and a few messages; a multi-threaded runtime
     // would only add start-up time.
     let runtime = match tokio::runtime::Builder::new_current_thread()
