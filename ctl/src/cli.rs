@@ -104,6 +104,11 @@ pub enum Command {
     #[command(after_long_help = EXIT_CODES_HELP)]
     List,
     /// Print a shell completion script (bash, zsh, fish, ...)
+    ///
+    /// Besides operations and options, it completes daemon names (from where `ctl list`
+    /// looks), socket paths for a word with '/', and for `ctl call TARGET` the daemon's
+    /// commands (asked within 1s). Bash: `ctl completions bash >
+    /// /etc/bash_completion.d/ctl`, or `source <(ctl completions bash)`.
     #[command(after_long_help = EXIT_CODES_HELP)]
     Completions {
         /// The shell
@@ -112,6 +117,20 @@ pub enum Command {
     /// Print ctl's man page (roff)
     #[command(after_long_help = EXIT_CODES_HELP)]
     Man,
+    /// Completion candidates for the scripts `ctl completions` prints, one per line; exit 1
+    /// where ctl has none to add (not for people)
+    #[command(name = "__complete", hide = true, after_long_help = EXIT_CODES_HELP)]
+    Complete(CompleteArgs),
+}
+
+/// Arguments of `__complete`.
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    /// Which of WORDS the cursor is in
+    pub index: usize,
+    /// The whole command line, `ctl` first, as the shell split it
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub words: Vec<String>,
 }
 
 /// Arguments of `log-level`.

@@ -4,6 +4,7 @@
 mod call;
 mod cli;
 mod client;
+mod complete;
 mod error;
 mod exit;
 mod list;
@@ -67,9 +68,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         Command::Completions { shell } => {
             // Generated into memory first: clap_complete panics on a write error, and a closed
             // pipe (`ctl completions bash | head`) is not one worth reporting.
-            let mut cmd = cli::command();
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut cmd, "ctl", &mut script);
+            let script = complete::script(*shell, cli::command());
             return match output::write_out(&script) {
                 Ok(()) => Exit::Ok,
                 Err(err) => unwritten("completions", err, ""),
@@ -85,6 +84,17 @@ async fn run(cli: Cli, started: Instant) -> Exit {
                     output::print_err(&format!("ctl: man: {err}"));
                     Exit::Failed
                 }
+            };
+        }
+        Command::Complete(a) => {
+            return match complete::candidates(complete::slot(a.index, &a.words)).await {
+                Some(found) => {
+                    let text: String = found.iter().map(|c| format!("{c}\n")).collect();
+                    // A shell that stopped reading has what it wanted.
+                    let _ = output::write_out(text.as_bytes());
+                    Exit::Ok
+                }
+                None => Exit::Failed,
             };
         }
         Command::Status(t) => ("status", &t.target),
@@ -157,7 +167,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
                 let args = call::arguments(c, info)?;
                 Reply::Call(session.command(&info.name, args).await?)
             }
-            Command::List | Command::Completions { .. } | Command::Man => {
+            Command::List | Command::Completions { .. } | Command::Man | Command::Complete(_) => {
                 unreachable!("handled above")
             }
         };
