@@ -207,6 +207,33 @@ fn the_man_page_has_the_usual_sections_and_refers_only_to_real_pages() {
         section("COMMANDS").contains("ctl log-level TARGET [FILTER]"),
         "{rendered}"
     );
+    // Every form ctl is called in, not clap's `<subcommands>`: one line per operation, global
+    // options only where the operation uses them.
+    let synopsis = section("SYNOPSIS");
+    let forms: Vec<&str> = synopsis
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    for form in [
+        "ctl [OPTIONS] status TARGET",
+        "ctl [OPTIONS] check TARGET",
+        "ctl [OPTIONS] counters TARGET [PREFIX] [--prometheus]",
+        "ctl [OPTIONS] log-level TARGET [FILTER]",
+        "ctl [OPTIONS] call TARGET COMMAND [KEY=VALUE...] [--args JSON]",
+        "ctl [OPTIONS] list",
+        "ctl completions SHELL",
+        "ctl man",
+    ] {
+        assert!(forms.contains(&form), "{form:?} missing:\n{synopsis}");
+    }
+    assert!(!synopsis.contains("subcommands"), "{synopsis}");
+    assert!(!synopsis.contains("__complete"), "hidden: {synopsis}");
+    assert_eq!(
+        forms.iter().filter(|f| f.starts_with("ctl ")).count(),
+        forms.len(),
+        "one form per line: {synopsis}"
+    );
     assert!(
         section("EXIT STATUS").contains("69     no daemon there"),
         "{rendered}"
