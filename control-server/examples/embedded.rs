@@ -1,7 +1,8 @@
 //! The smallest whole embedding: a daemon that greets the clients of its own socket, with the
 //! four things embedding the control server into a real daemon called for, and nothing else:
 //!
-//! - `reload`: the configuration read safely and swapped in whole, only if valid and in time;
+//! - `reload` and `check`: the configuration read safely by one load-and-validate step, swapped
+//!   in whole only if valid and in time (`check` runs the same step and applies nothing);
 //! - `rotate`: the daemon's own `tracing` output in a log file that `ctl rotate` reopens;
 //! - `drain`: the listener closed the moment a drain begins, reopened on `resume`;
 //! - `status`: two fields of the daemon's own.
@@ -15,9 +16,9 @@
 
 use control_server::api::OpError;
 use control_server::{
-    config_file, DaemonStatus, LogFile, OpContext, Reloadable, Reloaded, Server, WorkTracker,
+    config_file, Changes, DaemonStatus, LogFile, OpContext, Reloadable, Server, WorkTracker,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
@@ -31,39 +32,40 @@ enum BadGreeting {
     Empty,
 }
 
+/// The configuration: one line.
+#[derive(PartialEq)]
+struct Greeting(String);
+
+/// What `reload` and `check` say changed.
+impl Changes for Greeting {
+    fn changes_from(&self, old: &Self) -> String {
+        format!("greeting {:?} -> {:?}", old.0, self.0)
+    }
+}
+
+/// Reads and validates the greeting, and changes nothing: `reload` and `check` both run it.
+async fn load(path: &Path) -> Result<Greeting, OpError> {
+    let read = async {
+        let text = config_file::read_to_string(path).await?;
+        match text.trim() {
+            "" => Err(BadGreeting::Empty),
+            greeting => Ok(Greeting(greeting.to_owned())),
+        }
+    };
+    read.await
+        .map_err(|e| OpError::failed_because("greeting refused, the old one stays", &e))
+}
+
 struct Greeter {
-    config_path: PathBuf,
-    greeting: Reloadable<String>,
+    greeting: Arc<Reloadable<Greeting>>,
     greeted: AtomicU64,
 }
 
 impl Greeter {
-    async fn reload(&self, ctx: OpContext) -> Result<Reloaded, OpError> {
-        let path = self.config_path.clone();
-        let swapped = self
-            .greeting
-            .reload(&ctx, |_old| async move {
-                let text = config_file::read_to_string(path).await?;
-                match text.trim() {
-                    "" => Err(BadGreeting::Empty),
-                    greeting => Ok(greeting.to_owned()),
-                }
-            })
-            .await
-            .map_err(|e| OpError::failed_because("greeting refused, the old one stays", &e))?;
-        if swapped.old == swapped.new {
-            return Ok(Reloaded::unchanged());
-        }
-        Ok(Reloaded::changed(format!(
-            "greeting {:?} -> {:?}",
-            swapped.old, swapped.new
-        )))
-    }
-
     fn status(&self) -> DaemonStatus {
         DaemonStatus::new()
             .field("greeted", self.greeted.load(Ordering::Relaxed))
-            .field("greeting", self.greeting.get().as_str())
+            .field("greeting", self.greeting.get().0.as_str())
     }
 }
 
@@ -79,18 +81,17 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(log.clone())
         .with_ansi(false)
         .init();
-    let greeting = config_file::read_to_string(config).await?.trim().to_owned();
+    let config_path = PathBuf::from(config);
     let daemon = Arc::new(Greeter {
-        config_path: config.into(),
-        greeting: Reloadable::new(greeting),
+        greeting: Arc::new(Reloadable::new(load(&config_path).await?)),
         greeted: AtomicU64::new(0),
     });
     let work = WorkTracker::new();
-    let (reloading, reporting) = (daemon.clone(), daemon.clone());
+    let reporting = daemon.clone();
     let server = Server::builder(name.as_str())
-        .reload(move |ctx| {
-            let daemon = reloading.clone();
-            async move { daemon.reload(ctx).await }
+        .reloadable(&daemon.greeting, move |_ctx: OpContext, _active| {
+            let path = config_path.clone();
+            async move { load(&path).await }
         })
         .status(move |_ctx| std::future::ready(reporting.status()))
         .log_file(&log)
@@ -110,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
                         let (mut client, _) = accepted?;
                         let Some(unit) = work.begin() else { break };
                         let greeting = daemon.greeting.get();
-                        client.write_all(format!("{greeting}\n").as_bytes()).await?;
+                        client.write_all(format!("{}\n", greeting.0).as_bytes()).await?;
                         daemon.greeted.fetch_add(1, Ordering::Relaxed);
                         drop(unit);
                     }

@@ -45,7 +45,15 @@ fn the_smallest_embedding_reloads_rotates_drains_resumes_and_reports() {
     );
 
     // reload: a valid greeting is swapped in; an empty one is refused and the old one stays.
+    // check, from the same step, says so first and applies nothing.
     std::fs::write(&config, "bonjour\n").unwrap();
+    let run = sb.ctl(&["check", "greeter"]).expect_code(0);
+    assert!(
+        run.stdout
+            .contains(r#"would apply: greeting "hello" -> "bonjour""#),
+        "{run}"
+    );
+    assert_eq!(greeting(&service).as_deref(), Some("hello"));
     let run = sb.ctl(&["reload", "greeter"]).expect_code(0);
     assert!(
         run.stdout.contains(r#"greeting "hello" -> "bonjour""#),
@@ -53,6 +61,8 @@ fn the_smallest_embedding_reloads_rotates_drains_resumes_and_reports() {
     );
     assert_eq!(greeting(&service).as_deref(), Some("bonjour"));
     std::fs::write(&config, "\n").unwrap();
+    let run = sb.ctl(&["check", "greeter"]).expect_code(1);
+    assert!(run.stderr.contains("the greeting is empty"), "{run}");
     let run = sb.ctl(&["reload", "greeter"]).expect_code(1);
     assert!(run.stderr.contains("the greeting is empty"), "{run}");
     assert_eq!(greeting(&service).as_deref(), Some("bonjour"));
@@ -86,7 +96,7 @@ fn the_smallest_embedding_reloads_rotates_drains_resumes_and_reports() {
         .ctl(&["--json", "status", "greeter"])
         .expect_code(0)
         .json();
-    assert_eq!(doc["result"]["values"]["greeted"], 4, "{doc}");
+    assert_eq!(doc["result"]["values"]["greeted"], 5, "{doc}");
     assert_eq!(doc["result"]["values"]["greeting"], "hej", "{doc}");
 
     daemon.signal(rustix::process::Signal::TERM);
