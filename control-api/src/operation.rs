@@ -147,6 +147,15 @@ mod tests {
     }
 
     #[test]
+    fn check_needs_operate_and_counters_read_as_the_design_says() {
+        assert_eq!(Operation::Check.access(), Access::Operate);
+        assert_eq!(Operation::Counters.access(), Access::Read);
+        assert!(!Operation::Check.is_mutating(), "a check applies nothing");
+        assert_eq!("check".parse(), Ok(Operation::Check));
+        assert_eq!("counters".parse(), Ok(Operation::Counters));
+    }
+
+    #[test]
     fn only_reload_rotate_drain_log_level_resume_mutate() {
         let mutating: Vec<_> = Operation::ALL
             .into_iter()

@@ -247,6 +247,25 @@ ExecReload=/usr/bin/ctl \-\-timeout 60s reload mydaemon
 .fi
 .RE
 .PP
+Validate an edited configuration, and apply it only if it is valid (check prints what the
+reload will change):
+.PP
+.RS
+.nf
+ctl check mydaemon && ctl reload mydaemon
+.fi
+.RE
+.PP
+Hand the daemon's counters to node_exporter's textfile collector, renamed into place so it never
+reads half a file:
+.PP
+.RS
+.nf
+ctl counters \-\-prometheus mydaemon > "$DIR/mydaemon.prom.$$" &&
+    mv "$DIR/mydaemon.prom.$$" "$DIR/mydaemon.prom"
+.fi
+.RE
+.PP
 Drain before a stop, giving in\-flight work two minutes:
 .PP
 .RS

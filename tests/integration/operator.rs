@@ -257,6 +257,14 @@ fn the_man_page_has_the_usual_sections_and_refers_only_to_real_pages() {
     let examples = section("EXAMPLES");
     assert!(examples.contains("postrotate"), "{rendered}");
     assert!(examples.contains("ExecReload="), "{rendered}");
+    assert!(
+        examples.contains("ctl check mydaemon && ctl reload mydaemon"),
+        "{rendered}"
+    );
+    assert!(
+        examples.contains("ctl counters --prometheus mydaemon"),
+        "{rendered}"
+    );
     // No page per operation exists: none may be referred to.
     assert!(!rendered.contains("ctl-status"), "{rendered}");
 
