@@ -2,6 +2,7 @@
 //! One test binary (modules below) keeps link time low.
 
 mod abuse;
+mod ansible;
 mod cli;
 mod commands;
 mod demo;
