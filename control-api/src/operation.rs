@@ -28,11 +28,14 @@ pub enum Operation {
     /// See [`Control::describe`](crate::Control::describe). Added after the first release:
     /// clients send `describe` and `call` only when `hello` lists `describe`.
     Describe,
+    /// See [`Control::check`](crate::Control::check). Added after the first release: clients
+    /// send it only when `hello` lists `check`.
+    Check,
 }
 
 impl Operation {
     /// Every operation this build of the protocol knows, in a stable order.
-    pub const ALL: [Operation; 8] = [
+    pub const ALL: [Operation; 9] = [
         Operation::Hello,
         Operation::Status,
         Operation::Reload,
@@ -41,6 +44,7 @@ impl Operation {
         Operation::LogLevel,
         Operation::Resume,
         Operation::Describe,
+        Operation::Check,
     ];
 
     /// The wire and command-line name.
@@ -54,6 +58,7 @@ impl Operation {
             Operation::LogLevel => "log-level",
             Operation::Resume => "resume",
             Operation::Describe => "describe",
+            Operation::Check => "check",
         }
     }
 
@@ -62,16 +67,18 @@ impl Operation {
     pub const fn access(self) -> Access {
         match self {
             Operation::Hello | Operation::Status | Operation::Describe => Access::Read,
-            Operation::Reload | Operation::Rotate | Operation::Drain | Operation::Resume => {
-                Access::Operate
-            }
+            Operation::Reload
+            | Operation::Check
+            | Operation::Rotate
+            | Operation::Drain
+            | Operation::Resume => Access::Operate,
             Operation::LogLevel => Access::Admin,
         }
     }
 
-    /// Whether the operation changes the daemon's state. A daemon's policy can open read-only
-    /// operations to more callers than mutating ones. (`log-level` without a filter only reads
-    /// the filter, and is checked as read-only.)
+    /// Whether the operation changes the daemon's state. (`check` needs `operate` access, as
+    /// it reads the configuration a reload would, but changes nothing; `log-level` without a
+    /// filter only reads the filter, and needs only `read`: see [`Operation::access`].)
     pub const fn is_mutating(self) -> bool {
         matches!(
             self,
@@ -93,7 +100,7 @@ impl fmt::Display for Operation {
 /// The name is not an operation this build knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown operation `{0}`; known operations: hello, status, reload, rotate, drain, log-level, resume, describe"
+    "unknown operation `{0}`; known operations: hello, status, reload, rotate, drain, log-level, resume, describe, check"
 )]
 pub struct UnknownOperation(pub String);
 

@@ -25,6 +25,7 @@ pub fn protocol() -> Value {
             Operation::LogLevel => op::<LogLevelRequest, LogLevelReply>(),
             Operation::Resume => op::<ResumeRequest, ResumeReply>(),
             Operation::Describe => op::<DescribeRequest, Description>(),
+            Operation::Check => op::<CheckRequest, CheckReply>(),
         };
         ops.insert(operation.as_str().to_owned(), schemas);
     }
@@ -144,7 +145,7 @@ mod tests {
     fn adding_an_operation_a_field_or_a_variant_passes() {
         let old = protocol();
         let grown = edited(|s| {
-            s["operations"]["check"] = json!({"request": {}, "reply": {}});
+            s["operations"]["teleport"] = json!({"request": {}, "reply": {}});
             s["operations"]["reload"]["reply"]["properties"]["took_ms"] =
                 json!({"type": "integer"});
             s["error"]["oneOf"]

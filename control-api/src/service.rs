@@ -34,7 +34,11 @@ pub trait Control {
     /// JSON Schema of arguments and reply. Added after the first release: clients call it (and
     /// `call`) only when `hello` lists `describe`.
     async fn describe(req: DescribeRequest) -> Result<Description, OpError>;
-    /// Runs one of the daemon's own commands by name, with JSON arguments. New methods go at
-    /// the end, after this one.
+    /// Runs one of the daemon's own commands by name, with JSON arguments.
     async fn call(req: CallRequest) -> Result<CallReply, OpError>;
+    /// Read and validate the configuration as a reload would, apply nothing, and say what a
+    /// reload would change; a configuration a reload would refuse is refused the same way.
+    /// Added after the first release: clients call it only when `hello` lists `check`. New
+    /// methods go at the end, after this one.
+    async fn check(req: CheckRequest) -> Result<CheckReply, OpError>;
 }

@@ -123,6 +123,24 @@ pub struct ReloadReply {
     pub unchanged: bool,
 }
 
+/// Argument of [`Control::check`](crate::Control::check).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct CheckRequest {}
+
+/// Reply of a successful [`Control::check`](crate::Control::check): the configuration on disk
+/// is valid, and this is what a reload would change. Nothing was applied.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CheckReply {
+    /// Generation of the configuration active now, which the check did not move.
+    pub generation: u64,
+    /// What a reload would change, in the words a reload's
+    /// [`summary`](ReloadReply::summary) would use.
+    pub summary: String,
+    /// The configuration on disk equals the active one: a reload would change nothing.
+    pub unchanged: bool,
+}
+
 /// Argument of [`Control::rotate`](crate::Control::rotate).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
@@ -291,6 +309,11 @@ mod tests {
             resumed: true,
         });
         round_trip(ResumeReply { was_draining: true });
+        round_trip(CheckReply {
+            generation: 3,
+            summary: "interval_ms 100 -> 50".into(),
+            unchanged: false,
+        });
         round_trip(LogLevelReply {
             filter: "debug".into(),
             previous: Some("info".into()),
@@ -310,6 +333,7 @@ mod tests {
         assert!(serde_json::from_str::<DrainReply>("{}").is_err());
         assert!(serde_json::from_str::<LogLevelReply>("{}").is_err());
         assert!(serde_json::from_str::<ResumeReply>("{}").is_err());
+        assert!(serde_json::from_str::<CheckReply>("{}").is_err());
     }
 
     #[test]

@@ -130,7 +130,7 @@ pub use log_file::LogFile;
 pub use notify::Notifier;
 pub use policy::{Access, Caller, Peer, Policy};
 pub use registry::DuplicateName;
-pub use reloadable::{ReloadError, Reloadable, Swapped};
+pub use reloadable::{Changes, Load, ReloadError, Reloadable, Swapped};
 pub use server::{BackgroundServer, Builder, Server, ServerError, ServerHandle};
 pub use tokio_util::sync::CancellationToken;
 

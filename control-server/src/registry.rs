@@ -190,6 +190,7 @@ pub(crate) fn method_name(request: &ControlRequest) -> &'static str {
         ControlRequest::LogLevel { .. } => Op::LogLevel.as_str(),
         ControlRequest::Resume { .. } => Op::Resume.as_str(),
         ControlRequest::Describe { .. } => Op::Describe.as_str(),
+        ControlRequest::Check { .. } => Op::Check.as_str(),
         ControlRequest::Call { .. } => "call",
     }
 }

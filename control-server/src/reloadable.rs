@@ -1,9 +1,124 @@
 //! Validate-then-swap configuration: nothing is applied unless all of it validated, and readers
-//! on hot paths never block.
+//! on hot paths never block. A daemon that registers its load-and-validate step
+//! ([`Load`]) with [`Builder::reloadable`](crate::Builder::reloadable) gets `reload` and
+//! `check` from that one step.
 
-use crate::handler::OpContext;
+use crate::handler::{hook, Hook, OpContext, Reloaded};
 use arc_swap::ArcSwap;
+use control_api::OpError;
+use std::future::Future;
 use std::sync::Arc;
+
+/// What a reload, or a `check`, tells the operator about a new configuration: what differs
+/// from the active one. Equality (`PartialEq`) decides whether anything changed at all.
+///
+/// ```
+/// use control_server::reloadable::Changes;
+///
+/// #[derive(PartialEq)]
+/// struct Config { workers: u32 }
+///
+/// impl Changes for Config {
+///     fn changes_from(&self, old: &Self) -> String {
+///         format!("workers {} -> {}", old.workers, self.workers)
+///     }
+/// }
+/// assert_eq!(Config { workers: 8 }.changes_from(&Config { workers: 4 }), "workers 4 -> 8");
+/// ```
+pub trait Changes: PartialEq {
+    /// What differs from `old`, in one line (e.g. `workers 4 -> 8`). Called only when the two
+    /// differ.
+    fn changes_from(&self, old: &Self) -> String;
+}
+
+/// A daemon's load-and-validate step, registered once with
+/// [`Builder::reloadable`](crate::Builder::reloadable): `reload` runs it and applies the new
+/// value, `check` runs it and applies nothing. So `check` can never say "valid" of a file that
+/// `reload` would refuse, nor the other way round.
+///
+/// A closure `Fn(OpContext, Arc<T>) -> impl Future<Output = Result<T, OpError>>` is one. A
+/// type of your own can also say what applying a new value takes besides storing it
+/// ([`Load::apply`]: switching to the log file it names, say).
+pub trait Load<T>: Send + Sync + 'static {
+    /// Reads and validates the whole new configuration, given the active one. Must change
+    /// nothing, not even create a file: `check` runs it too (`ctx.operation` says which
+    /// operation runs it). A refusal is best an [`OpError::failed_because`] naming the file,
+    /// the line and what is wrong.
+    fn load(
+        &self,
+        ctx: OpContext,
+        active: Arc<T>,
+    ) -> impl Future<Output = Result<T, OpError>> + Send;
+
+    /// Called by `reload` only, once a new value that differs from `old` is valid and its
+    /// caller still waits, just before it replaces `old`: do what the new value needs besides
+    /// being stored. An error fails the reload and leaves `old` active, so undo anything
+    /// half-done before returning it. Does nothing by default.
+    fn apply(&self, old: &T, new: &T) -> Result<(), OpError> {
+        let _ = (old, new);
+        Ok(())
+    }
+}
+
+impl<T, F, Fut> Load<T> for F
+where
+    F: Fn(OpContext, Arc<T>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, OpError>> + Send,
+{
+    fn load(
+        &self,
+        ctx: OpContext,
+        active: Arc<T>,
+    ) -> impl Future<Output = Result<T, OpError>> + Send {
+        self(ctx, active)
+    }
+}
+
+/// A `reload` or `check` hook: what it would change, or why the file is refused.
+pub(crate) type ConfigHook = Hook<Result<Reloaded, OpError>>;
+
+/// The `reload` and `check` hooks made from one [`Load`] step and the value it replaces.
+pub(crate) fn hooks<T, L>(config: Arc<Reloadable<T>>, loader: L) -> (ConfigHook, ConfigHook)
+where
+    T: Changes + Send + Sync + 'static,
+    L: Load<T>,
+{
+    let loader = Arc::new(loader);
+    let (checked, checking) = (config.clone(), loader.clone());
+    let reload = hook(move |ctx: OpContext| {
+        let (config, loader) = (config.clone(), loader.clone());
+        async move {
+            let old = config.get();
+            let new = loader.load(ctx.clone(), old.clone()).await?;
+            if new == *old {
+                return Ok(Reloaded::unchanged());
+            }
+            // A caller who gave up must not see the configuration change later by surprise.
+            if ctx.expired() {
+                return Err(OpError::failed(
+                    ReloadError::<std::convert::Infallible>::DeadlinePassed.to_string(),
+                ));
+            }
+            loader.apply(&old, &new)?;
+            let summary = new.changes_from(&old);
+            config.current.store(Arc::new(new));
+            Ok(Reloaded::changed(summary))
+        }
+    });
+    let check = hook(move |ctx: OpContext| {
+        let (config, loader) = (checked.clone(), checking.clone());
+        async move {
+            let active = config.get();
+            let new = loader.load(ctx, active.clone()).await?;
+            Ok(if new == *active {
+                Reloaded::unchanged()
+            } else {
+                Reloaded::changed(new.changes_from(&active))
+            })
+        }
+    });
+    (reload, check)
+}
 
 /// A value (usually the daemon's configuration) that reloads replace as a whole.
 ///

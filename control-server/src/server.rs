@@ -12,6 +12,7 @@ use crate::notify::Notifier;
 use crate::ops;
 use crate::policy::{Peer, Policy, Standing};
 use crate::registry::{DuplicateName, Entry, Registry};
+use crate::reloadable::{Changes, Load, Reloadable};
 use crate::state::Shared;
 use control_api::socket::{SocketEnv, SocketPathError};
 use control_api::{Command, DrainReply, OpError, OperationKind, ResumeReply, RotateReply};
@@ -78,7 +79,9 @@ impl Default for Serving {
 
 /// Configures a [`Server`]. Made by [`Server::builder`].
 ///
-/// What the daemon registers is what it serves: a reload function gives `reload`, a
+/// What the daemon registers is what it serves: a load-and-validate step
+/// ([`reloadable`](Builder::reloadable)) gives `reload` and `check`, a reload function alone
+/// `reload`, a
 /// [`LogFile`] gives `rotate`, a [`WorkTracker`] gives `drain` and `resume`, a [`LogFilter`]
 /// gives `log-level`, and each [`command`](Builder::command) one command. `hello`, `status` and
 /// `describe` are always served.
@@ -96,6 +99,8 @@ pub struct Builder {
     notify_systemd: bool,
     log_filter: Option<Box<dyn LogFilter>>,
     reload: Option<Hook<Result<Reloaded, OpError>>>,
+    /// Set with `reload` by [`Builder::reloadable`] only: the same load-and-validate step.
+    check: Option<Hook<Result<Reloaded, OpError>>>,
     status: Option<Hook<DaemonStatus>>,
     own_rotate: Option<Hook<Result<RotateReply, OpError>>>,
     own_drain: Option<Hook<Result<DrainReply, OpError>>>,
@@ -104,10 +109,49 @@ pub struct Builder {
 }
 
 impl Builder {
+    /// Serves `reload` and `check` for the configuration held in `config`, from one
+    /// load-and-validate step, `load` (see [`Load`]): `reload` runs it, and swaps the new value
+    /// in when it differs and its caller still waits; `check` runs it and applies nothing, and
+    /// both say what changed the same way ([`Changes`]). Prefer this to
+    /// [`reload`](Builder::reload): `ctl check` then comes for free, and cannot disagree with
+    /// what a reload would do. Checks and reloads take turns, never overlapping.
+    ///
+    /// ```
+    /// use control_server::reloadable::{Changes, Reloadable};
+    /// use control_server::{OpContext, Server};
+    /// use std::sync::Arc;
+    ///
+    /// #[derive(PartialEq)]
+    /// struct Config { workers: u32 }
+    /// impl Changes for Config {
+    ///     fn changes_from(&self, old: &Self) -> String {
+    ///         format!("workers {} -> {}", old.workers, self.workers)
+    ///     }
+    /// }
+    ///
+    /// let config = Arc::new(Reloadable::new(Config { workers: 4 }));
+    /// let builder = Server::builder("mydaemon").reloadable(&config, |_ctx: OpContext, _active| async {
+    ///     // Read and validate the whole file; change nothing here.
+    ///     Ok(Config { workers: 8 })
+    /// });
+    /// # let _ = builder;
+    /// ```
+    pub fn reloadable<T, L>(mut self, config: &Arc<Reloadable<T>>, load: L) -> Self
+    where
+        T: Changes + Send + Sync + 'static,
+        L: Load<T>,
+    {
+        let (reload, check) = crate::reloadable::hooks(config.clone(), load);
+        self.reload = Some(reload);
+        self.check = Some(check);
+        self
+    }
+
     /// Serves `reload` with `f`: re-read and apply the configuration. Validate everything
     /// before applying anything; on error the old configuration must stay active (see
     /// [`Reloadable`](crate::Reloadable)). The server runs one reload at a time on a task of
-    /// its own, counts generations and catches panics.
+    /// its own, counts generations and catches panics. A daemon registered this way has no
+    /// `check` (it answers unsupported): [`reloadable`](Builder::reloadable) gives both.
     ///
     /// ```
     /// # use control_server::{Reloaded, Server};
@@ -121,6 +165,7 @@ impl Builder {
         Fut: Future<Output = Result<Reloaded, OpError>> + Send + 'static,
     {
         self.reload = Some(hook(f));
+        self.check = None;
         self
     }
 
@@ -333,6 +378,7 @@ impl Builder {
         let work = TaskTracker::new();
         let reloads = Arc::new(ops::reload::Reloads::new(
             self.reload,
+            self.check,
             notifier.clone(),
             work.clone(),
         ));
@@ -367,6 +413,7 @@ impl Builder {
             )),
             Some(status.entry()),
             reloads.entry(),
+            reloads.check_entry(),
             rotate.entry(),
         ]
         .into_iter()
@@ -431,6 +478,7 @@ impl Server {
             notify_systemd: false,
             log_filter: None,
             reload: None,
+            check: None,
             status: None,
             own_rotate: None,
             own_drain: None,

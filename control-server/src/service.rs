@@ -10,10 +10,10 @@ use crate::policy::{Access, Peer};
 use crate::registry::Entry;
 use crate::state::Shared;
 use control_api::{
-    CallReply, CallRequest, Control, DescribeRequest, Description, DrainReply, DrainRequest, Hello,
-    HelloRequest, LogLevelReply, LogLevelRequest, OpError, Operation, OperationKind, ReloadReply,
-    ReloadRequest, ResumeReply, ResumeRequest, RotateReply, RotateRequest, Status, StatusRequest,
-    PROTOCOL_VERSION,
+    CallReply, CallRequest, CheckReply, CheckRequest, Control, DescribeRequest, Description,
+    DrainReply, DrainRequest, Hello, HelloRequest, LogLevelReply, LogLevelRequest, OpError,
+    Operation, OperationKind, ReloadReply, ReloadRequest, ResumeReply, ResumeRequest, RotateReply,
+    RotateRequest, Status, StatusRequest, PROTOCOL_VERSION,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -215,6 +215,10 @@ impl Control for ControlService {
 
     async fn describe(self, ctx: Context, req: DescribeRequest) -> Result<Description, OpError> {
         self.method(Operation::Describe, req, ctx).await
+    }
+
+    async fn check(self, ctx: Context, req: CheckRequest) -> Result<CheckReply, OpError> {
+        self.method(Operation::Check, req, ctx).await
     }
 
     async fn call(self, ctx: Context, req: CallRequest) -> Result<CallReply, OpError> {

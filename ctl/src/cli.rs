@@ -52,6 +52,15 @@ pub enum Command {
     /// Re-read the configuration; a bad one is refused and the old one stays active
     #[command(after_long_help = EXIT_CODES_HELP)]
     Reload(TargetArg),
+    /// Validate the configuration as a reload would, apply nothing, and say what a reload
+    /// would change
+    ///
+    /// Exit 0 when the configuration on disk is valid (the output says what a reload would
+    /// change, or that it would change nothing), 1 when a reload would refuse it (the message
+    /// names the file, line and reason). The active configuration and its generation stay as
+    /// they are. A daemon without check exits 3.
+    #[command(after_long_help = EXIT_CODES_HELP)]
+    Check(TargetArg),
     /// Reopen log files after logrotate renamed them (the postrotate command)
     #[command(after_long_help = EXIT_CODES_HELP)]
     Rotate(TargetArg),

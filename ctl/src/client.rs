@@ -11,7 +11,7 @@ use control_api::{
     LogLevelReply, LogLevelRequest, OpError, Operation, ReloadReply, ReloadRequest, ResumeReply,
     ResumeRequest, RotateReply, RotateRequest, Status, StatusRequest, PROTOCOL_VERSION,
 };
-use control_api::{CallRequest, DescribeRequest, Description};
+use control_api::{CallRequest, CheckReply, CheckRequest, DescribeRequest, Description};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -206,6 +206,19 @@ impl Session {
         }
     }
 
+    /// `check`.
+    pub async fn check(&self) -> Result<CheckReply, CtlError> {
+        let ctx = self.require(Operation::Check)?;
+        let req = CheckRequest::default();
+        match self
+            .call(Operation::Check, ctx, ControlRequest::Check { req })
+            .await?
+        {
+            ControlResponse::Check(reply) => Ok(reply?),
+            other => Err(wrong_reply(Operation::Check, &other)),
+        }
+    }
+
     /// `rotate`.
     pub async fn rotate(&self) -> Result<RotateReply, CtlError> {
         let ctx = self.require(Operation::Rotate)?;
@@ -320,6 +333,7 @@ fn answered(reply: &ControlResponse) -> Operation {
         ControlResponse::Drain(_) => Operation::Drain,
         ControlResponse::LogLevel(_) => Operation::LogLevel,
         ControlResponse::Resume(_) => Operation::Resume,
+        ControlResponse::Check(_) => Operation::Check,
         // `call` comes with `describe`: a daemon that lists one serves both.
         ControlResponse::Describe(_) | ControlResponse::Call(_) => Operation::Describe,
     }

@@ -76,6 +76,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         }
         Command::Status(t) => ("status", &t.target),
         Command::Reload(t) => ("reload", &t.target),
+        Command::Check(t) => ("check", &t.target),
         Command::Rotate(t) => ("rotate", &t.target),
         Command::Drain(t) => ("drain", &t.target),
         Command::Resume(t) => ("resume", &t.target),
@@ -116,6 +117,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         let reply = match &cli.command {
             Command::Status(_) => Reply::Status(session.status().await?),
             Command::Reload(_) => Reply::Reload(session.reload().await?),
+            Command::Check(_) => Reply::Check(session.check().await?),
             Command::Rotate(_) => Reply::Rotate(session.rotate().await?),
             Command::Drain(_) => {
                 let mut progress = output::DrainProgress::new(global, &session.hello.name);

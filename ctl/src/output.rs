@@ -10,8 +10,8 @@ use crate::cli::Global;
 use crate::error::CtlError;
 use control_api::field::format_duration;
 use control_api::{
-    Description, DrainReply, FieldValue, Hello, LogLevelReply, OperationKind, ReloadReply,
-    ResumeReply, RotateReply, Status,
+    CheckReply, Description, DrainReply, FieldValue, Hello, LogLevelReply, OperationKind,
+    ReloadReply, ResumeReply, RotateReply, Status,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -25,6 +25,7 @@ pub enum Reply {
     Hello,
     Status(Status),
     Reload(ReloadReply),
+    Check(CheckReply),
     Rotate(RotateReply),
     Drain(DrainReply),
     LogLevel(LogLevelReply),
@@ -45,6 +46,7 @@ impl Reply {
                 doc
             }
             Reply::Reload(r) => to_value(r),
+            Reply::Check(r) => to_value(r),
             Reply::Rotate(r) => to_value(r),
             Reply::Drain(r) => to_value(r),
             Reply::LogLevel(r) => to_value(r),
@@ -225,6 +227,16 @@ fn plain(hello: &Hello, reply: &Reply) -> String {
             }
             line
         }
+        Reply::Check(r) if r.unchanged => format!(
+            "{name}: the configuration is valid and equals the active one (generation {}); a \
+             reload would change nothing",
+            r.generation
+        ),
+        Reply::Check(r) => format!(
+            "{name}: the configuration is valid; a reload would apply: {} (generation {} stays \
+             active until then)",
+            r.summary, r.generation
+        ),
         Reply::Rotate(r) => {
             let mut out = format!(
                 "{name}: reopened {} log file{}",
@@ -665,6 +677,11 @@ mod tests {
                 resumed: true,
             }),
             Reply::Resume(ResumeReply { was_draining: true }),
+            Reply::Check(CheckReply {
+                generation: 2,
+                summary: evil.into(),
+                unchanged: false,
+            }),
             Reply::LogLevel(LogLevelReply {
                 filter: evil.into(),
                 previous: Some(evil.into()),

@@ -127,9 +127,13 @@ impl Config {
         }
         Ok(config)
     }
+}
 
-    /// What differs from `old`, for the reload reply (e.g. `interval_ms 100 -> 50`).
-    pub fn changes_from(&self, old: &Config) -> String {
+/// What a reload, or a check, says changed.
+impl control_server::Changes for Config {
+    /// What differs from `old`, for the reload and check replies (e.g. `interval_ms 100 ->
+    /// 50`).
+    fn changes_from(&self, old: &Config) -> String {
         let mut changes = Vec::new();
         if self.log_file != old.log_file {
             changes.push(format!(
@@ -170,6 +174,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use control_server::Changes;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("/etc/demo/demo.toml"))

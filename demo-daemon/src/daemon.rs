@@ -3,13 +3,14 @@
 //! It shows the easy path through `control-server`: the configuration lives in a
 //! [`Reloadable`], each line is a unit of work taken from a [`WorkTracker`], and the log file is
 //! a [`LogFile`]. The server then provides `rotate`, `drain`, `resume` and most of `status` by
-//! itself; the handler only implements `reload` and adds its own typed `status` fields.
+//! itself, and `reload` and `check` from the one load-and-validate step in
+//! [`crate::reload`]; the daemon only adds its own typed `status` fields and commands.
 
 use crate::config::Config;
 use crate::gate::Gate;
+use crate::reload::ConfigSource;
 use anyhow::Context as _;
-use control_api::OpError;
-use control_server::{DaemonStatus, LogFile, OpContext, Reloadable, Reloaded, WorkTracker};
+use control_server::{DaemonStatus, LogFile, Reloadable, WorkTracker};
 use demo_daemon::{Counters, MessageSet, SetMessage};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +20,8 @@ use std::time::{Duration, Instant, SystemTime};
 /// The daemon's state, shared by the worker and the control handler.
 pub struct Demo {
     config_path: PathBuf,
-    config: Reloadable<Config>,
+    /// Replaced whole by `reload` (registered with `Builder::reloadable`).
+    config: Arc<Reloadable<Config>>,
     /// Registered with the server, which reopens it on `rotate`.
     log: LogFile,
     /// Registered with the server, which drains it on `drain`.
@@ -31,8 +33,8 @@ pub struct Demo {
     started: Instant,
     /// Sequence number of the next line.
     next_seq: AtomicU64,
-    /// How many times the reload handler ran, to show reloads being shared.
-    reload_runs: AtomicU64,
+    /// How many times a reload ran, to show reloads being shared.
+    reload_runs: Arc<AtomicU64>,
 }
 
 impl Demo {
@@ -40,14 +42,14 @@ impl Demo {
     pub fn new(config_path: PathBuf, config: Config, log: LogFile, work: WorkTracker) -> Demo {
         Demo {
             config_path,
-            config: Reloadable::new(config),
+            config: Arc::new(Reloadable::new(config)),
             log,
             work,
             message: Mutex::new(None),
             bytes_written: AtomicU64::new(0),
             started: Instant::now(),
             next_seq: AtomicU64::new(1),
-            reload_runs: AtomicU64::new(0),
+            reload_runs: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -137,8 +139,23 @@ impl Demo {
 }
 
 /// The control side. `rotate`, `drain` and `resume` need no code here: the server provides
-/// them for the registered log file and work tracker.
+/// them for the registered log file and work tracker; `reload` and `check` come from
+/// [`ConfigSource`].
 impl Demo {
+    /// The configuration, for `Builder::reloadable`.
+    pub fn config(&self) -> &Arc<Reloadable<Config>> {
+        &self.config
+    }
+
+    /// Where `reload` and `check` read the configuration, for `Builder::reloadable`.
+    pub fn config_source(&self) -> ConfigSource {
+        ConfigSource {
+            path: self.config_path.clone(),
+            log: self.log.clone(),
+            reload_runs: self.reload_runs.clone(),
+        }
+    }
+
     /// The message log lines carry: `set-message`'s, else the configuration's.
     fn message(&self) -> String {
         let set = self.message.lock().unwrap_or_else(|e| e.into_inner());
@@ -167,67 +184,6 @@ impl Demo {
         }
     }
 
-    /// `reload`.
-    pub async fn reload(&self, ctx: OpContext) -> Result<Reloaded, OpError> {
-        self.reload_runs.fetch_add(1, Ordering::SeqCst);
-        let refused = "new configuration refused, the running one stays active";
-        let old = self.config.get();
-        // Everything that can fail comes first; nothing is applied until all of it passed.
-        let new = Config::load(&self.config_path)
-            .await
-            .map_err(|e| OpError::failed_because(refused, &e))?;
-        if new.log_file != old.log_file {
-            LogFile::open(&new.log_file).map_err(|e| {
-                OpError::failed_because(
-                    format!("{refused}: cannot open log_file {}", new.log_file.display()),
-                    &e,
-                )
-            })?;
-        }
-        if new.reload_panics {
-            panic!("reload_panics is set in {}", self.config_path.display());
-        }
-        tracing::info!("reload: configuration read and valid");
-        if let Some(path) = &new.reload_gate {
-            let gate = Gate::open(path).map_err(|e| {
-                OpError::failed_because(
-                    format!("{refused}: cannot open reload_gate {}", path.display()),
-                    &e,
-                )
-            })?;
-            wait_at(gate, &ctx).await.map_err(|e| {
-                OpError::failed_because(
-                    format!("{refused}: reload_gate {} failed", path.display()),
-                    &e,
-                )
-            })?;
-        }
-        // A caller who gave up must not see the configuration change later by surprise.
-        if ctx.expired() {
-            return Err(OpError::failed(
-                "the deadline passed before the new configuration was applied; \
-                 the running one stays active",
-            ));
-        }
-        if new == *old {
-            return Ok(Reloaded::unchanged());
-        }
-        if new.log_file != old.log_file {
-            self.log.switch_to(&new.log_file).map_err(|e| {
-                OpError::failed_because(
-                    format!("{refused}: cannot open log_file {}", new.log_file.display()),
-                    &e,
-                )
-            })?;
-        }
-        let summary = new.changes_from(&old);
-        self.config
-            .try_replace(|_| Ok::<_, std::convert::Infallible>(new))
-            .unwrap_or_else(|never| match never {});
-        tracing::info!("configuration reloaded: {summary}");
-        Ok(Reloaded::changed(summary))
-    }
-
     /// The daemon's part of `status`.
     pub fn status(&self) -> DaemonStatus {
         let config = self.config.get();
@@ -240,18 +196,4 @@ impl Demo {
             .field("message", self.message())
             .field("reload_runs", self.reload_runs.load(Ordering::SeqCst))
     }
-}
-
-/// Test hook: holds a reload at `gate` until the test opens it; says when the caller's deadline
-/// passes meanwhile, so that a test can open the gate after that rather than guess.
-async fn wait_at(gate: Gate, ctx: &OpContext) -> std::io::Result<()> {
-    tracing::info!("reload: waiting at the gate {}", gate.path().display());
-    let passed = gate.passed();
-    tokio::pin!(passed);
-    tokio::select! {
-        result = &mut passed => return result,
-        () = ctx.until_deadline() => {}
-    }
-    tracing::info!("reload: the caller's deadline passed at the gate");
-    passed.await
 }

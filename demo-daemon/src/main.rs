@@ -4,6 +4,7 @@
 mod config;
 mod daemon;
 mod gate;
+mod reload;
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
@@ -219,13 +220,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(gid) = args.socket_group {
         builder = builder.socket_group(gid);
     }
-    // `--disable reload` plays a daemon that has no reload.
+    // One load-and-validate step gives `reload` and `check`. `--disable reload` plays a
+    // daemon that has neither.
     if !args.disable.contains(&Operation::Reload) {
-        let reloading = demo.clone();
-        builder = builder.reload(move |ctx| {
-            let demo = reloading.clone();
-            async move { demo.reload(ctx).await }
-        });
+        builder = builder.reloadable(demo.config(), demo.config_source());
     }
     // Registering the log file is all it takes for `ctl rotate` to work. `--disable rotate`
     // plays a daemon that never had rotate support.
@@ -292,7 +290,8 @@ fn print_banner(args: &Args, socket: &Path, config: &Path, log: &Path, interval_
          \n\
          Try, from another shell:\n\
          \x20 {ctl} status {target}\n\
-         \x20 {ctl} reload {target}        # after editing the config; a broken edit is refused\n\
+         \x20 {ctl} check {target}         # after editing the config: what a reload would change\n\
+         \x20 {ctl} reload {target}        # applies it; a broken edit is refused\n\
          \x20 mv {log} {log}.1 && {ctl} rotate {target}\n\
          \x20 {ctl} log-level {target} debug\n\
          \x20 {ctl} hello {target}\n\

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod ansible;
+mod check;
 mod cli;
 mod commands;
 mod demo;

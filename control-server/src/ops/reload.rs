@@ -1,16 +1,24 @@
-//! `reload`: single-flight with generations.
+//! `reload`: single-flight with generations; and `check`, which takes its turn with them.
 //!
 //! Requests queue for the next reload to *start*. While one runs, every request that arrives
 //! waits for it to finish and then shares one more reload, which reads the configuration as it
 //! is after all of them asked: no caller is answered with a reload that began before its
 //! request, and twenty callers at once cost two reloads, not twenty.
+//!
+//! A `check` and a reload never overlap: each takes the same turn, so a check compares the file
+//! with a configuration no reload is replacing at that moment, and the generation it names is
+//! the one it compared against. A check asked for during a reload waits for it to end (and
+//! then reports against what that reload applied); it never joins or delays more than the one
+//! reload in progress, and a reload asked for during a check waits at most for that check.
 
 use crate::handler::{Hook, OpContext};
 use crate::notify::Notifier;
 use crate::panic::catching;
 use crate::registry::Entry;
 use crate::Reloaded;
-use control_api::{OpError, Operation, ReloadOutcome, ReloadReply, ReloadRequest};
+use control_api::{
+    CheckReply, CheckRequest, OpError, Operation, ReloadOutcome, ReloadReply, ReloadRequest,
+};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use tokio::sync::oneshot;
@@ -23,6 +31,11 @@ pub(crate) struct Reloads {
     queue: Mutex<Queue>,
     /// The daemon's reload; `None`: no `reload` operation.
     handler: Option<Hook<Result<Reloaded, OpError>>>,
+    /// The daemon's check: its reload's load-and-validate step, applying nothing; `None`: no
+    /// `check` operation.
+    checker: Option<Hook<Result<Reloaded, OpError>>>,
+    /// Held by each reload (with its recording) and each check: the two never overlap.
+    turn: tokio::sync::Mutex<()>,
     notifier: Option<Arc<Notifier>>,
     /// Where reloads run: a task of the server's, which the caller going away does not stop.
     work: TaskTracker,
@@ -54,6 +67,7 @@ use crate::panic::lock;
 impl Reloads {
     pub fn new(
         handler: Option<Hook<Result<Reloaded, OpError>>>,
+        checker: Option<Hook<Result<Reloaded, OpError>>>,
         notifier: Option<Arc<Notifier>>,
         work: TaskTracker,
     ) -> Self {
@@ -64,6 +78,8 @@ impl Reloads {
             }),
             queue: Mutex::new(Queue::default()),
             handler,
+            checker,
+            turn: tokio::sync::Mutex::new(()),
             notifier,
             work,
         }
@@ -81,6 +97,43 @@ impl Reloads {
                 async move { reloads.request(ctx).await }
             },
         ))
+    }
+
+    /// The `check` operation, when the daemon registered its reload as a load-and-validate
+    /// step (see [`Builder::reloadable`](crate::Builder::reloadable)).
+    pub fn check_entry(self: &Arc<Self>) -> Option<Entry> {
+        self.checker.as_ref()?;
+        let reloads = self.clone();
+        Some(Entry::builtin(
+            Operation::Check,
+            "Validate the configuration as a reload would, apply nothing, say what would change",
+            move |ctx, _: CheckRequest| {
+                let reloads = reloads.clone();
+                async move { reloads.check(ctx).await }
+            },
+        ))
+    }
+
+    /// Runs the daemon's check in its turn: what a reload would change now, and the
+    /// generation active while it looked.
+    async fn check(&self, ctx: OpContext) -> Result<CheckReply, OpError> {
+        let Some(checker) = &self.checker else {
+            return Err(OpError::unsupported(Operation::Check, []));
+        };
+        let _turn = match self.turn.try_lock() {
+            Ok(turn) => turn,
+            Err(_) => {
+                // Said when it happens, so that a test can tell the check waits.
+                tracing::debug!("check requested: waiting for the reload in progress");
+                self.turn.lock().await
+            }
+        };
+        let checked = catching(checker(ctx)).await?;
+        Ok(CheckReply {
+            generation: lock(&self.history).generation,
+            summary: checked.summary,
+            unchanged: checked.unchanged,
+        })
     }
 
     /// Whether the daemon registered a reload.
@@ -208,7 +261,11 @@ impl Reloads {
             if let Some(notifier) = &self.notifier {
                 notifier.reloading();
             }
-            let result = self.record(catching(handler(ctx)).await);
+            let result = {
+                // A check waiting meanwhile sees the generation this reload records.
+                let _turn = self.turn.lock().await;
+                self.record(catching(handler(ctx)).await)
+            };
             if let Some(notifier) = &self.notifier {
                 notifier.reloaded(&match &result {
                     Ok(r) => format!(
