@@ -373,13 +373,16 @@ impl Play {
         self.doc["events"].as_array().expect("events")
     }
 
-    /// The hosts `task` ran on, in order.
+    /// The hosts `task` ran on, sorted (hosts of one batch run in parallel).
     fn hosts_of(&self, task: &str) -> Vec<&str> {
-        self.events()
+        let mut hosts: Vec<&str> = self
+            .events()
             .iter()
             .filter(|e| e["task"] == task)
             .map(|e| e["host"].as_str().unwrap())
-            .collect()
+            .collect();
+        hosts.sort_unstable();
+        hosts
     }
 
     /// The one event of `task` on `host`: its status (`ok`, `changed`, `failed`, `ignored`,
