@@ -8,7 +8,7 @@
 //! (`target/ansible-venv`), or from `$CTL_ANSIBLE_PLAYBOOK`; without it these tests are skipped,
 //! except under CI, where they fail.
 
-use crate::config;
+use crate::fleet::{start_hosts, Host, TARGET};
 use serde_json::{json, Value};
 use std::fmt;
 use std::io::Read;
@@ -16,10 +16,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tests::{bins, wait_for, Daemon, Sandbox, WAIT};
-
-/// The daemon's name on every host, as a fleet has it.
-const TARGET: &str = "web";
+use tests::{bins, wait_for, Sandbox, WAIT};
 
 /// Longest one ansible command may take; past it, it is killed with its process group.
 const ANSIBLE_LIMIT: Duration = Duration::from_secs(300);
@@ -54,53 +51,6 @@ fn require_ansible() -> Option<PathBuf> {
     None
 }
 
-/// One host of the fleet: a sandbox with its socket directory, config, log and daemon.
-struct Host {
-    name: String,
-    sb: Sandbox,
-    config: PathBuf,
-    log: PathBuf,
-    daemon: Option<Daemon>,
-}
-
-impl Host {
-    /// Writes the daemon's config with `message`: a change a reload applies.
-    fn write_config(&self, message: &str) {
-        std::fs::write(&self.config, config(&self.log, 20, message)).unwrap();
-    }
-
-    /// Writes a config the daemon refuses (line 4 is not TOML).
-    fn break_config(&self) {
-        std::fs::write(
-            &self.config,
-            format!("{}this is not toml\n", config(&self.log, 20, "broken")),
-        )
-        .unwrap();
-    }
-
-    fn status(&self) -> Value {
-        self.sb
-            .ctl(&["--json", "status", TARGET])
-            .expect_code(0)
-            .json()["result"]
-            .clone()
-    }
-
-    /// The configuration generation the daemon reports now.
-    fn generation(&self) -> u64 {
-        self.status()["config_generation"]
-            .as_u64()
-            .expect("config_generation")
-    }
-
-    /// Kills the daemon, leaving its socket behind, stale, as a crash does.
-    fn crash(&mut self) {
-        let mut daemon = self.daemon.take().expect("a running daemon");
-        daemon.signal(rustix::process::Signal::KILL);
-        daemon.wait_exit();
-    }
-}
-
 /// A fleet of hosts `h1`..`hN`, each with its daemon `web`, and a private place for ansible's
 /// own files (home, temp, the installed collection, the inventory).
 struct Fleet {
@@ -111,21 +61,7 @@ struct Fleet {
 
 impl Fleet {
     fn new(bin: PathBuf, n: usize) -> Fleet {
-        let hosts = (1..=n)
-            .map(|i| {
-                let sb = Sandbox::new();
-                let log = sb.path("web.log");
-                let config = sb.write_config("web.toml", &config(&log, 20, "v1"));
-                let daemon = sb.start_daemon(TARGET, &config, &[]);
-                Host {
-                    name: format!("h{i}"),
-                    sb,
-                    config,
-                    log,
-                    daemon: Some(daemon),
-                }
-            })
-            .collect();
+        let hosts = start_hosts(n);
         let fleet = Fleet {
             bin,
             ansible: Sandbox::new(),
@@ -162,39 +98,41 @@ impl Fleet {
     }
 
     /// Builds the collection from `contrib/ansible` and installs it into this fleet's own
-    /// collections path, as the collection's README says; nothing global.
+    /// collections path, with the commands of the collection's README; nothing global.
     fn install_collection(&self) {
-        let out = self.ansible.path("build");
+        let source = repo().join("contrib/ansible");
         self.ansible_cmd(
             "ansible-galaxy",
             &[
                 "collection",
                 "build",
                 "--output-path",
-                out.to_str().unwrap(),
-                repo().join("contrib/ansible").to_str().unwrap(),
+                "dist",
+                source.to_str().unwrap(),
             ],
         )
         .expect_success();
-        let tarball = std::fs::read_dir(&out)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.extension().is_some_and(|e| e == "gz"))
-            .expect("ansible-galaxy built a tarball");
         self.ansible_cmd(
             "ansible-galaxy",
             &[
                 "collection",
                 "install",
                 "-p",
-                self.collections().to_str().unwrap(),
-                tarball.to_str().unwrap(),
+                "collections",
+                "dist/ctl-fleet-0.1.0.tar.gz",
             ],
         )
         .expect_success();
+        assert!(
+            self.collections()
+                .join("ansible_collections/ctl/fleet/plugins/modules/ctl.py")
+                .is_file(),
+            "ansible-galaxy installed the module"
+        );
     }
 
-    /// The inventory: every host local, with its own socket directory and log, one `ctl`.
+    /// The inventory: every host local, with its own socket directory and log, one `ctl`. The
+    /// daemon's name is given on the command line (`-e ctl_target=web`), as the guide does.
     fn write_inventory(&self) {
         let hosts: serde_json::Map<String, Value> = self
             .hosts
@@ -214,7 +152,6 @@ impl Fleet {
                 "ansible_connection": "local",
                 "ansible_python_interpreter": "{{ ansible_playbook_python }}",
                 "ctl_path": bins().ctl,
-                "ctl_target": TARGET,
             },
             "hosts": hosts,
         }});
@@ -263,7 +200,8 @@ impl Fleet {
     /// `ansible-playbook -i INVENTORY PLAYBOOK ARGS`, its results parsed.
     fn play(&self, playbook: &str, args: &[&str]) -> Play {
         let inventory = self.inventory();
-        let mut all = vec!["-i", inventory.to_str().unwrap(), playbook];
+        let target = format!("ctl_target={TARGET}");
+        let mut all = vec!["-i", inventory.to_str().unwrap(), playbook, "-e", &target];
         all.extend_from_slice(args);
         let ran = self.ansible_cmd("ansible-playbook", &all);
         let doc = ran

@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod demo;
 mod embedded;
+mod fleet;
 mod hostile;
 mod hostile_daemon;
 mod hostile_files;
