@@ -600,16 +600,16 @@ fn check_mode_reloads_nothing_and_says_what_would_change() {
 
     let play = fleet.rolling_reload(&["--check"]);
     play.expect_code(0);
+    for host in &fleet.hosts {
+        let status = host.status();
+        assert_eq!(status["config_generation"], 1, "{status:#}");
+        assert!(status["last_reload"].is_null(), "no reload ran: {status:#}");
+    }
     for (h, would) in [("h1", "changed"), ("h2", "ok"), ("h3", "changed")] {
         assert_eq!(play.status("ctl reload", h), would, "{play}");
         let r = play.result("ctl reload", h);
         assert_eq!(r["operation"], "check", "{r:#}");
         assert_eq!(r["result"]["generation"], 1, "{r:#}");
-    }
-    for host in &fleet.hosts {
-        let status = host.status();
-        assert_eq!(status["config_generation"], 1, "{status:#}");
-        assert!(status["last_reload"].is_null(), "no reload ran: {status:#}");
     }
 
     // A refused config fails in check mode as the reload would, and still nothing reloads.
