@@ -8,6 +8,7 @@
 //! (`target/ansible-venv`), or from `$CTL_ANSIBLE_PLAYBOOK`; without it these tests are skipped,
 //! except under CI, where they fail.
 
+use crate::config;
 use crate::fleet::{start_hosts, Host, TARGET};
 use serde_json::{json, Value};
 use std::fmt;
@@ -416,9 +417,15 @@ fn the_module_operation_by_operation() {
     let Some(bin) = require_ansible() else { return };
     let fleet = Fleet::new(bin, 1);
     let host = fleet.host("h1");
+    let config = host
+        .sb
+        .write_config("old.toml", &config(&host.sb.path("old.log"), 20, "old"));
+    let _old = host
+        .sb
+        .start_daemon("old", &config, &["--disable", "reload"]);
     let play = fleet.play(
         repo().join("tests/ansible/module.yml").to_str().unwrap(),
-        &[],
+        &["-e", "ctl_target_without_check=old"],
     );
     play.expect_code(0);
     let h = "h1";
@@ -494,6 +501,14 @@ fn the_module_operation_by_operation() {
     );
     assert_eq!(play.status("resume", h), "changed");
     assert_eq!(play.status("resume again", h), "ok");
+
+    // Check mode cannot tell what a reload would do on a daemon without check: skipped.
+    let task = "reload in check mode, a daemon without check";
+    assert_eq!(play.status(task, h), "skipped", "{play}");
+    assert_eq!(play.result(task, h)["error"]["kind"], "unsupported");
+    let task = "reload, a daemon without reload";
+    assert_eq!(play.status(task, h), "ignored");
+    assert_eq!(play.result(task, h)["rc"], 3);
 
     // A daemon that is not there: ok with missing_ok (and why), failed with 69 without.
     for task in [

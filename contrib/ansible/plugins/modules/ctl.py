@@ -83,7 +83,8 @@ attributes:
     details:
       - O(operation=reload) runs C(ctl check) instead, which validates the configuration and
         applies nothing; C(changed) says whether a reload would change something, and a
-        refused configuration fails the task as the reload would.
+        refused configuration fails the task as the reload would. A daemon without C(check)
+        (C(rc=3)) makes the task skipped.
       - O(operation=rotate), O(operation=drain) and O(operation=resume) read the daemon's status
         instead (so a missing daemon fails, or is skipped with O(missing_ok), as it would) and
         report C(changed) as a prediction; a rotate would reopen the daemon's log files (whether
@@ -333,9 +334,27 @@ class Ctl:
     def predict(self, op):
         """Check mode for an operation that would change something: run nothing that does."""
         if op == "reload":
+            rc, doc, stderr = self.ctl("check")
+            if rc == 3 and doc and (doc.get("error") or {}).get("kind") == "unsupported":
+                # A daemon without `check` (one that registered a bare reload, or predates
+                # it): what a reload would do cannot be known without doing it.
+                self.module.exit_json(
+                    skipped=True,
+                    changed=False,
+                    # Said outright: ansible fails a result with a non-zero rc and no `failed`.
+                    failed=False,
+                    rc=rc,
+                    cmd=self.last_cmd,
+                    operation="check",
+                    target=self.params["target"],
+                    error=doc["error"],
+                    msg="check mode: the daemon has no `check`, so what a reload would change is unknown; not reloaded",
+                )
             return self.report(
                 "check",
-                *self.ctl("check"),
+                rc,
+                doc,
+                stderr,
                 changed=lambda result: not result.get("unchanged", False),
                 note=lambda changed: "check mode: ran `ctl check`, nothing was applied; a reload would %s"
                 % ("change the configuration" if changed else "change nothing"),
