@@ -31,11 +31,14 @@ pub enum Operation {
     /// See [`Control::check`](crate::Control::check). Added after the first release: clients
     /// send it only when `hello` lists `check`.
     Check,
+    /// See [`Control::counters`](crate::Control::counters). Added after the first release:
+    /// clients send it only when `hello` lists `counters`.
+    Counters,
 }
 
 impl Operation {
     /// Every operation this build of the protocol knows, in a stable order.
-    pub const ALL: [Operation; 9] = [
+    pub const ALL: [Operation; 10] = [
         Operation::Hello,
         Operation::Status,
         Operation::Reload,
@@ -45,6 +48,7 @@ impl Operation {
         Operation::Resume,
         Operation::Describe,
         Operation::Check,
+        Operation::Counters,
     ];
 
     /// The wire and command-line name.
@@ -59,6 +63,7 @@ impl Operation {
             Operation::Resume => "resume",
             Operation::Describe => "describe",
             Operation::Check => "check",
+            Operation::Counters => "counters",
         }
     }
 
@@ -66,7 +71,9 @@ impl Operation {
     /// this is the level of changing it.
     pub const fn access(self) -> Access {
         match self {
-            Operation::Hello | Operation::Status | Operation::Describe => Access::Read,
+            Operation::Hello | Operation::Status | Operation::Describe | Operation::Counters => {
+                Access::Read
+            }
             Operation::Reload
             | Operation::Check
             | Operation::Rotate
@@ -100,7 +107,7 @@ impl fmt::Display for Operation {
 /// The name is not an operation this build knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown operation `{0}`; known operations: hello, status, reload, rotate, drain, log-level, resume, describe, check"
+    "unknown operation `{0}`; known operations: hello, status, reload, rotate, drain, log-level, resume, describe, check, counters"
 )]
 pub struct UnknownOperation(pub String);
 

@@ -26,6 +26,7 @@ pub fn protocol() -> Value {
             Operation::Resume => op::<ResumeRequest, ResumeReply>(),
             Operation::Describe => op::<DescribeRequest, Description>(),
             Operation::Check => op::<CheckRequest, CheckReply>(),
+            Operation::Counters => op::<CountersRequest, CountersReply>(),
         };
         ops.insert(operation.as_str().to_owned(), schemas);
     }

@@ -38,7 +38,10 @@ pub trait Control {
     async fn call(req: CallRequest) -> Result<CallReply, OpError>;
     /// Read and validate the configuration as a reload would, apply nothing, and say what a
     /// reload would change; a configuration a reload would refuse is refused the same way.
-    /// Added after the first release: clients call it only when `hello` lists `check`. New
-    /// methods go at the end, after this one.
+    /// Added after the first release: clients call it only when `hello` lists `check`.
     async fn check(req: CheckRequest) -> Result<CheckReply, OpError>;
+    /// The daemon's named counters and gauges, then the server's own, optionally only those
+    /// under a prefix. Added after the first release: clients call it only when `hello` lists
+    /// `counters`. New methods go at the end, after this one.
+    async fn counters(req: CountersRequest) -> Result<CountersReply, OpError>;
 }

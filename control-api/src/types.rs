@@ -141,6 +141,45 @@ pub struct CheckReply {
     pub unchanged: bool,
 }
 
+/// Argument of [`Control::counters`](crate::Control::counters).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct CountersRequest {
+    /// Only the counters whose name starts with this; all when absent.
+    pub prefix: Option<String>,
+}
+
+/// Reply of [`Control::counters`](crate::Control::counters).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CountersReply {
+    /// The daemon's counters, then the server's own (under `ctl.`), each in the order
+    /// registered.
+    pub counters: Vec<CounterValue>,
+}
+
+/// One counter's value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CounterValue {
+    /// Its name, e.g. `web.requests` (ASCII letters, digits, `_`, `.`, `:`, `-`).
+    pub name: String,
+    /// A monotonic count or a gauge.
+    pub kind: CounterKind,
+    /// The value when read.
+    pub value: i64,
+    /// What it counts, in one line.
+    pub help: String,
+}
+
+/// What kind of number a counter is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CounterKind {
+    /// Only goes up (until the daemon restarts).
+    Counter,
+    /// Goes up and down.
+    Gauge,
+}
+
 /// Argument of [`Control::rotate`](crate::Control::rotate).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
@@ -309,6 +348,18 @@ mod tests {
             resumed: true,
         });
         round_trip(ResumeReply { was_draining: true });
+        round_trip(CountersReply {
+            counters: vec![CounterValue {
+                name: "web.requests".into(),
+                kind: CounterKind::Counter,
+                value: 7,
+                help: "Requests".into(),
+            }],
+        });
+        assert_eq!(
+            serde_json::to_value(CounterKind::Gauge).unwrap(),
+            serde_json::json!("gauge")
+        );
         round_trip(CheckReply {
             generation: 3,
             summary: "interval_ms 100 -> 50".into(),
@@ -334,6 +385,7 @@ mod tests {
         assert!(serde_json::from_str::<LogLevelReply>("{}").is_err());
         assert!(serde_json::from_str::<ResumeReply>("{}").is_err());
         assert!(serde_json::from_str::<CheckReply>("{}").is_err());
+        assert!(serde_json::from_str::<CountersReply>("{}").is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! connection is dropped, or the server shuts down.
 
 use crate::conn_state::{ConnState, Kill, STRANGER_CONNECTIONS};
+use crate::counters::{Counter, Gauge, ServerCounters};
 use crate::noise::{Noise, Throttle};
 use crate::policy::Standing;
 use crate::service::ControlService;
@@ -36,6 +37,9 @@ pub(crate) struct Connections {
     log: Arc<Throttle>,
     /// Most connections open at once since the table was last empty.
     peak: AtomicUsize,
+    /// `ctl.connections.evicted` and `ctl.connections.open`, shared by every table.
+    evicted: Counter,
+    open_gauge: Gauge,
 }
 
 /// Open connections past which, once they have all closed, the memory they used is handed back
@@ -54,12 +58,14 @@ pub(crate) struct Full {
 }
 
 impl Connections {
-    pub fn new(max: usize, log: Arc<Throttle>) -> Self {
+    pub fn new(max: usize, log: Arc<Throttle>, counters: &ServerCounters) -> Self {
         Connections {
             max,
             open: Mutex::new(BTreeMap::new()),
             log,
             peak: AtomicUsize::new(0),
+            evicted: counters.evicted.clone(),
+            open_gauge: counters.open.clone(),
         }
     }
 
@@ -84,12 +90,14 @@ impl Connections {
             match idle {
                 Some((&id, victim)) if open.len() < 2 * self.max => {
                     victim.kill(Kill::Evicted);
+                    self.evicted.inc();
                     evicted = Some((id, victim.peer.uid));
                 }
                 _ => return Err(self.full(&open)),
             }
         }
         open.insert(conn, state.clone());
+        self.open_gauge.inc();
         self.peak.fetch_max(open.len(), Ordering::Relaxed);
         drop(open);
         if let Some((victim, uid)) = evicted {
@@ -129,13 +137,19 @@ impl Connections {
             .values()
             .find(|c| c.is_idle())
             .or_else(|| open.values().find(|c| !c.is_killed()));
-        victim.map(|v| v.kill(why())).is_some()
+        let evicted = victim.map(|v| v.kill(why())).is_some();
+        if evicted {
+            self.evicted.inc();
+        }
+        evicted
     }
 
     /// Forgets a connection whose task ended.
     pub fn remove(&self, conn: u64) {
         let mut open = self.lock();
-        open.remove(&conn);
+        if open.remove(&conn).is_some() {
+            self.open_gauge.dec();
+        }
         let crowd_gone = open.is_empty() && self.peak.swap(0, Ordering::Relaxed) >= TRIM_AFTER_PEAK;
         drop(open);
         if crowd_gone {
@@ -164,8 +178,8 @@ pub(crate) struct Tables {
 }
 
 impl Tables {
-    pub fn new(max: usize, noise: &Noise) -> Tables {
-        let table = |max| Arc::new(Connections::new(max, noise.no_room.clone()));
+    pub fn new(max: usize, noise: &Noise, counters: &ServerCounters) -> Tables {
+        let table = |max| Arc::new(Connections::new(max, noise.no_room.clone(), counters));
         Tables {
             trusted: table(max),
             permitted: table(max),
@@ -426,7 +440,7 @@ mod tests {
     #[test]
     fn a_full_table_drops_the_oldest_idle_connection_at_once() {
         let shutdown = CancellationToken::new();
-        let conns = Connections::new(2, Throttle::new("test"));
+        let conns = Connections::new(2, Throttle::new("test"), &ServerCounters::new());
         let first = conns.admit(1, state(7, &shutdown)).unwrap();
         let second = conns.admit(2, state(7, &shutdown)).unwrap();
         first.in_flight.store(1, Ordering::SeqCst); // busy: must not be evicted
@@ -457,7 +471,7 @@ mod tests {
     #[test]
     fn connections_that_never_sent_a_request_are_evicted_first() {
         let shutdown = CancellationToken::new();
-        let conns = Connections::new(2, Throttle::new("test"));
+        let conns = Connections::new(2, Throttle::new("test"), &ServerCounters::new());
         let session = conns.admit(1, state(7, &shutdown)).unwrap();
         session.requests.store(1, Ordering::SeqCst); // a ctl between hello and its operation
         let silent = conns.admit(2, state(7, &shutdown)).unwrap();
@@ -469,7 +483,7 @@ mod tests {
     #[test]
     fn dropped_connections_count_until_their_task_ends_up_to_twice_the_cap() {
         let shutdown = CancellationToken::new();
-        let conns = Connections::new(2, Throttle::new("test"));
+        let conns = Connections::new(2, Throttle::new("test"), &ServerCounters::new());
         // Idle connections whose tasks never end: each new one drops the oldest, but nothing
         // is admitted past twice the cap.
         let admitted = (1..=10)
@@ -481,7 +495,7 @@ mod tests {
     #[test]
     fn standings_never_take_room_from_each_other() {
         let shutdown = CancellationToken::new();
-        let tables = Tables::new(4, &Noise::new());
+        let tables = Tables::new(4, &Noise::new(), &ServerCounters::new());
         let root = tables
             .of(Standing::Trusted)
             .admit(1, state(0, &shutdown))

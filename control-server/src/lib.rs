@@ -89,10 +89,12 @@
 //! - [`config_file`]: reading a configuration file for `reload` without blocking the runtime.
 //! - [`reloadable`]: [`Reloadable`], validate-then-swap configuration.
 //! - [`drain`]: [`WorkTracker`], work in flight for `drain`.
+//! - [`counters`]: [`Counters`], named counters and gauges for `ctl counters`, the daemon's and
+//!   the server's own.
 //! - [`notify`]: systemd's readiness protocol.
 //! - `ops`: the built-in operations, each a registry entry owning its state: `hello` and
-//!   `describe`, `status`, `reload` (single-flight), `rotate`, `drain` and `resume`,
-//!   `log-level`.
+//!   `describe`, `status`, `reload` (single-flight) and `check`, `rotate`, `drain` and
+//!   `resume`, `log-level`, `counters`.
 //! - [`signals`]: making leftover `pkill -HUP` lines harmless.
 //! - `connection`, `conn_state`, `service`: admission and one connection, its state, and the
 //!   glue between tarpc and the registry (policy, dispatch, logging).
@@ -104,6 +106,7 @@
 pub mod config_file;
 mod conn_state;
 mod connection;
+pub mod counters;
 pub mod drain;
 pub mod handler;
 pub mod listener;
@@ -123,6 +126,7 @@ mod state;
 mod transport;
 
 pub use control_api as api;
+pub use counters::{Counter, Counters, Gauge};
 pub use drain::{WorkGuard, WorkTracker};
 pub use handler::{DaemonStatus, OpContext, Reloaded};
 pub use listener::BindError;

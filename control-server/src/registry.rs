@@ -3,6 +3,7 @@
 //! handler from JSON arguments to a JSON reply). Nothing else decides whether an operation
 //! exists: `hello` and `describe` list the registry, and calls are dispatched by name.
 
+use crate::counters::{Counter, ServerCounters};
 use crate::handler::OpContext;
 use control_api::command::schema_of;
 use control_api::{Access, ControlRequest, OpError, OperationInfo, OperationKind};
@@ -28,6 +29,8 @@ pub(crate) struct Entry {
     /// without a filter only reads); else `info.access`.
     access_for: Option<fn(&Value) -> Access>,
     handle: Handle,
+    /// Calls that succeeded and that ran and failed, once the server counts them.
+    pub calls: Option<(Counter, Counter)>,
 }
 
 impl Entry {
@@ -78,6 +81,7 @@ impl Entry {
             },
             access_for: None,
             handle,
+            calls: None,
         }
     }
 
@@ -140,6 +144,13 @@ impl Registry {
         Ok(())
     }
 
+    /// Gives each entry its `ctl.calls.NAME.ok` and `.failed` counters.
+    pub fn count_calls(&mut self, counters: &ServerCounters) {
+        for entry in &mut self.entries {
+            entry.calls = Some(counters.calls(entry.name));
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<&Entry> {
         self.entries.iter().find(|e| e.info.name == name)
     }
@@ -191,6 +202,7 @@ pub(crate) fn method_name(request: &ControlRequest) -> &'static str {
         ControlRequest::Resume { .. } => Op::Resume.as_str(),
         ControlRequest::Describe { .. } => Op::Describe.as_str(),
         ControlRequest::Check { .. } => Op::Check.as_str(),
+        ControlRequest::Counters { .. } => Op::Counters.as_str(),
         ControlRequest::Call { .. } => "call",
     }
 }

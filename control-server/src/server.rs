@@ -2,6 +2,7 @@
 
 use crate::conn_state::ConnState;
 use crate::connection::{Admitted, Limits, Tables};
+use crate::counters::{Counters, ServerCounters};
 use crate::drain::WorkTracker;
 use crate::handler::{hook, DaemonStatus, Hook, OpContext, Reloaded};
 use crate::listener::{self, BindError, BoundSocket};
@@ -83,8 +84,8 @@ impl Default for Serving {
 /// ([`reloadable`](Builder::reloadable)) gives `reload` and `check`, a reload function alone
 /// `reload`, a
 /// [`LogFile`] gives `rotate`, a [`WorkTracker`] gives `drain` and `resume`, a [`LogFilter`]
-/// gives `log-level`, and each [`command`](Builder::command) one command. `hello`, `status` and
-/// `describe` are always served.
+/// gives `log-level`, and each [`command`](Builder::command) one command. `hello`, `status`,
+/// `describe` and `counters` are always served.
 pub struct Builder {
     name: String,
     version: String,
@@ -106,6 +107,7 @@ pub struct Builder {
     own_drain: Option<Hook<Result<DrainReply, OpError>>>,
     own_resume: Option<Hook<Result<ResumeReply, OpError>>>,
     commands: Vec<Entry>,
+    counters: Counters,
 }
 
 impl Builder {
@@ -233,6 +235,15 @@ impl Builder {
             OperationKind::Command,
             f,
         ));
+        self
+    }
+
+    /// Registers the daemon's counters and gauges: `ctl counters` shows them, before the
+    /// server's own (`ctl.*`: calls per operation and result, refusals, connections and
+    /// evictions, reloads, rotations), which it shows whether or not this is called. Counters
+    /// registered in the set later, even after `bind`, are shown too.
+    pub fn counters(mut self, counters: &Counters) -> Self {
+        self.counters = counters.clone();
         self
     }
 
@@ -376,11 +387,13 @@ impl Builder {
         }
         .map(Arc::new);
         let work = TaskTracker::new();
+        let counters = ServerCounters::new();
         let reloads = Arc::new(ops::reload::Reloads::new(
             self.reload,
             self.check,
             notifier.clone(),
             work.clone(),
+            &counters,
         ));
         // Filled once everything is registered: `hello` and `describe` list it.
         let catalog = ops::describe::Catalog::default();
@@ -396,6 +409,8 @@ impl Builder {
         let rotate = ops::rotate::Rotate {
             logs: self.logs,
             own: self.own_rotate,
+            ok: counters.rotations_ok.clone(),
+            failed: counters.rotations_failed.clone(),
         };
         let drain = ops::drain::Drain {
             tracker: self.tracker,
@@ -420,7 +435,10 @@ impl Builder {
         .flatten()
         .chain(drain.entries())
         .chain(self.log_filter.map(ops::log_level::entry))
-        .chain([ops::describe::describe(catalog.clone())])
+        .chain([
+            ops::describe::describe(catalog.clone()),
+            ops::counters::entry(self.counters, counters.set.clone()),
+        ])
         .collect();
         builtins.sort_by_key(|e| {
             control_api::Operation::ALL
@@ -430,6 +448,7 @@ impl Builder {
         for entry in builtins.into_iter().chain(self.commands) {
             registry.add(entry)?;
         }
+        registry.count_calls(&counters);
         let _ = catalog.set(registry.infos());
 
         // Bound last: a registry error leaves no socket behind.
@@ -442,6 +461,7 @@ impl Builder {
             reloads,
             notifier,
             noise: Arc::new(Noise::new()),
+            counters,
             work,
             shutdown: self.shutdown,
         });
@@ -484,6 +504,7 @@ impl Server {
             own_drain: None,
             own_resume: None,
             commands: Vec::new(),
+            counters: Counters::new(),
         }
     }
 
@@ -526,7 +547,11 @@ impl Server {
                 Err(err) => tracing::error!("cannot turn SIGHUP into reloads: {err}"),
             }
         }
-        let tables = Arc::new(Tables::new(serving.max_connections, &shared.noise));
+        let tables = Arc::new(Tables::new(
+            serving.max_connections,
+            &shared.noise,
+            &shared.counters,
+        ));
         let limits = Limits {
             max_requests: serving.max_requests_per_connection,
             idle_timeout: serving.idle_timeout,
@@ -562,6 +587,7 @@ impl Server {
                         spare = std::fs::File::open("/dev/null").ok();
                     }
                     next_conn += 1;
+                    shared.counters.accepted.inc();
                     let conn = next_conn;
                     let Some((peer, standing)) = identify(&stream, &shared) else {
                         continue;

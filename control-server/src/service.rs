@@ -10,10 +10,10 @@ use crate::policy::{Access, Peer};
 use crate::registry::Entry;
 use crate::state::Shared;
 use control_api::{
-    CallReply, CallRequest, CheckReply, CheckRequest, Control, DescribeRequest, Description,
-    DrainReply, DrainRequest, Hello, HelloRequest, LogLevelReply, LogLevelRequest, OpError,
-    Operation, OperationKind, ReloadReply, ReloadRequest, ResumeReply, ResumeRequest, RotateReply,
-    RotateRequest, Status, StatusRequest, PROTOCOL_VERSION,
+    CallReply, CallRequest, CheckReply, CheckRequest, Control, CountersReply, CountersRequest,
+    DescribeRequest, Description, DrainReply, DrainRequest, Hello, HelloRequest, LogLevelReply,
+    LogLevelRequest, OpError, Operation, OperationKind, ReloadReply, ReloadRequest, ResumeReply,
+    ResumeRequest, RotateReply, RotateRequest, Status, StatusRequest, PROTOCOL_VERSION,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -60,6 +60,7 @@ impl ControlService {
             Ok(admitted) => admitted,
             Err(err) => {
                 self.state.refused();
+                self.shared.counters.refused.inc();
                 if self.shared.noise.refused_calls.admit() {
                     tracing::warn!(parent: &self.span, us = micros(started), "{name} refused: {err}");
                 }
@@ -73,11 +74,19 @@ impl ControlService {
         }
         let opctx = OpContext::new(entry.name, self.peer, ctx.deadline);
         let name = entry.name;
+        let calls = entry.calls.clone();
         let work = catching(entry.run(opctx, args));
         let span = self.span.clone();
         let changes = needed > Access::Read;
         let logged = async move {
             let result = work.await;
+            if let Some((ok, failed)) = calls {
+                if result.is_ok() {
+                    ok.inc()
+                } else {
+                    failed.inc()
+                }
+            }
             log_call(&span, name, changes, started, &result);
             result
         };
@@ -219,6 +228,10 @@ impl Control for ControlService {
 
     async fn check(self, ctx: Context, req: CheckRequest) -> Result<CheckReply, OpError> {
         self.method(Operation::Check, req, ctx).await
+    }
+
+    async fn counters(self, ctx: Context, req: CountersRequest) -> Result<CountersReply, OpError> {
+        self.method(Operation::Counters, req, ctx).await
     }
 
     async fn call(self, ctx: Context, req: CallRequest) -> Result<CallReply, OpError> {

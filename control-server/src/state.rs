@@ -1,6 +1,7 @@
 //! The state every connection of one server shares, in one place, built once by
 //! [`Builder::bind`](crate::Builder::bind) and read from then on.
 
+use crate::counters::ServerCounters;
 use crate::noise::Noise;
 use crate::notify::Notifier;
 use crate::ops::reload::Reloads;
@@ -22,6 +23,8 @@ pub(crate) struct Shared {
     pub reloads: Arc<Reloads>,
     /// systemd's notification socket, when the daemon asked for it and runs under systemd.
     pub notifier: Option<Arc<Notifier>>,
+    /// What the server counts of itself, for `ctl counters`.
+    pub counters: ServerCounters,
     /// Rate limits of the lines callers can cause.
     pub noise: Arc<Noise>,
     /// Tasks running work that needs more than read access, which outlive the call that

@@ -61,6 +61,13 @@ pub enum Command {
     /// they are. A daemon without check exits 3.
     #[command(after_long_help = EXIT_CODES_HELP)]
     Check(TargetArg),
+    /// Show the daemon's counters and gauges, and the server's own (ctl.*)
+    ///
+    /// One aligned `name  value` line each, optionally only those whose name starts with
+    /// PREFIX. With --prometheus, the Prometheus text exposition format instead (names made
+    /// valid metric names, counters ending in _total), for node_exporter's textfile collector.
+    #[command(after_long_help = EXIT_CODES_HELP)]
+    Counters(CountersArgs),
     /// Reopen log files after logrotate renamed them (the postrotate command)
     #[command(after_long_help = EXIT_CODES_HELP)]
     Rotate(TargetArg),
@@ -97,6 +104,11 @@ pub enum Command {
     #[command(after_long_help = EXIT_CODES_HELP)]
     List,
     /// Print a shell completion script (bash, zsh, fish, ...)
+    ///
+    /// Besides operations and options, it completes daemon names (from where `ctl list`
+    /// looks), socket paths for a word with '/', and for `ctl call TARGET` the daemon's
+    /// commands (asked within 1s). Bash: `ctl completions bash >
+    /// /etc/bash_completion.d/ctl`, or `source <(ctl completions bash)`.
     #[command(after_long_help = EXIT_CODES_HELP)]
     Completions {
         /// The shell
@@ -105,6 +117,20 @@ pub enum Command {
     /// Print ctl's man page (roff)
     #[command(after_long_help = EXIT_CODES_HELP)]
     Man,
+    /// Completion candidates for the scripts `ctl completions` prints, one per line; exit 1
+    /// where ctl has none to add (not for people)
+    #[command(name = "__complete", hide = true, after_long_help = EXIT_CODES_HELP)]
+    Complete(CompleteArgs),
+}
+
+/// Arguments of `__complete`.
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    /// Which of WORDS the cursor is in
+    pub index: usize,
+    /// The whole command line, `ctl` first, as the shell split it
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub words: Vec<String>,
 }
 
 /// Arguments of `log-level`.
@@ -116,6 +142,20 @@ pub struct LogLevelArgs {
     /// The new filter, in tracing's EnvFilter syntax; omit it to show the current one
     #[arg(value_name = "FILTER")]
     pub filter: Option<String>,
+}
+
+/// Arguments of `counters`.
+#[derive(Debug, Args)]
+pub struct CountersArgs {
+    /// Daemon name, or socket path (anything containing '/')
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+    /// Only the counters whose name starts with this (e.g. ctl.calls.)
+    #[arg(value_name = "PREFIX")]
+    pub prefix: Option<String>,
+    /// Print the Prometheus text exposition format
+    #[arg(long, conflicts_with = "json")]
+    pub prometheus: bool,
 }
 
 /// Arguments of `call`.
@@ -231,6 +271,18 @@ mod tests {
             cli.command,
             Command::LogLevel(LogLevelArgs { filter: None, .. })
         ));
+    }
+
+    #[test]
+    fn counters_takes_an_optional_prefix_and_prometheus() {
+        let cli =
+            Cli::try_parse_from(["ctl", "counters", "web", "ctl.calls.", "--prometheus"]).unwrap();
+        let Command::Counters(c) = cli.command else {
+            panic!("not counters")
+        };
+        assert_eq!(c.prefix.as_deref(), Some("ctl.calls."));
+        assert!(c.prometheus);
+        assert!(Cli::try_parse_from(["ctl", "counters", "web", "--prometheus", "--json"]).is_err());
     }
 
     #[test]

@@ -11,7 +11,10 @@ use control_api::{
     LogLevelReply, LogLevelRequest, OpError, Operation, ReloadReply, ReloadRequest, ResumeReply,
     ResumeRequest, RotateReply, RotateRequest, Status, StatusRequest, PROTOCOL_VERSION,
 };
-use control_api::{CallRequest, CheckReply, CheckRequest, DescribeRequest, Description};
+use control_api::{
+    CallRequest, CheckReply, CheckRequest, CountersReply, CountersRequest, DescribeRequest,
+    Description,
+};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -219,6 +222,19 @@ impl Session {
         }
     }
 
+    /// `counters`, those under `prefix` if given.
+    pub async fn counters(&self, prefix: Option<String>) -> Result<CountersReply, CtlError> {
+        let ctx = self.require(Operation::Counters)?;
+        let req = CountersRequest { prefix };
+        match self
+            .call(Operation::Counters, ctx, ControlRequest::Counters { req })
+            .await?
+        {
+            ControlResponse::Counters(reply) => Ok(reply?),
+            other => Err(wrong_reply(Operation::Counters, &other)),
+        }
+    }
+
     /// `rotate`.
     pub async fn rotate(&self) -> Result<RotateReply, CtlError> {
         let ctx = self.require(Operation::Rotate)?;
@@ -334,6 +350,7 @@ fn answered(reply: &ControlResponse) -> Operation {
         ControlResponse::LogLevel(_) => Operation::LogLevel,
         ControlResponse::Resume(_) => Operation::Resume,
         ControlResponse::Check(_) => Operation::Check,
+        ControlResponse::Counters(_) => Operation::Counters,
         // `call` comes with `describe`: a daemon that lists one serves both.
         ControlResponse::Describe(_) | ControlResponse::Call(_) => Operation::Describe,
     }

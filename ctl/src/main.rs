@@ -4,11 +4,13 @@
 mod call;
 mod cli;
 mod client;
+mod complete;
 mod error;
 mod exit;
 mod list;
 mod man;
 mod output;
+mod prometheus;
 mod running;
 
 use cli::{Cli, Command};
@@ -32,6 +34,18 @@ fn main() -> ExitCode {
         // clap prints help and version to stdout (exit 0) and usage errors to stderr (exit 2).
         Err(err) => err.exit(),
     };
+    // clap sees the conflict only when --json comes after the operation; a global option
+    // before it is checked here.
+    if let Command::Counters(c) = &cli.command {
+        if c.prometheus && cli.global.json {
+            cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--prometheus and --json are two output formats; give one",
+                )
+                .exit();
+        }
+    }
     // One thread: a ctl call is one connection and a few messages; a multi-threaded runtime
     // would only add start-up time.
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -54,9 +68,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         Command::Completions { shell } => {
             // Generated into memory first: clap_complete panics on a write error, and a closed
             // pipe (`ctl completions bash | head`) is not one worth reporting.
-            let mut cmd = cli::command();
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut cmd, "ctl", &mut script);
+            let script = complete::script(*shell, cli::command());
             return match output::write_out(&script) {
                 Ok(()) => Exit::Ok,
                 Err(err) => unwritten("completions", err, ""),
@@ -74,9 +86,21 @@ async fn run(cli: Cli, started: Instant) -> Exit {
                 }
             };
         }
+        Command::Complete(a) => {
+            return match complete::candidates(complete::slot(a.index, &a.words)).await {
+                Some(found) => {
+                    let text: String = found.iter().map(|c| format!("{c}\n")).collect();
+                    // A shell that stopped reading has what it wanted.
+                    let _ = output::write_out(text.as_bytes());
+                    Exit::Ok
+                }
+                None => Exit::Failed,
+            };
+        }
         Command::Status(t) => ("status", &t.target),
         Command::Reload(t) => ("reload", &t.target),
         Command::Check(t) => ("check", &t.target),
+        Command::Counters(c) => ("counters", &c.target),
         Command::Rotate(t) => ("rotate", &t.target),
         Command::Drain(t) => ("drain", &t.target),
         Command::Resume(t) => ("resume", &t.target),
@@ -118,6 +142,14 @@ async fn run(cli: Cli, started: Instant) -> Exit {
             Command::Status(_) => Reply::Status(session.status().await?),
             Command::Reload(_) => Reply::Reload(session.reload().await?),
             Command::Check(_) => Reply::Check(session.check().await?),
+            Command::Counters(c) => {
+                let reply = session.counters(c.prefix.clone()).await?;
+                if c.prometheus {
+                    Reply::Exposition(reply)
+                } else {
+                    Reply::Counters(reply)
+                }
+            }
             Command::Rotate(_) => Reply::Rotate(session.rotate().await?),
             Command::Drain(_) => {
                 let mut progress = output::DrainProgress::new(global, &session.hello.name);
@@ -135,7 +167,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
                 let args = call::arguments(c, info)?;
                 Reply::Call(session.command(&info.name, args).await?)
             }
-            Command::List | Command::Completions { .. } | Command::Man => {
+            Command::List | Command::Completions { .. } | Command::Man | Command::Complete(_) => {
                 unreachable!("handled above")
             }
         };

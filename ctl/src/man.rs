@@ -1,7 +1,8 @@
 //! `ctl man`: the man page. clap_mangen's `render` points to a `ctl-OP(1)` page per operation
-//! (pages that do not exist) and puts the exit codes under "EXTRA"; so its sections are
-//! composed here, in the usual order, with the ones an operator looks for (EXIT STATUS,
-//! ENVIRONMENT, FILES, EXAMPLES, SEE ALSO) written out.
+//! (pages that do not exist), puts the exit codes under "EXTRA" and shows `<subcommands>` as
+//! the synopsis; so its sections are composed here, in the usual order, with the ones an
+//! operator looks for (SYNOPSIS with every form, EXIT STATUS, ENVIRONMENT, FILES, EXAMPLES,
+//! SEE ALSO) written out.
 
 use crate::exit::EXIT_CODES_HELP;
 use std::io;
@@ -23,7 +24,7 @@ pub fn render(cmd: clap::Command) -> io::Result<Vec<u8>> {
     let mut page = Vec::new();
     man.render_title(&mut page)?;
     man.render_name_section(&mut page)?;
-    man.render_synopsis_section(&mut page)?;
+    page.extend_from_slice(synopsis(&cmd).as_bytes());
     man.render_description_section(&mut page)?;
     man.render_options_section(&mut page)?;
     let mut text = String::new();
@@ -50,36 +51,99 @@ fn escape(text: &str) -> String {
     }
 }
 
-/// COMMANDS: each operation with its arguments and its full description, in this page (there
-/// is no page per operation).
-fn commands(cmd: &clap::Command, out: &mut String) {
-    out.push_str(".SH COMMANDS\n");
-    // In the order of `ctl --help`; clap's own `help` is left out, the page is the help.
+/// The operations in the order of `ctl --help`, without the hidden ones and clap's `help`.
+fn operations(cmd: &clap::Command) -> Vec<&clap::Command> {
     let mut subs: Vec<_> = cmd
         .get_subcommands()
         .filter(|s| !s.is_hide_set() && s.get_name() != "help")
         .collect();
     subs.sort_by_key(|s| s.get_display_order());
-    for sub in subs {
-        let args: Vec<String> = sub
-            .get_positionals()
-            .map(|a| {
-                let name = a
-                    .get_value_names()
-                    .and_then(|v| v.first())
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| a.get_id().to_string().to_uppercase());
-                if a.is_required_set() {
-                    format!("\\fI{}\\fR", escape(&name))
-                } else {
-                    format!("[\\fI{}\\fR]", escape(&name))
-                }
+    subs
+}
+
+/// An operation's arguments as the synopsis and COMMANDS show them: positionals (`[OPT]` when
+/// optional, `...` when repeated), then its own options, each with its value.
+fn arguments(sub: &clap::Command) -> Vec<String> {
+    let value = |a: &clap::Arg| {
+        a.get_value_names()
+            .and_then(|v| v.first())
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| a.get_id().to_string().to_uppercase())
+    };
+    let positionals = sub.get_positionals().map(|a| {
+        let repeated = a.get_num_args().is_some_and(|n| n.max_values() > 1);
+        let name = format!(
+            "\\fI{}\\fR{}",
+            escape(&value(a)),
+            if repeated { "..." } else { "" }
+        );
+        if a.is_required_set() {
+            name
+        } else {
+            format!("[{name}]")
+        }
+    });
+    let options = sub
+        .get_arguments()
+        .filter(|a| !a.is_positional() && !a.is_hide_set() && !a.is_global_set())
+        .filter_map(|a| {
+            let long = a.get_long()?;
+            let takes_value = a.get_action().takes_values();
+            Some(if takes_value {
+                format!(
+                    "[\\fB\\-\\-{}\\fR \\fI{}\\fR]",
+                    escape(long),
+                    escape(&value(a))
+                )
+            } else {
+                format!("[\\fB\\-\\-{}\\fR]", escape(long))
             })
-            .collect();
+        });
+    positionals.chain(options).collect()
+}
+
+/// SYNOPSIS: every form ctl is called in, one per line. `[OPTIONS]` (the global options) where
+/// the operation uses any of them.
+fn synopsis(cmd: &clap::Command) -> String {
+    let globals: Vec<&str> = cmd
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .map(|a| a.get_id().as_str())
+        .collect();
+    let mut out = String::from(".SH SYNOPSIS\n");
+    for (i, sub) in operations(cmd).into_iter().enumerate() {
+        // `cli::command` gives each operation a hidden copy of the globals it does not use.
+        let unused = sub
+            .get_arguments()
+            .filter(|a| a.is_hide_set() && globals.contains(&a.get_id().as_str()))
+            .count();
+        let options = if unused < globals.len() {
+            " [\\fIOPTIONS\\fR]"
+        } else {
+            ""
+        };
+        if i > 0 {
+            out.push_str(".br\n");
+        }
+        out.push_str(&format!(
+            "\\fBctl\\fR{options} \\fB{}\\fR {}\n",
+            escape(sub.get_name()),
+            arguments(sub).join(" ")
+        ));
+    }
+    out
+}
+
+/// COMMANDS: each operation with its arguments and its full description, in this page (there
+/// is no page per operation).
+fn commands(cmd: &clap::Command, out: &mut String) {
+    out.push_str(".SH COMMANDS\n");
+    // In the order of `ctl --help`; clap's own `help` is left out, the page is the help.
+    for sub in operations(cmd) {
         out.push_str(&format!(
             ".TP\n\\fBctl {}\\fR {}\n",
             escape(sub.get_name()),
-            args.join(" ")
+            arguments(sub).join(" ")
         ));
         let about = sub
             .get_long_about()

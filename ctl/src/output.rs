@@ -10,8 +10,8 @@ use crate::cli::Global;
 use crate::error::CtlError;
 use control_api::field::format_duration;
 use control_api::{
-    CheckReply, Description, DrainReply, FieldValue, Hello, LogLevelReply, OperationKind,
-    ReloadReply, ResumeReply, RotateReply, Status,
+    CheckReply, CountersReply, Description, DrainReply, FieldValue, Hello, LogLevelReply,
+    OperationKind, ReloadReply, ResumeReply, RotateReply, Status,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -26,6 +26,9 @@ pub enum Reply {
     Status(Status),
     Reload(ReloadReply),
     Check(CheckReply),
+    Counters(CountersReply),
+    /// `counters --prometheus`: the same reply, in the exposition format.
+    Exposition(CountersReply),
     Rotate(RotateReply),
     Drain(DrainReply),
     LogLevel(LogLevelReply),
@@ -47,6 +50,7 @@ impl Reply {
             }
             Reply::Reload(r) => to_value(r),
             Reply::Check(r) => to_value(r),
+            Reply::Counters(r) | Reply::Exposition(r) => to_value(r),
             Reply::Rotate(r) => to_value(r),
             Reply::Drain(r) => to_value(r),
             Reply::LogLevel(r) => to_value(r),
@@ -237,6 +241,16 @@ fn plain(hello: &Hello, reply: &Reply) -> String {
              active until then)",
             r.summary, r.generation
         ),
+        Reply::Counters(r) => counters(name, r),
+        Reply::Exposition(r) => {
+            let (text, skipped) = crate::prometheus::exposition(&r.counters);
+            for name in skipped {
+                print_err(&format!(
+                    "ctl: counters: {name} left out: its metric name is taken by another counter"
+                ));
+            }
+            text
+        }
         Reply::Rotate(r) => {
             let mut out = format!(
                 "{name}: reopened {} log file{}",
@@ -280,6 +294,22 @@ fn plain(hello: &Hello, reply: &Reply) -> String {
         Reply::Describe(d) => describe(name, d),
         Reply::Call(value) => key_values(value),
     }
+}
+
+/// `ctl counters`: one `name  value` line each, names aligned left and values right.
+fn counters(name: &str, r: &CountersReply) -> String {
+    if r.counters.is_empty() {
+        return format!("{name}: no counters");
+    }
+    let width = r.counters.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    let values: Vec<String> = r.counters.iter().map(|c| c.value.to_string()).collect();
+    let value_width = values.iter().map(String::len).max().unwrap_or(0);
+    r.counters
+        .iter()
+        .zip(&values)
+        .map(|(c, v)| format!("{:width$}  {v:>value_width$}", c.name))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `ctl describe`: the built-ins, then the daemon's commands with their arguments.

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::gate::Gate;
 use crate::reload::ConfigSource;
 use anyhow::Context as _;
-use control_server::{DaemonStatus, LogFile, Reloadable, WorkTracker};
+use control_server::{Counter, DaemonStatus, Gauge, LogFile, Reloadable, WorkTracker};
 use demo_daemon::{Counters, MessageSet, SetMessage};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,8 +28,16 @@ pub struct Demo {
     work: WorkTracker,
     /// The message `set-message` set, which then wins over the configuration's.
     message: Mutex<Option<String>>,
+    /// Registered with the server: `ctl counters` shows them.
+    counters: control_server::Counters,
+    /// Log lines written.
+    lines_written: Counter,
     /// Bytes of log lines written, for `stats`.
-    bytes_written: AtomicU64,
+    bytes_written: Counter,
+    /// Calls of `set-message`.
+    messages_set: Counter,
+    /// The interval now in effect.
+    interval_ms: Gauge,
     started: Instant,
     /// Sequence number of the next line.
     next_seq: AtomicU64,
@@ -40,13 +48,18 @@ pub struct Demo {
 impl Demo {
     /// A daemon running `config` (read from `config_path`), writing to `log`.
     pub fn new(config_path: PathBuf, config: Config, log: LogFile, work: WorkTracker) -> Demo {
+        let counters = control_server::Counters::new();
         Demo {
             config_path,
             config: Arc::new(Reloadable::new(config)),
             log,
             work,
             message: Mutex::new(None),
-            bytes_written: AtomicU64::new(0),
+            lines_written: counters.counter("demo.lines_written", "Log lines written"),
+            bytes_written: counters.counter("demo.bytes_written", "Bytes of log lines written"),
+            messages_set: counters.counter("demo.messages_set", "Calls of set-message"),
+            interval_ms: counters.gauge("demo.interval_ms", "Milliseconds between two lines"),
+            counters,
             started: Instant::now(),
             next_seq: AtomicU64::new(1),
             reload_runs: Arc::new(AtomicU64::new(0)),
@@ -104,7 +117,10 @@ impl Demo {
             self.write_line();
             drop(unit);
 
-            let interval = Duration::from_millis(self.config.get().interval_ms);
+            let interval_ms = self.config.get().interval_ms;
+            self.interval_ms
+                .set(i64::try_from(interval_ms).unwrap_or(i64::MAX));
+            let interval = Duration::from_millis(interval_ms);
             next += interval;
             let now = tokio::time::Instant::now();
             if next < now {
@@ -130,8 +146,8 @@ impl Demo {
             // Only a written line consumes its number, so the sequence has no gaps.
             Ok(()) => {
                 self.next_seq.fetch_add(1, Ordering::SeqCst);
-                self.bytes_written
-                    .fetch_add(line.len() as u64, Ordering::SeqCst);
+                self.lines_written.inc();
+                self.bytes_written.add(line.len() as u64);
             }
             Err(err) => tracing::warn!(seq, "cannot write log line, will retry: {err}"),
         }
@@ -142,6 +158,11 @@ impl Demo {
 /// them for the registered log file and work tracker; `reload` and `check` come from
 /// [`ConfigSource`].
 impl Demo {
+    /// The daemon's counters, for `Builder::counters`.
+    pub fn counters(&self) -> &control_server::Counters {
+        &self.counters
+    }
+
     /// The configuration, for `Builder::reloadable`.
     pub fn config(&self) -> &Arc<Reloadable<Config>> {
         &self.config
@@ -165,6 +186,7 @@ impl Demo {
 
     /// `set-message`.
     pub fn set_message(&self, req: SetMessage) -> MessageSet {
+        self.messages_set.inc();
         let previous = self.message();
         *self.message.lock().unwrap_or_else(|e| e.into_inner()) = Some(req.text.clone());
         tracing::info!("message set to {:?}", req.text);
@@ -178,7 +200,7 @@ impl Demo {
     pub fn stats(&self) -> Counters {
         Counters {
             lines: self.next_seq.load(Ordering::SeqCst) - 1,
-            bytes: self.bytes_written.load(Ordering::SeqCst),
+            bytes: self.bytes_written.get(),
             reloads: self.reload_runs.load(Ordering::SeqCst),
             uptime_ms: self.started.elapsed().as_millis() as u64,
         }

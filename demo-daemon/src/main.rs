@@ -209,6 +209,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         // The daemon's own commands: typed, listed by `ctl describe`, run by `ctl call`.
         .command(move |_ctx, req: SetMessage| std::future::ready(Ok(setting.set_message(req))))
         .command(move |_ctx, _: Stats| std::future::ready(Ok(counting.stats())))
+        // Its own counters, which `ctl counters` shows with the server's.
+        .counters(demo.counters())
         .version(env!("CARGO_PKG_VERSION"))
         .socket_mode(args.socket_mode)
         .policy(args.policy())
@@ -298,6 +300,7 @@ fn print_banner(args: &Args, socket: &Path, config: &Path, log: &Path, interval_
          \x20 {ctl} describe {target}      # its operations and own commands\n\
          \x20 {ctl} call {target} set-message text=hi\n\
          \x20 {ctl} call {target} stats\n\
+         \x20 {ctl} counters {target}      # its counters and the server's; --prometheus for node_exporter\n\
          \x20 {ctl} drain {target}\n\
          \x20 {ctl} resume {target}        # undoes the drain: lines are written again\n\
          Stop with Ctrl-C.",

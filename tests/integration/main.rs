@@ -6,6 +6,7 @@ mod ansible;
 mod check;
 mod cli;
 mod commands;
+mod counters;
 mod demo;
 mod embedded;
 mod fleet;

@@ -207,6 +207,33 @@ fn the_man_page_has_the_usual_sections_and_refers_only_to_real_pages() {
         section("COMMANDS").contains("ctl log-level TARGET [FILTER]"),
         "{rendered}"
     );
+    // Every form ctl is called in, not clap's `<subcommands>`: one line per operation, global
+    // options only where the operation uses them.
+    let synopsis = section("SYNOPSIS");
+    let forms: Vec<&str> = synopsis
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    for form in [
+        "ctl [OPTIONS] status TARGET",
+        "ctl [OPTIONS] check TARGET",
+        "ctl [OPTIONS] counters TARGET [PREFIX] [--prometheus]",
+        "ctl [OPTIONS] log-level TARGET [FILTER]",
+        "ctl [OPTIONS] call TARGET COMMAND [KEY=VALUE...] [--args JSON]",
+        "ctl [OPTIONS] list",
+        "ctl completions SHELL",
+        "ctl man",
+    ] {
+        assert!(forms.contains(&form), "{form:?} missing:\n{synopsis}");
+    }
+    assert!(!synopsis.contains("subcommands"), "{synopsis}");
+    assert!(!synopsis.contains("__complete"), "hidden: {synopsis}");
+    assert_eq!(
+        forms.iter().filter(|f| f.starts_with("ctl ")).count(),
+        forms.len(),
+        "one form per line: {synopsis}"
+    );
     assert!(
         section("EXIT STATUS").contains("69     no daemon there"),
         "{rendered}"
@@ -340,5 +367,96 @@ fn status_is_coloured_on_a_terminal_unless_no_color() {
     assert!(
         !plain.stdout.contains('\x1b'),
         "NO_COLOR is honoured: {plain}"
+    );
+}
+
+/// What bash completes for the command line `line` (the cursor at its end), with the script
+/// `ctl completions bash` prints sourced into a clean bash, and ctl on its PATH.
+fn bash_complete(sb: &Sandbox, line: &str) -> Vec<String> {
+    let script = sb.path("ctl.bash");
+    if !script.exists() {
+        let text = sb.ctl(&["completions", "bash"]).expect_code(0).stdout;
+        std::fs::write(&script, text).unwrap();
+    }
+    // Words as bash splits them; a line ending in a space completes an empty word.
+    let mut words: Vec<&str> = line.split_whitespace().collect();
+    if line.ends_with(' ') {
+        words.push("");
+    }
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let driver = format!(
+        r#"source "$SCRIPT"
+fn=$(complete -p ctl | sed -E 's/.* -F ([^ ]+) .*/\1/')
+COMP_WORDS=({words})
+COMP_CWORD={cword}
+COMP_LINE={line:?}
+COMP_POINT=${{#COMP_LINE}}
+"$fn" ctl "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WORDS[COMP_CWORD-1]}}"
+printf '%s\n' "${{COMPREPLY[@]}}"
+"#,
+        words = quoted.join(" "),
+        cword = words.len() - 1,
+    );
+    let ctl_dir = bins().ctl.parent().unwrap().to_owned();
+    let done = run(Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &driver])
+        .env("SCRIPT", &script)
+        .env(
+            "PATH",
+            format!("{}:{}", ctl_dir.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("CTL_SOCKET_DIR", sb.socket_dir()))
+    .expect_code(0);
+    done.stdout
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn bash_completes_daemon_names_socket_paths_and_a_daemons_commands() {
+    let sb = Sandbox::new();
+    let _alpha = crate::start_demo(&sb, "alpha", 50, &[]);
+    let _bravo = crate::start_demo(&sb, "bravo", 50, &[]);
+    assert_eq!(bash_complete(&sb, "ctl status "), ["alpha", "bravo"]);
+    assert_eq!(bash_complete(&sb, "ctl --json reload al"), ["alpha"]);
+    // The daemon's own commands, as its `describe` lists them.
+    assert_eq!(
+        bash_complete(&sb, "ctl call bravo "),
+        ["set-message", "stats"]
+    );
+    assert_eq!(bash_complete(&sb, "ctl call bravo st"), ["stats"]);
+    // A word with '/' is a socket path.
+    let dir = sb.socket_dir().display().to_string();
+    assert_eq!(
+        bash_complete(&sb, &format!("ctl status {dir}/al")),
+        [format!("{dir}/alpha.sock")]
+    );
+    // Elsewhere clap's completion of operations and options is untouched.
+    let ops = bash_complete(&sb, "ctl ch");
+    assert_eq!(ops, ["check"], "{ops:?}");
+    assert!(bash_complete(&sb, "ctl status alpha --ti").contains(&"--timeout".to_owned()));
+}
+
+#[test]
+fn completing_the_commands_of_a_daemon_that_does_not_answer_gives_up_within_a_second() {
+    use rustix::process::Signal;
+    let (sb, daemon) = sandbox_with_daemon("stuck", 50, &[]);
+    daemon.signal(Signal::STOP);
+    let started = std::time::Instant::now();
+    let offered = bash_complete(&sb, "ctl call stuck ");
+    let took = started.elapsed();
+    daemon.signal(Signal::CONT);
+    assert!(offered.is_empty(), "{offered:?}");
+    // 1 s for the daemon, the rest for bash and ctl to start (generously, on a busy machine).
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "TAB took {took:?} with a stopped daemon"
+    );
+    eprintln!("completing against a stopped daemon took {took:?}");
+    assert_eq!(
+        bash_complete(&sb, "ctl call stuck "),
+        ["set-message", "stats"]
     );
 }

@@ -87,6 +87,8 @@ fn a_direct_call_to_a_disabled_operation_gets_a_typed_unsupported() {
                     "log-level",
                     "resume",
                     "describe",
+                    "check",
+                    "counters",
                     "set-message",
                     "stats"
                 ]

@@ -294,6 +294,39 @@ pub fn require_root() -> bool {
     false
 }
 
+/// The Python that `.ci/run` installs `prometheus_client` into.
+pub const PROMETHEUS_PYTHON: &str = "/opt/ctl-ci/venv/bin/python3";
+
+/// For a test that needs a Python package: a `python3` that imports `module` (the CI
+/// virtualenv's, else the system's). Without one, prints that the test is skipped and returns
+/// `None`, except under CI (`CI` set), where it panics: `.ci/run` installs it.
+#[track_caller]
+pub fn require_python_module(module: &str) -> Option<PathBuf> {
+    let at = std::panic::Location::caller();
+    for python in [PROMETHEUS_PYTHON, "python3"] {
+        let imports = Command::new(python)
+            .args(["-c", &format!("import {module}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if imports {
+            return Some(PathBuf::from(python));
+        }
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{at}: this test needs the Python package {module} (.ci/run installs it into \
+         {PROMETHEUS_PYTHON}), and CI must run it"
+    );
+    eprintln!(
+        "skipped ({at}): no python3 here imports {module}; `bash .ci/run` installs it, or \
+         `python3 -m venv /opt/ctl-ci/venv && /opt/ctl-ci/venv/bin/pip install {module}`"
+    );
+    None
+}
+
 impl Sandbox {
     /// Runs `ctl ARGS` as uid/gid `nobody`, with no supplementary groups.
     pub fn ctl_as_nobody(&self, args: &[&str]) -> Run {

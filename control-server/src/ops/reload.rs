@@ -11,6 +11,7 @@
 //! then reports against what that reload applied); it never joins or delays more than the one
 //! reload in progress, and a reload asked for during a check waits at most for that check.
 
+use crate::counters::{Counter, ServerCounters};
 use crate::handler::{Hook, OpContext};
 use crate::notify::Notifier;
 use crate::panic::catching;
@@ -39,6 +40,9 @@ pub(crate) struct Reloads {
     notifier: Option<Arc<Notifier>>,
     /// Where reloads run: a task of the server's, which the caller going away does not stop.
     work: TaskTracker,
+    /// `ctl.reloads.ok` and `ctl.reloads.failed`: reloads run, not callers answered.
+    ok: Counter,
+    failed: Counter,
 }
 
 #[derive(Debug)]
@@ -70,6 +74,7 @@ impl Reloads {
         checker: Option<Hook<Result<Reloaded, OpError>>>,
         notifier: Option<Arc<Notifier>>,
         work: TaskTracker,
+        counters: &ServerCounters,
     ) -> Self {
         Reloads {
             history: Mutex::new(History {
@@ -82,6 +87,8 @@ impl Reloads {
             turn: tokio::sync::Mutex::new(()),
             notifier,
             work,
+            ok: counters.reloads_ok.clone(),
+            failed: counters.reloads_failed.clone(),
         }
     }
 
@@ -154,6 +161,7 @@ impl Reloads {
             .map_or(0, |d| d.as_millis() as u64);
         match result {
             Ok(reloaded) => {
+                self.ok.inc();
                 if !reloaded.unchanged {
                     history.generation += 1;
                 }
@@ -171,6 +179,7 @@ impl Reloads {
                 })
             }
             Err(err) => {
+                self.failed.inc();
                 history.last = Some(ReloadOutcome {
                     ok: false,
                     generation: history.generation,

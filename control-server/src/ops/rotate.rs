@@ -1,5 +1,6 @@
 //! `rotate`: reopen the registered log files, then whatever the handler reopens itself.
 
+use crate::counters::Counter;
 use crate::handler::{Hook, OpContext};
 use crate::log_file::LogFile;
 use crate::registry::Entry;
@@ -12,6 +13,9 @@ pub(crate) struct Rotate {
     pub logs: Vec<LogFile>,
     /// The daemon's own reopening, for files written some other way.
     pub own: Option<Hook<Result<RotateReply, OpError>>>,
+    /// `ctl.rotations.ok` and `ctl.rotations.failed`.
+    pub ok: Counter,
+    pub failed: Counter,
 }
 
 impl Rotate {
@@ -26,7 +30,14 @@ impl Rotate {
             "Reopen log files after logrotate renamed them",
             move |ctx, _: RotateRequest| {
                 let rotate = rotate.clone();
-                async move { rotate.run(ctx).await }
+                async move {
+                    let result = rotate.run(ctx).await;
+                    match &result {
+                        Ok(_) => rotate.ok.inc(),
+                        Err(_) => rotate.failed.inc(),
+                    }
+                    result
+                }
             },
         ))
     }

@@ -1,0 +1,298 @@
+//! Shell completion: `ctl completions SHELL` prints clap's static script (operations and
+//! options) with a small wrapper around it that, where a TARGET or a `call`'s COMMAND goes,
+//! asks `ctl __complete` at TAB time: daemon names from the places `ctl list` reads, socket
+//! paths for a word with `/`, and the commands the daemon's `describe` lists.
+//!
+//! Why a hidden subcommand and not clap_complete's dynamic completion (`CompleteEnv`): that is
+//! behind an unstable feature whose API still changes between 4.5 releases (the floor this
+//! workspace promises), and its completers see only the word being completed, not the TARGET
+//! typed before a `call`'s COMMAND. Here the shell hands ctl every word and the cursor's
+//! index, and ctl, which knows its own grammar, decides.
+
+use crate::client::Session;
+use control_api::socket::{SocketEnv, Target};
+use control_api::OperationKind;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long completing a `call`'s COMMAND may wait for the daemon: a TAB must never hang the
+/// shell.
+pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The script for `shell`: clap's, then the wrapper that adds targets and commands.
+pub fn script(shell: clap_complete::Shell, mut cmd: clap::Command) -> Vec<u8> {
+    let mut generated = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "ctl", &mut generated);
+    // clap's scripts offer hidden subcommands too: not `__complete`, which is for them only.
+    let generated: String = String::from_utf8_lossy(&generated)
+        .replace(" __complete ", " ")
+        .lines()
+        .filter(|l| !l.starts_with("'__complete:") && !l.contains("-a \"__complete\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let script = match shell {
+        clap_complete::Shell::Bash => format!("{generated}\n{BASH}"),
+        // The file is both sourced and autoloaded as `_ctl` from $fpath; either way its last
+        // lines call, or register, `_ctl`: so clap's function becomes `_ctl_static`, and `_ctl`
+        // is the wrapper.
+        clap_complete::Shell::Zsh => {
+            let generated = generated.replacen("\n_ctl() {", "\n_ctl_static() {", 1);
+            match generated.rfind("\nif [ \"$funcstack[1]\" = \"_ctl\" ]") {
+                Some(at) => format!("{}\n{ZSH}{}", &generated[..at], &generated[at..]),
+                None => generated,
+            }
+        }
+        clap_complete::Shell::Fish => format!("{generated}\n{FISH}"),
+        _ => generated,
+    };
+    script.into_bytes()
+}
+
+const BASH: &str = r#"# Daemon names, socket paths and a daemon's commands, asked of ctl at TAB time
+# (`ctl __complete` exits 1 where it has nothing to add: clap's completion above does the rest).
+_ctl_dynamic() {
+    local out
+    if out=$(ctl __complete "$COMP_CWORD" "${COMP_WORDS[@]}" 2>/dev/null); then
+        compopt +o default +o bashdefault 2>/dev/null
+        COMPREPLY=()
+        [[ -n "$out" ]] && mapfile -t COMPREPLY <<<"$out"
+        # A directory is completed further: no space after it.
+        [[ "${COMPREPLY[0]}" == */ ]] && compopt -o nospace 2>/dev/null
+        return 0
+    fi
+    _ctl "$@"
+}
+complete -F _ctl_dynamic -o nosort -o bashdefault -o default ctl
+"#;
+
+const ZSH: &str = r#"# Daemon names, socket paths and a daemon's commands, asked of ctl at TAB time
+# (`ctl __complete` exits 1 where it has nothing to add: clap's completion does the rest).
+_ctl() {
+    local out
+    if out=$(ctl __complete $((CURRENT - 1)) "${words[@]}" 2>/dev/null); then
+        local -a candidates
+        candidates=("${(@f)out}")
+        compadd -Q -S '' -- "${(@M)candidates:#*/}"
+        compadd -Q -- "${(@)candidates:#*/}"
+        return 0
+    fi
+    _ctl_static "$@"
+}
+"#;
+
+const FISH: &str = r#"# Daemon names, socket paths and a daemon's commands, asked of ctl at TAB time.
+function __ctl_dynamic
+    set -l words (commandline -opc) (commandline -ct)
+    ctl __complete (math (count $words) - 1) $words 2>/dev/null
+end
+function __ctl_dynamic_applies
+    set -l words (commandline -opc) (commandline -ct)
+    ctl __complete (math (count $words) - 1) $words >/dev/null 2>/dev/null
+end
+complete -c ctl -n __ctl_dynamic_applies -f -a '(__ctl_dynamic)'
+"#;
+
+/// What the word at the cursor is, for the operations that take a TARGET.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot<'a> {
+    /// A TARGET, started as this.
+    Target(&'a str),
+    /// `call`'s COMMAND for this target, started as this.
+    Command { target: &'a str, word: &'a str },
+    /// Nothing ctl adds to: an option, an operation name, a value.
+    Other,
+}
+
+/// Options that take the next word as their value, wherever they stand.
+const WITH_VALUE: &[&str] = &["--timeout", "--args"];
+
+/// Operations whose first argument is a TARGET.
+const TAKES_TARGET: &[&str] = &[
+    "status",
+    "reload",
+    "check",
+    "counters",
+    "rotate",
+    "drain",
+    "resume",
+    "hello",
+    "log-level",
+    "describe",
+    "call",
+];
+
+/// Reads `words` (the whole command line, `ctl` first) up to `index`, the word at the cursor.
+pub fn slot(index: usize, words: &[String]) -> Slot<'_> {
+    let Some(current) = words.get(index) else {
+        return Slot::Other;
+    };
+    if current.starts_with('-') {
+        return Slot::Other;
+    }
+    let mut operation = None;
+    let mut positionals: Vec<&str> = Vec::new();
+    let mut skip_value = false;
+    for word in words.get(1..index).unwrap_or_default() {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        if word.starts_with('-') {
+            skip_value = WITH_VALUE.contains(&word.as_str());
+        } else if operation.is_none() {
+            operation = Some(word.as_str());
+        } else {
+            positionals.push(word);
+        }
+    }
+    if skip_value {
+        return Slot::Other;
+    }
+    match (operation, positionals.as_slice()) {
+        (Some(op), []) if TAKES_TARGET.contains(&op) => Slot::Target(current),
+        (Some("call"), [target]) => Slot::Command {
+            target,
+            word: current,
+        },
+        _ => Slot::Other,
+    }
+}
+
+/// The candidates for `slot`, those that start with its word; `None` when ctl has nothing to
+/// add there.
+pub async fn candidates(slot: Slot<'_>) -> Option<Vec<String>> {
+    let mut found = match slot {
+        Slot::Other => return None,
+        Slot::Target(word) if word.contains('/') => socket_paths(word),
+        Slot::Target(_) => daemon_names(),
+        Slot::Command { target, .. } => commands(target).await,
+    };
+    let word = match slot {
+        Slot::Target(word) | Slot::Command { word, .. } => word,
+        Slot::Other => "",
+    };
+    found.retain(|c| c.starts_with(word));
+    found.sort();
+    found.dedup();
+    Some(found)
+}
+
+/// The names `ctl list` shows.
+fn daemon_names() -> Vec<String> {
+    SocketEnv::from_process()
+        .list()
+        .map(|listed| listed.into_iter().map(|l| l.name).collect())
+        .unwrap_or_default()
+}
+
+/// The sockets and directories in the directory `word` names, as `word` continues.
+fn socket_paths(word: &str) -> Vec<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let (dir, _) = word.rsplit_once('/').unwrap_or(("", word));
+    let read_from = if dir.is_empty() { "/" } else { dir };
+    let Ok(entries) = std::fs::read_dir(Path::new(read_from)) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            // Followed, as the shell would: /run/NAME may be a link.
+            let kind = std::fs::metadata(e.path()).ok()?.file_type();
+            let name = e.file_name().into_string().ok()?;
+            if kind.is_dir() {
+                Some(format!("{dir}/{name}/"))
+            } else if kind.is_socket() {
+                Some(format!("{dir}/{name}"))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// The commands the daemon at `target` lists, asked within [`DESCRIBE_TIMEOUT`]; none if it
+/// cannot be asked.
+async fn commands(target: &str) -> Vec<String> {
+    let asked = async {
+        let lookup = Target::parse(target)
+            .ok()?
+            .lookup(&SocketEnv::from_process())
+            .ok()?;
+        let session = Session::open_first(&lookup.found, Instant::now(), DESCRIBE_TIMEOUT)
+            .await
+            .ok()?;
+        let described = session.describe().await.ok()?;
+        Some(
+            described
+                .operations
+                .into_iter()
+                .filter(|op| op.kind == OperationKind::Command)
+                .map(|op| op.name)
+                .collect(),
+        )
+    };
+    // The session's deadline bounds each step; this bounds them all, whatever they are.
+    tokio::time::timeout(DESCRIBE_TIMEOUT, asked)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(line: &str) -> Vec<String> {
+        let mut words: Vec<String> = line.split(' ').map(str::to_owned).collect();
+        if line.ends_with(' ') {
+            words.pop();
+            words.push(String::new());
+        }
+        words
+    }
+
+    #[test]
+    fn the_word_at_the_cursor_is_read_like_ctl_parses() {
+        let at_end = |line: &str| {
+            let w = words(line);
+            format!("{:?}", slot(w.len() - 1, &w))
+        };
+        assert_eq!(at_end("ctl status "), format!("{:?}", Slot::Target("")));
+        assert_eq!(at_end("ctl status we"), format!("{:?}", Slot::Target("we")));
+        assert_eq!(
+            at_end("ctl --timeout 2s --json reload /run/c"),
+            format!("{:?}", Slot::Target("/run/c"))
+        );
+        assert_eq!(
+            at_end("ctl call web "),
+            format!(
+                "{:?}",
+                Slot::Command {
+                    target: "web",
+                    word: ""
+                }
+            )
+        );
+        assert_eq!(
+            at_end("ctl call --timeout 1s web se"),
+            format!(
+                "{:?}",
+                Slot::Command {
+                    target: "web",
+                    word: "se"
+                }
+            )
+        );
+        for other in [
+            "ctl st",
+            "ctl status web ",
+            "ctl status --",
+            "ctl --timeout ",
+            "ctl call web set-message ",
+            "ctl list ",
+            "ctl completions ",
+        ] {
+            assert_eq!(at_end(other), "Other", "{other:?}");
+        }
+    }
+}
