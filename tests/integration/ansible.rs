@@ -442,6 +442,30 @@ fn the_module_operation_by_operation() {
         host.sb.socket_dir().join("web.sock").display().to_string()
     );
 
+    // counters: the list, never a change, in check mode too; a prefix selects.
+    assert_eq!(play.status("counters", h), "ok");
+    let counters = play.result("counters", h)["result"]["counters"]
+        .as_array()
+        .expect("a list of counters");
+    let lines = counters
+        .iter()
+        .find(|c| c["name"] == "demo.lines_written")
+        .unwrap_or_else(|| panic!("demo.lines_written in {counters:?}"));
+    assert_eq!(lines["kind"], "counter");
+    assert!(lines["value"].as_u64() > Some(0), "{lines}");
+    assert!(counters.iter().any(|c| c["name"] == "ctl.reloads.ok"));
+    assert_eq!(play.status("counters with a prefix", h), "ok");
+    let names: Vec<&str> = play.result("counters with a prefix", h)["result"]["counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"demo.lines_written") && names.iter().all(|n| n.starts_with("demo.")),
+        "{names:?}"
+    );
+
     // rotate: changed only when a file was reopened as another one. In check mode, after the
     // rename, it predicts a change and reopens nothing: the real rotate after it still finds
     // the renamed file open.
