@@ -10,7 +10,7 @@
 //! # Layout
 //!
 //! - [`service`]: the [`Control`] trait (`hello`, `status`, `reload`, `rotate`, `drain`,
-//!   `log_level`, `resume`, `describe`, `call`).
+//!   `log_level`, `resume`, `describe`, `call`, `check`, `counters`).
 //! - [`access`]: [`Access`], the levels a policy grants.
 //! - [`command`]: [`Command`], a daemon's own typed command, and what `describe` and `call`
 //!   carry.

@@ -1,7 +1,9 @@
 //! Serve the `ctl` control plane from inside a daemon.
 //!
-//! A daemon registers what it has on a [`Builder`] (a reload function, its log files, its work
-//! tracker, its own typed commands), and from then on `ctl reload NAME`, `ctl rotate NAME`, `ctl drain NAME` and `ctl status NAME` reach it
+//! A daemon registers what it has on a [`Builder`] (its configuration's load-and-validate step,
+//! its log files, its work tracker, its counters, its own typed commands), and from then on
+//! `ctl reload NAME`, `ctl check NAME`, `ctl rotate NAME`, `ctl drain NAME`, `ctl counters
+//! NAME` and `ctl status NAME` reach it
 //! over a Unix socket and report back whether it worked: the replacement for `pkill -HUP`.
 //!
 //! The server owns the parts that are easy to get wrong: the socket (never more open than its

@@ -151,7 +151,7 @@ impl Builder {
 
     /// Serves `reload` with `f`: re-read and apply the configuration. Validate everything
     /// before applying anything; on error the old configuration must stay active (see
-    /// [`Reloadable`](crate::Reloadable)). The server runs one reload at a time on a task of
+    /// [`Reloadable`]). The server runs one reload at a time on a task of
     /// its own, counts generations and catches panics. A daemon registered this way has no
     /// `check` (it answers unsupported): [`reloadable`](Builder::reloadable) gives both.
     ///
