@@ -194,7 +194,9 @@ impl Fleet {
             .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
             // Modules go to python on stdin, not through files in a temp directory: faster.
             .env("ANSIBLE_PIPELINING", "1")
-            .env("PYTHONDONTWRITEBYTECODE", "1");
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            // ansible refuses to start unless the locale's encoding is UTF-8.
+            .env("LC_ALL", "C.UTF-8");
         run_bounded(&mut cmd)
     }
 
