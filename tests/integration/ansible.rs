@@ -398,6 +398,14 @@ fn the_module_documents_exactly_its_arguments_and_ansible_doc_reads_it() {
             ],
         )
         .expect_success();
+    // As the collection's README runs it, then as JSON to look inside.
+    let text = fleet
+        .ansible_cmd("ansible-doc", &["ctl.fleet.ctl"])
+        .expect_success();
+    assert!(
+        text.stdout.contains("ctl.fleet.ctl") && text.stdout.contains("EXAMPLES"),
+        "{text}"
+    );
     let doc = fleet
         .ansible_cmd("ansible-doc", &["--json", "ctl.fleet.ctl"])
         .expect_success();
