@@ -14,11 +14,13 @@ pub const TARGET: &str = "web";
 
 /// One host of the fleet: a sandbox with its socket directory, config, log and daemon.
 pub struct Host {
+    /// First, so that it is dropped (killed) before its directory is removed: a live daemon
+    /// binds its socket again in a removed directory, and the directory would stay behind.
+    pub daemon: Option<Daemon>,
     pub name: String,
     pub sb: Sandbox,
     pub config: PathBuf,
     pub log: PathBuf,
-    pub daemon: Option<Daemon>,
 }
 
 impl Host {
