@@ -2,12 +2,14 @@
 //! One test binary (modules below) keeps link time low.
 
 mod abuse;
+mod ansible;
 mod check;
 mod cli;
 mod commands;
 mod counters;
 mod demo;
 mod embedded;
+mod fleet;
 mod hostile;
 mod hostile_daemon;
 mod hostile_files;

@@ -1,0 +1,460 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: the ctl project
+# SPDX-License-Identifier: MIT OR Apache-2.0
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: ctl
+short_description: Control a daemon through its ctl socket (status, check, reload, rotate, drain, ...)
+version_added: "0.1.0"
+description:
+  - Runs the C(ctl) command-line client on the managed host with C(--json) and returns the daemon's
+    typed reply. C(ctl) talks to the daemon over a Unix socket and reports back, where a signal
+    (C(pkill -HUP)) reports nothing.
+  - The task fails when C(ctl) exits non-zero, with the error's kind and message and C(ctl)'s
+    exit code in O(rc), for example a configuration the daemon refused (C(rc=1), the message
+    names the file, line and reason), or no daemon listening (C(rc=69)).
+  - C(changed) is true when a reload moved the configuration generation, a rotate reopened a log
+    file that had been renamed, a drain started, a resume undid a drain, or a command that is
+    not read-only ran; false for status, check, counters, an unchanged reload, and a read-only
+    command.
+options:
+  operation:
+    description:
+      - What to do.
+      - V(status) reads the daemon's state. V(check) validates the configuration on disk and
+        applies nothing. V(reload) re-reads the configuration; a refused one keeps the old one
+        active. V(rotate) reopens the log files (after they were renamed). V(drain) stops taking
+        new work and waits for the work in flight, up to O(timeout). V(resume) undoes a drain.
+        V(call) runs one of the daemon's own commands (O(command), O(args)). V(counters) reads
+        the daemon's counters.
+    type: str
+    required: true
+    choices: [status, check, reload, rotate, drain, resume, call, counters]
+  target:
+    description:
+      - The daemon's name, looked up by the socket convention (see O(socket_dir)), or a socket
+        path (anything containing C(/)).
+    type: str
+    required: true
+  timeout:
+    description:
+      - How long C(ctl) waits for the answer (C(ctl --timeout)), for example C(20s) or C(500ms).
+        The deadline travels to the daemon. Without it, C(ctl)'s default (30s).
+    type: str
+  missing_ok:
+    description:
+      - When no daemon is listening (socket missing or stale), succeed without doing anything
+        (C(ctl --missing-ok)) instead of failing with C(rc=69). The task is then C(ok), not
+        C(changed), and O(ignore:missing) says why. Errors from a running daemon still fail.
+    type: bool
+    default: false
+  command:
+    description:
+      - The daemon's own command to run, for O(operation=call) (where it is required).
+    type: str
+  args:
+    description:
+      - Arguments of O(command), for O(operation=call), as a dictionary (sent as
+        C(ctl call ... --args JSON); the daemon's schema types them).
+    type: dict
+  prefix:
+    description:
+      - For O(operation=counters), only the counters whose name starts with this.
+    type: str
+  ctl_path:
+    description:
+      - The C(ctl) binary, as a name looked up in C(PATH) or as a path.
+    type: str
+    default: ctl
+  socket_dir:
+    description:
+      - Look for the daemon's socket in this directory (sets C(CTL_SOCKET_DIR) for C(ctl)).
+        Without it, C(ctl)'s own convention applies (C(/run/ctl), C(/run/NAME/ctl.sock), ...).
+    type: path
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details:
+      - O(operation=reload) runs C(ctl check) instead, which validates the configuration and
+        applies nothing; C(changed) says whether a reload would change something, and a
+        refused configuration fails the task as the reload would. A daemon without C(check)
+        (C(rc=3)) makes the task skipped.
+      - O(operation=rotate), O(operation=drain) and O(operation=resume) read the daemon's status
+        instead (so a missing daemon fails, or is skipped with O(missing_ok), as it would) and
+        report C(changed) as a prediction; a rotate would reopen the daemon's log files (whether
+        they were renamed is not known without reopening them), a drain would start when the
+        daemon is not draining, a resume would undo a drain in progress.
+      - O(operation=call) runs a read-only command as usual and does not run any other; C(changed)
+        is then true.
+      - O(operation=status), O(operation=check) and O(operation=counters) change nothing and run
+        as usual.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
+    platforms: posix
+notes:
+  - C(ctl) must be installed on the managed host; the module runs it there, so the socket is
+    reached locally and C(ctl)'s own checks (peer credentials, trusted directories) apply to
+    the user the task runs as (use C(become) for a daemon running as another user).
+  - The C(--json) document, the exit codes and the targets are described in C(docs/operators.md)
+    of the ctl repository; the rolling-reload and rotate playbooks are in this collection's
+    C(playbooks) directory.
+  - A reply whose task failed still carries what C(ctl) printed, for example a drain whose
+    deadline passed with work in flight (C(rc=1), O(ignore:result.in_flight)).
+requirements:
+  - ctl on the managed host
+author:
+  - the ctl project
+"""
+
+EXAMPLES = r"""
+- name: Reload web; a refused configuration fails the task and keeps the old one active
+  ctl.fleet.ctl:
+    operation: reload
+    target: web
+    timeout: 20s
+
+- name: Validate the configuration on disk without applying it
+  ctl.fleet.ctl:
+    operation: check
+    target: web
+
+- name: Reopen the log files on every host where the daemon runs
+  ctl.fleet.ctl:
+    operation: rotate
+    target: web
+    missing_ok: true
+
+- name: Read a daemon listening in a directory of its own
+  ctl.fleet.ctl:
+    operation: status
+    target: web
+    socket_dir: /srv/web/run
+  register: web_status
+
+- name: Run one of the daemon's own commands
+  ctl.fleet.ctl:
+    operation: call
+    target: demo
+    command: set-message
+    args:
+      text: hello
+
+- name: Drain before maintenance, waiting at most two minutes
+  ctl.fleet.ctl:
+    operation: drain
+    target: web
+    timeout: 2m
+"""
+
+RETURN = r"""
+rc:
+  description: C(ctl)'s exit code (0 success, 1 the daemon ran it and it failed, 2 usage, 3 unsupported,
+    69 no daemon, 75 deadline passed, 76 protocol error, 77 permission denied).
+  returned: always
+  type: int
+  sample: 0
+cmd:
+  description: The C(ctl) command that was run (the last one, when the module ran more than one).
+  returned: always
+  type: list
+  elements: str
+  sample: [/usr/local/bin/ctl, --json, reload, web]
+operation:
+  description: The operation C(ctl) ran (V(check) for a reload in check mode, V(status) for a rotate,
+    drain or resume in check mode).
+  returned: always
+  type: str
+  sample: reload
+target:
+  description: The target as given.
+  returned: always
+  type: str
+  sample: web
+socket:
+  description: The socket C(ctl) talked to, or looked for.
+  returned: when ctl printed its JSON document
+  type: str
+  sample: /run/ctl/web.sock
+daemon:
+  description: Who answered (C(name), C(version), C(pid), C(protocol)).
+  returned: when a daemon answered
+  type: dict
+  sample: {"name": "web", "version": "2.1.0", "pid": 812, "protocol": 1}
+result:
+  description:
+    - The daemon's reply, as C(ctl --json) prints it (see the operators' guide, C(--json)).
+    - For V(reload) C(generation), C(summary), C(joined), C(unchanged); for V(check) C(generation)
+      (the active one), C(summary), C(unchanged); for V(rotate) C(files), each with C(path),
+      C(old) and C(new) (C(dev), C(ino)), C(bytes_to_old), C(error); for V(drain) C(completed),
+      C(in_flight), C(resumed); for V(resume) C(was_draining); for V(counters) C(counters), each
+      with C(name), C(kind), C(value), C(help); for V(call) the command's reply.
+    - In check mode, for V(rotate), V(drain) and V(resume), the daemon's status.
+  returned: when a daemon answered
+  type: dict
+  sample: {"generation": 7, "summary": "workers 4 -> 8", "joined": false, "unchanged": false}
+error:
+  description: Why C(ctl) failed. C(kind) is one of C(usage), C(no_daemon), C(not_listening),
+    C(untrusted), C(denied), C(timeout), C(incompatible), C(protocol), C(unsupported), C(failed),
+    C(busy), C(shutting_down), C(unrecognized); C(detail) is the daemon's typed error, or null.
+  returned: failure
+  type: dict
+  sample: {"kind": "failed", "message": "new configuration refused, the running one stays active: invalid config /etc/web.toml: line 3, column 10: ...", "detail": null}
+missing:
+  description: Why nothing was done, when no daemon was listening and O(missing_ok) was set.
+  returned: when no daemon was there and missing_ok is true
+  type: str
+  sample: "no daemon at /run/ctl/web.sock: no socket there; is it running?"
+"""
+
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+# Operations that change nothing: run as they are, in check mode too, and never `changed`.
+READ_ONLY = ("status", "check", "counters")
+
+
+# Module level, so that a test can hold it against DOCUMENTATION.
+ARGUMENT_SPEC = dict(
+    operation=dict(
+        type="str",
+        required=True,
+        choices=["status", "check", "reload", "rotate", "drain", "resume", "call", "counters"],
+    ),
+    target=dict(type="str", required=True),
+    timeout=dict(type="str"),
+    missing_ok=dict(type="bool", default=False),
+    command=dict(type="str"),
+    args=dict(type="dict"),
+    prefix=dict(type="str"),
+    ctl_path=dict(type="str", default="ctl"),
+    socket_dir=dict(type="path"),
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        required_if=[("operation", "call", ["command"])],
+        supports_check_mode=True,
+    )
+    Ctl(module).run()
+
+
+class Ctl:
+    """One task: one or two runs of `ctl --json`, and what they mean for Ansible."""
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.binary = self._find_binary(self.params["ctl_path"])
+        self.last_cmd = []
+
+    def _find_binary(self, path):
+        if "/" not in path:
+            return self.module.get_bin_path(path, required=True)
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            self.module.fail_json(msg="ctl_path %s is not an executable file" % path, rc=None, cmd=[path])
+        return path
+
+    def ctl(self, operation, extra=()):
+        """Runs `ctl --json OPERATION TARGET EXTRA...`; returns (rc, document or None, stderr)."""
+        cmd = [self.binary, "--json"]
+        if self.params["timeout"]:
+            cmd += ["--timeout", self.params["timeout"]]
+        if self.params["missing_ok"]:
+            cmd.append("--missing-ok")
+        cmd += [operation, self.params["target"]]
+        cmd += list(extra)
+        env = {}
+        if self.params["socket_dir"]:
+            env["CTL_SOCKET_DIR"] = self.params["socket_dir"]
+        self.last_cmd = cmd
+        rc, out, err = self.module.run_command(cmd, environ_update=env, check_rc=False)
+        try:
+            doc = json.loads(out)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            doc = None
+        return rc, doc, err
+
+    def run(self):
+        op = self.params["operation"]
+        if self.module.check_mode and op not in READ_ONLY:
+            return self.predict(op)
+        if op == "call":
+            return self.call()
+        if op == "drain":
+            # A drain's reply does not say whether it started one: ask first.
+            draining = self.draining()
+            return self.report(op, *self.ctl(op), changed=lambda result: draining is not True)
+        extra = []
+        if op == "counters" and self.params["prefix"]:
+            extra.append(self.params["prefix"])
+        return self.report(op, *self.ctl(op, extra), changed=CHANGED[op])
+
+    def call(self):
+        command = self.params["command"]
+        extra = [command]
+        if self.params["args"] is not None:
+            extra += ["--args", json.dumps(self.params["args"])]
+        read_only = self.read_only_command(command)
+        return self.report("call", *self.ctl("call", extra), changed=lambda result: not read_only)
+
+    def read_only_command(self, command):
+        """Whether the daemon describes `command` as read-only (access `read`). Unknown (an
+        older daemon without `describe`, an unknown command) counts as not read-only."""
+        rc, doc, _ = self.ctl("describe")
+        if rc != 0 or not doc or not isinstance(doc.get("result"), dict):
+            return False
+        for entry in doc["result"].get("operations") or []:
+            if entry.get("name") == command and entry.get("kind") == "command":
+                return entry.get("access") == "read"
+        return False
+
+    def draining(self):
+        """The daemon's `draining` flag, or None when its status cannot be read."""
+        rc, doc, _ = self.ctl("status")
+        if rc != 0 or not doc or not isinstance(doc.get("result"), dict):
+            return None
+        return doc["result"].get("draining")
+
+    def predict(self, op):
+        """Check mode for an operation that would change something: run nothing that does."""
+        if op == "reload":
+            rc, doc, stderr = self.ctl("check")
+            if rc == 3 and doc and (doc.get("error") or {}).get("kind") == "unsupported":
+                # A daemon without `check` (one that registered a bare reload, or predates
+                # it): what a reload would do cannot be known without doing it.
+                self.module.exit_json(
+                    skipped=True,
+                    changed=False,
+                    # Said outright: ansible fails a result with a non-zero rc and no `failed`.
+                    failed=False,
+                    rc=rc,
+                    cmd=self.last_cmd,
+                    operation="check",
+                    target=self.params["target"],
+                    error=doc["error"],
+                    msg="check mode: the daemon has no `check`, so what a reload would change is unknown; not reloaded",
+                )
+            return self.report(
+                "check",
+                rc,
+                doc,
+                stderr,
+                changed=lambda result: not result.get("unchanged", False),
+                note=lambda changed: "check mode: ran `ctl check`, nothing was applied; a reload would %s"
+                % ("change the configuration" if changed else "change nothing"),
+            )
+        if op == "call":
+            command = self.params["command"]
+            if self.read_only_command(command):
+                return self.call()
+            self.module.exit_json(
+                changed=True,
+                rc=0,
+                cmd=self.last_cmd,
+                operation="call",
+                target=self.params["target"],
+                msg="check mode: `%s` is not a read-only command; not run" % command,
+            )
+        predictions = {
+            "rotate": lambda status: bool(status.get("log_files")),
+            "drain": lambda status: not status.get("draining", False),
+            "resume": lambda status: bool(status.get("draining", False)),
+        }
+        return self.report(
+            "status",
+            *self.ctl("status"),
+            changed=predictions[op],
+            note=lambda changed: "check mode: read the status, ran no %s; it would %s"
+            % (op, "change something" if changed else "change nothing"),
+        )
+
+    def report(self, op, rc, doc, stderr, changed, note=None):
+        """Exits the module with ctl's answer: `failed` unless ctl exited 0."""
+        params = self.params
+        ret = dict(rc=rc, cmd=self.last_cmd, operation=op, target=params["target"])
+        if doc is None:
+            # Nothing ctl could say in JSON: a usage error (an option or operation this ctl
+            # does not know), or ctl did not run.
+            self.module.fail_json(
+                msg="ctl %s %s: exited %d without a JSON document: %s"
+                % (op, params["target"], rc, (stderr or "").strip() or "(no output)"),
+                error=dict(kind="usage" if rc == 2 else "unrecognized", message=(stderr or "").strip(), detail=None),
+                stderr=stderr,
+                **ret
+            )
+        for key in ("socket", "daemon", "result", "error"):
+            if key in doc:
+                ret[key] = doc[key]
+        if "skipped" in doc:
+            # Not `skipped`: to Ansible that key would make the task skipped, not ok.
+            ret["missing"] = doc["skipped"]
+            ret["msg"] = "%s (missing_ok): nothing to do" % doc["skipped"]
+            self.module.exit_json(changed=False, **ret)
+        result = doc.get("result") if isinstance(doc.get("result"), dict) else {}
+        is_changed = bool(changed(result)) if "result" in doc else False
+        if rc != 0 or not doc.get("ok", False):
+            error = doc.get("error") or {}
+            message = error.get("message") or failed_reply_message(op, result)
+            ret.setdefault("error", dict(kind=error.get("kind", "failed"), message=message, detail=None))
+            self.module.fail_json(
+                msg="ctl %s %s: %s (exit %d)" % (op, params["target"], message, rc), changed=is_changed, **ret
+            )
+        if note:
+            ret["msg"] = note(is_changed)
+        self.module.exit_json(changed=is_changed, **ret)
+
+
+def reloaded(result):
+    """A reload changed something when the generation moved; a joined call shares the reload
+    another caller started, and so its `unchanged`."""
+    return not result.get("unchanged", False)
+
+
+def reopened(result):
+    """A rotate changed something when a file was reopened as another file (it had been
+    renamed); reopening the same file changes nothing."""
+    for entry in result.get("files") or []:
+        if not entry.get("error") and entry.get("new") != entry.get("old"):
+            return True
+    return False
+
+
+def failed_reply_message(op, result):
+    """Why a reply that came with a non-zero exit failed (a drain whose deadline passed)."""
+    if op == "drain":
+        if result.get("resumed"):
+            return "the drain was undone by a resume before it completed"
+        return "the deadline passed with %s unit(s) of work still in flight; the daemon keeps draining" % result.get(
+            "in_flight"
+        )
+    return "failed"
+
+
+CHANGED = {
+    "status": lambda result: False,
+    "check": lambda result: False,
+    "counters": lambda result: False,
+    "reload": reloaded,
+    "rotate": reopened,
+    "resume": lambda result: bool(result.get("was_draining", False)),
+}
+
+
+if __name__ == "__main__":
+    main()
