@@ -1,0 +1,213 @@
+//! Buffered mode: lines wait in a bounded buffer; a thread of the file's own writes them out.
+//!
+//! A logging call only takes the buffer's lock to copy its line in, and wakes the writer only
+//! when the buffer was empty (to start the flush interval) or just filled a batch: no system
+//! call per line. The writer takes the whole buffer at once (an O(1) swap) while holding the
+//! file's lock, so a reopen, which takes that lock too, finds every line either written or
+//! still in the buffer, never in between.
+
+use super::{lock, Core, Inner, LogOptions};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Largest batch: the writer is woken as soon as this much waits.
+const MAX_BATCH: usize = 64 * 1024;
+
+#[derive(Debug)]
+pub(super) struct Buffer {
+    state: Mutex<State>,
+    /// The writer thread sleeps here.
+    wake: Condvar,
+    /// Bytes that may wait before lines are dropped.
+    limit: usize,
+    /// Bytes that make a batch worth writing at once.
+    batch: usize,
+    interval: Duration,
+    /// Every line dropped since the file was opened, for [`LogFile::dropped_lines`].
+    ///
+    /// [`LogFile::dropped_lines`]: super::LogFile::dropped_lines
+    dropped_total: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    bytes: Vec<u8>,
+    /// When the oldest line in `bytes` came: the writer writes it at most an interval later.
+    first: Option<Instant>,
+    /// Lines dropped since the buffer was last taken. While not zero, every line is dropped, so
+    /// that all of them fall between what was taken and what comes after the notice.
+    dropped: u64,
+    /// The last handle is gone: write out and end.
+    stop: bool,
+}
+
+impl Buffer {
+    pub(super) fn new(options: &LogOptions) -> Buffer {
+        let batch = (options.buffer_limit / 4).min(MAX_BATCH);
+        Buffer {
+            state: Mutex::new(State {
+                bytes: Vec::with_capacity(batch),
+                ..State::default()
+            }),
+            wake: Condvar::new(),
+            limit: options.buffer_limit,
+            batch,
+            interval: options.flush_interval,
+            dropped_total: AtomicU64::new(0),
+        }
+    }
+
+    /// Copies whole lines in, or drops and counts them when the buffer is full.
+    pub(super) fn push(&self, bytes: &[u8]) {
+        let mut state = lock(&self.state);
+        if state.dropped > 0 || state.bytes.len() + bytes.len() > self.limit {
+            let lines = bytes.iter().filter(|&&b| b == b'\n').count().max(1) as u64;
+            state.dropped += lines;
+            self.dropped_total.fetch_add(lines, Ordering::Relaxed);
+            return;
+        }
+        let before = state.bytes.len();
+        if before == 0 {
+            state.first = Some(Instant::now());
+        }
+        state.bytes.extend_from_slice(bytes);
+        let wake = before == 0 || (before < self.batch && state.bytes.len() >= self.batch);
+        drop(state);
+        if wake {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Moves what waits into `carry` (behind what an earlier write left there), followed by the
+    /// notice of lines dropped meanwhile. Leaves it waiting while `carry` already holds more
+    /// than the limit: memory stays bounded while the disk fails.
+    pub(super) fn take_into(&self, carry: &mut Vec<u8>) {
+        if carry.len() > self.limit {
+            return;
+        }
+        let mut state = lock(&self.state);
+        if carry.is_empty() {
+            // The empty `carry` keeps the last batch's allocation: it becomes the buffer.
+            std::mem::swap(carry, &mut state.bytes);
+        } else {
+            carry.extend_from_slice(&state.bytes);
+            state.bytes.clear();
+        }
+        state.first = None;
+        let dropped = std::mem::take(&mut state.dropped);
+        drop(state);
+        if dropped > 0 {
+            carry.extend_from_slice(self.notice(dropped).as_bytes());
+        }
+    }
+
+    /// The line that stands for `dropped` lines, shaped like a `tracing` line.
+    fn notice(&self, dropped: u64) -> String {
+        format!(
+            "{}  WARN control_server::log_file: {dropped} lines dropped: the disk did not take \
+             them as fast as they came (buffer of {} bytes full)\n",
+            humantime::format_rfc3339_micros(SystemTime::now()),
+            self.limit
+        )
+    }
+
+    pub(super) fn dropped_total(&self) -> u64 {
+        self.dropped_total.load(Ordering::Relaxed)
+    }
+}
+
+/// The writer thread of a buffered file.
+#[derive(Debug)]
+pub(super) struct Writer {
+    core: Arc<Core>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Writer {
+    pub(super) fn spawn(core: &Arc<Core>) -> std::io::Result<Writer> {
+        let thread = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn({
+                let core = core.clone();
+                move || write_batches(&core)
+            })?;
+        Ok(Writer {
+            core: core.clone(),
+            thread,
+        })
+    }
+
+    /// Has the thread write out what is buffered, and waits for it to end.
+    pub(super) fn stop(self) {
+        if let Some(buffer) = &self.core.buffer {
+            lock(&buffer.state).stop = true;
+            buffer.wake.notify_one();
+        }
+        let _ = self.thread.join();
+    }
+}
+
+fn wait<'a>(wake: &Condvar, state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    wake.wait(state).unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write_batches(core: &Core) {
+    let Some(buffer) = &core.buffer else { return };
+    let mut failing = false;
+    loop {
+        let mut state = lock(&buffer.state);
+        // Asleep while there is nothing to write: an idle daemon's file never wakes it.
+        while !state.stop && !failing && state.bytes.is_empty() && state.dropped == 0 {
+            state = wait(&buffer.wake, state);
+        }
+        // Let a batch gather, until the flush interval after its first line; while the disk
+        // fails, try again once per interval.
+        let deadline = match (failing, state.first) {
+            (false, Some(first)) => first + buffer.interval,
+            _ => Instant::now() + buffer.interval,
+        };
+        while !state.stop && (failing || state.bytes.len() < buffer.batch) {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            state = buffer
+                .wake
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        let stop = state.stop;
+        drop(state);
+        let mut inner = lock(&core.inner);
+        let result = core.write_out(&mut inner);
+        let path = failing_path(&inner, result.is_err() != failing);
+        drop(inner);
+        // Said with no lock held: these lines may go into this very file.
+        match (result, path) {
+            (Err(err), Some(path)) => {
+                failing = true;
+                tracing::warn!(
+                    path = %path.display(),
+                    "cannot write to log file, keeping up to {} bytes of lines and then \
+                     dropping and counting them until it takes writes again: {err}",
+                    buffer.limit
+                );
+            }
+            (Ok(()), Some(path)) => {
+                failing = false;
+                tracing::info!(path = %path.display(), "log file takes writes again");
+            }
+            _ => {}
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
+/// The path, when the writes start or stop failing.
+fn failing_path(inner: &Inner, changed: bool) -> Option<std::path::PathBuf> {
+    changed.then(|| inner.path.clone())
+}
