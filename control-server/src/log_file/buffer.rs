@@ -211,3 +211,201 @@ fn write_batches(core: &Core) {
 fn failing_path(inner: &Inner, changed: bool) -> Option<std::path::PathBuf> {
     changed.then(|| inner.path.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{id_of, Inner, LogFile, LogOptions};
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    /// Polls `check` until it holds, for at most 10 s.
+    fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !check() {
+            assert!(start.elapsed() < Duration::from_secs(10), "{what}");
+            std::thread::yield_now();
+        }
+    }
+
+    fn len(path: &Path) -> u64 {
+        std::fs::metadata(path).map_or(0, |m| m.len())
+    }
+
+    fn line(n: usize) -> Vec<u8> {
+        format!("n={n} {}\n", "x".repeat(90)).into_bytes()
+    }
+
+    #[test]
+    fn lines_wait_for_a_full_batch_or_the_interval_not_a_write_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.log");
+        // An hour: only a full batch, a flush or the last handle going write anything.
+        let options = LogOptions {
+            flush_interval: Duration::from_secs(3600),
+            ..LogFile::options().buffered().buffer_limit(256 * 1024)
+        };
+        let log = options.open(&path).unwrap();
+        for n in 0..10 {
+            log.write_line(&line(n)).unwrap();
+        }
+        assert_eq!(len(&path), 0, "a line was written on its own");
+        // 64 KiB make a batch: written by the writer thread, not this one.
+        let mut n = 10;
+        while n * line(0).len() < 64 * 1024 {
+            log.write_line(&line(n)).unwrap();
+            n += 1;
+        }
+        wait_for("the full batch to be written", || len(&path) > 0);
+        log.write_line(b"last\n").unwrap();
+        log.flush().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), n + 1);
+        assert!(text.ends_with("last\n"));
+
+        // The flush interval: a line on its own is written by then.
+        let path = dir.path().join("i.log");
+        let log = LogFile::options()
+            .buffered()
+            .flush_interval(Duration::from_millis(20))
+            .open(&path)
+            .unwrap();
+        log.write_line(b"alone\n").unwrap();
+        wait_for("the line to be written within the interval", || {
+            len(&path) == 6
+        });
+        // And the last handle going writes out the rest.
+        log.write_line(b"at drop\n").unwrap();
+        let clone = log.clone();
+        drop(log);
+        drop(clone);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "alone\nat drop\n");
+    }
+
+    /// A "disk" that stops taking writes: a FIFO nobody reads, opened read-write so that the
+    /// open does not wait for a reader. Writes to it block once its 64 KiB are full, as they do
+    /// on a hung disk, until `drain` reads it.
+    struct StalledDisk {
+        _dir: tempfile::TempDir,
+        reader: std::fs::File,
+        read: Vec<u8>,
+    }
+
+    impl StalledDisk {
+        fn new(options: &LogOptions) -> (StalledDisk, LogFile) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("fifo");
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                &path,
+                rustix::fs::FileType::Fifo,
+                rustix::fs::Mode::from_raw_mode(0o600),
+                0,
+            )
+            .unwrap();
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap();
+            let reader = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+                .open(&path)
+                .unwrap();
+            let id = id_of(&file.metadata().unwrap());
+            let log = LogFile::with_options(Inner::new(path, (file, id)), options).unwrap();
+            let disk = StalledDisk {
+                _dir: dir,
+                reader,
+                read: Vec::new(),
+            };
+            (disk, log)
+        }
+
+        /// Reads what waits in the FIFO, taking writes again.
+        fn drain(&mut self) {
+            let mut chunk = [0; 65536];
+            while let Ok(n @ 1..) = self.reader.read(&mut chunk) {
+                self.read.extend_from_slice(&chunk[..n]);
+            }
+        }
+    }
+
+    #[test]
+    fn on_a_stalled_disk_buffered_mode_drops_and_counts_and_line_mode_waits() {
+        let options = LogFile::options().buffered().buffer_limit(16 * 1024);
+        let (mut disk, log) = StalledDisk::new(&options);
+        // Far more than the FIFO and the buffer hold: the logging thread never waits.
+        const LINES: usize = 5000;
+        let logging = log.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for n in 0..LINES {
+                logging.write_line(&line(n)).unwrap();
+            }
+            tx.send(()).unwrap();
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("a logging call waited for the stalled disk");
+        let dropped = log.dropped_lines();
+        assert!(dropped > 0, "nothing was dropped");
+
+        // The disk takes writes again: what was kept comes out, then the notice.
+        let start = Instant::now();
+        while !String::from_utf8_lossy(&disk.read).contains("lines dropped") {
+            assert!(start.elapsed() < Duration::from_secs(10), "no notice");
+            disk.drain();
+            std::thread::yield_now();
+        }
+        log.flush().unwrap();
+        disk.drain();
+        let text = String::from_utf8(disk.read.clone()).unwrap();
+        let mut kept = Vec::new();
+        let mut counted = 0;
+        for l in text.lines() {
+            if let Some(n) = l.strip_prefix("n=") {
+                kept.push(n.split(' ').next().unwrap().parse::<usize>().unwrap());
+            } else {
+                let (n, _) = l.split_once(" lines dropped").expect(l);
+                counted += n.rsplit(' ').next().unwrap().parse::<u64>().unwrap();
+            }
+        }
+        assert!(kept.windows(2).all(|w| w[0] < w[1]), "out of order");
+        assert_eq!(counted, dropped, "every dropped line counted in a notice");
+        assert_eq!(kept.len() as u64 + counted, LINES as u64);
+        // Memory stayed bounded: at most the FIFO, the batch being written and the buffer.
+        assert!(
+            kept.len() * line(0).len() <= 65536 + 3 * 16 * 1024,
+            "{}",
+            kept.len()
+        );
+
+        // Line mode: the caller's write waits for the disk, and loses nothing.
+        let (mut disk, log) = StalledDisk::new(&LogFile::options());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for n in 0..1000 {
+                log.write_line(&line(n)).unwrap();
+            }
+            tx.send(()).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "1000 lines fit in a stalled 64 KiB FIFO"
+        );
+        let start = Instant::now();
+        while rx.try_recv().is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the writer never went on"
+            );
+            disk.drain();
+            std::thread::yield_now();
+        }
+        disk.drain();
+        let text = String::from_utf8(disk.read).unwrap();
+        assert_eq!(text.lines().count(), 1000, "line mode drops nothing");
+    }
+}

@@ -244,3 +244,108 @@ impl Watching {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::LogFile;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    /// Writes numbered lines until one shows in `path`, for at most 10 s; returns how many.
+    fn write_until_in(log: &LogFile, path: &Path, from: usize) -> usize {
+        let start = Instant::now();
+        let mut n = from;
+        while read(path).is_empty() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no line reached {} within 10 s",
+                path.display()
+            );
+            log.write_line(format!("n={n}\n").as_bytes()).unwrap();
+            log.flush().unwrap();
+            n += 1;
+            std::thread::yield_now();
+        }
+        n
+    }
+
+    fn numbers(text: &str) -> Vec<usize> {
+        text.lines()
+            .map(|l| l.strip_prefix("n=").expect(l).parse().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_rename_is_followed_without_rotate_and_rotate_reports_it() {
+        for options in [LogFile::options(), LogFile::options().buffered()] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("w.log");
+            let old = dir.path().join("w.log.1");
+            let log = options.watch_rotation(true).open(&path).unwrap();
+            log.write_line(b"n=0\n").unwrap();
+            log.flush().unwrap();
+            std::fs::rename(&path, &old).unwrap();
+            // No `create`: after the grace the file makes the new one itself.
+            let started = Instant::now();
+            let n = write_until_in(&log, &path, 1);
+            assert!(
+                started.elapsed() >= super::CREATE_GRACE / 2,
+                "no grace for `create`"
+            );
+            let all: Vec<usize> = numbers(&read(&old))
+                .into_iter()
+                .chain(numbers(&read(&path)))
+                .collect();
+            assert_eq!(all, (0..n).collect::<Vec<_>>(), "lost or duplicated");
+
+            // `rotate` now reports that reopen instead of making another.
+            let r = log.reopen();
+            assert_eq!(r.error, None);
+            assert_ne!(r.old, r.new);
+            assert_eq!(r.bytes_to_old, read(&old).len() as u64, "exact");
+            let id = r.new;
+            let again = log.reopen();
+            assert_eq!((again.old, again.new), (id, id), "the same file");
+        }
+    }
+
+    #[test]
+    fn a_file_logrotate_creates_after_the_rename_is_used_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.log");
+        let old = dir.path().join("c.log.1");
+        let log = LogFile::options()
+            .buffered()
+            .watch_rotation(true)
+            .open(&path)
+            .unwrap();
+        // What logrotate's `create 0604` does: rename, then create the new file.
+        std::fs::rename(&path, &old).unwrap();
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_permissions(std::fs::Permissions::from_mode(0o604))
+            .unwrap();
+        let created = std::fs::metadata(&path).unwrap();
+        let started = Instant::now();
+        let n = write_until_in(&log, &path, 0);
+        assert!(
+            started.elapsed() < super::CREATE_GRACE,
+            "waited out the grace although the file was there"
+        );
+        let now = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            (now.ino(), now.mode() & 0o777),
+            (created.ino(), 0o604),
+            "not logrotate's file"
+        );
+        let all: Vec<usize> = numbers(&read(&old))
+            .into_iter()
+            .chain(numbers(&read(&path)))
+            .collect();
+        assert_eq!(all, (0..n).collect::<Vec<_>>(), "lost or duplicated");
+    }
+}
