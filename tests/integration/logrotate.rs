@@ -145,22 +145,32 @@ fn assert_no_gap_from_one(seqs: &[u64]) {
 const FOLLOW_BOUND: Duration = Duration::from_secs(3);
 
 /// logrotate with no `postrotate` at all: the daemon notices each rename by itself.
-fn rotations_without_postrotate(name: &str, extra: &[&str], create: &str) {
+fn rotations_without_postrotate(name: &str, extra: &[&str], options: &str, rounds: usize) {
     require_logrotate();
     let mut args = vec!["--watch-log-rotation"];
     args.extend_from_slice(extra);
     let (sb, daemon) = sandbox_with_daemon(name, 1, &args);
     let log = sb.path(&format!("{name}.log"));
     let conf = format!(
-        "{} {{\n    rotate 50\n    missingok\n    nocompress\n{create}}}\n",
+        "{} {{\n    rotate 50\n    missingok\n{options}}}\n",
         log.display()
     );
     let mut slowest = Duration::ZERO;
-    for round in 1..=ROTATIONS {
+    let mut last_second = 0;
+    for round in 1..=rounds {
         wait_for(&format!("lines before rotation {round}"), WAIT, || {
             (read_lines(&log).len() >= 20).then_some(())
         });
-        logrotate(&sb, &conf).expect_code(0);
+        if options.contains("dateext") {
+            // One rotation per second: `dateformat -%s` names the rotated file by the second.
+            wait_for("the next second", WAIT, || {
+                let now = unix_seconds();
+                (now > last_second).then_some(())
+            });
+            last_second = unix_seconds();
+        }
+        let run = logrotate(&sb, &conf).expect_code(0);
+        assert!(run.stderr.is_empty(), "{run}");
         let rotated_at = Instant::now();
         wait_for(
             &format!("a line in the new file within {FOLLOW_BOUND:?} of rotation {round}"),
@@ -182,9 +192,21 @@ fn rotations_without_postrotate(name: &str, extra: &[&str], create: &str) {
             .unwrap();
         (lines.last().map(|l| l.seq) == Some(written)).then_some(())
     });
+    let files = rotated_files(&sb, name);
+    assert_eq!(files.len(), rounds, "{files:?}");
+    if options.contains("delaycompress") {
+        let compressed = files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "gz"));
+        assert_eq!(
+            compressed.count(),
+            rounds - 1,
+            "all but the last: {files:?}"
+        );
+    }
     let mut seqs = Vec::new();
-    for n in (1..=ROTATIONS).rev() {
-        seqs.extend(read_lines(&rotated(&log, n)).iter().map(|l| l.seq));
+    for file in &files {
+        seqs.extend(tests::parse_lines(&read_any(file)).iter().map(|l| l.seq));
     }
     seqs.extend(read_lines(&log).iter().map(|l| l.seq));
     assert_no_gap_from_one(&seqs);
@@ -192,7 +214,7 @@ fn rotations_without_postrotate(name: &str, extra: &[&str], create: &str) {
         .log()
         .matches("log file renamed: reopened it")
         .count();
-    assert_eq!(reopens, ROTATIONS, "one reopen per rotation");
+    assert_eq!(reopens, rounds, "one reopen per rotation");
     // `ctl rotate` still works, and reports the reopen the watch made.
     let run = sb.ctl(&["--json", "rotate", name]).expect_code(0);
     let file = &run.json()["result"]["files"][0];
@@ -200,14 +222,65 @@ fn rotations_without_postrotate(name: &str, extra: &[&str], create: &str) {
     daemon.assert_alive();
 }
 
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The files logrotate rotated `NAME.log` to, oldest first: `NAME.log.N` (the highest number
+/// is the oldest) or `NAME.log-SECONDS[.gz]` (dateext).
+fn rotated_files(sb: &Sandbox, name: &str) -> Vec<PathBuf> {
+    let mut found: Vec<(i64, PathBuf)> = std::fs::read_dir(sb.path(""))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter_map(|path| {
+            let file = path.file_name()?.to_str()?.to_owned();
+            let rest = file.strip_prefix(&format!("{name}.log"))?;
+            let order = match rest.strip_prefix('.') {
+                Some(n) => -n.parse::<i64>().ok()?,
+                None => rest
+                    .strip_prefix('-')?
+                    .trim_end_matches(".gz")
+                    .parse()
+                    .ok()?,
+            };
+            Some((order, path))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, path)| path).collect()
+}
+
+/// A file's text, uncompressed if logrotate compressed it.
+fn read_any(path: &Path) -> String {
+    if path.extension().is_some_and(|e| e == "gz") {
+        let out = Command::new("zcat").arg(path).output().unwrap();
+        assert!(out.status.success(), "zcat {}", path.display());
+        return String::from_utf8(out.stdout).unwrap();
+    }
+    std::fs::read_to_string(path).unwrap()
+}
+
 #[test]
 fn logrotate_without_postrotate_is_followed_by_the_watch_with_create() {
-    rotations_without_postrotate("nwc", &["--log-mode", "buffered"], "    create 0604\n");
+    let options = "    nocompress\n    create 0604\n";
+    rotations_without_postrotate("nwc", &["--log-mode", "buffered"], options, ROTATIONS);
 }
 
 #[test]
 fn logrotate_without_postrotate_is_followed_by_the_watch_without_create() {
-    rotations_without_postrotate("nwn", &[], "    nocreate\n");
+    rotations_without_postrotate("nwn", &[], "    nocompress\n    nocreate\n", ROTATIONS);
+}
+
+/// What the guides say works with the watch alone: `compress` with `delaycompress`, and
+/// `dateext`.
+#[test]
+fn logrotate_without_postrotate_with_delaycompress_and_dateext_loses_nothing() {
+    let options =
+        "    create 0604\n    compress\n    delaycompress\n    dateext\n    dateformat -%s\n";
+    rotations_without_postrotate("nwz", &["--log-mode", "buffered"], options, 3);
 }
 
 #[test]
