@@ -974,7 +974,7 @@ mod tests {
         if log.threads.watch.is_none() {
             assert_eq!(
                 new, "three\n",
-                "without a watch, only `reopen` moves writing"
+                "without a watch, every line before `reopen` goes to the old file, every line after to the new"
             );
         }
     }
