@@ -239,7 +239,6 @@ impl Demo {
             .field("lines_per_second", 1.0 / interval.as_secs_f64())
             .field("message", self.message())
             .field("reload_runs", self.reload_runs.load(Ordering::SeqCst))
-            .field("log_lines_dropped", self.log.dropped_lines())
     }
 }
 
