@@ -6,7 +6,7 @@
 //! file's lock, so a reopen, which takes that lock too, finds every line either written or
 //! still in the buffer, never in between.
 
-use super::{lock, Core, Inner, LogOptions};
+use super::{lock, Core, LogOptions};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -182,7 +182,8 @@ fn write_batches(core: &Core) {
         drop(state);
         let mut inner = lock(&core.inner);
         let result = core.write_out(&mut inner);
-        let path = failing_path(&inner, result.is_err() != failing);
+        // The path, when the writes start or stop failing.
+        let path = (result.is_err() != failing).then(|| inner.path.clone());
         drop(inner);
         // Said with no lock held: these lines may go into this very file.
         match (result, path) {
@@ -205,11 +206,6 @@ fn write_batches(core: &Core) {
             return;
         }
     }
-}
-
-/// The path, when the writes start or stop failing.
-fn failing_path(inner: &Inner, changed: bool) -> Option<std::path::PathBuf> {
-    changed.then(|| inner.path.clone())
 }
 
 #[cfg(test)]

@@ -81,7 +81,9 @@ impl LogOptions {
     /// happens. When the file is gone from the path, the reopen waits up to [`CREATE_GRACE`]
     /// for logrotate's `create` to make the new one, then creates it itself. `rotate` still
     /// works, and reports the reopen the file already made rather than reopening twice.
-    /// Cannot follow `copytruncate`, which keeps the same file.
+    /// Cannot follow `copytruncate`, which keeps the same file. Opening fails if the watch cannot
+    /// be set up (no inotify, or `fs.inotify.max_user_instances` reached: each watched file
+    /// uses one instance): open without it, and rely on `rotate`, if that is acceptable.
     ///
     /// [`CREATE_GRACE`]: crate::log_file::CREATE_GRACE
     pub fn watch_rotation(mut self, watch: bool) -> Self {
