@@ -54,6 +54,11 @@ fn forced_rotations_under_load_lose_and_duplicate_nothing() {
 }
 
 #[test]
+fn forced_rotations_under_load_lose_and_duplicate_nothing_when_watched() {
+    forced_rotations_under_load("lrlw", &["--watch-log-rotation"]);
+}
+
+#[test]
 fn forced_rotations_under_load_lose_and_duplicate_nothing_in_buffered_mode() {
     forced_rotations_under_load("lrb", &["--log-mode", "buffered"]);
 }
@@ -343,8 +348,25 @@ fn for_contrast_pkill_hup_kills_a_process_without_a_sighup_handler() {
 
 #[test]
 fn a_failed_reopen_keeps_the_old_file_and_a_later_rotate_recovers() {
-    let (sb, daemon) = sandbox_with_daemon("ro", 2, &[]);
-    let log = sb.path("ro.log");
+    failed_reopen_then_recovery("ro", &[]);
+}
+
+#[test]
+fn a_failed_reopen_keeps_the_old_file_and_a_later_rotate_recovers_in_buffered_mode() {
+    failed_reopen_then_recovery("rob", &["--log-mode", "buffered"]);
+}
+
+/// With the watch too: it fails like `rotate` while the directory is in the way, and whichever
+/// of the two reopens once it is gone, the other does not reopen again.
+#[test]
+fn a_failed_reopen_keeps_the_old_file_and_a_later_rotate_recovers_when_watched() {
+    let extra = ["--log-mode", "buffered", "--watch-log-rotation"];
+    failed_reopen_then_recovery("row", &extra);
+}
+
+fn failed_reopen_then_recovery(name: &str, extra: &[&str]) {
+    let (sb, daemon) = sandbox_with_daemon(name, 2, extra);
+    let log = sb.path(&format!("{name}.log"));
     let old = rotated(&log, 1);
     wait_for("a line", WAIT, || {
         (!read_lines(&log).is_empty()).then_some(())
@@ -353,7 +375,7 @@ fn a_failed_reopen_keeps_the_old_file_and_a_later_rotate_recovers() {
     // A directory where the new log file should go: the reopen cannot succeed.
     std::fs::rename(&log, &old).unwrap();
     std::fs::create_dir(&log).unwrap();
-    let run = sb.ctl(&["rotate", "ro"]).expect_code(1);
+    let run = sb.ctl(&["rotate", name]).expect_code(1);
     assert!(
         run.stderr
             .contains(&format!("{}: Is a directory", log.display())),
@@ -368,12 +390,12 @@ fn a_failed_reopen_keeps_the_old_file_and_a_later_rotate_recovers() {
     daemon.assert_alive();
 
     std::fs::remove_dir(&log).unwrap();
-    let run = sb.ctl(&["rotate", "ro"]).expect_code(0);
+    let run = sb.ctl(&["rotate", name]).expect_code(0);
     assert!(run.stdout.contains("reopened 1 log file"), "{run}");
     wait_for("lines in the new file", WAIT, || {
         (read_lines(&log).len() >= 3).then_some(())
     });
-    sb.ctl(&["drain", "ro"]).expect_code(0);
+    sb.ctl(&["drain", name]).expect_code(0);
 
     let mut seqs: Vec<u64> = read_lines(&old).iter().map(|l| l.seq).collect();
     seqs.extend(read_lines(&log).iter().map(|l| l.seq));
