@@ -1,7 +1,7 @@
 //! The job the project exists for: the real `logrotate` with `ctl rotate` in `postrotate`.
 
 use crate::sandbox_with_daemon;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -167,14 +167,15 @@ fn rotations_without_postrotate(name: &str, extra: &[&str], options: &str, round
             (read_lines(&log).len() >= 20).then_some(())
         });
         if options.contains("dateext") {
-            // One rotation per second: `dateformat -%s` names the rotated file by the second.
-            wait_for("the next second", WAIT, || {
-                let now = unix_seconds();
-                (now > last_second).then_some(())
+            // One rotation per second: `dateformat -%s` names the rotated file by the second
+            // it was last written in (its mtime), which must be past the last rotation's.
+            wait_for("a line written in the next second", WAIT, || {
+                let mtime = std::fs::metadata(&log).ok()?.mtime() as u64;
+                (mtime > last_second).then_some(())
             });
-            last_second = unix_seconds();
         }
         let run = logrotate(&sb, &conf).expect_code(0);
+        last_second = unix_seconds();
         assert!(run.stderr.is_empty(), "{run}");
         let rotated_at = Instant::now();
         wait_for(
