@@ -393,7 +393,11 @@ impl LogFile {
             threads.writer = Some(buffer::Writer::spawn(&core).map_err(failed)?);
         }
         if options.watch {
-            threads.watch = Some(watch::Watch::spawn(&core, &path).map_err(failed)?);
+            let watch = watch::Watch::spawn(&core, &path).map_err(|err| {
+                let why = format!("cannot watch it for renames (inotify: {err})");
+                failed(io::Error::new(err.kind(), why))
+            })?;
+            threads.watch = Some(watch);
         }
         Ok(LogFile {
             core,
