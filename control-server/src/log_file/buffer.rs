@@ -144,7 +144,11 @@ impl Writer {
             lock(&buffer.state).stop = true;
             buffer.wake.notify_one();
         }
-        let _ = self.thread.join();
+        // The last handle can go on the writer thread itself (a handle made by a `tracing`
+        // writer for the thread's own warning): it sees `stop` on its next round, unjoined.
+        if self.thread.thread().id() != std::thread::current().id() {
+            let _ = self.thread.join();
+        }
     }
 }
 
