@@ -87,7 +87,8 @@
 //! - [`policy`]: peer credentials and who may call what.
 //! - [`listener`]: binding the socket safely.
 //! - [`log_level`]: [`LogFilter`](log_level::LogFilter), the filter `ctl log-level` changes.
-//! - [`log_file`]: [`LogFile`], a log file that `rotate` reopens without losing a line.
+//! - [`log_file`]: [`LogFile`], a log file that `rotate` reopens without losing a line; its
+//!   buffered mode (`buffer`: the writer thread) and its watch on renames (`watch`: inotify).
 //! - [`config_file`]: reading a configuration file for `reload` without blocking the runtime.
 //! - [`reloadable`]: [`Reloadable`], validate-then-swap configuration.
 //! - [`drain`]: [`WorkTracker`], work in flight for `drain`.

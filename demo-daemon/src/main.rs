@@ -10,6 +10,7 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use config::{Config, DEFAULT_CONFIG};
 use control_api::Operation;
+use control_server::log_file::WriteMode;
 use control_server::{Caller, LogFile, Policy, Server, WorkTracker};
 use daemon::Demo;
 use demo_daemon::{SetMessage, Stats};
@@ -77,6 +78,27 @@ struct Args {
     /// How long a connection told to stop (at shutdown) may take to send the replies it owes
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     shutdown_grace: std::time::Duration,
+
+    /// How lines reach the log file: `line` (one write per line, the caller waits for the disk)
+    /// or `buffered` (batched by a writer thread; dropped and counted when the disk falls behind)
+    #[arg(long, value_name = "MODE", default_value = "line")]
+    log_mode: LogMode,
+
+    /// Buffered mode: bytes of lines that may wait for the disk before lines are dropped
+    #[arg(long, value_name = "BYTES", default_value_t = control_server::log_file::DEFAULT_BUFFER_LIMIT)]
+    log_buffer_limit: usize,
+
+    /// Reopen the log file by itself when logrotate renames it (inotify), so that a logrotate
+    /// stanza needs no `postrotate`; `ctl rotate` keeps working
+    #[arg(long)]
+    watch_log_rotation: bool,
+}
+
+/// [`WriteMode`](control_server::log_file::WriteMode), as a command-line value.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogMode {
+    Line,
+    Buffered,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -170,7 +192,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 config_path.display()
             ),
         })?;
-    let log = LogFile::open(&config.log_file)
+    let log = LogFile::options()
+        .mode(match args.log_mode {
+            LogMode::Line => WriteMode::Line,
+            LogMode::Buffered => WriteMode::Buffered,
+        })
+        .buffer_limit(args.log_buffer_limit)
+        .watch_rotation(args.watch_log_rotation)
+        .open(&config.log_file)
         .with_context(|| format!("cannot open log_file {}", config.log_file.display()))?;
     // The daemon's own `tracing` output goes into its log file, the path the guide recommends,
     // so `rotate` moves it along with the `seq=` lines; and to stderr, through a writer thread
@@ -256,6 +285,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!("terminating");
     server.shutdown().await;
     worker.abort();
+    // The global subscriber keeps a handle, so the file's buffer is not written out by a drop:
+    // write it out now, off the runtime (the disk may be slow).
+    let flushing = log.clone();
+    tokio::task::spawn_blocking(move || flushing.flush())
+        .await?
+        .context("cannot write out the log file's last lines")?;
     Ok(())
 }
 

@@ -230,6 +230,91 @@ fn a_full_disk_never_tears_a_line() {
     daemon.assert_alive();
 }
 
+/// Buffered mode on a full disk: the daemon's logging never waits; lines are dropped and
+/// counted once the buffer is full, and a `N lines dropped` line stands in for them once the
+/// disk takes writes again. Whatever is written is whole, in order, and never twice.
+#[test]
+fn a_full_disk_in_buffered_mode_drops_counts_and_says_so() {
+    if !require_root() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let mnt = sb.path("small");
+    let _tmpfs = Tmpfs::mount(&mnt, "256k");
+    let log = mnt.join("drops.log");
+    let cfg = sb.write_config("drops.toml", &config(&log, 1, "hi"));
+    let extra = ["--log-mode", "buffered", "--log-buffer-limit", "8192"];
+    let daemon = sb.start_daemon("drops", &cfg, &extra);
+    wait_for_lines(&log, 5);
+
+    let filler = mnt.join("filler");
+    fill(&filler);
+    wait_for("the writer thread to say the disk fails", WAIT, || {
+        daemon
+            .log()
+            .contains("cannot write to log file")
+            .then_some(())
+    });
+    let written = || -> u64 {
+        let doc = sb.ctl(&["--json", "status", "drops"]).expect_code(0).json();
+        doc["result"]["fields"]["lines_written"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // The daemon counts a line as written once handed over. 1000 lines of ~50 bytes are more
+    // than the buffer holds while the disk fails (three times its 8 KiB): some are dropped.
+    let failed_at = written();
+    wait_for("1000 more lines handed over", WAIT, || {
+        (written() > failed_at + 1000).then_some(())
+    });
+    // The daemon kept serving, and kept counting lines as written: it never waited.
+    sb.ctl(&["--timeout", "5s", "status", "drops"])
+        .expect_code(0);
+
+    std::fs::remove_file(&filler).unwrap();
+    wait_for("the notice of the dropped lines", WAIT, || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains(" lines dropped: ").then_some(())
+    });
+    wait_for_more_lines(&log);
+    sb.ctl(&["drain", "drops"]).expect_code(0);
+    assert!(
+        daemon.log().contains("log file takes writes again"),
+        "{}",
+        daemon.log()
+    );
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.ends_with('\n'), "ends in a fragment");
+    let seqs: Vec<u64> = parse_lines(&text).iter().map(|l| l.seq).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "out of order or twice"
+    );
+    let missing = seqs.last().unwrap() - seqs.len() as u64;
+    let noticed: u64 = text
+        .lines()
+        .filter_map(|l| l.split_once(" lines dropped: ")?.0.rsplit(' ').next())
+        .map(|n| n.parse::<u64>().unwrap())
+        .sum();
+    assert!(missing > 0, "no line was dropped");
+    // The notices count the daemon's own `tracing` lines dropped too.
+    assert!(
+        missing <= noticed,
+        "{missing} lines missing, {noticed} counted as dropped"
+    );
+    // At exit the daemon writes out what is still buffered: its last lines are in the file.
+    terminate(daemon);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last = text.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("control server stopping"),
+        "last line: {last:?}"
+    );
+}
+
 #[test]
 fn a_regex_bomb_log_filter_does_not_freeze_the_daemon() {
     let (sb, daemon) = sandbox_with_daemon("bomb", 50, &[]);

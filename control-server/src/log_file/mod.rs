@@ -3,18 +3,31 @@
 //! Give each [`LogFile`] to [`Builder::log_file`](crate::Builder::log_file) and the server
 //! answers `rotate` by reopening it: the daemon writes no rotate code at all.
 //!
+//! Two ways of writing ([`WriteMode`]): one `write(2)` per line on the caller's thread (the
+//! default), or lines buffered and written in batches by a thread of the file's own, for a
+//! daemon that logs a lot or must never wait for its disk. Either way a rotation moves every
+//! line whole into exactly one file. [`LogOptions::watch_rotation`] lets the file notice by
+//! itself (inotify) that logrotate renamed it.
+//!
 //! The path is not trusted: whoever can write to the log directory can put anything there
 //! between two rotations. A log file is only ever opened without following a symbolic link,
 //! without blocking (a FIFO would otherwise stall the caller in `open`), and only adopted if it
 //! is a regular file owned by the daemon's effective uid or root; see [`OpenErrorKind`].
 
+mod buffer;
+mod options;
+mod watch;
+
+use buffer::Buffer;
 use control_api::{FileId, ReopenedFile};
+pub use options::{LogOptions, WriteMode, DEFAULT_BUFFER_LIMIT, DEFAULT_FLUSH_INTERVAL};
 use rustix::fs::{Mode, OFlags};
 use std::fs::{File, FileType, Metadata, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+pub use watch::CREATE_GRACE;
 
 /// Mode of a log file created where none existed before. When a reopen finds no file at the
 /// path it creates one with the old file's mode, owner and group instead (as logrotate's
@@ -28,11 +41,24 @@ const MAX_PENDING: usize = 64 * 1024;
 
 /// An append-only log file that can be reopened at its path after logrotate renamed it.
 ///
-/// Lines are written whole, each under a lock that [`LogFile::reopen`] takes only to swap the
-/// file: every line lands complete in exactly one file, from any number of threads, even while
-/// `rotate` runs. A line lands whole or not at all: when a write fails midway (a full disk), the
-/// part written is cut off again before the error is returned, so the caller can retry the whole
-/// line. If the new file cannot be opened, writing goes on to the old one.
+/// Lines are written whole: every line lands complete in exactly one file, from any number of
+/// threads, even while `rotate` runs. How they are written depends on the [`WriteMode`]:
+///
+/// - [`WriteMode::Line`] (what [`LogFile::open`] gives): one `write(2)` per line, under a lock
+///   that [`LogFile::reopen`] takes only to swap the file. When [`write_line`](Self::write_line)
+///   returns `Ok` the line is in the file. A line lands whole or not at all: when a write fails
+///   midway (a full disk), the part written is cut off again before the error is returned, so
+///   the caller can retry the whole line; a stalled disk makes the caller wait.
+/// - [`WriteMode::Buffered`] ([`LogFile::options`]): a line is copied into a bounded buffer and
+///   a thread of the file's own writes the buffer out in batches (when it fills, at most the
+///   flush interval after a line came, at [`flush`](Self::flush), at a reopen and when the
+///   last handle is dropped). A logging call never waits for the disk; when the buffer is full
+///   (the disk is full, or slower than the logging), lines are dropped and counted, and a
+///   `N lines dropped` line is written in their place once the disk takes writes again.
+///
+/// A reopen first writes everything handed over so far to the old file, then moves writing to
+/// the new one, so `bytes_to_old` is exact. If the new file cannot be opened, writing goes on to
+/// the old one.
 ///
 /// No lock is held while a `LogFile` logs through `tracing`, so the daemon's own `tracing`
 /// output may go to the same file.
@@ -55,22 +81,41 @@ const MAX_PENDING: usize = 64 * 1024;
 /// # std::fs::rename(&path, dir.path().join("app.log.1"))?;
 /// let reopened = log.reopen();
 /// assert!(reopened.error.is_none());
+///
+/// // Buffered, and following logrotate's renames by itself:
+/// # let path = dir.path().join("busy.log");
+/// let busy = LogFile::options().buffered().watch_rotation(true).open(&path)?;
+/// busy.write_line(b"written by the file's own thread\n")?;
+/// busy.flush()?; // on disk now, rather than within the flush interval
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct LogFile {
-    shared: Arc<Shared>,
+    core: Arc<Core>,
+    /// The file's threads, stopped (after a last write) when the last handle is dropped.
+    threads: Arc<Threads>,
     /// This handle's unfinished line.
     pending: Vec<u8>,
 }
 
 #[derive(Debug)]
-struct Shared {
+struct Core {
     /// Held through a whole reopen or switch so that two never interleave. Writers never take
     /// it: a reopen waiting on a slow `open` holds up no line.
-    reopening: Mutex<()>,
-    /// Taken by every write, and by a reopen only to swap the file.
+    reopening: Mutex<Reopens>,
+    /// Taken by every write to the file, and by a reopen to swap the file.
     inner: Mutex<Inner>,
+    /// Where lines wait for the writer thread, in buffered mode.
+    buffer: Option<Buffer>,
+}
+
+/// What a reopen must know of the reopens before it.
+#[derive(Debug, Default)]
+struct Reopens {
+    /// A reopen the file made by itself on noticing a rename, which no `rotate` has reported:
+    /// the `rotate` that logrotate's `postrotate` runs then reports it instead of reopening the
+    /// same file twice.
+    unreported: Option<ReopenedFile>,
 }
 
 #[derive(Debug)]
@@ -84,6 +129,9 @@ struct Inner {
     /// The file ends in part of a line: a write failed midway and cutting it off failed too.
     /// The next write starts with a newline, so the fragment never merges with a whole line.
     torn: bool,
+    /// Buffered mode: lines taken from the buffer and not yet written (a write failed), written
+    /// before anything newer.
+    carry: Vec<u8>,
 }
 
 impl Inner {
@@ -94,6 +142,25 @@ impl Inner {
             id,
             written: 0,
             torn: false,
+            carry: Vec::new(),
+        }
+    }
+}
+
+/// The threads of a buffered or watched file; none in line mode without a watch.
+#[derive(Debug, Default)]
+struct Threads {
+    writer: Option<buffer::Writer>,
+    watch: Option<watch::Watch>,
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        if let Some(watch) = &self.watch {
+            watch.stop();
+        }
+        if let Some(writer) = self.writer.take() {
+            writer.stop();
         }
     }
 }
@@ -102,7 +169,8 @@ impl Clone for LogFile {
     /// Another handle on the same file, with a buffer of its own.
     fn clone(&self) -> Self {
         LogFile {
-            shared: self.shared.clone(),
+            core: self.core.clone(),
+            threads: self.threads.clone(),
             pending: Vec::new(),
         }
     }
@@ -295,30 +363,51 @@ fn absolute(path: PathBuf) -> PathBuf {
 }
 
 impl LogFile {
-    /// Opens `path` for appending, creating it with mode [`DEFAULT_LOG_MODE`] if needed.
-    /// Refuses a symbolic link, anything but a regular file, and a file owned by another user
-    /// than the daemon's effective uid or root ([`OpenErrorKind`]).
+    /// Opens `path` for appending in [`WriteMode::Line`], creating it with mode
+    /// [`DEFAULT_LOG_MODE`] if needed. Refuses a symbolic link, anything but a regular file,
+    /// and a file owned by another user than the daemon's effective uid or root
+    /// ([`OpenErrorKind`]). For the buffered mode or a watch on renames, see
+    /// [`LogFile::options`].
     pub fn open(path: impl Into<PathBuf>) -> Result<LogFile, OpenError> {
-        let path = absolute(path.into());
-        let opened = open_log(&path, None).map_err(|kind| OpenError {
-            path: path.clone(),
-            kind,
-        })?;
-        Ok(LogFile::from_inner(Inner::new(path, opened)))
+        LogOptions::default().open(path)
     }
 
-    fn from_inner(inner: Inner) -> LogFile {
-        LogFile {
-            shared: Arc::new(Shared {
-                reopening: Mutex::new(()),
-                inner: Mutex::new(inner),
-            }),
-            pending: Vec::new(),
+    /// How to open a log file: [`WriteMode`], buffer size, flush interval, watch on renames.
+    pub fn options() -> LogOptions {
+        LogOptions::default()
+    }
+
+    fn with_options(inner: Inner, options: &LogOptions) -> Result<LogFile, OpenError> {
+        let path = inner.path.clone();
+        let core = Arc::new(Core {
+            reopening: Mutex::new(Reopens::default()),
+            inner: Mutex::new(inner),
+            buffer: (options.mode == WriteMode::Buffered).then(|| Buffer::new(options)),
+        });
+        let mut threads = Threads::default();
+        let failed = |err: io::Error| OpenError {
+            path: path.clone(),
+            kind: OpenErrorKind::Io(err),
+        };
+        if core.buffer.is_some() {
+            threads.writer = Some(buffer::Writer::spawn(&core).map_err(failed)?);
         }
+        if options.watch {
+            let watch = watch::Watch::spawn(&core, &path).map_err(|err| {
+                let why = format!("cannot watch it for renames (inotify: {err})");
+                failed(io::Error::new(err.kind(), why))
+            })?;
+            threads.watch = Some(watch);
+        }
+        Ok(LogFile {
+            core,
+            threads: Arc::new(threads),
+            pending: Vec::new(),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        lock(&self.shared.inner)
+        lock(&self.core.inner)
     }
 
     /// The path written to.
@@ -326,18 +415,192 @@ impl LogFile {
         self.lock().path.clone()
     }
 
-    /// Appends `bytes` (one or more whole lines): all of them, or, on error, none.
-    pub fn write_line(&self, bytes: &[u8]) -> io::Result<()> {
-        append(&self.shared, bytes)
+    /// How this file is written.
+    pub fn mode(&self) -> WriteMode {
+        match self.core.buffer {
+            Some(_) => WriteMode::Buffered,
+            None => WriteMode::Line,
+        }
     }
 
-    /// Opens the file at the path anew and moves writing to it; used by `rotate`. On failure
-    /// writing goes on to the old file and the reply carries the error. The open may block (a
-    /// slow filesystem), so call it off an async runtime, as the server does.
+    /// Appends `bytes` (one or more whole lines). In line mode: all of them, or, on error,
+    /// none. In buffered mode: handed to the writer thread, never waiting for the disk; never an
+    /// error, but dropped (and counted) when the buffer is full.
+    pub fn write_line(&self, bytes: &[u8]) -> io::Result<()> {
+        self.core.append(bytes)
+    }
+
+    /// Writes out everything handed to this file so far, on this thread, and returns once it is
+    /// in the file (or the error that kept it out; the lines stay buffered for the next try).
+    /// In line mode there is nothing to write out. A handle's unfinished line (see [`Write`])
+    /// is not included: [`Write::flush`] writes that, then does this.
+    pub fn flush(&self) -> io::Result<()> {
+        self.core.write_out(&mut self.lock())
+    }
+
+    /// Lines dropped since the file was opened because the buffer was full (buffered mode).
+    pub fn dropped_lines(&self) -> u64 {
+        self.core.buffer.as_ref().map_or(0, Buffer::dropped_total)
+    }
+
+    /// Opens the file at the path anew and moves writing to it; used by `rotate`. Everything
+    /// handed over before is written to the old file first. On failure writing goes on to the
+    /// old file and the reply carries the error. The open may block (a slow filesystem), so
+    /// call it off an async runtime, as the server does.
+    ///
+    /// With [`LogOptions::watch_rotation`], the file may have reopened itself already on
+    /// noticing the rename: then the path still names the file being written, and this reports
+    /// that reopen (old and new file, bytes to the old one) instead of reopening again.
     pub fn reopen(&self) -> ReopenedFile {
-        let one_at_a_time = lock(&self.shared.reopening);
+        let mut reopens = lock(&self.core.reopening);
+        if let Some(done) = reopens.unreported.take() {
+            if self.core.path_names_current_file() {
+                return done;
+            }
+        }
+        let reopened = self.core.reopen_locked();
+        drop(reopens);
+        reopened.unwrap_or_else(warn_not_reopened)
+    }
+
+    /// Moves writing to another path (after a reload changed it), under the same rules as
+    /// [`LogFile::open`]. The new file is opened first; on error nothing changes. What was
+    /// handed over before is written to the old file.
+    pub fn switch_to(&self, path: impl Into<PathBuf>) -> Result<(), OpenError> {
+        let path = absolute(path.into());
+        let mut reopens = lock(&self.core.reopening);
+        let opened = open_log(&path, None).map_err(|kind| OpenError {
+            path: path.clone(),
+            kind,
+        })?;
+        let mut inner = self.lock();
+        // What cannot be written to the old file goes on to the new one.
+        let _ = self.core.write_out(&mut inner);
+        let carry = std::mem::take(&mut inner.carry);
+        let old = std::mem::replace(&mut *inner, Inner::new(path, opened));
+        inner.carry = carry;
+        drop(inner);
+        reopens.unreported = None;
+        drop(reopens);
+        if let Some(watch) = &self.threads.watch {
+            watch.retarget();
+        }
+        // Closed outside the lock.
+        drop(old);
+        Ok(())
+    }
+
+    /// A writer that buffers and writes whole lines; what [`MakeWriter`] hands out.
+    ///
+    /// [`MakeWriter`]: tracing_subscriber::fmt::MakeWriter
+    pub fn writer(&self) -> LineWriter<'_> {
+        LineWriter {
+            core: &self.core,
+            pending: Vec::new(),
+        }
+    }
+}
+
+/// The reply for a reopen that failed, after saying so: only now, with no lock held, since the
+/// daemon's own `tracing` output may go to this very file and would wait forever on a lock
+/// held here.
+fn warn_not_reopened((bytes_to_old, old, kind, path): NotReopened) -> ReopenedFile {
+    tracing::warn!(path = %path.display(), "cannot reopen log file, still writing to the old one: {kind}");
+    ReopenedFile {
+        path,
+        old: Some(old),
+        new: None,
+        bytes_to_old,
+        error: Some(kind.to_string()),
+    }
+}
+
+/// A failed reopen: bytes written to the old file, its id, why, and the path.
+type NotReopened = (u64, FileId, OpenErrorKind, PathBuf);
+
+impl Core {
+    /// Appends whole lines: written now in line mode, handed to the writer thread in buffered
+    /// mode.
+    fn append(&self, bytes: &[u8]) -> io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        match &self.buffer {
+            Some(buffer) => {
+                buffer.push(bytes);
+                Ok(())
+            }
+            None => write_out(&mut lock(&self.inner), bytes, false).map_err(|(_, err)| err),
+        }
+    }
+
+    /// Buffered mode: writes what an earlier attempt left, then what the buffer holds now, to
+    /// the current file. Takes the file's lock from the caller, so that a reopen can write out
+    /// the old file's lines and swap the file with no line slipping in between.
+    fn write_out(&self, inner: &mut Inner) -> io::Result<()> {
+        let Some(buffer) = &self.buffer else {
+            return Ok(());
+        };
+        buffer.take_into(&mut inner.carry);
+        let mut carry = std::mem::take(&mut inner.carry);
+        let result = write_out(inner, &carry, true);
+        match result {
+            Ok(()) => {
+                // Empty, with the batch's allocation: the next take swaps it in as the buffer.
+                carry.clear();
+                inner.carry = carry;
+                Ok(())
+            }
+            Err((kept, err)) => {
+                carry.drain(..kept);
+                inner.carry = carry;
+                Err(err)
+            }
+        }
+    }
+
+    /// Whether the path names the file being written (so there is nothing to reopen).
+    fn path_names_current_file(&self) -> bool {
+        let (path, id) = {
+            let inner = lock(&self.inner);
+            (inner.path.clone(), inner.id)
+        };
+        std::fs::symlink_metadata(&path).is_ok_and(|meta| id_of(&meta) == id)
+    }
+
+    /// Reopens if the path no longer names the file being written, as the watch does on
+    /// noticing a rename; the reopen is kept for the next `rotate` to report. True if it
+    /// reopened.
+    fn reopen_if_moved(&self) -> bool {
+        let mut reopens = lock(&self.reopening);
+        if self.path_names_current_file() {
+            return false;
+        }
+        let reopened = self.reopen_locked();
+        let path = match &reopened {
+            Ok(done) => {
+                reopens.unreported = Some(done.clone());
+                done.path.clone()
+            }
+            Err(_) => PathBuf::new(),
+        };
+        drop(reopens);
+        match reopened {
+            Ok(_) => {
+                tracing::info!(path = %path.display(), "log file renamed: reopened it at its path");
+                true
+            }
+            Err(not) => {
+                warn_not_reopened(not);
+                false
+            }
+        }
+    }
+
+    /// The reopen itself, with `reopening` held by the caller.
+    fn reopen_locked(&self) -> Result<ReopenedFile, NotReopened> {
         let (path, old_file, old) = {
-            let inner = self.lock();
+            let inner = lock(&self.inner);
             (inner.path.clone(), inner.file.clone(), inner.id)
         };
         // The open runs with no lock that writers take, so lines keep flowing meanwhile.
@@ -346,9 +609,12 @@ impl LogFile {
             .map_err(OpenErrorKind::Io)
             .and_then(|meta| open_log(&path, Some(&meta)));
         drop(old_file);
-        let reopened = match opened {
+        match opened {
             Ok((file, id)) => {
-                let mut inner = self.lock();
+                let mut inner = lock(&self.inner);
+                // Everything handed over before the switch goes to the old file; what it does
+                // not take (a full disk) stays buffered and goes to the new one: nothing is lost.
+                let _ = self.write_out(&mut inner);
                 let bytes_to_old = std::mem::replace(&mut inner.written, 0);
                 let old_file = std::mem::replace(&mut inner.file, Arc::new(file));
                 inner.id = id;
@@ -364,45 +630,12 @@ impl LogFile {
                     error: None,
                 })
             }
-            Err(kind) => Err((self.lock().written, kind, path)),
-        };
-        drop(one_at_a_time);
-        reopened.unwrap_or_else(|(bytes_to_old, kind, path)| {
-            // Only now, with no lock held: the daemon's own `tracing` output may go to this
-            // very file, and would wait forever on a lock held here.
-            tracing::warn!(path = %path.display(), "cannot reopen log file, still writing to the old one: {kind}");
-            ReopenedFile {
-                path,
-                old: Some(old),
-                new: None,
-                bytes_to_old,
-                error: Some(kind.to_string()),
+            Err(kind) => {
+                // The reply counts what the old file holds of the lines handed over so far.
+                let mut inner = lock(&self.inner);
+                let _ = self.write_out(&mut inner);
+                Err((inner.written, old, kind, path))
             }
-        })
-    }
-
-    /// Moves writing to another path (after a reload changed it), under the same rules as
-    /// [`LogFile::open`]. The new file is opened first; on error nothing changes.
-    pub fn switch_to(&self, path: impl Into<PathBuf>) -> Result<(), OpenError> {
-        let path = absolute(path.into());
-        let _one_at_a_time = lock(&self.shared.reopening);
-        let opened = open_log(&path, None).map_err(|kind| OpenError {
-            path: path.clone(),
-            kind,
-        })?;
-        let old = std::mem::replace(&mut *self.lock(), Inner::new(path, opened));
-        // Closed outside the lock.
-        drop(old);
-        Ok(())
-    }
-
-    /// A writer that buffers and writes whole lines; what [`MakeWriter`] hands out.
-    ///
-    /// [`MakeWriter`]: tracing_subscriber::fmt::MakeWriter
-    pub fn writer(&self) -> LineWriter<'_> {
-        LineWriter {
-            shared: &self.shared,
-            pending: Vec::new(),
         }
     }
 }
@@ -410,46 +643,62 @@ impl LogFile {
 // A writer that panicked mid-write leaves a usable Inner: keep logging.
 use crate::panic::lock;
 
-/// Writes `bytes` whole or not at all; see [`LogFile`].
-fn append(shared: &Shared, bytes: &[u8]) -> io::Result<()> {
+/// Writes `bytes` (whole lines) at the end of the file. On failure, returns how many of them
+/// the file keeps, and the error: none of them when `whole_lines_kept` is false (line mode: the
+/// caller retries them all), else every whole line written before the failure. A part of a
+/// line written is cut off again, so that a retry does not follow a fragment of itself.
+fn write_out(
+    inner: &mut Inner,
+    bytes: &[u8],
+    whole_lines_kept: bool,
+) -> Result<(), (usize, io::Error)> {
     if bytes.is_empty() {
         return Ok(());
     }
-    let mut inner = lock(&shared.inner);
-    let mended;
-    let out = if inner.torn {
-        mended = [b"\n", bytes].concat();
-        &mended[..]
-    } else {
-        bytes
-    };
-    let mut done = 0;
-    let mut file = &*inner.file;
-    let failure = loop {
-        if done == out.len() {
-            break None;
-        }
-        match file.write(&out[done..]) {
-            Ok(0) => break Some(io::Error::from(io::ErrorKind::WriteZero)),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => break Some(e),
-        }
-    };
-    let Some(err) = failure else {
-        inner.written += done as u64;
+    let file = inner.file.clone();
+    if inner.torn {
+        write_fully(&file, b"\n").map_err(|(_, err)| (0, err))?;
+        inner.written += 1;
         inner.torn = false;
-        return Ok(());
+    }
+    let (done, err) = match write_fully(&file, bytes) {
+        Ok(()) => {
+            inner.written += bytes.len() as u64;
+            return Ok(());
+        }
+        Err(failed) => failed,
     };
-    // A short write then an error (ENOSPC): cut off the part written, so that the caller's
-    // retry of the whole line does not follow a fragment of itself. Only on this path, so a
-    // line costs no extra syscall. Appends happen only under this lock, so the file grew by
-    // exactly `done` bytes (unless another process appends to it too).
-    if done > 0 && cut_off(file, done as u64).is_err() {
+    let kept = match whole_lines_kept {
+        true => bytes[..done]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |nl| nl + 1),
+        false => 0,
+    };
+    // A short write then an error (ENOSPC): cut off the part after `kept`. Only on this path,
+    // so a line costs no extra syscall. Appends happen only under the file's lock, so the file
+    // grew by exactly `done` bytes (unless another process appends to it too).
+    if done > kept && cut_off(&file, (done - kept) as u64).is_err() {
         inner.written += done as u64;
         inner.torn = true;
+    } else {
+        inner.written += kept as u64;
     }
-    Err(err)
+    Err((kept, err))
+}
+
+/// Writes all of `bytes`, or returns how many were written before the error.
+fn write_fully(mut file: &File, bytes: &[u8]) -> Result<(), (usize, io::Error)> {
+    let mut done = 0;
+    while done < bytes.len() {
+        match file.write(&bytes[done..]) {
+            Ok(0) => return Err((done, io::Error::from(io::ErrorKind::WriteZero))),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((done, e)),
+        }
+    }
+    Ok(())
 }
 
 fn cut_off(file: &File, tail: u64) -> io::Result<()> {
@@ -463,7 +712,7 @@ fn cut_off(file: &File, tail: u64) -> io::Result<()> {
 }
 
 /// Buffers `buf` into `pending` and writes out every complete line.
-fn buffer_lines(shared: &Shared, pending: &mut Vec<u8>, buf: &[u8]) -> io::Result<usize> {
+fn buffer_lines(core: &Core, pending: &mut Vec<u8>, buf: &[u8]) -> io::Result<usize> {
     let before = pending.len();
     pending.extend_from_slice(buf);
     let complete = match pending.iter().rposition(|&b| b == b'\n') {
@@ -471,7 +720,7 @@ fn buffer_lines(shared: &Shared, pending: &mut Vec<u8>, buf: &[u8]) -> io::Resul
         None if pending.len() > MAX_PENDING => pending.len(),
         None => return Ok(buf.len()),
     };
-    match append(shared, &pending[..complete]) {
+    match core.append(&pending[..complete]) {
         Ok(()) => {
             pending.drain(..complete);
             Ok(buf.len())
@@ -485,47 +734,56 @@ fn buffer_lines(shared: &Shared, pending: &mut Vec<u8>, buf: &[u8]) -> io::Resul
     }
 }
 
+/// Writes a handle's unfinished line, then what the file has buffered.
+fn flush_pending(core: &Core, pending: &mut Vec<u8>) -> io::Result<()> {
+    // Kept on error, for the next flush.
+    core.append(pending)?;
+    pending.clear();
+    core.write_out(&mut lock(&core.inner))
+}
+
 impl Write for LogFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        buffer_lines(&self.shared, &mut self.pending, buf)
+        buffer_lines(&self.core, &mut self.pending, buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        // Kept on error, for the next flush.
-        append(&self.shared, &self.pending)?;
-        self.pending.clear();
-        Ok(())
+        flush_pending(&self.core, &mut self.pending)
     }
 }
 
 impl Drop for LogFile {
     fn drop(&mut self) {
-        let _ = self.flush();
+        // Only the unfinished line: the file's buffer is written out when the last handle goes.
+        if !self.pending.is_empty() {
+            let _ = self.core.append(&self.pending);
+        }
     }
 }
 
 /// A borrowed writer on a [`LogFile`] with its own line buffer, written out on drop.
 #[derive(Debug)]
 pub struct LineWriter<'a> {
-    shared: &'a Shared,
+    core: &'a Core,
     pending: Vec<u8>,
 }
 
 impl Write for LineWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        buffer_lines(self.shared, &mut self.pending, buf)
+        buffer_lines(self.core, &mut self.pending, buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        append(self.shared, &self.pending)?;
-        self.pending.clear();
-        Ok(())
+        flush_pending(self.core, &mut self.pending)
     }
 }
 
 impl Drop for LineWriter<'_> {
     fn drop(&mut self) {
-        let _ = self.flush();
+        // Not a flush: in buffered mode that would write on the logging thread, per event.
+        if !self.pending.is_empty() {
+            let _ = self.core.append(&self.pending);
+        }
     }
 }
 
@@ -564,7 +822,7 @@ mod tests {
     fn on_file(path: &str) -> LogFile {
         let file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
         let id = id_of(&file.metadata().unwrap());
-        LogFile::from_inner(Inner::new(path.into(), (file, id)))
+        LogFile::with_options(Inner::new(path.into(), (file, id)), &LogOptions::default()).unwrap()
     }
 
     /// Runs `f` on a thread and waits at most 10 s for it: what a deadlock would block forever.
@@ -675,37 +933,77 @@ mod tests {
         assert_eq!(log.reopen().error, None);
     }
 
+    /// The ways of writing every no-loss test runs in: line, buffered, each also watched
+    /// (the watch may reopen before the test's own `reopen`, which must then report it).
+    pub(super) fn every_mode() -> [(&'static str, LogOptions); 4] {
+        let buffered = LogFile::options().buffered();
+        [
+            ("line", LogFile::options()),
+            ("buffered", buffered.clone()),
+            ("line, watched", LogFile::options().watch_rotation(true)),
+            ("buffered, watched", buffered.watch_rotation(true)),
+        ]
+    }
+
     #[test]
     fn reopen_after_rename_moves_writes_to_a_new_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.log");
-        let log = LogFile::open(&path).unwrap();
+        for (mode, options) in every_mode() {
+            let dir = tempfile::tempdir().unwrap();
+            reopen_after_rename_moves_writes_to_a_new_file_in(dir.path(), options);
+            eprintln!("ok in mode {mode}");
+        }
+    }
+
+    fn reopen_after_rename_moves_writes_to_a_new_file_in(dir: &Path, options: LogOptions) {
+        let path = dir.join("a.log");
+        let log = options.open(&path).unwrap();
         log.write_line(b"one\n").unwrap();
-        std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
-        log.write_line(b"two\n").unwrap(); // still the old file, as with any renamed fd
+        std::fs::rename(&path, dir.join("a.log.1")).unwrap();
+        // Unless the watch already reopened, still the old file, as with any renamed fd.
+        log.write_line(b"two\n").unwrap();
         let r = log.reopen();
         assert_eq!(r.error, None);
         assert_ne!(r.old, r.new);
-        assert_eq!(r.bytes_to_old, 8);
+        let old = std::fs::read_to_string(dir.join("a.log.1")).unwrap();
+        assert_eq!(r.bytes_to_old, old.len() as u64, "exact");
+        // A second rotate without a rename reopens the same file: old and new are one.
+        let again = log.reopen();
+        assert_eq!(again.old, again.new);
         log.write_line(b"three\n").unwrap();
-        let old = std::fs::read_to_string(dir.path().join("a.log.1")).unwrap();
-        assert_eq!(old, "one\ntwo\n");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "three\n");
+        log.flush().unwrap();
+        let old = std::fs::read_to_string(dir.join("a.log.1")).unwrap();
+        let new = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(old + &new, "one\ntwo\nthree\n");
+        assert!(new.ends_with("three\n"));
+        if log.threads.watch.is_none() {
+            assert_eq!(
+                new, "three\n",
+                "without a watch, every line before `reopen` goes to the old file, every line after to the new"
+            );
+        }
     }
 
     #[test]
     fn failed_reopen_keeps_the_old_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.log");
-        let log = LogFile::open(&path).unwrap();
-        std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
-        std::fs::create_dir(&path).unwrap(); // the path cannot be opened as a file now
-        let r = log.reopen();
-        assert!(r.error.is_some());
-        assert_eq!(r.new, None);
-        log.write_line(b"kept\n").unwrap();
-        let old = std::fs::read_to_string(dir.path().join("a.log.1")).unwrap();
-        assert_eq!(old, "kept\n");
+        for (mode, options) in every_mode() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("a.log");
+            let log = options.open(&path).unwrap();
+            log.write_line(b"before\n").unwrap();
+            // The path cannot be opened as a file now: a directory in the way.
+            let tmp = dir.path().join("tmp");
+            std::fs::create_dir(&tmp).unwrap();
+            std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
+            std::fs::rename(&tmp, &path).unwrap();
+            let r = log.reopen();
+            assert!(r.error.is_some(), "{mode}");
+            assert_eq!(r.new, None, "{mode}");
+            assert_eq!(r.bytes_to_old, 7, "{mode}: counted before the warning");
+            log.write_line(b"kept\n").unwrap();
+            log.flush().unwrap();
+            let old = std::fs::read_to_string(dir.path().join("a.log.1")).unwrap();
+            assert_eq!(old, "before\nkept\n", "{mode}");
+        }
     }
 
     #[test]
@@ -737,20 +1035,32 @@ mod tests {
 
     #[test]
     fn write_impl_keeps_a_line_made_of_pieces_together() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.log");
-        let mut log = LogFile::open(&path).unwrap();
-        write!(log, "a={} ", 1).unwrap();
-        // Nothing is written until the line is complete...
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
-        std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
-        log.reopen();
-        // ...so the whole line lands in the new file.
-        writeln!(log, "b={}", 2).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a=1 b=2\n");
-        write!(log, "tail").unwrap();
-        drop(log);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a=1 b=2\ntail");
+        for (mode, options) in every_mode() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("a.log");
+            let mut log = options.open(&path).unwrap();
+            write!(log, "a={} ", 1).unwrap();
+            // Nothing is written until the line is complete...
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), "", "{mode}");
+            std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
+            log.reopen();
+            // ...so the whole line lands in the new file.
+            writeln!(log, "b={}", 2).unwrap();
+            Write::flush(&mut log).unwrap();
+            assert_eq!(
+                std::fs::read_to_string(&path).unwrap(),
+                "a=1 b=2\n",
+                "{mode}"
+            );
+            write!(log, "tail").unwrap();
+            // The last handle: its unfinished line and the file's buffer are written out.
+            drop(log);
+            assert_eq!(
+                std::fs::read_to_string(&path).unwrap(),
+                "a=1 b=2\ntail",
+                "{mode}"
+            );
+        }
     }
 
     #[test]
@@ -764,23 +1074,26 @@ mod tests {
             log.pending, b"start ",
             "the failed piece is given back, once"
         );
-        assert!(log.flush().is_err());
+        assert!(Write::flush(&mut log).is_err());
         assert_eq!(log.pending, b"start ", "kept for the next flush");
     }
 
     #[test]
     fn switch_to_moves_writing_and_failure_changes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = LogFile::open(dir.path().join("a.log")).unwrap();
-        assert!(log.switch_to(dir.path().join("missing/dir/b.log")).is_err());
-        assert_eq!(log.path(), dir.path().join("a.log"));
-        log.switch_to(dir.path().join("b.log")).unwrap();
-        log.write_line(b"x\n").unwrap();
-        assert_eq!(log.path(), dir.path().join("b.log"));
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("b.log")).unwrap(),
-            "x\n"
-        );
+        for (mode, options) in every_mode() {
+            let dir = tempfile::tempdir().unwrap();
+            let log = options.open(dir.path().join("a.log")).unwrap();
+            log.write_line(b"a\n").unwrap();
+            assert!(log.switch_to(dir.path().join("missing/dir/b.log")).is_err());
+            assert_eq!(log.path(), dir.path().join("a.log"));
+            log.switch_to(dir.path().join("b.log")).unwrap();
+            log.write_line(b"x\n").unwrap();
+            log.flush().unwrap();
+            assert_eq!(log.path(), dir.path().join("b.log"));
+            let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+            assert_eq!(read("a.log"), "a\n", "{mode}: written before the switch");
+            assert_eq!(read("b.log"), "x\n", "{mode}");
+        }
     }
 
     /// Several threads write lines in several pieces each while the main thread renames and
@@ -788,12 +1101,19 @@ mod tests {
     /// lines in order across the files.
     #[test]
     fn concurrent_writers_and_rotations_lose_split_or_duplicate_nothing() {
+        for (mode, options) in every_mode() {
+            concurrent_writers_and_rotations_in(options);
+            eprintln!("ok in mode {mode}");
+        }
+    }
+
+    fn concurrent_writers_and_rotations_in(options: LogOptions) {
         const THREADS: usize = 4;
         const LINES: usize = 3000;
         const MAX_ROTATIONS: usize = 500;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.log");
-        let log = LogFile::open(&path).unwrap();
+        let log = options.open(&path).unwrap();
         let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         // Two gates split each writer's lines into three phases. At each gate every writer
         // waits while the main thread rotates once more: the lines of different phases then
@@ -860,6 +1180,7 @@ mod tests {
         for w in writers {
             w.join().unwrap();
         }
+        log.flush().unwrap();
         rotated.push(path);
 
         let mut seen: HashMap<(usize, usize, bool), usize> = HashMap::new();

@@ -1,0 +1,411 @@
+//! Buffered mode: lines wait in a bounded buffer; a thread of the file's own writes them out.
+//!
+//! A logging call only takes the buffer's lock to copy its line in, and wakes the writer only
+//! when the buffer was empty (to start the flush interval) or just filled a batch: no system
+//! call per line. The writer takes the whole buffer at once (an O(1) swap) while holding the
+//! file's lock, so a reopen, which takes that lock too, finds every line either written or
+//! still in the buffer, never in between.
+
+use super::{lock, Core, LogOptions};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Largest batch: the writer is woken as soon as this much waits.
+const MAX_BATCH: usize = 64 * 1024;
+
+#[derive(Debug)]
+pub(super) struct Buffer {
+    state: Mutex<State>,
+    /// The writer thread sleeps here.
+    wake: Condvar,
+    /// Bytes that may wait before lines are dropped.
+    limit: usize,
+    /// Bytes that make a batch worth writing at once.
+    batch: usize,
+    interval: Duration,
+    /// Every line dropped since the file was opened, for [`LogFile::dropped_lines`].
+    ///
+    /// [`LogFile::dropped_lines`]: super::LogFile::dropped_lines
+    dropped_total: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    bytes: Vec<u8>,
+    /// When the oldest line in `bytes` came: the writer writes it at most an interval later.
+    first: Option<Instant>,
+    /// Lines dropped since the buffer was last taken. While not zero, every line is dropped, so
+    /// that all of them fall between what was taken and what comes after the notice.
+    dropped: u64,
+    /// The last handle is gone: write out and end.
+    stop: bool,
+}
+
+impl Buffer {
+    pub(super) fn new(options: &LogOptions) -> Buffer {
+        let batch = (options.buffer_limit / 4).min(MAX_BATCH);
+        Buffer {
+            state: Mutex::new(State {
+                bytes: Vec::with_capacity(batch),
+                ..State::default()
+            }),
+            wake: Condvar::new(),
+            limit: options.buffer_limit,
+            batch,
+            interval: options.flush_interval,
+            dropped_total: AtomicU64::new(0),
+        }
+    }
+
+    /// Copies whole lines in, or drops and counts them when the buffer is full.
+    pub(super) fn push(&self, bytes: &[u8]) {
+        let mut state = lock(&self.state);
+        if state.dropped > 0 || state.bytes.len() + bytes.len() > self.limit {
+            let lines = bytes.iter().filter(|&&b| b == b'\n').count().max(1) as u64;
+            state.dropped += lines;
+            self.dropped_total.fetch_add(lines, Ordering::Relaxed);
+            return;
+        }
+        let before = state.bytes.len();
+        if before == 0 {
+            state.first = Some(Instant::now());
+        }
+        state.bytes.extend_from_slice(bytes);
+        let wake = before == 0 || (before < self.batch && state.bytes.len() >= self.batch);
+        drop(state);
+        if wake {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Moves what waits into `carry` (behind what an earlier write left there), followed by the
+    /// notice of lines dropped meanwhile. Leaves it waiting while `carry` already holds more
+    /// than the limit: memory stays bounded while the disk fails.
+    pub(super) fn take_into(&self, carry: &mut Vec<u8>) {
+        if carry.len() > self.limit {
+            return;
+        }
+        let mut state = lock(&self.state);
+        if carry.is_empty() {
+            // The empty `carry` keeps the last batch's allocation: it becomes the buffer.
+            std::mem::swap(carry, &mut state.bytes);
+        } else {
+            carry.extend_from_slice(&state.bytes);
+            state.bytes.clear();
+        }
+        state.first = None;
+        let dropped = std::mem::take(&mut state.dropped);
+        drop(state);
+        if dropped > 0 {
+            carry.extend_from_slice(self.notice(dropped).as_bytes());
+        }
+    }
+
+    /// The line that stands for `dropped` lines, shaped like a `tracing` line.
+    fn notice(&self, dropped: u64) -> String {
+        format!(
+            "{}  WARN control_server::log_file: {dropped} lines dropped: the disk did not take \
+             them as fast as they came (buffer of {} bytes full)\n",
+            humantime::format_rfc3339_micros(SystemTime::now()),
+            self.limit
+        )
+    }
+
+    pub(super) fn dropped_total(&self) -> u64 {
+        self.dropped_total.load(Ordering::Relaxed)
+    }
+}
+
+/// The writer thread of a buffered file.
+#[derive(Debug)]
+pub(super) struct Writer {
+    core: Arc<Core>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Writer {
+    pub(super) fn spawn(core: &Arc<Core>) -> std::io::Result<Writer> {
+        let thread = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn({
+                let core = core.clone();
+                move || write_batches(&core)
+            })?;
+        Ok(Writer {
+            core: core.clone(),
+            thread,
+        })
+    }
+
+    /// Has the thread write out what is buffered, and waits for it to end.
+    pub(super) fn stop(self) {
+        if let Some(buffer) = &self.core.buffer {
+            lock(&buffer.state).stop = true;
+            buffer.wake.notify_one();
+        }
+        // The last handle can go on the writer thread itself (a handle made by a `tracing`
+        // writer for the thread's own warning): it sees `stop` on its next round, unjoined.
+        if self.thread.thread().id() != std::thread::current().id() {
+            let _ = self.thread.join();
+        }
+    }
+}
+
+fn wait<'a>(wake: &Condvar, state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    wake.wait(state).unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write_batches(core: &Core) {
+    let Some(buffer) = &core.buffer else { return };
+    let mut failing = false;
+    loop {
+        let mut state = lock(&buffer.state);
+        // Asleep while there is nothing to write: an idle daemon's file never wakes it.
+        while !state.stop && !failing && state.bytes.is_empty() && state.dropped == 0 {
+            state = wait(&buffer.wake, state);
+        }
+        // Let a batch gather, until the flush interval after its first line; while the disk
+        // fails, try again once per interval.
+        let deadline = match (failing, state.first) {
+            (false, Some(first)) => first + buffer.interval,
+            _ => Instant::now() + buffer.interval,
+        };
+        while !state.stop && (failing || state.bytes.len() < buffer.batch) {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            state = buffer
+                .wake
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        let stop = state.stop;
+        drop(state);
+        let mut inner = lock(&core.inner);
+        let result = core.write_out(&mut inner);
+        // The path, when the writes start or stop failing.
+        let path = (result.is_err() != failing).then(|| inner.path.clone());
+        drop(inner);
+        // Said with no lock held: these lines may go into this very file.
+        match (result, path) {
+            (Err(err), Some(path)) => {
+                failing = true;
+                tracing::warn!(
+                    path = %path.display(),
+                    "cannot write to log file, keeping up to {} bytes of lines and then \
+                     dropping and counting them until it takes writes again: {err}",
+                    buffer.limit
+                );
+            }
+            (Ok(()), Some(path)) => {
+                failing = false;
+                tracing::info!(path = %path.display(), "log file takes writes again");
+            }
+            _ => {}
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{id_of, Inner, LogFile, LogOptions};
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    /// Polls `check` until it holds, for at most 10 s.
+    fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !check() {
+            assert!(start.elapsed() < Duration::from_secs(10), "{what}");
+            std::thread::yield_now();
+        }
+    }
+
+    fn len(path: &Path) -> u64 {
+        std::fs::metadata(path).map_or(0, |m| m.len())
+    }
+
+    fn line(n: usize) -> Vec<u8> {
+        format!("n={n} {}\n", "x".repeat(90)).into_bytes()
+    }
+
+    #[test]
+    fn lines_wait_for_a_full_batch_or_the_interval_not_a_write_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.log");
+        // An hour: only a full batch, a flush or the last handle going write anything.
+        let options = LogOptions {
+            flush_interval: Duration::from_secs(3600),
+            ..LogFile::options().buffered().buffer_limit(256 * 1024)
+        };
+        let log = options.open(&path).unwrap();
+        for n in 0..10 {
+            log.write_line(&line(n)).unwrap();
+        }
+        assert_eq!(len(&path), 0, "a line was written on its own");
+        // 64 KiB make a batch: written by the writer thread, not this one.
+        let mut n = 10;
+        while n * line(0).len() < 64 * 1024 {
+            log.write_line(&line(n)).unwrap();
+            n += 1;
+        }
+        wait_for("the full batch to be written", || len(&path) > 0);
+        log.write_line(b"last\n").unwrap();
+        log.flush().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), n + 1);
+        assert!(text.ends_with("last\n"));
+
+        // The flush interval: a line on its own is written by then.
+        let path = dir.path().join("i.log");
+        let log = LogFile::options()
+            .buffered()
+            .flush_interval(Duration::from_millis(20))
+            .open(&path)
+            .unwrap();
+        log.write_line(b"alone\n").unwrap();
+        wait_for("the line to be written within the interval", || {
+            len(&path) == 6
+        });
+        // And the last handle going writes out the rest.
+        log.write_line(b"at drop\n").unwrap();
+        let clone = log.clone();
+        drop(log);
+        drop(clone);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "alone\nat drop\n");
+    }
+
+    /// A "disk" that stops taking writes: a FIFO nobody reads, opened read-write so that the
+    /// open does not wait for a reader. Writes to it block once its 64 KiB are full, as they do
+    /// on a hung disk, until `drain` reads it.
+    struct StalledDisk {
+        _dir: tempfile::TempDir,
+        reader: std::fs::File,
+        read: Vec<u8>,
+    }
+
+    impl StalledDisk {
+        fn new(options: &LogOptions) -> (StalledDisk, LogFile) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("fifo");
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                &path,
+                rustix::fs::FileType::Fifo,
+                rustix::fs::Mode::from_raw_mode(0o600),
+                0,
+            )
+            .unwrap();
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap();
+            let reader = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+                .open(&path)
+                .unwrap();
+            let id = id_of(&file.metadata().unwrap());
+            let log = LogFile::with_options(Inner::new(path, (file, id)), options).unwrap();
+            let disk = StalledDisk {
+                _dir: dir,
+                reader,
+                read: Vec::new(),
+            };
+            (disk, log)
+        }
+
+        /// Reads what waits in the FIFO, taking writes again.
+        fn drain(&mut self) {
+            let mut chunk = [0; 65536];
+            while let Ok(n @ 1..) = self.reader.read(&mut chunk) {
+                self.read.extend_from_slice(&chunk[..n]);
+            }
+        }
+    }
+
+    #[test]
+    fn on_a_stalled_disk_buffered_mode_drops_and_counts_and_line_mode_waits() {
+        let options = LogFile::options().buffered().buffer_limit(16 * 1024);
+        let (mut disk, log) = StalledDisk::new(&options);
+        // Far more than the FIFO and the buffer hold: the logging thread never waits.
+        const LINES: usize = 5000;
+        let logging = log.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for n in 0..LINES {
+                logging.write_line(&line(n)).unwrap();
+            }
+            tx.send(()).unwrap();
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("a logging call waited for the stalled disk");
+        let dropped = log.dropped_lines();
+        assert!(dropped > 0, "nothing was dropped");
+
+        // The disk takes writes again: what was kept comes out, then the notice.
+        let start = Instant::now();
+        while !String::from_utf8_lossy(&disk.read).contains("lines dropped") {
+            assert!(start.elapsed() < Duration::from_secs(10), "no notice");
+            disk.drain();
+            std::thread::yield_now();
+        }
+        log.flush().unwrap();
+        disk.drain();
+        let text = String::from_utf8(disk.read.clone()).unwrap();
+        let mut kept = Vec::new();
+        let mut counted = 0;
+        for l in text.lines() {
+            if let Some(n) = l.strip_prefix("n=") {
+                kept.push(n.split(' ').next().unwrap().parse::<usize>().unwrap());
+            } else {
+                let (n, _) = l.split_once(" lines dropped").expect(l);
+                counted += n.rsplit(' ').next().unwrap().parse::<u64>().unwrap();
+            }
+        }
+        assert!(kept.windows(2).all(|w| w[0] < w[1]), "out of order");
+        assert_eq!(counted, dropped, "every dropped line counted in a notice");
+        assert_eq!(kept.len() as u64 + counted, LINES as u64);
+        // Memory stayed bounded: at most the FIFO, the batch being written and the buffer.
+        assert!(
+            kept.len() * line(0).len() <= 65536 + 3 * 16 * 1024,
+            "{}",
+            kept.len()
+        );
+
+        // Line mode: the caller's write waits for the disk, and loses nothing.
+        let (mut disk, log) = StalledDisk::new(&LogFile::options());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for n in 0..1000 {
+                log.write_line(&line(n)).unwrap();
+            }
+            tx.send(()).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "1000 lines fit in a stalled 64 KiB FIFO"
+        );
+        let start = Instant::now();
+        while rx.try_recv().is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the writer never went on"
+            );
+            disk.drain();
+            std::thread::yield_now();
+        }
+        disk.drain();
+        let text = String::from_utf8(disk.read).unwrap();
+        assert_eq!(text.lines().count(), 1000, "line mode drops nothing");
+    }
+}

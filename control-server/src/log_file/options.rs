@@ -1,0 +1,103 @@
+//! How a [`LogFile`] is opened: its [`WriteMode`], its buffer, and whether it watches for
+//! renames.
+
+use super::{absolute, open_log, Inner, LogFile, OpenError};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How lines reach the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum WriteMode {
+    /// One `write(2)` per line, on the caller's thread: a line is in the file when the call
+    /// returns, an error (a full disk) goes to the caller with nothing written, and a stalled
+    /// disk makes the caller wait. Nothing is lost when the process dies. The default.
+    #[default]
+    Line,
+    /// Lines are copied into a bounded buffer that a thread of the file's own writes out in
+    /// batches: no system call per line, and a logging call never waits for the disk. Lines
+    /// still buffered when the process dies without [`LogFile::flush`] (a crash, SIGKILL, an
+    /// abort) are lost: at most the flush interval's worth. When the buffer is full, lines are
+    /// dropped and counted, and a `N lines dropped` line is written in their place.
+    Buffered,
+}
+
+/// Options for [`LogFile::options`]; [`open`](LogOptions::open) opens the file.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    pub(super) mode: WriteMode,
+    pub(super) buffer_limit: usize,
+    pub(super) flush_interval: Duration,
+    pub(super) watch: bool,
+}
+
+/// Buffered mode: how many bytes may wait for the disk before lines are dropped.
+pub const DEFAULT_BUFFER_LIMIT: usize = 1024 * 1024;
+/// Buffered mode: the longest a line waits before the writer thread writes it.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            mode: WriteMode::Line,
+            buffer_limit: DEFAULT_BUFFER_LIMIT,
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
+            watch: false,
+        }
+    }
+}
+
+impl LogOptions {
+    /// How lines reach the file; [`WriteMode::Line`] unless set.
+    pub fn mode(mut self, mode: WriteMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Shorthand for `.mode(WriteMode::Buffered)`.
+    pub fn buffered(self) -> Self {
+        self.mode(WriteMode::Buffered)
+    }
+
+    /// Buffered mode: bytes that may wait for the disk before lines are dropped
+    /// ([`DEFAULT_BUFFER_LIMIT`], 1 MiB, unless set; at least 4 KiB). While a write is failing,
+    /// up to three times this much is held: the batch being retried, and what came meanwhile.
+    pub fn buffer_limit(mut self, bytes: usize) -> Self {
+        self.buffer_limit = bytes.max(4096);
+        self
+    }
+
+    /// Buffered mode: the longest a line waits before it is written
+    /// ([`DEFAULT_FLUSH_INTERVAL`], 100 ms, unless set; between 1 ms and 1 s). A full batch is
+    /// written at once.
+    pub fn flush_interval(mut self, interval: Duration) -> Self {
+        self.flush_interval = interval.clamp(Duration::from_millis(1), Duration::from_secs(1));
+        self
+    }
+
+    /// Notice by itself that the file was renamed or removed (by logrotate) and reopen at the
+    /// path, with no `ctl rotate`: an inotify watch on the file and its directory, which wakes
+    /// only when a name in that directory changes, never per line and never while nothing
+    /// happens. When the file is gone from the path, the reopen waits up to [`CREATE_GRACE`]
+    /// for logrotate's `create` to make the new one, then creates it itself. `rotate` still
+    /// works, and reports the reopen the file already made rather than reopening twice.
+    /// Cannot follow `copytruncate`, which keeps the same file. Opening fails if the watch cannot
+    /// be set up (no inotify, or `fs.inotify.max_user_instances` reached: each watched file
+    /// uses one instance): open without it, and rely on `rotate`, if that is acceptable.
+    ///
+    /// [`CREATE_GRACE`]: crate::log_file::CREATE_GRACE
+    pub fn watch_rotation(mut self, watch: bool) -> Self {
+        self.watch = watch;
+        self
+    }
+
+    /// Opens `path` as [`LogFile::open`] does, with these options.
+    pub fn open(self, path: impl Into<PathBuf>) -> Result<LogFile, OpenError> {
+        let path = absolute(path.into());
+        let opened = open_log(&path, None).map_err(|kind| OpenError {
+            path: path.clone(),
+            kind,
+        })?;
+        LogFile::with_options(Inner::new(path, opened), &self)
+    }
+}
