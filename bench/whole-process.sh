@@ -10,11 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "hyperfine is not installed: apt-get install -y hyperfine" >&2; exit 1; }
 
-cargo build --release --quiet -p ctl -p demo-daemon
+cargo build --release --quiet -p control-ctl -p demo-daemon
 # The same ctl linked statically (glibc's crt-static): no shared libraries to load at start.
 # An explicit --target keeps the flag off the build's proc-macros.
 host=$(rustc -vV | sed -n 's/^host: //p')
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --quiet -p ctl --target "$host"
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --quiet -p control-ctl --bin ctl --target "$host"
 static_ctl=./target/$host/release/ctl
 work=$(mktemp -d /tmp/ctl-bench.XXXXXX)
 trap 'kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; rm -rf "$work"' EXIT
