@@ -373,7 +373,9 @@ fn the_shipped_logrotate_example_rotates_a_running_daemon() {
     for line in ["/var/log", "/usr/bin", "mydaemon adm"] {
         assert!(!conf.contains(line), "not adapted: {line}\n{conf}");
     }
-    wait_for("a line", WAIT, || (!read_lines(&log).is_empty()).then_some(()));
+    wait_for("a line", WAIT, || {
+        (!read_lines(&log).is_empty()).then_some(())
+    });
 
     let run = logrotate(&sb, &conf).expect_code(0);
     assert!(run.stderr.is_empty(), "{run}");
