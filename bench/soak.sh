@@ -18,7 +18,7 @@ seconds=${1:-180}
 [ "$(id -u)" = 0 ] || { echo "soak.sh: run as root (it plays the attacker as uid 65534)" >&2; exit 2; }
 command -v setpriv >/dev/null || { echo "soak.sh: needs setpriv (util-linux)" >&2; exit 2; }
 
-cargo build --release --quiet -p ctl -p demo-daemon -p tests --bin ctl --bin demo-daemon --bin hostile-client
+cargo build --release --quiet -p control-ctl -p demo-daemon -p tests --bin ctl --bin demo-daemon --bin hostile-client
 bin=$PWD/target/release
 
 dir=$(mktemp -d /tmp/ctl-soak-XXXXXX)

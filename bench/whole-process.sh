@@ -5,19 +5,26 @@
 #
 #   bash bench/whole-process.sh            # builds release binaries first
 #
-# Needs hyperfine (apt-get install hyperfine) and python3.
+# Needs hyperfine (apt-get install hyperfine), cargo-deb (cargo install cargo-deb --locked)
+# and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "hyperfine is not installed: apt-get install -y hyperfine" >&2; exit 1; }
+command -v cargo-deb >/dev/null || { echo "cargo-deb is not installed: cargo install cargo-deb --locked" >&2; exit 1; }
 
-cargo build --release --quiet -p ctl -p demo-daemon
+cargo build --release --quiet -p control-ctl -p demo-daemon
 # The same ctl linked statically (glibc's crt-static): no shared libraries to load at start.
 # An explicit --target keeps the flag off the build's proc-macros.
 host=$(rustc -vV | sed -n 's/^host: //p')
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --quiet -p ctl --target "$host"
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --quiet -p control-ctl --bin ctl --target "$host"
 static_ctl=./target/$host/release/ctl
+daemon=
 work=$(mktemp -d /tmp/ctl-bench.XXXXXX)
 trap 'kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; rm -rf "$work"' EXIT
+# The Debian package's /usr/bin/ctl: that static build, stripped by cargo-deb.
+deb=$(bash contrib/build-deb.sh 2>/dev/null | tail -n 1)
+dpkg-deb -x "$deb" "$work/deb"
+packaged_ctl=$work/deb/usr/bin/ctl
 export CTL_SOCKET_DIR="$work/sockets"
 cat > "$work/demo.toml" <<TOML
 log_file = "$work/demo.log"
@@ -41,6 +48,7 @@ ctl=./target/release/ctl
 hyperfine --shell=none --warmup 50 --runs "${RUNS:-500}" --export-json "$work/results.json" \
   --command-name "ctl status" "$ctl --quiet status demo" \
   --command-name "ctl status (static)" "$static_ctl --quiet status demo" \
+  --command-name "ctl status (packaged)" "$packaged_ctl --quiet status demo" \
   --command-name "ctl reload" "$ctl --quiet reload demo" \
   --command-name "ctl rotate" "$ctl --quiet rotate demo" \
   --command-name "pkill -HUP -x demo-daemon" "pkill -HUP -x demo-daemon" \

@@ -526,3 +526,70 @@ fn a_failed_reopen_refused_by_permissions_leaves_an_unprivileged_daemon_working(
     std::fs::rename(&log, &old).unwrap();
     assert_a_failed_reopen_leaves_it_working(&sb, daemon, "own", &log, &old, "Permission denied");
 }
+
+/// The example stanza the Debian package ships (`/usr/share/doc/ctl/examples/`), without its
+/// comment lines.
+fn shipped_example() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../contrib/mydaemon.logrotate");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn the_shipped_logrotate_example_is_the_one_the_guides_explain() {
+    let example = shipped_example();
+    for doc in ["README.md", "docs/operators.md"] {
+        let path = format!("{}/../{doc}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains(&example),
+            "{doc} does not show contrib/mydaemon.logrotate as it is:\n{example}"
+        );
+    }
+}
+
+#[test]
+fn the_shipped_logrotate_example_rotates_a_running_daemon() {
+    require_logrotate();
+    // The example as an administrator would adapt it: the daemon's log directory, where ctl
+    // is, and an owner that exists here; every other line as shipped.
+    let sb = Sandbox::new();
+    let logs = sb.path("log");
+    std::fs::create_dir(&logs).unwrap();
+    let log = logs.join("mydaemon.log");
+    let cfg = sb.write_config("mydaemon.toml", &crate::config(&log, 5, "example"));
+    let daemon = sb.start_daemon("mydaemon", &cfg, &[]);
+    let (uid, gid) = (rustix::process::getuid(), rustix::process::getgid());
+    let example = shipped_example();
+    let conf = example
+        .replace("/var/log/mydaemon", &logs.display().to_string())
+        .replace("/usr/bin/ctl", &bins().ctl.display().to_string())
+        .replace(
+            "create 0640 mydaemon adm",
+            &format!("create 0640 {} {}", uid.as_raw(), gid.as_raw()),
+        );
+    for line in ["/var/log", "/usr/bin", "mydaemon adm"] {
+        assert!(!conf.contains(line), "not adapted: {line}\n{conf}");
+    }
+    wait_for("a line", WAIT, || {
+        (!read_lines(&log).is_empty()).then_some(())
+    });
+
+    let run = logrotate(&sb, &conf).expect_code(0);
+    assert!(run.stderr.is_empty(), "{run}");
+    let old = read_lines(&rotated(&log, 1));
+    assert!(!old.is_empty(), "nothing was rotated:\n{conf}");
+    // The daemon writes to the file logrotate created (mode 0640), going on where it was.
+    let new = wait_for("a line in the new file", WAIT, || {
+        let lines = read_lines(&log);
+        (!lines.is_empty()).then_some(lines)
+    });
+    assert_eq!(new[0].seq, old.last().unwrap().seq + 1);
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    daemon.assert_alive();
+}

@@ -56,7 +56,7 @@ pub fn bins() -> &'static Bins {
                 "build",
                 "--quiet",
                 "-p",
-                "ctl",
+                "control-ctl",
                 "-p",
                 "demo-daemon",
                 "--bin",
