@@ -41,7 +41,9 @@ use serde_json::Value;
 
 /// A daemon's own command: the request type, with its name, doc line, access level and reply.
 pub trait Command: Serialize + DeserializeOwned + JsonSchema + Send + 'static {
-    /// The name on the wire and on `ctl call`'s command line (lower case, `-` between words).
+    /// The name on the wire and on `ctl call`'s command line (lower case, `-` between words):
+    /// 1 to 64 ASCII letters, digits, `-` or `_`, starting with a letter, or the server refuses
+    /// it when it binds.
     const NAME: &'static str;
     /// One line for `ctl describe`.
     const DOC: &'static str;

@@ -136,7 +136,7 @@ pub use listener::BindError;
 pub use log_file::LogFile;
 pub use notify::Notifier;
 pub use policy::{Access, Caller, Peer, Policy};
-pub use registry::DuplicateName;
+pub use registry::{BadCommandName, DuplicateName, MAX_COMMAND_NAME_LEN};
 pub use reloadable::{Changes, Load, ReloadError, Reloadable, Swapped};
 pub use server::{BackgroundServer, Builder, Server, ServerError, ServerHandle};
 pub use tokio_util::sync::CancellationToken;

@@ -134,6 +134,56 @@ pub(crate) struct Registry {
 #[error("`{0}` is registered twice; each operation and command needs a name of its own")]
 pub struct DuplicateName(pub String);
 
+/// Longest name of a daemon's own command: with `ctl.calls.` before it and `.failed` after, its
+/// call counters stay within [`MAX_NAME_LEN`](crate::counters::MAX_NAME_LEN).
+pub const MAX_COMMAND_NAME_LEN: usize = 64;
+
+const _: () = assert!(
+    "ctl.calls.".len() + MAX_COMMAND_NAME_LEN + ".failed".len() <= crate::counters::MAX_NAME_LEN
+);
+
+/// A daemon's own command has a name `ctl call NAME COMMAND` cannot type, or that cannot name its
+/// call counters: a mistake in the daemon's code, reported by [`bind`](crate::Builder::bind).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the command name {name:?} {reason}: a command name is 1 to {MAX_COMMAND_NAME_LEN} ASCII \
+     letters, digits, '-' or '_', starting with a letter (like `flush-cache`)"
+)]
+pub struct BadCommandName {
+    /// The name as the command's type gives it (`Command::NAME`).
+    pub name: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+/// Checks the name of a daemon's own command: 1 to [`MAX_COMMAND_NAME_LEN`] ASCII letters,
+/// digits, `-` or `_`, starting with a letter. Such a name is one shell word that `ctl call`
+/// cannot take for an option, and its `ctl.calls.NAME.ok` and `.failed` counter names are
+/// always valid.
+pub fn check_command_name(name: &str) -> Result<(), BadCommandName> {
+    let reason = if name.is_empty() {
+        Some("is empty")
+    } else if name.len() > MAX_COMMAND_NAME_LEN {
+        Some("is too long")
+    } else if !name.as_bytes()[0].is_ascii_alphabetic() {
+        Some("does not start with a letter")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+    {
+        Some("has a character other than an ASCII letter, a digit, '-' or '_'")
+    } else {
+        None
+    };
+    match reason {
+        None => Ok(()),
+        Some(reason) => Err(BadCommandName {
+            name: name.to_owned(),
+            reason,
+        }),
+    }
+}
+
 impl Registry {
     /// Adds `entry`; a name already taken is an error.
     pub fn add(&mut self, entry: Entry) -> Result<(), DuplicateName> {
@@ -144,7 +194,8 @@ impl Registry {
         Ok(())
     }
 
-    /// Gives each entry its `ctl.calls.NAME.ok` and `.failed` counters.
+    /// Gives each entry its `ctl.calls.NAME.ok` and `.failed` counters. Every name is valid in
+    /// a counter's: the built-ins' are, and commands' are checked ([`check_command_name`]).
     pub fn count_calls(&mut self, counters: &ServerCounters) {
         for entry in &mut self.entries {
             entry.calls = Some(counters.calls(entry.name));
@@ -204,5 +255,33 @@ pub(crate) fn method_name(request: &ControlRequest) -> &'static str {
         ControlRequest::Check { .. } => Op::Check.as_str(),
         ControlRequest::Counters { .. } => Op::Counters.as_str(),
         ControlRequest::Call { .. } => "call",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_names_are_one_word_of_ascii_letters_digits_dash_underscore() {
+        for good in ["flush-cache", "stats", "Set_Message2", "a", &"a".repeat(64)] {
+            check_command_name(good).unwrap();
+            // ... and their call counters can always be registered.
+            crate::counters::ServerCounters::new().calls(good);
+        }
+        for (bad, reason) in [
+            ("", "is empty"),
+            ("flush cache", "character"),
+            ("a/b", "character"),
+            ("a.b", "character"),
+            ("vid\u{e9}", "character"),
+            ("-x", "start"),
+            ("1st", "start"),
+            (&"a".repeat(65), "too long"),
+        ] {
+            let err = check_command_name(bad).unwrap_err();
+            assert!(err.reason.contains(reason), "{bad:?}: {err}");
+            assert_eq!(err.name, bad);
+        }
     }
 }

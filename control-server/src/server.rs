@@ -12,7 +12,7 @@ use crate::noise::Noise;
 use crate::notify::Notifier;
 use crate::ops;
 use crate::policy::{Peer, Policy, Standing};
-use crate::registry::{DuplicateName, Entry, Registry};
+use crate::registry::{check_command_name, BadCommandName, DuplicateName, Entry, Registry};
 use crate::reloadable::{Changes, Load, Reloadable};
 use crate::state::Shared;
 use control_api::socket::{SocketEnv, SocketPathError};
@@ -49,6 +49,9 @@ pub enum ServerError {
     /// Two operations or commands share a name.
     #[error(transparent)]
     Registry(#[from] DuplicateName),
+    /// A command's name is not one `ctl call` can type (see [`Builder::command`]).
+    #[error(transparent)]
+    CommandName(#[from] BadCommandName),
     /// The server's own runtime or thread could not be started.
     #[error("cannot start the control server's thread")]
     Thread(#[source] io::Error),
@@ -221,7 +224,10 @@ impl Builder {
     /// arguments. Arguments are checked against `C`'s schema before `f` runs; a call needing
     /// more than read access runs on a task the server owns, like `reload`.
     ///
-    /// A command named like another operation or command makes [`bind`](Builder::bind) fail.
+    /// A command named like another operation or command makes [`bind`](Builder::bind) fail, as
+    /// does a name that is not 1 to 64 ASCII letters, digits, `-` or `_` starting with a letter
+    /// ([`ServerError::CommandName`]): the name is one word on `ctl call`'s command line, and
+    /// part of the names of the command's call counters (`ctl.calls.NAME.ok`).
     pub fn command<C, F, Fut>(mut self, f: F) -> Self
     where
         C: Command,
@@ -445,6 +451,9 @@ impl Builder {
                 .iter()
                 .position(|op| op.as_str() == e.name)
         });
+        for entry in &self.commands {
+            check_command_name(entry.name)?;
+        }
         for entry in builtins.into_iter().chain(self.commands) {
             registry.add(entry)?;
         }
@@ -837,5 +846,94 @@ impl BackgroundServer {
 impl Drop for BackgroundServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use control_api::Access;
+    use serde::{Deserialize, Serialize};
+
+    macro_rules! command_named {
+        ($ty:ident, $name:expr) => {
+            #[derive(Serialize, Deserialize, schemars::JsonSchema)]
+            struct $ty {}
+            impl Command for $ty {
+                const NAME: &'static str = $name;
+                const DOC: &'static str = "A command";
+                const ACCESS: Access = Access::Read;
+                type Reply = ();
+            }
+        };
+    }
+
+    command_named!(Spaced, "flush cache");
+    command_named!(Slashed, "a/b");
+    command_named!(Accented, "vidé");
+    command_named!(Dashed, "-x");
+    command_named!(Long, "a234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012");
+    command_named!(
+        Longest,
+        "a234567890123456789012345678901234567890123456789012345678901234"
+    );
+    command_named!(Fine, "Flush_cache-2");
+
+    fn bind_with<C: Command>(dir: &Path) -> Result<Server, ServerError> {
+        Server::builder("t")
+            .command(|_ctx, _req: C| async { Err::<C::Reply, _>(OpError::failed("unused")) })
+            .socket_path(dir.join("t.sock"))
+            .bind()
+    }
+
+    fn refused<C: Command>(dir: &Path) {
+        let err = match bind_with::<C>(dir) {
+            Ok(_) => panic!("{:?} was accepted", C::NAME),
+            Err(err) => err,
+        };
+        assert!(
+            matches!(&err, ServerError::CommandName(bad) if bad.name == C::NAME),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains(C::NAME), "{message}");
+        assert!(
+            message.contains("ASCII letters, digits, '-' or '_'"),
+            "{message}"
+        );
+        assert!(
+            !dir.join("t.sock").exists(),
+            "a refused name leaves no socket"
+        );
+    }
+
+    #[test]
+    fn command_names_ctl_cannot_type_or_count_are_an_error_from_bind_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        refused::<Spaced>(dir.path());
+        refused::<Slashed>(dir.path());
+        refused::<Accented>(dir.path());
+        refused::<Dashed>(dir.path());
+        refused::<Long>(dir.path());
+        // The longest name allowed gets its call counters like any other.
+        let server = bind_with::<Longest>(dir.path()).unwrap();
+        let names: Vec<String> = server
+            .shared
+            .counters
+            .set
+            .read("ctl.calls.a2")
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                format!("ctl.calls.{}.ok", Longest::NAME),
+                format!("ctl.calls.{}.failed", Longest::NAME)
+            ]
+        );
+        drop(server);
+        let dir = tempfile::tempdir().unwrap();
+        bind_with::<Fine>(dir.path()).unwrap();
     }
 }
