@@ -65,7 +65,8 @@ pub enum Command {
     ///
     /// One aligned `name  value` line each, optionally only those whose name starts with
     /// PREFIX. With --prometheus, the Prometheus text exposition format instead (names made
-    /// valid metric names, counters ending in _total), for node_exporter's textfile collector.
+    /// valid metric names, counters ending in _total, each sample labelled daemon="NAME"), for
+    /// node_exporter's textfile collector.
     #[command(after_long_help = EXIT_CODES_HELP)]
     Counters(CountersArgs),
     /// Reopen log files after logrotate renamed them (the postrotate command)

@@ -243,7 +243,7 @@ fn plain(hello: &Hello, reply: &Reply) -> String {
         ),
         Reply::Counters(r) => counters(name, r),
         Reply::Exposition(r) => {
-            let (text, skipped) = crate::prometheus::exposition(&r.counters);
+            let (text, skipped) = crate::prometheus::exposition(name, &r.counters);
             for name in skipped {
                 print_err(&format!(
                     "ctl: counters: {name} left out: its metric name is taken by another counter"

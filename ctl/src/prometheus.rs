@@ -1,5 +1,8 @@
 //! `ctl counters --prometheus`: the counters in the Prometheus text exposition format (version
-//! 0.0.4), the format node_exporter's textfile collector reads.
+//! 0.0.4), the format node_exporter's textfile collector reads. Every sample carries the label
+//! `daemon="NAME"`, NAME as the daemon's `hello` gives it: every daemon has the server's
+//! `ctl_calls_*` and `ctl_connections_*`, and without the label two daemons' files in one
+//! collector directory would give the same series twice, which node_exporter refuses.
 
 use control_api::{CounterKind, CounterValue};
 use std::collections::HashSet;
@@ -7,8 +10,9 @@ use std::collections::HashSet;
 /// The exposition of `counters`: `# HELP`, `# TYPE` and one sample per counter, without a
 /// final newline. Names are made valid metric names ([`metric_name`]); a counter whose name
 /// then equals an earlier one's is left out (the format allows a family only once) and named
-/// in the second value, for a warning.
-pub fn exposition(counters: &[CounterValue]) -> (String, Vec<String>) {
+/// in the second value, for a warning. Each sample is labelled `daemon="DAEMON"`.
+pub fn exposition(daemon: &str, counters: &[CounterValue]) -> (String, Vec<String>) {
+    let labels = format!("{{daemon=\"{}\"}}", escape_label_value(daemon));
     let mut seen = HashSet::new();
     let mut skipped = Vec::new();
     let mut out = Vec::new();
@@ -24,7 +28,7 @@ pub fn exposition(counters: &[CounterValue]) -> (String, Vec<String>) {
         };
         out.push(format!("# HELP {name} {}", escape_help(&c.help)));
         out.push(format!("# TYPE {name} {kind}"));
-        out.push(format!("{name} {}", c.value));
+        out.push(format!("{name}{labels} {}", c.value));
     }
     (out.join("\n"), skipped)
 }
@@ -57,6 +61,15 @@ fn escape_help(help: &str) -> String {
     help.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
+/// A label value as the format wants it: a backslash as `\\`, a double quote as `\"`, a line
+/// break as `\n`.
+fn escape_label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,14 +95,17 @@ mod tests {
     }
 
     #[test]
-    fn help_is_escaped_and_a_clashing_name_is_left_out() {
-        let (text, skipped) = exposition(&[
-            counter("a.b", CounterKind::Gauge, "back\\slash\nnewline"),
-            counter("a_b", CounterKind::Gauge, "clash"),
-        ]);
+    fn help_and_the_daemon_label_are_escaped_and_a_clashing_name_is_left_out() {
+        let (text, skipped) = exposition(
+            "d\\\"\n",
+            &[
+                counter("a.b", CounterKind::Gauge, "back\\slash\nnewline"),
+                counter("a_b", CounterKind::Gauge, "clash"),
+            ],
+        );
         assert_eq!(
             text,
-            "# HELP a_b back\\\\slash\\nnewline\n# TYPE a_b gauge\na_b 3"
+            "# HELP a_b back\\\\slash\\nnewline\n# TYPE a_b gauge\na_b{daemon=\"d\\\\\\\"\\n\"} 3"
         );
         assert_eq!(skipped, ["a_b"]);
     }

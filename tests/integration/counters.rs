@@ -3,7 +3,7 @@
 //! prometheus_client).
 
 use crate::{config, sandbox_with_daemon};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::process::Command;
 use tests::{run, wait_for, Sandbox, WAIT};
@@ -36,13 +36,13 @@ fn value(counters: &BTreeMap<String, (String, i64, String)>, name: &str) -> i64 
 }
 
 /// Parses an exposition with prometheus_client and returns its families as JSON:
-/// `[{"name", "type", "help", "samples": [[name, value]]}]`.
+/// `[{"name", "type", "help", "samples": [[name, labels, value]]}]`.
 const PARSE: &str = r#"
 import json, sys
 from prometheus_client.parser import text_string_to_metric_families
 families = [
     {"name": f.name, "type": f.type, "help": f.documentation,
-     "samples": [[s.name, s.value] for s in f.samples]}
+     "samples": [[s.name, s.labels, s.value] for s in f.samples]}
     for f in text_string_to_metric_families(open(sys.argv[1]).read())
 ]
 print(json.dumps(families))
@@ -144,15 +144,92 @@ fn counters_in_human_json_and_prometheus_form() {
         lines["samples"][0][0], "demo_lines_written_total",
         "{lines}"
     );
-    assert!(lines["samples"][0][1].as_f64().unwrap() >= 3.0, "{lines}");
+    assert_eq!(lines["samples"][0][1], json!({"daemon": "cnt"}), "{lines}");
+    assert!(lines["samples"][0][2].as_f64().unwrap() >= 3.0, "{lines}");
     let interval = family("demo_interval_ms");
     assert_eq!(interval["type"], "gauge", "{interval}");
     assert_eq!(interval["samples"][0][0], "demo_interval_ms", "{interval}");
-    assert_eq!(interval["samples"][0][1].as_f64(), Some(20.0), "{interval}");
+    assert_eq!(interval["samples"][0][2].as_f64(), Some(20.0), "{interval}");
+    // Every sample says which daemon it is from.
+    for f in families {
+        for sample in f["samples"].as_array().unwrap() {
+            assert_eq!(sample[1], json!({"daemon": "cnt"}), "{f}");
+        }
+    }
     // Server counters, their names made valid (`log-level` has a dash).
     assert_eq!(family("ctl_calls_log_level_ok")["type"], "counter");
     assert_eq!(family("ctl_connections_open")["type"], "gauge");
     daemon.assert_alive();
+}
+
+/// Writes `ctl counters --prometheus NAME` into `dir/NAME.prom` with the guide's recipe
+/// (docs/operators.md), as cron would for each daemon.
+fn write_textfile(sb: &Sandbox, dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let snippet = "ctl counters --prometheus \"$NAME\" > \"$DIR/$NAME.prom.$$\" && \
+                   mv \"$DIR/$NAME.prom.$$\" \"$DIR/$NAME.prom\"";
+    let ctl_dir = tests::bins().ctl.parent().unwrap().to_owned();
+    run(Command::new("sh")
+        .args(["-c", snippet])
+        .env("DIR", dir)
+        .env("NAME", name)
+        .env(
+            "PATH",
+            format!("{}:{}", ctl_dir.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("CTL_SOCKET_DIR", sb.socket_dir()))
+    .expect_code(0);
+    dir.join(format!("{name}.prom"))
+}
+
+/// Two daemons on one host feed one node_exporter, one file each in its textfile directory:
+/// read together (node_exporter merges the files), no series appears twice, since each sample
+/// is labelled with its daemon.
+#[test]
+fn two_daemons_expositions_read_together_have_no_duplicate_series() {
+    let (sb, first) = sandbox_with_daemon("web", 20, &[]);
+    let second = crate::start_demo(&sb, "mail", 20, &[]);
+    let Some(python) = tests::require_python_module("prometheus_client") else {
+        return;
+    };
+    let dir = sb.path("textfile");
+    std::fs::create_dir(&dir).unwrap();
+    let mut together = String::new();
+    for name in ["web", "mail"] {
+        let text = std::fs::read_to_string(write_textfile(&sb, &dir, name)).unwrap();
+        together.push_str(&text);
+        together.push('\n');
+    }
+    let all = sb.path("all.prom");
+    std::fs::write(&all, &together).unwrap();
+    let parsed = run(Command::new(&python).args(["-c", PARSE]).arg(&all)).expect_code(0);
+    let families: Value =
+        serde_json::from_str(&parsed.stdout).unwrap_or_else(|e| panic!("{e}: {parsed}"));
+    let mut series = BTreeMap::new();
+    let mut daemons = std::collections::BTreeSet::new();
+    for f in families.as_array().unwrap() {
+        for sample in f["samples"].as_array().unwrap() {
+            let key = (
+                sample[0].as_str().unwrap().to_owned(),
+                sample[1].to_string(),
+            );
+            daemons.insert(sample[1]["daemon"].as_str().map(str::to_owned));
+            assert!(
+                series.insert(key.clone(), ()).is_none(),
+                "{key:?} twice:\n{together}"
+            );
+        }
+    }
+    assert_eq!(
+        daemons.into_iter().collect::<Vec<_>>(),
+        [Some("mail".to_owned()), Some("web".to_owned())],
+        "{together}"
+    );
+    assert!(series.contains_key(&(
+        "ctl_calls_counters_ok_total".to_owned(),
+        json!({"daemon": "mail"}).to_string()
+    )));
+    first.assert_alive();
+    second.assert_alive();
 }
 
 #[test]
