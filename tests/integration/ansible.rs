@@ -476,10 +476,20 @@ fn the_module_operation_by_operation() {
         "{names:?}"
     );
 
-    // rotate: changed only when a file was reopened as another one. In check mode, after the
-    // rename, it predicts a change and reopens nothing: the real rotate after it still finds
-    // the renamed file open.
+    // rotate: changed only when a file was reopened as another one. Check mode predicts the
+    // same from the daemon's open files: no change before the rename; after it, a change, and
+    // it reopens nothing: the real rotate after it still finds the renamed file open.
     assert_eq!(play.status("rotate, nothing renamed", h), "ok");
+    let task = "rotate in check mode, nothing renamed";
+    assert_eq!(play.status(task, h), "ok", "{:#}", play.result(task, h));
+    assert!(
+        play.result(task, h)["msg"]
+            .as_str()
+            .unwrap()
+            .ends_with("it would change nothing"),
+        "{:#}",
+        play.result(task, h)
+    );
     let check = play.result("rotate in check mode, after the rename", h);
     assert_eq!(
         play.status("rotate in check mode, after the rename", h),
@@ -512,6 +522,34 @@ fn the_module_operation_by_operation() {
     assert_eq!(play.status("call an unknown command", h), "ignored");
     assert_eq!(unknown["rc"], 3, "{unknown:#}");
     assert_eq!(unknown["error"]["kind"], "unsupported", "{unknown:#}");
+    // In check mode, what the real call would meet: unsupported, no daemon, or nothing to do.
+    let task = "call an unknown command in check mode";
+    let unknown = play.result(task, h);
+    assert_eq!(play.status(task, h), "ignored", "{unknown:#}");
+    assert_eq!(unknown["rc"], 3, "{unknown:#}");
+    assert_eq!(unknown["changed"], false, "{unknown:#}");
+    assert_eq!(unknown["error"]["kind"], "unsupported", "{unknown:#}");
+    assert_eq!(
+        unknown["error"]["detail"]["supported"],
+        json!(["set-message", "stats"]),
+        "{unknown:#}"
+    );
+    let task = "call in check mode, a daemon that is not there";
+    let missing = play.result(task, h);
+    assert_eq!(play.status(task, h), "ignored", "{missing:#}");
+    assert_eq!(missing["rc"], 69, "{missing:#}");
+    assert_eq!(missing["changed"], false, "{missing:#}");
+    assert_eq!(missing["error"]["kind"], "no_daemon", "{missing:#}");
+    let task = "call in check mode, a daemon that is not there, missing_ok";
+    let missing = play.result(task, h);
+    assert_eq!(play.status(task, h), "ok", "{missing:#}");
+    assert!(
+        missing["missing"]
+            .as_str()
+            .unwrap()
+            .contains("no daemon at"),
+        "{missing:#}"
+    );
     let wrong = play.result("call with an argument of the wrong type", h);
     assert_eq!(wrong["rc"], 2, "{wrong:#}");
     assert!(

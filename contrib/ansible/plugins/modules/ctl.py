@@ -87,11 +87,21 @@ attributes:
         (C(rc=3)) makes the task skipped.
       - O(operation=rotate), O(operation=drain) and O(operation=resume) read the daemon's status
         instead (so a missing daemon fails, or is skipped with O(missing_ok), as it would) and
-        report C(changed) as a prediction; a rotate would reopen the daemon's log files (whether
-        they were renamed is not known without reopening them), a drain would start when the
-        daemon is not draining, a resume would undo a drain in progress.
-      - O(operation=call) runs a read-only command as usual and does not run any other; C(changed)
-        is then true.
+        report C(changed) as a prediction; a drain would start when the daemon is not draining,
+        a resume would undo a drain in progress.
+      - For O(operation=rotate), a rotate changes something when a log file is reopened as
+        another file. The module compares the file at each logged path (its device and inode)
+        with the files the daemon has open, read from C(/proc/PID/fd) for the pid the daemon
+        reports. C(changed) is true when a logged path is missing or is not a file the daemon has open
+        (logrotate renamed it), not changed when every one is. Where C(/proc/PID/fd) cannot be
+        read (not Linux, or the task's user may not look at the daemon's descriptors; use
+        C(become)), which file the daemon writes to is unknown, and C(changed) is true when the
+        daemon has any log file (the message says the prediction is a guess).
+      - O(operation=call) asks the daemon's C(describe) first. A read-only command runs as usual;
+        any other does not run, and C(changed) is then true. When C(describe) fails (no daemon,
+        rc=69, skipped with O(missing_ok); permission denied, rc=77), the task reports that
+        failure as the real call would; a command the daemon does not list fails as
+        C(unsupported) (rc=3), as the real call would.
       - O(operation=status), O(operation=check) and O(operation=counters) change nothing and run
         as usual.
   diff_mode:
@@ -171,7 +181,7 @@ cmd:
   sample: [/usr/local/bin/ctl, --json, reload, web]
 operation:
   description: The operation C(ctl) ran (V(check) for a reload in check mode, V(status) for a rotate,
-    drain or resume in check mode).
+    drain or resume in check mode, V(describe) for a call in check mode whose C(describe) failed).
   returned: always
   type: str
   sample: reload
@@ -361,7 +371,37 @@ class Ctl:
             )
         if op == "call":
             command = self.params["command"]
-            if self.read_only_command(command):
+            rc, doc, stderr = self.ctl("describe")
+            if rc != 0 or not doc or "skipped" in doc or not isinstance(doc.get("result"), dict):
+                # What the real call would meet first (ctl call asks describe too): no daemon
+                # (ok with missing_ok), permission denied, ...; never a change.
+                return self.report("describe", rc, doc, stderr, changed=lambda result: False)
+            commands = [
+                entry
+                for entry in doc["result"].get("operations") or []
+                if isinstance(entry, dict) and entry.get("kind") == "command"
+            ]
+            listed = [entry for entry in commands if entry.get("name") == command]
+            if not listed:
+                # ctl call refuses it before sending anything: unsupported, exit 3.
+                supported = [entry.get("name") for entry in commands]
+                message = "the daemon does not support `%s`; it supports: %s" % (command, ", ".join(supported))
+                self.module.fail_json(
+                    msg="ctl call %s: %s (exit 3)" % (self.params["target"], message),
+                    changed=False,
+                    rc=3,
+                    cmd=self.last_cmd,
+                    operation="call",
+                    target=self.params["target"],
+                    socket=doc.get("socket"),
+                    daemon=doc.get("daemon"),
+                    error=dict(
+                        kind="unsupported",
+                        message=message,
+                        detail=dict(kind="unsupported", operation=command, supported=supported),
+                    ),
+                )
+            if listed[0].get("access") == "read":
                 return self.call()
             self.module.exit_json(
                 changed=True,
@@ -371,8 +411,9 @@ class Ctl:
                 target=self.params["target"],
                 msg="check mode: `%s` is not a read-only command; not run" % command,
             )
+        if op == "rotate":
+            return self.predict_rotate()
         predictions = {
-            "rotate": lambda status: bool(status.get("log_files")),
             "drain": lambda status: not status.get("draining", False),
             "resume": lambda status: bool(status.get("draining", False)),
         }
@@ -382,6 +423,34 @@ class Ctl:
             changed=predictions[op],
             note=lambda changed: "check mode: read the status, ran no %s; it would %s"
             % (op, "change something" if changed else "change nothing"),
+        )
+
+    def predict_rotate(self):
+        """Check mode for rotate: a rotate changes something when a log file is reopened as
+        another file, so compare the file at each logged path with the files the daemon has
+        open (/proc/PID/fd)."""
+        rc, doc, stderr = self.ctl("status")
+        result = (doc or {}).get("result")
+        if not isinstance(result, dict):
+            result = {}
+        paths = result.get("log_files") or []
+        pid = result.get("pid")
+        open_files = daemon_open_files(pid)
+        if open_files is None:
+            guess = " (a guess: the daemon's open files in /proc/%s/fd cannot be read)" % pid
+            changed = lambda status: bool(paths)
+        else:
+            guess = ""
+            moved = [path for path in paths if file_id(path) not in open_files]
+            changed = lambda status: bool(moved)
+        return self.report(
+            "status",
+            rc,
+            doc,
+            stderr,
+            changed=changed,
+            note=lambda changed: "check mode: read the status, ran no rotate; it would %s%s"
+            % ("reopen a log file that was renamed" if changed else "change nothing", guess),
         )
 
     def report(self, op, rc, doc, stderr, changed, note=None):
@@ -433,6 +502,36 @@ def reopened(result):
         if not entry.get("error") and entry.get("new") != entry.get("old"):
             return True
     return False
+
+
+def file_id(path):
+    """(device, inode) of the file at `path`, or None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def daemon_open_files(pid):
+    """The (device, inode) of every file process `pid` has open, from /proc/PID/fd; None when
+    they cannot be read (no such process, not permitted, no /proc)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return None
+    fds = "/proc/%d/fd" % pid
+    try:
+        names = os.listdir(fds)
+    except OSError:
+        return None
+    found = set()
+    for name in names:
+        try:
+            st = os.stat(os.path.join(fds, name))
+        except OSError:
+            # Closed since the listing, or not a file (a socket can still be stat'ed).
+            continue
+        found.add((st.st_dev, st.st_ino))
+    return found
 
 
 def failed_reply_message(op, result):
