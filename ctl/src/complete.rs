@@ -162,8 +162,16 @@ pub fn slot(index: usize, words: &[String]) -> Slot<'_> {
 pub async fn candidates(slot: Slot<'_>) -> Option<Vec<String>> {
     let mut found = match slot {
         Slot::Other => return None,
-        Slot::Target(word) if word.contains('/') => socket_paths(word),
-        Slot::Target(_) => daemon_names(),
+        Slot::Target(word) => {
+            let word = word.to_owned();
+            on_a_thread(move || {
+                if word.contains('/') {
+                    socket_paths(&word, |path| std::fs::metadata(path))
+                } else {
+                    daemon_names()
+                }
+            })
+        }
         Slot::Command { target, .. } => commands(target).await,
     };
     let word = match slot {
@@ -176,16 +184,47 @@ pub async fn candidates(slot: Slot<'_>) -> Option<Vec<String>> {
     Some(found)
 }
 
-/// The names `ctl list` shows.
+/// Runs `list` (which reads directories) on a thread of its own and gives up after
+/// [`DESCRIBE_TIMEOUT`]: a directory on a hung NFS server, or an automount that does not come,
+/// blocks a system call that no timer can interrupt, and a TAB must never hang the shell. The
+/// thread is left behind; the process exits without it.
+fn on_a_thread(list: impl FnOnce() -> Vec<String> + Send + 'static) -> Vec<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("complete".into())
+        .spawn(move || {
+            let _ = tx.send(list());
+        });
+    if spawned.is_err() {
+        return Vec::new();
+    }
+    rx.recv_timeout(DESCRIBE_TIMEOUT).unwrap_or_default()
+}
+
+/// The names `ctl list` shows and `ctl` would talk to: not those the trust rule refuses (a
+/// socket in a directory others can write to), which `ctl status NAME` refuses too.
 fn daemon_names() -> Vec<String> {
     SocketEnv::from_process()
         .list()
-        .map(|listed| listed.into_iter().map(|l| l.name).collect())
+        .map(|listed| {
+            listed
+                .into_iter()
+                .filter(|l| l.trust.is_ok())
+                .map(|l| l.name)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
-/// The sockets and directories in the directory `word` names, as `word` continues.
-fn socket_paths(word: &str) -> Vec<String> {
+/// The sockets and directories in the directory `word` names, as `word` continues. Each
+/// entry's type comes from the directory listing itself, without a `stat`: a `stat` of every
+/// entry of `/net` or `/mnt` would mount every automount there, or hang on a dead NFS server.
+/// Only symbolic links are followed, with `follow` (`std::fs::metadata`), as the shell would:
+/// /run/NAME may be a link.
+fn socket_paths(
+    word: &str,
+    follow: impl Fn(&Path) -> std::io::Result<std::fs::Metadata>,
+) -> Vec<String> {
     use std::os::unix::fs::FileTypeExt;
     let (dir, _) = word.rsplit_once('/').unwrap_or(("", word));
     let read_from = if dir.is_empty() { "/" } else { dir };
@@ -195,9 +234,13 @@ fn socket_paths(word: &str) -> Vec<String> {
     entries
         .flatten()
         .filter_map(|e| {
-            // Followed, as the shell would: /run/NAME may be a link.
-            let kind = std::fs::metadata(e.path()).ok()?.file_type();
             let name = e.file_name().into_string().ok()?;
+            let kind = e.file_type().ok()?;
+            let kind = if kind.is_symlink() {
+                follow(&e.path()).ok()?.file_type()
+            } else {
+                kind
+            };
             if kind.is_dir() {
                 Some(format!("{dir}/{name}/"))
             } else if kind.is_socket() {
@@ -249,6 +292,38 @@ mod tests {
             words.push(String::new());
         }
         words
+    }
+
+    #[test]
+    fn socket_paths_take_types_from_the_listing_and_follow_only_links() {
+        use std::cell::RefCell;
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        let _listener = std::os::unix::net::UnixListener::bind(d.join("web.sock")).unwrap();
+        std::fs::write(d.join("plain"), "").unwrap();
+        symlink(d.join("sub"), d.join("to-sub")).unwrap();
+        symlink(d.join("web.sock"), d.join("to-web.sock")).unwrap();
+        symlink(d.join("nowhere"), d.join("dangling")).unwrap();
+        let followed = RefCell::new(Vec::new());
+        let prefix = format!("{}/", d.display());
+        let mut found = socket_paths(&prefix, |path| {
+            followed
+                .borrow_mut()
+                .push(path.file_name().unwrap().to_owned());
+            std::fs::metadata(path)
+        });
+        found.sort();
+        let at = |name: &str| format!("{}/{name}", d.display());
+        assert_eq!(
+            found,
+            [at("sub/"), at("to-sub/"), at("to-web.sock"), at("web.sock")]
+        );
+        // Only the links were stat'ed: never `sub`, `web.sock` or `plain`.
+        let mut followed = followed.into_inner();
+        followed.sort();
+        assert_eq!(followed, ["dangling", "to-sub", "to-web.sock"]);
     }
 
     #[test]

@@ -381,6 +381,13 @@ fn status_is_coloured_on_a_terminal_unless_no_color() {
 /// What bash completes for the command line `line` (the cursor at its end), with the script
 /// `ctl completions bash` prints sourced into a clean bash, and ctl on its PATH.
 fn bash_complete(sb: &Sandbox, line: &str) -> Vec<String> {
+    bash_complete_in(sb, line, |cmd| {
+        cmd.env("CTL_SOCKET_DIR", sb.socket_dir());
+    })
+}
+
+/// [`bash_complete`] with the environment `env` sets for ctl (where it looks for sockets).
+fn bash_complete_in(sb: &Sandbox, line: &str, env: impl FnOnce(&mut Command)) -> Vec<String> {
     let script = sb.path("ctl.bash");
     if !script.exists() {
         let text = sb.ctl(&["completions", "bash"]).expect_code(0).stdout;
@@ -406,15 +413,15 @@ printf '%s\n' "${{COMPREPLY[@]}}"
         cword = words.len() - 1,
     );
     let ctl_dir = bins().ctl.parent().unwrap().to_owned();
-    let done = run(Command::new("bash")
-        .args(["--norc", "--noprofile", "-c", &driver])
+    let mut cmd = Command::new("bash");
+    cmd.args(["--norc", "--noprofile", "-c", &driver])
         .env("SCRIPT", &script)
         .env(
             "PATH",
             format!("{}:{}", ctl_dir.display(), std::env::var("PATH").unwrap()),
-        )
-        .env("CTL_SOCKET_DIR", sb.socket_dir()))
-    .expect_code(0);
+        );
+    env(&mut cmd);
+    let done = run(&mut cmd).expect_code(0);
     done.stdout
         .lines()
         .filter(|l| !l.is_empty())
@@ -445,6 +452,69 @@ fn bash_completes_daemon_names_socket_paths_and_a_daemons_commands() {
     let ops = bash_complete(&sb, "ctl ch");
     assert_eq!(ops, ["check"], "{ops:?}");
     assert!(bash_complete(&sb, "ctl status alpha --ti").contains(&"--timeout".to_owned()));
+}
+
+/// Without `CTL_SOCKET_DIR`, names come from the convention's places, where the trust rule
+/// applies: a daemon whose socket directory others can write to is one `ctl status NAME`
+/// refuses, and TAB does not offer it.
+#[test]
+fn bash_completion_offers_no_name_the_trust_rule_refuses() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    // The convention's root in the sandbox (CTL_RUN_DIR), mode 0755 like /run.
+    let run_dir = sb.path("run");
+    for dir in ["", "trusted", "planted"] {
+        std::fs::create_dir_all(run_dir.join(dir)).unwrap();
+        std::fs::set_permissions(run_dir.join(dir), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+    }
+    let start = |name: &str| {
+        let log = sb.path(&format!("{name}.log"));
+        let cfg = sb.write_config(&format!("{name}.toml"), &crate::config(&log, 50, "a"));
+        let socket = run_dir.join(name).join("ctl.sock");
+        let args: Vec<String> = [
+            "--name",
+            name,
+            "--config",
+            cfg.to_str().unwrap(),
+            "--socket",
+            socket.to_str().unwrap(),
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let daemon = sb.spawn_daemon(name, &args, &[]);
+        daemon.wait_ready();
+        daemon
+    };
+    let _trusted = start("trusted");
+    let _planted = start("planted");
+    // Anyone may now create entries next to planted's socket: it could be a plant.
+    std::fs::set_permissions(
+        run_dir.join("planted"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    let env = |cmd: &mut Command| {
+        cmd.env_remove("CTL_SOCKET_DIR")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env("CTL_RUN_DIR", &run_dir);
+    };
+    let ctl = |args: &[&str]| {
+        let mut cmd = Command::new(&bins().ctl);
+        cmd.args(args);
+        env(&mut cmd);
+        run(&mut cmd)
+    };
+    // ctl sees both, and refuses the planted one.
+    let listed = ctl(&["--json", "list"]).expect_code(0);
+    assert_eq!(
+        tests::list_states(&listed.json()).len(),
+        2,
+        "both listed: {listed}"
+    );
+    ctl(&["status", "planted"]).expect_code(77);
+    assert_eq!(bash_complete_in(&sb, "ctl status ", env), ["trusted"]);
+    assert!(bash_complete_in(&sb, "ctl status pl", env).is_empty());
 }
 
 #[test]
