@@ -433,9 +433,24 @@ fn the_module_operation_by_operation() {
     let _old = host
         .sb
         .start_daemon("old", &config, &["--disable", "reload"]);
+    let watched_log = host.sb.path("watched.log");
+    let watched_config = host
+        .sb
+        .write_config("watched.toml", &crate::config(&watched_log, 20, "watched"));
+    let _watched = host
+        .sb
+        .start_daemon("watched", &watched_config, &["--watch-log-rotation"]);
+    let watched_log_var = format!("ctl_watched_log={}", watched_log.display());
     let play = fleet.play(
         repo().join("tests/ansible/module.yml").to_str().unwrap(),
-        &["-e", "ctl_target_without_check=old"],
+        &[
+            "-e",
+            "ctl_target_without_check=old",
+            "-e",
+            "ctl_target_watched=watched",
+            "-e",
+            &watched_log_var,
+        ],
     );
     play.expect_code(0);
     let h = "h1";
@@ -501,6 +516,15 @@ fn the_module_operation_by_operation() {
     let file = &rotated["result"]["files"][0];
     assert_ne!(file["old"], file["new"], "{rotated:#}");
     assert_eq!(play.status("rotate again", h), "ok");
+
+    // A daemon that reopened its renamed log by itself: the rotate reports that reopen (old
+    // and new file) but made no change, and check mode says the same.
+    let task = "rotate in check mode, a daemon that reopened by itself";
+    assert_eq!(play.status(task, h), "ok", "{:#}", play.result(task, h));
+    let task = "rotate, a daemon that reopened by itself";
+    assert_eq!(play.status(task, h), "ok", "{:#}", play.result(task, h));
+    let file = &play.result(task, h)["result"]["files"][0];
+    assert_ne!(file["old"], file["new"], "the reopen is reported: {file:#}");
 
     // call: a read command is not a change and runs in check mode too; an operate command is,
     // and does not run in check mode.

@@ -19,7 +19,8 @@ description:
     exit code in O(rc), for example a configuration the daemon refused (C(rc=1), the message
     names the file, line and reason), or no daemon listening (C(rc=69)).
   - C(changed) is true when a reload moved the configuration generation, a rotate reopened a log
-    file that had been renamed, a drain started, a resume undid a drain, or a command that is
+    file that had been renamed (not when it only reports a reopen the daemon had already made by
+    itself, watching its log file; see O(operation)), a drain started, a resume undid a drain, or a command that is
     not read-only ran; false for status, check, counters, an unchanged reload, and a read-only
     command.
 options:
@@ -28,7 +29,10 @@ options:
       - What to do.
       - V(status) reads the daemon's state. V(check) validates the configuration on disk and
         applies nothing. V(reload) re-reads the configuration; a refused one keeps the old one
-        active. V(rotate) reopens the log files (after they were renamed). V(drain) stops taking
+        active. V(rotate) reopens the log files (after they were renamed); it reads the daemon's
+        status first, and a log file whose path already named the file the daemon had open
+        (a daemon that watches its log file reopens it by itself) is reported in O(ignore:result)
+        but is no change. V(drain) stops taking
         new work and waits for the work in flight, up to O(timeout). V(resume) undoes a drain.
         V(call) runs one of the daemon's own commands (O(command), O(args)). V(counters) reads
         the daemon's counters.
@@ -306,6 +310,8 @@ class Ctl:
             return self.predict(op)
         if op == "call":
             return self.call()
+        if op == "rotate":
+            return self.rotate()
         if op == "drain":
             # A drain's reply does not say whether it started one: ask first.
             draining = self.draining()
@@ -425,24 +431,45 @@ class Ctl:
             % (op, "change something" if changed else "change nothing"),
         )
 
-    def predict_rotate(self):
-        """Check mode for rotate: a rotate changes something when a log file is reopened as
-        another file, so compare the file at each logged path with the files the daemon has
-        open (/proc/PID/fd)."""
+    def log_files_in_use(self):
+        """The daemon's status, its log files, and which of them name the file the daemon has
+        open (compared by device and inode with /proc/PID/fd): (rc, doc, stderr, paths, in_use),
+        in_use None when the daemon's open files cannot be read."""
         rc, doc, stderr = self.ctl("status")
         result = (doc or {}).get("result")
         if not isinstance(result, dict):
             result = {}
-        paths = result.get("log_files") or []
-        pid = result.get("pid")
-        open_files = daemon_open_files(pid)
+        paths = [path for path in result.get("log_files") or [] if isinstance(path, str)]
+        open_files = daemon_open_files(result.get("pid"))
         if open_files is None:
+            return rc, doc, stderr, paths, None
+        return rc, doc, stderr, paths, set(path for path in paths if file_id(path) in open_files)
+
+    def rotate(self):
+        """A rotate changes something when it reopens a log file as another one. A daemon that
+        watches its log file may have reopened it by itself after the rename; the rotate then
+        reports that reopen, which this task did not make: a file whose path already named the
+        file the daemon had open before the rotate is no change (when that can be known)."""
+        _, _, _, _, in_use = self.log_files_in_use()
+        if in_use is None:
+            return self.report("rotate", *self.ctl("rotate"), changed=reopened)
+        return self.report(
+            "rotate",
+            *self.ctl("rotate"),
+            changed=lambda result: reopened(result, already_open=in_use),
+        )
+
+    def predict_rotate(self):
+        """Check mode for rotate: what `rotate` above would say, from the same observation."""
+        rc, doc, stderr, paths, in_use = self.log_files_in_use()
+        result = (doc or {}).get("result")
+        pid = result.get("pid") if isinstance(result, dict) else None
+        if in_use is None:
             guess = " (a guess: the daemon's open files in /proc/%s/fd cannot be read)" % pid
             changed = lambda status: bool(paths)
         else:
             guess = ""
-            moved = [path for path in paths if file_id(path) not in open_files]
-            changed = lambda status: bool(moved)
+            changed = lambda status: any(path not in in_use for path in paths)
         return self.report(
             "status",
             rc,
@@ -495,11 +522,14 @@ def reloaded(result):
     return not result.get("unchanged", False)
 
 
-def reopened(result):
+def reopened(result, already_open=()):
     """A rotate changed something when a file was reopened as another file (it had been
-    renamed); reopening the same file changes nothing."""
+    renamed); reopening the same file changes nothing, and neither does reporting a reopen the
+    daemon had made by itself before (a path in `already_open`)."""
     for entry in result.get("files") or []:
-        if not entry.get("error") and entry.get("new") != entry.get("old"):
+        if entry.get("error") or entry.get("new") == entry.get("old"):
+            continue
+        if entry.get("path") not in already_open:
             return True
     return False
 
