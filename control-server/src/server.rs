@@ -878,6 +878,7 @@ mod tests {
         "a234567890123456789012345678901234567890123456789012345678901234"
     );
     command_named!(Fine, "Flush_cache-2");
+    command_named!(Shadow, "status");
 
     fn bind_with<C: Command>(dir: &Path) -> Result<Server, ServerError> {
         Server::builder("t")
@@ -935,5 +936,12 @@ mod tests {
         drop(server);
         let dir = tempfile::tempdir().unwrap();
         bind_with::<Fine>(dir.path()).unwrap();
+        // A valid name already taken (here by a built-in) is the registry's error.
+        let dir = tempfile::tempdir().unwrap();
+        let err = bind_with::<Shadow>(dir.path())
+            .err()
+            .expect("`status` is taken");
+        assert!(matches!(&err, ServerError::Registry(_)), "{err:?}");
+        assert!(!dir.path().join("t.sock").exists());
     }
 }
