@@ -1,8 +1,8 @@
 //! Buffered mode: lines wait in a bounded buffer; a thread of the file's own writes them out.
 //!
 //! A logging call only takes the buffer's lock to copy its line in, and wakes the writer only
-//! when the buffer was empty (to start the flush interval) or just filled a batch: no system
-//! call per line. The writer takes the whole buffer at once (an O(1) swap) while holding the
+//! when the buffer was empty (to start the flush interval), just filled a batch, or dropped its
+//! first line (only a write ends the dropping): no system call per line. The writer takes the whole buffer at once (an O(1) swap) while holding the
 //! file's lock, so a reopen, which takes that lock too, finds every line either written or
 //! still in the buffer, never in between.
 
@@ -62,9 +62,16 @@ impl Buffer {
     pub(super) fn push(&self, bytes: &[u8]) {
         let mut state = lock(&self.state);
         if state.dropped > 0 || state.bytes.len() + bytes.len() > self.limit {
+            // The first drop wakes the writer: it may be asleep on an empty buffer (a single
+            // line larger than the limit), and only a write ends the dropping, with the notice.
+            let first = state.dropped == 0;
             let lines = bytes.iter().filter(|&&b| b == b'\n').count().max(1) as u64;
             state.dropped += lines;
             self.dropped_total.fetch_add(lines, Ordering::Relaxed);
+            drop(state);
+            if first {
+                self.wake.notify_one();
+            }
             return;
         }
         let before = state.bytes.len();
@@ -235,6 +242,45 @@ mod tests {
 
     fn line(n: usize) -> Vec<u8> {
         format!("n={n} {}\n", "x".repeat(90)).into_bytes()
+    }
+
+    /// One line larger than the whole buffer, into an empty buffer: it is dropped and counted,
+    /// the notice takes its place without a flush, and the lines after it reach the file.
+    #[test]
+    fn a_line_larger_than_the_buffer_does_not_silence_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.log");
+        let log = LogFile::options()
+            .buffered()
+            .buffer_limit(4096)
+            .open(&path)
+            .unwrap();
+        let read = || std::fs::read_to_string(&path).unwrap();
+        // A first line written: the writer thread is then asleep on the empty buffer.
+        log.write_line(b"first\n").unwrap();
+        wait_for("the first line", || read() == "first\n");
+        let mut big = "x".repeat(5000).into_bytes();
+        big.push(b'\n');
+        log.write_line(&big).unwrap();
+        assert_eq!(log.dropped_lines(), 1);
+        // No flush: the writer thread alone must write the notice...
+        wait_for("the notice for the oversized line, without a flush", || {
+            read().contains("lines dropped")
+        });
+        // ...and the lines after it.
+        log.write_line(b"after\n").unwrap();
+        wait_for("the line after the oversized one", || {
+            read().contains("after")
+        });
+        let text = read();
+        let counted: u64 = text
+            .lines()
+            .filter_map(|l| l.split_once(" lines dropped"))
+            .map(|(head, _)| head.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(counted, log.dropped_lines(), "{text}");
+        assert!(text.ends_with("after\n"), "{text}");
+        assert!(!text.contains("xxx"), "{text}");
     }
 
     #[test]
