@@ -88,10 +88,10 @@ impl Buffer {
 
     /// Moves what waits into `carry` (behind what an earlier write left there), followed by the
     /// notice of lines dropped meanwhile. Leaves it waiting while `carry` already holds more
-    /// than the limit: memory stays bounded while the disk fails.
-    pub(super) fn take_into(&self, carry: &mut Vec<u8>) {
+    /// than the limit: memory stays bounded while the disk fails. False if it left it so.
+    pub(super) fn take_into(&self, carry: &mut Vec<u8>) -> bool {
         if carry.len() > self.limit {
-            return;
+            return false;
         }
         let mut state = lock(&self.state);
         if carry.is_empty() {
@@ -107,6 +107,7 @@ impl Buffer {
         if dropped > 0 {
             carry.extend_from_slice(self.notice(dropped).as_bytes());
         }
+        true
     }
 
     /// The line that stands for `dropped` lines, shaped like a `tracing` line.
@@ -281,6 +282,103 @@ mod tests {
         assert_eq!(counted, log.dropped_lines(), "{text}");
         assert!(text.ends_with("after\n"), "{text}");
         assert!(!text.contains("xxx"), "{text}");
+    }
+
+    /// A tmpfs mounted for one test, unmounted when dropped (also when the test panics).
+    struct Tmpfs(std::path::PathBuf);
+
+    impl Tmpfs {
+        /// None (the test is skipped) when not root.
+        fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+            if !rustix::process::geteuid().is_root() {
+                eprintln!("skipped: needs root to mount a tmpfs");
+                return None;
+            }
+            std::fs::create_dir_all(dir).unwrap();
+            let status = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o"])
+                .arg(format!("size={size}"))
+                .arg("tmpfs")
+                .arg(dir)
+                .status()
+                .unwrap();
+            assert!(status.success(), "mount: {status}");
+            Some(Tmpfs(dir.to_owned()))
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let umount = |lazy: bool| {
+                let mut cmd = std::process::Command::new("umount");
+                if lazy {
+                    cmd.arg("-l");
+                }
+                cmd.arg(&self.0).status().is_ok_and(|s| s.success())
+            };
+            if !umount(false) {
+                umount(true);
+            }
+        }
+    }
+
+    /// Writes to `path` until the filesystem is full (ENOSPC).
+    fn fill(path: &Path) {
+        use std::io::Write;
+        let mut file = std::fs::File::create(path).unwrap();
+        for _ in 0..10_000 {
+            if let Err(e) = file.write_all(&[b'x'; 4096]) {
+                assert_eq!(e.raw_os_error(), Some(28), "{e}"); // ENOSPC
+                return;
+            }
+        }
+        panic!("{} never filled up", path.display());
+    }
+
+    /// After a full disk, the failed batch plus what came meanwhile can exceed the limit, and
+    /// then a take leaves the buffer waiting. A flush that returns `Ok` must still have written
+    /// everything handed over before it, the buffer too.
+    #[test]
+    fn a_flush_after_a_full_disk_writes_everything_handed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("mnt");
+        let Some(_tmpfs) = Tmpfs::mount(&mnt, "64k") else {
+            return;
+        };
+        let path = mnt.join("f.log");
+        // The longest interval: the writer thread retries seldom, the test's flushes decide.
+        let log = LogFile::options()
+            .buffered()
+            .buffer_limit(4096)
+            .flush_interval(Duration::from_secs(1))
+            .open(&path)
+            .unwrap();
+        let filler = mnt.join("filler");
+        fill(&filler);
+        // Three rounds of 40 lines (4 KiB, within the limit): the first two fail into the
+        // carry, which then holds more than the limit; the third stays in the buffer.
+        let mut n = 0;
+        for round in 0..3 {
+            for _ in 0..40 {
+                log.write_line(&line(n)).unwrap();
+                n += 1;
+            }
+            assert!(log.flush().is_err(), "round {round}: the disk is full");
+        }
+        assert_eq!(log.dropped_lines(), 0);
+        std::fs::remove_file(&filler).unwrap();
+        log.flush().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let written: Vec<usize> = text
+            .lines()
+            .map(|l| l.strip_prefix("n=").expect(l).split(' ').next().unwrap())
+            .map(|n| n.parse().unwrap())
+            .collect();
+        assert_eq!(
+            written,
+            (0..n).collect::<Vec<_>>(),
+            "flush returned Ok with lines still buffered"
+        );
     }
 
     #[test]

@@ -541,20 +541,28 @@ impl Core {
         let Some(buffer) = &self.buffer else {
             return Ok(());
         };
-        buffer.take_into(&mut inner.carry);
-        let mut carry = std::mem::take(&mut inner.carry);
-        let result = write_out(inner, &carry, true);
-        match result {
-            Ok(()) => {
-                // Empty, with the batch's allocation: the next take swaps it in as the buffer.
-                carry.clear();
-                inner.carry = carry;
-                Ok(())
-            }
-            Err((kept, err)) => {
-                carry.drain(..kept);
-                inner.carry = carry;
-                Err(err)
+        loop {
+            // After a failure `carry` may hold more than the limit, and then the buffer is left
+            // waiting: once `carry` is written, take the rest too, so that on `Ok` everything
+            // handed over before the call is in the file (a reopen relies on it). At most twice:
+            // the second take always takes.
+            let took_all = buffer.take_into(&mut inner.carry);
+            let mut carry = std::mem::take(&mut inner.carry);
+            match write_out(inner, &carry, true) {
+                Ok(()) => {
+                    // Empty, with the batch's allocation: the next take swaps it in as the
+                    // buffer.
+                    carry.clear();
+                    inner.carry = carry;
+                    if took_all {
+                        return Ok(());
+                    }
+                }
+                Err((kept, err)) => {
+                    carry.drain(..kept);
+                    inner.carry = carry;
+                    return Err(err);
+                }
             }
         }
     }
