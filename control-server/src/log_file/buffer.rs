@@ -195,8 +195,8 @@ fn write_batches(core: &Core) {
         let mut inner = lock(&core.inner);
         let result = core.write_out(&mut inner);
         // The path, when the writes start or stop failing.
-        let path = (result.is_err() != failing).then(|| inner.path.clone());
         drop(inner);
+        let path = (result.is_err() != failing).then(|| core.current().path);
         // Said with no lock held: these lines may go into this very file.
         match (result, path) {
             (Err(err), Some(path)) => {
@@ -222,7 +222,7 @@ fn write_batches(core: &Core) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{id_of, Inner, LogFile, LogOptions};
+    use super::super::{id_of, LogFile, LogOptions};
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     use std::path::Path;
@@ -459,7 +459,7 @@ mod tests {
                 .open(&path)
                 .unwrap();
             let id = id_of(&file.metadata().unwrap());
-            let log = LogFile::with_options(Inner::new(path, (file, id)), options).unwrap();
+            let log = LogFile::with_options(path, (file, id), options).unwrap();
             let disk = StalledDisk {
                 _dir: dir,
                 reader,
@@ -475,6 +475,49 @@ mod tests {
                 self.read.extend_from_slice(&chunk[..n]);
             }
         }
+    }
+
+    /// On a stalled disk the writer thread sits in `write(2)` holding the file's lock. What
+    /// `status` reports (the path, read on an async worker) and what `rotate` checks first
+    /// (whether the path still names the file) must not wait for it.
+    #[test]
+    fn the_path_is_read_without_waiting_for_a_stalled_write() {
+        let options = LogFile::options().buffered();
+        let (mut disk, log) = StalledDisk::new(&options);
+        let capacity = rustix::pipe::fcntl_getpipe_size(&disk.reader).unwrap() as u64;
+        // Twice what the FIFO holds: the writer blocks in `write(2)` once it is full.
+        let mut n = 0;
+        while (n * line(0).len()) as u64 <= 2 * capacity {
+            log.write_line(&line(n)).unwrap();
+            n += 1;
+        }
+        wait_for("the writer thread to fill the FIFO", || {
+            rustix::io::ioctl_fionread(&disk.reader).unwrap() >= capacity
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let probe = log.clone();
+        std::thread::spawn(move || {
+            let path = probe.path();
+            let names = probe.core.path_names_current_file();
+            tx.send((path, names)).unwrap();
+        });
+        let (path, names) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("path() waited for the stalled write");
+        assert_eq!(path.file_name().unwrap(), "fifo");
+        assert!(names);
+
+        // The disk takes writes again: everything arrives.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(log.flush().map(|()| drop(log))));
+        let start = Instant::now();
+        while rx.try_recv().is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "never flushed");
+            disk.drain();
+            std::thread::yield_now();
+        }
+        disk.drain();
+        assert_eq!(String::from_utf8_lossy(&disk.read).lines().count(), n);
     }
 
     #[test]

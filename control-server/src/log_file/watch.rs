@@ -4,7 +4,7 @@
 //! No `stat` per line (what Python's `WatchedFileHandler` does) and no timer: writes raise no
 //! event (no `IN_MODIFY` in the masks), so a busy or an idle file costs the thread nothing.
 
-use super::{id_of, lock, Core};
+use super::{id_of, Core};
 use rustix::fs::inotify;
 use std::ffi::OsStr;
 use std::mem::MaybeUninit;
@@ -165,7 +165,7 @@ impl Watching {
 
     /// Watches the directory of the file's current path.
     fn rewatch(&mut self, core: &Core) {
-        self.path = lock(&core.inner).path.clone();
+        self.path = core.current().path;
         let dir = self.path.parent().unwrap_or(Path::new("/"));
         match inotify::add_watch(&self.shared.fd, dir, dir_mask()) {
             Ok(wd) => {
@@ -196,7 +196,7 @@ impl Watching {
 
     /// Reopens at the path if it no longer names the file being written.
     fn follow(&mut self, core: &Core, buf: &mut [MaybeUninit<u8>]) {
-        let current = lock(&core.inner).id;
+        let current = core.current().id;
         match std::fs::symlink_metadata(&self.path) {
             Ok(meta) if id_of(&meta) == current => return,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => self.wait_for_create(buf),
