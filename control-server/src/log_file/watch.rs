@@ -35,10 +35,20 @@ struct Shared {
     dir_wd: AtomicI32,
 }
 
-/// What concerns the directory: names coming and going, and the directory itself.
+/// What concerns the directory: names coming and going, the directory itself, and a change of
+/// owner or mode (`IN_ATTRIB`): logrotate's `create MODE OWNER GROUP` creates the file as root's
+/// and 0600, then chowns and chmods it, so a daemon of its own user that woke on the create may
+/// have been refused; the chown wakes it to try again. Writes raise no `IN_ATTRIB`.
 fn dir_mask() -> inotify::WatchFlags {
     use inotify::WatchFlags as W;
-    W::MOVED_FROM | W::MOVED_TO | W::CREATE | W::DELETE | W::DELETE_SELF | W::MOVE_SELF | W::ONLYDIR
+    W::MOVED_FROM
+        | W::MOVED_TO
+        | W::CREATE
+        | W::DELETE
+        | W::ATTRIB
+        | W::DELETE_SELF
+        | W::MOVE_SELF
+        | W::ONLYDIR
 }
 
 /// What concerns the file: it moved (to another directory too) or is gone.
