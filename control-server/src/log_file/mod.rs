@@ -598,11 +598,12 @@ impl Core {
 
     /// Reopens if the path no longer names the file being written, as the watch does on
     /// noticing a rename; the reopen is kept for the next `rotate` to report. True if it
-    /// reopened.
-    fn reopen_if_moved(&self) -> bool {
+    /// reopened; a failure is returned unsaid, for the caller to retry or report with
+    /// [`warn_not_reopened`] (with no lock held).
+    fn reopen_if_moved(&self) -> Result<bool, NotReopened> {
         let mut reopens = lock(&self.reopening);
         if self.path_names_current_file() {
-            return false;
+            return Ok(false);
         }
         let reopened = self.reopen_locked();
         let path = match &reopened {
@@ -616,12 +617,9 @@ impl Core {
         match reopened {
             Ok(_) => {
                 tracing::info!(path = %path.display(), "log file renamed: reopened it at its path");
-                true
+                Ok(true)
             }
-            Err(not) => {
-                warn_not_reopened(not);
-                false
-            }
+            Err(not) => Err(not),
         }
     }
 

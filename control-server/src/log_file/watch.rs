@@ -5,7 +5,7 @@
 //! No `stat` per line (what Python's `WatchedFileHandler` does) and no timer: writes raise no
 //! event (no `IN_MODIFY` in the masks), so a busy or an idle file costs the thread nothing.
 
-use super::{id_of, Core};
+use super::{id_of, warn_not_reopened, Core, OpenErrorKind};
 use rustix::fs::inotify;
 use std::ffi::OsStr;
 use std::mem::MaybeUninit;
@@ -272,40 +272,64 @@ impl Watching {
 
     /// Reopens at the path if it no longer names the file being written.
     fn follow(&mut self, core: &Core, buf: &mut [MaybeUninit<u8>]) {
+        use inotify::ReadFlags as R;
         let current = core.current().id;
         match std::fs::symlink_metadata(&self.path) {
             Ok(meta) if id_of(&meta) == current => return,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => self.wait_for_create(buf),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                self.wait_for_name(buf, Instant::now() + CREATE_GRACE, R::CREATE | R::MOVED_TO);
+            }
             _ => {}
         }
-        if core.reopen_if_moved() {
-            self.watch_file();
+        // logrotate's `create MODE OWNER GROUP` makes the file root's and 0600, then chowns
+        // it: a daemon of another user refused in between tries again on the chown (or any
+        // change to the name) for up to CREATE_GRACE, and only then says it was refused.
+        let until = Instant::now() + CREATE_GRACE;
+        loop {
+            match core.reopen_if_moved() {
+                Ok(true) => return self.watch_file(),
+                Ok(false) => return,
+                Err(not) => {
+                    let denied = matches!(&not.2, OpenErrorKind::Io(e)
+                        if e.kind() == std::io::ErrorKind::PermissionDenied);
+                    let changed = R::ATTRIB | R::CREATE | R::MOVED_TO | R::DELETE;
+                    if denied && self.wait_for_name(buf, until, changed) {
+                        continue;
+                    }
+                    warn_not_reopened(not);
+                    return;
+                }
+            }
         }
     }
 
-    /// Waits, at most [`CREATE_GRACE`], for a file to appear at the path. Returns at once on
-    /// `stop` or `retarget` (the next round sees them). What the other events ask for (the
-    /// directory moved or went) is kept for the next round.
-    fn wait_for_create(&mut self, buf: &mut [MaybeUninit<u8>]) {
+    /// Waits until `until` for one of the events `on` on the path's name; true if one came.
+    /// Returns at once (false) on `stop` or `retarget` (the next round sees them). What the
+    /// other events ask for (the directory moved or went) is kept for the next round.
+    fn wait_for_name(
+        &mut self,
+        buf: &mut [MaybeUninit<u8>],
+        until: Instant,
+        on: inotify::ReadFlags,
+    ) -> bool {
         let name = self.path.file_name().map(OsStr::as_bytes);
-        let until = Instant::now() + CREATE_GRACE;
         loop {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return;
+                return false;
             }
             match self.wait(Some(left)) {
                 Ok(Woken::Events) => {}
-                Ok(Woken::Called | Woken::TimedOut) | Err(_) => return,
+                Ok(Woken::Called | Woken::TimedOut) | Err(_) => return false,
             }
             let dir_wd = self.dir_wd;
-            let mut created = false;
+            let mut seen = false;
             let mut reader = inotify::Reader::new(&self.shared.fd, buf);
             loop {
                 let event = match reader.next() {
                     Ok(event) => event,
                     Err(rustix::io::Errno::INTR) => continue,
-                    Err(_) => return,
+                    Err(_) => return false,
                 };
                 use inotify::ReadFlags as R;
                 let events = event.events();
@@ -316,14 +340,13 @@ impl Watching {
                     self.pending.rewatch = true;
                     self.pending.follow = true;
                 }
-                created |= events.intersects(R::CREATE | R::MOVED_TO)
-                    && event.file_name().map(|n| n.to_bytes()) == name;
+                seen |= events.intersects(on) && event.file_name().map(|n| n.to_bytes()) == name;
                 if reader.is_buffer_empty() {
                     break;
                 }
             }
-            if created {
-                return;
+            if seen {
+                return true;
             }
         }
     }
