@@ -1,8 +1,8 @@
 //! Buffered mode: lines wait in a bounded buffer; a thread of the file's own writes them out.
 //!
 //! A logging call only takes the buffer's lock to copy its line in, and wakes the writer only
-//! when the buffer was empty (to start the flush interval) or just filled a batch: no system
-//! call per line. The writer takes the whole buffer at once (an O(1) swap) while holding the
+//! when the buffer was empty (to start the flush interval), just filled a batch, or dropped its
+//! first line (only a write ends the dropping): no system call per line. The writer takes the whole buffer at once (an O(1) swap) while holding the
 //! file's lock, so a reopen, which takes that lock too, finds every line either written or
 //! still in the buffer, never in between.
 
@@ -62,9 +62,16 @@ impl Buffer {
     pub(super) fn push(&self, bytes: &[u8]) {
         let mut state = lock(&self.state);
         if state.dropped > 0 || state.bytes.len() + bytes.len() > self.limit {
+            // The first drop wakes the writer: it may be asleep on an empty buffer (a single
+            // line larger than the limit), and only a write ends the dropping, with the notice.
+            let first = state.dropped == 0;
             let lines = bytes.iter().filter(|&&b| b == b'\n').count().max(1) as u64;
             state.dropped += lines;
             self.dropped_total.fetch_add(lines, Ordering::Relaxed);
+            drop(state);
+            if first {
+                self.wake.notify_one();
+            }
             return;
         }
         let before = state.bytes.len();
@@ -81,10 +88,10 @@ impl Buffer {
 
     /// Moves what waits into `carry` (behind what an earlier write left there), followed by the
     /// notice of lines dropped meanwhile. Leaves it waiting while `carry` already holds more
-    /// than the limit: memory stays bounded while the disk fails.
-    pub(super) fn take_into(&self, carry: &mut Vec<u8>) {
+    /// than the limit: memory stays bounded while the disk fails. False if it left it so.
+    pub(super) fn take_into(&self, carry: &mut Vec<u8>) -> bool {
         if carry.len() > self.limit {
-            return;
+            return false;
         }
         let mut state = lock(&self.state);
         if carry.is_empty() {
@@ -100,6 +107,7 @@ impl Buffer {
         if dropped > 0 {
             carry.extend_from_slice(self.notice(dropped).as_bytes());
         }
+        true
     }
 
     /// The line that stands for `dropped` lines, shaped like a `tracing` line.
@@ -187,8 +195,8 @@ fn write_batches(core: &Core) {
         let mut inner = lock(&core.inner);
         let result = core.write_out(&mut inner);
         // The path, when the writes start or stop failing.
-        let path = (result.is_err() != failing).then(|| inner.path.clone());
         drop(inner);
+        let path = (result.is_err() != failing).then(|| core.current().path);
         // Said with no lock held: these lines may go into this very file.
         match (result, path) {
             (Err(err), Some(path)) => {
@@ -214,7 +222,7 @@ fn write_batches(core: &Core) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{id_of, Inner, LogFile, LogOptions};
+    use super::super::{id_of, LogFile, LogOptions};
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     use std::path::Path;
@@ -235,6 +243,142 @@ mod tests {
 
     fn line(n: usize) -> Vec<u8> {
         format!("n={n} {}\n", "x".repeat(90)).into_bytes()
+    }
+
+    /// One line larger than the whole buffer, into an empty buffer: it is dropped and counted,
+    /// the notice takes its place without a flush, and the lines after it reach the file.
+    #[test]
+    fn a_line_larger_than_the_buffer_does_not_silence_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.log");
+        let log = LogFile::options()
+            .buffered()
+            .buffer_limit(4096)
+            .open(&path)
+            .unwrap();
+        let read = || std::fs::read_to_string(&path).unwrap();
+        // A first line written: the writer thread is then asleep on the empty buffer.
+        log.write_line(b"first\n").unwrap();
+        wait_for("the first line", || read() == "first\n");
+        let mut big = "x".repeat(5000).into_bytes();
+        big.push(b'\n');
+        log.write_line(&big).unwrap();
+        assert_eq!(log.dropped_lines(), 1);
+        // No flush: the writer thread alone must write the notice...
+        wait_for("the notice for the oversized line, without a flush", || {
+            read().contains("lines dropped")
+        });
+        // ...and the lines after it.
+        log.write_line(b"after\n").unwrap();
+        wait_for("the line after the oversized one", || {
+            read().contains("after")
+        });
+        let text = read();
+        let counted: u64 = text
+            .lines()
+            .filter_map(|l| l.split_once(" lines dropped"))
+            .map(|(head, _)| head.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(counted, log.dropped_lines(), "{text}");
+        assert!(text.ends_with("after\n"), "{text}");
+        assert!(!text.contains("xxx"), "{text}");
+    }
+
+    /// A tmpfs mounted for one test, unmounted when dropped (also when the test panics).
+    struct Tmpfs(std::path::PathBuf);
+
+    impl Tmpfs {
+        /// None (the test is skipped) when not root.
+        fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+            if !rustix::process::geteuid().is_root() {
+                eprintln!("skipped: needs root to mount a tmpfs");
+                return None;
+            }
+            std::fs::create_dir_all(dir).unwrap();
+            let status = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o"])
+                .arg(format!("size={size}"))
+                .arg("tmpfs")
+                .arg(dir)
+                .status()
+                .unwrap();
+            assert!(status.success(), "mount: {status}");
+            Some(Tmpfs(dir.to_owned()))
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let umount = |lazy: bool| {
+                let mut cmd = std::process::Command::new("umount");
+                if lazy {
+                    cmd.arg("-l");
+                }
+                cmd.arg(&self.0).status().is_ok_and(|s| s.success())
+            };
+            if !umount(false) {
+                umount(true);
+            }
+        }
+    }
+
+    /// Writes to `path` until the filesystem is full (ENOSPC).
+    fn fill(path: &Path) {
+        use std::io::Write;
+        let mut file = std::fs::File::create(path).unwrap();
+        for _ in 0..10_000 {
+            if let Err(e) = file.write_all(&[b'x'; 4096]) {
+                assert_eq!(e.raw_os_error(), Some(28), "{e}"); // ENOSPC
+                return;
+            }
+        }
+        panic!("{} never filled up", path.display());
+    }
+
+    /// After a full disk, the failed batch plus what came meanwhile can exceed the limit, and
+    /// then a take leaves the buffer waiting. A flush that returns `Ok` must still have written
+    /// everything handed over before it, the buffer too.
+    #[test]
+    fn a_flush_after_a_full_disk_writes_everything_handed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("mnt");
+        let Some(_tmpfs) = Tmpfs::mount(&mnt, "64k") else {
+            return;
+        };
+        let path = mnt.join("f.log");
+        // The longest interval: the writer thread retries seldom, the test's flushes decide.
+        let log = LogFile::options()
+            .buffered()
+            .buffer_limit(4096)
+            .flush_interval(Duration::from_secs(1))
+            .open(&path)
+            .unwrap();
+        let filler = mnt.join("filler");
+        fill(&filler);
+        // Three rounds of 40 lines (4 KiB, within the limit): the first two fail into the
+        // carry, which then holds more than the limit; the third stays in the buffer.
+        let mut n = 0;
+        for round in 0..3 {
+            for _ in 0..40 {
+                log.write_line(&line(n)).unwrap();
+                n += 1;
+            }
+            assert!(log.flush().is_err(), "round {round}: the disk is full");
+        }
+        assert_eq!(log.dropped_lines(), 0);
+        std::fs::remove_file(&filler).unwrap();
+        log.flush().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let written: Vec<usize> = text
+            .lines()
+            .map(|l| l.strip_prefix("n=").expect(l).split(' ').next().unwrap())
+            .map(|n| n.parse().unwrap())
+            .collect();
+        assert_eq!(
+            written,
+            (0..n).collect::<Vec<_>>(),
+            "flush returned Ok with lines still buffered"
+        );
     }
 
     #[test]
@@ -315,7 +459,7 @@ mod tests {
                 .open(&path)
                 .unwrap();
             let id = id_of(&file.metadata().unwrap());
-            let log = LogFile::with_options(Inner::new(path, (file, id)), options).unwrap();
+            let log = LogFile::with_options(path, (file, id), options).unwrap();
             let disk = StalledDisk {
                 _dir: dir,
                 reader,
@@ -331,6 +475,49 @@ mod tests {
                 self.read.extend_from_slice(&chunk[..n]);
             }
         }
+    }
+
+    /// On a stalled disk the writer thread sits in `write(2)` holding the file's lock. What
+    /// `status` reports (the path, read on an async worker) and what `rotate` checks first
+    /// (whether the path still names the file) must not wait for it.
+    #[test]
+    fn the_path_is_read_without_waiting_for_a_stalled_write() {
+        let options = LogFile::options().buffered();
+        let (mut disk, log) = StalledDisk::new(&options);
+        let capacity = rustix::pipe::fcntl_getpipe_size(&disk.reader).unwrap() as u64;
+        // Twice what the FIFO holds: the writer blocks in `write(2)` once it is full.
+        let mut n = 0;
+        while (n * line(0).len()) as u64 <= 2 * capacity {
+            log.write_line(&line(n)).unwrap();
+            n += 1;
+        }
+        wait_for("the writer thread to fill the FIFO", || {
+            rustix::io::ioctl_fionread(&disk.reader).unwrap() >= capacity
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let probe = log.clone();
+        std::thread::spawn(move || {
+            let path = probe.path();
+            let names = probe.core.path_names_current_file();
+            tx.send((path, names)).unwrap();
+        });
+        let (path, names) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("path() waited for the stalled write");
+        assert_eq!(path.file_name().unwrap(), "fifo");
+        assert!(names);
+
+        // The disk takes writes again: everything arrives.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(log.flush().map(|()| drop(log))));
+        let start = Instant::now();
+        while rx.try_recv().is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "never flushed");
+            disk.drain();
+            std::thread::yield_now();
+        }
+        disk.drain();
+        assert_eq!(String::from_utf8_lossy(&disk.read).lines().count(), n);
     }
 
     #[test]

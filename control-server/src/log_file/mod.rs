@@ -105,6 +105,11 @@ struct Core {
     reopening: Mutex<Reopens>,
     /// Taken by every write to the file, and by a reopen to swap the file.
     inner: Mutex<Inner>,
+    /// The path and the file being written, for whoever must not wait on `inner`: the writer
+    /// thread holds that through a whole `write(2)`, which a stalled disk makes last forever,
+    /// while `status` (on an async worker), `rotate` and the watch only need these names. Only
+    /// a reopen or switch changes them, holding `reopening`; never held while taking a lock.
+    current: Mutex<Current>,
     /// Where lines wait for the writer thread, in buffered mode.
     buffer: Option<Buffer>,
 }
@@ -118,12 +123,17 @@ struct Reopens {
     unreported: Option<ReopenedFile>,
 }
 
+/// What [`Core::current`] holds.
+#[derive(Debug, Clone)]
+struct Current {
+    path: PathBuf,
+    id: FileId,
+}
+
 #[derive(Debug)]
 struct Inner {
-    path: PathBuf,
     /// Shared so that a reopen can read the old file's metadata without holding the lock.
     file: Arc<File>,
-    id: FileId,
     /// Bytes written since this file was opened, reported by `rotate`.
     written: u64,
     /// The file ends in part of a line: a write failed midway and cutting it off failed too.
@@ -135,11 +145,9 @@ struct Inner {
 }
 
 impl Inner {
-    fn new(path: PathBuf, (file, id): (File, FileId)) -> Inner {
+    fn new(file: File) -> Inner {
         Inner {
-            path,
             file: Arc::new(file),
-            id,
             written: 0,
             torn: false,
             carry: Vec::new(),
@@ -377,11 +385,19 @@ impl LogFile {
         LogOptions::default()
     }
 
-    fn with_options(inner: Inner, options: &LogOptions) -> Result<LogFile, OpenError> {
-        let path = inner.path.clone();
+    fn with_options(
+        path: PathBuf,
+        opened: (File, FileId),
+        options: &LogOptions,
+    ) -> Result<LogFile, OpenError> {
+        let current = Current {
+            path: path.clone(),
+            id: opened.1,
+        };
         let core = Arc::new(Core {
             reopening: Mutex::new(Reopens::default()),
-            inner: Mutex::new(inner),
+            inner: Mutex::new(Inner::new(opened.0)),
+            current: Mutex::new(current),
             buffer: (options.mode == WriteMode::Buffered).then(|| Buffer::new(options)),
         });
         let mut threads = Threads::default();
@@ -410,9 +426,9 @@ impl LogFile {
         lock(&self.core.inner)
     }
 
-    /// The path written to.
+    /// The path written to. Never waits for the disk, not even on a stalled one.
     pub fn path(&self) -> PathBuf {
-        self.lock().path.clone()
+        self.core.current().path
     }
 
     /// How this file is written.
@@ -473,13 +489,15 @@ impl LogFile {
             path: path.clone(),
             kind,
         })?;
+        let (file, id) = opened;
         let mut inner = self.lock();
         // What cannot be written to the old file goes on to the new one.
         let _ = self.core.write_out(&mut inner);
         let carry = std::mem::take(&mut inner.carry);
-        let old = std::mem::replace(&mut *inner, Inner::new(path, opened));
+        let old = std::mem::replace(&mut *inner, Inner::new(file));
         inner.carry = carry;
         drop(inner);
+        *lock(&self.core.current) = Current { path, id };
         reopens.unreported = None;
         drop(reopens);
         if let Some(watch) = &self.threads.watch {
@@ -541,40 +559,51 @@ impl Core {
         let Some(buffer) = &self.buffer else {
             return Ok(());
         };
-        buffer.take_into(&mut inner.carry);
-        let mut carry = std::mem::take(&mut inner.carry);
-        let result = write_out(inner, &carry, true);
-        match result {
-            Ok(()) => {
-                // Empty, with the batch's allocation: the next take swaps it in as the buffer.
-                carry.clear();
-                inner.carry = carry;
-                Ok(())
-            }
-            Err((kept, err)) => {
-                carry.drain(..kept);
-                inner.carry = carry;
-                Err(err)
+        loop {
+            // After a failure `carry` may hold more than the limit, and then the buffer is left
+            // waiting: once `carry` is written, take the rest too, so that on `Ok` everything
+            // handed over before the call is in the file (a reopen relies on it). At most twice:
+            // the second take always takes.
+            let took_all = buffer.take_into(&mut inner.carry);
+            let mut carry = std::mem::take(&mut inner.carry);
+            match write_out(inner, &carry, true) {
+                Ok(()) => {
+                    // Empty, with the batch's allocation: the next take swaps it in as the
+                    // buffer.
+                    carry.clear();
+                    inner.carry = carry;
+                    if took_all {
+                        return Ok(());
+                    }
+                }
+                Err((kept, err)) => {
+                    carry.drain(..kept);
+                    inner.carry = carry;
+                    return Err(err);
+                }
             }
         }
     }
 
+    /// The path and the file being written, without waiting for a write.
+    fn current(&self) -> Current {
+        lock(&self.current).clone()
+    }
+
     /// Whether the path names the file being written (so there is nothing to reopen).
     fn path_names_current_file(&self) -> bool {
-        let (path, id) = {
-            let inner = lock(&self.inner);
-            (inner.path.clone(), inner.id)
-        };
+        let Current { path, id } = self.current();
         std::fs::symlink_metadata(&path).is_ok_and(|meta| id_of(&meta) == id)
     }
 
     /// Reopens if the path no longer names the file being written, as the watch does on
     /// noticing a rename; the reopen is kept for the next `rotate` to report. True if it
-    /// reopened.
-    fn reopen_if_moved(&self) -> bool {
+    /// reopened; a failure is returned unsaid, for the caller to retry or report with
+    /// [`warn_not_reopened`] (with no lock held).
+    fn reopen_if_moved(&self) -> Result<bool, NotReopened> {
         let mut reopens = lock(&self.reopening);
         if self.path_names_current_file() {
-            return false;
+            return Ok(false);
         }
         let reopened = self.reopen_locked();
         let path = match &reopened {
@@ -588,21 +617,16 @@ impl Core {
         match reopened {
             Ok(_) => {
                 tracing::info!(path = %path.display(), "log file renamed: reopened it at its path");
-                true
+                Ok(true)
             }
-            Err(not) => {
-                warn_not_reopened(not);
-                false
-            }
+            Err(not) => Err(not),
         }
     }
 
     /// The reopen itself, with `reopening` held by the caller.
     fn reopen_locked(&self) -> Result<ReopenedFile, NotReopened> {
-        let (path, old_file, old) = {
-            let inner = lock(&self.inner);
-            (inner.path.clone(), inner.file.clone(), inner.id)
-        };
+        let Current { path, id: old } = self.current();
+        let old_file = lock(&self.inner).file.clone();
         // The open runs with no lock that writers take, so lines keep flowing meanwhile.
         let opened = old_file
             .metadata()
@@ -617,9 +641,9 @@ impl Core {
                 let _ = self.write_out(&mut inner);
                 let bytes_to_old = std::mem::replace(&mut inner.written, 0);
                 let old_file = std::mem::replace(&mut inner.file, Arc::new(file));
-                inner.id = id;
                 inner.torn = false;
                 drop(inner);
+                lock(&self.current).id = id;
                 // Closed here, outside the lock: a close can wait on a network filesystem.
                 drop(old_file);
                 Ok(ReopenedFile {
@@ -822,7 +846,7 @@ mod tests {
     fn on_file(path: &str) -> LogFile {
         let file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
         let id = id_of(&file.metadata().unwrap());
-        LogFile::with_options(Inner::new(path.into(), (file, id)), &LogOptions::default()).unwrap()
+        LogFile::with_options(path.into(), (file, id), &LogOptions::default()).unwrap()
     }
 
     /// Runs `f` on a thread and waits at most 10 s for it: what a deadlock would block forever.

@@ -1,7 +1,7 @@
 //! How a [`LogFile`] is opened: its [`WriteMode`], its buffer, and whether it watches for
 //! renames.
 
-use super::{absolute, open_log, Inner, LogFile, OpenError};
+use super::{absolute, open_log, LogFile, OpenError};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -98,6 +98,6 @@ impl LogOptions {
             path: path.clone(),
             kind,
         })?;
-        LogFile::with_options(Inner::new(path, opened), &self)
+        LogFile::with_options(path, opened, &self)
     }
 }
