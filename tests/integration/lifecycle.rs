@@ -354,3 +354,78 @@ fn shutdown_finishes_the_call_in_progress_and_delivers_its_reply() {
         "the server gave up on the call: {log}"
     );
 }
+
+/// [`config`] with `message` and the test hook `hook = "gate"` (`apply_gate`, `load_gate`).
+fn config_with_gate(log: &Path, message: &str, hook: &str, gate: &Path) -> String {
+    format!(
+        "{}{hook} = {:?}\n",
+        config(log, 20, message),
+        gate.display().to_string()
+    )
+}
+
+/// `ctl status` while a step of the daemon's blocks its thread: must answer. The demo runs a
+/// `current_thread` runtime, so a step run on the runtime would stop everything, `status`
+/// included, until the gate opens. The generous `--timeout` only catches "never". The gate is
+/// opened whatever happened, so that a failure does not leave the daemon blocked.
+fn status_while_blocked(sb: &Sandbox, name: &str, gate: &Path) -> serde_json::Value {
+    let run = sb.ctl(&["--json", "--timeout", "45s", "status", name]);
+    let answered = run.code == Some(0);
+    open_gate(gate);
+    assert!(
+        answered,
+        "status did not answer while the daemon's step blocked at the gate: {run}"
+    );
+    run.json()["result"].clone()
+}
+
+#[test]
+fn status_answers_while_a_reloads_apply_step_blocks() {
+    let (sb, daemon) = sandbox_with_daemon("slowapply", 20, &[]);
+    let log = sb.path("slowapply.log");
+    let gate = sb.path("slowapply.gate");
+    make_gate(&gate);
+    std::fs::write(
+        sb.path("slowapply.toml"),
+        config_with_gate(&log, "beta", "apply_gate", &gate),
+    )
+    .unwrap();
+    // A long --timeout: the test holds the gate, and how long it takes is no concern here.
+    let reload = ctl_in_background(&sb, &["--json", "--timeout", "10m", "reload", "slowapply"]);
+    log_with(&daemon, "reload: applying, blocked at the gate");
+
+    let during = status_while_blocked(&sb, "slowapply", &gate);
+    // Not applied yet: the swap comes after `apply`.
+    assert_eq!(during["config_generation"], 1, "{during}");
+    assert_eq!(during["values"]["message"], "alpha", "{during}");
+
+    let reload = reload.join().unwrap().expect_code(0).json();
+    assert_eq!(reload["result"]["generation"], 2, "{reload}");
+    let after = status(&sb, "slowapply");
+    assert_eq!(after["config_generation"], 2, "{after}");
+    assert_eq!(after["values"]["message"], "beta", "{after}");
+    daemon.assert_alive();
+}
+
+#[test]
+fn status_answers_while_a_checks_load_step_blocks() {
+    let (sb, daemon) = sandbox_with_daemon("slowload", 20, &[]);
+    let log = sb.path("slowload.log");
+    let gate = sb.path("slowload.gate");
+    make_gate(&gate);
+    std::fs::write(
+        sb.path("slowload.toml"),
+        config_with_gate(&log, "beta", "load_gate", &gate),
+    )
+    .unwrap();
+    let check = ctl_in_background(&sb, &["--json", "--timeout", "10m", "check", "slowload"]);
+    log_with(&daemon, "load: blocked at the gate");
+
+    let during = status_while_blocked(&sb, "slowload", &gate);
+    assert_eq!(during["config_generation"], 1, "{during}");
+
+    let check = check.join().unwrap().expect_code(0).json();
+    assert_eq!(check["result"]["unchanged"], false, "{check}");
+    assert_eq!(status(&sb, "slowload")["config_generation"], 1);
+    daemon.assert_alive();
+}
