@@ -162,7 +162,7 @@ async fn off_runtime<R: Send + 'static>(
         Ok(result) => result,
         Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
         Err(_) => Err(OpError::failed(
-            "the server is shutting down; the configuration was not loaded",
+            "the server is shutting down; the new configuration was not applied",
         )),
     }
 }
