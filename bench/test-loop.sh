@@ -14,16 +14,19 @@ cargo test --workspace --no-run --quiet
 # The load beside it: a release build of the workspace in a target directory of its own, again
 # and again, until the loop ends.
 load_dir=$(mktemp -d /tmp/ctl-load-XXXXXX)
-# On the way out: stop the loop and the build it runs, then remove its directory (a compiler
-# still finishing may leave a file behind for a moment; that is no failure of the tests).
-trap 'kill $load 2>/dev/null; pkill -P $load 2>/dev/null; wait $load 2>/dev/null; rm -rf "$load_dir" 2>/dev/null || true' EXIT
-(
+# The build loop runs in a process group of its own, so that the way out stops it together with
+# the cargo and rustc it runs (killing the loop alone left them building on, reparented).
+setsid bash -c '
   while :; do
-    rm -rf "$load_dir/target"
-    cargo build --release --workspace --quiet --target-dir "$load_dir/target" >/dev/null 2>&1 || true
-  done
-) &
+    rm -rf "$1/target"
+    cargo build --release --workspace --quiet --target-dir "$1/target" >/dev/null 2>&1 || true
+  done' load-loop "$load_dir" &
 load=$!
+# On the way out: stop that group, then remove its directory (a compiler still finishing may
+# leave a file behind for a moment; that is no failure of the tests). Every step may fail
+# without changing the exit status: under `set -e` a failing command here would end the trap
+# early with status 1, after a loop that passed.
+trap 'kill -- -$load 2>/dev/null || true; wait $load 2>/dev/null || true; rm -rf "$load_dir" 2>/dev/null || true' EXIT
 
 for run in $(seq "$runs"); do
   start=$SECONDS

@@ -39,11 +39,20 @@ pub trait Changes: PartialEq {
 /// A closure `Fn(OpContext, Arc<T>) -> impl Future<Output = Result<T, OpError>>` is one. A
 /// type of your own can also say what applying a new value takes besides storing it
 /// ([`Load::apply`]: switching to the log file it names, say).
+///
+/// Neither step runs on the async runtime's worker threads: the server runs both on a thread of
+/// tokio's blocking pool (`load`'s future is driven there with
+/// [`Handle::block_on`](tokio::runtime::Handle::block_on)), so plain blocking file work
+/// (`std::fs`, `stat`, opening a log file, a write to a slow disk) is fine in either and never
+/// stalls the daemon or its control plane, even on a `current_thread` runtime. Async work
+/// (awaiting a timer, a socket, `ctx.until_deadline()`) works in `load` as usual. A caller who
+/// gives up, or whose deadline passes, ends only its wait: the step runs to its end, and the
+/// next reload or check starts after it.
 pub trait Load<T>: Send + Sync + 'static {
     /// Reads and validates the whole new configuration, given the active one. Must change
     /// nothing, not even create a file: `check` runs it too (`ctx.operation` says which
     /// operation runs it). A refusal is best an [`OpError::failed_because`] naming the file,
-    /// the line and what is wrong.
+    /// the line and what is wrong. Runs off the runtime (see [`Load`]): blocking reads are fine.
     fn load(
         &self,
         ctx: OpContext,
@@ -53,7 +62,10 @@ pub trait Load<T>: Send + Sync + 'static {
     /// Called by `reload` only, once a new value that differs from `old` is valid and its
     /// caller still waits, just before it replaces `old`: do what the new value needs besides
     /// being stored. An error fails the reload and leaves `old` active, so undo anything
-    /// half-done before returning it. Does nothing by default.
+    /// half-done before returning it. Runs on a thread of the blocking pool, never on the
+    /// runtime (opening a file, flushing a buffer to disk are fine here), and once started it
+    /// runs to its end: the new value is stored when it succeeds even if the caller has gone
+    /// meanwhile. Does nothing by default.
     fn apply(&self, old: &T, new: &T) -> Result<(), OpError> {
         let _ = (old, new);
         Ok(())
@@ -89,7 +101,7 @@ where
         let (config, loader) = (config.clone(), loader.clone());
         async move {
             let old = config.get();
-            let new = loader.load(ctx.clone(), old.clone()).await?;
+            let new = load_off_runtime(&loader, ctx.clone(), old.clone()).await?;
             if new == *old {
                 return Ok(Reloaded::unchanged());
             }
@@ -99,9 +111,13 @@ where
                     ReloadError::<std::convert::Infallible>::DeadlinePassed.to_string(),
                 ));
             }
-            loader.apply(&old, &new)?;
+            // Past this point the work is done whatever the caller does: `apply` runs to its
+            // end, and the value it applied is the one stored.
+            let new = Arc::new(new);
+            let (applying, was, now) = (loader.clone(), old.clone(), new.clone());
+            off_runtime(move || applying.apply(&was, &now)).await?;
             let summary = new.changes_from(&old);
-            config.current.store(Arc::new(new));
+            config.current.store(new);
             Ok(Reloaded::changed(summary))
         }
     });
@@ -109,7 +125,7 @@ where
         let (config, loader) = (checked.clone(), checking.clone());
         async move {
             let active = config.get();
-            let new = loader.load(ctx, active.clone()).await?;
+            let new = load_off_runtime(&loader, ctx, active.clone()).await?;
             Ok(if new == *active {
                 Reloaded::unchanged()
             } else {
@@ -118,6 +134,37 @@ where
         }
     });
     (reload, check)
+}
+
+/// Runs the daemon's `load` on a thread of the blocking pool, driving its future there: file
+/// reads written the plain blocking way stall no runtime worker.
+async fn load_off_runtime<T, L>(
+    loader: &Arc<L>,
+    ctx: OpContext,
+    active: Arc<T>,
+) -> Result<T, OpError>
+where
+    T: Send + Sync + 'static,
+    L: Load<T>,
+{
+    let loader = loader.clone();
+    let runtime = tokio::runtime::Handle::current();
+    off_runtime(move || runtime.block_on(loader.load(ctx, active))).await
+}
+
+/// Runs `step` on a thread of the blocking pool, in the caller's span. A panic there is raised
+/// again here, where the server turns it into an error as it does for any handler.
+async fn off_runtime<R: Send + 'static>(
+    step: impl FnOnce() -> Result<R, OpError> + Send + 'static,
+) -> Result<R, OpError> {
+    let span = tracing::Span::current();
+    match tokio::task::spawn_blocking(move || span.in_scope(step)).await {
+        Ok(result) => result,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(_) => Err(OpError::failed(
+            "the server is shutting down; the new configuration was not applied",
+        )),
+    }
 }
 
 /// A value (usually the daemon's configuration) that reloads replace as a whole.

@@ -119,7 +119,8 @@ impl Builder {
     /// in when it differs and its caller still waits; `check` runs it and applies nothing, and
     /// both say what changed the same way ([`Changes`]). Prefer this to
     /// [`reload`](Builder::reload): `ctl check` then comes for free, and cannot disagree with
-    /// what a reload would do. Checks and reloads take turns, never overlapping.
+    /// what a reload would do. Checks and reloads take turns, never overlapping. Both steps run
+    /// on tokio's blocking pool, never on the runtime: blocking file work in them is fine.
     ///
     /// ```
     /// use control_server::reloadable::{Changes, Reloadable};

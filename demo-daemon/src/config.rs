@@ -36,6 +36,19 @@ pub struct Config {
     /// directory.
     #[serde(default)]
     pub reload_gate: Option<PathBuf>,
+    /// Test hook: a FIFO. A reload that applies this config logs `reload: applying, blocked
+    /// at the gate PATH` and then blocks its thread (a plain blocking `open` and `read`, as a
+    /// slow disk would) until something is written to the FIFO. Shows that `apply` runs off
+    /// the runtime: the daemon goes on serving meanwhile. Relative to the config file's
+    /// directory.
+    #[serde(default)]
+    pub apply_gate: Option<PathBuf>,
+    /// Test hook: a FIFO, like `apply_gate` for the load step: a reload or a check reading
+    /// this config logs `load: blocked at the gate PATH` and blocks its thread until something
+    /// is written to the FIFO. Shows that `load` runs off the runtime. Relative to the config
+    /// file's directory.
+    #[serde(default)]
+    pub load_gate: Option<PathBuf>,
     /// Test hook: a reload of this config panics (the server must contain it).
     #[serde(default)]
     pub reload_panics: bool,
@@ -117,9 +130,14 @@ impl Config {
         if config.log_file.is_relative() {
             config.log_file = base.join(&config.log_file);
         }
-        for gate in [&mut config.reload_gate, &mut config.job_gate]
-            .into_iter()
-            .flatten()
+        for gate in [
+            &mut config.reload_gate,
+            &mut config.apply_gate,
+            &mut config.load_gate,
+            &mut config.job_gate,
+        ]
+        .into_iter()
+        .flatten()
         {
             if gate.is_relative() {
                 *gate = base.join(&*gate);

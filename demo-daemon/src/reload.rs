@@ -43,6 +43,15 @@ impl Load<Config> for ConfigSource {
                 )
             })?;
         }
+        if let Some(path) = &new.load_gate {
+            tracing::info!("load: blocked at the gate {}", path.display());
+            block_at(path).map_err(|e| {
+                OpError::failed_because(
+                    format!("{REFUSED}: load_gate {} failed", path.display()),
+                    &e,
+                )
+            })?;
+        }
         if new.reload_panics {
             panic!("reload_panics is set in {}", self.path.display());
         }
@@ -68,7 +77,18 @@ impl Load<Config> for ConfigSource {
         Ok(new)
     }
 
+    /// Runs on a thread of the blocking pool (the server sees to it): opening the new log file,
+    /// and in buffered mode writing out what the old one holds, block that thread only.
     fn apply(&self, old: &Config, new: &Config) -> Result<(), OpError> {
+        if let Some(path) = &new.apply_gate {
+            tracing::info!("reload: applying, blocked at the gate {}", path.display());
+            block_at(path).map_err(|e| {
+                OpError::failed_because(
+                    format!("{REFUSED}: apply_gate {} failed", path.display()),
+                    &e,
+                )
+            })?;
+        }
         if new.log_file != old.log_file {
             self.log.switch_to(&new.log_file).map_err(|e| {
                 OpError::failed_because(
@@ -84,7 +104,8 @@ impl Load<Config> for ConfigSource {
 
 /// Whether a log file could be opened at `path`, without creating it (a check must change
 /// nothing): its directory exists and is writable, and what is there already is a regular
-/// file. `LogFile` makes the last checks again when `apply` opens it.
+/// file. `LogFile` makes the last checks again when `apply` opens it. Blocking calls are fine:
+/// the server runs `load` off the runtime.
 fn writable_place(path: &Path) -> std::io::Result<()> {
     use std::io::{Error, ErrorKind};
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -107,6 +128,15 @@ fn writable_place(path: &Path) -> std::io::Result<()> {
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Test hook: blocks this thread at the FIFO `path` (opening it for reading blocks until a
+/// writer comes) until something is written to it or the writer closes it.
+fn block_at(path: &Path) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut fifo = std::fs::File::open(path)?;
+    let _ = fifo.read(&mut [0u8; 64])?;
+    Ok(())
 }
 
 /// Test hook: holds a reload at `gate` until the test opens it; says when the caller's deadline

@@ -407,7 +407,10 @@ fn random_frames_cost_a_few_log_lines() {
     let report = hostile_as_nobody(&["garbage", &socket, "3"]);
     let log = flush_log(&sb, &daemon, "noise");
     let new = &log[before..];
-    assert!(count(&report, "connections") > 5, "{report}");
+    // How many connections fit in the 3 s depends on the machine's load, and on the draw: a
+    // request whose flipped bit left it valid is answered and its connection kept, which the
+    // client waits out (2 s). What is asserted is what any amount of garbage may cost.
+    assert!(count(&report, "connections") >= 1, "{report}");
     assert!(!new.contains("errored out"), "tarpc saw bad input: {new}");
     assert!(
         new.matches("closing connection").count() <= 2,

@@ -1,7 +1,7 @@
 //! `ctl check`: the configuration validated as a reload would, nothing applied, and what a
 //! reload would change said in the reload's own words.
 
-use crate::{config, ctl_in_background, gated_config, sandbox_with_daemon, wait_at_gate};
+use crate::{config, ctl_in_background, gated_config, sandbox_with_daemon, wait_at_gate, HELD};
 use tests::{make_gate, open_gate, read_lines, wait_for, Daemon, Sandbox, WAIT};
 
 /// `ctl --json status NAME`'s result.
@@ -9,17 +9,27 @@ fn status(sb: &Sandbox, name: &str) -> serde_json::Value {
     sb.ctl(&["--json", "status", name]).expect_code(0).json()["result"].clone()
 }
 
-/// Waits until the daemon writes a line after the `after` lines it had written, and returns
-/// that line's message: what the daemon does now.
-fn next_message(sb: &Sandbox, name: &str, after: usize) -> String {
+/// The message of the first line the daemon formats after this call begins: what the daemon
+/// does now. Lines are numbered (`seq`) when formatted, and `status` reports how many were
+/// written (`lines_written`); the demo formats and hands over a line in one go on its only
+/// runtime thread, so a line numbered past that count was formatted after `status` answered.
+/// Counting the file's lines instead could count too few: a line formatted before a reload
+/// applied can reach the file after the count (a buffered log file writes it out later).
+fn next_message(sb: &Sandbox, name: &str) -> String {
+    let written = status(sb, name)["values"]["lines_written"]
+        .as_u64()
+        .expect("status reports lines_written");
     let log = sb.path(&format!("{name}.log"));
-    wait_for("a new line in the daemon's log file", WAIT, || {
-        read_lines(&log).get(after).map(|l| l.message.clone())
-    })
-}
-
-fn lines_so_far(sb: &Sandbox, name: &str) -> usize {
-    read_lines(&sb.path(&format!("{name}.log"))).len()
+    wait_for(
+        &format!("a line numbered past {written} in the daemon's log file"),
+        WAIT,
+        || {
+            read_lines(&log)
+                .into_iter()
+                .find(|l| l.seq > written)
+                .map(|l| l.message)
+        },
+    )
 }
 
 #[test]
@@ -57,10 +67,7 @@ fn check_of_a_broken_config_exits_1_naming_file_and_line_and_changes_nothing() {
     assert_eq!(status["config_generation"], 1, "{status}");
     assert_eq!(status["last_reload"], serde_json::Value::Null, "{status}");
     assert_eq!(status["values"]["reload_runs"], 0, "{status}");
-    assert_eq!(
-        next_message(&sb, "chkbad", lines_so_far(&sb, "chkbad")),
-        "alpha"
-    );
+    assert_eq!(next_message(&sb, "chkbad"), "alpha");
     let reload = sb.ctl(&["reload", "chkbad"]).expect_code(1);
     assert!(
         reload
@@ -102,7 +109,7 @@ fn check_of_a_changed_config_announces_what_reload_then_applies() {
     assert_eq!(status_now["config_generation"], 1, "{status_now}");
     assert_eq!(status_now["last_reload"], serde_json::Value::Null);
     assert_eq!(status_now["values"]["message"], "alpha", "{status_now}");
-    assert_eq!(next_message(&sb, "chk", lines_so_far(&sb, "chk")), "alpha");
+    assert_eq!(next_message(&sb, "chk"), "alpha");
 
     // The reload applies exactly what the check announced.
     let reloaded = sb.ctl(&["--json", "reload", "chk"]).expect_code(0).json();
@@ -112,7 +119,7 @@ fn check_of_a_changed_config_announces_what_reload_then_applies() {
         summary.as_str(),
         "{reloaded}"
     );
-    assert_eq!(next_message(&sb, "chk", lines_so_far(&sb, "chk")), "beta");
+    assert_eq!(next_message(&sb, "chk"), "beta");
 
     // Now the file is what runs: a reload would change nothing.
     let again = sb.ctl(&["--json", "check", "chk"]).expect_code(0).json();
@@ -139,7 +146,7 @@ fn check_waits_for_a_reload_in_progress_and_reports_what_it_applied() {
     let gate = sb.path("chkrace.gate");
     make_gate(&gate);
     std::fs::write(sb.path("chkrace.toml"), gated_config(&log, "beta", &gate)).unwrap();
-    let reload = ctl_in_background(&sb, &["--json", "reload", "chkrace"]);
+    let reload = ctl_in_background(&sb, &["--json", "--timeout", HELD, "reload", "chkrace"]);
     // The reload has read the file and is held before applying it.
     wait_at_gate(&daemon, 1);
     sb.ctl(&[
@@ -148,7 +155,7 @@ fn check_waits_for_a_reload_in_progress_and_reports_what_it_applied() {
         "info,control_server::ops::reload=debug",
     ])
     .expect_code(0);
-    let check = ctl_in_background(&sb, &["--json", "check", "chkrace"]);
+    let check = ctl_in_background(&sb, &["--json", "--timeout", HELD, "check", "chkrace"]);
     wait_logged(
         &daemon,
         "check requested: waiting for the reload in progress",

@@ -4,7 +4,7 @@
 //! start-up jobs wait at a gate (a FIFO) until the test opens it, so nothing here depends on
 //! how fast the machine is.
 
-use crate::{config, ctl_in_background, gated_config, sandbox_with_daemon, wait_at_gate};
+use crate::{config, ctl_in_background, gated_config, sandbox_with_daemon, wait_at_gate, HELD};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use tests::{make_gate, open_gate, read_lines, wait_for, Daemon, Sandbox, WAIT};
@@ -38,12 +38,12 @@ fn twenty_concurrent_reloads_cost_two_runs_and_agree_on_generations() {
     std::fs::write(sb.path("many.toml"), gated_config(&log, "beta", &gate)).unwrap();
 
     // The first caller's reload has read the config and is held before applying it...
-    let first = ctl_in_background(&sb, &["--json", "reload", "many"]);
+    let first = ctl_in_background(&sb, &["--json", "--timeout", HELD, "reload", "many"]);
     wait_at_gate(&daemon, 1);
     // ...while the nineteen others all ask.
     log_queued_reloads(&sb, "many");
     let others: Vec<_> = (0..19)
-        .map(|_| ctl_in_background(&sb, &["--json", "reload", "many"]))
+        .map(|_| ctl_in_background(&sb, &["--json", "--timeout", HELD, "reload", "many"]))
         .collect();
     wait_queued(&daemon, 19);
     open_gate(&gate);
@@ -91,13 +91,13 @@ fn a_change_made_during_a_running_reload_is_picked_up_by_the_next_generation() {
     let gate = sb.path("race.gate");
     make_gate(&gate);
     std::fs::write(sb.path("race.toml"), gated_config(&log, "beta", &gate)).unwrap();
-    let first = ctl_in_background(&sb, &["--json", "reload", "race"]);
+    let first = ctl_in_background(&sb, &["--json", "--timeout", HELD, "reload", "race"]);
     // The first reload has read the file and is held before applying it: edit it now, and
     // ask again.
     wait_at_gate(&daemon, 1);
     std::fs::write(sb.path("race.toml"), config(&log, 20, "gamma")).unwrap();
     log_queued_reloads(&sb, "race");
-    let second = ctl_in_background(&sb, &["--json", "reload", "race"]);
+    let second = ctl_in_background(&sb, &["--json", "--timeout", HELD, "reload", "race"]);
     wait_queued(&daemon, 1);
     // The two overlap: the second request is in while the first is still unanswered.
     assert!(
@@ -169,7 +169,7 @@ fn drain_waits_for_work_in_flight_and_refuses_new_work() {
     // The jobs begin before the socket is bound: the first caller sees them.
     assert_eq!(status(&sb, "dj")["in_flight"], 3);
 
-    let drain = ctl_in_background(&sb, &["drain", "dj"]);
+    let drain = ctl_in_background(&sb, &["--timeout", HELD, "drain", "dj"]);
     // It waits for the jobs, which are held at their gate until the test opens it.
     let during = wait_draining(&sb, "dj");
     assert_eq!(during["in_flight"], 3, "{during}");
@@ -246,7 +246,7 @@ fn a_daemon_can_exit_once_drained() {
     .to_vec();
     let mut daemon = sb.spawn_daemon("dx", &args, &[]);
     daemon.wait_ready();
-    let drain = ctl_in_background(&sb, &["drain", "dx"]);
+    let drain = ctl_in_background(&sb, &["--timeout", HELD, "drain", "dx"]);
     wait_draining(&sb, "dx");
     open_gate(&gate);
     drain.join().unwrap().expect_code(0);
@@ -325,12 +325,14 @@ fn systemd_is_told_about_readiness_reloads_stopping_and_resuming() {
 
 #[test]
 fn shutdown_finishes_the_call_in_progress_and_delivers_its_reply() {
-    let (sb, mut daemon) = sandbox_with_daemon("bye", 20, &[]);
+    // A grace far longer than the test may take: the default 10 s would make the outcome
+    // depend on how fast a loaded machine gets from the TERM to opening the gate.
+    let (sb, mut daemon) = sandbox_with_daemon("bye", 20, &["--shutdown-grace", "10min"]);
     let log = sb.path("bye.log");
     let gate = sb.path("bye.gate");
     make_gate(&gate);
     std::fs::write(sb.path("bye.toml"), gated_config(&log, "last", &gate)).unwrap();
-    let reload = ctl_in_background(&sb, &["--json", "reload", "bye"]);
+    let reload = ctl_in_background(&sb, &["--json", "--timeout", HELD, "reload", "bye"]);
     wait_at_gate(&daemon, 1);
     daemon.signal(rustix::process::Signal::TERM);
     // New callers are turned away at once (the socket is gone)...
@@ -339,7 +341,7 @@ fn shutdown_finishes_the_call_in_progress_and_delivers_its_reply() {
     });
     sb.ctl(&["status", "bye"]).expect_code(69);
     // ...while the call in progress, held at the gate, keeps the stopping server waiting (up to
-    // its grace of 10 s) until it completes, and its caller gets the answer. The gate opens
+    // its grace) until it completes, and its caller gets the answer. The gate opens
     // only once the server waits, not while a call it would abandon can still slip through.
     log_with(&daemon, "control server stopping");
     daemon.assert_alive();
@@ -353,4 +355,78 @@ fn shutdown_finishes_the_call_in_progress_and_delivers_its_reply() {
         !log.contains("stopped with calls still running"),
         "the server gave up on the call: {log}"
     );
+}
+
+/// [`config`] with `message` and the test hook `hook = "gate"` (`apply_gate`, `load_gate`).
+fn config_with_gate(log: &Path, message: &str, hook: &str, gate: &Path) -> String {
+    format!(
+        "{}{hook} = {:?}\n",
+        config(log, 20, message),
+        gate.display().to_string()
+    )
+}
+
+/// `ctl status` while a step of the daemon's blocks its thread: must answer. The demo runs a
+/// `current_thread` runtime, so a step run on the runtime would stop everything, `status`
+/// included, until the gate opens. The generous `--timeout` only catches "never". The gate is
+/// opened whatever happened, so that a failure does not leave the daemon blocked.
+fn status_while_blocked(sb: &Sandbox, name: &str, gate: &Path) -> serde_json::Value {
+    let run = sb.ctl(&["--json", "--timeout", "45s", "status", name]);
+    let answered = run.code == Some(0);
+    open_gate(gate);
+    assert!(
+        answered,
+        "status did not answer while the daemon's step blocked at the gate: {run}"
+    );
+    run.json()["result"].clone()
+}
+
+#[test]
+fn status_answers_while_a_reloads_apply_step_blocks() {
+    let (sb, daemon) = sandbox_with_daemon("slowapply", 20, &[]);
+    let log = sb.path("slowapply.log");
+    let gate = sb.path("slowapply.gate");
+    make_gate(&gate);
+    std::fs::write(
+        sb.path("slowapply.toml"),
+        config_with_gate(&log, "beta", "apply_gate", &gate),
+    )
+    .unwrap();
+    let reload = ctl_in_background(&sb, &["--json", "--timeout", HELD, "reload", "slowapply"]);
+    log_with(&daemon, "reload: applying, blocked at the gate");
+
+    let during = status_while_blocked(&sb, "slowapply", &gate);
+    // Not applied yet: the swap comes after `apply`.
+    assert_eq!(during["config_generation"], 1, "{during}");
+    assert_eq!(during["values"]["message"], "alpha", "{during}");
+
+    let reload = reload.join().unwrap().expect_code(0).json();
+    assert_eq!(reload["result"]["generation"], 2, "{reload}");
+    let after = status(&sb, "slowapply");
+    assert_eq!(after["config_generation"], 2, "{after}");
+    assert_eq!(after["values"]["message"], "beta", "{after}");
+    daemon.assert_alive();
+}
+
+#[test]
+fn status_answers_while_a_checks_load_step_blocks() {
+    let (sb, daemon) = sandbox_with_daemon("slowload", 20, &[]);
+    let log = sb.path("slowload.log");
+    let gate = sb.path("slowload.gate");
+    make_gate(&gate);
+    std::fs::write(
+        sb.path("slowload.toml"),
+        config_with_gate(&log, "beta", "load_gate", &gate),
+    )
+    .unwrap();
+    let check = ctl_in_background(&sb, &["--json", "--timeout", HELD, "check", "slowload"]);
+    log_with(&daemon, "load: blocked at the gate");
+
+    let during = status_while_blocked(&sb, "slowload", &gate);
+    assert_eq!(during["config_generation"], 1, "{during}");
+
+    let check = check.join().unwrap().expect_code(0).json();
+    assert_eq!(check["result"]["unchanged"], false, "{check}");
+    assert_eq!(status(&sb, "slowload")["config_generation"], 1);
+    daemon.assert_alive();
 }

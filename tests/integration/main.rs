@@ -52,6 +52,12 @@ pub fn sandbox_with_daemon(
     (sb, daemon)
 }
 
+/// `--timeout` for a call the test holds at a gate: the test decides when it ends, so its
+/// deadline must not pass however slow the machine is meanwhile (a loaded machine can take
+/// longer than ctl's default 30 s between starting the call and opening the gate). The harness
+/// still kills a `ctl` after 60 s, which catches "never".
+pub const HELD: &str = "10m";
+
 /// Runs `ctl ARGS` in `sb`'s environment on another thread.
 pub fn ctl_in_background(sb: &Sandbox, args: &[&str]) -> std::thread::JoinHandle<tests::Run> {
     let mut cmd = Command::new(&bins().ctl);

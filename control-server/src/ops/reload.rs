@@ -123,24 +123,34 @@ impl Reloads {
 
     /// Runs the daemon's check in its turn: what a reload would change now, and the
     /// generation active while it looked.
-    async fn check(&self, ctx: OpContext) -> Result<CheckReply, OpError> {
-        let Some(checker) = &self.checker else {
+    ///
+    /// The check runs on a task of the server's, like a reload: the daemon's load step runs off
+    /// the runtime and cannot be stopped halfway, so a caller who goes away ends only its wait,
+    /// and the check keeps its turn until its load step has ended (no reload overlaps it).
+    async fn check(self: &Arc<Self>, ctx: OpContext) -> Result<CheckReply, OpError> {
+        let Some(checker) = self.checker.clone() else {
             return Err(OpError::unsupported(Operation::Check, []));
         };
-        let _turn = match self.turn.try_lock() {
-            Ok(turn) => turn,
-            Err(_) => {
-                // Said when it happens, so that a test can tell the check waits.
-                tracing::debug!("check requested: waiting for the reload in progress");
-                self.turn.lock().await
-            }
-        };
-        let checked = catching(checker(ctx)).await?;
-        Ok(CheckReply {
-            generation: lock(&self.history).generation,
-            summary: checked.summary,
-            unchanged: checked.unchanged,
-        })
+        let reloads = self.clone();
+        let checking = self.work.spawn(async move {
+            let _turn = match reloads.turn.try_lock() {
+                Ok(turn) => turn,
+                Err(_) => {
+                    // Said when it happens, so that a test can tell the check waits.
+                    tracing::debug!("check requested: waiting for the reload in progress");
+                    reloads.turn.lock().await
+                }
+            };
+            let checked = catching(checker(ctx)).await?;
+            Ok(CheckReply {
+                generation: lock(&reloads.history).generation,
+                summary: checked.summary,
+                unchanged: checked.unchanged,
+            })
+        });
+        checking
+            .await
+            .unwrap_or_else(|_| Err(OpError::failed("the check task stopped before answering")))
     }
 
     /// Whether the daemon registered a reload.
