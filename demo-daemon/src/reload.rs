@@ -11,7 +11,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-const REFUSED: &str = "new configuration refused, the running one stays active";
+/// How a refusal begins: a reload refused a configuration, a check says one would be refused.
+fn refused(reloading: bool) -> &'static str {
+    if reloading {
+        "new configuration refused, the running one stays active"
+    } else {
+        "this configuration would be refused by a reload; the running one stays active"
+    }
+}
 
 /// Where the configuration comes from, and what applying it touches.
 pub struct ConfigSource {
@@ -29,14 +36,15 @@ impl Load<Config> for ConfigSource {
         if reloading {
             self.reload_runs.fetch_add(1, Ordering::SeqCst);
         }
+        let refused = refused(reloading);
         let new = Config::load(&self.path)
             .await
-            .map_err(|e| OpError::failed_because(REFUSED, &e))?;
+            .map_err(|e| OpError::failed_because(refused, &e))?;
         if new.log_file != active.log_file {
             writable_place(&new.log_file).map_err(|e| {
                 OpError::failed_because(
                     format!(
-                        "{REFUSED}: cannot write log_file {}",
+                        "{refused}: cannot write log_file {}",
                         new.log_file.display()
                     ),
                     &e,
@@ -47,7 +55,7 @@ impl Load<Config> for ConfigSource {
             tracing::info!("load: blocked at the gate {}", path.display());
             block_at(path).map_err(|e| {
                 OpError::failed_because(
-                    format!("{REFUSED}: load_gate {} failed", path.display()),
+                    format!("{refused}: load_gate {} failed", path.display()),
                     &e,
                 )
             })?;
@@ -62,13 +70,13 @@ impl Load<Config> for ConfigSource {
             if let Some(path) = &new.reload_gate {
                 let gate = Gate::open(path).map_err(|e| {
                     OpError::failed_because(
-                        format!("{REFUSED}: cannot open reload_gate {}", path.display()),
+                        format!("{refused}: cannot open reload_gate {}", path.display()),
                         &e,
                     )
                 })?;
                 wait_at(gate, &ctx).await.map_err(|e| {
                     OpError::failed_because(
-                        format!("{REFUSED}: reload_gate {} failed", path.display()),
+                        format!("{refused}: reload_gate {} failed", path.display()),
                         &e,
                     )
                 })?;
@@ -84,7 +92,7 @@ impl Load<Config> for ConfigSource {
             tracing::info!("reload: applying, blocked at the gate {}", path.display());
             block_at(path).map_err(|e| {
                 OpError::failed_because(
-                    format!("{REFUSED}: apply_gate {} failed", path.display()),
+                    format!("{}: apply_gate {} failed", refused(true), path.display()),
                     &e,
                 )
             })?;
@@ -92,7 +100,11 @@ impl Load<Config> for ConfigSource {
         if new.log_file != old.log_file {
             self.log.switch_to(&new.log_file).map_err(|e| {
                 OpError::failed_because(
-                    format!("{REFUSED}: cannot open log_file {}", new.log_file.display()),
+                    format!(
+                        "{}: cannot open log_file {}",
+                        refused(true),
+                        new.log_file.display()
+                    ),
                     &e,
                 )
             })?;

@@ -52,7 +52,8 @@ fn check_of_a_broken_config_exits_1_naming_file_and_line_and_changes_nothing() {
             .contains(&format!("invalid config {}: line 2", cfg.display())),
         "{run}"
     );
-    assert!(run.stderr.contains("refused"), "{run}");
+    // A check applies nothing: it says the reload would refuse it, not that it was refused.
+    assert!(run.stderr.contains("would be refused by a reload"), "{run}");
     let doc = sb.ctl(&["--json", "check", "chkbad"]).expect_code(1).json();
     assert_eq!(doc["operation"], "check", "{doc}");
     assert_eq!(doc["ok"], false, "{doc}");
