@@ -12,12 +12,10 @@ use crate::config;
 use crate::fleet::{start_hosts, Host, TARGET};
 use serde_json::{json, Value};
 use std::fmt;
-use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-use tests::{bins, wait_for, Sandbox, WAIT};
+use std::process::Command;
+use std::time::Duration;
+use tests::{bins, run_within, wait_for, Run, Sandbox, WAIT};
 
 /// Longest one ansible command may take; past it, it is killed with its process group.
 const ANSIBLE_LIMIT: Duration = Duration::from_secs(300);
@@ -112,7 +110,7 @@ impl Fleet {
                 source.to_str().unwrap(),
             ],
         )
-        .expect_success();
+        .expect_code(0);
         self.ansible_cmd(
             "ansible-galaxy",
             &[
@@ -123,7 +121,7 @@ impl Fleet {
                 "dist/ctl-fleet-0.1.0.tar.gz",
             ],
         )
-        .expect_success();
+        .expect_code(0);
         assert!(
             self.collections()
                 .join("ansible_collections/ctl/fleet/plugins/modules/ctl.py")
@@ -166,7 +164,7 @@ impl Fleet {
 
     /// `TOOL ARGS` from the ansible virtualenv, with ansible's files in this fleet's sandbox
     /// and no ANSIBLE_* setting inherited from whoever runs the tests.
-    fn ansible_cmd(&self, tool: &str, args: &[&str]) -> Ran {
+    fn ansible_cmd(&self, tool: &str, args: &[&str]) -> Run {
         let home = self.ansible.path("home");
         let config = self.ansible.path("ansible.cfg");
         if !config.exists() {
@@ -197,7 +195,7 @@ impl Fleet {
             .env("PYTHONDONTWRITEBYTECODE", "1")
             // ansible refuses to start unless the locale's encoding is UTF-8.
             .env("LC_ALL", "C.UTF-8");
-        run_bounded(&mut cmd)
+        run_within(&mut cmd, ANSIBLE_LIMIT)
     }
 
     /// `ansible-playbook -i INVENTORY PLAYBOOK ARGS`, its results parsed.
@@ -224,82 +222,9 @@ impl Fleet {
     }
 }
 
-/// What an ansible command did.
-struct Ran {
-    command: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl fmt::Display for Ran {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "`{}` exited with {:?}\n--- stdout\n{}\n--- stderr\n{}\n---",
-            self.command, self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-impl Ran {
-    #[track_caller]
-    fn expect_success(self) -> Ran {
-        assert_eq!(self.code, Some(0), "{self}");
-        self
-    }
-}
-
-/// Runs `cmd` in a process group of its own, so that on timeout ansible and every worker it
-/// forked are killed; fails the test past [`ANSIBLE_LIMIT`].
-fn run_bounded(cmd: &mut Command) -> Ran {
-    let command = format!("{cmd:?}");
-    let mut child = cmd
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {command}: {e}"));
-    let mut stdout_pipe = child.stdout.take().unwrap();
-    let mut stderr_pipe = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout_pipe.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr_pipe.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > ANSIBLE_LIMIT {
-            let group = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
-            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
-            let _ = child.wait();
-            panic!(
-                "{command} did not finish within {ANSIBLE_LIMIT:?}; killed. stderr so far:\n{}",
-                err.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Ran {
-        command,
-        code: status.code(),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
-}
-
 /// One `ansible-playbook` run and its results, from the `ctl_events` callback.
 struct Play {
-    ran: Ran,
+    ran: Run,
     doc: Value,
 }
 
@@ -397,18 +322,18 @@ fn the_module_documents_exactly_its_arguments_and_ansible_doc_reads_it() {
                 "ctl.fleet.ctl",
             ],
         )
-        .expect_success();
+        .expect_code(0);
     // As the collection's README runs it, then as JSON to look inside.
     let text = fleet
         .ansible_cmd("ansible-doc", &["ctl.fleet.ctl"])
-        .expect_success();
+        .expect_code(0);
     assert!(
         text.stdout.contains("ctl.fleet.ctl") && text.stdout.contains("EXAMPLES"),
         "{text}"
     );
     let doc = fleet
         .ansible_cmd("ansible-doc", &["--json", "ctl.fleet.ctl"])
-        .expect_success();
+        .expect_code(0);
     let doc: Value = serde_json::from_str(&doc.stdout).unwrap_or_else(|e| panic!("{e}: {doc}"));
     let options = &doc["ctl.fleet.ctl"]["doc"]["options"];
     assert_eq!(

@@ -471,8 +471,16 @@ pub fn list_states(doc: &serde_json::Value) -> Vec<(&str, &str)> {
 
 /// Runs a command to completion (at most 60 s, then it is killed and the test fails).
 pub fn run(cmd: &mut Command) -> Run {
+    run_within(cmd, Duration::from_secs(60))
+}
+
+/// Runs a command to completion in a process group of its own, so that past `limit` the
+/// command and everything it forked are killed and the test fails with its stderr so far.
+pub fn run_within(cmd: &mut Command, limit: Duration) -> Run {
+    use std::os::unix::process::CommandExt;
     let command = format!("{cmd:?}");
     let mut child = cmd
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -490,16 +498,21 @@ pub fn run(cmd: &mut Command) -> Run {
         let _ = stderr_pipe.read_to_string(&mut s);
         s
     });
-    let limit = Duration::from_secs(60);
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
         if start.elapsed() > limit {
+            if let Some(group) = rustix::process::Pid::from_raw(child.id() as i32) {
+                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+            }
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{command} did not finish within {limit:?}");
+            panic!(
+                "{command} did not finish within {limit:?}; killed. stderr so far:\n{}",
+                err.join().unwrap()
+            );
         }
         std::thread::sleep(Duration::from_millis(2));
     };
