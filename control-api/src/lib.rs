@@ -22,6 +22,7 @@
 //! - [`operation`]: [`Operation`], the names of the operations.
 //! - [`socket`]: the socket-path convention and how a `ctl` target is read.
 //! - [`wire`]: framing and encoding, identical on both sides.
+//! - [`text`]: strings someone else chose, escaped for one log line or one terminal row.
 //!
 //! # Examples
 //!
@@ -78,6 +79,7 @@ pub mod operation;
 pub mod schema;
 pub mod service;
 pub mod socket;
+pub mod text;
 pub mod types;
 pub mod wire;
 
