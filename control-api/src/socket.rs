@@ -30,9 +30,19 @@
 //! create `RUN/NAME`, and only its owner can create files in it. A daemon never picks place 3
 //! when `ctl` would refuse it: it fails to start instead, naming the directory. Places 1 and 4,
 //! and explicit paths, are the caller's own word and are not checked.
+//!
+//! The rule judges what `ctl` connects to, never a link to it ([`open_checked`]): the socket's
+//! directory is opened without following a link and judged on that descriptor, the socket's
+//! entry is read in it without following a link (a symbolic link there is refused: its owner
+//! could point it at another daemon's socket), and the connection goes through the descriptor
+//! ([`Checked::connect_path`]), so what was judged is what is connected to. Whoever owns the
+//! directory can still swap the entry between the check and the connect; so the peer that
+//! answers must be root or the directory's owner ([`Checked::allows_peer`]), and a client that
+//! found it by name checks that it answers as NAME.
 
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -127,6 +137,30 @@ pub enum Distrust {
         /// The socket's owner.
         socket: u32,
     },
+    /// The socket's entry is a symbolic link: whoever owns the directory could point it at
+    /// another daemon's socket.
+    #[error(
+        "it is a symbolic link, which ctl does not follow here: whoever owns its directory \
+         could point it at another daemon's socket"
+    )]
+    Symlink,
+    /// The socket's directory is a symbolic link, or not a directory.
+    #[error("its directory is a symbolic link or not a directory, which ctl does not follow here")]
+    DirNotDirectory,
+    /// What answered on the socket runs as neither root nor the directory's owner: the entry
+    /// was changed after it was checked.
+    #[error(
+        "the process answering on it runs as uid {peer}, neither root nor uid {dir}, who owns \
+         its directory, nor uid {socket}, who owned the socket when it was checked"
+    )]
+    PeerOwner {
+        /// The answering process's uid, from the connection's peer credentials.
+        peer: u32,
+        /// The directory's owner.
+        dir: u32,
+        /// The socket's owner, as checked.
+        socket: u32,
+    },
 }
 
 /// A socket found by name that the trust rule refuses.
@@ -194,6 +228,142 @@ pub fn check_trust(
     Ok(())
 }
 
+/// Why a socket in a checked place cannot be connected to.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// Nothing there (or its directory cannot be opened): no daemon has started there, or it
+    /// stopped. Connecting would say the same.
+    #[error("cannot open {}", .path.display())]
+    Missing {
+        /// The socket.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Something is there, but the trust rule refuses it.
+    #[error(transparent)]
+    Untrusted(#[from] Untrusted),
+}
+
+/// A socket in a place the trust rule covers, judged through its directory's descriptor and
+/// held by it (see the [module docs](self)).
+#[derive(Debug)]
+pub struct Checked {
+    /// The socket's directory, opened without following a link (`O_PATH`).
+    dir: OwnedFd,
+    /// The socket's file name in it.
+    file: OsString,
+    /// The directory's owner: who may change the entry.
+    dir_owner: u32,
+    /// The socket's owner as checked: in a directory of root's, the daemon root let listen
+    /// there (elsewhere the trust rule makes it the directory's owner).
+    socket_owner: u32,
+}
+
+impl Checked {
+    /// The path to connect to: the socket's entry in the directory held open, through
+    /// `/proc/self/fd`, so that no link put in the original path since it was checked is
+    /// followed. Valid while `self` lives.
+    pub fn connect_path(&self) -> PathBuf {
+        let mut path = PathBuf::from(format!("/proc/self/fd/{}", self.dir.as_raw_fd()));
+        path.push(&self.file);
+        path
+    }
+
+    /// The directory's owner.
+    pub fn dir_owner(&self) -> u32 {
+        self.dir_owner
+    }
+
+    /// Whether a process of uid `peer` (the connection's peer credentials) answering on the
+    /// socket may be the daemon: root, the directory's owner, or the socket's owner as checked.
+    /// Nobody else could have made the entry that was connected to, even one swapped after the
+    /// check.
+    pub fn allows_peer(&self, peer: u32) -> Result<(), Distrust> {
+        if peer == 0 || peer == self.dir_owner || peer == self.socket_owner {
+            Ok(())
+        } else {
+            Err(Distrust::PeerOwner {
+                peer,
+                dir: self.dir_owner,
+                socket: self.socket_owner,
+            })
+        }
+    }
+}
+
+/// Applies the trust rule to the socket `path` in a directory directly under RUN, for a caller
+/// of uid `caller`, judging what is there and not a link to it: the directory is opened with
+/// `O_NOFOLLOW|O_DIRECTORY` and judged by its descriptor, the socket's entry is read in it with
+/// `AT_SYMLINK_NOFOLLOW`. The RUN directory itself is the caller's configuration (`/run` or
+/// `CTL_RUN_DIR`) and is followed. Whatever is at the entry, if not a link, passes as far as its
+/// type goes: connecting says what is wrong with it.
+pub fn open_checked(path: &Path, caller: u32) -> Result<Checked, CheckError> {
+    use rustix::fs::{AtFlags, Mode, OFlags};
+    let missing = |source: io::Error| CheckError::Missing {
+        path: path.to_owned(),
+        source,
+    };
+    let untrusted = |why| {
+        CheckError::Untrusted(Untrusted {
+            path: path.to_owned(),
+            why,
+        })
+    };
+    let (Some(file), Some(dir)) = (path.file_name(), path.parent()) else {
+        return Err(missing(io::ErrorKind::NotFound.into()));
+    };
+    let (run, dir_name) = match (dir.parent(), dir.file_name()) {
+        (Some(run), Some(name)) => (run, name),
+        _ => return Err(missing(io::ErrorKind::NotFound.into())),
+    };
+    let run = if run.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        run
+    };
+    let path_flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let run_fd = rustix::fs::open(run, path_flags, Mode::empty()).map_err(|e| missing(e.into()))?;
+    let dir_fd = match rustix::fs::openat(
+        &run_fd,
+        dir_name,
+        path_flags | OFlags::NOFOLLOW,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        // ELOOP: a link; ENOTDIR: not a directory (or, with O_PATH, a link to one).
+        Err(e) if e == rustix::io::Errno::LOOP || e == rustix::io::Errno::NOTDIR => {
+            return Err(untrusted(Distrust::DirNotDirectory))
+        }
+        Err(e) => return Err(missing(e.into())),
+    };
+    let entry = rustix::fs::statat(&dir_fd, file, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| missing(e.into()))?;
+    if rustix::fs::FileType::from_raw_mode(entry.st_mode) == rustix::fs::FileType::Symlink {
+        return Err(untrusted(Distrust::Symlink));
+    }
+    let ownership = |st: &rustix::fs::Stat| Ownership {
+        uid: st.st_uid,
+        mode: st.st_mode & 0o7777,
+    };
+    let run_st = rustix::fs::fstat(&run_fd).map_err(|e| missing(e.into()))?;
+    let dir_st = rustix::fs::fstat(&dir_fd).map_err(|e| missing(e.into()))?;
+    check_trust(
+        ownership(&run_st),
+        ownership(&dir_st),
+        ownership(&entry),
+        caller,
+    )
+    .map_err(untrusted)?;
+    Ok(Checked {
+        dir: dir_fd,
+        file: file.to_owned(),
+        dir_owner: dir_st.st_uid,
+        socket_owner: entry.st_uid,
+    })
+}
+
 /// One of the convention's places for a daemon's socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
@@ -214,13 +384,33 @@ impl Place {
     }
 }
 
+/// A place where something exists that a client may connect to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The socket.
+    pub path: PathBuf,
+    /// Whether the trust rule covers it: then the client connects only through
+    /// [`open_checked`], which judges it again at that moment, and checks who answers.
+    pub checked: bool,
+}
+
+impl Found {
+    /// A path taken as given: not checked.
+    pub fn given(path: impl Into<PathBuf>) -> Found {
+        Found {
+            path: path.into(),
+            checked: false,
+        }
+    }
+}
+
 /// What a client found where a target may listen.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lookup {
     /// Every path looked at, in order.
     pub looked: Vec<PathBuf>,
-    /// The paths where something exists that may be connected to, in order.
-    pub found: Vec<PathBuf>,
+    /// The places where something exists that may be connected to, in order.
+    pub found: Vec<Found>,
     /// Sockets found but refused by the trust rule.
     pub untrusted: Vec<Untrusted>,
 }
@@ -234,6 +424,19 @@ pub struct Listed {
     pub path: PathBuf,
     /// `Err` when the trust rule refuses it: it is shown, not connected to.
     pub trust: Result<(), Untrusted>,
+    /// Whether the trust rule covers it (a socket in RUN): a client connects to it through
+    /// [`open_checked`].
+    pub checked: bool,
+}
+
+impl Listed {
+    /// Where a client connects to it.
+    pub fn found(&self) -> Found {
+        Found {
+            path: self.path.clone(),
+            checked: self.checked,
+        }
+    }
 }
 
 /// The parts of the process environment the convention depends on. Kept as a value so the
@@ -357,35 +560,24 @@ impl SocketEnv {
         for (place, path) in self.places(name)? {
             lookup.looked.push(path.clone());
             // Whatever is there (a socket or not: connecting says what is wrong with it).
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
             if place.is_checked() {
-                if let Err(why) = self.trust(&path, &meta) {
-                    lookup.untrusted.push(Untrusted { path, why });
-                    continue;
+                match open_checked(&path, self.uid) {
+                    Ok(_) => {}
+                    Err(CheckError::Missing { .. }) => continue,
+                    Err(CheckError::Untrusted(untrusted)) => {
+                        lookup.untrusted.push(untrusted);
+                        continue;
+                    }
                 }
+            } else if std::fs::symlink_metadata(&path).is_err() {
+                continue;
             }
-            lookup.found.push(path);
+            lookup.found.push(Found {
+                path,
+                checked: place.is_checked(),
+            });
         }
         Ok(lookup)
-    }
-
-    /// Applies the trust rule to the file `path` (with metadata `meta`) in a directory directly
-    /// under RUN.
-    fn trust(&self, path: &Path, meta: &std::fs::Metadata) -> Result<(), Distrust> {
-        let dir = path.parent().unwrap_or(Path::new("/"));
-        let run = dir.parent().unwrap_or(Path::new("/"));
-        // A directory that cannot be read as such is reported as the widest mode: refused.
-        let read = |p: &Path| {
-            std::fs::metadata(p)
-                .map(|m| Ownership::of(&m))
-                .unwrap_or(Ownership {
-                    uid: u32::MAX,
-                    mode: 0o7777,
-                })
-        };
-        check_trust(read(run), read(dir), Ownership::of(meta), self.uid)
     }
 
     /// Every socket in the places of [`places`](Self::places), for any name: with
@@ -395,10 +587,9 @@ impl SocketEnv {
     /// `CTL_SOCKET_DIR` or `RUN/ctl` directory exists and cannot be read.
     pub fn list(&self) -> Result<Vec<Listed>, ListError> {
         use std::os::unix::fs::FileTypeExt;
-        let is_socket = |p: &Path| {
+        let is_socket_or_link = |p: &Path| {
             std::fs::symlink_metadata(p)
-                .ok()
-                .filter(|m| m.file_type().is_socket())
+                .is_ok_and(|m| m.file_type().is_socket() || m.file_type().is_symlink())
         };
         let sockets_in = |dir: &Path| -> Result<Vec<(String, PathBuf)>, ListError> {
             match std::fs::read_dir(dir) {
@@ -426,6 +617,7 @@ impl SocketEnv {
                     name,
                     path,
                     trust: Ok(()),
+                    checked: false,
                 });
             }
             return Ok(sorted(out));
@@ -440,20 +632,25 @@ impl SocketEnv {
                     continue;
                 };
                 let path = entry.path().join(RUNTIME_DIR_SOCKET);
-                if validate_name(&name).is_ok() && is_socket(&path).is_some() {
+                // A link there is shown too, as the trust rule's refusal it is.
+                if validate_name(&name).is_ok() && is_socket_or_link(&path) {
                     checked.push((name, path));
                 }
             }
         }
         for (name, path) in checked {
-            let Some(meta) = is_socket(&path) else {
-                continue;
+            let trust = match open_checked(&path, self.uid) {
+                Ok(_) => Ok(()),
+                // Gone since it was listed.
+                Err(CheckError::Missing { .. }) => continue,
+                Err(CheckError::Untrusted(untrusted)) => Err(untrusted),
             };
-            let trust = self.trust(&path, &meta).map_err(|why| Untrusted {
-                path: path.clone(),
-                why,
+            out.push(Listed {
+                name,
+                path,
+                trust,
+                checked: true,
             });
-            out.push(Listed { name, path, trust });
         }
         if let Some(xdg) = absolute(&self.xdg_runtime_dir).filter(|_| !self.is_root()) {
             // A user's own session directory: not being there is no failure of the listing.
@@ -462,6 +659,7 @@ impl SocketEnv {
                     name,
                     path,
                     trust: Ok(()),
+                    checked: false,
                 });
             }
         }
@@ -564,7 +762,7 @@ impl Target {
             Target::Name(name) => env.lookup(name),
             Target::Path(path) => Ok(Lookup {
                 looked: vec![path.clone()],
-                found: vec![path.clone()],
+                found: vec![Found::given(path.clone())],
                 untrusted: Vec::new(),
             }),
         }
@@ -815,7 +1013,7 @@ mod tests {
         e.uid = rustix::process::geteuid().as_raw();
 
         let web = e.lookup("web").unwrap();
-        assert_eq!(web.found, Vec::<PathBuf>::new());
+        assert_eq!(web.found, Vec::<Found>::new());
         assert_eq!(
             web.untrusted,
             [Untrusted {
@@ -824,7 +1022,14 @@ mod tests {
             }]
         );
         let api = e.lookup("api").unwrap();
-        assert_eq!(api.found, [run.join("ctl/api.sock"), own.join("ctl.sock")]);
+        let checked = |path: PathBuf| Found {
+            path,
+            checked: true,
+        };
+        assert_eq!(
+            api.found,
+            [checked(run.join("ctl/api.sock")), checked(own.join("ctl.sock"))]
+        );
         assert_eq!(
             api.looked.len(),
             2 + usize::from(!e.is_root() && e.xdg_runtime_dir.is_some())
@@ -844,6 +1049,58 @@ mod tests {
                 ("web".to_owned(), open.join("ctl.sock"), false),
             ]
         );
+    }
+
+    #[test]
+    fn a_link_is_judged_as_a_link_and_never_followed() {
+        let (_tmp, mut e) = run_dir();
+        let run = e.run_dir();
+        std::fs::create_dir(run.join("ctl")).unwrap();
+        let _other = std::os::unix::net::UnixListener::bind(run.join("ctl/other.sock")).unwrap();
+        // The daemon's user points its socket's name at root's daemon.
+        let own = runtime_dir(&e, "xd", e.uid, 0o755);
+        std::os::unix::fs::symlink("../ctl/other.sock", own.join("ctl.sock")).unwrap();
+        // Its directory a link to root's directory.
+        std::os::unix::fs::symlink(run.join("ctl"), run.join("ln")).unwrap();
+        e.uid = rustix::process::geteuid().as_raw();
+
+        let xd = e.lookup("xd").unwrap();
+        assert_eq!(xd.found, []);
+        assert_eq!(
+            xd.untrusted,
+            [Untrusted {
+                path: own.join("ctl.sock"),
+                why: Distrust::Symlink
+            }]
+        );
+        assert!(matches!(
+            open_checked(&run.join("ln/other.sock"), e.uid),
+            Err(CheckError::Untrusted(Untrusted {
+                why: Distrust::DirNotDirectory,
+                ..
+            }))
+        ));
+        let listed = e.list().unwrap();
+        let xd = listed.iter().find(|l| l.name == "xd").unwrap();
+        assert!(
+            matches!(&xd.trust, Err(u) if u.why == Distrust::Symlink),
+            "{xd:?}"
+        );
+
+        // What passes is reached through the directory's descriptor.
+        let checked = open_checked(&run.join("ctl/other.sock"), e.uid).unwrap();
+        let path = checked.connect_path();
+        assert!(path.starts_with("/proc/self/fd/"), "{path:?}");
+        std::os::unix::net::UnixStream::connect(&path).unwrap();
+        assert_eq!(checked.allows_peer(0), Ok(()));
+        assert!(matches!(
+            checked.allows_peer(4321),
+            Err(Distrust::PeerOwner { peer: 4321, .. })
+        ));
+        assert!(matches!(
+            open_checked(&run.join("ctl/none.sock"), e.uid),
+            Err(CheckError::Missing { .. })
+        ));
     }
 
     #[test]
@@ -879,7 +1136,7 @@ mod tests {
                 .lookup(&e)
                 .unwrap()
                 .found,
-            [Path::new("/abs/p.sock")]
+            [Found::given("/abs/p.sock")]
         );
     }
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 /// $CTL_SOCKET_DIR/NAME.sock when that is set; else at /run/ctl/NAME.sock (daemons running as
 /// root), then /run/NAME/ctl.sock (a daemon running as its own user, with systemd's
 /// RuntimeDirectory=NAME), then, when not root, $XDG_RUNTIME_DIR/ctl/NAME.sock. A socket in
-/// /run is used only if nobody but root and its owner could have put it there.
+/// /run is used only if nobody but root and its owner could have put it there, and never
+/// through a symbolic link; a daemon found by name must answer as that name.
 #[derive(Debug, Parser)]
 #[command(name = "ctl", version, after_long_help = EXIT_CODES_HELP)]
 pub struct Cli {

@@ -15,6 +15,7 @@ use control_api::{
     CallRequest, CheckReply, CheckRequest, CountersReply, CountersRequest, DescribeRequest,
     Description,
 };
+use control_api::socket::{self, CheckError, Found, Untrusted};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -38,17 +39,54 @@ async fn connect(path: &Path) -> std::io::Result<UnixStream> {
     }
 }
 
-/// Connects to the first of `paths` that accepts. A path with no socket or a stale one is
+/// Connects to `found`: through [`socket::open_checked`] when the trust rule covers it, which
+/// judges it again now, connects through the directory it judged, and then requires the peer
+/// to be root or that directory's owner; else to the path as given.
+async fn connect_found(found: &Found) -> Result<UnixStream, CtlError> {
+    let path = &found.path;
+    if !found.checked {
+        return connect(path)
+            .await
+            .map_err(|e| CtlError::from_connect(path.clone(), e));
+    }
+    let uid = rustix::process::geteuid().as_raw();
+    let checked = match socket::open_checked(path, uid) {
+        Ok(checked) => checked,
+        Err(CheckError::Missing { source, .. }) => {
+            return Err(CtlError::from_connect(path.clone(), source))
+        }
+        Err(CheckError::Untrusted(untrusted)) => return Err(CtlError::Untrusted(untrusted)),
+    };
+    // `checked` holds the directory open until the connection is made.
+    let stream = connect(&checked.connect_path())
+        .await
+        .map_err(|e| CtlError::from_connect(path.clone(), e))?;
+    let peer = stream
+        .peer_cred()
+        .map_err(|e| CtlError::Connect {
+            path: path.clone(),
+            source: e,
+        })?
+        .uid();
+    checked.allows_peer(peer).map_err(|why| {
+        CtlError::Untrusted(Untrusted {
+            path: path.clone(),
+            why,
+        })
+    })?;
+    Ok(stream)
+}
+
+/// Connects to the first of `found` that accepts. A path with no socket or a stale one is
 /// passed over for the next (a daemon moved from root to its own user may have left a stale
 /// socket in the first place looked); any other failure ends the search there, as that socket
 /// is the daemon's. With none accepting, the first path's error.
-async fn connect_first(paths: &[PathBuf]) -> Result<(UnixStream, PathBuf), CtlError> {
+async fn connect_first(found: &[Found]) -> Result<(UnixStream, PathBuf), CtlError> {
     let mut first_err = None;
-    for path in paths {
-        match connect(path).await {
-            Ok(stream) => return Ok((stream, path.clone())),
-            Err(e) => {
-                let err = CtlError::from_connect(path.clone(), e);
+    for place in found {
+        match connect_found(place).await {
+            Ok(stream) => return Ok((stream, place.path.clone())),
+            Err(err) => {
                 if !err.is_missing() {
                     return Err(err);
                 }
@@ -77,24 +115,28 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects to `path` and says hello, within `timeout` counted from `started`.
+    /// Connects to `path`, taken as given, and says hello, within `timeout` counted from
+    /// `started`.
     pub async fn open(
         path: &Path,
         started: Instant,
         timeout: Duration,
     ) -> Result<Session, CtlError> {
-        Self::open_first(&[path.to_owned()], started, timeout).await
+        Self::open_first(&[Found::given(path)], None, started, timeout).await
     }
 
-    /// Connects to the first of `paths` that accepts and says hello, within `timeout` counted
-    /// from `started`.
+    /// Connects to the first of `found` that accepts and says hello, within `timeout` counted
+    /// from `started`. With `name` (a target given by name), the daemon must answer as that
+    /// name: else [`CtlError::WrongDaemon`], before anything else is asked.
     pub async fn open_first(
-        paths: &[PathBuf],
+        found: &[Found],
+        name: Option<&str>,
         started: Instant,
         timeout: Duration,
     ) -> Result<Session, CtlError> {
         let deadline = started + timeout;
-        let (stream, path) = tokio::time::timeout_at(deadline.into(), connect_first(paths))
+        let paths: Vec<PathBuf> = found.iter().map(|f| f.path.clone()).collect();
+        let (stream, path) = tokio::time::timeout_at(deadline.into(), connect_first(found))
             .await
             .map_err(|_| CtlError::Timeout {
                 timeout,
@@ -138,6 +180,15 @@ impl Session {
             ControlResponse::Hello(hello) => hello,
             other => return Err(wrong_reply(Operation::Hello, &other)),
         };
+        // Before the protocol: whatever speaks on NAME's socket and is not NAME gets nothing.
+        if let Some(name) = name.filter(|name| *name != session.hello.name) {
+            return Err(CtlError::WrongDaemon {
+                expected: name.to_owned(),
+                answered: session.hello.name.clone(),
+                pid: session.pid.unwrap_or(session.hello.pid),
+                path: session.path.clone(),
+            });
+        }
         if session.hello.protocol != PROTOCOL_VERSION {
             return Err(CtlError::Incompatible {
                 daemon: session.hello.protocol,

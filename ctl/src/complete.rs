@@ -256,11 +256,13 @@ fn socket_paths(
 /// cannot be asked.
 async fn commands(target: &str) -> Vec<String> {
     let asked = async {
-        let lookup = Target::parse(target)
-            .ok()?
-            .lookup(&SocketEnv::from_process())
-            .ok()?;
-        let session = Session::open_first(&lookup.found, Instant::now(), DESCRIBE_TIMEOUT)
+        let target = Target::parse(target).ok()?;
+        let lookup = target.lookup(&SocketEnv::from_process()).ok()?;
+        let name = match &target {
+            Target::Name(name) => Some(name.as_str()),
+            Target::Path(_) => None,
+        };
+        let session = Session::open_first(&lookup.found, name, Instant::now(), DESCRIBE_TIMEOUT)
             .await
             .ok()?;
         let described = session.describe().await.ok()?;

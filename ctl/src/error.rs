@@ -42,6 +42,25 @@ pub enum CtlError {
     /// A socket found by name is in a directory another user could have put it in.
     #[error(transparent)]
     Untrusted(#[from] Untrusted),
+    /// A target given by name was answered by a daemon of another name: the socket's place
+    /// was pointed at another daemon, or that daemon was started with another name. Nothing
+    /// was asked of it but `hello`.
+    #[error(
+        "{} is answered by a daemon named \"{}\" (pid {pid}), not {expected}: nothing was \
+         done; whoever owns that place may have pointed it at another daemon, or the daemon \
+         was started with another name (give its socket path to talk to it anyway)",
+        .path.display(), control_api::text::Escaped(.answered)
+    )]
+    WrongDaemon {
+        /// The name given as target.
+        expected: String,
+        /// The name the daemon answered `hello` with.
+        answered: String,
+        /// Its pid, from the connection's peer credentials (else as it says).
+        pid: u32,
+        /// The socket.
+        path: PathBuf,
+    },
     /// The socket's file mode does not let this user connect.
     #[error("permission denied connecting to {}: the socket's file mode does not let uid {uid} in; run as the daemon's user or root", .path.display())]
     SocketDenied {
@@ -112,7 +131,9 @@ impl CtlError {
             CtlError::NoDaemon { .. } | CtlError::Connect { .. } | CtlError::Running { .. } => {
                 Exit::NoDaemon
             }
-            CtlError::SocketDenied { .. } | CtlError::Untrusted(_) => Exit::Denied,
+            CtlError::SocketDenied { .. }
+            | CtlError::Untrusted(_)
+            | CtlError::WrongDaemon { .. } => Exit::Denied,
             CtlError::Timeout { .. } => Exit::Timeout,
             CtlError::Incompatible { .. }
             | CtlError::Protocol { .. }
@@ -150,6 +171,7 @@ impl CtlError {
             CtlError::Running { .. } => "not_listening",
             CtlError::SocketDenied { .. } => "denied",
             CtlError::Untrusted(_) => "untrusted",
+            CtlError::WrongDaemon { .. } => "wrong_daemon",
             CtlError::Timeout { .. } => "timeout",
             CtlError::Incompatible { .. } => "incompatible",
             CtlError::Protocol { .. } | CtlError::WrongReply { .. } => "protocol",
@@ -490,6 +512,23 @@ mod tests {
         assert_eq!(err.exit(), Exit::Denied);
         assert!(!err.is_missing());
         assert_eq!(err.kind(), "untrusted");
+    }
+
+    #[test]
+    fn another_daemon_answering_for_a_name_is_denied_naming_it() {
+        let err = CtlError::WrongDaemon {
+            expected: "alpha".into(),
+            answered: "beta\n\u{202e}x".into(),
+            pid: 4242,
+            path: "/run/alpha/ctl.sock".into(),
+        };
+        assert_eq!(err.exit(), Exit::Denied);
+        assert!(!err.is_missing());
+        assert_eq!(err.kind(), "wrong_daemon");
+        let text = err.to_string();
+        for part in ["\"beta\\n\\u{202e}x\"", "pid 4242", "not alpha"] {
+            assert!(text.contains(part), "{part:?} not in {text}");
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub enum Exit {
     /// Incompatible protocol version, or a reply that could not be read.
     Protocol = 76,
     /// Permission denied, by the socket's file mode or the daemon's policy, or a socket found
-    /// by name that ctl does not trust.
+    /// by name that ctl does not trust or that another daemon answers.
     Denied = 77,
 }
 
@@ -52,7 +52,8 @@ Exit codes:
   75  the deadline passed before the daemon answered
   76  protocol error: incompatible version or a reply that could not be read
   77  permission denied: by the socket's file mode, by the daemon's peer policy, or by
-      ctl, for a socket in /run that another user could have put there";
+      ctl, for a socket in /run that another user could have put there or that is a
+      symbolic link, or for a daemon found by name that answers as another name";
 
 #[cfg(test)]
 mod tests {

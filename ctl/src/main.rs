@@ -123,7 +123,12 @@ async fn run(cli: Cli, started: Instant) -> Exit {
             return failed(&out, &CtlError::from(err));
         }
     };
-    out.socket = lookup.found.first().or(lookup.looked.first()).cloned();
+    out.socket = lookup
+        .found
+        .first()
+        .map(|f| &f.path)
+        .or(lookup.looked.first())
+        .cloned();
 
     let result = async {
         if lookup.found.is_empty() {
@@ -137,7 +142,11 @@ async fn run(cli: Cli, started: Instant) -> Exit {
                 },
             });
         }
-        let session = Session::open_first(&lookup.found, started, global.timeout).await?;
+        let name = match &parsed {
+            Target::Name(name) => Some(name.as_str()),
+            Target::Path(_) => None,
+        };
+        let session = Session::open_first(&lookup.found, name, started, global.timeout).await?;
         let reply = match &cli.command {
             Command::Status(_) => Reply::Status(session.status().await?),
             Command::Reload(_) => Reply::Reload(session.reload().await?),

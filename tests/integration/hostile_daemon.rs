@@ -27,6 +27,7 @@ fn fake_daemon(sb: &Sandbox, name: &str, connections: usize, answer: Answer) {
     std::fs::create_dir_all(sb.socket_dir()).unwrap();
     let listener = UnixListener::bind(sb.socket_dir().join(format!("{name}.sock"))).unwrap();
     listener.set_nonblocking(true).unwrap();
+    let name = name.to_owned();
     std::thread::spawn(move || {
         for _ in 0..connections {
             let started = Instant::now();
@@ -53,13 +54,29 @@ fn fake_daemon(sb: &Sandbox, name: &str, connections: usize, answer: Answer) {
                 else {
                     continue;
                 };
-                let reply = answer(&request.message, request.id);
+                let mut reply = answer(&request.message, request.id);
+                if matches!(request.message, ControlRequest::Hello { .. }) {
+                    reply = named(reply, &name);
+                }
                 if stream.write_all(&frame(&reply)).is_err() {
                     break;
                 }
             }
         }
     });
+}
+
+/// `reply` with the name of [`hello`] replaced by `name`: `ctl` talks on to a daemon found by
+/// name only if it answers as that name. Any other reply is kept as it is.
+fn named(reply: Vec<u8>, name: &str) -> Vec<u8> {
+    let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(&reply) else {
+        return reply;
+    };
+    match doc.pointer_mut("/message/Ok/Hello/name") {
+        Some(field) if field == "fake" => *field = name.into(),
+        _ => return reply,
+    }
+    serde_json::to_vec(&doc).unwrap()
 }
 
 /// The reply frame's payload for `message`, exactly as tarpc encodes it.

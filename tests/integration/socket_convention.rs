@@ -196,3 +196,115 @@ fn missing_ok_does_not_hide_a_daemon_that_listens_elsewhere() {
     assert!(skipped.stdout.contains("nothing to do"), "{skipped}");
     ctl(&sb, &["rotate", &name]).expect_code(69);
 }
+
+/// Starts the demo as root with the convention's root in the sandbox: it listens at
+/// `RUN/ctl/NAME.sock`, or where `extra` says. Waits until it accepts at `socket`.
+fn start_as_root(sb: &Sandbox, name: &str, socket: PathBuf, extra: &[&str]) -> Daemon {
+    let log = sb.path(&format!("{name}.log"));
+    let cfg = sb.write_config(&format!("{name}.toml"), &crate::config(&log, 50, "alpha"));
+    let stdout = sb.path(&format!("{name}.stdout"));
+    let stderr = sb.path(&format!("{name}.stderr"));
+    let daemon = Daemon {
+        child: Command::new(&bins().demo)
+            .args(["--name", name, "--config", cfg.to_str().unwrap()])
+            .args(extra)
+            .env_remove("CTL_SOCKET_DIR")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env("CTL_RUN_DIR", sb.path("run"))
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("spawn demo-daemon"),
+        socket,
+        stdout,
+        stderr,
+    };
+    daemon.wait_ready();
+    daemon
+}
+
+/// The daemon's user owns `RUN/xd`, as `RuntimeDirectory=xd` with `User=nobody` makes it, and
+/// names its socket a link to root's daemon `other`: root's `ctl drain xd` must not reach
+/// `other`, which nobody gets 77 from when asking it directly.
+#[test]
+fn a_link_planted_at_a_daemons_place_is_refused_and_not_followed() {
+    if !require_root() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let run = run_dir(&sb);
+    let other = start_as_root(&sb, "other", run.join("ctl/other.sock"), &[]);
+    give_to_nobody(&run.join("xd"), 0o755);
+    let planted = run.join("xd/ctl.sock");
+    // Planted by nobody, as nobody would.
+    let plant = Command::new("setpriv")
+        .arg(format!("--reuid={NOBODY}"))
+        .arg(format!("--regid={NOBODY}"))
+        .arg("--clear-groups")
+        .args(["ln", "-s", "../ctl/other.sock"])
+        .arg(&planted)
+        .status()
+        .unwrap();
+    assert!(plant.success());
+    assert_eq!(
+        std::fs::symlink_metadata(&planted).unwrap().uid(),
+        NOBODY,
+        "the link is nobody's"
+    );
+
+    for args in [&["drain", "xd"][..], &["--missing-ok", "drain", "xd"]] {
+        let refused = ctl(&sb, args).expect_code(77);
+        assert!(
+            refused.stderr.contains(planted.to_str().unwrap())
+                && refused.stderr.contains("symbolic link"),
+            "{refused}"
+        );
+    }
+    let listed = ctl(&sb, &["--json", "list"]).expect_code(0);
+    let states = tests::list_states(&listed.json())
+        .into_iter()
+        .map(|(n, s)| (n.to_owned(), s.to_owned()))
+        .collect::<Vec<_>>();
+    assert!(
+        states.contains(&("xd".to_owned(), "untrusted".to_owned())),
+        "{listed}"
+    );
+
+    let status = ctl(&sb, &["--json", "status", "other"]).expect_code(0);
+    let doc = status.json();
+    assert_eq!(doc["result"]["pid"], other.pid(), "{status}");
+    assert_eq!(doc["result"]["draining"], false, "other was drained: {status}");
+}
+
+/// A daemon named beta answering where alpha is looked for (started with another name, or a
+/// place pointed at it) is not taken for alpha: 77, naming what answered.
+#[test]
+fn another_daemon_answering_at_a_names_place_is_refused_naming_it() {
+    if !require_root() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let run = run_dir(&sb);
+    let socket = run.join("ctl/alpha.sock");
+    let beta = start_as_root(
+        &sb,
+        "beta",
+        socket.clone(),
+        &["--socket", socket.to_str().unwrap()],
+    );
+
+    let refused = ctl(&sb, &["drain", "alpha"]).expect_code(77);
+    let pid = format!("pid {}", beta.pid());
+    for part in ["\"beta\"", pid.as_str(), "not alpha", socket.to_str().unwrap()] {
+        assert!(refused.stderr.contains(part), "{part:?} missing: {refused}");
+    }
+    let json = ctl(&sb, &["--json", "--missing-ok", "drain", "alpha"]).expect_code(77);
+    assert_eq!(json.json()["error"]["kind"], "wrong_daemon", "{json}");
+
+    // By its socket path it is taken as given, and shows its name.
+    let by_path = ctl(&sb, &["--json", "status", socket.to_str().unwrap()]).expect_code(0);
+    assert_eq!(by_path.json()["daemon"]["name"], "beta", "{by_path}");
+    assert_eq!(by_path.json()["result"]["draining"], false, "{by_path}");
+}
