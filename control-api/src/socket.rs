@@ -1028,7 +1028,10 @@ mod tests {
         };
         assert_eq!(
             api.found,
-            [checked(run.join("ctl/api.sock")), checked(own.join("ctl.sock"))]
+            [
+                checked(run.join("ctl/api.sock")),
+                checked(own.join("ctl.sock"))
+            ]
         );
         assert_eq!(
             api.looked.len(),

@@ -6,6 +6,7 @@
 //! mismatch is [`CtlError::WrongReply`].
 
 use crate::error::CtlError;
+use control_api::socket::{self, CheckError, Found, Untrusted};
 use control_api::{
     wire, ControlRequest, ControlResponse, DrainReply, DrainRequest, Hello, HelloRequest,
     LogLevelReply, LogLevelRequest, OpError, Operation, ReloadReply, ReloadRequest, ResumeReply,
@@ -15,7 +16,6 @@ use control_api::{
     CallRequest, CheckReply, CheckRequest, CountersReply, CountersRequest, DescribeRequest,
     Description,
 };
-use control_api::socket::{self, CheckError, Found, Untrusted};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

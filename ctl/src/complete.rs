@@ -3,6 +3,13 @@
 //! asks `ctl __complete` at TAB time: daemon names from the places `ctl list` reads, socket
 //! paths for a word with `/`, and the commands the daemon's `describe` lists.
 //!
+//! What `ctl __complete` prints is one candidate a line, each a word `ctl` would accept there:
+//! a daemon name valid as a target ([`socket::validate_name`]), a command name valid by the
+//! command-name rule, a socket path with no character that cannot be shown on one line. Names
+//! come from file names another user may have chosen and from a daemon's reply, so each
+//! wrapper quotes what it inserts (bash with `printf %q`, zsh's and fish's own quoting): a
+//! planted `w;touch PWNED;x.sock` is inserted as one word, never run.
+//!
 //! Why a hidden subcommand and not clap_complete's dynamic completion (`CompleteEnv`): that is
 //! behind an unstable feature whose API still changes between 4.5 releases (the floor this
 //! workspace promises), and its completers see only the word being completed, not the TARGET
@@ -10,7 +17,7 @@
 //! index, and ctl, which knows its own grammar, decides.
 
 use crate::client::Session;
-use control_api::socket::{SocketEnv, Target};
+use control_api::socket::{self, SocketEnv, Target};
 use control_api::OperationKind;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -55,7 +62,14 @@ _ctl_dynamic() {
     if out=$(ctl __complete "$COMP_CWORD" "${COMP_WORDS[@]}" 2>/dev/null); then
         compopt +o default +o bashdefault 2>/dev/null
         COMPREPLY=()
-        [[ -n "$out" ]] && mapfile -t COMPREPLY <<<"$out"
+        local -a found
+        local word quoted
+        [[ -n "$out" ]] && mapfile -t found <<<"$out"
+        # Inserted as they are, so quoted here: a file name is anyone's choice.
+        for word in "${found[@]}"; do
+            printf -v quoted '%q' "$word"
+            COMPREPLY+=("$quoted")
+        done
         # A directory is completed further: no space after it.
         [[ "${COMPREPLY[0]}" == */ ]] && compopt -o nospace 2>/dev/null
         return 0
@@ -72,21 +86,26 @@ _ctl() {
     if out=$(ctl __complete $((CURRENT - 1)) "${words[@]}" 2>/dev/null); then
         local -a candidates
         candidates=("${(@f)out}")
-        compadd -Q -S '' -- "${(@M)candidates:#*/}"
-        compadd -Q -- "${(@)candidates:#*/}"
+        # Not -Q: zsh quotes what it inserts, and a file name is anyone's choice.
+        compadd -S '' -- "${(@M)candidates:#*/}"
+        compadd -- "${(@)candidates:#*/}"
         return 0
     fi
     _ctl_static "$@"
 }
 "#;
 
-const FISH: &str = r#"# Daemon names, socket paths and a daemon's commands, asked of ctl at TAB time.
+const FISH: &str = r#"# Daemon names, socket paths and a daemon's commands, asked of ctl at TAB time
+# (fish quotes what it inserts).
+# The word at the cursor quoted, so that an empty one still counts as a word.
 function __ctl_dynamic
-    set -l words (commandline -opc) (commandline -ct)
+    set -l current (commandline -ct)
+    set -l words (commandline -opc) "$current"
     ctl __complete (math (count $words) - 1) $words 2>/dev/null
 end
 function __ctl_dynamic_applies
-    set -l words (commandline -opc) (commandline -ct)
+    set -l current (commandline -ct)
+    set -l words (commandline -opc) "$current"
     ctl __complete (math (count $words) - 1) $words >/dev/null 2>/dev/null
 end
 complete -c ctl -n __ctl_dynamic_applies -f -a '(__ctl_dynamic)'
@@ -163,7 +182,7 @@ pub async fn candidates(slot: Slot<'_>) -> Option<Vec<String>> {
     let mut found = match slot {
         Slot::Other => return None,
         Slot::Target(word) => {
-            let word = word.to_owned();
+            let word = unquote(word);
             on_a_thread(move || {
                 if word.contains('/') {
                     socket_paths(&word, |path| std::fs::metadata(path))
@@ -175,13 +194,48 @@ pub async fn candidates(slot: Slot<'_>) -> Option<Vec<String>> {
         Slot::Command { target, .. } => commands(target).await,
     };
     let word = match slot {
-        Slot::Target(word) | Slot::Command { word, .. } => word,
-        Slot::Other => "",
+        Slot::Target(word) | Slot::Command { word, .. } => unquote(word),
+        Slot::Other => String::new(),
     };
-    found.retain(|c| c.starts_with(word));
+    found.retain(|c| c.starts_with(&word) && shows_on_one_line(c));
     found.sort();
     found.dedup();
     Some(found)
+}
+
+/// `word` as the shell would pass it on: backslash escapes and quotes removed, as the wrappers
+/// insert them (`/tmp/a\ b/` is the directory `/tmp/a b/`).
+fn unquote(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    let mut quote = None;
+    let mut chars = word.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, '\\') | (Some('"'), '\\') => out.extend(chars.next()),
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (_, c) => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether `candidate` can be one line of `__complete`'s output and be shown as it is: no
+/// control character (a newline would make two candidates of it) nor any other character
+/// [`control_api::text::needs_escape`] names, a backslash aside.
+fn shows_on_one_line(candidate: &str) -> bool {
+    !candidate.contains(|c| control_api::text::needs_escape(c) && c != '\\')
+}
+
+/// The command-name rule the server applies when a daemon binds a command (1 to 64 ASCII
+/// letters, digits, `-` or `_`, starting with a letter): a name that breaks it cannot come from
+/// a daemon built with `control-server`, and is never offered.
+fn is_command_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.as_bytes()[0].is_ascii_alphabetic()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
 }
 
 /// Runs `list` (which reads directories) on a thread of its own and gives up after
@@ -201,15 +255,16 @@ fn on_a_thread(list: impl FnOnce() -> Vec<String> + Send + 'static) -> Vec<Strin
     rx.recv_timeout(DESCRIBE_TIMEOUT).unwrap_or_default()
 }
 
-/// The names `ctl list` shows and `ctl` would talk to: not those the trust rule refuses (a
-/// socket in a directory others can write to), which `ctl status NAME` refuses too.
+/// The names `ctl list` shows and `ctl` would talk to: valid names (a socket file's name is
+/// anyone's choice in a directory others can write to), and not those the trust rule refuses
+/// (a socket in a directory others can write to), which `ctl status NAME` refuses too.
 fn daemon_names() -> Vec<String> {
     SocketEnv::from_process()
         .list()
         .map(|listed| {
             listed
                 .into_iter()
-                .filter(|l| l.trust.is_ok())
+                .filter(|l| l.trust.is_ok() && socket::validate_name(&l.name).is_ok())
                 .map(|l| l.name)
                 .collect()
         })
@@ -270,7 +325,8 @@ async fn commands(target: &str) -> Vec<String> {
             described
                 .operations
                 .into_iter()
-                .filter(|op| op.kind == OperationKind::Command)
+                // The daemon's reply: only names `ctl call` would take.
+                .filter(|op| op.kind == OperationKind::Command && is_command_name(&op.name))
                 .map(|op| op.name)
                 .collect(),
         )
@@ -326,6 +382,30 @@ mod tests {
         let mut followed = followed.into_inner();
         followed.sort();
         assert_eq!(followed, ["dangling", "to-sub", "to-web.sock"]);
+    }
+
+    #[test]
+    fn only_words_ctl_would_take_are_offered_and_typed_quotes_are_read() {
+        assert_eq!(unquote(r"/tmp/a\ b/"), "/tmp/a b/");
+        assert_eq!(unquote(r#"'/tmp/a b'/c"d\"e""#), r#"/tmp/a b/cd"e"#);
+        assert_eq!(unquote("plain"), "plain");
+        for good in ["stats", "set-message", "a_1", &"x".repeat(64)] {
+            assert!(is_command_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "$(touch PWNED4)",
+            "1st",
+            "-x",
+            "a;b",
+            "a b",
+            &"x".repeat(65),
+        ] {
+            assert!(!is_command_name(bad), "{bad:?}");
+        }
+        assert!(shows_on_one_line("/tmp/w;touch PWNED;x.sock"));
+        assert!(!shows_on_one_line("/tmp/a\nb.sock"));
+        assert!(!shows_on_one_line("/tmp/\u{202e}kcos.x"));
     }
 
     #[test]

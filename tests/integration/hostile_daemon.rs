@@ -393,3 +393,77 @@ fn daemon_text_never_reaches_the_output_as_terminal_escapes() {
         "\x1b]0;owned\x07\x1b[2Jbroken"
     );
 }
+
+/// Answers hello correctly and `describe` with two commands: one whose name is shell code, one
+/// valid.
+fn describes_a_command_named_shell_code(request: &ControlRequest, id: u64) -> Vec<u8> {
+    use control_api::{Access, Description, OperationInfo, OperationKind};
+    let command = |name: &str| OperationInfo {
+        name: name.into(),
+        doc: "a command".into(),
+        access: Access::Read,
+        kind: OperationKind::Command,
+        args: serde_json::json!({}),
+        reply: serde_json::json!({}),
+    };
+    match request {
+        ControlRequest::Hello { .. } => hello(id),
+        _ => encode(
+            id,
+            ControlResponse::Describe(Ok(Description {
+                operations: vec![command("$(touch PWNED4)"), command("stats")],
+            })),
+        ),
+    }
+}
+
+/// A daemon's reply names a command `$(touch PWNED4)`: TAB after `ctl call NAME` offers only
+/// the names `ctl call` would take, in bash and (where installed) fish, and nothing runs.
+#[test]
+fn completion_never_offers_a_daemons_command_name_that_is_shell_code() {
+    let sb = Sandbox::new();
+    fake_daemon(&sb, "cmdnames", 1, describes_a_command_named_shell_code);
+    let pwned = sb.path("PWNED4");
+    let (offered, entered) =
+        crate::operator::bash_complete_and_enter(&sb, "ctl call cmdnames ", |cmd| {
+            cmd.env("CTL_SOCKET_DIR", sb.socket_dir());
+        });
+    assert_eq!(offered, ["stats"], "{entered:?}");
+    assert!(!pwned.exists(), "the completion ran code: {offered:?}");
+
+    if !tests::have_program("fish") {
+        return;
+    }
+    // Asked twice: whether ctl adds anything there, then what.
+    fake_daemon(
+        &sb,
+        "cmdnames-fish",
+        2,
+        describes_a_command_named_shell_code,
+    );
+    let script = sb.path("ctl.fish");
+    std::fs::write(
+        &script,
+        sb.ctl(&["completions", "fish"]).expect_code(0).stdout,
+    )
+    .unwrap();
+    let ctl_dir = bins().ctl.parent().unwrap().to_owned();
+    let done = run(Command::new("fish")
+        .args(["--no-config", "-c"])
+        .arg("source $SCRIPT; complete -C 'ctl call cmdnames-fish '")
+        .current_dir(sb.dir.path())
+        .env("SCRIPT", &script)
+        .env("CTL_SOCKET_DIR", sb.socket_dir())
+        .env(
+            "PATH",
+            format!("{}:{}", ctl_dir.display(), std::env::var("PATH").unwrap()),
+        ))
+    .expect_code(0);
+    let offered: Vec<&str> = done
+        .stdout
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or(l))
+        .collect();
+    assert_eq!(offered, ["stats"], "{done}");
+    assert!(!pwned.exists(), "the completion ran code: {done}");
+}

@@ -388,6 +388,18 @@ fn bash_complete(sb: &Sandbox, line: &str) -> Vec<String> {
 
 /// [`bash_complete`] with the environment `env` sets for ctl (where it looks for sockets).
 fn bash_complete_in(sb: &Sandbox, line: &str, env: impl FnOnce(&mut Command)) -> Vec<String> {
+    bash_complete_and_enter(sb, line, env).0
+}
+
+/// What bash completes for `line`, as [`bash_complete_in`], and the words bash reads from
+/// each completion once it is inserted and the line is run (Enter), each completion run as
+/// `printf` arguments by a bash whose working directory is the sandbox: whatever a completion
+/// would make the shell do, it does there.
+pub(crate) fn bash_complete_and_enter(
+    sb: &Sandbox,
+    line: &str,
+    env: impl FnOnce(&mut Command),
+) -> (Vec<String>, Vec<String>) {
     let script = sb.path("ctl.bash");
     if !script.exists() {
         let text = sb.ctl(&["completions", "bash"]).expect_code(0).stdout;
@@ -408,6 +420,9 @@ COMP_LINE={line:?}
 COMP_POINT=${{#COMP_LINE}}
 "$fn" ctl "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WORDS[COMP_CWORD-1]}}"
 printf '%s\n' "${{COMPREPLY[@]}}"
+for inserted in "${{COMPREPLY[@]}}"; do
+    eval "printf 'entered:%s\\n' $inserted"
+done
 "#,
         words = quoted.join(" "),
         cword = words.len() - 1,
@@ -415,6 +430,7 @@ printf '%s\n' "${{COMPREPLY[@]}}"
     let ctl_dir = bins().ctl.parent().unwrap().to_owned();
     let mut cmd = Command::new("bash");
     cmd.args(["--norc", "--noprofile", "-c", &driver])
+        .current_dir(sb.dir.path())
         .env("SCRIPT", &script)
         .env(
             "PATH",
@@ -422,11 +438,18 @@ printf '%s\n' "${{COMPREPLY[@]}}"
         );
     env(&mut cmd);
     let done = run(&mut cmd).expect_code(0);
-    done.stdout
+    let (entered, offered): (Vec<&str>, Vec<&str>) = done
+        .stdout
         .lines()
         .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect()
+        .partition(|l| l.starts_with("entered:"));
+    (
+        offered.into_iter().map(str::to_owned).collect(),
+        entered
+            .into_iter()
+            .map(|l| l["entered:".len()..].to_owned())
+            .collect(),
+    )
 }
 
 #[test]
@@ -515,6 +538,40 @@ fn bash_completion_offers_no_name_the_trust_rule_refuses() {
     ctl(&["status", "planted"]).expect_code(77);
     assert_eq!(bash_complete_in(&sb, "ctl status ", env), ["trusted"]);
     assert!(bash_complete_in(&sb, "ctl status pl", env).is_empty());
+}
+
+/// A stale socket another user named `w;touch PWNED;x.sock` in a sticky directory anyone may
+/// write to: TAB offers it as one quoted path (never as a daemon name, which it is not), and
+/// the line with it runs nothing.
+#[test]
+fn bash_completion_inserts_a_planted_socket_name_as_one_quoted_word() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let sticky = sb.path("tmp");
+    std::fs::create_dir(&sticky).unwrap();
+    std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let planted = sticky.join("w;touch PWNED;x.sock");
+    tests::make_stale_socket(&planted);
+    let _alpha = crate::start_demo(&sb, "alpha", 50, &[]);
+    let pwned = sb.path("PWNED");
+
+    // As a socket path: offered quoted, read back as exactly that path.
+    let (offered, entered) =
+        bash_complete_and_enter(&sb, &format!("ctl status {}/w", sticky.display()), |cmd| {
+            cmd.env("CTL_SOCKET_DIR", sb.socket_dir());
+        });
+    assert_eq!(offered.len(), 1, "{offered:?}");
+    assert_eq!(entered, [planted.to_str().unwrap()], "{offered:?}");
+    assert!(!pwned.exists(), "the completion ran code: {offered:?}");
+
+    // As a daemon name from that directory: not a name ctl accepts, so not offered.
+    let (offered, entered) = bash_complete_and_enter(&sb, "ctl status ", |cmd| {
+        cmd.env("CTL_SOCKET_DIR", &sticky);
+    });
+    assert_eq!(offered, Vec::<String>::new(), "{entered:?}");
+    assert!(!pwned.exists(), "the completion ran code: {offered:?}");
+    // The valid names are still there.
+    assert_eq!(bash_complete(&sb, "ctl status "), ["alpha"]);
 }
 
 #[test]

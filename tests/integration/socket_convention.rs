@@ -275,7 +275,10 @@ fn a_link_planted_at_a_daemons_place_is_refused_and_not_followed() {
     let status = ctl(&sb, &["--json", "status", "other"]).expect_code(0);
     let doc = status.json();
     assert_eq!(doc["result"]["pid"], other.pid(), "{status}");
-    assert_eq!(doc["result"]["draining"], false, "other was drained: {status}");
+    assert_eq!(
+        doc["result"]["draining"], false,
+        "other was drained: {status}"
+    );
 }
 
 /// A daemon named beta answering where alpha is looked for (started with another name, or a
@@ -297,7 +300,12 @@ fn another_daemon_answering_at_a_names_place_is_refused_naming_it() {
 
     let refused = ctl(&sb, &["drain", "alpha"]).expect_code(77);
     let pid = format!("pid {}", beta.pid());
-    for part in ["\"beta\"", pid.as_str(), "not alpha", socket.to_str().unwrap()] {
+    for part in [
+        "\"beta\"",
+        pid.as_str(),
+        "not alpha",
+        socket.to_str().unwrap(),
+    ] {
         assert!(refused.stderr.contains(part), "{part:?} missing: {refused}");
     }
     let json = ctl(&sb, &["--json", "--missing-ok", "drain", "alpha"]).expect_code(77);

@@ -296,6 +296,27 @@ pub fn require_root() -> bool {
     false
 }
 
+/// Whether `program` is on the PATH. Without it, prints that the test part needing it is
+/// skipped, except under CI (`CI` set), where it panics: `.ci/run` installs it.
+#[track_caller]
+pub fn have_program(program: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        let at = std::panic::Location::caller();
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{at}: this test needs {program} (.ci/run installs it), and CI must run it"
+        );
+        eprintln!("skipped ({at}): no {program} here");
+    }
+    found
+}
+
 /// The Python that `.ci/run` installs `prometheus_client` into.
 pub const PROMETHEUS_PYTHON: &str = "/opt/ctl-ci/venv/bin/python3";
 
