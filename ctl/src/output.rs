@@ -2,9 +2,12 @@
 //! from the typed replies, nothing but errors with `--quiet`. A closed stdout (`ctl status | head
 //! -1`) is not an error; any other failure to write it is ([`CtlError::Output`], exit 74).
 //!
-//! Text a daemon supplied never reaches a terminal as control characters: human output (stdout
-//! and stderr) has them removed ([`clean`]), on a terminal or not, because text saved from a pipe
-//! ends up on a terminal later too. `--json` keeps the daemon's text exact, escaped.
+//! Text a daemon supplied is shown in human output (stdout and stderr) only through [`clean`],
+//! which is [`control_api::text::escape`]: a newline, a control character or a bidi override in
+//! it is written as a visible escape, on a terminal or not (text saved from a pipe ends up on a
+//! terminal later too), so a daemon can neither forge rows nor reorder or hide what is shown.
+//! Each string of a reply is escaped on its own, so ctl's own line breaks and colours stay.
+//! `--json` keeps the daemon's text exact, escaped as JSON escapes it.
 
 use crate::cli::Global;
 use crate::error::CtlError;
@@ -201,30 +204,35 @@ impl Output<'_> {
     }
 }
 
-/// The human text for a reply, with the daemon's control characters removed.
+/// The human text for a reply, each string of the daemon's escaped.
 fn human(hello: &Hello, reply: &Reply, paint: Paint) -> String {
     match reply {
-        // Carries ctl's own colours, so it cleans each piece of daemon text itself.
+        // Carries ctl's own colours.
         Reply::Status(s) => status(s, paint),
-        other => clean(&plain(hello, other)).into_owned(),
+        other => plain(hello, other),
     }
 }
 
-/// The human text for a reply without colours, exactly as the daemon's text reads.
+/// The human text for a reply without colours, each string of the daemon's escaped.
 fn plain(hello: &Hello, reply: &Reply) -> String {
-    let name = &hello.name;
+    let name = &*clean(&hello.name);
     match reply {
         Reply::Hello => format!(
             "{name} {} (pid {}), protocol {}; supports: {}",
-            hello.version,
+            clean(&hello.version),
             hello.pid,
             hello.protocol,
-            hello.operations.join(", ")
+            hello
+                .operations
+                .iter()
+                .map(|op| clean(op))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Reply::Reload(r) => {
             let mut line = format!("{name}: reloaded; configuration generation {} is active", r.generation);
             if !r.summary.is_empty() {
-                line.push_str(&format!(" ({})", r.summary));
+                line.push_str(&format!(" ({})", clean(&r.summary)));
             }
             if r.joined {
                 line.push_str("; this request shared a reload another caller asked for");
@@ -239,11 +247,11 @@ fn plain(hello: &Hello, reply: &Reply) -> String {
         Reply::Check(r) => format!(
             "{name}: the configuration is valid; a reload would apply: {} (generation {} stays \
              active until then)",
-            r.summary, r.generation
+            clean(&r.summary), r.generation
         ),
         Reply::Counters(r) => counters(name, r),
         Reply::Exposition(r) => {
-            let (text, skipped) = crate::prometheus::exposition(name, &r.counters);
+            let (text, skipped) = crate::prometheus::exposition(&hello.name, &r.counters);
             for name in skipped {
                 print_err(&format!(
                     "ctl: counters: {name} left out: its metric name is taken by another counter"
@@ -258,9 +266,9 @@ fn plain(hello: &Hello, reply: &Reply) -> String {
                 if r.files.len() == 1 { "" } else { "s" }
             );
             for f in &r.files {
-                out.push_str(&format!("\n  {}: ", f.path.display()));
+                out.push_str(&format!("\n  {}: ", control_api::text::escape_path(&f.path)));
                 match (&f.error, f.old, f.new) {
-                    (Some(err), _, _) => out.push_str(&format!("NOT reopened, still writing to the old file: {err}")),
+                    (Some(err), _, _) => out.push_str(&format!("NOT reopened, still writing to the old file: {}", clean(err))),
                     (None, Some(old), Some(new)) if old == new => {
                         out.push_str("same file as before (it had not been renamed)")
                     }
@@ -288,8 +296,8 @@ fn plain(hello: &Hello, reply: &Reply) -> String {
         Reply::Resume(r) if r.was_draining => format!("{name}: resumed; taking new work again"),
         Reply::Resume(_) => format!("{name}: not draining; nothing to resume"),
         Reply::LogLevel(r) => match &r.previous {
-            Some(previous) => format!("{name}: log filter is now `{}` (was `{previous}`)", r.filter),
-            None => format!("{name}: log filter is `{}`", r.filter),
+            Some(previous) => format!("{name}: log filter is now `{}` (was `{}`)", clean(&r.filter), clean(previous)),
+            None => format!("{name}: log filter is `{}`", clean(&r.filter)),
         },
         Reply::Describe(d) => describe(name, d),
         Reply::Call(value) => key_values(value),
@@ -301,13 +309,14 @@ fn counters(name: &str, r: &CountersReply) -> String {
     if r.counters.is_empty() {
         return format!("{name}: no counters");
     }
-    let width = r.counters.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    let names: Vec<Cow<str>> = r.counters.iter().map(|c| clean(&c.name)).collect();
+    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
     let values: Vec<String> = r.counters.iter().map(|c| c.value.to_string()).collect();
     let value_width = values.iter().map(String::len).max().unwrap_or(0);
-    r.counters
+    names
         .iter()
         .zip(&values)
-        .map(|(c, v)| format!("{:width$}  {v:>value_width$}", c.name))
+        .map(|(n, v)| format!("{n:width$}  {v:>value_width$}"))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -317,7 +326,7 @@ fn describe(name: &str, d: &Description) -> String {
     let width = d
         .operations
         .iter()
-        .map(|op| op.name.len())
+        .map(|op| clean(&op.name).chars().count())
         .max()
         .unwrap_or(0);
     let mut out = String::new();
@@ -342,14 +351,19 @@ fn describe(name: &str, d: &Description) -> String {
         for op in ops {
             out.push_str(&format!(
                 "\n  {:width$}  {:7}  {}",
-                op.name,
+                clean(&op.name),
                 op.access.as_str(),
-                op.doc
+                clean(&op.doc)
             ));
             if kind == OperationKind::Command {
                 for (arg, ty, required) in control_api::args::arguments(&op.args) {
                     let required = if required { "required" } else { "optional" };
-                    out.push_str(&format!("\n  {:width$}    {arg}: {ty}, {required}", ""));
+                    out.push_str(&format!(
+                        "\n  {:width$}    {}: {}, {required}",
+                        "",
+                        clean(&arg),
+                        clean(&ty)
+                    ));
                 }
             }
         }
@@ -360,16 +374,20 @@ fn describe(name: &str, d: &Description) -> String {
 /// A command's reply as aligned `key  value` lines; a reply that is not an object, as JSON.
 fn key_values(value: &Value) -> String {
     let Value::Object(map) = value else {
-        return value.to_string();
+        return clean(&value.to_string()).into_owned();
     };
-    let width = map.keys().map(String::len).max().unwrap_or(0);
+    let width = map
+        .keys()
+        .map(|k| clean(k).chars().count())
+        .max()
+        .unwrap_or(0);
     map.iter()
         .map(|(key, value)| {
             let text = match value {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
+                Value::String(s) => clean(s).into_owned(),
+                other => clean(&other.to_string()).into_owned(),
             };
-            format!("{key:width$}  {text}")
+            format!("{:width$}  {text}", clean(key))
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -457,10 +475,7 @@ fn status(s: &Status, paint: Paint) -> String {
         row("last reload".into(), v);
     }
     for f in &s.log_files {
-        row(
-            "log file".into(),
-            clean(&f.display().to_string()).into_owned(),
-        );
+        row("log file".into(), control_api::text::escape_path(f));
     }
     // The typed fields in the daemon's order; from an older daemon, its text fields.
     if s.values.is_empty() {
@@ -488,16 +503,12 @@ fn status(s: &Status, paint: Paint) -> String {
     out
 }
 
-/// Removes what could drive a terminal from text a daemon supplied: C0 control characters
-/// (ESC, CR, BEL, ...) except newline and tab, DEL, and C1 control characters (which some
-/// terminals read as CSI and OSC).
+/// Text a daemon (or another user) supplied, fit for one row of human output: the one helper
+/// for it, [`control_api::text::escape`]. Newlines (which would forge rows), control characters
+/// (which drive a terminal), bidi overrides and invisible characters (which reorder or hide
+/// text) are written as visible escapes, and a backslash doubled.
 pub fn clean(text: &str) -> Cow<'_, str> {
-    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
-    if text.contains(unsafe_char) {
-        Cow::Owned(text.chars().filter(|&c| !unsafe_char(c)).collect())
-    } else {
-        Cow::Borrowed(text)
-    }
+    control_api::text::escape(text)
 }
 
 fn bytes(n: u64) -> String {
@@ -600,9 +611,9 @@ pub fn write_out(bytes: &[u8]) -> Result<(), CtlError> {
     }
 }
 
-/// Writes a line to stderr, with control characters removed: it carries daemon-supplied
-/// error text, and never ctl's own colours. A failure is ignored: there is nowhere left to
-/// report it, and the exit code still tells.
+/// Writes a line to stderr, escaped with [`clean`] as a whole: it carries daemon-supplied
+/// error text and is one line, never with ctl's own colours or line breaks. A failure is
+/// ignored: there is nowhere left to report it, and the exit code still tells.
 pub fn print_err(s: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{}", clean(s));
 }
@@ -631,12 +642,12 @@ mod tests {
     }
 
     #[test]
-    fn control_characters_are_removed_but_newline_and_tab_kept() {
+    fn daemon_text_is_escaped_to_stay_on_its_row() {
         assert_eq!(clean("plain text"), "plain text");
         assert!(matches!(clean("plain"), Cow::Borrowed(_)));
-        assert_eq!(clean("\x1b[2Jevil\x07"), "[2Jevil");
-        assert_eq!(clean("a\rb\x7fc\u{9b}31md\u{85}"), "abc31md");
-        assert_eq!(clean("line 1\n\tline 2"), "line 1\n\tline 2");
+        assert_eq!(clean("\x1b[2Jevil\x07"), "\\u{1b}[2Jevil\\u{7}");
+        assert_eq!(clean("line 1\n\tline 2"), "line 1\\n\\tline 2");
+        assert_eq!(clean("abc\u{202e}txt.exe"), "abc\\u{202e}txt.exe");
         assert_eq!(clean("héllo ✓"), "héllo ✓");
     }
 

@@ -366,12 +366,18 @@ fn daemon_text_never_reaches_the_output_as_terminal_escapes() {
         .env("CTL_SOCKET_DIR", sb.socket_dir())
         .env("NO_COLOR", "1"))
     .expect_code(0);
-    assert!(on_tty.stdout.contains("]0;owned[2Jevil"), "{on_tty}");
+    assert!(
+        on_tty.stdout.contains(r"\u{1b}]0;owned\u{7}\u{1b}[2Jevil"),
+        "{on_tty}"
+    );
     assert!(!on_tty.stdout.contains(['\x1b', '\x07']), "{on_tty}");
 
     // Through a pipe too: human output saved to a file ends up on a terminal later.
     let piped = sb.ctl(&["status", "evil"]).expect_code(0);
-    assert!(piped.stdout.contains("]0;owned[2Jevil"), "{piped}");
+    assert!(
+        piped.stdout.contains(r"\u{1b}]0;owned\u{7}\u{1b}[2Jevil"),
+        "{piped}"
+    );
     assert!(!piped.stdout.contains(['\x1b', '\x07']), "{piped}");
 
     // --json keeps the daemon's text exact, escaped as JSON escapes it.
@@ -382,7 +388,12 @@ fn daemon_text_never_reaches_the_output_as_terminal_escapes() {
     // Error text from a daemon, on stderr.
     fake_daemon(&sb, "evil-errors", 2, fails_with_escapes);
     let failed = sb.ctl(&["status", "evil-errors"]).expect_code(1);
-    assert!(failed.stderr.contains("]0;owned[2Jbroken"), "{failed}");
+    assert!(
+        failed
+            .stderr
+            .contains(r"\u{1b}]0;owned\u{7}\u{1b}[2Jbroken"),
+        "{failed}"
+    );
     assert!(!failed.stderr.contains(['\x1b', '\x07']), "{failed}");
     let doc = sb
         .ctl(&["--json", "status", "evil-errors"])
@@ -466,4 +477,122 @@ fn completion_never_offers_a_daemons_command_name_that_is_shell_code() {
         .collect();
     assert_eq!(offered, ["stats"], "{done}");
     assert!(!pwned.exists(), "the completion ran code: {done}");
+}
+
+/// Text that would forge a row of output and reverse what follows it.
+const FORGER: &str = "x\nFORGED  row\u{202e}gnp.exe";
+
+/// Answers every operation with its reply, every string in it [`FORGER`]: hello's name too.
+fn forges_rows(request: &ControlRequest, id: u64) -> Vec<u8> {
+    use control_api::{
+        Access, CountersReply, Description, OperationInfo, OperationKind, ReloadOutcome,
+        StatusField,
+    };
+    let text = || FORGER.to_owned();
+    match request {
+        ControlRequest::Hello { .. } => encode(
+            id,
+            ControlResponse::Hello(Hello {
+                protocol: PROTOCOL_VERSION,
+                name: text(),
+                version: text(),
+                pid: 4242,
+                operations: Operation::ALL.iter().map(|op| op.to_string()).collect(),
+            }),
+        ),
+        ControlRequest::Status { .. } => encode(
+            id,
+            ControlResponse::Status(Ok(Status {
+                name: text(),
+                version: text(),
+                pid: 4242,
+                config_generation: 1,
+                last_reload: Some(ReloadOutcome {
+                    ok: true,
+                    generation: 1,
+                    message: text(),
+                    finished_unix_ms: 0,
+                }),
+                log_files: vec![text().into()],
+                values: vec![StatusField::new(text(), text())],
+                ..Status::default()
+            })),
+        ),
+        ControlRequest::Counters { .. } => encode(
+            id,
+            ControlResponse::Counters(Ok(CountersReply {
+                counters: vec![control_api::types::CounterValue {
+                    name: text(),
+                    kind: control_api::types::CounterKind::Counter,
+                    value: 7,
+                    help: text(),
+                }],
+            })),
+        ),
+        _ => encode(
+            id,
+            ControlResponse::Describe(Ok(Description {
+                operations: [OperationKind::Builtin, OperationKind::Command]
+                    .map(|kind| OperationInfo {
+                        name: text(),
+                        doc: text(),
+                        access: Access::Read,
+                        kind,
+                        args: serde_json::json!({
+                            "type": "object",
+                            "properties": {FORGER: {"type": "string"}},
+                        }),
+                        reply: serde_json::json!({}),
+                    })
+                    .to_vec(),
+            })),
+        ),
+    }
+}
+
+/// Answers hello correctly and `status` with a failure whose reason forges a row.
+fn fails_forging_a_row(request: &ControlRequest, id: u64) -> Vec<u8> {
+    match request {
+        ControlRequest::Hello { .. } => hello(id),
+        _ => encode(id, ControlResponse::Status(Err(OpError::failed(FORGER)))),
+    }
+}
+
+/// A daemon's strings hold newlines and U+202E: `ctl`'s human output shows them escaped, each
+/// on the row it belongs to, in `status`, `counters`, `describe`, `list` and errors; `--json`
+/// keeps them exact.
+#[test]
+fn daemon_text_never_forges_rows_or_reorders_them() {
+    let sb = Sandbox::new();
+    fake_daemon(&sb, "forger", 5, forges_rows);
+    fake_daemon(&sb, "forger-err", 2, fails_forging_a_row);
+    let socket = sb.socket_dir().join("forger.sock");
+    let socket = socket.to_str().unwrap();
+    let shown = "x\\nFORGED  row\\u{202e}gnp.exe";
+    let check = |run: &tests::Run, text: &str| {
+        assert_no_panic(run);
+        assert!(!text.contains('\u{202e}'), "{run}");
+        assert!(
+            !text.lines().any(|l| l.starts_with("FORGED")),
+            "a forged row: {run}"
+        );
+        assert!(text.contains(shown), "the text is shown, escaped: {run}");
+    };
+    for args in [
+        &["status", socket][..],
+        &["counters", socket],
+        &["describe", socket],
+    ] {
+        let run = sb.ctl(args).expect_code(0);
+        check(&run, &run.stdout);
+    }
+    let listed = sb.ctl(&["list"]).expect_code(0);
+    check(&listed, &listed.stdout);
+    assert_eq!(listed.stdout.lines().count(), 2, "one row each: {listed}");
+    let failed = sb.ctl(&["status", "forger-err"]).expect_code(1);
+    check(&failed, &failed.stderr);
+    assert_eq!(failed.stderr.lines().count(), 1, "{failed}");
+
+    let json = sb.ctl(&["--json", "status", socket]).expect_code(0);
+    assert_eq!(json.json()["daemon"]["name"], FORGER, "{json}");
 }
