@@ -217,13 +217,16 @@ impl Session {
         }
     }
 
-    /// Sends `request` and waits for the reply, whatever variant it carries.
+    /// Sends `request` and waits for the reply, whatever variant it carries. A request that
+    /// would not fit in one frame is refused here, naming the limit: the daemon would only
+    /// close the connection on it, and ctl would have nothing better to say than "reset".
     async fn call(
         &self,
         op: Operation,
         ctx: Context,
         request: ControlRequest,
     ) -> Result<ControlResponse, CtlError> {
+        let request = fits_in_a_frame(op, ctx, request)?;
         self.channel
             .call(ctx, request)
             .await
@@ -379,6 +382,36 @@ impl Session {
             }
         }
     }
+}
+
+/// `request` back if, encoded as it goes on the wire (tarpc's envelope with the largest id),
+/// it fits in [`wire::MAX_FRAME_LEN`], the frame a daemon reads; else
+/// [`CtlError::RequestTooLarge`].
+fn fits_in_a_frame(
+    op: Operation,
+    ctx: Context,
+    request: ControlRequest,
+) -> Result<ControlRequest, CtlError> {
+    let message = tarpc::ClientMessage::Request(tarpc::Request {
+        context: ctx,
+        id: u64::MAX,
+        message: request,
+    });
+    let size = serde_json::to_vec(&message).map_or(0, |bytes| bytes.len());
+    let tarpc::ClientMessage::Request(tarpc::Request { message, .. }) = message else {
+        unreachable!("built as a request above")
+    };
+    if size > wire::MAX_FRAME_LEN {
+        return Err(CtlError::RequestTooLarge {
+            operation: match &message {
+                ControlRequest::Call { req } => req.command.clone(),
+                _ => op.as_str().to_owned(),
+            },
+            size,
+            limit: wire::MAX_FRAME_LEN,
+        });
+    }
+    Ok(message)
 }
 
 /// The error for a reply that carries `got` where `asked`'s reply was due.

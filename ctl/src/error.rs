@@ -61,6 +61,20 @@ pub enum CtlError {
         /// The socket.
         path: PathBuf,
     },
+    /// The request would not fit in the frame a daemon reads: nothing was sent.
+    #[error(
+        "the `{operation}` request is {size} bytes encoded, more than the {limit} bytes ({} KiB) \
+         a daemon reads in one request; nothing was sent: pass less (arguments count whole, \
+         as JSON)", .limit / 1024
+    )]
+    RequestTooLarge {
+        /// The operation or command.
+        operation: String,
+        /// The encoded request's size, in bytes.
+        size: usize,
+        /// The frame limit ([`control_api::wire::MAX_FRAME_LEN`]).
+        limit: usize,
+    },
     /// The socket's file mode does not let this user connect.
     #[error("permission denied connecting to {}: the socket's file mode does not let uid {uid} in; run as the daemon's user or root", .path.display())]
     SocketDenied {
@@ -127,7 +141,7 @@ impl CtlError {
     /// The exit code this error means.
     pub fn exit(&self) -> Exit {
         match self {
-            CtlError::Target(_) => Exit::Usage,
+            CtlError::Target(_) | CtlError::RequestTooLarge { .. } => Exit::Usage,
             CtlError::NoDaemon { .. } | CtlError::Connect { .. } | CtlError::Running { .. } => {
                 Exit::NoDaemon
             }
@@ -167,6 +181,7 @@ impl CtlError {
     pub fn kind(&self) -> &'static str {
         match self {
             CtlError::Target(_) => "usage",
+            CtlError::RequestTooLarge { .. } => "too_large",
             CtlError::NoDaemon { .. } | CtlError::Connect { .. } => "no_daemon",
             CtlError::Running { .. } => "not_listening",
             CtlError::SocketDenied { .. } => "denied",

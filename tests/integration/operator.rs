@@ -595,3 +595,43 @@ fn completing_the_commands_of_a_daemon_that_does_not_answer_gives_up_within_a_se
         ["set-message", "stats"]
     );
 }
+
+/// Arguments larger than a daemon reads in one request are refused by ctl before sending,
+/// naming the limit and the size: not a "connection reset" from the daemon closing on them.
+#[test]
+fn a_request_over_the_frame_limit_exits_2_naming_the_limit_and_its_size() {
+    let (sb, daemon) = sandbox_with_daemon("big", 50, &[]);
+    let text = format!("text={}", "a".repeat(70 * 1024));
+    let refused = sb
+        .ctl(&["call", "big", "set-message", &text])
+        .expect_code(2);
+    let limit = control_api::wire::MAX_FRAME_LEN.to_string();
+    for part in [
+        limit.as_str(),
+        "bytes encoded",
+        "`set-message`",
+        "nothing was sent",
+    ] {
+        assert!(refused.stderr.contains(part), "{part:?} missing: {refused}");
+    }
+    let size: usize = refused
+        .stderr
+        .split("request is ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no size in {refused}"));
+    assert!(size > 70 * 1024, "{refused}");
+    let json = sb
+        .ctl(&["--json", "call", "big", "set-message", &text])
+        .expect_code(2);
+    assert_eq!(json.json()["error"]["kind"], "too_large", "{json}");
+    // Nothing reached the daemon, which serves on.
+    daemon.assert_alive();
+    let status = sb.ctl(&["--json", "status", "big"]).expect_code(0);
+    assert_eq!(
+        status.json()["result"]["fields"]["message"],
+        "alpha",
+        "{status}"
+    );
+}
