@@ -572,6 +572,44 @@ fn bash_completion_inserts_a_planted_socket_name_as_one_quoted_word() {
     assert!(!pwned.exists(), "the completion ran code: {offered:?}");
     // The valid names are still there.
     assert_eq!(bash_complete(&sb, "ctl status "), ["alpha"]);
+
+    // zsh: the wrapper hands the path to `compadd` without -Q, so zsh quotes it when it
+    // inserts it. (compadd itself only runs inside a completion widget: here it reports its
+    // arguments.)
+    if !tests::have_program("zsh") {
+        return;
+    }
+    let script = sb.path("_ctl");
+    std::fs::write(
+        &script,
+        sb.ctl(&["completions", "zsh"]).expect_code(0).stdout,
+    )
+    .unwrap();
+    let ctl_dir = bins().ctl.parent().unwrap().to_owned();
+    let driver = format!(
+        r#"source "$SCRIPT" 2>/dev/null
+compadd() {{ print -r -- "compadd $*" }}
+words=(ctl status {dir}/w)
+CURRENT=3
+_ctl"#,
+        dir = sticky.display()
+    );
+    let zsh = run(Command::new("zsh")
+        .args(["-f", "-c", &driver])
+        .current_dir(sb.dir.path())
+        .env("SCRIPT", &script)
+        .env("CTL_SOCKET_DIR", sb.socket_dir())
+        .env(
+            "PATH",
+            format!("{}:{}", ctl_dir.display(), std::env::var("PATH").unwrap()),
+        ));
+    let added = format!("compadd -- {}", planted.display());
+    assert!(zsh.stdout.lines().any(|l| l == added), "{zsh}");
+    assert!(
+        !zsh.stdout.contains("-Q"),
+        "zsh would insert it unquoted: {zsh}"
+    );
+    assert!(!pwned.exists(), "the completion ran code: {zsh}");
 }
 
 #[test]
