@@ -301,8 +301,10 @@ impl Builder {
     /// Tells systemd about readiness, reloads and stopping through `$NOTIFY_SOCKET` when it is
     /// set (`Type=notify` or `Type=notify-reload` units): `READY=1` once serving,
     /// `RELOADING=1` and `MONOTONIC_USEC=` when a reload starts, `READY=1` and `STATUS=` with
-    /// its outcome when it ends, `STOPPING=1` on drain and shutdown. Does nothing when the
-    /// variable is not set.
+    /// its outcome when it ends, `STATUS=` when a drain begins, completes or is undone by
+    /// `resume`, and `STOPPING=1` on shutdown only: systemd takes `STOPPING=1` as the service
+    /// stopping (and kills it after `TimeoutStopSec`), which a drain is not. Does nothing when
+    /// the variable is not set.
     pub fn notify_systemd(mut self, enabled: bool) -> Self {
         self.notify_systemd = enabled;
         self
