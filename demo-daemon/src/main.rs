@@ -263,7 +263,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Registering the log file is all it takes for `ctl rotate` to work. `--disable rotate`
     // plays a daemon that never had rotate support.
     if !args.disable.contains(&Operation::Rotate) {
-        builder = builder.log_file(&log);
+        let rotating = demo.clone();
+        builder = builder.log_file(&log).rotate(move |_ctx| {
+            let rotating = rotating.clone();
+            async move { rotating.rotate().await }
+        });
     }
     if !args.disable.contains(&Operation::LogLevel) {
         builder = builder.log_filter(filter_handle);

@@ -910,3 +910,50 @@ fn a_leftover_kill_hup_in_postrotate_reopens_the_log_and_the_warning_is_in_the_n
     assert_no_gap_from_one(&seqs);
     daemon.assert_alive();
 }
+
+/// A rotate that outlives its caller (the daemon's own reopening is slow; `ctl` gives up at
+/// its deadline, exit 75, as logrotate's postrotate would): the daemon finishes it, logs at
+/// WARN that the caller was not told, and `status` shows it as late.
+#[test]
+fn a_rotate_that_outlives_its_caller_is_logged_and_shows_as_late_in_status() {
+    let sb = Sandbox::new();
+    let log = sb.path("late.log");
+    let gate = sb.path("late.gate");
+    tests::make_gate(&gate);
+    let cfg = sb.write_config(
+        "late.toml",
+        &format!(
+            "{}rotate_gate = {:?}\n",
+            crate::config(&log, 20, "alpha"),
+            gate.display().to_string()
+        ),
+    );
+    let daemon = sb.start_daemon("late", &cfg, &[]);
+    // Five seconds reach the gate on any machine; the gate then holds the call past them.
+    let rotate = crate::ctl_in_background(&sb, &["--timeout", "5s", "rotate", "late"]);
+    wait_for("the rotate to wait at the gate", WAIT, || {
+        daemon
+            .log()
+            .contains("rotate: waiting at the gate")
+            .then_some(())
+    });
+    rotate.join().unwrap().expect_code(75);
+    tests::open_gate(&gate);
+    let line = wait_for("the late rotate to be logged", WAIT, || {
+        daemon
+            .log()
+            .lines()
+            .find(|l| l.contains("rotate finished after its caller's deadline"))
+            .map(str::to_owned)
+    });
+    assert!(line.contains("WARN"), "{line}");
+    let doc = sb.ctl(&["--json", "status", "late"]).expect_code(0).json();
+    let last = &doc["result"]["last_rotate"];
+    assert_eq!(last["ok"], true, "{doc}");
+    assert_eq!(last["late"], true, "{doc}");
+    let text = sb.ctl(&["status", "late"]).expect_code(0).stdout;
+    assert!(
+        text.contains("finished after its caller's deadline: the caller was not told"),
+        "{text}"
+    );
+}
