@@ -129,7 +129,8 @@ pub(crate) async fn bridge_sighup(
             format!("`ctl rotate {name}` after logrotate")
         };
         tracing::warn!(
-            "SIGHUP received: {done}{then}. A signal cannot report back whether this worked;              use {instead}, which do"
+            "SIGHUP received: {done}{then}. A signal cannot report back whether this worked; \
+             use {instead}, which do"
         );
         if !reload {
             if action == Sighup::ReopenLogsAndReload {

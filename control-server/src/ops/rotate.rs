@@ -80,9 +80,14 @@ impl Rotate {
                 1 => "1 log file reopened".to_owned(),
                 n => format!("{n} log files reopened"),
             },
-            Err(OpError::Failed { reason, causes }) if !causes.is_empty() => {
-                format!("{reason}: {}", causes.join("; "))
+            // Each file's own error is in `files`; other causes (the daemon's own rotate's)
+            // only here.
+            Err(OpError::Failed { reason, causes })
+                if !causes.is_empty() && !files.iter().any(|f| f.error.is_some()) =>
+            {
+                format!("{reason}: {}", causes.join(": "))
             }
+            Err(OpError::Failed { reason, .. }) => reason.clone(),
             Err(err) => err.to_string(),
         };
         let late = !sighup && ctx.expired();

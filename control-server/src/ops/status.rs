@@ -30,7 +30,8 @@ impl StatusOp {
         let this = Arc::new(self);
         Entry::builtin(
             Operation::Status,
-            "Show what the daemon is doing: pid, uptime, config generation, last reload, logs",
+            "Show what the daemon is doing: pid, uptime, config generation, last reload and \
+             rotate, log files (and any still written at a renamed path)",
             move |ctx, _: StatusRequest| {
                 let this = this.clone();
                 async move {
