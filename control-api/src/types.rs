@@ -84,6 +84,51 @@ pub struct Status {
     /// prefers them. Added after the first release: absent (empty) from an older daemon.
     #[serde(default)]
     pub values: Vec<StatusField>,
+    /// Outcome of the most recent `rotate` (a caller's or SIGHUP's), if any ran since start.
+    /// Added in the third round: absent (none) from an older daemon.
+    #[serde(default)]
+    pub last_rotate: Option<RotateOutcome>,
+    /// Log files the daemon still writes to although their path no longer names them: renamed
+    /// or deleted, and not reopened (a rotate that failed or never reached the daemon). Added
+    /// in the third round: absent (empty) from an older daemon.
+    #[serde(default)]
+    pub renamed_log_files: Vec<RenamedLogFile>,
+}
+
+/// What the last `rotate` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RotateOutcome {
+    /// Whether every log file was reopened.
+    pub ok: bool,
+    /// In one line: what was reopened, or why it failed.
+    pub message: String,
+    /// Each log file, as the rotate reply lists it (failed ones with their `error`).
+    pub files: Vec<ReopenedFile>,
+    /// When it finished, in milliseconds since the Unix epoch.
+    pub finished_unix_ms: u64,
+    /// It finished after its caller's deadline: the caller was not told the outcome.
+    #[serde(default)]
+    pub late: bool,
+    /// It was run for a SIGHUP, not for a caller.
+    #[serde(default)]
+    pub sighup: bool,
+}
+
+/// A log file still written to at a path that no longer names it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RenamedLogFile {
+    /// The path the daemon opened, and reopens on `rotate`.
+    pub path: PathBuf,
+    /// The file still written to.
+    pub file: FileId,
+    /// Where that file is now (its name as the kernel knows it), when it is still linked
+    /// somewhere and could be found.
+    #[serde(default)]
+    pub now_at: Option<PathBuf>,
+    /// The file has no name left: deleted while still written to (its lines are lost when the
+    /// daemon closes it).
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 /// What the last reload did.
@@ -300,6 +345,26 @@ mod tests {
             log_files: vec!["/var/log/d.log".into()],
             fields: [("queue".to_owned(), "4".to_owned())].into(),
             values: vec![StatusField::new("queue", 4u64)],
+            last_rotate: Some(RotateOutcome {
+                ok: false,
+                message: "could not reopen 1 of 1 log files".into(),
+                files: vec![ReopenedFile {
+                    path: "/var/log/d.log".into(),
+                    old: Some(FileId { dev: 1, ino: 2 }),
+                    new: None,
+                    bytes_to_old: 10,
+                    error: Some("owned by uid 65534".into()),
+                }],
+                finished_unix_ms: 1_700_000_000_000,
+                late: true,
+                sighup: false,
+            }),
+            renamed_log_files: vec![RenamedLogFile {
+                path: "/var/log/d.log".into(),
+                file: FileId { dev: 1, ino: 2 },
+                now_at: Some("/var/log/d.log.1".into()),
+                deleted: false,
+            }],
         }
     }
 

@@ -16,7 +16,9 @@ use tokio::sync::{watch, Notify};
 ///
 /// On `drain` the server does, in this order:
 ///
-/// 1. tells systemd `STOPPING=1` (with [`notify_systemd`](crate::Builder::notify_systemd));
+/// 1. tells systemd it is draining, in `STATUS=` only (with
+///    [`notify_systemd`](crate::Builder::notify_systemd)): never `STOPPING=1`, which systemd
+///    takes as the service stopping and ends with SIGKILL after `TimeoutStopSec`;
 /// 2. starts draining the tracker: [`begin`](Self::begin) refuses from now on, and every
 ///    [`draining`](Self::draining) future resolves: the moment to close a listener;
 /// 3. runs the daemon's own drain if it registered one with
@@ -31,7 +33,7 @@ use tokio::sync::{watch, Notify};
 /// On `resume` the server stops draining the tracker first ([`begin`](Self::begin) accepts
 /// again, every [`resumed`](Self::resumed) future resolves), then runs the daemon's own resume
 /// if it registered one with [`Builder::resume`](crate::Builder::resume), then tells systemd
-/// `READY=1`. A `drain` call still waiting ends at once, not completed, with `resumed` set: what
+/// so in `STATUS=`. A `drain` call still waiting ends at once, not completed, with `resumed` set: what
 /// it waited for will not happen. If the daemon's own resume fails, the tracker drains again,
 /// so the daemon stays as it was.
 ///

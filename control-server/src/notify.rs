@@ -59,12 +59,28 @@ impl Notifier {
         self.send_logged(&format!("READY=1\nSTATUS={status}"));
     }
 
-    /// `READY=1` again after `resume` undid a drain.
-    pub(crate) fn resumed(&self) {
-        self.send_logged("READY=1\nSTATUS=serving again: resume undid the drain");
+    /// A drain began: said in `STATUS=` only. `STOPPING=1` would be wrong here: systemd
+    /// takes it from a running unit as the service stopping by itself (`service.c`,
+    /// `service_enter_stop_by_notify`): the unit leaves `active`, `TimeoutStopSec` starts and
+    /// ends in SIGKILL, and no later `READY=1` brings it back, so `resume` could not undo it.
+    pub(crate) fn draining(&self) {
+        self.send_logged(
+            "STATUS=draining: taking no new work, finishing what is in flight (ctl resume undoes it)",
+        );
     }
 
-    /// `STOPPING=1`: draining or shutting down.
+    /// A drain completed: nothing in flight, still taking no new work.
+    pub(crate) fn drained(&self) {
+        self.send_logged("STATUS=drained: nothing in flight, taking no new work until ctl resume");
+    }
+
+    /// `resume` undid a drain. The unit never left `active` (see [`draining`](Self::draining)),
+    /// so there is no readiness to announce again, only the status line.
+    pub(crate) fn resumed(&self) {
+        self.send_logged("STATUS=serving again: resume undid the drain");
+    }
+
+    /// `STOPPING=1`: the daemon is shutting down for real. Never sent on drain.
     pub(crate) fn stopping(&self) {
         self.send_logged("STOPPING=1");
     }

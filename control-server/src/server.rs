@@ -14,6 +14,7 @@ use crate::ops;
 use crate::policy::{Peer, Policy, Standing};
 use crate::registry::{check_command_name, BadCommandName, DuplicateName, Entry, Registry};
 use crate::reloadable::{Changes, Load, Reloadable};
+use crate::signals::Sighup;
 use crate::state::Shared;
 use control_api::socket::{SocketEnv, SocketPathError};
 use control_api::{Command, DrainReply, OpError, OperationKind, ResumeReply, RotateReply};
@@ -61,7 +62,7 @@ pub enum ServerError {
 #[derive(Clone, Copy, Debug)]
 struct Serving {
     idle_timeout: Duration,
-    reload_on_sighup: bool,
+    sighup: Sighup,
     max_frame_len: usize,
     max_connections: usize,
     max_requests_per_connection: usize,
@@ -72,7 +73,7 @@ impl Default for Serving {
     fn default() -> Self {
         Serving {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            reload_on_sighup: false,
+            sighup: Sighup::Off,
             max_frame_len: control_api::wire::MAX_FRAME_LEN,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_requests_per_connection: DEFAULT_MAX_REQUESTS_PER_CONNECTION,
@@ -301,8 +302,10 @@ impl Builder {
     /// Tells systemd about readiness, reloads and stopping through `$NOTIFY_SOCKET` when it is
     /// set (`Type=notify` or `Type=notify-reload` units): `READY=1` once serving,
     /// `RELOADING=1` and `MONOTONIC_USEC=` when a reload starts, `READY=1` and `STATUS=` with
-    /// its outcome when it ends, `STOPPING=1` on drain and shutdown. Does nothing when the
-    /// variable is not set.
+    /// its outcome when it ends, `STATUS=` when a drain begins, completes or is undone by
+    /// `resume`, and `STOPPING=1` on shutdown only: systemd takes `STOPPING=1` as the service
+    /// stopping (and kills it after `TimeoutStopSec`), which a drain is not. Does nothing when
+    /// the variable is not set.
     pub fn notify_systemd(mut self, enabled: bool) -> Self {
         self.notify_systemd = enabled;
         self
@@ -322,13 +325,32 @@ impl Builder {
         self
     }
 
-    /// Turns SIGHUP into a reload, logged with a warning that names the `ctl` command to use
-    /// instead: for daemons migrating from signals, whose operators still send SIGHUP. The
-    /// reload is the same as `ctl reload` (one at a time, recorded in `status`), but whoever
-    /// sent the signal learns nothing of its outcome.
-    pub fn reload_on_sighup(mut self, enabled: bool) -> Self {
-        self.serving.reload_on_sighup = enabled;
+    /// What a SIGHUP does (default: nothing is bridged; see [`Sighup`]). For daemons
+    /// migrating from signals, whose logrotate stanzas may still end in `kill -HUP`:
+    /// [`Sighup::ReopenLogs`] reopens the log files as `ctl rotate` does (the same reopen,
+    /// recorded in `status` as the last rotate), [`Sighup::ReopenLogsAndReload`] then reloads
+    /// as `ctl reload` does. Either logs a warning naming the `ctl` command to use instead,
+    /// after the reopen, so it lands in the new file. Whoever sent the signal learns nothing
+    /// of the outcome.
+    ///
+    /// ```
+    /// use control_server::{signals::Sighup, Server};
+    /// let builder = Server::builder("mydaemon").on_sighup(Sighup::ReopenLogs);
+    /// # let _ = builder;
+    /// ```
+    pub fn on_sighup(mut self, action: Sighup) -> Self {
+        self.serving.sighup = action;
         self
+    }
+
+    /// `true`: [`on_sighup`](Builder::on_sighup)`(Sighup::ReopenLogsAndReload)`; `false`:
+    /// `Sighup::Off`. A SIGHUP reopens the log files before it reloads: a leftover postrotate
+    /// `kill -HUP` must not leave the daemon writing to the rotated file.
+    pub fn reload_on_sighup(self, enabled: bool) -> Self {
+        self.on_sighup(match enabled {
+            true => Sighup::ReopenLogsAndReload,
+            false => Sighup::Off,
+        })
     }
 
     /// Who may call what (default: root and the daemon's own uid have `admin`, nobody else
@@ -404,20 +426,22 @@ impl Builder {
         ));
         // Filled once everything is registered: `hello` and `describe` list it.
         let catalog = ops::describe::Catalog::default();
+        let rotate = ops::rotate::Rotate::new(
+            &self.name,
+            self.logs.clone(),
+            self.own_rotate,
+            counters.rotations_ok.clone(),
+            counters.rotations_failed.clone(),
+        );
         let status = ops::status::StatusOp {
             name: self.name.clone(),
             version: self.version.clone(),
             started: Instant::now(),
             reloads: reloads.clone(),
             tracker: self.tracker.clone(),
-            logs: self.logs.clone(),
-            own: self.status,
-        };
-        let rotate = ops::rotate::Rotate {
             logs: self.logs,
-            own: self.own_rotate,
-            ok: counters.rotations_ok.clone(),
-            failed: counters.rotations_failed.clone(),
+            rotate: rotate.clone(),
+            own: self.status,
         };
         let drain = ops::drain::Drain {
             tracker: self.tracker,
@@ -469,6 +493,7 @@ impl Builder {
             policy: self.policy,
             registry,
             reloads,
+            rotate,
             notifier,
             noise: Arc::new(Noise::new()),
             counters,
@@ -544,17 +569,19 @@ impl Server {
         let shared = self.shared.clone();
         let token = shared.shutdown.clone();
         let tasks = TaskTracker::new();
-        if serving.reload_on_sighup {
+        if serving.sighup != Sighup::Off {
             match crate::signals::sighup_stream() {
                 Ok(hangups) => {
-                    tasks.spawn(crate::signals::reload_on_sighup(
+                    tasks.spawn(crate::signals::bridge_sighup(
                         hangups,
+                        serving.sighup,
+                        shared.rotate.clone(),
                         shared.reloads.clone(),
                         shared.name.clone(),
                         shared.shutdown.clone(),
                     ));
                 }
-                Err(err) => tracing::error!("cannot turn SIGHUP into reloads: {err}"),
+                Err(err) => tracing::error!("cannot bridge SIGHUP: {err}"),
             }
         }
         let tables = Arc::new(Tables::new(

@@ -3,11 +3,14 @@
 //! The default action of SIGHUP, SIGUSR1, SIGUSR2 and SIGQUIT is to end the process. A daemon
 //! that once handled one of them and no longer does is killed by the first leftover `pkill -HUP`
 //! in a logrotate script. [`ignore_legacy_signals`] makes such a signal harmless; the server's
-//! [`Builder::reload_on_sighup`](crate::Builder::reload_on_sighup) can turn SIGHUP into a
-//! logged reload while operators migrate to `ctl`. SIGTERM and SIGINT keep their meaning.
+//! [`Builder::on_sighup`](crate::Builder::on_sighup) turns SIGHUP into what a leftover
+//! `postrotate kill -HUP` means, a reopen of the log files (and a reload, if the daemon says
+//! so), logged with the `ctl` command to use instead ([`Sighup`]). SIGTERM and SIGINT keep
+//! their meaning.
 
 use crate::handler::OpContext;
 use crate::ops::reload::Reloads;
+use crate::ops::rotate::Rotate;
 use crate::policy::Peer;
 use control_api::Operation;
 use nix::sys::signal::{signal, SigHandler, Signal};
@@ -60,9 +63,35 @@ pub(crate) fn sighup_stream() -> io::Result<tokio::signal::unix::Signal> {
     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
 }
 
-/// Runs a reload for every SIGHUP until the server shuts down.
-pub(crate) async fn reload_on_sighup(
+/// What the SIGHUP bridge does with a SIGHUP, set with
+/// [`Builder::on_sighup`](crate::Builder::on_sighup).
+///
+/// A SIGHUP that still arrives after a daemon moved to `ctl` is almost always a leftover
+/// `postrotate kill -HUP` (or `pkill -HUP`) in a logrotate stanza: logrotate has just renamed
+/// the log file and means "reopen your logs". So the bridge always reopens them, as
+/// `ctl rotate` does; whether it also reloads the configuration is the daemon's choice.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Sighup {
+    /// No bridge: SIGHUP keeps its disposition (ignored after [`ignore_legacy_signals`]).
+    #[default]
+    Off,
+    /// Reopen the log files, as `ctl rotate` does: what a leftover postrotate `kill -HUP`
+    /// asks for. The daemon's own rotate ([`Builder::rotate`](crate::Builder::rotate)) runs
+    /// too.
+    ReopenLogs,
+    /// Reopen the log files, then reload the configuration as `ctl reload` does: for a daemon
+    /// whose SIGHUP used to do both.
+    ReopenLogsAndReload,
+}
+
+/// Answers every SIGHUP as `action` says until the server shuts down: the log files are
+/// reopened first, so that the warning naming the `ctl` command goes into the new file, where
+/// whoever reads the log after the rotation looks.
+pub(crate) async fn bridge_sighup(
     mut hangups: tokio::signal::unix::Signal,
+    action: Sighup,
+    rotate: Arc<Rotate>,
     reloads: Arc<Reloads>,
     name: String,
     shutdown: CancellationToken,
@@ -72,14 +101,6 @@ pub(crate) async fn reload_on_sighup(
             _ = shutdown.cancelled() => return,
             received = hangups.recv() => if received.is_none() { return },
         }
-        if !reloads.has_handler() {
-            tracing::warn!("SIGHUP received and ignored: {name} has no reload");
-            continue;
-        }
-        tracing::warn!(
-            "SIGHUP received: reloading. A signal cannot report back whether this worked; \
-             use `ctl reload {name}`, which does"
-        );
         // A signal carries no credentials worth checking: whoever may signal us may already
         // kill us.
         let peer = Peer {
@@ -87,11 +108,37 @@ pub(crate) async fn reload_on_sighup(
             gid: rustix::process::getegid().as_raw(),
             pid: None,
         };
-        let ctx = OpContext::new(
-            Operation::Reload.as_str(),
-            peer,
-            Instant::now() + Duration::from_secs(3600),
+        let deadline = Instant::now() + Duration::from_secs(3600);
+        let reopened = match rotate.serves() {
+            true => {
+                let ctx = OpContext::new(Operation::Rotate.as_str(), peer, deadline);
+                Some(rotate.rotate(ctx, true).await)
+            }
+            false => None,
+        };
+        let reload = action == Sighup::ReopenLogsAndReload && reloads.has_handler();
+        let done = match &reopened {
+            Some(Ok(reply)) => format!("{} log file(s) reopened", reply.files.len()),
+            Some(Err(err)) => format!("reopening the log files failed ({err})"),
+            None => "no log file to reopen".to_owned(),
+        };
+        let then = if reload { ", reloading" } else { "" };
+        let instead = if action == Sighup::ReopenLogsAndReload {
+            format!("`ctl reload {name}` to reload and `ctl rotate {name}` after logrotate")
+        } else {
+            format!("`ctl rotate {name}` after logrotate")
+        };
+        tracing::warn!(
+            "SIGHUP received: {done}{then}. A signal cannot report back whether this worked; \
+             use {instead}, which do"
         );
+        if !reload {
+            if action == Sighup::ReopenLogsAndReload {
+                tracing::warn!("SIGHUP: no reload: {name} has no reload");
+            }
+            continue;
+        }
+        let ctx = OpContext::new(Operation::Reload.as_str(), peer, deadline);
         match reloads.request(ctx).await {
             Ok(reply) => tracing::info!(
                 generation = reply.generation,

@@ -5,6 +5,7 @@ use crate::counters::ServerCounters;
 use crate::noise::Noise;
 use crate::notify::Notifier;
 use crate::ops::reload::Reloads;
+use crate::ops::rotate::Rotate;
 use crate::policy::Policy;
 use crate::registry::Registry;
 use std::sync::Arc;
@@ -21,6 +22,8 @@ pub(crate) struct Shared {
     pub registry: Registry,
     /// For SIGHUP, which reloads without a caller.
     pub reloads: Arc<Reloads>,
+    /// For SIGHUP, which reopens the log files without a caller.
+    pub rotate: Arc<Rotate>,
     /// systemd's notification socket, when the daemon asked for it and runs under systemd.
     pub notifier: Option<Arc<Notifier>>,
     /// What the server counts of itself, for `ctl counters`.

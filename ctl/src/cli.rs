@@ -47,7 +47,8 @@ pub struct Global {
 /// What to ask the daemon.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show what the daemon is doing: pid, uptime, config generation, last reload, logs
+    /// Show what the daemon is doing: pid, uptime, config generation, last reload and rotate,
+    /// log files (and any still written at a renamed path)
     #[command(after_long_help = EXIT_CODES_HELP)]
     Status(TargetArg),
     /// Re-read the configuration; a bad one is refused and the old one stays active

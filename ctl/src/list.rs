@@ -87,6 +87,19 @@ fn state(status: &Status) -> &'static str {
     }
 }
 
+/// What `status` says is wrong with the log files, for the end of a `list` line: a failed last
+/// rotate, a log file still written at a renamed or deleted path.
+fn rotate_marks(s: &Status) -> String {
+    let mut marks = String::new();
+    if s.last_rotate.as_ref().is_some_and(|r| !r.ok) {
+        marks.push_str(", last rotate FAILED");
+    }
+    if !s.renamed_log_files.is_empty() {
+        marks.push_str(", log file NOT REOPENED (see ctl status)");
+    }
+    marks
+}
+
 fn line(e: &Entry) -> String {
     match &e.result {
         Ok(s) => {
@@ -94,7 +107,7 @@ fn line(e: &Entry) -> String {
                 None => "no reload yet".to_owned(),
                 Some(r) if r.ok => "last reload ok".to_owned(),
                 Some(_) => "last reload FAILED".to_owned(),
-            };
+            } + &rotate_marks(s);
             format!(
                 "{:<20} pid {:<8} up {:<12} gen {:<4} {:<9} {last}",
                 e.name,

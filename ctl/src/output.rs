@@ -24,6 +24,8 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 /// A successful reply, of whichever operation was asked for.
+// One per invocation, printed and dropped: a `Status` inline costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum Reply {
     Hello,
     Status(Status),
@@ -456,26 +458,70 @@ fn status(s: &Status, paint: Paint) -> String {
         "config".into(),
         format!("generation {}", s.config_generation),
     );
-    if let Some(last) = &s.last_reload {
+    let outcome = |ok: bool, finished_unix_ms: u64, message: &str| {
         let ago = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|now| now.as_millis() as u64)
             .unwrap_or(0)
-            .saturating_sub(last.finished_unix_ms);
+            .saturating_sub(finished_unix_ms);
         let ago = humantime::format_duration(Duration::from_secs(ago / 1000));
-        let verdict = if last.ok {
+        let verdict = if ok {
             paint.green("ok")
         } else {
             paint.red("FAILED")
         };
         let mut v = format!("{verdict} {ago} ago");
-        if !last.message.is_empty() {
-            v.push_str(&format!(": {}", clean(&last.message)));
+        if !message.is_empty() {
+            v.push_str(&format!(": {}", clean(message)));
         }
-        row("last reload".into(), v);
+        v
+    };
+    if let Some(last) = &s.last_reload {
+        row(
+            "last reload".into(),
+            outcome(last.ok, last.finished_unix_ms, &last.message),
+        );
+    }
+    if let Some(last) = &s.last_rotate {
+        let mut v = outcome(last.ok, last.finished_unix_ms, &last.message);
+        if last.late {
+            v.push_str(" (finished after its caller's deadline: the caller was not told)");
+        }
+        if last.sighup {
+            v.push_str(" (for a SIGHUP)");
+        }
+        row("last rotate".into(), v);
+        for f in last.files.iter().filter(|f| f.error.is_some()) {
+            let error = f.error.as_deref().unwrap_or_default();
+            row(
+                "  not reopened".into(),
+                format!(
+                    "{}: {}",
+                    control_api::text::escape_path(&f.path),
+                    clean(error)
+                ),
+            );
+        }
     }
     for f in &s.log_files {
-        row("log file".into(), control_api::text::escape_path(f));
+        let mut v = control_api::text::escape_path(f);
+        // A file the daemon still writes although its path names something else now.
+        if let Some(r) = s.renamed_log_files.iter().find(|r| &r.path == f) {
+            let now = match (&r.now_at, r.deleted) {
+                (_, true) => "deleted".to_owned(),
+                (Some(at), false) => format!("renamed to {}", control_api::text::escape_path(at)),
+                (None, false) => "renamed".to_owned(),
+            };
+            v.push_str(&format!(
+                " {}",
+                paint.red(&format!(
+                    "(NOT REOPENED: still writing to the file now {now}; `ctl rotate {}` \
+                     reopens it)",
+                    clean(&s.name)
+                ))
+            ));
+        }
+        row("log file".into(), v);
     }
     // The typed fields in the daemon's order; from an older daemon, its text fields.
     if s.values.is_empty() {
@@ -688,6 +734,7 @@ mod tests {
             log_files: vec![evil.into()],
             fields: [(evil.to_owned(), evil.to_owned())].into(),
             values: vec![control_api::StatusField::new(evil, evil)],
+            ..Status::default()
         };
         let replies = [
             Reply::Hello,

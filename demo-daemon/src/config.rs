@@ -61,6 +61,12 @@ pub struct Config {
     /// Relative to the config file's directory.
     #[serde(default)]
     pub job_gate: Option<PathBuf>,
+    /// Test hook: a FIFO. A `rotate` under this config, once the log file is reopened, logs
+    /// `rotate: waiting at the gate PATH` and waits until something is written to the FIFO,
+    /// as a daemon's own slow reopening would: a caller with a short deadline gives up first.
+    /// Relative to the config file's directory.
+    #[serde(default)]
+    pub rotate_gate: Option<PathBuf>,
 }
 
 /// Why a configuration was refused.
@@ -135,6 +141,7 @@ impl Config {
             &mut config.apply_gate,
             &mut config.load_gate,
             &mut config.job_gate,
+            &mut config.rotate_gate,
         ]
         .into_iter()
         .flatten()

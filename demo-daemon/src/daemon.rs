@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::gate::Gate;
 use crate::reload::ConfigSource;
 use anyhow::Context as _;
+use control_api::{OpError, RotateReply};
 use control_server::{Counter, DaemonStatus, Gauge, LogFile, Reloadable, WorkTracker};
 use demo_daemon::{Counters, MessageSet, SetMessage};
 use std::path::PathBuf;
@@ -161,6 +162,21 @@ impl Demo {
     /// The daemon's counters, for `Builder::counters`.
     pub fn counters(&self) -> &control_server::Counters {
         &self.counters
+    }
+
+    /// The daemon's own part of `rotate`, for `Builder::rotate`: nothing to reopen (the server
+    /// reopens the registered log file), only the test hook `rotate_gate`.
+    pub async fn rotate(&self) -> Result<RotateReply, OpError> {
+        if let Some(path) = self.config.get().rotate_gate.clone() {
+            let gate = Gate::open(&path).map_err(|e| {
+                OpError::failed_because(format!("cannot open rotate_gate {}", path.display()), &e)
+            })?;
+            tracing::info!("rotate: waiting at the gate {}", path.display());
+            gate.passed().await.map_err(|e| {
+                OpError::failed_because(format!("rotate_gate {} failed", path.display()), &e)
+            })?;
+        }
+        Ok(RotateReply::default())
     }
 
     /// The configuration, for `Builder::reloadable`.

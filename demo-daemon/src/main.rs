@@ -11,6 +11,7 @@ use clap::Parser;
 use config::{Config, DEFAULT_CONFIG};
 use control_api::Operation;
 use control_server::log_file::WriteMode;
+use control_server::signals::Sighup;
 use control_server::{Caller, LogFile, Policy, Server, WorkTracker};
 use daemon::Demo;
 use demo_daemon::{SetMessage, Stats};
@@ -172,7 +173,7 @@ fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     // First, before anything else can start a thread: a leftover `pkill -HUP`, `kill -USR1`
-    // or `kill -QUIT` no longer kills this daemon. SIGHUP is then bridged to a reload below.
+    // or `kill -QUIT` no longer kills this daemon. SIGHUP is then bridged below.
     control_server::signals::ignore_legacy_signals().context("cannot ignore legacy signals")?;
     // The filter sits in a reload layer so that `ctl log-level` can change it at runtime.
     let (filter, filter_handle) = tracing_subscriber::reload::Layer::new(
@@ -246,7 +247,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .idle_timeout(args.idle_timeout)
         .max_connections(args.max_connections)
         .shutdown_grace(args.shutdown_grace)
-        .reload_on_sighup(true)
+        // A leftover `postrotate kill -HUP` means "reopen your logs": the bridge does, then
+        // reloads too, since this daemon's SIGHUP used to reload. Each time it logs, into the
+        // new file, the `ctl` commands to use instead.
+        .on_sighup(Sighup::ReopenLogsAndReload)
         .notify_systemd(true);
     if let Some(gid) = args.socket_group {
         builder = builder.socket_group(gid);
@@ -259,7 +263,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Registering the log file is all it takes for `ctl rotate` to work. `--disable rotate`
     // plays a daemon that never had rotate support.
     if !args.disable.contains(&Operation::Rotate) {
-        builder = builder.log_file(&log);
+        let rotating = demo.clone();
+        builder = builder.log_file(&log).rotate(move |_ctx| {
+            let rotating = rotating.clone();
+            async move { rotating.rotate().await }
+        });
     }
     if !args.disable.contains(&Operation::LogLevel) {
         builder = builder.log_filter(filter_handle);

@@ -273,7 +273,7 @@ fn next_message(socket: &UnixDatagram) -> String {
 }
 
 #[test]
-fn systemd_is_told_about_readiness_reloads_stopping_and_resuming() {
+fn systemd_is_told_about_readiness_reloads_draining_resuming_and_stopping() {
     let sb = Sandbox::new();
     let notify = sb.path("notify.sock");
     let socket = UnixDatagram::bind(&notify).unwrap();
@@ -283,7 +283,7 @@ fn systemd_is_told_about_readiness_reloads_stopping_and_resuming() {
     let args: Vec<String> = ["--name", "sd", "--config", cfg.to_str().unwrap()]
         .map(String::from)
         .to_vec();
-    let daemon = sb.spawn_daemon("sd", &args, &[("NOTIFY_SOCKET", &notify)]);
+    let mut daemon = sb.spawn_daemon("sd", &args, &[("NOTIFY_SOCKET", &notify)]);
     daemon.wait_ready();
     assert_eq!(next_message(&socket), "READY=1");
 
@@ -314,13 +314,23 @@ fn systemd_is_told_about_readiness_reloads_stopping_and_resuming() {
     );
     assert!(failed.contains("line 2, column 15"), "{failed:?}");
 
+    // A drain is said in the status line only: `STOPPING=1` would make systemd stop the unit
+    // (and SIGKILL it after TimeoutStopSec), which `resume` could not undo.
     sb.ctl(&["drain", "sd"]).expect_code(0);
-    assert_eq!(next_message(&socket), "STOPPING=1");
+    let draining = next_message(&socket);
+    assert!(draining.starts_with("STATUS=draining: "), "{draining:?}");
+    let drained = next_message(&socket);
+    assert!(drained.starts_with("STATUS=drained: "), "{drained:?}");
     sb.ctl(&["resume", "sd"]).expect_code(0);
     assert_eq!(
         next_message(&socket),
-        "READY=1\nSTATUS=serving again: resume undid the drain"
+        "STATUS=serving again: resume undid the drain"
     );
+    // A real stop is the one time systemd hears STOPPING=1.
+    daemon.signal(rustix::process::Signal::TERM);
+    assert_eq!(next_message(&socket), "STOPPING=1");
+    let status = daemon.wait_exit();
+    assert!(status.success(), "{status:?}: {}", daemon.log());
 }
 
 #[test]

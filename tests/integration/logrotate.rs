@@ -729,3 +729,231 @@ fn the_watch_follows_create_with_an_owner_for_an_unprivileged_daemon() {
     assert_eq!(refused, 1, "{}", daemon.log());
     daemon.assert_alive();
 }
+
+/// The demo's ERROR line about `log` being written at a renamed path, counted in its log.
+fn renamed_errors(daemon: &tests::Daemon, log: &Path) -> usize {
+    daemon
+        .log()
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains(&format!("log file {}", log.display())))
+        .filter(|l| l.contains("still written to"))
+        .count()
+}
+
+/// A rotate the daemon refuses (logrotate's `create` gives the new file to another user):
+/// `status` shows the failed rotate, its reason per file, and the file still written at its
+/// renamed path; the daemon says so at ERROR once, however often `status` is asked.
+#[test]
+fn a_refused_rotate_shows_in_status_with_the_file_left_at_its_renamed_path() {
+    require_logrotate();
+    if !tests::require_root() {
+        return;
+    }
+    let (sb, daemon) = sandbox_with_daemon("rr", 5, &[]);
+    let log = sb.path("rr.log");
+    let old = rotated(&log, 1);
+    wait_for("lines before the rotation", WAIT, || {
+        (read_lines(&log).len() >= 3).then_some(())
+    });
+    let conf = stanza(&log, "    create 0640 nobody nogroup\n", &ctl_rotate("rr"));
+    let run = logrotate(&sb, &conf);
+    assert_ne!(run.code, Some(0), "logrotate hears of the failure: {run}");
+
+    let doc = sb.ctl(&["--json", "status", "rr"]).expect_code(0).json();
+    let last = &doc["result"]["last_rotate"];
+    assert_eq!(last["ok"], false, "{doc}");
+    assert_eq!(last["late"], false, "{doc}");
+    let file = &last["files"][0];
+    assert_eq!(file["path"], log.to_str().unwrap(), "{doc}");
+    assert!(
+        file["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("owned by")),
+        "the reason per file: {doc}"
+    );
+    let renamed = &doc["result"]["renamed_log_files"];
+    assert_eq!(renamed[0]["path"], log.to_str().unwrap(), "{doc}");
+    assert_eq!(renamed[0]["now_at"], old.to_str().unwrap(), "{doc}");
+    assert_eq!(renamed[0]["deleted"], false, "{doc}");
+
+    let text = sb.ctl(&["status", "rr"]).expect_code(0).stdout;
+    assert!(text.contains("last rotate"), "{text}");
+    assert!(text.contains("FAILED"), "{text}");
+    assert!(text.contains("not reopened"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "NOT REOPENED: still writing to the file now renamed to {}",
+            old.display()
+        )),
+        "{text}"
+    );
+    assert_eq!(renamed_errors(&daemon, &log), 1, "{}", daemon.log());
+    assert!(daemon.log().contains("rotate failed"), "{}", daemon.log());
+
+    // Once the file is the daemon's to use, a rotate clears it all.
+    std::os::unix::fs::chown(&log, Some(0), Some(0)).unwrap();
+    sb.ctl(&["rotate", "rr"]).expect_code(0);
+    let doc = sb.ctl(&["--json", "status", "rr"]).expect_code(0).json();
+    assert_eq!(doc["result"]["last_rotate"]["ok"], true, "{doc}");
+    assert_eq!(
+        doc["result"]["renamed_log_files"],
+        serde_json::json!([]),
+        "{doc}"
+    );
+}
+
+/// A rotate lost to a stopped daemon: logrotate renamed the file, `ctl` timed out, and the
+/// daemon, continued, writes on into the renamed file. `status` says so, and the daemon logs
+/// it at ERROR once.
+#[test]
+fn a_rotate_lost_to_a_stopped_daemon_shows_in_status_once_it_continues() {
+    require_logrotate();
+    let (sb, daemon) = sandbox_with_daemon("rs", 5, &[]);
+    let log = sb.path("rs.log");
+    let old = rotated(&log, 1);
+    wait_for("lines before the rotation", WAIT, || {
+        (read_lines(&log).len() >= 3).then_some(())
+    });
+    daemon.signal(rustix::process::Signal::STOP);
+    let post = format!("{} --timeout 1s --quiet rotate rs", bins().ctl.display());
+    let run = logrotate(&sb, &stanza(&log, "    create 0600\n", &post));
+    daemon.signal(rustix::process::Signal::CONT);
+    assert_ne!(run.code, Some(0), "logrotate hears of the timeout: {run}");
+
+    // Still writing to the renamed file.
+    let before = read_lines(&old).len();
+    wait_for("more lines in the renamed file", WAIT, || {
+        (read_lines(&old).len() > before).then_some(())
+    });
+    for _ in 0..3 {
+        let doc = sb.ctl(&["--json", "status", "rs"]).expect_code(0).json();
+        let renamed = &doc["result"]["renamed_log_files"];
+        assert_eq!(renamed[0]["path"], log.to_str().unwrap(), "{doc}");
+        assert_eq!(renamed[0]["now_at"], old.to_str().unwrap(), "{doc}");
+        assert_eq!(
+            doc["result"]["last_rotate"],
+            serde_json::Value::Null,
+            "{doc}"
+        );
+    }
+    let text = sb.ctl(&["status", "rs"]).expect_code(0).stdout;
+    assert!(text.contains("NOT REOPENED"), "{text}");
+    assert!(text.contains("`ctl rotate rs` reopens it"), "{text}");
+    assert_eq!(
+        renamed_errors(&daemon, &log),
+        1,
+        "once, not per status: {}",
+        daemon.log()
+    );
+    // `ctl list` marks the daemon (whatever its exit code says of the other daemons listed).
+    let list = sb.ctl(&["list"]);
+    assert!(
+        list.stdout
+            .lines()
+            .any(|l| l.starts_with("rs ") && l.contains("log file NOT REOPENED")),
+        "{list}"
+    );
+
+    sb.ctl(&["rotate", "rs"]).expect_code(0);
+    let doc = sb.ctl(&["--json", "status", "rs"]).expect_code(0).json();
+    assert_eq!(
+        doc["result"]["renamed_log_files"],
+        serde_json::json!([]),
+        "{doc}"
+    );
+    assert_eq!(doc["result"]["last_rotate"]["ok"], true, "{doc}");
+}
+
+/// The stanza of a daemon that used to reopen on SIGHUP, left as it was: `kill -HUP` in
+/// postrotate. The bridge reopens the log file (and the demo reloads too), so the daemon writes
+/// to the new file, loses no line, and its warning naming `ctl rotate` is in the new file.
+#[test]
+fn a_leftover_kill_hup_in_postrotate_reopens_the_log_and_the_warning_is_in_the_new_file() {
+    require_logrotate();
+    let (sb, daemon) = sandbox_with_daemon("hup", 2, &[]);
+    let log = sb.path("hup.log");
+    let old = rotated(&log, 1);
+    let pidfile = sb.path("hup.pid");
+    std::fs::write(&pidfile, daemon.pid().to_string()).unwrap();
+    wait_for("lines before the rotation", WAIT, || {
+        (read_lines(&log).len() >= 5).then_some(())
+    });
+    let post = format!("kill -HUP $(cat {})", pidfile.display());
+    logrotate(&sb, &stanza(&log, "    create 0600\n", &post)).expect_code(0);
+
+    // The warning is logged after the reopen: once it shows, the switch is done.
+    wait_for("the SIGHUP warning", WAIT, || {
+        daemon.log().contains("SIGHUP received").then_some(())
+    });
+    let new_text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        new_text.contains("SIGHUP received: 1 log file(s) reopened")
+            && new_text.contains("`ctl rotate hup` after logrotate"),
+        "the warning naming `ctl rotate` is in the new file: {new_text}"
+    );
+    let old_text = std::fs::read_to_string(&old).unwrap();
+    assert!(!old_text.contains("SIGHUP received"), "{old_text}");
+    wait_for("lines in the new file", WAIT, || {
+        (read_lines(&log).len() >= 3).then_some(())
+    });
+    let doc = sb.ctl(&["--json", "status", "hup"]).expect_code(0).json();
+    assert_eq!(doc["result"]["last_rotate"]["sighup"], true, "{doc}");
+    assert_eq!(
+        doc["result"]["renamed_log_files"],
+        serde_json::json!([]),
+        "{doc}"
+    );
+    sb.ctl(&["drain", "hup"]).expect_code(0);
+
+    let mut seqs: Vec<u64> = read_lines(&old).iter().map(|l| l.seq).collect();
+    seqs.extend(read_lines(&log).iter().map(|l| l.seq));
+    assert_no_gap_from_one(&seqs);
+    daemon.assert_alive();
+}
+
+/// A rotate that outlives its caller (the daemon's own reopening is slow; `ctl` gives up at
+/// its deadline, exit 75, as logrotate's postrotate would): the daemon finishes it, logs at
+/// WARN that the caller was not told, and `status` shows it as late.
+#[test]
+fn a_rotate_that_outlives_its_caller_is_logged_and_shows_as_late_in_status() {
+    let sb = Sandbox::new();
+    let log = sb.path("late.log");
+    let gate = sb.path("late.gate");
+    tests::make_gate(&gate);
+    let cfg = sb.write_config(
+        "late.toml",
+        &format!(
+            "{}rotate_gate = {:?}\n",
+            crate::config(&log, 20, "alpha"),
+            gate.display().to_string()
+        ),
+    );
+    let daemon = sb.start_daemon("late", &cfg, &[]);
+    // Five seconds reach the gate on any machine; the gate then holds the call past them.
+    let rotate = crate::ctl_in_background(&sb, &["--timeout", "5s", "rotate", "late"]);
+    wait_for("the rotate to wait at the gate", WAIT, || {
+        daemon
+            .log()
+            .contains("rotate: waiting at the gate")
+            .then_some(())
+    });
+    rotate.join().unwrap().expect_code(75);
+    tests::open_gate(&gate);
+    let line = wait_for("the late rotate to be logged", WAIT, || {
+        daemon
+            .log()
+            .lines()
+            .find(|l| l.contains("rotate finished after its caller's deadline"))
+            .map(str::to_owned)
+    });
+    assert!(line.contains("WARN"), "{line}");
+    let doc = sb.ctl(&["--json", "status", "late"]).expect_code(0).json();
+    let last = &doc["result"]["last_rotate"];
+    assert_eq!(last["ok"], true, "{doc}");
+    assert_eq!(last["late"], true, "{doc}");
+    let text = sb.ctl(&["status", "late"]).expect_code(0).stdout;
+    assert!(
+        text.contains("finished after its caller's deadline: the caller was not told"),
+        "{text}"
+    );
+}

@@ -20,6 +20,7 @@ mod operator;
 mod resume;
 mod socket_convention;
 mod socket_file;
+mod systemd;
 mod wire;
 
 use std::path::Path;

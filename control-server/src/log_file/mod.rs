@@ -431,6 +431,12 @@ impl LogFile {
         self.core.current().path
     }
 
+    /// The file being written (device and inode, as when it was opened), for `status` to
+    /// compare with what the path names now. Never waits for the disk.
+    pub(crate) fn file_id(&self) -> FileId {
+        self.core.current().id
+    }
+
     /// How this file is written.
     pub fn mode(&self) -> WriteMode {
         match self.core.buffer {

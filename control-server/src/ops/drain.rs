@@ -62,8 +62,9 @@ fn reply_by(deadline: Instant) -> Instant {
 
 impl Drain {
     async fn drain(&self, ctx: OpContext) -> Result<DrainReply, OpError> {
+        // Only a status line: a drain is no stop (see `Notifier::draining`).
         if let Some(notifier) = &self.notifier {
-            notifier.stopping();
+            notifier.draining();
         }
         // Watched from before the drain starts, so that a resume at any later moment (even
         // before this call waits) ends the wait.
@@ -105,6 +106,9 @@ impl Drain {
             );
         } else if reply.completed {
             tracing::info!("drained: nothing in flight");
+            if let Some(notifier) = &self.notifier {
+                notifier.drained();
+            }
         } else {
             tracing::warn!(
                 in_flight = reply.in_flight,

@@ -6,5 +6,6 @@ pub(crate) mod describe;
 pub(crate) mod drain;
 pub(crate) mod log_level;
 pub(crate) mod reload;
+pub(crate) mod renamed;
 pub(crate) mod rotate;
 pub(crate) mod status;

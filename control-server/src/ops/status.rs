@@ -1,12 +1,13 @@
-//! `status`: what the server knows (pid, uptime, reloads, tracker, log files) plus the daemon's
-//! own part.
+//! `status`: what the server knows (pid, uptime, reloads, rotates, tracker, log files and
+//! whether one is left at a renamed path) plus the daemon's own part.
 
 use super::reload::Reloads;
+use super::rotate::Rotate;
 use crate::drain::WorkTracker;
 use crate::handler::{DaemonStatus, Hook};
 use crate::log_file::LogFile;
 use crate::registry::Entry;
-use control_api::{Operation, Status, StatusRequest};
+use control_api::{Operation, RenamedLogFile, Status, StatusRequest};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,6 +19,8 @@ pub(crate) struct StatusOp {
     pub reloads: Arc<Reloads>,
     pub tracker: Option<WorkTracker>,
     pub logs: Vec<LogFile>,
+    /// The last rotate, and the log files left at a renamed path.
+    pub rotate: Arc<Rotate>,
     /// The daemon's part; none: only what the server knows.
     pub own: Option<Hook<DaemonStatus>>,
 }
@@ -27,7 +30,8 @@ impl StatusOp {
         let this = Arc::new(self);
         Entry::builtin(
             Operation::Status,
-            "Show what the daemon is doing: pid, uptime, config generation, last reload, logs",
+            "Show what the daemon is doing: pid, uptime, config generation, last reload and \
+             rotate, log files (and any still written at a renamed path)",
             move |ctx, _: StatusRequest| {
                 let this = this.clone();
                 async move {
@@ -35,14 +39,15 @@ impl StatusOp {
                         Some(own) => own(ctx).await,
                         None => DaemonStatus::default(),
                     };
-                    Ok(this.combine(daemon))
+                    let renamed = this.rotate.renamed.check().await;
+                    Ok(this.combine(daemon, renamed))
                 }
             },
         )
     }
 
     /// The rules are documented on [`DaemonStatus`].
-    fn combine(&self, daemon: DaemonStatus) -> Status {
+    fn combine(&self, daemon: DaemonStatus, renamed: Vec<RenamedLogFile>) -> Status {
         let (generation, last) = self.reloads.current();
         let tracker = self.tracker.as_ref();
         let draining = daemon.draining || tracker.is_some_and(WorkTracker::is_draining);
@@ -66,6 +71,8 @@ impl StatusOp {
             log_files,
             fields,
             values,
+            last_rotate: self.rotate.last(),
+            renamed_log_files: renamed,
         }
     }
 }
