@@ -184,12 +184,12 @@ fn micros(started: Instant) -> u64 {
 
 /// One short line per call, inside the connection's span (which names the connection and the
 /// caller's pid and uid): calls that change something at INFO (WARN when they fail), reads at
-/// DEBUG (monitoring polls `status`; its calls are not news). `name` is the registered name;
+/// DEBUG (monitoring polls `status`; its calls are not news). `registered` is the entry's name;
 /// the error may carry what the caller sent, so it is escaped. With a `throttle` (a caller
 /// other than root), every line but DEBUG goes through it.
 fn log_call(
     span: &tracing::Span,
-    name: &str,
+    registered: &str,
     changes: bool,
     started: Instant,
     result: &Result<Value, OpError>,
@@ -197,18 +197,18 @@ fn log_call(
 ) {
     let us = micros(started);
     if let (Ok(_), false) = (result, changes) {
-        return tracing::debug!(parent: span, us, "{name} ok");
+        return tracing::debug!(parent: span, us, "{registered} ok");
     }
     if throttle.is_some_and(|t| !t.admit()) {
         return;
     }
     match result {
-        Ok(_) => tracing::info!(parent: span, us, "{name} ok"),
+        Ok(_) => tracing::info!(parent: span, us, "{registered} ok"),
         Err(err) if changes => {
-            tracing::warn!(parent: span, us, "{name} failed: {}", escape(&err.to_string()))
+            tracing::warn!(parent: span, us, "{registered} failed: {}", escape(&err.to_string()))
         }
         Err(err) => {
-            tracing::info!(parent: span, us, "{name} failed: {}", escape(&err.to_string()))
+            tracing::info!(parent: span, us, "{registered} failed: {}", escape(&err.to_string()))
         }
     }
 }
