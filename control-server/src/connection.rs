@@ -10,6 +10,7 @@ use crate::policy::Standing;
 use crate::service::ControlService;
 use crate::state::Shared;
 use crate::transport::ServerTransport;
+use control_api::text::Escaped;
 use control_api::Control;
 use futures::{FutureExt, StreamExt};
 use std::collections::BTreeMap;
@@ -325,7 +326,8 @@ fn log_kill(state: &ConnState, noise: &Noise) {
         None | Some(Kill::Evicted | Kill::NoDescriptors | Kill::Gone) => {}
         Some(Kill::BadInput(what)) => {
             if noise.bad_input.admit() {
-                tracing::warn!("closing connection: it sent {what}");
+                // Escaped: a decoding error quotes what the caller sent.
+                tracing::warn!("closing connection: it sent {}", Escaped(what));
             }
         }
         Some(Kill::Refused(n)) => {

@@ -103,7 +103,8 @@
 //!   glue between tarpc and the registry (policy, dispatch, logging).
 //! - `panic`: panics in handlers turned into errors.
 //! - `transport`: decoding requests before tarpc sees them, and replies that always fit.
-//! - `noise`: rate limits on the log lines a caller can cause.
+//! - `noise`: rate limits on the log lines a caller can cause; [`Throttle`] is public, for
+//!   the daemon's own lines of that kind.
 #![deny(missing_docs)]
 
 pub mod config_file;
@@ -134,6 +135,7 @@ pub use drain::{WorkGuard, WorkTracker};
 pub use handler::{DaemonStatus, OpContext, Reloaded};
 pub use listener::BindError;
 pub use log_file::LogFile;
+pub use noise::Throttle;
 pub use notify::Notifier;
 pub use policy::{Access, Caller, Peer, Policy};
 pub use registry::{BadCommandName, DuplicateName, MAX_COMMAND_NAME_LEN};

@@ -2,7 +2,10 @@
 //! the interval are counted and summed up in one line when it ends.
 //!
 //! Without this, one connection pipelining refused requests wrote 268,000 warnings in five
-//! seconds: a control plane that any local user could turn into a disk filler.
+//! seconds: a control plane that any local user could turn into a disk filler. The same holds
+//! for lines that another user causes through the file system (a symbolic link swapped in at
+//! the log path, over and over), which the log file's own threads say: a [`Throttle`] works on
+//! any thread, with or without a Tokio runtime.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,9 +14,20 @@ use tokio::time::Instant;
 /// How long a kind of line stays quiet after it was logged.
 pub(crate) const INTERVAL: Duration = Duration::from_secs(10);
 
-/// The rate limit of one kind of log line.
+/// The rate limit of one kind of log line: the first of an interval (10 s) is logged whole,
+/// the rest are counted and summed up in one line when the interval ends.
+///
+/// ```
+/// use control_server::Throttle;
+///
+/// let refused = Throttle::new("refused requests");
+/// // Wherever a caller can make the daemon say a line as often as they like:
+/// if refused.admit() {
+///     tracing::warn!("request refused: ...");
+/// }
+/// ```
 #[derive(Debug)]
-pub(crate) struct Throttle {
+pub struct Throttle {
     /// What is counted, for the summary line ("refused calls").
     what: &'static str,
     window: Mutex<Window>,
@@ -30,6 +44,7 @@ struct Window {
 }
 
 impl Throttle {
+    /// A throttle whose summary line counts `what` ("refused calls").
     pub fn new(what: &'static str) -> Arc<Throttle> {
         Arc::new(Throttle {
             what,
@@ -39,7 +54,9 @@ impl Throttle {
 
     /// Whether to log this occurrence whole. If not, it is counted, and the count is logged in
     /// one line when the interval ends (by a timer that exists only while lines are being
-    /// suppressed: a quiet daemon has no wake-ups for this).
+    /// suppressed: a quiet daemon has no wake-ups for this). On a runtime the timer is a task;
+    /// on a thread of its own (the log file's watch and writer), a short-lived thread that
+    /// sleeps until the interval ends, at most one per throttle and interval.
     pub fn admit(self: &Arc<Self>) -> bool {
         let now = Instant::now();
         let schedule_summary_at = {
@@ -69,8 +86,20 @@ impl Throttle {
                         this.summarise();
                     });
                 }
-                // Outside a runtime (never in the server): summed up by the next admitted line.
-                Err(_) => self.lock().summary_due = false,
+                Err(_) => {
+                    let spawned =
+                        std::thread::Builder::new()
+                            .name("log-noise".into())
+                            .spawn(move || {
+                                let left = at.saturating_duration_since(Instant::now());
+                                std::thread::sleep(left);
+                                this.summarise();
+                            });
+                    if spawned.is_err() {
+                        // No thread to be had: the count waits for the next suppressed line.
+                        self.lock().summary_due = false;
+                    }
+                }
             }
         }
         false
@@ -111,6 +140,10 @@ pub(crate) struct Noise {
     pub bad_input: Arc<Throttle>,
     /// Connections closed for saying nothing.
     pub idle: Arc<Throttle>,
+    /// The lines of calls by callers other than root (which root's own are never held in).
+    pub calls: Arc<Throttle>,
+    /// Replies over the frame limit: any caller may ask for them again and again.
+    pub big_replies: Arc<Throttle>,
 }
 
 impl Noise {
@@ -120,6 +153,8 @@ impl Noise {
             no_room: Throttle::new("connections refused or closed for want of room"),
             bad_input: Throttle::new("connections closed for bad input"),
             idle: Throttle::new("idle connections closed"),
+            calls: Throttle::new("calls by callers other than root"),
+            big_replies: Throttle::new("replies over the frame limit"),
         }
     }
 }

@@ -5,10 +5,12 @@
 
 use crate::conn_state::ConnState;
 use crate::handler::OpContext;
+use crate::noise::Throttle;
 use crate::panic::catching;
 use crate::policy::{Access, Peer};
 use crate::registry::Entry;
 use crate::state::Shared;
+use control_api::text::{escape, Escaped};
 use control_api::{
     CallReply, CallRequest, CheckReply, CheckRequest, Control, CountersReply, CountersRequest,
     DescribeRequest, Description, DrainReply, DrainRequest, Hello, HelloRequest, LogLevelReply,
@@ -61,8 +63,16 @@ impl ControlService {
             Err(err) => {
                 self.state.refused();
                 self.shared.counters.refused.inc();
+                // Escaped: the name and the error's fields (an argument name) are the caller's,
+                // and a newline in them would forge whole log lines.
                 if self.shared.noise.refused_calls.admit() {
-                    tracing::warn!(parent: &self.span, us = micros(started), "{name} refused: {err}");
+                    tracing::warn!(
+                        parent: &self.span,
+                        us = micros(started),
+                        "{} refused: {}",
+                        Escaped(name),
+                        escape(&err.to_string())
+                    );
                 }
                 return Err(err);
             }
@@ -78,6 +88,9 @@ impl ControlService {
         let work = catching(entry.run(opctx, args));
         let span = self.span.clone();
         let changes = needed > Access::Read;
+        // Root's calls are logged one by one; anyone else's are rate-limited, since a caller
+        // allowed to change something can call it in a loop.
+        let throttle = (self.peer.uid != 0).then(|| self.shared.noise.calls.clone());
         let logged = async move {
             let result = work.await;
             if let Some((ok, failed)) = calls {
@@ -87,7 +100,7 @@ impl ControlService {
                     failed.inc()
                 }
             }
-            log_call(&span, name, changes, started, &result);
+            log_call(&span, name, changes, started, &result, throttle.as_ref());
             result
         };
         if !changes {
@@ -171,20 +184,32 @@ fn micros(started: Instant) -> u64 {
 
 /// One short line per call, inside the connection's span (which names the connection and the
 /// caller's pid and uid): calls that change something at INFO (WARN when they fail), reads at
-/// DEBUG (monitoring polls `status`; its calls are not news).
+/// DEBUG (monitoring polls `status`; its calls are not news). `registered` is the entry's name;
+/// the error may carry what the caller sent, so it is escaped. With a `throttle` (a caller
+/// other than root), every line but DEBUG goes through it.
 fn log_call(
     span: &tracing::Span,
-    name: &str,
+    registered: &str,
     changes: bool,
     started: Instant,
     result: &Result<Value, OpError>,
+    throttle: Option<&Arc<Throttle>>,
 ) {
     let us = micros(started);
+    if let (Ok(_), false) = (result, changes) {
+        return tracing::debug!(parent: span, us, "{registered} ok");
+    }
+    if throttle.is_some_and(|t| !t.admit()) {
+        return;
+    }
     match result {
-        Ok(_) if !changes => tracing::debug!(parent: span, us, "{name} ok"),
-        Ok(_) => tracing::info!(parent: span, us, "{name} ok"),
-        Err(err) if changes => tracing::warn!(parent: span, us, "{name} failed: {err}"),
-        Err(err) => tracing::info!(parent: span, us, "{name} failed: {err}"),
+        Ok(_) => tracing::info!(parent: span, us, "{registered} ok"),
+        Err(err) if changes => {
+            tracing::warn!(parent: span, us, "{registered} failed: {}", escape(&err.to_string()))
+        }
+        Err(err) => {
+            tracing::info!(parent: span, us, "{registered} failed: {}", escape(&err.to_string()))
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! `status` fail.
 
 use crate::conn_state::{ConnState, Kill};
+use crate::noise::Throttle;
 use crate::state::Shared;
 use bytes::{Bytes, BytesMut};
 use control_api::wire::{self, MAX_REPLY_FRAME_LEN};
@@ -155,7 +156,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Response<ControlResponse>> for Serv
     }
 
     fn start_send(mut self: Pin<&mut Self>, reply: Response<ControlResponse>) -> io::Result<()> {
-        let bytes = encode_reply(&reply, MAX_REPLY_FRAME_LEN)?;
+        let bytes = encode_reply(&reply, MAX_REPLY_FRAME_LEN, &self.shared.noise.big_replies)?;
         Pin::new(&mut self.framed).start_send(bytes)
     }
 
@@ -176,7 +177,12 @@ const CUT_MARK: &str = "…[cut: reply over the frame limit]";
 /// Encodes a reply in at most `limit` bytes: as it is when it fits (the only path a normal reply
 /// takes), else with its longest strings cut (each keeps its beginning and a mark), else as an
 /// error saying why there is no reply.
-fn encode_reply(reply: &Response<ControlResponse>, limit: usize) -> io::Result<Bytes> {
+/// Its warnings go through `noise`: any caller may ask for the same big reply in a loop.
+fn encode_reply(
+    reply: &Response<ControlResponse>,
+    limit: usize,
+    noise: &Arc<Throttle>,
+) -> io::Result<Bytes> {
     let bytes = serde_json::to_vec(reply)?;
     if bytes.len() <= limit {
         return Ok(bytes.into());
@@ -193,10 +199,12 @@ fn encode_reply(reply: &Response<ControlResponse>, limit: usize) -> io::Result<B
         cut_strings(&mut doc, longest / 2);
         let bytes = serde_json::to_vec(&doc)?;
         if bytes.len() <= limit {
-            tracing::warn!(
-                "a reply of {full} bytes is over the {limit}-byte frame limit: sent with its \
-                 longest strings cut"
-            );
+            if noise.admit() {
+                tracing::warn!(
+                    "a reply of {full} bytes is over the {limit}-byte frame limit: sent with its \
+                     longest strings cut"
+                );
+            }
             return Ok(bytes.into());
         }
     }
@@ -210,7 +218,9 @@ fn encode_reply(reply: &Response<ControlResponse>, limit: usize) -> io::Result<B
             ),
         )),
     };
-    tracing::warn!("a reply of {full} bytes is over the {limit}-byte frame limit: not sent");
+    if noise.admit() {
+        tracing::warn!("a reply of {full} bytes is over the {limit}-byte frame limit: not sent");
+    }
     Ok(serde_json::to_vec(&error)?.into())
 }
 
@@ -265,14 +275,14 @@ mod tests {
     #[test]
     fn a_reply_that_fits_is_sent_as_it_is() {
         let reply = status_reply("hello");
-        let bytes = encode_reply(&reply, 1024).unwrap();
+        let bytes = encode_reply(&reply, 1024, &Throttle::new("test")).unwrap();
         assert_eq!(bytes, serde_json::to_vec(&reply).unwrap());
     }
 
     #[test]
     fn a_reply_over_the_limit_has_its_long_strings_cut_with_a_mark() {
         let reply = status_reply(&"é".repeat(40_000));
-        let bytes = encode_reply(&reply, 16 * 1024).unwrap();
+        let bytes = encode_reply(&reply, 16 * 1024, &Throttle::new("test")).unwrap();
         assert!(bytes.len() <= 16 * 1024, "{}", bytes.len());
         let Ok(ControlResponse::Status(Ok(status))) = decode(&bytes).message else {
             panic!("still a status reply");
@@ -292,7 +302,7 @@ mod tests {
             request_id: 4,
             message: Ok(ControlResponse::Status(Ok::<_, OpError>(status))),
         };
-        let decoded = decode(&encode_reply(&reply, 4096).unwrap());
+        let decoded = decode(&encode_reply(&reply, 4096, &Throttle::new("test")).unwrap());
         assert_eq!(decoded.request_id, 4);
         let err = decoded.message.unwrap_err();
         assert!(err.detail.contains("frame limit"), "{err:?}");

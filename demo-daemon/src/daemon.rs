@@ -10,9 +10,10 @@ use crate::config::Config;
 use crate::gate::Gate;
 use crate::reload::ConfigSource;
 use anyhow::Context as _;
+use control_api::text::Escaped;
 use control_api::{OpError, RotateReply};
-use control_server::{Counter, DaemonStatus, Gauge, LogFile, Reloadable, WorkTracker};
-use demo_daemon::{Counters, MessageSet, SetMessage};
+use control_server::{Counter, DaemonStatus, Gauge, LogFile, Reloadable, Throttle, WorkTracker};
+use demo_daemon::{Counters, MessageSet, SetMessage, MAX_MESSAGE_LEN};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,14 +30,14 @@ pub struct Demo {
     work: WorkTracker,
     /// The message `set-message` set, which then wins over the configuration's.
     message: Mutex<Option<String>>,
-    /// Registered with the server: `ctl counters` shows them.
+    /// Registered with the server: `ctl counters` shows them, with the log file's
+    /// `demo.lines_written`, `demo.bytes_written` and `demo.lines_dropped` (counted by the
+    /// file: only what reached it is written).
     counters: control_server::Counters,
-    /// Log lines written.
-    lines_written: Counter,
-    /// Bytes of log lines written, for `stats`.
-    bytes_written: Counter,
     /// Calls of `set-message`.
     messages_set: Counter,
+    /// `set-message` lines: any caller allowed to set the message can call it in a loop.
+    message_noise: Arc<Throttle>,
     /// The interval now in effect.
     interval_ms: Gauge,
     started: Instant,
@@ -47,18 +48,23 @@ pub struct Demo {
 }
 
 impl Demo {
-    /// A daemon running `config` (read from `config_path`), writing to `log`.
-    pub fn new(config_path: PathBuf, config: Config, log: LogFile, work: WorkTracker) -> Demo {
-        let counters = control_server::Counters::new();
+    /// A daemon running `config` (read from `config_path`), writing to `log`, which counts its
+    /// lines in `counters` (`LogOptions::counters`).
+    pub fn new(
+        config_path: PathBuf,
+        config: Config,
+        log: LogFile,
+        work: WorkTracker,
+        counters: control_server::Counters,
+    ) -> Demo {
         Demo {
             config_path,
             config: Arc::new(Reloadable::new(config)),
             log,
             work,
             message: Mutex::new(None),
-            lines_written: counters.counter("demo.lines_written", "Log lines written"),
-            bytes_written: counters.counter("demo.bytes_written", "Bytes of log lines written"),
             messages_set: counters.counter("demo.messages_set", "Calls of set-message"),
+            message_noise: Throttle::new("set-message calls"),
             interval_ms: counters.gauge("demo.interval_ms", "Milliseconds between two lines"),
             counters,
             started: Instant::now(),
@@ -138,17 +144,18 @@ impl Demo {
         let unix_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
+        // Escaped: a caller's `set-message` text must stay on this line.
         let line = format!(
             "seq={seq} t_ms={unix_ms} interval_ms={} message={}\n",
             config.interval_ms,
-            self.message()
+            Escaped(&self.message())
         );
         match self.log.write_line(line.as_bytes()) {
-            // Only a written line consumes its number, so the sequence has no gaps.
+            // Only a written line consumes its number, so the sequence has no gaps. (In
+            // buffered mode a line handed over may still be dropped: the log file counts
+            // what reached it.)
             Ok(()) => {
                 self.next_seq.fetch_add(1, Ordering::SeqCst);
-                self.lines_written.inc();
-                self.bytes_written.add(line.len() as u64);
             }
             Err(err) => tracing::warn!(seq, "cannot write log line, will retry: {err}"),
         }
@@ -200,23 +207,38 @@ impl Demo {
             .unwrap_or_else(|| self.config.get().message.clone())
     }
 
-    /// `set-message`.
-    pub fn set_message(&self, req: SetMessage) -> MessageSet {
+    /// `set-message`: refuses a text over [`MAX_MESSAGE_LEN`] bytes, since every later line
+    /// carries it; says so in one line, escaped and rate-limited.
+    pub fn set_message(&self, req: SetMessage) -> Result<MessageSet, OpError> {
+        if req.text.len() > MAX_MESSAGE_LEN {
+            return Err(OpError::BadArguments {
+                command: "set-message".to_owned(),
+                field: "text".to_owned(),
+                expected: format!("at most {MAX_MESSAGE_LEN} bytes"),
+                message: format!(
+                    "the text is {} bytes, over the {MAX_MESSAGE_LEN}-byte limit: every log \
+                     line carries it",
+                    req.text.len()
+                ),
+            });
+        }
         self.messages_set.inc();
         let previous = self.message();
         *self.message.lock().unwrap_or_else(|e| e.into_inner()) = Some(req.text.clone());
-        tracing::info!("message set to {:?}", req.text);
-        MessageSet {
+        if self.message_noise.admit() {
+            tracing::info!("message set to \"{}\"", Escaped(&req.text));
+        }
+        Ok(MessageSet {
             previous,
             message: req.text,
-        }
+        })
     }
 
     /// `stats`.
     pub fn stats(&self) -> Counters {
         Counters {
             lines: self.next_seq.load(Ordering::SeqCst) - 1,
-            bytes: self.bytes_written.get(),
+            bytes: self.log.written_bytes(),
             reloads: self.reload_runs.load(Ordering::SeqCst),
             uptime_ms: self.started.elapsed().as_millis() as u64,
         }

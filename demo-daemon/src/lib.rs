@@ -6,8 +6,12 @@ use control_api::{Access, Command};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// Longest `set-message` text, in bytes: every later log line carries it.
+pub const MAX_MESSAGE_LEN: usize = 256;
+
 /// `set-message text=STRING`: later log lines carry `text` (until the next `set-message`; a
-/// reload does not undo it), and `status` shows it.
+/// reload does not undo it), and `status` shows it. At most [`MAX_MESSAGE_LEN`] bytes;
+/// newlines and control characters are written escaped (`\n`), so the text stays on its line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SetMessage {
     /// The text later log lines carry.
@@ -37,9 +41,9 @@ pub struct Stats {}
 /// Reply of [`Stats`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Counters {
-    /// Log lines written since start.
+    /// `seq=` lines handed to the log file since start.
     pub lines: u64,
-    /// Bytes of log lines written since start.
+    /// Bytes written to the log file since start (the daemon's own log lines included).
     pub bytes: u64,
     /// Times the reload handler ran.
     pub reloads: u64,

@@ -193,7 +193,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 config_path.display()
             ),
         })?;
+    // The log file counts what reached it (and what was dropped) in the daemon's counters.
+    let counters = control_server::Counters::new();
     let log = LogFile::options()
+        .counters(&counters, "demo")
         .mode(match args.log_mode {
             LogMode::Line => WriteMode::Line,
             LogMode::Buffered => WriteMode::Buffered,
@@ -231,13 +234,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         config,
         log.clone(),
         work.clone(),
+        counters,
     ));
 
     let (reporting, setting, counting) = (demo.clone(), demo.clone(), demo.clone());
     let mut builder = Server::builder(&args.name)
         .status(move |_ctx| std::future::ready(reporting.status()))
         // The daemon's own commands: typed, listed by `ctl describe`, run by `ctl call`.
-        .command(move |_ctx, req: SetMessage| std::future::ready(Ok(setting.set_message(req))))
+        .command(move |_ctx, req: SetMessage| std::future::ready(setting.set_message(req)))
         .command(move |_ctx, _: Stats| std::future::ready(Ok(counting.stats())))
         // Its own counters, which `ctl counters` shows with the server's.
         .counters(demo.counters())

@@ -14,6 +14,7 @@ mod hostile;
 mod hostile_daemon;
 mod hostile_files;
 mod lifecycle;
+mod log_lines;
 mod logrotate;
 mod operations;
 mod operator;

@@ -7,7 +7,7 @@
 //! still in the buffer, never in between.
 
 use super::{lock, Core, LogOptions};
-use std::sync::atomic::{AtomicU64, Ordering};
+use control_api::text::escape_path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -24,10 +24,6 @@ pub(super) struct Buffer {
     /// Bytes that make a batch worth writing at once.
     batch: usize,
     interval: Duration,
-    /// Every line dropped since the file was opened, for [`LogFile::dropped_lines`].
-    ///
-    /// [`LogFile::dropped_lines`]: super::LogFile::dropped_lines
-    dropped_total: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -54,12 +50,12 @@ impl Buffer {
             limit: options.buffer_limit,
             batch,
             interval: options.flush_interval,
-            dropped_total: AtomicU64::new(0),
         }
     }
 
-    /// Copies whole lines in, or drops and counts them when the buffer is full.
-    pub(super) fn push(&self, bytes: &[u8]) {
+    /// Copies whole lines in, or drops and counts them when the buffer is full; returns how
+    /// many lines it dropped (for the file's tally).
+    pub(super) fn push(&self, bytes: &[u8]) -> u64 {
         let mut state = lock(&self.state);
         if state.dropped > 0 || state.bytes.len() + bytes.len() > self.limit {
             // The first drop wakes the writer: it may be asleep on an empty buffer (a single
@@ -67,12 +63,11 @@ impl Buffer {
             let first = state.dropped == 0;
             let lines = bytes.iter().filter(|&&b| b == b'\n').count().max(1) as u64;
             state.dropped += lines;
-            self.dropped_total.fetch_add(lines, Ordering::Relaxed);
             drop(state);
             if first {
                 self.wake.notify_one();
             }
-            return;
+            return lines;
         }
         let before = state.bytes.len();
         if before == 0 {
@@ -84,6 +79,7 @@ impl Buffer {
         if wake {
             self.wake.notify_one();
         }
+        0
     }
 
     /// Moves what waits into `carry` (behind what an earlier write left there), followed by the
@@ -118,10 +114,6 @@ impl Buffer {
             humantime::format_rfc3339_micros(SystemTime::now()),
             self.limit
         )
-    }
-
-    pub(super) fn dropped_total(&self) -> u64 {
-        self.dropped_total.load(Ordering::Relaxed)
     }
 }
 
@@ -201,16 +193,20 @@ fn write_batches(core: &Core) {
         match (result, path) {
             (Err(err), Some(path)) => {
                 failing = true;
-                tracing::warn!(
-                    path = %path.display(),
+                if core.noise.writes_failing.admit() {
+                    tracing::warn!(
+                        path = %escape_path(&path),
                     "cannot write to log file, keeping up to {} bytes of lines and then \
                      dropping and counting them until it takes writes again: {err}",
                     buffer.limit
-                );
+                    );
+                }
             }
             (Ok(()), Some(path)) => {
                 failing = false;
-                tracing::info!(path = %path.display(), "log file takes writes again");
+                if core.noise.writes_working.admit() {
+                    tracing::info!(path = %escape_path(&path), "log file takes writes again");
+                }
             }
             _ => {}
         }

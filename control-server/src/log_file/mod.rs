@@ -16,9 +16,12 @@
 
 mod buffer;
 mod options;
+mod tally;
 mod watch;
 
+use crate::noise::Throttle;
 use buffer::Buffer;
+use control_api::text::escape_path;
 use control_api::{FileId, ReopenedFile};
 pub use options::{LogOptions, WriteMode, DEFAULT_BUFFER_LIMIT, DEFAULT_FLUSH_INTERVAL};
 use rustix::fs::{Mode, OFlags};
@@ -112,6 +115,38 @@ struct Core {
     current: Mutex<Current>,
     /// Where lines wait for the writer thread, in buffered mode.
     buffer: Option<Buffer>,
+    /// Lines written and dropped.
+    tally: tally::Tally,
+    /// The rate limits of the lines this file says: whoever can write to its directory can
+    /// make it say them as often as they like (a symbolic link swapped in, over and over).
+    noise: LogNoise,
+}
+
+/// The throttles of a log file's own lines, one per kind.
+#[derive(Debug)]
+struct LogNoise {
+    /// A reopen refused (a link, a FIFO, another user's file at the path).
+    not_reopened: Arc<Throttle>,
+    /// A rename noticed and followed.
+    reopened: Arc<Throttle>,
+    /// The watch lost its directory, or found it again.
+    watch: Arc<Throttle>,
+    /// Writes started failing (buffered mode).
+    writes_failing: Arc<Throttle>,
+    /// Writes work again (buffered mode).
+    writes_working: Arc<Throttle>,
+}
+
+impl LogNoise {
+    fn new() -> LogNoise {
+        LogNoise {
+            not_reopened: Throttle::new("refused reopens of the log file"),
+            reopened: Throttle::new("reopens of the log file after a rename"),
+            watch: Throttle::new("changes of the log file's directory"),
+            writes_failing: Throttle::new("failures of writes to the log file"),
+            writes_working: Throttle::new("recoveries of writes to the log file"),
+        }
+    }
 }
 
 /// What a reopen must know of the reopens before it.
@@ -399,6 +434,8 @@ impl LogFile {
             inner: Mutex::new(Inner::new(opened.0)),
             current: Mutex::new(current),
             buffer: (options.mode == WriteMode::Buffered).then(|| Buffer::new(options)),
+            tally: tally::Tally::new(options.counters.clone()),
+            noise: LogNoise::new(),
         });
         let mut threads = Threads::default();
         let failed = |err: io::Error| OpenError {
@@ -461,8 +498,22 @@ impl LogFile {
     }
 
     /// Lines dropped since the file was opened because the buffer was full (buffered mode).
+    /// They are not in [`written_lines`](Self::written_lines).
     pub fn dropped_lines(&self) -> u64 {
-        self.core.buffer.as_ref().map_or(0, Buffer::dropped_total)
+        self.core.tally.dropped_lines()
+    }
+
+    /// Lines written to the file (to any file at its path, across reopens) since it was
+    /// opened: in buffered mode only once the writer thread wrote them, never a line still
+    /// waiting or dropped. Includes the `N lines dropped` notices, and whatever else was
+    /// written through any handle (the daemon's own `tracing` lines too).
+    pub fn written_lines(&self) -> u64 {
+        self.core.tally.lines()
+    }
+
+    /// Bytes of [`written_lines`](Self::written_lines).
+    pub fn written_bytes(&self) -> u64 {
+        self.core.tally.bytes()
     }
 
     /// Opens the file at the path anew and moves writing to it; used by `rotate`. Everything
@@ -482,7 +533,7 @@ impl LogFile {
         }
         let reopened = self.core.reopen_locked();
         drop(reopens);
-        reopened.unwrap_or_else(warn_not_reopened)
+        reopened.unwrap_or_else(|not| warn_not_reopened(&self.core, not))
     }
 
     /// Moves writing to another path (after a reload changed it), under the same rules as
@@ -525,11 +576,16 @@ impl LogFile {
     }
 }
 
-/// The reply for a reopen that failed, after saying so: only now, with no lock held, since the
-/// daemon's own `tracing` output may go to this very file and would wait forever on a lock
-/// held here.
-fn warn_not_reopened((bytes_to_old, old, kind, path): NotReopened) -> ReopenedFile {
-    tracing::warn!(path = %path.display(), "cannot reopen log file, still writing to the old one: {kind}");
+/// The reply for a reopen that failed, after saying so (rate-limited): only now, with no lock
+/// held, since the daemon's own `tracing` output may go to this very file and would wait
+/// forever on a lock held here.
+fn warn_not_reopened(core: &Core, (bytes_to_old, old, kind, path): NotReopened) -> ReopenedFile {
+    if core.noise.not_reopened.admit() {
+        tracing::warn!(
+            path = %escape_path(&path),
+            "cannot reopen log file, still writing to the old one: {kind}"
+        );
+    }
     ReopenedFile {
         path,
         old: Some(old),
@@ -551,10 +607,14 @@ impl Core {
         }
         match &self.buffer {
             Some(buffer) => {
-                buffer.push(bytes);
+                self.tally.dropped(buffer.push(bytes));
                 Ok(())
             }
-            None => write_out(&mut lock(&self.inner), bytes, false).map_err(|(_, err)| err),
+            None => {
+                write_out(&mut lock(&self.inner), bytes, false).map_err(|(_, err)| err)?;
+                self.tally.wrote(bytes);
+                Ok(())
+            }
         }
     }
 
@@ -574,6 +634,7 @@ impl Core {
             let mut carry = std::mem::take(&mut inner.carry);
             match write_out(inner, &carry, true) {
                 Ok(()) => {
+                    self.tally.wrote(&carry);
                     // Empty, with the batch's allocation: the next take swaps it in as the
                     // buffer.
                     carry.clear();
@@ -583,6 +644,7 @@ impl Core {
                     }
                 }
                 Err((kept, err)) => {
+                    self.tally.wrote(&carry[..kept]);
                     carry.drain(..kept);
                     inner.carry = carry;
                     return Err(err);
@@ -622,7 +684,12 @@ impl Core {
         drop(reopens);
         match reopened {
             Ok(_) => {
-                tracing::info!(path = %path.display(), "log file renamed: reopened it at its path");
+                if self.noise.reopened.admit() {
+                    tracing::info!(
+                        path = %escape_path(&path),
+                        "log file renamed: reopened it at its path"
+                    );
+                }
                 Ok(true)
             }
             Err(not) => Err(not),

@@ -29,6 +29,7 @@ pub struct LogOptions {
     pub(super) buffer_limit: usize,
     pub(super) flush_interval: Duration,
     pub(super) watch: bool,
+    pub(super) counters: Option<super::tally::LineCounters>,
 }
 
 /// Buffered mode: how many bytes may wait for the disk before lines are dropped.
@@ -43,6 +44,7 @@ impl Default for LogOptions {
             buffer_limit: DEFAULT_BUFFER_LIMIT,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             watch: false,
+            counters: None,
         }
     }
 }
@@ -88,6 +90,32 @@ impl LogOptions {
     /// [`CREATE_GRACE`]: crate::log_file::CREATE_GRACE
     pub fn watch_rotation(mut self, watch: bool) -> Self {
         self.watch = watch;
+        self
+    }
+
+    /// Counts the file's lines in `counters` too, for `ctl counters`: `PREFIX.lines_written`
+    /// and `PREFIX.bytes_written` (what reached the file, as [`LogFile::written_lines`] counts
+    /// it) and `PREFIX.lines_dropped` (buffered mode: dropped for a full buffer, never written).
+    ///
+    /// # Panics
+    ///
+    /// As [`Counters::counter`](crate::Counters::counter), if `PREFIX.lines_written` is not a
+    /// valid counter name or is already a gauge.
+    pub fn counters(mut self, counters: &crate::Counters, prefix: &str) -> Self {
+        self.counters = Some(super::tally::LineCounters {
+            lines: counters.counter(
+                &format!("{prefix}.lines_written"),
+                "Lines written to the log file (the daemon's own log lines included)",
+            ),
+            bytes: counters.counter(
+                &format!("{prefix}.bytes_written"),
+                "Bytes of lines written to the log file",
+            ),
+            dropped: counters.counter(
+                &format!("{prefix}.lines_dropped"),
+                "Lines dropped, never written: the log file's buffer was full",
+            ),
+        });
         self
     }
 

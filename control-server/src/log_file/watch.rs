@@ -4,8 +4,17 @@
 //!
 //! No `stat` per line (what Python's `WatchedFileHandler` does) and no timer: writes raise no
 //! event (no `IN_MODIFY` in the masks), so a busy or an idle file costs the thread nothing.
+//!
+//! When the directory itself goes (removed, to be made again by a deployment or a tmpfiles
+//! rule), the watch moves to the nearest directory above it that still exists, waiting for
+//! the next name on the way down to appear: so it follows the directory when it comes back,
+//! however long that takes, without polling.
+//!
+//! Whoever can write to the directory can make the watch wake as often as they like; what it
+//! then says goes through the file's throttles (`LogNoise`).
 
 use super::{id_of, warn_not_reopened, Core, OpenErrorKind};
+use control_api::text::escape_path;
 use rustix::fs::inotify;
 use std::ffi::OsStr;
 use std::mem::MaybeUninit;
@@ -56,6 +65,13 @@ fn dir_mask() -> inotify::WatchFlags {
         | W::ONLYDIR
 }
 
+/// What concerns a directory above a directory that went: the next name on the way down
+/// appearing, or this directory going too.
+fn ancestor_mask() -> inotify::WatchFlags {
+    use inotify::WatchFlags as W;
+    W::CREATE | W::MOVED_TO | W::DELETE_SELF | W::MOVE_SELF | W::ONLYDIR
+}
+
 /// What concerns the file: it moved (to another directory too) or is gone.
 fn file_mask() -> inotify::WatchFlags {
     use inotify::WatchFlags as W;
@@ -82,6 +98,7 @@ impl Watch {
             path: path.to_owned(),
             dir_wd,
             file_wd,
+            ancestor: None,
             pending: Wanted::default(),
         };
         std::thread::Builder::new()
@@ -116,8 +133,30 @@ struct Watching {
     /// The directory's watch (dead once the directory is gone, until a rewatch succeeds).
     dir_wd: i32,
     file_wd: Option<i32>,
+    /// While the directory is gone: the watch on the nearest directory above it that exists.
+    ancestor: Option<Ancestor>,
     /// What events read while waiting for a create asked for, done on the next round.
     pending: Wanted,
+}
+
+/// The watch on a directory above the file's, which went.
+struct Ancestor {
+    wd: i32,
+    /// The name in it on the way down to the file's directory.
+    name: Vec<u8>,
+}
+
+/// Whether a directory above the file's (the ancestor's watch `wd`, waiting for `name`) asks
+/// for a rewatch with this event: the name appeared, or the ancestor went too.
+fn ancestor_event(ancestor: &Option<Ancestor>, event: &inotify::Event<'_>) -> bool {
+    use inotify::ReadFlags as R;
+    let Some(a) = ancestor.as_ref().filter(|a| a.wd == event.wd()) else {
+        return false;
+    };
+    event
+        .events()
+        .intersects(R::IGNORED | R::DELETE_SELF | R::MOVE_SELF)
+        || event.file_name().map(|n| n.to_bytes()) == Some(&a.name[..])
 }
 
 /// What a batch of events asks for.
@@ -155,7 +194,15 @@ impl Watching {
             }
             .and_then(|()| self.read(&mut buf, &mut wanted));
             if let Err(err) = read {
-                tracing::warn!(path = %self.path.display(), "stopped watching the log file for renames (inotify: {err}); `ctl rotate` still reopens it");
+                if let Some(core) = self.core.upgrade() {
+                    if core.noise.watch.admit() {
+                        tracing::warn!(
+                            path = %escape_path(&self.path),
+                            "stopped watching the log file for renames (inotify: {err}); \
+                             `ctl rotate` still reopens it"
+                        );
+                    }
+                }
                 return;
             }
             self.drain_wake();
@@ -227,6 +274,9 @@ impl Watching {
                         wanted.follow |= event.file_name().map(|n| n.to_bytes()) == name;
                     } else if Some(event.wd()) == self.file_wd {
                         wanted.follow |= events.intersects(R::MOVE_SELF | R::DELETE_SELF);
+                    } else if ancestor_event(&self.ancestor, &event) {
+                        wanted.rewatch = true;
+                        wanted.follow = true;
                     }
                 }
                 Err(rustix::io::Errno::INTR) => continue,
@@ -239,26 +289,100 @@ impl Watching {
         }
     }
 
-    /// Watches the directory of the file's current path.
+    /// Watches the directory of the file's current path; while it is gone, the nearest
+    /// directory above it that exists, to watch it again once it is back.
     fn rewatch(&mut self, core: &Core) {
         self.path = core.current().path;
-        let dir = self.path.parent().unwrap_or(Path::new("/"));
-        match inotify::add_watch(&self.shared.fd, dir, dir_mask()) {
-            Ok(wd) => {
-                let old = std::mem::replace(&mut self.dir_wd, wd);
-                if old != wd {
-                    let _ = inotify::remove_watch(&self.shared.fd, old);
+        let dir = self.path.parent().unwrap_or(Path::new("/")).to_owned();
+        // A few rounds: the directory may come back (or a directory above it go) while the
+        // watch above it is being set up. Each round is two `inotify_add_watch` per level.
+        for _ in 0..4 {
+            let err = match inotify::add_watch(&self.shared.fd, &dir, dir_mask()) {
+                Ok(wd) => {
+                    let old = std::mem::replace(&mut self.dir_wd, wd);
+                    if old != wd && old >= 0 {
+                        let _ = inotify::remove_watch(&self.shared.fd, old);
+                    }
+                    if let Some(ancestor) = self.ancestor.take() {
+                        if ancestor.wd != wd {
+                            let _ = inotify::remove_watch(&self.shared.fd, ancestor.wd);
+                        }
+                        if core.noise.watch.admit() {
+                            tracing::info!(
+                                dir = %escape_path(&dir),
+                                "the log file's directory is back: following renames in it again"
+                            );
+                        }
+                    }
+                    return self.watch_file();
+                }
+                Err(err) => err,
+            };
+            // Its old watch is dead (the kernel dropped it with the directory).
+            self.dir_wd = -1;
+            let gone = matches!(err, rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR);
+            let above = match gone {
+                true => self.watch_ancestor(&dir),
+                false => Err(err),
+            };
+            match above {
+                // Armed: try the directory once more, in case it came back meanwhile.
+                Ok(Some(first)) => {
+                    if first && core.noise.watch.admit() {
+                        let ancestor = dir.ancestors().nth(1).unwrap_or(Path::new("/"));
+                        tracing::warn!(
+                            dir = %escape_path(&dir),
+                            "the log file's directory is gone: waiting for it to be made again \
+                             (watching above it, from {}), writing to the old file until then",
+                            escape_path(ancestor)
+                        );
+                    }
+                    continue;
+                }
+                Ok(None) => return,
+                Err(err) => {
+                    if core.noise.watch.admit() {
+                        tracing::warn!(
+                            dir = %escape_path(&dir),
+                            "cannot watch the log file's directory any more, renames go \
+                             unnoticed until `ctl rotate` (inotify: {err})"
+                        );
+                    }
+                    return;
                 }
             }
-            Err(err) => {
-                return tracing::warn!(
-                    dir = %dir.display(),
-                    "cannot watch the log file's directory any more, renames go unnoticed until \
-                     `ctl rotate` (inotify: {err})"
-                )
+        }
+    }
+
+    /// Watches the nearest directory above `dir` that exists, for the next name down to
+    /// appear. `Some(true)` if the directory was not missing before (a loss to report),
+    /// `Some(false)` if it was, `None` if nothing above it exists (not even `/`).
+    fn watch_ancestor(&mut self, dir: &Path) -> rustix::io::Result<Option<bool>> {
+        let first = self.ancestor.is_none();
+        let mut child = dir;
+        while let Some(parent) = child.parent() {
+            let parent = if parent.as_os_str().is_empty() {
+                Path::new("/")
+            } else {
+                parent
+            };
+            match inotify::add_watch(&self.shared.fd, parent, ancestor_mask()) {
+                Ok(wd) => {
+                    let name = child
+                        .file_name()
+                        .map_or(Vec::new(), |n| n.as_bytes().to_vec());
+                    if let Some(old) = self.ancestor.replace(Ancestor { wd, name }) {
+                        if old.wd != wd {
+                            let _ = inotify::remove_watch(&self.shared.fd, old.wd);
+                        }
+                    }
+                    return Ok(Some(first));
+                }
+                Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => child = parent,
+                Err(err) => return Err(err),
             }
         }
-        self.watch_file();
+        Ok(None)
     }
 
     /// Watches the file at the path (the one being written, after a reopen or switch).
@@ -296,7 +420,7 @@ impl Watching {
                     if denied && self.wait_for_name(buf, until, changed) {
                         continue;
                     }
-                    warn_not_reopened(not);
+                    warn_not_reopened(core, not);
                     return;
                 }
             }
@@ -337,6 +461,10 @@ impl Watching {
                     || (event.wd() == dir_wd
                         && events.intersects(R::IGNORED | R::DELETE_SELF | R::MOVE_SELF))
                 {
+                    self.pending.rewatch = true;
+                    self.pending.follow = true;
+                }
+                if ancestor_event(&self.ancestor, &event) {
                     self.pending.rewatch = true;
                     self.pending.follow = true;
                 }

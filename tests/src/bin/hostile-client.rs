@@ -9,11 +9,12 @@
 //! hostile-client zero-deadlines SOCKET COUNT       `hello` and `status` calls whose deadline is now
 //! hostile-client garbage SOCKET SECONDS            random frames and bytes, reconnecting
 //! hostile-client hold SOCKET COUNT SECONDS         open connections and say nothing
+//! hostile-client call SOCKET COMMAND ARGS_JSON     one `call` of any name and arguments, reply read
 //! ```
 //!
 //! It prints one line of counts (`key=value ...`) and exits 0, or 2 on a usage error.
 
-use control_api::{ControlRequest, HelloRequest, StatusRequest};
+use control_api::{CallRequest, ControlRequest, HelloRequest, StatusRequest};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,7 @@ fn main() {
         "zero-deadlines" => deadlines(&socket, num(2), 0),
         "garbage" => garbage(&socket, secs(num(2))),
         "hold" => hold(&socket, num(2), secs(num(3))),
+        "call" => call(&socket, arg(2), arg(3)),
         other => {
             eprintln!("hostile-client: unknown mode {other:?}");
             std::process::exit(2)
@@ -247,4 +249,26 @@ fn hold(socket: &Path, count: u64, length: Duration) -> String {
     let _ = std::io::stdout().flush();
     std::thread::sleep(length);
     format!("held={}", held.len())
+}
+
+/// One `call` of `command` with `args` (JSON), names as given (`ctl` would refuse to send a
+/// name the daemon does not list); reports whether a reply came.
+fn call(socket: &Path, command: &str, args: &str) -> String {
+    let args: serde_json::Value = serde_json::from_str(args).unwrap_or_else(|e| {
+        eprintln!("hostile-client: ARGS_JSON is not JSON: {e}");
+        std::process::exit(2)
+    });
+    let req = CallRequest {
+        command: command.to_owned(),
+        args,
+    };
+    let mut stream = UnixStream::connect(socket).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    stream
+        .write_all(&request(1, ControlRequest::Call { req }, 10))
+        .expect("send");
+    let replied = tests::read_frame(&mut stream).is_some();
+    format!("replied={}", u8::from(replied))
 }
