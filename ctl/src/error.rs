@@ -43,9 +43,11 @@ pub enum CtlError {
     },
     /// No socket answers and the daemon left what only a daemon that did not stop cleanly
     /// leaves (a stale socket, a lock file nobody holds). Never hidden by `--missing-ok`.
-    #[error("{who} died: {trace}; it did not stop cleanly (killed, crashed or out of memory): \
+    #[error(
+        "{who} died: {trace}; it did not stop cleanly (killed, crashed or out of memory): \
         see its log and the journal, then start it again (start-up replaces what it left); \
-        --missing-ok does not hide a daemon that died")]
+        --missing-ok does not hide a daemon that died"
+    )]
     Died {
         /// The daemon's name, or "the daemon at PATH" for a path target.
         who: String,
