@@ -125,8 +125,11 @@ struct Core {
 /// The throttles of a log file's own lines, one per kind.
 #[derive(Debug)]
 struct LogNoise {
-    /// A reopen refused (a link, a FIFO, another user's file at the path).
+    /// A reopen the watch tried, refused (a link, a FIFO, another user's file at the path).
     not_reopened: Arc<Throttle>,
+    /// A reopen asked for (`rotate`, SIGHUP), refused: a throttle of its own, so that a
+    /// directory writer's swaps, which the watch answers, cannot hide the answer to a rotate.
+    not_reopened_on_request: Arc<Throttle>,
     /// A rename noticed and followed.
     reopened: Arc<Throttle>,
     /// The watch lost its directory, or found it again.
@@ -141,6 +144,7 @@ impl LogNoise {
     fn new() -> LogNoise {
         LogNoise {
             not_reopened: Throttle::new("refused reopens of the log file"),
+            not_reopened_on_request: Throttle::new("refused requested reopens of the log file"),
             reopened: Throttle::new("reopens of the log file after a rename"),
             watch: Throttle::new("changes of the log file's directory"),
             writes_failing: Throttle::new("failures of writes to the log file"),
@@ -533,7 +537,8 @@ impl LogFile {
         }
         let reopened = self.core.reopen_locked();
         drop(reopens);
-        reopened.unwrap_or_else(|not| warn_not_reopened(&self.core, not))
+        reopened
+            .unwrap_or_else(|not| warn_not_reopened(&self.core.noise.not_reopened_on_request, not))
     }
 
     /// Moves writing to another path (after a reload changed it), under the same rules as
@@ -579,8 +584,11 @@ impl LogFile {
 /// The reply for a reopen that failed, after saying so (rate-limited): only now, with no lock
 /// held, since the daemon's own `tracing` output may go to this very file and would wait
 /// forever on a lock held here.
-fn warn_not_reopened(core: &Core, (bytes_to_old, old, kind, path): NotReopened) -> ReopenedFile {
-    if core.noise.not_reopened.admit() {
+fn warn_not_reopened(
+    throttle: &Arc<Throttle>,
+    (bytes_to_old, old, kind, path): NotReopened,
+) -> ReopenedFile {
+    if throttle.admit() {
         tracing::warn!(
             path = %escape_path(&path),
             "cannot reopen log file, still writing to the old one: {kind}"

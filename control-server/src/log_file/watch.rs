@@ -420,7 +420,7 @@ impl Watching {
                     if denied && self.wait_for_name(buf, until, changed) {
                         continue;
                     }
-                    warn_not_reopened(core, not);
+                    warn_not_reopened(&core.noise.not_reopened, not);
                     return;
                 }
             }
