@@ -38,15 +38,10 @@ pub struct Global {
     #[arg(long, short, global = true)]
     pub quiet: bool,
 
-    /// Exit 0 when the daemon is stopped (its socket is gone and it left no trace); a daemon
-    /// that died (stale socket, lock nobody holds), one that runs where ctl does not look, and
-    /// errors from a live daemon still fail
+    /// Exit 0 when no daemon is listening (socket missing, refused or stale) and no process of
+    /// that name runs; errors from a live daemon still fail
     #[arg(long, global = true)]
     pub missing_ok: bool,
-
-    /// Whether `--timeout` was given: `ctl list` bounds each daemon by 2s otherwise.
-    #[arg(skip)]
-    pub timeout_given: bool,
 }
 
 /// What to ask the daemon.
@@ -108,16 +103,7 @@ pub enum Command {
     /// key/value lines, or in `result` with --json.
     #[command(after_long_help = EXIT_CODES_HELP)]
     Call(CallArgs),
-    /// Check every daemon with a socket where names are looked up, and show each one's state
-    ///
-    /// A health check: the daemons are probed in parallel, each within 2s (--timeout changes
-    /// it). States: serving; draining; hung (accepted, no answer in time: SIGSTOPped or
-    /// overloaded); died (a stale socket or a lock file nobody holds: killed or crashed);
-    /// not-accepting (its lock is held but nothing accepts); gone (stopped while listing);
-    /// denied; untrusted (never connected to); incompatible; broken (not this protocol);
-    /// no-status; unprobed (ctl ran out of descriptors); error. Exit 0 when every listed
-    /// daemon is serving, 1 when one is not, 71 when ctl could not probe one. --json gives
-    /// each daemon's `state` and `all_serving`.
+    /// List the daemons with a socket where names are looked up
     #[command(after_long_help = EXIT_CODES_HELP)]
     List,
     /// Print a shell completion script (bash, zsh, fish, ...)
@@ -228,14 +214,6 @@ pub fn command() -> clap::Command {
     cmd
 }
 
-/// Whether `--timeout` was on the command line, before or after the operation.
-pub fn timeout_given(matches: &clap::ArgMatches) -> bool {
-    let given = |m: &clap::ArgMatches| {
-        m.value_source("timeout") == Some(clap::parser::ValueSource::CommandLine)
-    };
-    given(matches) || matches.subcommand().is_some_and(|(_, sub)| given(sub))
-}
-
 /// Longest accepted `--timeout`: long enough for any drain, short enough that adding it to the
 /// clock cannot overflow.
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -270,18 +248,6 @@ mod tests {
             assert!(
                 matches!(cli.command, Command::Reload(TargetArg { ref target }) if target == "web")
             );
-        }
-    }
-
-    #[test]
-    fn a_given_timeout_is_told_from_the_default() {
-        for (args, given) in [
-            (&["ctl", "list"][..], false),
-            (&["ctl", "--timeout", "5s", "list"], true),
-            (&["ctl", "list", "--timeout", "5s"], true),
-        ] {
-            let m = command().try_get_matches_from(args).unwrap();
-            assert_eq!(timeout_given(&m), given, "{args:?}");
         }
     }
 

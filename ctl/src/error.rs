@@ -1,7 +1,7 @@
 //! Everything that can go wrong in one `ctl` call, each mapped to its exit code.
 
 use crate::exit::Exit;
-use crate::running::{Process, Trace};
+use crate::running::Process;
 use control_api::socket::{SocketPathError, Untrusted};
 use control_api::{OpError, Operation};
 use std::io;
@@ -26,11 +26,9 @@ pub enum CtlError {
         /// The other places looked at, where nothing was found.
         also: Vec<PathBuf>,
     },
-    /// No socket answers, but a process holds the daemon's lock file (see [`crate::running`]):
-    /// it listens somewhere else. Never hidden by `--missing-ok`.
-    #[error("no daemon answers at {}{}, but daemon {name} is running ({}): it listens \
-        somewhere else, so nothing was done; point ctl at its socket path{}, or run it where \
-        ctl looks (see docs/operators.md); --missing-ok does not hide a running daemon",
+    /// No socket answers, but a process of the daemon's name is running: it listens somewhere
+    /// else. Never hidden by `--missing-ok`.
+    #[error("no daemon answers at {}{}, but a process named {name} is running ({}): it listens         somewhere else, so nothing was done; point ctl at its socket path{}, or run it where         ctl looks (see docs/operators.md); --missing-ok does not hide a running daemon",
         .looked.first().map(|p| p.display().to_string()).unwrap_or_default(),
         nor(.looked.get(1..).unwrap_or_default()), pids(.processes), listening(.processes))]
     Running {
@@ -38,32 +36,8 @@ pub enum CtlError {
         name: String,
         /// Where ctl looked.
         looked: Vec<PathBuf>,
-        /// The processes holding its lock.
+        /// The processes of that name.
         processes: Vec<Process>,
-    },
-    /// No socket answers and the daemon left what only a daemon that did not stop cleanly
-    /// leaves (a stale socket, a lock file nobody holds). Never hidden by `--missing-ok`.
-    #[error(
-        "{who} died: {trace}; it did not stop cleanly (killed, crashed or out of memory): \
-        see its log and the journal, then start it again (start-up replaces what it left); \
-        --missing-ok does not hide a daemon that died"
-    )]
-    Died {
-        /// The daemon's name, or "the daemon at PATH" for a path target.
-        who: String,
-        /// What it left.
-        trace: Trace,
-    },
-    /// ctl itself ran out of a resource (descriptors, memory) before it could reach the
-    /// daemon: says nothing about the daemon.
-    #[error("ctl could not try {}: {source}; ctl ran out of a resource of its own, not the daemon \
-        (raise ctl's limit, e.g. `ulimit -n`, or free memory)", .path.display())]
-    Resources {
-        /// The socket path.
-        path: PathBuf,
-        /// The OS error (EMFILE, ENFILE, ENOMEM, ENOBUFS).
-        #[source]
-        source: io::Error,
     },
     /// A socket found by name is in a directory another user could have put it in.
     #[error(transparent)]
@@ -168,11 +142,9 @@ impl CtlError {
     pub fn exit(&self) -> Exit {
         match self {
             CtlError::Target(_) | CtlError::RequestTooLarge { .. } => Exit::Usage,
-            CtlError::NoDaemon { .. }
-            | CtlError::Connect { .. }
-            | CtlError::Running { .. }
-            | CtlError::Died { .. } => Exit::NoDaemon,
-            CtlError::Resources { .. } => Exit::OsError,
+            CtlError::NoDaemon { .. } | CtlError::Connect { .. } | CtlError::Running { .. } => {
+                Exit::NoDaemon
+            }
             CtlError::SocketDenied { .. }
             | CtlError::Untrusted(_)
             | CtlError::WrongDaemon { .. } => Exit::Denied,
@@ -195,10 +167,8 @@ impl CtlError {
         }
     }
 
-    /// Whether `--missing-ok` turns this error into success: nothing listens at the path, or
-    /// the daemon says it is stopping. A stale socket is a [`CtlError::NoDaemon`] here; the
-    /// caller looks at what the daemon left ([`crate::running`]) and makes it
-    /// [`CtlError::Died`] before deciding. Not any other failure to
+    /// Whether `--missing-ok` turns this error into success: nothing listens at the path (no
+    /// socket, or a stale one), or the daemon says it is stopping. Not any other failure to
     /// connect (a path that is not a socket is a misconfiguration worth failing on).
     pub fn is_missing(&self) -> bool {
         matches!(
@@ -214,8 +184,6 @@ impl CtlError {
             CtlError::RequestTooLarge { .. } => "too_large",
             CtlError::NoDaemon { .. } | CtlError::Connect { .. } => "no_daemon",
             CtlError::Running { .. } => "not_listening",
-            CtlError::Died { .. } => "died",
-            CtlError::Resources { .. } => "ctl_resources",
             CtlError::SocketDenied { .. } => "denied",
             CtlError::Untrusted(_) => "untrusted",
             CtlError::WrongDaemon { .. } => "wrong_daemon",
@@ -254,7 +222,6 @@ impl CtlError {
                 why: "the socket is stale (nobody accepts on it)",
                 also: Vec::new(),
             },
-            _ if is_out_of_resources(&err) => CtlError::Resources { path, source: err },
             io::ErrorKind::PermissionDenied => CtlError::SocketDenied {
                 path,
                 uid: rustix::process::geteuid().as_raw(),
@@ -369,16 +336,9 @@ pub(crate) fn nor(paths: &[PathBuf]) -> String {
     format!(" (nor at {})", list.join(", "))
 }
 
-/// "pid 12" or "pids 12, 13 (uid 1000)": the uid where it is not root's, so that root is
-/// not led to another user's daemon unawares.
+/// "pid 12" or "pids 12, 13".
 fn pids(processes: &[Process]) -> String {
-    let pids: Vec<_> = processes
-        .iter()
-        .map(|p| match p.uid {
-            0 => p.pid.to_string(),
-            uid => format!("{} of uid {uid}", p.pid),
-        })
-        .collect();
+    let pids: Vec<_> = processes.iter().map(|p| p.pid.to_string()).collect();
     let s = if pids.len() == 1 { "" } else { "s" };
     format!("pid{s} {}", pids.join(", "))
 }
@@ -388,29 +348,13 @@ fn listening(processes: &[Process]) -> String {
     let sockets: Vec<_> = processes
         .iter()
         .flat_map(|p| &p.sockets)
-        .map(|s| control_api::text::escape_path(s))
+        .map(|s| s.display().to_string())
         .collect();
     if sockets.is_empty() {
         String::new()
     } else {
         format!(" (it listens at {})", sockets.join(", "))
     }
-}
-
-/// Whether an error is ctl's own shortage (descriptors, memory, buffers), not the daemon's.
-fn is_out_of_resources(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc_errno::EMFILE | libc_errno::ENFILE | libc_errno::ENOMEM | libc_errno::ENOBUFS)
-    )
-}
-
-/// The errno values [`is_out_of_resources`] knows, from rustix (no libc dependency).
-mod libc_errno {
-    pub const EMFILE: i32 = rustix::io::Errno::MFILE.raw_os_error();
-    pub const ENFILE: i32 = rustix::io::Errno::NFILE.raw_os_error();
-    pub const ENOMEM: i32 = rustix::io::Errno::NOMEM.raw_os_error();
-    pub const ENOBUFS: i32 = rustix::io::Errno::NOBUFS.raw_os_error();
 }
 
 fn is_socket(path: &std::path::Path) -> bool {
@@ -558,7 +502,6 @@ mod tests {
             looked: vec!["/run/ctl/web.sock".into(), "/run/web/ctl.sock".into()],
             processes: vec![Process {
                 pid: 4242,
-                uid: 0,
                 sockets: vec!["/srv/web.sock".into()],
             }],
         };

@@ -14,12 +14,8 @@ pub enum Exit {
     Usage = 2,
     /// The daemon does not support the operation.
     Unsupported = 3,
-    /// No daemon there: it stopped (socket gone), died (a stale socket or a lock nobody
-    /// holds), or runs where ctl did not look.
+    /// No daemon there: socket missing, connection refused, or stale socket.
     NoDaemon = 69,
-    /// ctl itself ran out of a resource (descriptors, memory) before reaching the daemon
-    /// (EX_OSERR): nothing is known about the daemon.
-    OsError = 71,
     /// The output could not be written (EX_IOERR); the operation itself may have succeeded.
     Output = 74,
     /// The deadline passed before the daemon answered.
@@ -48,15 +44,10 @@ impl From<Exit> for ExitCode {
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
    0  the operation succeeded
-   1  the daemon ran the operation and it failed (the daemon says why; old state kept);
-      for `ctl list`, a listed daemon is not serving (hung, died, draining, ...)
+   1  the daemon ran the operation and it failed (the daemon says why; old state kept)
    2  usage error
    3  the daemon does not support this operation
-  69  no daemon there: stopped (socket gone, nothing left; the one case the
-      missing-ok option makes 0), died (a stale socket or a lock file nobody
-      holds), or running where ctl does not look
-  71  ctl ran out of a resource of its own (descriptors, memory); nothing is known
-      about the daemon
+  69  no daemon there: socket missing, connection refused, or stale socket
   74  the output could not be written (the operation itself may have succeeded)
   75  the deadline passed before the daemon answered
   76  protocol error: incompatible version or a reply that could not be read
@@ -76,7 +67,6 @@ mod tests {
             (Exit::Usage, 2),
             (Exit::Unsupported, 3),
             (Exit::NoDaemon, 69),
-            (Exit::OsError, 71),
             (Exit::Output, 74),
             (Exit::Timeout, 75),
             (Exit::Protocol, 76),

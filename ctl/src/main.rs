@@ -28,12 +28,9 @@ fn main() -> ExitCode {
     // global options hidden.
     let cli = match cli::command()
         .try_get_matches()
-        .and_then(|m| Ok((<Cli as clap::FromArgMatches>::from_arg_matches(&m)?, m)))
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m))
     {
-        Ok((mut cli, matches)) => {
-            cli.global.timeout_given = cli::timeout_given(&matches);
-            cli
-        }
+        Ok(cli) => cli,
         // clap prints help and version to stdout (exit 0) and usage errors to stderr (exit 2).
         Err(err) => err.exit(),
     };
@@ -67,7 +64,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli, started: Instant) -> Exit {
     let global = &cli.global;
     let (op, target) = match &cli.command {
-        Command::List => return list::run(global).await,
+        Command::List => return list::run(global, started).await,
         Command::Completions { shell } => {
             // Generated into memory first: clap_complete panics on a write error, and a closed
             // pipe (`ctl completions bash | head`) is not one worth reporting.
@@ -186,11 +183,22 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         Ok::<_, CtlError>((session.hello, reply, session.path))
     }
     .await;
-    // No socket answers: what the daemon left tells "stopped" (nothing) from "runs where ctl
-    // did not look" (a lock of its name held) and "died" (a stale socket, a lock nobody holds).
-    let result = match result {
-        Err(err @ CtlError::NoDaemon { .. }) => Err(why_missing(err, &parsed, &lookup.looked)),
-        result => result,
+    // No socket answers: if a process of that name runs all the same, it listens where ctl
+    // did not look, and saying "no daemon" (or, with --missing-ok, nothing) would hide it.
+    let result = match (result, parsed.name()) {
+        (Err(err @ CtlError::NoDaemon { .. }), Some(name)) => {
+            let processes = running::find(name);
+            if processes.is_empty() {
+                Err(err)
+            } else {
+                Err(CtlError::Running {
+                    name: name.to_owned(),
+                    looked: lookup.looked.clone(),
+                    processes,
+                })
+            }
+        }
+        (result, _) => result,
     };
 
     match result {
@@ -219,46 +227,6 @@ async fn run(cli: Cli, started: Instant) -> Exit {
             Err(write) => unwritten(&format!("{op} {target}"), write, ""),
         },
         Err(err) => failed(&out, &err),
-    }
-}
-
-/// What a [`CtlError::NoDaemon`] really is, from what the daemon left (see [`running`]).
-fn why_missing(err: CtlError, target: &Target, looked: &[std::path::PathBuf]) -> CtlError {
-    let who = match target {
-        Target::Name(name) => {
-            let processes = running::find(name);
-            if !processes.is_empty() {
-                return CtlError::Running {
-                    name: name.to_owned(),
-                    looked: looked.to_vec(),
-                    processes,
-                };
-            }
-            name.to_owned()
-        }
-        Target::Path(path) => {
-            // The lock next to the path is the daemon's, whatever its name.
-            let who = match target.name() {
-                Some(name) => name.to_owned(),
-                None => format!("the daemon at {}", control_api::text::escape_path(path)),
-            };
-            if let Some(pid) = running::lock_holder(path) {
-                return CtlError::Running {
-                    name: who,
-                    looked: looked.to_vec(),
-                    processes: vec![running::Process {
-                        pid,
-                        uid: running::uid_of(pid),
-                        sockets: vec![path.clone()],
-                    }],
-                };
-            }
-            who
-        }
-    };
-    match running::left_behind(looked) {
-        Some(trace) => CtlError::Died { who, trace },
-        None => err,
     }
 }
 

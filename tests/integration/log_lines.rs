@@ -435,11 +435,7 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("server.rs", "shared.work.len()", "a count"),
     ("service.rs", "micros(started)", "microseconds"),
     ("signals.rs", "reply.generation", "a number"),
-    (
-        "signals.rs",
-        "reply.summary",
-        "the reload's summary, from root's configuration",
-    ),
+    ("signals.rs", "reply.summary", "the reload's summary, from root's configuration"),
     ("ops/drain.rs", "reply.in_flight", "a count"),
 ];
 

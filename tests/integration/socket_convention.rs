@@ -155,10 +155,7 @@ fn missing_ok_does_not_hide_a_daemon_that_listens_elsewhere() {
     let name = format!("elsew{}", std::process::id());
     let exe = sb.path(&name);
     std::os::unix::fs::symlink(&bins().demo, &exe).unwrap();
-    // Named by the convention where ctl does not look (`CTL_SOCKET_DIR` set only on the
-    // daemon's side): its held lock file `NAME.sock.lock` tells it runs, whatever its process
-    // is called.
-    let socket = sb.path(&format!("elsewhere/{name}.sock"));
+    let socket = sb.path("elsewhere/demo.sock");
     let log = sb.path("elsewhere.log");
     let cfg = sb.write_config("elsewhere.toml", &crate::config(&log, 50, "alpha"));
     let stderr = sb.path("elsewhere.stderr");
@@ -192,8 +189,8 @@ fn missing_ok_does_not_hide_a_daemon_that_listens_elsewhere() {
     let json = ctl(&sb, &["--missing-ok", "--json", "rotate", &name]).expect_code(69);
     assert_eq!(json.json()["error"]["kind"], "not_listening", "{json}");
 
-    // Stopped cleanly (its socket and lock removed), it is what --missing-ok is for.
-    daemon.signal(rustix::process::Signal::TERM);
+    // With the process gone, the same line is the stopped daemon --missing-ok is for.
+    daemon.child.kill().unwrap();
     daemon.wait_exit();
     let skipped = ctl(&sb, &["--missing-ok", "rotate", &name]).expect_code(0);
     assert!(skipped.stdout.contains("nothing to do"), "{skipped}");
