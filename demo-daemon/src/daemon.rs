@@ -178,7 +178,10 @@ impl Demo {
             let gate = Gate::open(&path).map_err(|e| {
                 OpError::failed_because(format!("cannot open rotate_gate {}", path.display()), &e)
             })?;
-            tracing::info!("rotate: waiting at the gate {}", path.display());
+            tracing::info!(
+                "rotate: waiting at the gate {}",
+                control_api::text::escape_path(&path)
+            );
             gate.passed().await.map_err(|e| {
                 OpError::failed_because(format!("rotate_gate {} failed", path.display()), &e)
             })?;

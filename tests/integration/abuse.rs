@@ -223,9 +223,16 @@ fn replies_over_the_frame_limit_keep_status_working() {
     let doc = sb.ctl(&["--json", "status", "big"]).expect_code(0).json();
     assert_eq!(doc["result"]["fields"]["message"], long.as_str());
 
-    // 2 MB: over what any reply may carry; long strings are cut, with a mark.
-    let huge = "y".repeat(2_000_000);
-    std::fs::write(sb.path("big.toml"), config(&log, 50, &huge)).unwrap();
+    // Just under the 1 MiB a configuration file may have, so over what a reply may carry once
+    // the rest of the status is added: long strings are cut, with a mark.
+    let huge = "y".repeat(1024 * 1024 - 200);
+    let toml = config(&log, 50, &huge);
+    assert!(
+        toml.len() <= 1024 * 1024,
+        "the config is {} bytes",
+        toml.len()
+    );
+    std::fs::write(sb.path("big.toml"), toml).unwrap();
     sb.ctl(&["reload", "big"]).expect_code(0);
     let doc = sb.ctl(&["--json", "status", "big"]).expect_code(0).json();
     let shown = doc["result"]["fields"]["message"].as_str().unwrap();

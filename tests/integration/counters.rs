@@ -63,7 +63,10 @@ fn counters_in_human_json_and_prometheus_form() {
     let lines = &all["demo.lines_written"];
     assert_eq!(
         (lines.0.as_str(), lines.2.as_str()),
-        ("counter", "Log lines written")
+        (
+            "counter",
+            "Lines written to the log file (the daemon's own log lines included)"
+        )
     );
     assert_eq!(all["demo.interval_ms"].0, "gauge");
     assert_eq!(value(&all, "demo.interval_ms"), 20);
@@ -81,7 +84,7 @@ fn counters_in_human_json_and_prometheus_form() {
     // Human, filtered by prefix: one aligned line each.
     let human = sb.ctl(&["counters", "cnt", "demo."]).expect_code(0);
     let rows: Vec<&str> = human.stdout.lines().collect();
-    assert_eq!(rows.len(), 4, "{human}");
+    assert_eq!(rows.len(), 5, "{human}");
     assert!(
         rows.iter().all(|r| r.starts_with("demo.")),
         "only the prefix: {human}"
@@ -139,7 +142,10 @@ fn counters_in_human_json_and_prometheus_form() {
     };
     let lines = family("demo_lines_written");
     assert_eq!(lines["type"], "counter", "{lines}");
-    assert_eq!(lines["help"], "Log lines written", "{lines}");
+    assert_eq!(
+        lines["help"], "Lines written to the log file (the daemon's own log lines included)",
+        "{lines}"
+    );
     assert_eq!(
         lines["samples"][0][0], "demo_lines_written_total",
         "{lines}"

@@ -220,7 +220,12 @@ fn rotations_without_postrotate(name: &str, extra: &[&str], options: &str, round
         .log()
         .matches("log file renamed: reopened it")
         .count();
-    assert_eq!(reopens, rounds, "one reopen per rotation");
+    // The line is rate-limited (whoever writes the directory can rename files into the path at
+    // will): the first reopen of each interval is logged, the rest are counted.
+    assert!(
+        (1..=rounds).contains(&reopens),
+        "{reopens} reopen lines for {rounds} rotations"
+    );
     // `ctl rotate` still works, and reports the reopen the watch made.
     let run = sb.ctl(&["--json", "rotate", name]).expect_code(0);
     let file = &run.json()["result"]["files"][0];

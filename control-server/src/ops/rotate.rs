@@ -96,7 +96,8 @@ impl Rotate {
             // the reopen happened anyway, or failed: only the log and `status` tell which.
             tracing::warn!(
                 "rotate finished after its caller's deadline had passed, so the caller was not \
-                 told: {message}"
+                 told: {}",
+                control_api::text::Escaped(&message)
             );
         }
         *crate::panic::lock(&self.last) = Some(RotateOutcome {
