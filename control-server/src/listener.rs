@@ -14,12 +14,15 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::fs::inotify;
+
+use crate::noise::Throttle;
 use tokio::io::unix::AsyncFd;
 
 /// How long start-up waits for the instance that holds the socket's lock to start serving (it
@@ -38,6 +41,30 @@ pub enum BindError {
         path: PathBuf,
         /// The pid of the process holding it, as the kernel reports it.
         pid: Option<u32>,
+    },
+    /// A process listens on the path but accepts nothing: its queue of pending connections is
+    /// full. Found without waiting on it (a blocking connect would wait for as long as that
+    /// process likes).
+    #[error("a process listens on {} but accepts no connections (its queue is full); find it \
+        with `ss -xlp`, remove the socket file, then start again", .path.display())]
+    Squatted {
+        /// The socket path.
+        path: PathBuf,
+    },
+    /// The socket's directory, made again after it was removed, is not one this daemon can
+    /// trust: a symbolic link, or a directory another user made first.
+    #[error("the socket's directory {} is now a {what} owned by uid {owner}, not a directory of \
+        uid {uid} (this daemon's user) or root; another user could choose where this daemon's \
+        socket and lock file go, so none are made there", .dir.display())]
+    UntrustedDirectory {
+        /// The directory.
+        dir: PathBuf,
+        /// What is there, e.g. "symbolic link".
+        what: &'static str,
+        /// Its owner.
+        owner: u32,
+        /// This daemon's effective uid.
+        uid: u32,
     },
     /// Another process holds the socket's lock file but serves nothing on the socket path.
     #[error("{} is locked by {} but nothing accepts on {} after waiting {waited:?}; if that is \
@@ -120,6 +147,9 @@ pub struct BoundSocket {
     group: Option<u32>,
     /// `None` when inotify is unavailable or after a failed rebind: nothing more to notice.
     watch: Option<Watch>,
+    /// Whoever can write the directory can remove the socket or its lock file in a loop: the
+    /// lines that say so are rate-limited.
+    removals: Arc<Throttle>,
     /// Last, so that it is released only after the socket file is gone (see `Drop`).
     lock: Lock,
 }
@@ -139,9 +169,14 @@ impl BoundSocket {
         same_file(&self.path, self.id)
     }
 
+    /// The rate limit of the lines saying the socket or its lock file was removed.
+    pub(crate) fn removals(&self) -> &Arc<Throttle> {
+        &self.removals
+    }
+
     /// Resolves when the socket file is gone or replaced (checked on inotify events for its
     /// name, its lock file's name and its directory, so it never wakes while nothing happens).
-    /// Logs an error naming the path. Never resolves if inotify is unavailable or after a
+    /// Never resolves if inotify is unavailable or after a
     /// rebind failed. Cancel-safe: events are read and acted on without an await in between.
     ///
     /// A removed lock file is taken again on the way, so that a second instance still cannot
@@ -168,28 +203,29 @@ impl BoundSocket {
                 continue;
             }
             if !self.is_ours() {
-                tracing::error!(
-                    path = %self.path.display(),
-                    "the control socket file was removed or replaced while serving; binding it \
-                     again"
-                );
                 return;
             }
             if !self.lock.is_at_its_path() {
                 match Lock::acquire(&self.path, Duration::ZERO) {
                     Ok(lock) => {
-                        tracing::warn!(
-                            lock = %lock.path.display(),
-                            "the control socket's lock file was removed while serving; took it \
-                             again"
-                        );
+                        if self.removals.admit() {
+                            tracing::warn!(
+                                lock = %lock.path.display(),
+                                "the control socket's lock file was removed while serving; took \
+                                 it again"
+                            );
+                        }
                         self.lock = lock;
                     }
-                    Err(err) => tracing::warn!(
-                        "the control socket's lock file was removed while serving and cannot \
-                         be taken again: {}",
-                        chain(&err)
-                    ),
+                    Err(err) => {
+                        if self.removals.admit() {
+                            tracing::warn!(
+                                "the control socket's lock file was removed while serving and \
+                                 cannot be taken again: {}",
+                                chain(&err)
+                            );
+                        }
+                    }
                 }
             }
         }
@@ -218,6 +254,9 @@ impl BoundSocket {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io_err("create directory", parent)(e)),
         }
+        // Whoever could remove the directory may have put a link or a directory of their own
+        // there first; the mkdir above does not follow a link, but all that comes below would.
+        let dir_id = trusted_directory(parent)?;
         // Watch the directory now at the path before binding in it: a removal right after the
         // bind must not slip between the two.
         if let Some(watch) = self.watch.as_mut() {
@@ -239,9 +278,48 @@ impl BoundSocket {
         let result = bind_in(&staging, file_name, &self.path, self.mode, self.group);
         let _ = std::fs::remove_dir(&staging);
         let (listener, id) = result?;
+        // Swapped after the check? In a sticky directory no other user can rename ours away;
+        // anywhere else they own the path anyway. Checked so that it is never served unseen.
+        if !same_file(parent, dir_id) {
+            if same_file(&self.path, id) {
+                let _ = std::fs::remove_file(&self.path);
+            }
+            return Err(BindError::Io {
+                action: "keep the socket's directory in place at",
+                path: parent.to_owned(),
+                source: io::Error::other("it was replaced while the socket was being bound"),
+            });
+        }
         self.id = id;
         Ok(listener)
     }
+}
+
+/// Device and inode of `dir` if it is a directory (not a link to one) owned by this daemon's
+/// user or root; [`BindError::UntrustedDirectory`] otherwise.
+fn trusted_directory(dir: &Path) -> Result<(u64, u64), BindError> {
+    use rustix::fs::{Mode, OFlags};
+    let uid = rustix::process::geteuid().as_raw();
+    let untrusted = |meta: &std::fs::Metadata| BindError::UntrustedDirectory {
+        dir: dir.to_owned(),
+        what: crate::log_file::describe(meta.file_type()),
+        owner: meta.uid(),
+        uid,
+    };
+    // O_PATH|O_NOFOLLOW opens a planted link itself, never what it points at.
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err("open directory", dir)(e.into()))?;
+    let meta = std::fs::File::from(fd)
+        .metadata()
+        .map_err(io_err("inspect", dir))?;
+    if !meta.is_dir() || (meta.uid() != uid && meta.uid() != 0) {
+        return Err(untrusted(&meta));
+    }
+    Ok((meta.dev(), meta.ino()))
 }
 
 impl Drop for BoundSocket {
@@ -320,6 +398,7 @@ fn bind_waiting(
         mode,
         group,
         watch,
+        removals: Throttle::new("removals of the control socket file or its lock file"),
         lock,
     })
 }
@@ -645,22 +724,37 @@ fn check_existing(path: &Path) -> Result<(), BindError> {
             path: path.to_owned(),
         });
     }
-    match UnixStream::connect(path) {
-        Ok(stream) => {
-            let pid = peer_pid(&stream);
-            Err(BindError::AlreadyServing {
-                path: path.to_owned(),
-                pid,
-            })
-        }
+    // Without blocking: whoever can write the directory can put a listener there whose queue
+    // is full, and a blocking connect would then wait (on the runtime's thread, during a
+    // rebind) for as long as they like.
+    use rustix::io::Errno;
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| io_err("probe existing socket", path)(e.into()))?;
+    let addr =
+        SocketAddrUnix::new(path).map_err(|e| io_err("probe existing socket", path)(e.into()))?;
+    match rustix::net::connect(&fd, &addr) {
+        Ok(()) => Err(BindError::AlreadyServing {
+            path: path.to_owned(),
+            pid: peer_pid(&fd),
+        }),
         // Nobody listens: a socket left behind by a crash. The rename below replaces it.
-        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(()),
-        Err(e) => Err(io_err("probe existing socket", path)(e)),
+        Err(Errno::CONNREFUSED) => Ok(()),
+        // A Unix stream socket says EAGAIN, not EINPROGRESS, when the queue is full.
+        Err(Errno::AGAIN | Errno::INPROGRESS) => Err(BindError::Squatted {
+            path: path.to_owned(),
+        }),
+        Err(e) => Err(io_err("probe existing socket", path)(e.into())),
     }
 }
 
-fn peer_pid(stream: &UnixStream) -> Option<u32> {
-    let cred = rustix::net::sockopt::socket_peercred(stream).ok()?;
+fn peer_pid(fd: impl AsFd) -> Option<u32> {
+    let cred = rustix::net::sockopt::socket_peercred(fd).ok()?;
     Some(cred.pid.as_raw_nonzero().get() as u32)
 }
 
@@ -738,6 +832,7 @@ pub(crate) fn chain(err: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::net::UnixStream;
 
     #[test]
     fn socket_gets_the_requested_mode_and_is_removed_on_drop() {

@@ -798,7 +798,13 @@ fn rebind(socket: &mut BoundSocket) -> Option<tokio::net::UnixListener> {
     });
     match rebound {
         Ok(listener) => {
-            tracing::info!(path = %socket.path().display(), "control socket bound again");
+            if socket.removals().admit() {
+                tracing::error!(
+                    path = %socket.path().display(),
+                    "the control socket file was removed or replaced while serving; bound it \
+                     again"
+                );
+            }
             Some(listener)
         }
         Err(err) => {

@@ -189,3 +189,145 @@ fn a_second_instance_refuses_to_start_while_the_first_is_alive_without_its_socke
     assert!(log.contains(&format!("pid {}", first.pid())), "{log}");
     wait_until_back(&sb, &first, "twin");
 }
+
+/// A listening socket at `path` whose queue of pending connections is full (`listen(0)` and
+/// one connection nobody accepts): a blocking connect to it waits for as long as its owner
+/// likes. Both ends are returned, to be kept for as long as the squat should last.
+fn squat(path: &Path) -> (rustix::fd::OwnedFd, rustix::fd::OwnedFd) {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let addr = SocketAddrUnix::new(path).unwrap();
+    let listener =
+        rustix::net::socket(AddressFamily::UNIX, SocketType::STREAM, None).expect("socket");
+    rustix::net::bind(&listener, &addr).expect("bind the squatter");
+    rustix::net::listen(&listener, 0).expect("listen(0)");
+    let pending = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK,
+        None,
+    )
+    .unwrap();
+    rustix::net::connect(&pending, &addr).expect("the one connection the queue holds");
+    // Proof that the queue is full now: one more would wait.
+    let probe = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        rustix::net::connect(&probe, &addr),
+        Err(rustix::io::Errno::AGAIN),
+        "the squatter's queue is not full"
+    );
+    (listener, pending)
+}
+
+#[test]
+fn a_listener_with_a_full_queue_at_the_socket_path_fails_start_up_at_once_naming_it() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.socket_dir()).unwrap();
+    let _squatter = squat(&sb.socket_dir().join("squatted.sock"));
+
+    let mut daemon = sb.spawn_daemon("squatted", &demo_args(&sb, "squatted"), &[]);
+    // A connect that waits would hang start-up here, past `wait_exit`'s bound.
+    let status = daemon.wait_exit();
+    let log = daemon.log();
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains("accepts no connections") && log.contains("squatted.sock"),
+        "the failure names neither the cause nor the path:\n{log}"
+    );
+}
+
+#[test]
+fn a_squatter_at_a_replaced_sockets_path_neither_freezes_the_daemon_nor_keeps_it_from_stopping() {
+    let (sb, mut daemon) = sandbox_with_daemon("frozen", 20, &[]);
+    // Made next to the socket, then moved over it: the daemon finds it when it binds again,
+    // as it would a squatter who won the path after a tmp cleaner removed the socket.
+    let staged = sb.socket_dir().join("squat.sock");
+    let _squatter = squat(&staged);
+    std::fs::rename(&staged, &daemon.socket).unwrap();
+
+    wait_for("the daemon to say it cannot bind again", WAIT, || {
+        daemon.assert_alive();
+        let log = daemon.log();
+        (log.contains("cannot bind the control socket again")
+            && log.contains("accepts no connections"))
+        .then_some(())
+    });
+    // Still at work: its log file keeps growing.
+    let log_file = sb.path("frozen.log");
+    let before = std::fs::metadata(&log_file).unwrap().len();
+    wait_for("the daemon to keep writing its log", WAIT, || {
+        (std::fs::metadata(&log_file).unwrap().len() > before).then_some(())
+    });
+    daemon.signal(Signal::TERM);
+    let status = daemon.wait_exit();
+    assert!(status.success(), "{status}:\n{}", daemon.log());
+}
+
+#[test]
+fn a_link_swapped_in_for_the_socket_directory_is_not_followed_by_the_rebind() {
+    let (sb, daemon) = sandbox_with_daemon("steered", 50, &[]);
+    // Somewhere only root may write, of the planter's choice.
+    let elsewhere = sb.path("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    rustix::fs::chmod(&elsewhere, rustix::fs::Mode::from_raw_mode(0o700)).unwrap();
+    let link = sb.path("link");
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    // In one step, so that the daemon cannot make the directory again in between: the link
+    // is at the directory's path, the directory at the link's.
+    rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        &link,
+        rustix::fs::CWD,
+        sb.socket_dir(),
+        rustix::fs::RenameFlags::EXCHANGE,
+    )
+    .expect("renameat2(RENAME_EXCHANGE)");
+
+    wait_for("the daemon to refuse the link", WAIT, || {
+        daemon.assert_alive();
+        let log = daemon.log();
+        (log.contains("cannot bind the control socket again") && log.contains("symbolic link"))
+            .then_some(())
+    });
+    let made: Vec<_> = std::fs::read_dir(&elsewhere)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        made.is_empty(),
+        "the rebind followed the link and made {made:?} in {}",
+        elsewhere.display()
+    );
+}
+
+#[test]
+fn removing_the_socket_in_a_loop_logs_one_line_per_interval_not_two_per_removal() {
+    use std::os::unix::fs::FileTypeExt;
+    let (sb, daemon) = sandbox_with_daemon("pestered", 50, &[]);
+    let rounds = 30;
+    for round in 0..rounds {
+        std::fs::remove_file(&daemon.socket).unwrap();
+        wait_for(
+            &format!("the socket back after removal {round}"),
+            WAIT,
+            || {
+                daemon.assert_alive();
+                std::fs::symlink_metadata(&daemon.socket)
+                    .is_ok_and(|m| m.file_type().is_socket())
+                    .then_some(())
+            },
+        );
+    }
+    wait_until_back(&sb, &daemon, "pestered");
+    let log = daemon.log();
+    let lines = log.lines().filter(|l| l.contains("removed")).count();
+    assert!(
+        (1..=2).contains(&lines),
+        "{lines} lines about {rounds} removals:\n{log}"
+    );
+}
