@@ -149,3 +149,143 @@ pub(crate) async fn bridge_sighup(
         }
     }
 }
+
+/// SIGTERM and SIGINT, received on a thread of their own, with a deadline for the stop they
+/// ask for.
+///
+/// A daemon that waits for SIGTERM on its runtime never hears it while the runtime's thread is
+/// stuck: a log line written to a frozen disk, a blocking step run where it should not be. And
+/// a graceful shutdown can itself wait on such a thing. So [`Termination::start`] blocks both
+/// signals in every thread and waits for them on a thread that does nothing else; when one
+/// arrives, [`requested`](Termination::requested) resolves, and if
+/// [`finished`](Termination::finished) is not called within the deadline, the process exits
+/// at once with status 1 and one line on stderr (written only if stderr takes it without
+/// waiting). A second signal during the stop exits at once the same way.
+///
+/// The kernel finishes the exit of a process only when each of its threads leaves the system
+/// call it is in: a thread writing to a frozen file system holds the process (a zombie, its
+/// socket closed) until the disk thaws. Nothing in user space can do better; what the deadline
+/// bounds is how long the daemon goes on trying.
+///
+/// ```no_run
+/// # async fn serve() {}
+/// # async fn demo() -> std::io::Result<()> {
+/// use std::time::Duration;
+/// // First, before anything starts a thread: threads started later inherit the mask.
+/// let termination = control_server::signals::Termination::start(Duration::from_secs(11))?;
+/// tokio::select! {
+///     _ = serve() => {}
+///     _ = termination.requested() => {}
+/// }
+/// // ... server.shutdown().await, last writes ...
+/// termination.finished();
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Termination {
+    requested: CancellationToken,
+    finished: std::sync::mpsc::SyncSender<()>,
+}
+
+impl Termination {
+    /// Blocks SIGTERM and SIGINT in the calling thread (and so in every thread it starts from
+    /// now on) and starts the thread that waits for them. Call it first, before the runtime or
+    /// anything else starts a thread: a thread started before still has them unblocked, and a
+    /// signal delivered to it ends the process the default way.
+    pub fn start(deadline: Duration) -> io::Result<Termination> {
+        use nix::sys::signal::{SigSet, SigmaskHow};
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGTERM);
+        set.add(Signal::SIGINT);
+        nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+            .map_err(io::Error::from)?;
+        let requested = CancellationToken::new();
+        let (finished, done) = std::sync::mpsc::sync_channel(1);
+        let token = requested.clone();
+        std::thread::Builder::new()
+            .name("termination".into())
+            .spawn(move || {
+                let Ok(first) = set.wait() else { return };
+                token.cancel();
+                // A second signal ends the stop at once, as an impatient operator expects.
+                let (again, again_rx) = std::sync::mpsc::sync_channel(1);
+                let _ = std::thread::Builder::new()
+                    .name("termination-again".into())
+                    .spawn(move || {
+                        if let Ok(sig) = set.wait() {
+                            let _ = again.send(sig);
+                        }
+                    });
+                let start = Instant::now();
+                loop {
+                    match done.recv_timeout(Duration::from_millis(50)) {
+                        // Finished, or the value dropped without a word: nothing to cut short.
+                        Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    }
+                    if let Ok(sig) = again_rx.try_recv() {
+                        give_up(&format!("{} received again during the stop", sig.as_str()));
+                    }
+                    if start.elapsed() >= deadline {
+                        give_up(&format!(
+                            "the stop {} asked for did not finish within {deadline:?} (a step \
+                             or a disk that does not answer)",
+                            first.as_str()
+                        ));
+                    }
+                }
+            })?;
+        Ok(Termination {
+            requested,
+            finished,
+        })
+    }
+
+    /// Resolves once SIGTERM or SIGINT has arrived. Cancel-safe.
+    pub async fn requested(&self) {
+        self.requested.cancelled().await
+    }
+
+    /// Whether SIGTERM or SIGINT has arrived.
+    pub fn is_requested(&self) -> bool {
+        self.requested.is_cancelled()
+    }
+
+    /// The stop is done: the deadline no longer applies.
+    pub fn finished(&self) {
+        let _ = self.finished.try_send(());
+    }
+}
+
+/// Exits now with status 1, saying why on stderr if stderr takes the line without waiting: a
+/// reader who stopped reading must not hold the exit up either.
+fn give_up(why: &str) -> ! {
+    use rustix::event::{poll, PollFd, PollFlags};
+    // SAFETY: descriptor 2 is not closed by anything here, and if it is not open at all, poll
+    // and write fail with EBADF, harmlessly.
+    let stderr = unsafe { std::os::fd::BorrowedFd::borrow_raw(2) };
+    let mut fds = [PollFd::new(&stderr, PollFlags::OUT)];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    if poll(&mut fds, Some(&zero)).is_ok_and(|n| n == 1)
+        && fds[0].revents().contains(PollFlags::OUT)
+    {
+        let line = format!("{}: {why}; exiting now\n", program_name());
+        let _ = rustix::io::write(stderr, line.as_bytes());
+    }
+    std::process::exit(1)
+}
+
+fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "daemon".to_owned())
+}

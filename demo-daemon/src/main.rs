@@ -11,7 +11,7 @@ use clap::Parser;
 use config::{Config, DEFAULT_CONFIG};
 use control_api::Operation;
 use control_server::log_file::WriteMode;
-use control_server::signals::Sighup;
+use control_server::signals::{Sighup, Termination};
 use control_server::{Caller, LogFile, Policy, Server, WorkTracker};
 use daemon::Demo;
 use demo_daemon::{SetMessage, Stats};
@@ -155,13 +155,31 @@ fn parse_mutating_op(s: &str) -> Result<Operation, String> {
     Ok(op)
 }
 
+/// How long the last writes may take after the server's shutdown grace, before a stop that
+/// does not finish (a disk that does not answer) is cut short.
+const LAST_WRITES: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    // First, before any thread exists: SIGTERM is then heard even when the runtime's thread is
+    // stuck, and a stop ends within the grace (and the last writes) whatever the disk does.
+    let termination = match Termination::start(args.shutdown_grace + LAST_WRITES) {
+        Ok(termination) => termination,
+        Err(err) => {
+            eprintln!("demo-daemon: cannot set up SIGTERM and SIGINT handling: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("start the tokio runtime");
-    match runtime.block_on(run(args)) {
+    let result = runtime.block_on(run(args, &termination));
+    // A step still blocked on its thread (a `load` that never returns) must not hold up the
+    // exit, as dropping the runtime would: its thread ends with the process.
+    runtime.shutdown_background();
+    termination.finished();
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             // The whole cause chain on one line, without anyhow's backtrace.
@@ -171,7 +189,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: Args, termination: &Termination) -> anyhow::Result<()> {
     // First, before anything else can start a thread: a leftover `pkill -HUP`, `kill -USR1`
     // or `kill -QUIT` no longer kills this daemon. SIGHUP is then bridged below.
     control_server::signals::ignore_legacy_signals().context("cannot ignore legacy signals")?;
@@ -291,7 +309,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let worker = tokio::spawn(demo.run());
     tokio::select! {
-        result = wait_for_termination() => result?,
+        _ = termination.requested() => {}
         _ = work.drained(), if args.exit_after_drain => tracing::info!("drained: exiting"),
     }
     tracing::info!("terminating");
@@ -377,14 +395,4 @@ fn ctl_command() -> String {
         Some(relative) => format!("./{}", relative.display()),
         None => ctl.display().to_string(),
     }
-}
-
-async fn wait_for_termination() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        r = tokio::signal::ctrl_c() => r?,
-    }
-    Ok(())
 }

@@ -21,6 +21,7 @@ mod operator;
 mod resume;
 mod socket_convention;
 mod socket_file;
+mod stop;
 mod systemd;
 mod wire;
 
