@@ -343,3 +343,55 @@ fn a_regex_bomb_log_filter_does_not_freeze_the_daemon() {
     assert!(run.stderr.contains("more than the 1024 allowed"), "{run}");
     daemon.assert_alive();
 }
+
+#[test]
+fn the_watch_follows_a_log_directory_removed_and_made_again_later() {
+    let sb = Sandbox::new();
+    let dir = sb.path("logs");
+    std::fs::create_dir(&dir).unwrap();
+    let log = dir.join("comeback.log");
+    let cfg = sb.write_config("comeback.toml", &config(&log, 20, "alpha"));
+    let daemon = sb.start_daemon("comeback", &cfg, &["--watch-log-rotation"]);
+    wait_for_lines(&log, 1);
+
+    std::fs::remove_dir_all(&dir).unwrap();
+    wait_for("the daemon to say it waits for the directory", WAIT, || {
+        daemon.assert_alive();
+        daemon
+            .log()
+            .contains("directory is gone: waiting for it to be made again")
+            .then_some(())
+    });
+    // Made again later, as a deployment or a tmpfiles rule would.
+    std::fs::create_dir(&dir).unwrap();
+    wait_for(
+        "the daemon to write into the directory made again",
+        WAIT,
+        || {
+            daemon.assert_alive();
+            (!whole_lines(&log).is_empty()).then_some(())
+        },
+    );
+    wait_for_more_lines(&log);
+}
+
+#[test]
+fn a_configuration_over_the_size_limit_is_refused_by_its_size_before_it_is_read() {
+    let (sb, daemon) = sandbox_with_daemon("bulky", 50, &[]);
+    let cfg = sb.path("bulky.toml");
+    let mut text = config(&sb.path("bulky.log"), 50, "beta");
+    // Valid TOML all the way: a comment 3 MB long.
+    text.push('#');
+    text.push_str(&"x".repeat(3 << 20));
+    text.push('\n');
+    std::fs::write(&cfg, text).unwrap();
+
+    let run = sb.ctl(&["check", "bulky"]).expect_code(1);
+    assert!(
+        run.stderr.contains("larger than") && run.stderr.contains("limit for a configuration"),
+        "{run}"
+    );
+    sb.ctl(&["reload", "bulky"]).expect_code(1);
+    daemon.assert_alive();
+    sb.ctl(&["status", "bulky"]).expect_code(0);
+}

@@ -630,6 +630,23 @@ pub fn read_frame(stream: &mut UnixStream) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// Whether the other end of `stream` has closed the connection, asked without reading or
+/// writing (replies waiting to be read do not hide a hang-up).
+pub fn peer_hung_up(stream: &UnixStream) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let mut fds = [PollFd::new(stream, PollFlags::RDHUP)];
+    let zero = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match poll(&mut fds, Some(&zero)) {
+        Ok(_) => fds[0]
+            .revents()
+            .intersects(PollFlags::RDHUP | PollFlags::HUP),
+        Err(e) => panic!("poll on a test connection: {e}"),
+    }
+}
+
 /// Leaves a socket file at `path` that nobody listens on: what a crashed daemon leaves behind.
 ///
 /// The listener is closed at once, but a child process that another test forks at that moment

@@ -421,6 +421,14 @@ impl Watching {
                         continue;
                     }
                     warn_not_reopened(&core.noise.not_reopened, not);
+                    // The directory went with the file? Its own removal raises no event while
+                    // the old file is open (the open file keeps the directory's entry alive),
+                    // so watch above it now, to follow it when it is made again.
+                    let dir = self.path.parent().unwrap_or(Path::new("/"));
+                    if self.ancestor.is_none() && std::fs::symlink_metadata(dir).is_err() {
+                        self.pending.rewatch = true;
+                        self.pending.follow = true;
+                    }
                     return;
                 }
             }
