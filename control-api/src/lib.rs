@@ -75,6 +75,7 @@ pub mod client;
 pub mod command;
 pub mod error;
 pub mod field;
+pub mod lock;
 pub mod operation;
 pub mod schema;
 pub mod service;

@@ -428,9 +428,7 @@ const MAX_REPLACED: u32 = 100;
 
 impl Lock {
     fn path_for(socket: &Path) -> PathBuf {
-        let mut path = socket.as_os_str().to_owned();
-        path.push(".lock");
-        PathBuf::from(path)
+        control_api::lock::lock_path(socket)
     }
 
     /// Takes the lock of `socket`, waiting at most `wait` for a holder that serves nothing yet
@@ -562,35 +560,7 @@ fn untrusted_lock_file(path: &Path) -> Option<BindError> {
 
 /// The pid holding a `flock` on `file`, from `/proc/locks`; `None` if it cannot be told.
 fn lock_holder(file: &std::fs::File) -> Option<u32> {
-    let meta = file.metadata().ok()?;
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    let dev = meta.dev();
-    holder_in(
-        &locks,
-        rustix::fs::major(dev),
-        rustix::fs::minor(dev),
-        meta.ino(),
-    )
-}
-
-/// Finds the holder of a `flock` on the file (`major`, `minor`, `ino`) in the text of
-/// `/proc/locks`, whose lines read `1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF` (device
-/// numbers in hex); a waiter's line has `->` after the number and is skipped.
-fn holder_in(locks: &str, major: u32, minor: u32, ino: u64) -> Option<u32> {
-    locks.lines().find_map(|line| {
-        let mut fields = line.split_whitespace().skip(1);
-        if fields.next()? != "FLOCK" {
-            return None;
-        }
-        let pid = fields.nth(2)?.parse().ok()?;
-        let mut id = fields.next()?.split(':');
-        let found = (
-            u32::from_str_radix(id.next()?, 16).ok()?,
-            u32::from_str_radix(id.next()?, 16).ok()?,
-            id.next()?.parse::<u64>().ok()?,
-        );
-        (found == (major, minor, ino)).then_some(pid)
-    })
+    control_api::lock::holder(&file.metadata().ok()?)
 }
 
 /// An inotify watch on the socket's directory.
@@ -1089,22 +1059,6 @@ mod tests {
             opened.metadata().unwrap().ino(),
             "kept a file others may have opened"
         );
-    }
-
-    #[test]
-    fn proc_locks_lines_give_the_holder() {
-        let locks = "1: POSIX  ADVISORY  WRITE 10 fd:01:42 0 EOF\n\
-                     2: FLOCK  ADVISORY  WRITE 1234 fd:1a:5678 0 EOF\n\
-                     2: -> FLOCK  ADVISORY  WRITE 999 fd:1a:5678 0 EOF\n\
-                     3: FLOCK  ADVISORY  WRITE 77 00:1a:5678 0 EOF\n";
-        assert_eq!(holder_in(locks, 0xfd, 0x1a, 5678), Some(1234));
-        assert_eq!(holder_in(locks, 0, 0x1a, 5678), Some(77));
-        assert_eq!(
-            holder_in(locks, 0xfd, 1, 42),
-            None,
-            "POSIX locks are not ours"
-        );
-        assert_eq!(holder_in(locks, 0xfd, 0x1a, 1), None);
     }
 
     /// Lets `lost` read the events that binding itself caused, and checks that they do not

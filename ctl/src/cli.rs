@@ -30,6 +30,10 @@ pub struct Global {
     #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
 
+    /// Whether `--timeout` was given (`ctl list` has a shorter default of its own).
+    #[arg(skip)]
+    pub timeout_given: bool,
+
     /// Print one JSON document instead of text
     #[arg(long, global = true)]
     pub json: bool,
@@ -38,8 +42,8 @@ pub struct Global {
     #[arg(long, short, global = true)]
     pub quiet: bool,
 
-    /// Exit 0 when no daemon is listening (socket missing, refused or stale) and no process of
-    /// that name runs; errors from a live daemon still fail
+    /// Exit 0 when the daemon was stopped (it left no socket or lock file); one that died (a
+    /// stale socket or lock file left), runs elsewhere, or fails still fails
     #[arg(long, global = true)]
     pub missing_ok: bool,
 }
@@ -103,7 +107,11 @@ pub enum Command {
     /// key/value lines, or in `result` with --json.
     #[command(after_long_help = EXIT_CODES_HELP)]
     Call(CallArgs),
-    /// List the daemons with a socket where names are looked up
+    /// List the daemons with a socket where names are looked up, and check their health
+    ///
+    /// Each is asked for its status in parallel, within 2 s unless --timeout says otherwise.
+    /// Exits 0 when every one is serving or draining, else with the code `ctl status` would
+    /// give for the first one that is not (69 died, 75 hung, 77 denied or untrusted, ...).
     #[command(after_long_help = EXIT_CODES_HELP)]
     List,
     /// Print a shell completion script (bash, zsh, fish, ...)

@@ -115,16 +115,6 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects to `path`, taken as given, and says hello, within `timeout` counted from
-    /// `started`.
-    pub async fn open(
-        path: &Path,
-        started: Instant,
-        timeout: Duration,
-    ) -> Result<Session, CtlError> {
-        Self::open_first(&[Found::given(path)], None, started, timeout).await
-    }
-
     /// Connects to the first of `found` that accepts and says hello, within `timeout` counted
     /// from `started`. With `name` (a target given by name), the daemon must answer as that
     /// name: else [`CtlError::WrongDaemon`], before anything else is asked.

@@ -1,7 +1,7 @@
 //! Everything that can go wrong in one `ctl` call, each mapped to its exit code.
 
 use crate::exit::Exit;
-use crate::running::Process;
+use crate::running::{Process, Remains};
 use control_api::socket::{SocketPathError, Untrusted};
 use control_api::{OpError, Operation};
 use std::io;
@@ -26,18 +26,35 @@ pub enum CtlError {
         /// The other places looked at, where nothing was found.
         also: Vec<PathBuf>,
     },
-    /// No socket answers, but a process of the daemon's name is running: it listens somewhere
-    /// else. Never hidden by `--missing-ok`.
-    #[error("no daemon answers at {}{}, but a process named {name} is running ({}): it listens         somewhere else, so nothing was done; point ctl at its socket path{}, or run it where         ctl looks (see docs/operators.md); --missing-ok does not hide a running daemon",
+    /// No socket answers, but a process that root or the daemon's owner runs holds the lock of
+    /// a socket for the daemon's name: it runs, and listens somewhere else (or will again, once
+    /// it has bound a removed socket anew). Never hidden by `--missing-ok`.
+    #[error("no daemon answers at {}{}, but {name} is running ({}): nothing was done; if its \
+        socket was just removed it binds it again within seconds, so retry; else point ctl at \
+        its socket path, or run it where ctl looks (see docs/operators.md); --missing-ok does \
+        not hide a running daemon",
         .looked.first().map(|p| p.display().to_string()).unwrap_or_default(),
-        nor(.looked.get(1..).unwrap_or_default()), pids(.processes), listening(.processes))]
+        nor(.looked.get(1..).unwrap_or_default()), holders(.processes))]
     Running {
         /// The daemon's name.
         name: String,
         /// Where ctl looked.
         looked: Vec<PathBuf>,
-        /// The processes of that name.
+        /// The processes holding its lock.
         processes: Vec<Process>,
+    },
+    /// The daemon died: it left a socket nobody accepts on, or a lock file nobody holds, which
+    /// a daemon that stops removes. Never hidden by `--missing-ok`: that is for a daemon that
+    /// was stopped.
+    #[error("{name} died: {} is left at {}{}; a daemon that stops removes it, so this one \
+        crashed or was killed (its log, or `journalctl -u` its unit, says why); nothing was \
+        done; start it again; --missing-ok does not hide a daemon that died",
+        .remains.what, .remains.path.display(), since(&.remains.since))]
+    Died {
+        /// The daemon's name (or the socket path given).
+        name: String,
+        /// What it left.
+        remains: Remains,
     },
     /// A socket found by name is in a directory another user could have put it in.
     #[error(transparent)]
@@ -142,9 +159,10 @@ impl CtlError {
     pub fn exit(&self) -> Exit {
         match self {
             CtlError::Target(_) | CtlError::RequestTooLarge { .. } => Exit::Usage,
-            CtlError::NoDaemon { .. } | CtlError::Connect { .. } | CtlError::Running { .. } => {
-                Exit::NoDaemon
-            }
+            CtlError::NoDaemon { .. }
+            | CtlError::Connect { .. }
+            | CtlError::Running { .. }
+            | CtlError::Died { .. } => Exit::NoDaemon,
             CtlError::SocketDenied { .. }
             | CtlError::Untrusted(_)
             | CtlError::WrongDaemon { .. } => Exit::Denied,
@@ -167,8 +185,9 @@ impl CtlError {
         }
     }
 
-    /// Whether `--missing-ok` turns this error into success: nothing listens at the path (no
-    /// socket, or a stale one), or the daemon says it is stopping. Not any other failure to
+    /// Whether `--missing-ok` turns this error into success: the daemon was stopped (nothing
+    /// left where ctl looked: [`NoDaemon`](Self::NoDaemon) once [`crate::running::judge`]
+    /// found no remains), or it says it is stopping. Not one that died. Not any other failure to
     /// connect (a path that is not a socket is a misconfiguration worth failing on).
     pub fn is_missing(&self) -> bool {
         matches!(
@@ -184,6 +203,7 @@ impl CtlError {
             CtlError::RequestTooLarge { .. } => "too_large",
             CtlError::NoDaemon { .. } | CtlError::Connect { .. } => "no_daemon",
             CtlError::Running { .. } => "not_listening",
+            CtlError::Died { .. } => "died",
             CtlError::SocketDenied { .. } => "denied",
             CtlError::Untrusted(_) => "untrusted",
             CtlError::WrongDaemon { .. } => "wrong_daemon",
@@ -336,24 +356,23 @@ pub(crate) fn nor(paths: &[PathBuf]) -> String {
     format!(" (nor at {})", list.join(", "))
 }
 
-/// "pid 12" or "pids 12, 13".
-fn pids(processes: &[Process]) -> String {
-    let pids: Vec<_> = processes.iter().map(|p| p.pid.to_string()).collect();
-    let s = if pids.len() == 1 { "" } else { "s" };
-    format!("pid{s} {}", pids.join(", "))
+/// "pid 12 holds the lock of /srv/web.sock; pid 13 holds ...".
+fn holders(processes: &[Process]) -> String {
+    let each: Vec<_> = processes
+        .iter()
+        .map(|p| format!("pid {} holds the lock of {}", p.pid, p.socket.display()))
+        .collect();
+    each.join("; ")
 }
 
-/// " (it listens at PATH: `ctl OP PATH`)" when the processes' lock files tell, or nothing.
-fn listening(processes: &[Process]) -> String {
-    let sockets: Vec<_> = processes
-        .iter()
-        .flat_map(|p| &p.sockets)
-        .map(|s| s.display().to_string())
-        .collect();
-    if sockets.is_empty() {
-        String::new()
-    } else {
-        format!(" (it listens at {})", sockets.join(", "))
+/// ", last changed 3h 2m ago" when the time is known.
+fn since(when: &Option<std::time::SystemTime>) -> String {
+    match when.and_then(|t| t.elapsed().ok()) {
+        Some(ago) => format!(
+            " (made {} ago)",
+            humantime::format_duration(std::time::Duration::from_secs(ago.as_secs()))
+        ),
+        None => String::new(),
     }
 }
 
@@ -496,13 +515,37 @@ mod tests {
     }
 
     #[test]
+    fn a_daemon_that_died_is_no_daemon_and_never_missing() {
+        let err = CtlError::Died {
+            name: "web".into(),
+            remains: Remains {
+                path: "/run/ctl/web.sock".into(),
+                what: "a socket that nobody accepts on",
+                since: Some(std::time::SystemTime::now() - Duration::from_secs(7200)),
+            },
+        };
+        assert_eq!(err.exit(), Exit::NoDaemon);
+        assert!(!err.is_missing(), "--missing-ok would hide it");
+        assert_eq!(err.kind(), "died");
+        let text = err.to_string();
+        for part in [
+            "web died: ",
+            "/run/ctl/web.sock",
+            "made 2h ago",
+            "--missing-ok",
+        ] {
+            assert!(text.contains(part), "{part:?} not in {text}");
+        }
+    }
+
+    #[test]
     fn a_running_daemon_that_does_not_answer_is_never_missing() {
         let err = CtlError::Running {
             name: "web".into(),
             looked: vec!["/run/ctl/web.sock".into(), "/run/web/ctl.sock".into()],
             processes: vec![Process {
                 pid: 4242,
-                sockets: vec!["/srv/web.sock".into()],
+                socket: "/srv/web.sock".into(),
             }],
         };
         assert_eq!(err.exit(), Exit::NoDaemon);

@@ -14,7 +14,8 @@ pub enum Exit {
     Usage = 2,
     /// The daemon does not support the operation.
     Unsupported = 3,
-    /// No daemon there: socket missing, connection refused, or stale socket.
+    /// No daemon there: it was stopped (socket missing), or it died (a stale socket or a lock
+    /// file nobody holds), or it runs but not where ctl looked.
     NoDaemon = 69,
     /// The output could not be written (EX_IOERR); the operation itself may have succeeded.
     Output = 74,
@@ -47,7 +48,8 @@ Exit codes:
    1  the daemon ran the operation and it failed (the daemon says why; old state kept)
    2  usage error
    3  the daemon does not support this operation
-  69  no daemon there: socket missing, connection refused, or stale socket
+  69  no daemon there: stopped (no socket), or died (a stale socket or lock file
+      left), or running but not where ctl looks
   74  the output could not be written (the operation itself may have succeeded)
   75  the deadline passed before the daemon answered
   76  protocol error: incompatible version or a reply that could not be read

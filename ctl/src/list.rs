@@ -1,7 +1,13 @@
 //! `ctl list`: every daemon with a socket where the convention puts them (the shared directory
-//! and each daemon's own runtime directory), one line each. A stale, refused or broken socket
-//! (one whose daemon answers what is not this protocol) is shown as such, and one the trust
-//! rule refuses as `untrusted`, never connected to; none fails the listing.
+//! and each daemon's own runtime directory), one line each, and a health check: it exits
+//! non-zero when any listed daemon is not serving. A socket whose daemon died, one that does
+//! not answer within the bound (hung), one that answers what is not this protocol (broken) or
+//! as another name is shown as such; one the trust rule refuses as `untrusted`, never
+//! connected to.
+//!
+//! Daemons are asked in parallel, each with its own bound (2 s unless `--timeout` is given),
+//! and no more at once than ctl's descriptor limit allows: a descriptor that ran out is a
+//! failure of ctl, never shown as a daemon's state.
 
 use crate::cli::Global;
 use crate::client::Session;
@@ -10,9 +16,18 @@ use crate::exit::Exit;
 use crate::output::{clean, print_err, print_json, print_out};
 use control_api::socket::SocketEnv;
 use control_api::Status;
+use futures::StreamExt;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// How long each daemon has to answer when `--timeout` is not given: a listing is a glance
+/// over every daemon, and one that is hung must not hold up the rest for the 30 s an
+/// operation gets.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Daemons asked at once, at most: each takes a descriptor until it has answered.
+const MAX_AT_ONCE: usize = 64;
 
 /// What one socket in the directory turned out to be.
 struct Entry {
@@ -21,7 +36,7 @@ struct Entry {
     result: Result<Status, CtlError>,
 }
 
-pub async fn run(global: &Global, started: Instant) -> Exit {
+pub async fn run(global: &Global) -> Exit {
     let env = SocketEnv::from_process();
     let listed = match env.list() {
         Ok(listed) => listed,
@@ -32,13 +47,21 @@ pub async fn run(global: &Global, started: Instant) -> Exit {
     };
     let dirs = env.list_dirs();
 
-    let entries = futures::future::join_all(listed.into_iter().map(|l| async move {
-        let result = match l.trust {
+    let timeout = if global.timeout_given {
+        global.timeout
+    } else {
+        DEFAULT_TIMEOUT
+    };
+    let entries: Vec<Entry> = futures::stream::iter(listed.into_iter().map(|l| async move {
+        let result = match &l.trust {
             // Shown, never connected to: it may not be the daemon it is named after.
-            Err(untrusted) => Err(CtlError::Untrusted(untrusted)),
+            Err(untrusted) => Err(CtlError::Untrusted(untrusted.clone())),
+            // Judged again as it is connected to, and answered by the daemon of that name.
             Ok(()) => {
                 async {
-                    let session = Session::open(&l.path, started, global.timeout).await?;
+                    let session =
+                        Session::open_first(&[l.found()], Some(&l.name), Instant::now(), timeout)
+                            .await?;
                     session.status().await
                 }
                 .await
@@ -50,8 +73,9 @@ pub async fn run(global: &Global, started: Instant) -> Exit {
             result,
         }
     }))
+    .buffered(at_once())
+    .collect()
     .await;
-
     let printed = if global.json {
         let daemons: Vec<_> = entries
             .iter()
@@ -70,13 +94,27 @@ pub async fn run(global: &Global, started: Instant) -> Exit {
     } else {
         entries.iter().try_for_each(|e| print_out(&clean(&line(e))))
     };
-    match printed {
-        Ok(()) => Exit::Ok,
-        Err(err) => {
-            print_err(&format!("ctl: list: {err}"));
-            err.exit()
-        }
+    if let Err(err) = printed {
+        print_err(&format!("ctl: list: {err}"));
+        return err.exit();
     }
+    // The health check: the code `ctl status` would give for the first daemon not serving.
+    entries
+        .iter()
+        .find_map(|e| e.result.as_ref().err())
+        .map_or(Exit::Ok, CtlError::exit)
+}
+
+/// How many daemons to ask at once: [`MAX_AT_ONCE`], or fewer under a low descriptor limit
+/// (half of what is left after a margin for ctl's own descriptors).
+fn at_once() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let spare = limit.saturating_sub(16) / 2;
+    usize::try_from(spare)
+        .unwrap_or(usize::MAX)
+        .clamp(1, MAX_AT_ONCE)
 }
 
 fn state(status: &Status) -> &'static str {
@@ -126,10 +164,15 @@ fn error_state(err: &CtlError) -> &'static str {
     match err {
         CtlError::Incompatible { .. } => "incompatible",
         CtlError::Untrusted(_) => "untrusted",
+        CtlError::WrongDaemon { .. } => "misnamed",
         // Something answers, but not in this protocol: a daemon's bug, or another program.
         CtlError::Protocol { .. } | CtlError::WrongReply { .. } => "broken",
+        // A socket nobody accepts on: its daemon died (one that stops removes it).
+        CtlError::NoDaemon { .. } | CtlError::Died { .. } => "died",
+        CtlError::Op(control_api::OpError::ShuttingDown) => "stopping",
+        // ctl's own trouble (no descriptor left, ...): not a state of the daemon.
+        CtlError::Connect { .. } => "error",
         _ => match err.exit() {
-            Exit::NoDaemon => "stale",
             Exit::Denied => "denied",
             Exit::Timeout => "hung",
             Exit::Unsupported => "no-status",

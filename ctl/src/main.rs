@@ -26,10 +26,11 @@ fn main() -> ExitCode {
     let started = Instant::now();
     // Parsed with `cli::command()`, not `Cli::parse`, so that help is the one with the unused
     // global options hidden.
-    let cli = match cli::command()
-        .try_get_matches()
-        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m))
-    {
+    let cli = match cli::command().try_get_matches().and_then(|m| {
+        let mut cli = <Cli as clap::FromArgMatches>::from_arg_matches(&m)?;
+        cli.global.timeout_given = given(&m, "timeout");
+        Ok(cli)
+    }) {
         Ok(cli) => cli,
         // clap prints help and version to stdout (exit 0) and usage errors to stderr (exit 2).
         Err(err) => err.exit(),
@@ -64,7 +65,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli, started: Instant) -> Exit {
     let global = &cli.global;
     let (op, target) = match &cli.command {
-        Command::List => return list::run(global, started).await,
+        Command::List => return list::run(global).await,
         Command::Completions { shell } => {
             // Generated into memory first: clap_complete panics on a write error, and a closed
             // pipe (`ctl completions bash | head`) is not one worth reporting.
@@ -183,22 +184,27 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         Ok::<_, CtlError>((session.hello, reply, session.path))
     }
     .await;
-    // No socket answers: if a process of that name runs all the same, it listens where ctl
-    // did not look, and saying "no daemon" (or, with --missing-ok, nothing) would hide it.
-    let result = match (result, parsed.name()) {
-        (Err(err @ CtlError::NoDaemon { .. }), Some(name)) => {
-            let processes = running::find(name);
-            if processes.is_empty() {
-                Err(err)
-            } else {
-                Err(CtlError::Running {
-                    name: name.to_owned(),
+    // No socket answers: what the daemon left tells whether it stopped (nothing), died (a
+    // socket or lock file nobody holds) or runs where ctl did not look (a lock someone holds);
+    // only the first is "missing" for --missing-ok.
+    let result = match result {
+        Err(err @ CtlError::NoDaemon { .. }) => {
+            let found: Vec<_> = lookup.found.iter().map(|f| f.path.clone()).collect();
+            let name = parsed
+                .name()
+                .map(str::to_owned)
+                .unwrap_or_else(|| target.clone());
+            match running::judge(parsed.name(), &lookup.looked, &found) {
+                running::Verdict::Stopped => Err(err),
+                running::Verdict::Died(remains) => Err(CtlError::Died { name, remains }),
+                running::Verdict::Running(processes) => Err(CtlError::Running {
+                    name,
                     looked: lookup.looked.clone(),
                     processes,
-                })
+                }),
             }
         }
-        (result, _) => result,
+        result => result,
     };
 
     match result {
@@ -228,6 +234,15 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         },
         Err(err) => failed(&out, &err),
     }
+}
+
+/// Whether the global option `id` was given on the command line, before or after the
+/// subcommand.
+fn given(matches: &clap::ArgMatches, id: &str) -> bool {
+    let here = matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    here || matches.subcommand().is_some_and(|(_, sub)| {
+        sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+    })
 }
 
 /// Reports a failed call and returns its exit code. If its `--json` document cannot be

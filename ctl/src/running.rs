@@ -1,90 +1,198 @@
-//! Whether a daemon is running although no socket answers: what keeps `--missing-ok` from
-//! hiding a daemon that listens somewhere `ctl` did not look (another user's socket directory,
-//! a `CTL_SOCKET_DIR` set only on the daemon's side).
+//! What became of a daemon that no socket answers for: it stopped, it died, or it runs and
+//! listens somewhere ctl did not look. Decided from what `control-server` leaves (see
+//! [`control_api::lock`]): a daemon holds `SOCKET.lock` for its whole life and removes the
+//! socket, then the lock file, when it stops. So
 //!
-//! A process is the daemon NAME when its `comm` (the kernel's 15-byte name) or the base name of
-//! its executable is NAME, as `pgrep` matches. Where it listens is read from the lock file
-//! `control-server` holds open next to its socket (`PATH.lock` for the socket `PATH`): the
-//! kernel names it by its current path in `/proc/PID/fd`, readable for our own processes or as
-//! root.
+//! - a lock that some process holds: that process is the daemon, running;
+//! - a socket nobody accepts on, or a lock file nobody holds: it died (crashed, killed,
+//!   OOM-killed) without cleaning up;
+//! - nothing left where ctl looks and no process holding a lock for the name: it stopped.
+//!
+//! Only what root or the daemon's owner could have made counts: a lock file owned by another
+//! user, or a process of another user holding a lock for the name, says nothing (any user may
+//! start a program called NAME, or make a file called `NAME.sock.lock` in a directory of
+//! theirs). Process names are never looked at.
 
+use control_api::lock;
+use control_api::socket::{implied_name, SocketEnv};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-
-/// The kernel keeps this many bytes of a process name (`TASK_COMM_LEN` less the NUL).
-const COMM_LEN: usize = 15;
+use std::time::SystemTime;
 
 /// At most this many processes are reported, and this many descriptors of each read: the
-/// hint stays short and the scan bounded whatever runs on the host.
+/// message stays short and the scan bounded whatever runs on the host.
 const MAX_PROCESSES: usize = 8;
 const MAX_FDS: usize = 4096;
 
-/// A running process that looks like the daemon.
+/// A running process that holds a lock for the daemon's name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Process {
     pub pid: u32,
-    /// Sockets it holds a control-server lock file for: where it listens.
-    pub sockets: Vec<PathBuf>,
+    /// The socket whose lock it holds: where it listens, or will again once it has bound
+    /// a removed socket anew.
+    pub socket: PathBuf,
 }
 
-/// The processes named `name`, other than this one, lowest pid first.
-pub fn find(name: &str) -> Vec<Process> {
-    find_in(Path::new("/proc"), name, std::process::id())
+/// What a daemon left that says it died.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remains {
+    /// The socket, or the lock file, that is left.
+    pub path: PathBuf,
+    /// What that is, in words.
+    pub what: &'static str,
+    /// When it was last changed: about when the daemon started.
+    pub since: Option<SystemTime>,
 }
 
-fn find_in(proc: &Path, name: &str, me: u32) -> Vec<Process> {
+/// What became of the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// It stopped: it left nothing.
+    Stopped,
+    /// It died: it left a socket or lock file behind.
+    Died(Remains),
+    /// It runs: these processes hold its lock.
+    Running(Vec<Process>),
+}
+
+/// Judges the daemon `name` (`None` for a target given by path) that nobody answered for at
+/// `looked`, of which `found` are the places where a socket (trusted) was found.
+pub fn judge(name: Option<&str>, looked: &[PathBuf], found: &[PathBuf]) -> Verdict {
+    let me = std::process::id();
+    let uid = rustix::process::geteuid().as_raw();
+    let mut running = Vec::new();
+    let mut died = None;
+    for socket in looked {
+        let lock_file = lock::lock_path(socket);
+        if let Some(meta) = trusted_lock_file(&lock_file, &[0, uid, dir_owner(socket)]) {
+            match lock::holder(&meta) {
+                Some(pid) if pid != me => running.push(Process {
+                    pid,
+                    socket: socket.clone(),
+                }),
+                Some(_) => {}
+                None => {
+                    died.get_or_insert(Remains {
+                        path: lock_file,
+                        what: "a lock file that no process holds",
+                        since: meta.modified().ok(),
+                    });
+                }
+            }
+        }
+        // A socket found (and trusted) where nobody accepted.
+        if !found.contains(socket) {
+            continue;
+        }
+        if let Ok(meta) = std::fs::symlink_metadata(socket) {
+            if meta.file_type().is_socket() {
+                died = Some(Remains {
+                    path: socket.clone(),
+                    what: "a socket that nobody accepts on",
+                    since: meta.modified().ok(),
+                });
+            }
+        }
+    }
+    if let Some(name) = name {
+        for process in scan(Path::new("/proc"), name, me, looked) {
+            if !running.iter().any(|p| p.pid == process.pid) {
+                running.push(process);
+            }
+        }
+    }
+    running.truncate(MAX_PROCESSES);
+    match (running.is_empty(), died) {
+        (false, _) => Verdict::Running(running),
+        (true, Some(remains)) => Verdict::Died(remains),
+        (true, None) => Verdict::Stopped,
+    }
+}
+
+/// The lock file at `path` if it is a regular file (not followed) owned by one of `owners`.
+fn trusted_lock_file(path: &Path, owners: &[u32]) -> Option<std::fs::Metadata> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    (meta.file_type().is_file() && owners.contains(&meta.uid())).then_some(meta)
+}
+
+/// The owner of the directory `socket` is in (root when it cannot be told).
+fn dir_owner(socket: &Path) -> u32 {
+    socket
+        .parent()
+        .and_then(|dir| std::fs::symlink_metadata(dir).ok())
+        .filter(|meta| meta.is_dir())
+        .map_or(0, |meta| meta.uid())
+}
+
+/// The processes in `proc` (other than `me`) that hold the lock of a socket named for `name`
+/// somewhere other than `looked`, and that root or `name`'s owner runs.
+fn scan(proc: &Path, name: &str, me: u32, looked: &[PathBuf]) -> Vec<Process> {
     let Ok(entries) = std::fs::read_dir(proc) else {
         return Vec::new();
     };
-    let mut pids: Vec<u32> = entries
+    let owner = NameOwner::of(name);
+    let mut pids: Vec<(u32, u32)> = entries
         .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != me)
-        .filter(|&pid| is_named(&proc.join(pid.to_string()), name))
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let uid = e.metadata().ok()?.uid();
+            (pid != me && owner.trusts(uid)).then_some((pid, uid))
+        })
         .collect();
     pids.sort_unstable();
-    pids.truncate(MAX_PROCESSES);
-    pids.into_iter()
-        .map(|pid| Process {
-            pid,
-            sockets: sockets_of(&proc.join(pid.to_string())),
-        })
-        .collect()
-}
-
-/// Whether the process at `dir` (`/proc/PID`) is alive and named `name`.
-fn is_named(dir: &Path, name: &str) -> bool {
-    let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
-        return false;
-    };
-    // `PID (COMM) STATE ...`; COMM may hold spaces and parentheses, so split at the last ')'.
-    let Some((head, rest)) = stat.rsplit_once(')') else {
-        return false;
-    };
-    // A zombie has exited: it listens nowhere.
-    if rest.trim_start().starts_with(['Z', 'X']) {
-        return false;
+    let mut found = Vec::new();
+    for (pid, uid) in pids {
+        for socket in held_locks(&proc.join(pid.to_string()), uid) {
+            if implied_name(&socket) == Some(name) && !looked.contains(&socket) {
+                found.push(Process { pid, socket });
+                break;
+            }
+        }
+        if found.len() == MAX_PROCESSES {
+            break;
+        }
     }
-    let comm = head.split_once('(').map_or("", |(_, c)| c);
-    let short = match name.char_indices().nth(COMM_LEN) {
-        Some((i, _)) => &name[..i],
-        None => name,
-    };
-    if comm == short && (name.len() <= COMM_LEN || exe_name(dir).is_none()) {
-        return true;
+    found
+}
+
+/// Who, besides root, may run the daemon `name`: the owner of its runtime directory
+/// `RUN/NAME` (what `RuntimeDirectory=NAME` makes for `User=`), and the user called `name`.
+struct NameOwner {
+    uids: Vec<u32>,
+}
+
+impl NameOwner {
+    fn of(name: &str) -> NameOwner {
+        let mut uids = vec![0];
+        let run_dir = SocketEnv::from_process().run_dir().join(name);
+        if let Ok(meta) = std::fs::symlink_metadata(run_dir) {
+            if meta.is_dir() {
+                uids.push(meta.uid());
+            }
+        }
+        uids.extend(user_uid(Path::new("/etc/passwd"), name));
+        NameOwner { uids }
     }
-    exe_name(dir).is_some_and(|exe| exe == name)
+
+    fn trusts(&self, uid: u32) -> bool {
+        self.uids.contains(&uid)
+    }
 }
 
-/// The base name of the process's executable, when we may read it.
-fn exe_name(dir: &Path) -> Option<String> {
-    let exe = std::fs::read_link(dir.join("exe")).ok()?;
-    let base = exe.file_name()?.to_str()?;
-    // A binary replaced since the process started (an upgrade) reads "NAME (deleted)".
-    Some(base.strip_suffix(" (deleted)").unwrap_or(base).to_owned())
+/// The uid of the user `name` in the passwd file at `passwd`. Users only a directory
+/// service knows are not found: their daemons are still found by their runtime directory.
+fn user_uid(passwd: &Path, name: &str) -> Option<u32> {
+    let text = std::fs::read_to_string(passwd).ok()?;
+    text.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next()? == name).then_some(())?;
+        fields.nth(1)?.parse().ok()
+    })
 }
 
-/// The sockets whose control-server lock file the process holds open.
-fn sockets_of(dir: &Path) -> Vec<PathBuf> {
+/// The sockets of the lock files that the process at `dir` (`/proc/PID`) holds open, owned by
+/// its user `uid` (the daemon made them), held by someone, and next to a socket.
+fn held_locks(dir: &Path, uid: u32) -> Vec<PathBuf> {
     let Ok(fds) = std::fs::read_dir(dir.join("fd")) else {
         return Vec::new();
     };
@@ -93,10 +201,11 @@ fn sockets_of(dir: &Path) -> Vec<PathBuf> {
         .filter_map(Result::ok)
         .filter_map(|fd| std::fs::read_link(fd.path()).ok())
         .filter_map(|target| {
-            let socket = target.to_str()?.strip_suffix(".lock")?;
-            use std::os::unix::fs::FileTypeExt;
-            let meta = std::fs::symlink_metadata(socket).ok()?;
-            meta.file_type().is_socket().then(|| PathBuf::from(socket))
+            let socket = lock::socket_of(&target)?;
+            let meta = trusted_lock_file(&target, &[uid])?;
+            lock::holder(&meta)?;
+            let socket_meta = std::fs::symlink_metadata(&socket).ok()?;
+            socket_meta.file_type().is_socket().then_some(socket)
         })
         .collect();
     sockets.sort();
@@ -107,68 +216,87 @@ fn sockets_of(dir: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::fs::{flock, FlockOperation};
 
-    /// A fake `/proc/PID` with `stat` and, optionally, an `exe` link.
-    fn process(proc: &Path, pid: u32, comm: &str, state: char, exe: Option<&str>) {
-        let dir = proc.join(pid.to_string());
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("stat"), format!("{pid} ({comm}) {state} 1 2 3\n")).unwrap();
-        if let Some(exe) = exe {
-            std::os::unix::fs::symlink(exe, dir.join("exe")).unwrap();
+    /// The verdict for a socket path that was the one place looked, and found.
+    fn at(socket: &Path) -> Verdict {
+        let places = [socket.to_path_buf()];
+        judge(None, &places, &places)
+    }
+
+    #[test]
+    fn nothing_left_is_stopped_a_lock_file_nobody_holds_or_a_dead_socket_is_died() {
+        let tmp = tempfile::tempdir().unwrap();
+        let socket = tmp.path().join("web.sock");
+        assert_eq!(at(&socket), Verdict::Stopped);
+
+        std::fs::write(lock::lock_path(&socket), "").unwrap();
+        match at(&socket) {
+            Verdict::Died(r) => assert_eq!(r.path, lock::lock_path(&socket)),
+            other => panic!("{other:?}"),
+        }
+
+        // A socket left behind says more than its lock file.
+        drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+        match at(&socket) {
+            Verdict::Died(r) => assert_eq!(r.path, socket),
+            other => panic!("{other:?}"),
         }
     }
 
     #[test]
-    fn processes_are_matched_by_comm_or_executable_never_ourselves_or_zombies() {
+    fn a_held_lock_is_running_whatever_is_left_beside_it() {
         let tmp = tempfile::tempdir().unwrap();
-        let proc = tmp.path();
-        process(proc, 10, "web", 'S', None);
-        process(proc, 11, "web", 'Z', None);
-        process(proc, 12, "web", 'S', None); // ourselves
-        process(
-            proc,
-            13,
-            "tokio-runtime-w",
-            'S',
-            Some("/usr/sbin/web (deleted)"),
-        );
-        process(proc, 14, "webby", 'S', Some("/usr/sbin/webby"));
-        process(proc, 15, "a) web (x", 'S', None);
-        let pids: Vec<u32> = find_in(proc, "web", 12).iter().map(|p| p.pid).collect();
-        assert_eq!(pids, [10, 13]);
+        let socket = tmp.path().join("web.sock");
+        let file = std::fs::File::create(lock::lock_path(&socket)).unwrap();
+        // Held by a child: a lock this process holds is not another daemon.
+        let mut child = std::process::Command::new("flock")
+            .arg(lock::lock_path(&socket))
+            .args(["sleep", "30"])
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+                break;
+            }
+            flock(&file, FlockOperation::Unlock).unwrap();
+            assert!(std::time::Instant::now() < deadline, "flock never took it");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let verdict = at(&socket);
+        let _ = child.kill();
+        let _ = child.wait();
+        match verdict {
+            Verdict::Running(p) => assert_eq!(p[0].socket, socket),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
-    fn long_names_match_the_executable_or_the_truncated_comm() {
+    fn a_lock_file_of_another_user_says_nothing() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
         let tmp = tempfile::tempdir().unwrap();
-        let proc = tmp.path();
-        let name = "a-long-daemon-name";
-        process(proc, 20, &name[..15], 'S', None);
-        process(proc, 21, &name[..15], 'S', Some("/bin/a-long-daemon-nameX"));
-        process(proc, 22, "other", 'S', Some("/bin/a-long-daemon-name"));
-        let pids: Vec<u32> = find_in(proc, name, 1).iter().map(|p| p.pid).collect();
-        assert_eq!(pids, [20, 22]);
+        let socket = tmp.path().join("web.sock");
+        let lock_file = lock::lock_path(&socket);
+        std::fs::write(&lock_file, "").unwrap();
+        std::os::unix::fs::chown(&lock_file, Some(65534), None).unwrap();
+        assert_eq!(at(&socket), Verdict::Stopped);
     }
 
     #[test]
-    fn the_lock_file_held_open_tells_where_it_listens() {
+    fn users_are_found_by_name_in_the_passwd_file() {
         let tmp = tempfile::tempdir().unwrap();
-        let proc = tmp.path().join("proc");
-        process(&proc, 30, "web", 'S', None);
-        let socket = tmp.path().join("elsewhere.sock");
-        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
-        let fd = proc.join("30/fd");
-        std::fs::create_dir(&fd).unwrap();
-        std::os::unix::fs::symlink(tmp.path().join("elsewhere.sock.lock"), fd.join("3")).unwrap();
-        std::os::unix::fs::symlink("/dev/null", fd.join("0")).unwrap();
-        // A lock file whose socket is gone says nothing.
-        std::os::unix::fs::symlink(tmp.path().join("gone.sock.lock"), fd.join("4")).unwrap();
-        assert_eq!(
-            find_in(&proc, "web", 1),
-            [Process {
-                pid: 30,
-                sockets: vec![socket]
-            }]
-        );
+        let passwd = tmp.path().join("passwd");
+        std::fs::write(
+            &passwd,
+            "root:x:0:0:root:/root:/bin/bash\nweb:x:998:998::/var/lib/web:/usr/sbin/nologin\n",
+        )
+        .unwrap();
+        assert_eq!(user_uid(&passwd, "web"), Some(998));
+        assert_eq!(user_uid(&passwd, "we"), None);
+        assert_eq!(user_uid(&passwd, "x"), None);
     }
 }

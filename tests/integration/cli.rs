@@ -58,14 +58,28 @@ fn missing_socket_exits_69_unless_missing_ok() {
 }
 
 #[test]
-fn stale_socket_exits_69_unless_missing_ok() {
+fn a_stale_socket_is_a_daemon_that_died_even_with_missing_ok() {
+    // What a daemon that crashed leaves; one that stopped removes it. --missing-ok is for the
+    // second.
     let sb = Sandbox::new();
     tests::make_stale_socket(&sb.socket_dir().join("crashed.sock"));
 
     let run = sb.ctl(&["reload", "crashed"]).expect_code(69);
-    assert!(run.stderr.contains("stale"), "{run}");
-    sb.ctl(&["--missing-ok", "reload", "crashed"])
-        .expect_code(0);
+    assert!(
+        run.stderr
+            .contains("crashed died: a socket that nobody accepts on"),
+        "{run}"
+    );
+    assert!(!run.stderr.contains("makes this exit 0"), "{run}");
+    let run = sb
+        .ctl(&["--missing-ok", "reload", "crashed"])
+        .expect_code(69);
+    assert!(run.stderr.contains("died"), "{run}");
+    let doc = sb
+        .ctl(&["--missing-ok", "--json", "rotate", "crashed"])
+        .expect_code(69)
+        .json();
+    assert_eq!(doc["error"]["kind"], "died", "{doc}");
 }
 
 #[test]

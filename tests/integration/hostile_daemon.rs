@@ -256,7 +256,8 @@ fn list_shows_broken_daemons_as_broken_and_the_others_as_usual() {
     fake_daemon(&sb, "liar", 2, answers_reload);
     fake_daemon(&sb, "noise", 2, answers_garbage);
 
-    let run = sb.ctl(&["--json", "list"]).expect_code(0);
+    // A health check: a broken daemon makes it fail, as `ctl status` on it would (76).
+    let run = sb.ctl(&["--json", "list"]).expect_code(76);
     assert_no_panic(&run);
     let doc = run.json();
     let states = tests::list_states(&doc);
@@ -274,7 +275,7 @@ fn list_shows_broken_daemons_as_broken_and_the_others_as_usual() {
         "{run}"
     );
 
-    let run = sb.ctl(&["list"]).expect_code(0);
+    let run = sb.ctl(&["list"]).expect_code(76);
     let line = |name: &str| {
         run.stdout
             .lines()
@@ -586,7 +587,9 @@ fn daemon_text_never_forges_rows_or_reorders_them() {
         let run = sb.ctl(args).expect_code(0);
         check(&run, &run.stdout);
     }
-    let listed = sb.ctl(&["list"]).expect_code(0);
+    // Both answer as another name than their socket's: refused (77), the name shown escaped.
+    let listed = sb.ctl(&["list"]).expect_code(77);
+    assert!(listed.stdout.contains("misnamed"), "{listed}");
     check(&listed, &listed.stdout);
     assert_eq!(listed.stdout.lines().count(), 2, "one row each: {listed}");
     let failed = sb.ctl(&["status", "forger-err"]).expect_code(1);

@@ -599,6 +599,41 @@ fn the_shipped_logrotate_example_rotates_a_running_daemon() {
     daemon.assert_alive();
 }
 
+#[test]
+fn the_shipped_logrotate_example_fails_for_a_daemon_that_was_killed() {
+    require_logrotate();
+    // The case this project exists for: the daemon died before midnight. The shipped stanza
+    // has --missing-ok (for a daemon that was stopped); a daemon that died must not look green.
+    let sb = Sandbox::new();
+    let logs = sb.path("log");
+    std::fs::create_dir(&logs).unwrap();
+    // Named so that no other test's daemon of that name runs (it would be found by its lock).
+    let log = logs.join("killedmd.log");
+    let cfg = sb.write_config("killedmd.toml", &crate::config(&log, 5, "example"));
+    let mut daemon = sb.start_daemon("killedmd", &cfg, &[]);
+    wait_for("a line", WAIT, || {
+        (!read_lines(&log).is_empty()).then_some(())
+    });
+    daemon.signal(rustix::process::Signal::KILL);
+    daemon.wait_exit();
+    let (uid, gid) = (rustix::process::getuid(), rustix::process::getgid());
+    let conf = shipped_example()
+        .replace("/var/log/mydaemon", &logs.display().to_string())
+        .replace("/usr/bin/ctl", &bins().ctl.display().to_string())
+        .replace(
+            "create 0640 mydaemon adm",
+            &format!("create 0640 {} {}", uid.as_raw(), gid.as_raw()),
+        )
+        .replace("mydaemon", "killedmd");
+    let run = logrotate(&sb, &conf);
+    assert_ne!(
+        run.code,
+        Some(0),
+        "logrotate passed for a dead daemon: {run}"
+    );
+    assert!(run.stderr.contains("killedmd died: "), "{run}");
+}
+
 /// A daemon running as its own user, started as root administrators do, with its log in a
 /// directory of root's (what logrotate requires), writing to `logs/NAME.log` with `extra`.
 fn start_unprivileged(sb: &Sandbox, name: &str, extra: &[&str]) -> (tests::Daemon, PathBuf) {

@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod counters;
 mod demo;
+mod died;
 mod embedded;
 mod fleet;
 mod hostile;

@@ -12,14 +12,15 @@ fn stale_socket(sb: &Sandbox, name: &str) {
 }
 
 #[test]
-fn list_shows_live_daemons_and_stale_sockets_without_failing() {
+fn list_shows_live_daemons_and_dead_sockets_and_fails_for_the_dead() {
     let sb = Sandbox::new();
     let a = crate::start_demo(&sb, "alpha", 50, &[]);
     let b = crate::start_demo(&sb, "bravo", 50, &[]);
     stale_socket(&sb, "crashed");
     sb.ctl(&["drain", "bravo"]).expect_code(0);
 
-    let run = sb.ctl(&["list"]).expect_code(0);
+    // Every daemon listed; the dead one fails the health check as `ctl status` would (69).
+    let run = sb.ctl(&["list"]).expect_code(69);
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{run}");
     assert!(
@@ -32,17 +33,104 @@ fn list_shows_live_daemons_and_stale_sockets_without_failing() {
         "{run}"
     );
     assert!(
-        lines[2].starts_with("crashed") && lines[2].contains("stale"),
+        lines[2].starts_with("crashed") && lines[2].contains("died"),
         "{run}"
     );
 
-    let doc = sb.ctl(&["--json", "list"]).expect_code(0).json();
+    let doc = sb.ctl(&["--json", "list"]).expect_code(69).json();
     let daemons = doc["daemons"].as_array().unwrap();
     assert_eq!(daemons.len(), 3);
     assert_eq!(daemons[0]["state"], "serving");
     assert_eq!(daemons[0]["status"]["pid"], a.pid());
     assert_eq!(daemons[1]["status"]["pid"], b.pid());
-    assert_eq!(daemons[2]["state"], "stale");
+    assert_eq!(daemons[2]["state"], "died");
+    // Without the dead one, the same listing is healthy: draining is a state an operator chose.
+    std::fs::remove_file(sb.socket_dir().join("crashed.sock")).unwrap();
+    sb.ctl(&["list"]).expect_code(0);
+}
+
+#[test]
+fn list_is_a_health_check_bounded_for_a_stopped_daemon_among_three() {
+    use rustix::process::Signal;
+    let sb = Sandbox::new();
+    let _a = crate::start_demo(&sb, "alpha", 50, &[]);
+    let b = crate::start_demo(&sb, "bravo", 50, &[]);
+    let _c = crate::start_demo(&sb, "charlie", 50, &[]);
+    b.signal(Signal::STOP);
+    // Each daemon has 2 s, all at once: far less than the 30 s an operation waits, which is
+    // what a listing took before. The bound here only keeps a regression from hanging.
+    let list = |args: &[&str]| {
+        tests::run_within(
+            Command::new(&bins().ctl)
+                .args(args)
+                .env("CTL_SOCKET_DIR", sb.socket_dir()),
+            std::time::Duration::from_secs(20),
+        )
+    };
+    let run = list(&["list"]).expect_code(75);
+    let line = |name: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no line for {name}: {run}"))
+            .to_owned()
+    };
+    assert!(line("alpha").contains("serving"), "{run}");
+    assert!(line("bravo").contains("hung"), "{run}");
+    assert!(line("charlie").contains("serving"), "{run}");
+    let doc = list(&["--json", "--timeout", "500ms", "list"])
+        .expect_code(75)
+        .json();
+    assert_eq!(
+        tests::list_states(&doc),
+        [
+            ("alpha", "serving"),
+            ("bravo", "hung"),
+            ("charlie", "serving")
+        ],
+        "{doc}"
+    );
+    b.signal(Signal::CONT);
+    list(&["list"]).expect_code(0);
+}
+
+#[test]
+fn list_under_a_low_descriptor_limit_shows_every_daemon_as_it_is() {
+    use std::os::unix::process::CommandExt;
+    // Twenty sockets that accept and never answer (hung), and one live daemon listed last:
+    // asked all at once, ctl would run out of descriptors and show the live one as gone.
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.socket_dir()).unwrap();
+    let _hung: Vec<_> = (0..20)
+        .map(|i| {
+            std::os::unix::net::UnixListener::bind(sb.socket_dir().join(format!("h{i:02}.sock")))
+                .unwrap()
+        })
+        .collect();
+    let zulu = crate::start_demo(&sb, "zulu", 50, &[]);
+    let limit = rustix::process::Rlimit {
+        current: Some(24),
+        maximum: Some(24),
+    };
+    let mut cmd = Command::new(&bins().ctl);
+    cmd.args(["--json", "--timeout", "1s", "list"])
+        .env("CTL_SOCKET_DIR", sb.socket_dir());
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let run = tests::run_within(&mut cmd, std::time::Duration::from_secs(60)).expect_code(75);
+    let doc = run.json();
+    let states = tests::list_states(&doc);
+    assert_eq!(states.len(), 21, "{run}");
+    assert_eq!(states[20], ("zulu", "serving"), "{run}");
+    assert_eq!(doc["daemons"][20]["status"]["pid"], zulu.pid(), "{run}");
+    for (name, state) in &states[..20] {
+        assert_eq!(*state, "hung", "{name}: {run}");
+    }
 }
 
 #[test]
@@ -59,7 +147,8 @@ fn list_as_another_user_shows_refused_sockets_as_such() {
     let _d = crate::start_demo(&sb, "policy", 50, &["--socket-mode", "666"]); // the daemon refuses nobody
     stale_socket(&sb, "crashed");
 
-    let run = sb.ctl_as_nobody(&["--json", "list"]).expect_code(0);
+    // Not serving nobody: the first one that is not, `closed`, gives the code (77).
+    let run = sb.ctl_as_nobody(&["--json", "list"]).expect_code(77);
     let doc = run.json();
     let states = tests::list_states(&doc);
     assert_eq!(
@@ -68,7 +157,7 @@ fn list_as_another_user_shows_refused_sockets_as_such() {
             ("alpha", "serving"),
             ("bravo", "serving"),
             ("closed", "denied"),
-            ("crashed", "stale"),
+            ("crashed", "died"),
             ("policy", "denied"),
         ],
         "{run}"
@@ -339,13 +428,13 @@ fn a_stopped_daemon_times_out_naming_its_pid_socket_and_what_to_do() {
 fn list_does_not_offer_missing_ok_for_a_stale_socket() {
     let sb = Sandbox::new();
     stale_socket(&sb, "crashed");
-    let listed = sb.ctl(&["list"]).expect_code(0);
-    assert!(listed.stdout.contains("stale"), "{listed}");
+    let listed = sb.ctl(&["list"]).expect_code(69);
+    assert!(listed.stdout.contains("died"), "{listed}");
     assert!(!listed.stdout.contains("--missing-ok"), "{listed}");
-    let json = sb.ctl(&["list", "--json"]).expect_code(0);
+    let json = sb.ctl(&["list", "--json"]).expect_code(69);
     assert!(!json.stdout.contains("--missing-ok"), "{json}");
-    // Where it does mean something, it is still offered.
-    let status = sb.ctl(&["status", "crashed"]).expect_code(69);
+    // Where it does mean something (a daemon that was stopped), it is still offered.
+    let status = sb.ctl(&["status", "notthere"]).expect_code(69);
     assert!(
         status.stderr.contains("(--missing-ok makes this exit 0)"),
         "{status}"
@@ -529,7 +618,7 @@ fn bash_completion_offers_no_name_the_trust_rule_refuses() {
         run(&mut cmd)
     };
     // ctl sees both, and refuses the planted one.
-    let listed = ctl(&["--json", "list"]).expect_code(0);
+    let listed = ctl(&["--json", "list"]).expect_code(77);
     assert_eq!(
         tests::list_states(&listed.json()).len(),
         2,
@@ -605,8 +694,11 @@ _ctl"#,
         ));
     let added = format!("compadd -- {}", planted.display());
     assert!(zsh.stdout.lines().any(|l| l == added), "{zsh}");
+    // As a flag: the sandbox's random name may hold "-Q" itself.
     assert!(
-        !zsh.stdout.contains("-Q"),
+        !zsh.stdout
+            .lines()
+            .any(|l| l.split_whitespace().any(|w| w == "-Q")),
         "zsh would insert it unquoted: {zsh}"
     );
     assert!(!pwned.exists(), "the completion ran code: {zsh}");

@@ -135,7 +135,7 @@ fn a_socket_in_a_runtime_dir_other_users_can_write_is_not_trusted() {
             "{refused}"
         );
     }
-    let listed = ctl(&sb, &["--json", "list"]).expect_code(0);
+    let listed = ctl(&sb, &["--json", "list"]).expect_code(77);
     let entry = &listed.json()["daemons"][0];
     assert_eq!(entry["name"], "planted", "{listed}");
     assert_eq!(entry["state"], "untrusted", "{listed}");
@@ -150,12 +150,13 @@ fn a_socket_in_a_runtime_dir_other_users_can_write_is_not_trusted() {
 fn missing_ok_does_not_hide_a_daemon_that_listens_elsewhere() {
     let sb = Sandbox::new();
     std::fs::create_dir_all(sb.path("run")).unwrap();
-    // A daemon is matched by its process name: run the demo under a name of its own, as a
-    // real daemon's binary is named after it.
+    // Found by the lock it holds for a socket named for it, not by its process name: the
+    // binary is `demo-daemon`, the daemon another name, as the shipped unit runs `--name demo`.
+    // A name no other test runs a daemon under: a root daemon of that name running in another
+    // sandbox would be found too, and rightly.
     let name = format!("elsew{}", std::process::id());
-    let exe = sb.path(&name);
-    std::os::unix::fs::symlink(&bins().demo, &exe).unwrap();
-    let socket = sb.path("elsewhere/demo.sock");
+    let exe = bins().demo.clone();
+    let socket = sb.path(&format!("elsewhere/{name}.sock"));
     let log = sb.path("elsewhere.log");
     let cfg = sb.write_config("elsewhere.toml", &crate::config(&log, 50, "alpha"));
     let stderr = sb.path("elsewhere.stderr");
@@ -189,7 +190,8 @@ fn missing_ok_does_not_hide_a_daemon_that_listens_elsewhere() {
     let json = ctl(&sb, &["--missing-ok", "--json", "rotate", &name]).expect_code(69);
     assert_eq!(json.json()["error"]["kind"], "not_listening", "{json}");
 
-    // With the process gone, the same line is the stopped daemon --missing-ok is for.
+    // With the process gone, the same line is the stopped daemon --missing-ok is for: it left
+    // its socket and lock file where ctl does not look, so ctl cannot tell that it died.
     daemon.child.kill().unwrap();
     daemon.wait_exit();
     let skipped = ctl(&sb, &["--missing-ok", "rotate", &name]).expect_code(0);
@@ -262,7 +264,7 @@ fn a_link_planted_at_a_daemons_place_is_refused_and_not_followed() {
             "{refused}"
         );
     }
-    let listed = ctl(&sb, &["--json", "list"]).expect_code(0);
+    let listed = ctl(&sb, &["--json", "list"]).expect_code(77);
     let states = tests::list_states(&listed.json())
         .into_iter()
         .map(|(n, s)| (n.to_owned(), s.to_owned()))
