@@ -483,7 +483,8 @@ impl SocketEnv {
         absolute(&self.ctl_run_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_RUN_DIR))
     }
 
-    fn override_dir(&self) -> Option<PathBuf> {
+    /// `CTL_SOCKET_DIR`, when set: then a name is looked up there only.
+    pub fn override_dir(&self) -> Option<PathBuf> {
         // Only emptiness counts as unset here: a relative CTL_SOCKET_DIR is taken as given, as
         // it always was.
         self.ctl_socket_dir

@@ -8,6 +8,8 @@
 //!   OOM-killed) without cleaning up;
 //! - nothing left where ctl looks and no process holding a lock for the name: it stopped.
 //!
+//! With `CTL_SOCKET_DIR` set, a name is looked up there only, and so are its remains.
+//!
 //! Only what root or the daemon's owner could have made counts: a lock file owned by another
 //! user, or a process of another user holding a lock for the name, says nothing (any user may
 //! start a program called NAME, or make a file called `NAME.sock.lock` in a directory of
@@ -94,7 +96,10 @@ pub fn judge(name: Option<&str>, looked: &[PathBuf], found: &[PathBuf]) -> Verdi
             }
         }
     }
-    if let Some(name) = name {
+    // With CTL_SOCKET_DIR the caller named the one place to look: a daemon of that name
+    // elsewhere is not the one asked for.
+    let only_there = SocketEnv::from_process().override_dir().is_some();
+    if let Some(name) = name.filter(|_| !only_there) {
         for process in scan(Path::new("/proc"), name, me, looked) {
             if !running.iter().any(|p| p.pid == process.pid) {
                 running.push(process);
@@ -163,7 +168,8 @@ struct NameOwner {
 
 impl NameOwner {
     fn of(name: &str) -> NameOwner {
-        let mut uids = vec![0];
+        // Root, and the caller: a user's own daemons are theirs to ask about.
+        let mut uids = vec![0, rustix::process::geteuid().as_raw()];
         let run_dir = SocketEnv::from_process().run_dir().join(name);
         if let Ok(meta) = std::fs::symlink_metadata(run_dir) {
             if meta.is_dir() {

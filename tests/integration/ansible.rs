@@ -739,10 +739,11 @@ fn the_check_first_stops_a_refused_config_before_any_host_reloads() {
 }
 
 #[test]
-fn fleet_rotate_skips_a_missing_daemon_with_missing_ok_and_fails_it_without() {
+fn fleet_rotate_skips_a_stopped_daemon_with_missing_ok_fails_a_dead_one_and_says_which() {
     let Some(bin) = require_ansible() else { return };
-    let mut fleet = Fleet::new(bin, 3);
-    fleet.host_mut("h2").crash();
+    let mut fleet = Fleet::new(bin, 4);
+    fleet.host_mut("h2").stop();
+    fleet.host_mut("h4").crash();
     for h in ["h1", "h3"] {
         let host = fleet.host(h);
         wait_for("a line in the log", WAIT, || {
@@ -751,10 +752,12 @@ fn fleet_rotate_skips_a_missing_daemon_with_missing_ok_and_fails_it_without() {
         std::fs::rename(&host.log, host.log.with_extension("log.1")).unwrap();
     }
 
+    // The default, missing_ok: the stopped host is ok; the dead one fails the run.
     let play = fleet.play("ctl.fleet.rotate", &[]);
-    play.expect_code(0);
+    play.expect_code(2);
     for h in ["h1", "h3"] {
         assert_eq!(play.status("ctl rotate", h), "changed", "{play}");
+        assert_eq!(play.result("ctl rotate", h)["state"], "running", "{play}");
         wait_for("the daemon to write to the new log file", WAIT, || {
             fleet.host(h).log.exists().then_some(())
         });
@@ -768,6 +771,12 @@ fn fleet_rotate_skips_a_missing_daemon_with_missing_ok_and_fails_it_without() {
             .contains("no daemon at"),
         "{missing:#}"
     );
+    assert_eq!(missing["state"], "stopped", "{missing:#}");
+    let (status, died) = play.event("ctl rotate", "h4");
+    assert_eq!(status, "failed", "{play}");
+    assert_eq!(died["rc"], 69, "{died:#}");
+    assert_eq!(died["state"], "died", "{died:#}");
+    assert_eq!(died["error"]["kind"], "died", "{died:#}");
 
     let play = fleet.play("ctl.fleet.rotate", &["-e", "ctl_missing_ok=false"]);
     play.expect_code(2);
@@ -781,4 +790,17 @@ fn fleet_rotate_skips_a_missing_daemon_with_missing_ok_and_fails_it_without() {
     assert_eq!(status, "failed");
     assert_eq!(failed["rc"], 69, "{failed:#}");
     assert_eq!(failed["error"]["kind"], "no_daemon", "{failed:#}");
+    assert_eq!(failed["state"], "stopped", "{failed:#}");
+
+    // A host without ctl: not installed, ok only with missing_ok.
+    let play = fleet.play(
+        "ctl.fleet.rotate",
+        &["-e", "ctl_path=ctl-not-installed-here", "--limit", "h1"],
+    );
+    play.expect_code(0);
+    assert_eq!(
+        play.result("ctl rotate", "h1")["state"],
+        "not installed",
+        "{play}"
+    );
 }

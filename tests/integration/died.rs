@@ -98,6 +98,7 @@ fn another_users_process_named_like_the_daemon_or_holding_a_lock_for_it_changes_
     use std::os::unix::fs::{chown, PermissionsExt};
     let sb = Sandbox::new();
     sb.open_to_other_users();
+    std::fs::create_dir_all(sb.path("run")).unwrap();
     let name = "mimic";
     // A program called like the daemon, run by another user: any user can start one.
     let named = sb.path(name);
@@ -131,9 +132,19 @@ fn another_users_process_named_like_the_daemon_or_holding_a_lock_for_it_changes_
             .map(|_| ())
     });
 
-    let skipped = sb.ctl(&["--missing-ok", "rotate", name]).expect_code(0);
+    // Looked up by the convention (no CTL_SOCKET_DIR), where locks held elsewhere count.
+    let ctl = |args: &[&str]| {
+        tests::run(
+            Command::new(&bins().ctl)
+                .args(args)
+                .env_remove("CTL_SOCKET_DIR")
+                .env_remove("XDG_RUNTIME_DIR")
+                .env("CTL_RUN_DIR", sb.path("run")),
+        )
+    };
+    let skipped = ctl(&["--missing-ok", "rotate", name]).expect_code(0);
     assert!(skipped.stdout.contains("nothing to do"), "{skipped}");
-    let failed = sb.ctl(&["rotate", name]).expect_code(69);
+    let failed = ctl(&["rotate", name]).expect_code(69);
     assert!(
         !failed.stderr.contains(socket.to_str().unwrap()),
         "root is told to use another user's socket: {failed}"

@@ -54,6 +54,14 @@ impl Host {
     }
 
     /// Kills the daemon, leaving its socket behind, stale, as a crash does.
+    /// Stops the daemon as a service manager does (SIGTERM): it removes its socket.
+    pub fn stop(&mut self) {
+        let mut daemon = self.daemon.take().expect("a running daemon");
+        daemon.signal(rustix::process::Signal::TERM);
+        daemon.wait_exit();
+    }
+
+    /// Kills the daemon (SIGKILL): it leaves its socket and lock file.
     pub fn crash(&mut self) {
         let mut daemon = self.daemon.take().expect("a running daemon");
         daemon.signal(rustix::process::Signal::KILL);

@@ -52,9 +52,12 @@ options:
     type: str
   missing_ok:
     description:
-      - When no daemon is listening (socket missing or stale), succeed without doing anything
-        (C(ctl --missing-ok)) instead of failing with C(rc=69). The task is then C(ok), not
-        C(changed), and O(ignore:missing) says why. Errors from a running daemon still fail.
+      - When the daemon was stopped (it left no socket), or C(ctl) is not installed on the host,
+        succeed without doing anything (C(ctl --missing-ok)) instead of failing with C(rc=69).
+        The task is then C(ok), not C(changed), and O(ignore:missing) says why. A daemon that
+        died (it left a stale socket or a lock file nobody holds), one that runs but does not
+        answer where C(ctl) looks, and errors from a running daemon still fail; O(ignore:state)
+        tells them apart.
     type: bool
     default: false
   command:
@@ -217,12 +220,23 @@ result:
   type: dict
   sample: {"generation": 7, "summary": "workers 4 -> 8", "joined": false, "unchanged": false}
 error:
-  description: Why C(ctl) failed. C(kind) is one of C(usage), C(no_daemon), C(not_listening),
+  description: Why C(ctl) failed. C(kind) is one of C(usage), C(no_daemon), C(died), C(not_listening),
     C(untrusted), C(denied), C(timeout), C(incompatible), C(protocol), C(unsupported), C(failed),
     C(busy), C(shutting_down), C(unrecognized); C(detail) is the daemon's typed error, or null.
   returned: failure
   type: dict
   sample: {"kind": "failed", "message": "new configuration refused, the running one stays active: invalid config /etc/web.toml: line 3, column 10: ...", "detail": null}
+state:
+  description:
+    - What became of the daemon, from what C(ctl) found. V(running) (a daemon answered, even
+      with an error), V(stopped) (no socket left, it was stopped), V(died) (it left a stale socket
+      or a lock file nobody holds, so it crashed or was killed), V(elsewhere) (it runs, holding its
+      lock, but does not answer where C(ctl) looks), V(hung) (no answer before the deadline),
+      V(not installed) (no C(ctl) on the host), V(unknown) (refused, untrusted, or a reply
+      that could not be read).
+  returned: always
+  type: str
+  sample: died
 missing:
   description: Why nothing was done, when no daemon was listening and O(missing_ok) was set.
   returned: when no daemon was there and missing_ok is true
@@ -277,7 +291,28 @@ class Ctl:
 
     def _find_binary(self, path):
         if "/" not in path:
-            return self.module.get_bin_path(path, required=True)
+            found = self.module.get_bin_path(path, required=False)
+            if found:
+                return found
+            # No ctl on this host: no daemon that embeds it either, as far as this task knows.
+            message = "%s is not installed on this host (not in PATH)" % path
+            if self.params["missing_ok"]:
+                self.module.exit_json(
+                    changed=False,
+                    state="not installed",
+                    missing=message,
+                    msg="%s (missing_ok): nothing to do" % message,
+                    operation=self.params["operation"],
+                    target=self.params["target"],
+                )
+            self.module.fail_json(
+                msg=message,
+                state="not installed",
+                rc=None,
+                cmd=[path],
+                operation=self.params["operation"],
+                target=self.params["target"],
+            )
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):
             self.module.fail_json(msg="ctl_path %s is not an executable file" % path, rc=None, cmd=[path])
         return path
@@ -364,6 +399,7 @@ class Ctl:
                     operation="check",
                     target=self.params["target"],
                     error=doc["error"],
+                    state="running",
                     msg="check mode: the daemon has no `check`, so what a reload would change is unknown; not reloaded",
                 )
             return self.report(
@@ -401,6 +437,7 @@ class Ctl:
                     target=self.params["target"],
                     socket=doc.get("socket"),
                     daemon=doc.get("daemon"),
+                    state="running",
                     error=dict(
                         kind="unsupported",
                         message=message,
@@ -415,6 +452,7 @@ class Ctl:
                 cmd=self.last_cmd,
                 operation="call",
                 target=self.params["target"],
+                state="running",
                 msg="check mode: `%s` is not a read-only command; not run" % command,
             )
         if op == "rotate":
@@ -492,11 +530,13 @@ class Ctl:
                 % (op, params["target"], rc, (stderr or "").strip() or "(no output)"),
                 error=dict(kind="usage" if rc == 2 else "unrecognized", message=(stderr or "").strip(), detail=None),
                 stderr=stderr,
+                state="unknown",
                 **ret
             )
         for key in ("socket", "daemon", "result", "error"):
             if key in doc:
                 ret[key] = doc[key]
+        ret["state"] = daemon_state(doc)
         if "skipped" in doc:
             # Not `skipped`: to Ansible that key would make the task skipped, not ok.
             ret["missing"] = doc["skipped"]
@@ -514,6 +554,30 @@ class Ctl:
         if note:
             ret["msg"] = note(is_changed)
         self.module.exit_json(changed=is_changed, **ret)
+
+
+# What each of ctl's error kinds says about the daemon (see the operators' guide).
+STATES = {
+    "no_daemon": "stopped",
+    "shutting_down": "stopped",
+    "died": "died",
+    "not_listening": "elsewhere",
+    "timeout": "hung",
+}
+
+
+def daemon_state(doc):
+    """The daemon's state from a `ctl --json` document: `running` when one answered."""
+    if "skipped" in doc:
+        return "stopped"
+    if doc.get("daemon"):
+        return "running"
+    kind = (doc.get("error") or {}).get("kind")
+    if kind in STATES:
+        return STATES[kind]
+    if kind in ("failed", "busy", "unsupported", "bad_arguments"):
+        return "running"
+    return "unknown"
 
 
 def reloaded(result):
