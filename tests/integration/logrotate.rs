@@ -544,6 +544,19 @@ fn shipped_example() -> String {
         .collect()
 }
 
+/// The shipped example as an administrator would adapt it: the daemon's log directory `logs`,
+/// where ctl is, and an owner that exists here; every other line as shipped.
+fn adapted_example(logs: &Path) -> String {
+    let (uid, gid) = (rustix::process::getuid(), rustix::process::getgid());
+    shipped_example()
+        .replace("/var/log/mydaemon", &logs.display().to_string())
+        .replace("/usr/bin/ctl", &bins().ctl.display().to_string())
+        .replace(
+            "create 0640 mydaemon adm",
+            &format!("create 0640 {} {}", uid.as_raw(), gid.as_raw()),
+        )
+}
+
 #[test]
 fn the_shipped_logrotate_example_is_the_one_the_guides_explain() {
     let example = shipped_example();
@@ -568,15 +581,7 @@ fn the_shipped_logrotate_example_rotates_a_running_daemon() {
     let log = logs.join("mydaemon.log");
     let cfg = sb.write_config("mydaemon.toml", &crate::config(&log, 5, "example"));
     let daemon = sb.start_daemon("mydaemon", &cfg, &[]);
-    let (uid, gid) = (rustix::process::getuid(), rustix::process::getgid());
-    let example = shipped_example();
-    let conf = example
-        .replace("/var/log/mydaemon", &logs.display().to_string())
-        .replace("/usr/bin/ctl", &bins().ctl.display().to_string())
-        .replace(
-            "create 0640 mydaemon adm",
-            &format!("create 0640 {} {}", uid.as_raw(), gid.as_raw()),
-        );
+    let conf = adapted_example(&logs);
     for line in ["/var/log", "/usr/bin", "mydaemon adm"] {
         assert!(!conf.contains(line), "not adapted: {line}\n{conf}");
     }
@@ -616,15 +621,7 @@ fn the_shipped_logrotate_example_fails_for_a_daemon_that_was_killed() {
     });
     daemon.signal(rustix::process::Signal::KILL);
     daemon.wait_exit();
-    let (uid, gid) = (rustix::process::getuid(), rustix::process::getgid());
-    let conf = shipped_example()
-        .replace("/var/log/mydaemon", &logs.display().to_string())
-        .replace("/usr/bin/ctl", &bins().ctl.display().to_string())
-        .replace(
-            "create 0640 mydaemon adm",
-            &format!("create 0640 {} {}", uid.as_raw(), gid.as_raw()),
-        )
-        .replace("mydaemon", "killedmd");
+    let conf = adapted_example(&logs).replace("mydaemon", "killedmd");
     let run = logrotate(&sb, &conf);
     assert_ne!(
         run.code,
