@@ -112,6 +112,13 @@ pub enum Command {
     /// Each is asked for its status in parallel, within 2 s unless --timeout says otherwise.
     /// Exits 0 when every one is serving or draining, else with the code `ctl status` would
     /// give for the first one that is not (69 died, 75 hung, 77 denied or untrusted, ...).
+    ///
+    /// States: serving; draining (paused by `ctl drain`, healthy); stopping (shutting down);
+    /// died (a socket nobody accepts on); hung (no answer within the bound); denied (the
+    /// socket's mode or the daemon's policy refused you); untrusted (a socket another user
+    /// could have placed); misnamed (it answers as another daemon); no-status (it has no
+    /// status operation); incompatible (another protocol version); broken (a reply that could
+    /// not be read); error (anything else, such as ctl's own descriptor limit).
     #[command(after_long_help = EXIT_CODES_HELP)]
     List,
     /// Print a shell completion script (bash, zsh, fish, ...)

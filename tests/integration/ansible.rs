@@ -285,6 +285,14 @@ impl Play {
         self
     }
 
+    /// The rolling reload's closing line: hosts by outcome.
+    #[track_caller]
+    fn summary(&self) -> &str {
+        self.result("Rollout summary", "localhost")["msg"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no summary: {self}"))
+    }
+
     /// `(host, changed count, failures)` from ansible's stats.
     fn stats(&self) -> Vec<(String, u64, u64)> {
         let stats = self.doc["stats"].as_object().expect("stats");
@@ -597,12 +605,22 @@ fn an_unchanged_config_is_ok_a_changed_one_reloads_and_a_second_run_changes_noth
         fleet.generations(),
         gens(&[("h1", 1), ("h2", 1), ("h3", 1), ("h4", 1)])
     );
+    assert_eq!(
+        play.summary(),
+        "reloaded: none; unchanged: h1, h2, h3, h4; stopped: none; failed: none; \
+         not reached: none"
+    );
 
     for host in &fleet.hosts {
         host.write_config("v2");
     }
     let play = fleet.rolling_reload(&[]);
     play.expect_code(0);
+    assert!(
+        play.summary()
+            .starts_with("reloaded: h1, h2, h3, h4; unchanged: none;"),
+        "{play}"
+    );
     for h in ["h1", "h2", "h3", "h4"] {
         assert_eq!(play.status("ctl reload", h), "changed", "{play}");
         let r = play.result("ctl reload", h);
@@ -634,8 +652,23 @@ fn check_mode_reloads_nothing_and_says_what_would_change() {
     fleet.host("h1").write_config("v2");
     fleet.host("h3").write_config("v2");
 
-    let play = fleet.rolling_reload(&["--check"]);
+    // A pause of two minutes between batches would be two minutes of watching nothing.
+    let play = fleet.rolling_reload(&["--check", "-e", "ctl_batch_pause=120"]);
     play.expect_code(0);
+    assert_eq!(
+        play.summary(),
+        "would reload: h1, h3; unchanged: h2; stopped: none; failed: none; not reached: none"
+    );
+    let pauses: Vec<&str> = play
+        .events()
+        .iter()
+        .filter(|e| e["task"] == "Pause before the next batch")
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert!(
+        !pauses.is_empty() && pauses.iter().all(|s| *s == "skipped"),
+        "no pause in check mode: {pauses:?}\n{play}"
+    );
     for host in &fleet.hosts {
         let status = host.status();
         assert_eq!(status["config_generation"], 1, "{status:#}");
@@ -691,11 +724,12 @@ fn a_refused_config_fails_its_batch_and_stops_the_rollout() {
         msg.contains(&broken.config.display().to_string()) && msg.contains("line 4"),
         "the message names the file and line: {msg}"
     );
-    assert_eq!(
-        play.hosts_of("Pause before the next batch").len(),
-        1,
-        "{play}"
-    );
+    let paused = play
+        .events()
+        .iter()
+        .filter(|e| e["task"] == "Pause before the next batch" && e["status"] == "ok")
+        .count();
+    assert_eq!(paused, 1, "after the first batch only: {play}");
     assert_eq!(
         fleet.generations(),
         gens(&[
@@ -711,6 +745,20 @@ fn a_refused_config_fails_its_batch_and_stops_the_rollout() {
     for h in ["h5", "h6"] {
         assert!(fleet.host(h).status()["last_reload"].is_null());
     }
+    // The closing summary names the hosts never asked, and the run fails on them too.
+    assert_eq!(
+        play.summary(),
+        "reloaded: h1, h2, h4; unchanged: none; stopped: none; failed: h3; not reached: h5, h6",
+        "{play}"
+    );
+    let (status, failed) = play.event("Fail when a host failed or was not reached", "localhost");
+    assert_eq!(status, "failed", "{play}");
+    let msg = failed["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("1 host(s) failed (h3: ctl reload web: ") && msg.contains("line 4"),
+        "{msg}"
+    );
+    assert!(msg.contains("2 not reached (h5, h6)"), "{msg}");
 }
 
 #[test]
@@ -736,6 +784,58 @@ fn the_check_first_stops_a_refused_config_before_any_host_reloads() {
     for host in &fleet.hosts {
         assert!(host.status()["last_reload"].is_null(), "{}", host.name);
     }
+    assert_eq!(
+        play.summary(),
+        "reloaded: none; unchanged: none; stopped: none; failed: h4; not reached: h1, h2, h3",
+        "{play}"
+    );
+}
+
+#[test]
+fn a_rolling_reload_with_missing_ok_skips_a_stopped_daemon_and_fails_a_dead_one() {
+    let Some(bin) = require_ansible() else { return };
+    let mut fleet = Fleet::new(bin, 4);
+    for host in &fleet.hosts {
+        host.write_config("v2");
+    }
+    fleet.host_mut("h2").stop();
+
+    // Without missing_ok a stopped daemon fails the check, and nothing reloads.
+    let play = fleet.rolling_reload(&[]);
+    play.expect_code(2);
+    assert_eq!(play.result("ctl check", "h2")["state"], "stopped", "{play}");
+    assert!(play.hosts_of("ctl reload").is_empty(), "{play}");
+    assert_eq!(
+        play.summary(),
+        "reloaded: none; unchanged: none; stopped: none; failed: h2; not reached: h1, h3, h4",
+        "{play}"
+    );
+
+    // With it the stopped host is skipped, named as such, and the others reload.
+    let play = fleet.rolling_reload(&["-e", "ctl_missing_ok=true"]);
+    play.expect_code(0);
+    assert_eq!(play.status("ctl reload", "h2"), "ok", "{play}");
+    assert_eq!(play.result("ctl reload", "h2")["state"], "stopped");
+    assert_eq!(
+        play.summary(),
+        "reloaded: h1, h3, h4; unchanged: none; stopped: h2; failed: none; not reached: none",
+        "{play}"
+    );
+
+    // A daemon that died fails its host even with missing_ok, and stops the run at the check.
+    fleet.host_mut("h4").crash();
+    let play = fleet.rolling_reload(&["-e", "ctl_missing_ok=true"]);
+    play.expect_code(2);
+    let (status, died) = play.event("ctl check", "h4");
+    assert_eq!(status, "failed", "{play}");
+    assert_eq!(died["state"], "died", "{died:#}");
+    assert_eq!(died["rc"], 69, "{died:#}");
+    assert!(play.hosts_of("ctl reload").is_empty(), "{play}");
+    assert_eq!(
+        play.summary(),
+        "reloaded: none; unchanged: none; stopped: h2; failed: h4; not reached: h1, h3",
+        "{play}"
+    );
 }
 
 #[test]

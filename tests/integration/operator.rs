@@ -323,10 +323,40 @@ fn the_man_page_has_the_usual_sections_and_refers_only_to_real_pages() {
         forms.len(),
         "one form per line: {synopsis}"
     );
+    // What each code and state means, in words that survive man's line filling.
+    let words = |text: String| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let exit = words(section("EXIT STATUS"));
     assert!(
-        section("EXIT STATUS").contains("69     no daemon there"),
+        exit.contains(
+            "69 no daemon there: stopped (no socket), or died (a stale socket or lock file \
+             left), or running but not where ctl looks"
+        ),
         "{rendered}"
     );
+    assert!(
+        words(section("OPTIONS")).contains(
+            "--missing-ok Exit 0 when the daemon was stopped (it left no socket or lock file); \
+             one that died (a stale socket or lock file left), runs elsewhere, or fails still fails"
+        ),
+        "{rendered}"
+    );
+    let commands = words(section("COMMANDS"));
+    for state in [
+        "serving;",
+        "draining (",
+        "stopping (",
+        "died (",
+        "hung (",
+        "denied (",
+        "untrusted (",
+        "misnamed (",
+        "no-status (",
+        "incompatible (",
+        "broken (",
+        "error (",
+    ] {
+        assert!(commands.contains(state), "list state {state:?}: {rendered}");
+    }
     for var in [
         "CTL_SOCKET_DIR",
         "CTL_RUN_DIR",
