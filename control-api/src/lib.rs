@@ -73,6 +73,7 @@ pub mod access;
 pub mod args;
 pub mod client;
 pub mod command;
+pub mod command_name;
 pub mod error;
 pub mod field;
 pub mod lock;

@@ -150,6 +150,10 @@ pub struct BoundSocket {
     /// Whoever can write the directory can remove the socket or its lock file in a loop: the
     /// lines that say so are rate-limited.
     removals: Arc<Throttle>,
+    /// Whether the last rebind failed to a squatter (see [`BoundSocket::rebind`]).
+    squatted: bool,
+    /// The lines that say a rebind failed to a squatter, rate-limited the same way.
+    failures: Arc<Throttle>,
     /// Last, so that it is released only after the socket file is gone (see `Drop`).
     lock: Lock,
 }
@@ -234,17 +238,39 @@ impl BoundSocket {
     /// Binds the socket again at the same path, with the same mode and group: recreates its
     /// directory (only the last component; a whole missing runtime directory is not ours to
     /// create), takes the lock file again if it is gone, and replaces a stale socket. Fails
-    /// without waiting if another instance holds the name now. After a failure, [`lost`]
-    /// never resolves again: there is nothing this instance can do but keep running
-    /// unreachable.
+    /// without waiting if another instance holds the name now.
+    ///
+    /// After a failure to a squatter ([`squatted`]), [`lost`] resolves again on the next event
+    /// for the socket's name, such as the squatter's file going away, and the caller tries
+    /// again. After any other failure [`lost`] never resolves again: there is nothing this
+    /// instance can do but keep running unreachable.
     ///
     /// [`lost`]: BoundSocket::lost
+    /// [`squatted`]: BoundSocket::squatted
     pub(crate) fn rebind(&mut self) -> Result<UnixListener, BindError> {
         let result = self.try_rebind();
-        if result.is_err() {
+        // Another process's socket at the path while this instance still holds the lock at its
+        // path: no instance of this daemon can serve there without the lock, so it is a
+        // squatter, and the path is free again the moment its file is removed.
+        self.squatted = matches!(
+            result,
+            Err(BindError::AlreadyServing { .. } | BindError::Squatted { .. })
+        ) && self.lock.is_at_its_path();
+        if result.is_err() && !self.squatted {
             self.watch = None;
         }
         result
+    }
+
+    /// Whether the last rebind failed to a squatter, and the next event may end it.
+    pub(crate) fn squatted(&self) -> bool {
+        self.squatted
+    }
+
+    /// The rate limit of the lines saying a rebind failed to a squatter: it can make one fail
+    /// on every event it causes.
+    pub(crate) fn failures(&self) -> &Arc<Throttle> {
+        &self.failures
     }
 
     fn try_rebind(&mut self) -> Result<UnixListener, BindError> {
@@ -399,6 +425,8 @@ fn bind_waiting(
         group,
         watch,
         removals: Throttle::new("removals of the control socket file or its lock file"),
+        squatted: false,
+        failures: Throttle::new("failures to bind the control socket again"),
         lock,
     })
 }
@@ -1146,6 +1174,29 @@ mod tests {
             bind_waiting(&path, 0o600, None, Duration::ZERO),
             Err(BindError::LockHeld { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_squatter_at_the_path_fails_the_rebind_until_its_file_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.sock");
+        let mut bound = bind(&path, 0o600, None).unwrap();
+        settle(&mut bound).await;
+        std::fs::remove_file(&path).unwrap();
+        let squatter = UnixListener::bind(&path).unwrap();
+        lost_within(&mut bound).await;
+        match bound.rebind() {
+            Err(BindError::AlreadyServing { .. }) => assert!(bound.squatted()),
+            other => panic!("expected the squatter to be found, got {other:?}"),
+        }
+        // Its file removed, the next event wakes us, and the path is ours again.
+        std::fs::remove_file(&path).unwrap();
+        drop(squatter);
+        lost_within(&mut bound).await;
+        let listener = bound.rebind().expect("rebind once the squatter is gone");
+        assert!(!bound.squatted());
+        UnixStream::connect(&path).expect("the new socket accepts");
+        listener.accept().expect("on the new listener");
     }
 
     #[tokio::test]

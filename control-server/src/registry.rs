@@ -136,7 +136,7 @@ pub struct DuplicateName(pub String);
 
 /// Longest name of a daemon's own command: with `ctl.calls.` before it and `.failed` after, its
 /// call counters stay within [`MAX_NAME_LEN`](crate::counters::MAX_NAME_LEN).
-pub const MAX_COMMAND_NAME_LEN: usize = 64;
+pub const MAX_COMMAND_NAME_LEN: usize = control_api::command_name::MAX_LEN;
 
 const _: () = assert!(
     "ctl.calls.".len() + MAX_COMMAND_NAME_LEN + ".failed".len() <= crate::counters::MAX_NAME_LEN
@@ -161,20 +161,7 @@ pub struct BadCommandName {
 /// cannot take for an option, and its `ctl.calls.NAME.ok` and `.failed` counter names are
 /// always valid.
 pub fn check_command_name(name: &str) -> Result<(), BadCommandName> {
-    let reason = if name.is_empty() {
-        Some("is empty")
-    } else if name.len() > MAX_COMMAND_NAME_LEN {
-        Some("is too long")
-    } else if !name.as_bytes()[0].is_ascii_alphabetic() {
-        Some("does not start with a letter")
-    } else if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
-    {
-        Some("has a character other than an ASCII letter, a digit, '-' or '_'")
-    } else {
-        None
-    };
+    let reason = control_api::command_name::problem(name);
     match reason {
         None => Ok(()),
         Some(reason) => Err(BadCommandName {

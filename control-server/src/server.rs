@@ -807,6 +807,17 @@ fn rebind(socket: &mut BoundSocket) -> Option<tokio::net::UnixListener> {
             }
             Some(listener)
         }
+        Err(err) if socket.squatted() => {
+            if socket.failures().admit() {
+                tracing::error!(
+                    path = %socket.path().display(),
+                    "cannot bind the control socket again, this instance is unreachable until \
+                     that socket file is removed (then it binds again by itself): {}",
+                    listener::chain(&err)
+                );
+            }
+            None
+        }
         Err(err) => {
             tracing::error!(
                 path = %socket.path().display(),

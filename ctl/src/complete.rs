@@ -227,15 +227,10 @@ fn shows_on_one_line(candidate: &str) -> bool {
     !candidate.contains(|c| control_api::text::needs_escape(c) && c != '\\')
 }
 
-/// The command-name rule the server applies when a daemon binds a command (1 to 64 ASCII
-/// letters, digits, `-` or `_`, starting with a letter): a name that breaks it cannot come from
-/// a daemon built with `control-server`, and is never offered.
+/// The command-name rule the server applies when a daemon binds a command: a name that
+/// breaks it cannot come from a daemon built with `control-server`, and is never offered.
 fn is_command_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name.as_bytes()[0].is_ascii_alphabetic()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+    control_api::command_name::problem(name).is_none()
 }
 
 /// Runs `list` (which reads directories) on a thread of its own and gives up after

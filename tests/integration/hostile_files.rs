@@ -305,6 +305,34 @@ fn a_full_disk_in_buffered_mode_drops_counts_and_says_so() {
         missing <= noticed,
         "{missing} lines missing, {noticed} counted as dropped"
     );
+    // The counters count what reached the file as written, and the rest as dropped: read
+    // before the file, which only grows, the written count cannot exceed its lines.
+    let doc = sb
+        .ctl(&["--json", "counters", "drops", "demo."])
+        .expect_code(0)
+        .json();
+    let counter = |name: &str| -> u64 {
+        doc["result"]["counters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}: {doc}"))["value"]
+            .as_u64()
+            .unwrap()
+    };
+    let (counted_written, counted_dropped) =
+        (counter("demo.lines_written"), counter("demo.lines_dropped"));
+    let in_file = std::fs::read_to_string(&log).unwrap().lines().count() as u64;
+    assert!(
+        counted_written <= in_file,
+        "demo.lines_written is {counted_written}, the file has {in_file} lines: dropped lines \
+         counted as written"
+    );
+    assert!(
+        counted_dropped >= missing,
+        "demo.lines_dropped is {counted_dropped}, {missing} lines are missing"
+    );
     // At exit the daemon writes out what is still buffered: its last lines are in the file.
     terminate(daemon);
     let text = std::fs::read_to_string(&log).unwrap();
@@ -394,4 +422,55 @@ fn a_configuration_over_the_size_limit_is_refused_by_its_size_before_it_is_read(
     sb.ctl(&["reload", "bulky"]).expect_code(1);
     daemon.assert_alive();
     sb.ctl(&["status", "bulky"]).expect_code(0);
+}
+
+#[test]
+fn symlinks_swapped_in_at_the_log_path_under_the_watch_log_a_few_lines_not_one_per_swap() {
+    let sb = Sandbox::new();
+    let log = sb.path("swapped.log");
+    let away = sb.path("swapped.log.away");
+    let cfg = sb.write_config("swapped.toml", &config(&log, 20, "alpha"));
+    let daemon = sb.start_daemon("swapped", &cfg, &["--watch-log-rotation"]);
+    wait_for_lines(&log, 1);
+    // What a link would steer the daemon's writes to: a file only root may write.
+    let target = sb.path("root-only");
+    std::fs::write(&target, "").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // Whoever can write the log's directory: the file renamed away, a link in its place for a
+    // moment, then the file back, again and again.
+    const SWAPS: usize = 300;
+    for _ in 0..SWAPS {
+        std::fs::rename(&log, &away).unwrap();
+        std::os::unix::fs::symlink(&target, &log).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        std::fs::remove_file(&log).unwrap();
+        std::fs::rename(&away, &log).unwrap();
+    }
+    wait_for_more_lines(&log);
+    daemon.assert_alive();
+    sb.ctl(&["--timeout", "5s", "status", "swapped"])
+        .expect_code(0);
+
+    let stderr = daemon.log();
+    let warnings = stderr
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .count();
+    assert!(
+        (1..=10).contains(&warnings),
+        "{SWAPS} swaps made {warnings} warnings, not a few rate-limited ones:\n{stderr}"
+    );
+    let in_file = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .count();
+    assert!(in_file <= 10, "{in_file} warnings in the log file itself");
+    assert_eq!(
+        std::fs::metadata(&target).unwrap().len(),
+        0,
+        "the link was followed"
+    );
+    terminate(daemon);
 }

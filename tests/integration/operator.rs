@@ -49,6 +49,53 @@ fn list_shows_live_daemons_and_dead_sockets_and_fails_for_the_dead() {
     sb.ctl(&["list"]).expect_code(0);
 }
 
+/// Proof that `ctl list` asks the daemons at once, from what the daemons see rather than from
+/// a stopwatch: five listeners that accept and never answer are all connected to at one
+/// moment, none of them let go yet. Asked one after another, the first would be let go (at its
+/// deadline) before the second is connected to.
+#[test]
+fn list_asks_every_daemon_at_once() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.socket_dir()).unwrap();
+    let listeners: Vec<std::os::unix::net::UnixListener> = (0..5)
+        .map(|i| {
+            let l = std::os::unix::net::UnixListener::bind(
+                sb.socket_dir().join(format!("silent{i}.sock")),
+            )
+            .unwrap();
+            l.set_nonblocking(true).unwrap();
+            l
+        })
+        .collect();
+    let mut list = Command::new(&bins().ctl)
+        .args(["--timeout", "10s", "list"])
+        .env("CTL_SOCKET_DIR", sb.socket_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut held: Vec<Option<std::os::unix::net::UnixStream>> = (0..5).map(|_| None).collect();
+    let all_at_once = tests::wait_for("ctl list to connect to every daemon", tests::WAIT, || {
+        for (slot, l) in held.iter_mut().zip(&listeners) {
+            if slot.is_none() {
+                *slot = l.accept().ok().map(|(s, _)| s);
+            }
+        }
+        let let_go = held.iter().flatten().any(tests::peer_hung_up);
+        if let_go || list.try_wait().unwrap().is_some() {
+            return Some(false);
+        }
+        held.iter().all(Option::is_some).then_some(true)
+    });
+    let _ = list.kill();
+    let _ = list.wait();
+    let connected = held.iter().filter(|s| s.is_some()).count();
+    assert!(
+        all_at_once,
+        "ctl list let a daemon go with {connected} of 5 connected: one after another"
+    );
+}
+
 #[test]
 fn list_is_a_health_check_bounded_for_a_stopped_daemon_among_three() {
     use rustix::process::Signal;

@@ -190,38 +190,10 @@ fn a_second_instance_refuses_to_start_while_the_first_is_alive_without_its_socke
     wait_until_back(&sb, &first, "twin");
 }
 
-/// A listening socket at `path` whose queue of pending connections is full (`listen(0)` and
-/// one connection nobody accepts): a blocking connect to it waits for as long as its owner
-/// likes. Both ends are returned, to be kept for as long as the squat should last.
+/// [`tests::squat`], or the test fails saying why.
+#[track_caller]
 fn squat(path: &Path) -> (rustix::fd::OwnedFd, rustix::fd::OwnedFd) {
-    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
-    let addr = SocketAddrUnix::new(path).unwrap();
-    let listener =
-        rustix::net::socket(AddressFamily::UNIX, SocketType::STREAM, None).expect("socket");
-    rustix::net::bind(&listener, &addr).expect("bind the squatter");
-    rustix::net::listen(&listener, 0).expect("listen(0)");
-    let pending = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::NONBLOCK,
-        None,
-    )
-    .unwrap();
-    rustix::net::connect(&pending, &addr).expect("the one connection the queue holds");
-    // Proof that the queue is full now: one more would wait.
-    let probe = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::NONBLOCK,
-        None,
-    )
-    .unwrap();
-    assert_eq!(
-        rustix::net::connect(&probe, &addr),
-        Err(rustix::io::Errno::AGAIN),
-        "the squatter's queue is not full"
-    );
-    (listener, pending)
+    tests::squat(path).unwrap_or_else(|e| panic!("squat {}: {e}", path.display()))
 }
 
 #[test]
@@ -242,12 +214,13 @@ fn a_listener_with_a_full_queue_at_the_socket_path_fails_start_up_at_once_naming
 }
 
 #[test]
-fn a_squatter_at_a_replaced_sockets_path_neither_freezes_the_daemon_nor_keeps_it_from_stopping() {
+fn a_squatter_at_a_replaced_sockets_path_neither_freezes_the_daemon_nor_keeps_it_from_stopping_and_the_daemon_binds_again_once_it_is_gone(
+) {
     let (sb, mut daemon) = sandbox_with_daemon("frozen", 20, &[]);
     // Made next to the socket, then moved over it: the daemon finds it when it binds again,
     // as it would a squatter who won the path after a tmp cleaner removed the socket.
     let staged = sb.socket_dir().join("squat.sock");
-    let _squatter = squat(&staged);
+    let squatter = squat(&staged);
     std::fs::rename(&staged, &daemon.socket).unwrap();
 
     wait_for("the daemon to say it cannot bind again", WAIT, || {
@@ -263,6 +236,16 @@ fn a_squatter_at_a_replaced_sockets_path_neither_freezes_the_daemon_nor_keeps_it
     wait_for("the daemon to keep writing its log", WAIT, || {
         (std::fs::metadata(&log_file).unwrap().len() > before).then_some(())
     });
+    // The squatter gives up its file (or a cleaner removes it): the daemon binds again by
+    // itself, without a restart.
+    std::fs::remove_file(&daemon.socket).unwrap();
+    drop(squatter);
+    wait_until_back(&sb, &daemon, "frozen");
+    assert!(
+        daemon.log().contains("binds again by itself"),
+        "{}",
+        daemon.log()
+    );
     daemon.signal(Signal::TERM);
     let status = daemon.wait_exit();
     assert!(status.success(), "{status}:\n{}", daemon.log());

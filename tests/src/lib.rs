@@ -663,3 +663,30 @@ pub fn make_stale_socket(path: &Path) {
         || UnixStream::connect(path).is_err().then_some(()),
     );
 }
+
+/// A listening socket at `path` whose queue of pending connections is full (`listen(0)` and
+/// one connection nobody accepts): a blocking connect to it waits for as long as its owner
+/// likes. Both ends are returned, to be kept for as long as the squat should last. Fails when
+/// `path` is taken, or when the queue did not fill (the probe connected).
+pub fn squat(path: &Path) -> std::io::Result<(rustix::fd::OwnedFd, rustix::fd::OwnedFd)> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let addr = SocketAddrUnix::new(path)?;
+    let listener = rustix::net::socket(AddressFamily::UNIX, SocketType::STREAM, None)?;
+    rustix::net::bind(&listener, &addr)?;
+    rustix::net::listen(&listener, 0)?;
+    let nonblocking = || {
+        rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::NONBLOCK,
+            None,
+        )
+    };
+    let pending = nonblocking()?;
+    rustix::net::connect(&pending, &addr)?;
+    // Proof that the queue is full now: one more would wait.
+    match rustix::net::connect(&nonblocking()?, &addr) {
+        Err(rustix::io::Errno::AGAIN) => Ok((listener, pending)),
+        _ => Err(std::io::Error::other("the squatter's queue is not full")),
+    }
+}

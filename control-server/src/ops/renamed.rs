@@ -3,6 +3,7 @@
 //! daemon, or was never asked for. `status` reports them; each is logged at ERROR once.
 
 use crate::log_file::LogFile;
+use crate::noise::Throttle;
 use control_api::{FileId, RenamedLogFile};
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
@@ -28,6 +29,9 @@ pub(crate) struct RenamedLogs {
     /// starting another blocking thread after it.
     running: AtomicBool,
     last: Mutex<Vec<RenamedLogFile>>,
+    /// Whoever can write the log's directory can rename the file away and back in a loop,
+    /// making each `status` a new report: the ERROR lines are rate-limited.
+    noise: Arc<Throttle>,
 }
 
 impl RenamedLogs {
@@ -38,6 +42,7 @@ impl RenamedLogs {
             reported: Mutex::default(),
             running: AtomicBool::new(false),
             last: Mutex::default(),
+            noise: Throttle::new("reports of a log file written at a renamed path"),
         })
     }
 
@@ -107,6 +112,9 @@ impl RenamedLogs {
         }
         // Logged with no lock held: the daemon's own log may be this very file.
         for f in fresh {
+            if !self.noise.admit() {
+                continue;
+            }
             let name = control_api::text::escape(&self.name);
             let path = control_api::text::escape_path(&f.path);
             let now = match (&f.now_at, f.deleted) {

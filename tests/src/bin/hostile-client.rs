@@ -10,6 +10,11 @@
 //! hostile-client garbage SOCKET SECONDS            random frames and bytes, reconnecting
 //! hostile-client hold SOCKET COUNT SECONDS         open connections and say nothing
 //! hostile-client call SOCKET COMMAND ARGS_JSON     one `call` of any name and arguments, reply read
+//! hostile-client forged-names SOCKET SECONDS       pipeline `call`s whose command and argument
+//!                                                  names carry newlines, forged log lines and
+//!                                                  bidi overrides, reconnecting
+//! hostile-client squat PATH SECONDS                whenever PATH is free, take it with a listener
+//!                                                  whose queue is full, hold it 2 s, let it go
 //! ```
 //!
 //! It prints one line of counts (`key=value ...`) and exits 0, or 2 on a usage error.
@@ -43,6 +48,8 @@ fn main() {
         "garbage" => garbage(&socket, secs(num(2))),
         "hold" => hold(&socket, num(2), secs(num(3))),
         "call" => call(&socket, arg(2), arg(3)),
+        "forged-names" => forged_names(&socket, secs(num(2))),
+        "squat" => squat(&socket, secs(num(2))),
         other => {
             eprintln!("hostile-client: unknown mode {other:?}");
             std::process::exit(2)
@@ -271,4 +278,73 @@ fn call(socket: &Path, command: &str, args: &str) -> String {
         .expect("send");
     let replied = tests::read_frame(&mut stream).is_some();
     format!("replied={}", u8::from(replied))
+}
+
+/// A name that would forge log lines if written as it came: a newline, a whole dated record,
+/// a bidi override that reverses what follows on a terminal.
+fn forged_name(n: u64) -> String {
+    format!(
+        "x{n}\n2026-12-07T00:00:00.000000Z  INFO control_server: reload ok uid=0 pid=1\r{}evil",
+        '\u{202e}'
+    )
+}
+
+fn forged_names(socket: &Path, length: Duration) -> String {
+    let start = Instant::now();
+    let (mut connections, mut sent, mut cut) = (0u64, 0u64, 0u64);
+    while start.elapsed() < length {
+        let Ok(mut stream) = UnixStream::connect(socket) else {
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        };
+        connections += 1;
+        let reader = stream.try_clone().expect("clone");
+        let reading = std::thread::spawn(move || drain_replies(reader));
+        let mut batch = Vec::new();
+        loop {
+            batch.clear();
+            for _ in 0..64 {
+                sent += 1;
+                let mut args = serde_json::Map::new();
+                args.insert(forged_name(sent), serde_json::json!(1));
+                let req = CallRequest {
+                    command: forged_name(sent),
+                    args: serde_json::Value::Object(args),
+                };
+                batch.extend_from_slice(&request(sent, ControlRequest::Call { req }, 10));
+            }
+            if stream.write_all(&batch).is_err() {
+                cut += 1;
+                break;
+            }
+            if start.elapsed() >= length {
+                break;
+            }
+        }
+        drop(stream);
+        let _ = reading.join();
+    }
+    format!("connections={connections} requests={sent} cut_off={cut}")
+}
+
+/// Races a daemon for its socket path: each time the path is free (a cleaner removed the
+/// socket), binds a listener there whose queue is full, holds it, then removes it.
+fn squat(path: &Path, length: Duration) -> String {
+    let start = Instant::now();
+    let (mut won, mut tries) = (0u64, 0u64);
+    while start.elapsed() < length {
+        tries += 1;
+        match tests::squat(path) {
+            Ok(held) => {
+                won += 1;
+                std::thread::sleep(
+                    Duration::from_secs(2).min(length.saturating_sub(start.elapsed())),
+                );
+                let _ = std::fs::remove_file(path);
+                drop(held);
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    format!("tries={tries} squatted={won}")
 }
