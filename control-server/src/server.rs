@@ -426,6 +426,7 @@ impl Builder {
         ));
         // Filled once everything is registered: `hello` and `describe` list it.
         let catalog = ops::describe::Catalog::default();
+        let logs = self.logs.clone();
         let rotate = ops::rotate::Rotate::new(
             &self.name,
             self.logs.clone(),
@@ -504,6 +505,7 @@ impl Builder {
             socket,
             shared,
             serving: self.serving,
+            logs,
         })
     }
 }
@@ -513,6 +515,8 @@ pub struct Server {
     socket: BoundSocket,
     shared: Arc<Shared>,
     serving: Serving,
+    /// The registered log files, flushed when the server stops.
+    logs: Vec<LogFile>,
 }
 
 impl Server {
@@ -721,6 +725,7 @@ impl Server {
         }
         tasks.close();
         shared.work.close();
+        let stop_by = Instant::now() + serving.shutdown_grace;
         let finished = tokio::time::timeout(serving.shutdown_grace, async {
             tasks.wait().await;
             shared.work.wait().await;
@@ -734,6 +739,9 @@ impl Server {
                 serving.shutdown_grace
             );
         }
+        // What is left of the grace, and a second at least: the last lines matter most.
+        let left = stop_by.saturating_duration_since(Instant::now());
+        flush_logs(self.logs, left.max(Duration::from_secs(1))).await;
     }
 
     /// Serves on the current tokio runtime, in a task of its own. Adds no thread.
@@ -783,6 +791,35 @@ fn identify(stream: &UnixStream, shared: &Shared) -> Option<(Peer, Standing)> {
             }
             None
         }
+    }
+}
+
+/// Writes out what the registered log files still buffer, so that a daemon that stops loses
+/// none of its lines: on a blocking thread, waited for at most `bound` (a stalled disk must
+/// not hold the stop).
+async fn flush_logs(logs: Vec<LogFile>, bound: Duration) {
+    if logs.is_empty() {
+        return;
+    }
+    let flushed = tokio::task::spawn_blocking(move || {
+        logs.iter()
+            .filter_map(|log| log.flush().err().map(|err| (log.path(), err)))
+            .collect::<Vec<_>>()
+    });
+    match tokio::time::timeout(bound, flushed).await {
+        Ok(Ok(failed)) => {
+            for (path, err) in failed {
+                tracing::warn!(
+                    path = %control_api::text::escape_path(&path),
+                    "cannot write out the log file's last lines at shutdown: {err}"
+                );
+            }
+        }
+        Ok(Err(_)) => {}
+        Err(_) => tracing::warn!(
+            "the log files' last lines were not written within {bound:?} (a stalled disk?); \
+             they may be lost"
+        ),
     }
 }
 
@@ -951,6 +988,35 @@ mod tests {
             !dir.join("t.sock").exists(),
             "a refused name leaves no socket"
         );
+    }
+
+    /// A daemon that stops loses none of its lines: the server's shutdown writes out what a
+    /// registered buffered log file still holds, though its handle lives on and its writer
+    /// would wait a second more.
+    #[tokio::test]
+    async fn shutdown_writes_out_the_registered_log_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.log");
+        let log = LogFile::options()
+            .buffered()
+            .flush_interval(Duration::from_secs(1))
+            .open(&path)
+            .unwrap();
+        let server = Server::builder("t")
+            .log_file(&log)
+            .socket_path(dir.path().join("t.sock"))
+            .bind()
+            .unwrap();
+        let handle = server.spawn();
+        log.write_line(b"the last line\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "",
+            "written too early to tell"
+        );
+        handle.shutdown().await;
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "the last line\n");
+        drop(log);
     }
 
     #[test]

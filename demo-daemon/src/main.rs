@@ -81,11 +81,12 @@ struct Args {
     shutdown_grace: std::time::Duration,
 
     /// How lines reach the log file: `line` (one write per line, the caller waits for the disk)
-    /// or `buffered` (batched by a writer thread; dropped and counted when the disk falls behind)
+    /// or `buffered` (batched by a writer thread; dropped and counted only when the disk stalls)
     #[arg(long, value_name = "MODE", default_value = "line")]
     log_mode: LogMode,
 
-    /// Buffered mode: bytes of lines that may wait for the disk before lines are dropped
+    /// Buffered mode: bytes of lines that may wait for the writer thread before a logging call
+    /// waits for room (or, on a stalled disk, drops its line)
     #[arg(long, value_name = "BYTES", default_value_t = control_server::log_file::DEFAULT_BUFFER_LIMIT)]
     log_buffer_limit: usize,
 

@@ -321,6 +321,11 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("*", "self.idle_timeout", "a configured duration"),
     ("*", "limits.stop_grace", "a configured duration"),
     ("*", "serving.shutdown_grace", "a configured duration"),
+    (
+        "server.rs",
+        "bound",
+        "a duration: what is left of the shutdown grace",
+    ),
     ("*", "buffer.limit", "a configured byte count"),
     ("*", "INTERVAL.as_secs()", "a constant"),
     ("*", "self.what", "a static description"),

@@ -2,28 +2,49 @@
 //!
 //! A logging call only takes the buffer's lock to copy its line in, and wakes the writer only
 //! when the buffer was empty (to start the flush interval), just filled a batch, or dropped its
-//! first line (only a write ends the dropping): no system call per line. The writer takes the whole buffer at once (an O(1) swap) while holding the
-//! file's lock, so a reopen, which takes that lock too, finds every line either written or
-//! still in the buffer, never in between.
+//! first line (only a write ends the dropping): no system call per line. The writer takes the
+//! whole buffer at once (an O(1) swap) while holding the file's lock, so a reopen, which takes
+//! that lock too, finds every line either written or still in the buffer, never in between.
+//!
+//! A full buffer is not a stalled disk. On a busy machine the loggers can simply outrun the
+//! writer for the CPU; a logging call that finds the buffer full then waits for room, for as
+//! long as the writer keeps taking lines or finishing writes, each within [`STALL_BOUND`]. Only
+//! when neither happened for that long (the disk stalls) or writes fail are lines dropped and
+//! counted, at once and by every caller, without waiting, until a write completes again.
 
 use super::{lock, Core, LogOptions};
 use control_api::text::escape_path;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Largest batch: the writer is woken as soon as this much waits.
 const MAX_BATCH: usize = 64 * 1024;
+
+/// Buffered mode: the longest a logging call waits for room in a full buffer without the
+/// writer thread taking lines or finishing a write. Past it the disk counts as stalled: the
+/// line is dropped and counted, and so is every line until a write completes, with no wait.
+pub const STALL_BOUND: Duration = Duration::from_millis(200);
+
+/// How long dropping the last handle waits for the writer thread's final write; past it (a
+/// stalled disk) the thread is left to finish, or not, on its own.
+pub const FINAL_WRITE_BOUND: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 pub(super) struct Buffer {
     state: Mutex<State>,
     /// The writer thread sleeps here.
     wake: Condvar,
-    /// Bytes that may wait before lines are dropped.
+    /// Logging calls that found the buffer full sleep here, until the writer takes it.
+    room: Condvar,
+    /// Bytes that may wait before a logging call waits for room.
     limit: usize,
     /// Bytes that make a batch worth writing at once.
     batch: usize,
     interval: Duration,
+    /// The writer thread: its own lines (warnings about this file) never wait for room, since
+    /// only it could make some.
+    writer: OnceLock<ThreadId>,
 }
 
 #[derive(Debug, Default)]
@@ -34,8 +55,27 @@ struct State {
     /// Lines dropped since the buffer was last taken. While not zero, every line is dropped, so
     /// that all of them fall between what was taken and what comes after the notice.
     dropped: u64,
+    /// When the writer last took lines or finished a write.
+    active_at: Option<Instant>,
+    /// No sign of the writer within [`STALL_BOUND`] while the buffer was full, or writes fail:
+    /// lines are dropped without waiting until a write completes.
+    stalled: bool,
     /// The last handle is gone: write out and end.
     stop: bool,
+    /// What the writer thread is doing, so that a logging call makes the system call that wakes
+    /// it only when it sleeps and the line is what it waits for.
+    writer_is: WriterIs,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum WriterIs {
+    /// Writing, or about to look at the buffer again: it needs no wake-up.
+    #[default]
+    Busy,
+    /// Waiting, with a timeout, for a batch to fill or for lines to come.
+    Waiting,
+    /// Asleep on an empty buffer until woken: an idle daemon's file never wakes it.
+    Asleep,
 }
 
 impl Buffer {
@@ -47,16 +87,25 @@ impl Buffer {
                 ..State::default()
             }),
             wake: Condvar::new(),
+            room: Condvar::new(),
             limit: options.buffer_limit,
             batch,
             interval: options.flush_interval,
+            writer: OnceLock::new(),
         }
     }
 
-    /// Copies whole lines in, or drops and counts them when the buffer is full; returns how
-    /// many lines it dropped (for the file's tally).
+    /// Copies whole lines in. When the buffer is full, waits for room while the writer makes
+    /// progress (see the module's doc); drops and counts them when the disk stalls or fails.
+    /// Returns how many lines it dropped (for the file's tally).
     pub(super) fn push(&self, bytes: &[u8]) -> u64 {
         let mut state = lock(&self.state);
+        if state.bytes.len() + bytes.len() > self.limit
+            && bytes.len() <= self.limit
+            && self.writer.get() != Some(&std::thread::current().id())
+        {
+            state = self.wait_for_room(state, bytes.len());
+        }
         if state.dropped > 0 || state.bytes.len() + bytes.len() > self.limit {
             // The first drop wakes the writer: it may be asleep on an empty buffer (a single
             // line larger than the limit), and only a write ends the dropping, with the notice.
@@ -74,12 +123,59 @@ impl Buffer {
             state.first = Some(Instant::now());
         }
         state.bytes.extend_from_slice(bytes);
-        let wake = before == 0 || (before < self.batch && state.bytes.len() >= self.batch);
+        let wake = match state.writer_is {
+            WriterIs::Busy => false,
+            WriterIs::Waiting => before < self.batch && state.bytes.len() >= self.batch,
+            WriterIs::Asleep => true,
+        };
         drop(state);
         if wake {
             self.wake.notify_one();
         }
         0
+    }
+
+    /// Waits until `len` more bytes fit, the buffer drops anyway, or the writer showed no sign
+    /// of progress for [`STALL_BOUND`] (then marks the disk stalled).
+    fn wait_for_room<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, State>,
+        len: usize,
+    ) -> MutexGuard<'a, State> {
+        let start = Instant::now();
+        if state.writer_is != WriterIs::Busy {
+            self.wake.notify_one();
+        }
+        loop {
+            if state.stalled
+                || state.dropped > 0
+                || state.stop
+                || state.bytes.len() + len <= self.limit
+            {
+                return state;
+            }
+            let since = state.active_at.map_or(start, |at| at.max(start));
+            let now = Instant::now();
+            let Some(left) = (since + STALL_BOUND).checked_duration_since(now) else {
+                state.stalled = true;
+                return state;
+            };
+            state = self
+                .room
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// A write of what was taken finished (`Ok`) or failed: progress ends a stall, a failure
+    /// starts one, so that nobody waits for room on a disk that refuses writes.
+    pub(super) fn wrote(&self, ok: bool) {
+        let mut state = lock(&self.state);
+        state.active_at = Some(Instant::now());
+        state.stalled = !ok;
+        drop(state);
+        self.room.notify_all();
     }
 
     /// Moves what waits into `carry` (behind what an earlier write left there), followed by the
@@ -98,8 +194,11 @@ impl Buffer {
             state.bytes.clear();
         }
         state.first = None;
+        state.active_at = Some(Instant::now());
         let dropped = std::mem::take(&mut state.dropped);
         drop(state);
+        // Room for everyone who waited.
+        self.room.notify_all();
         if dropped > 0 {
             carry.extend_from_slice(self.notice(dropped).as_bytes());
         }
@@ -109,9 +208,10 @@ impl Buffer {
     /// The line that stands for `dropped` lines, shaped like a `tracing` line.
     fn notice(&self, dropped: u64) -> String {
         format!(
-            "{}  WARN control_server::log_file: {dropped} lines dropped: the disk did not take \
-             them as fast as they came (buffer of {} bytes full)\n",
+            "{}  WARN control_server::log_file: {dropped} lines dropped: the disk took no write \
+             for {} ms or refused them (buffer of {} bytes full)\n",
             humantime::format_rfc3339_micros(SystemTime::now()),
+            STALL_BOUND.as_millis(),
             self.limit
         )
     }
@@ -122,23 +222,32 @@ impl Buffer {
 pub(super) struct Writer {
     core: Arc<Core>,
     thread: std::thread::JoinHandle<()>,
+    /// Receives once the thread has ended (its sender dropped). In a mutex only to be `Sync`.
+    ended: Mutex<std::sync::mpsc::Receiver<()>>,
 }
 
 impl Writer {
     pub(super) fn spawn(core: &Arc<Core>) -> std::io::Result<Writer> {
+        let (tx, ended) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("log-writer".into())
             .spawn({
                 let core = core.clone();
-                move || write_batches(&core)
+                move || {
+                    let _ended = tx;
+                    write_batches(&core)
+                }
             })?;
         Ok(Writer {
             core: core.clone(),
             thread,
+            ended: Mutex::new(ended),
         })
     }
 
-    /// Has the thread write out what is buffered, and waits for it to end.
+    /// Has the thread write out what is buffered, and waits for it to end, at most
+    /// [`FINAL_WRITE_BOUND`]: on a stalled disk its last write may never return, and the last
+    /// handle's owner (a daemon on its way out) must not wait with it.
     pub(super) fn stop(self) {
         if let Some(buffer) = &self.core.buffer {
             lock(&buffer.state).stop = true;
@@ -146,8 +255,23 @@ impl Writer {
         }
         // The last handle can go on the writer thread itself (a handle made by a `tracing`
         // writer for the thread's own warning): it sees `stop` on its next round, unjoined.
-        if self.thread.thread().id() != std::thread::current().id() {
-            let _ = self.thread.join();
+        if self.thread.thread().id() == std::thread::current().id() {
+            return;
+        }
+        let ended = lock(&self.ended).recv_timeout(FINAL_WRITE_BOUND);
+        match ended {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                // Said on stderr, not through `tracing`: the daemon's log may be this file.
+                eprintln!(
+                    "log file {}: the last write did not finish within {:?} (a stalled disk?); \
+                     lines still buffered may be lost",
+                    escape_path(&self.core.current().path),
+                    FINAL_WRITE_BOUND
+                );
+            }
+            _ => {
+                let _ = self.thread.join();
+            }
         }
     }
 }
@@ -158,13 +282,30 @@ fn wait<'a>(wake: &Condvar, state: MutexGuard<'a, State>) -> MutexGuard<'a, Stat
 
 fn write_batches(core: &Core) {
     let Some(buffer) = &core.buffer else { return };
+    let _ = buffer.writer.set(std::thread::current().id());
     let mut failing = false;
     loop {
         let mut state = lock(&buffer.state);
-        // Asleep while there is nothing to write: an idle daemon's file never wakes it.
-        while !state.stop && !failing && state.bytes.is_empty() && state.dropped == 0 {
-            state = wait(&buffer.wake, state);
+        let nothing =
+            |state: &State| !state.stop && !failing && state.bytes.is_empty() && state.dropped == 0;
+        // Nothing to write: a flush interval's wait first, so that the lines that come in it
+        // need no wake-up (a system call for the logging thread), then asleep until woken.
+        let idle_from = Instant::now();
+        while nothing(&state) {
+            let waited = idle_from.elapsed();
+            if waited >= buffer.interval {
+                state.writer_is = WriterIs::Asleep;
+                state = wait(&buffer.wake, state);
+            } else {
+                state.writer_is = WriterIs::Waiting;
+                state = buffer
+                    .wake
+                    .wait_timeout(state, buffer.interval - waited)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
         }
+        state.writer_is = WriterIs::Waiting;
         // Let a batch gather, until the flush interval after its first line; while the disk
         // fails, try again once per interval.
         let deadline = match (failing, state.first) {
@@ -182,6 +323,7 @@ fn write_batches(core: &Core) {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+        state.writer_is = WriterIs::Busy;
         let stop = state.stop;
         drop(state);
         let mut inner = lock(&core.inner);
@@ -218,7 +360,7 @@ fn write_batches(core: &Core) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{id_of, LogFile, LogOptions};
+    use super::super::{id_of, lock, LogFile, LogOptions};
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     use std::path::Path;
@@ -278,6 +420,111 @@ mod tests {
         assert_eq!(counted, log.dropped_lines(), "{text}");
         assert!(text.ends_with("after\n"), "{text}");
         assert!(!text.contains("xxx"), "{text}");
+    }
+
+    /// A burst from four threads flat out, with the default options, on a disk that keeps up:
+    /// the loggers outrun the writer for the CPU and fill the buffer, and then wait for room
+    /// rather than drop. Every line handed over is in the file, and counted as written.
+    #[test]
+    fn a_burst_from_four_threads_on_a_disk_that_keeps_up_loses_nothing() {
+        const THREADS: usize = 4;
+        const LINES: usize = 50_000;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("burst.log");
+        let log = LogFile::options().buffered().open(&path).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let log = &log;
+                s.spawn(move || {
+                    for n in 0..LINES {
+                        let line = format!("t={t} n={n} {}\n", "x".repeat(90));
+                        log.write_line(line.as_bytes()).unwrap();
+                    }
+                });
+            }
+        });
+        log.flush().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            log.dropped_lines(),
+            0,
+            "lines dropped on a disk that kept up"
+        );
+        assert!(!text.contains("lines dropped"));
+        assert_eq!(text.lines().count(), THREADS * LINES);
+        assert_eq!(log.written_lines(), (THREADS * LINES) as u64);
+    }
+
+    /// A writer that cannot write (here: the file's lock held, as a write stuck on a frozen
+    /// disk holds it): a logging call into the full buffer waits at most the stall bound, then
+    /// every line is dropped without waiting, and counted; once the writer goes on, the notice
+    /// says how many, and the lines after it arrive.
+    #[test]
+    fn a_stalled_writer_makes_lines_drop_after_the_bound_and_never_blocks_a_logger() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stalled.log");
+        let log = LogFile::options()
+            .buffered()
+            .buffer_limit(4096)
+            .open(&path)
+            .unwrap();
+        let stuck = lock(&log.core.inner);
+        let logger = {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for n in 0..1000 {
+                    log.write_line(&line(n)).unwrap();
+                }
+                log.dropped_lines()
+            })
+        };
+        // Bounded: a logger waiting for a writer that cannot write would never end.
+        wait_for("the logger to return while the writer is stuck", || {
+            logger.is_finished()
+        });
+        let dropped = logger.join().unwrap();
+        assert!(
+            dropped > 900,
+            "only {dropped} of 1000 dropped: the rest fit in 4 KiB"
+        );
+        assert!(lock(&log.core.buffer.as_ref().unwrap().state).stalled);
+        drop(stuck);
+        // The first write after the stall carries the notice; the lines after it arrive.
+        log.flush().unwrap();
+        log.write_line(b"after\n").unwrap();
+        log.flush().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains(&format!(
+                "{dropped} lines dropped: the disk took no write for"
+            )),
+            "{text}"
+        );
+        assert!(text.ends_with("after\n"), "{text}");
+        assert!(!lock(&log.core.buffer.as_ref().unwrap().state).stalled);
+    }
+
+    /// The last handle dropped while the final write cannot finish (the file's lock held, as a
+    /// write stuck on a frozen disk holds it): the drop gives up after [`FINAL_WRITE_BOUND`]
+    /// rather than wait with the disk.
+    #[test]
+    fn dropping_the_last_handle_waits_for_a_stuck_final_write_only_within_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("last.log");
+        let log = LogFile::options().buffered().open(&path).unwrap();
+        log.write_line(b"last\n").unwrap();
+        let core = log.core.clone();
+        let stuck = lock(&core.inner);
+        let dropping = std::thread::spawn(move || drop(log));
+        let start = Instant::now();
+        while !dropping.is_finished() {
+            assert!(
+                start.elapsed() < super::FINAL_WRITE_BOUND * 2,
+                "the drop waits for the stuck write"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(stuck);
     }
 
     /// A tmpfs mounted for one test, unmounted when dropped (also when the test panics).

@@ -21,6 +21,7 @@ mod watch;
 
 use crate::noise::Throttle;
 use buffer::Buffer;
+pub use buffer::{FINAL_WRITE_BOUND, STALL_BOUND};
 use control_api::text::escape_path;
 use control_api::{FileId, ReopenedFile};
 pub use options::{LogOptions, WriteMode, DEFAULT_BUFFER_LIMIT, DEFAULT_FLUSH_INTERVAL};
@@ -55,9 +56,11 @@ const MAX_PENDING: usize = 64 * 1024;
 /// - [`WriteMode::Buffered`] ([`LogFile::options`]): a line is copied into a bounded buffer and
 ///   a thread of the file's own writes the buffer out in batches (when it fills, at most the
 ///   flush interval after a line came, at [`flush`](Self::flush), at a reopen and when the
-///   last handle is dropped). A logging call never waits for the disk; when the buffer is full
-///   (the disk is full, or slower than the logging), lines are dropped and counted, and a
-///   `N lines dropped` line is written in their place once the disk takes writes again.
+///   last handle is dropped). When the buffer is full, a logging call waits for room while
+///   the writer keeps making progress, so a burst loses nothing; it never waits longer than
+///   [`STALL_BOUND`] for a stalled disk: then, and while writes fail (a full disk), lines are
+///   dropped and counted, and a `N lines dropped` line is written in their place once the disk
+///   takes writes again. [`WriteMode::Buffered`] says exactly when a line can be lost.
 ///
 /// A reopen first writes everything handed over so far to the old file, then moves writing to
 /// the new one, so `bytes_to_old` is exact. If the new file cannot be opened, writing goes on to
@@ -487,8 +490,9 @@ impl LogFile {
     }
 
     /// Appends `bytes` (one or more whole lines). In line mode: all of them, or, on error,
-    /// none. In buffered mode: handed to the writer thread, never waiting for the disk; never an
-    /// error, but dropped (and counted) when the buffer is full.
+    /// none. In buffered mode: handed to the writer thread, waiting at most [`STALL_BOUND`] for
+    /// room in a full buffer; never an error, but dropped (and counted) when the disk stalls or
+    /// refuses writes.
     pub fn write_line(&self, bytes: &[u8]) -> io::Result<()> {
         self.core.append(bytes)
     }
@@ -501,7 +505,8 @@ impl LogFile {
         self.core.write_out(&mut self.lock())
     }
 
-    /// Lines dropped since the file was opened because the buffer was full (buffered mode).
+    /// Lines dropped since the file was opened because the disk stalled or refused writes while
+    /// the buffer was full (buffered mode).
     /// They are not in [`written_lines`](Self::written_lines).
     pub fn dropped_lines(&self) -> u64 {
         self.core.tally.dropped_lines()
@@ -615,7 +620,12 @@ impl Core {
         }
         match &self.buffer {
             Some(buffer) => {
-                self.tally.dropped(buffer.push(bytes));
+                // Only when there is something to count: an atomic add per line, on a cache
+                // line the writer thread updates too, would cost more than the copy.
+                let dropped = buffer.push(bytes);
+                if dropped > 0 {
+                    self.tally.dropped(dropped);
+                }
                 Ok(())
             }
             None => {
@@ -640,7 +650,9 @@ impl Core {
             // the second take always takes.
             let took_all = buffer.take_into(&mut inner.carry);
             let mut carry = std::mem::take(&mut inner.carry);
-            match write_out(inner, &carry, true) {
+            let result = write_out(inner, &carry, true);
+            buffer.wrote(result.is_ok());
+            match result {
                 Ok(()) => {
                     self.tally.wrote(&carry);
                     // Empty, with the batch's allocation: the next take swaps it in as the

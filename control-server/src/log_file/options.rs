@@ -15,10 +15,22 @@ pub enum WriteMode {
     #[default]
     Line,
     /// Lines are copied into a bounded buffer that a thread of the file's own writes out in
-    /// batches: no system call per line, and a logging call never waits for the disk. Lines
-    /// still buffered when the process dies without [`LogFile::flush`] (a crash, SIGKILL, an
-    /// abort) are lost: at most the flush interval's worth. When the buffer is full, lines are
-    /// dropped and counted, and a `N lines dropped` line is written in their place.
+    /// batches: no system call per line, and a logging call never waits for a stalled disk.
+    ///
+    /// When a line can be lost, and nowhere else:
+    /// - **The disk stalls or refuses writes.** A logging call that finds the buffer full
+    ///   waits for room while the writer thread keeps taking lines and finishing writes (a
+    ///   burst on a busy machine loses nothing); when neither happened for
+    ///   [`STALL_BOUND`](crate::log_file::STALL_BOUND) (200 ms), or writes fail (a full disk),
+    ///   it drops its line instead, and so does every call after it, at once, until a write
+    ///   completes. Dropped lines are counted ([`LogFile::dropped_lines`], never in
+    ///   [`LogFile::written_lines`]), and a `N lines dropped` line is written in their place.
+    ///   A single line longer than the buffer is dropped the same way.
+    /// - **The process dies without writing them out** (a crash, SIGKILL, an abort): at most
+    ///   the flush interval's worth. A server's shutdown writes out the log files registered
+    ///   with it ([`Builder::log_file`](crate::Builder::log_file)), and dropping the last
+    ///   handle writes out the rest, each waiting at most a bound for a stalled disk (the
+    ///   shutdown grace; [`FINAL_WRITE_BOUND`](crate::log_file::FINAL_WRITE_BOUND), 5 s).
     Buffered,
 }
 
@@ -32,7 +44,8 @@ pub struct LogOptions {
     pub(super) counters: Option<super::tally::LineCounters>,
 }
 
-/// Buffered mode: how many bytes may wait for the disk before lines are dropped.
+/// Buffered mode: how many bytes may wait for the writer thread before a logging call waits
+/// for room (or, on a stalled disk, drops its line).
 pub const DEFAULT_BUFFER_LIMIT: usize = 1024 * 1024;
 /// Buffered mode: the longest a line waits before the writer thread writes it.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
@@ -61,8 +74,9 @@ impl LogOptions {
         self.mode(WriteMode::Buffered)
     }
 
-    /// Buffered mode: bytes that may wait for the disk before lines are dropped
-    /// ([`DEFAULT_BUFFER_LIMIT`], 1 MiB, unless set; at least 4 KiB). While a write is failing,
+    /// Buffered mode: bytes that may wait for the writer thread before a logging call waits for
+    /// room, or drops its line on a stalled disk ([`DEFAULT_BUFFER_LIMIT`], 1 MiB, unless set;
+    /// at least 4 KiB). While a write is failing,
     /// up to three times this much is held: the batch being retried, and what came meanwhile.
     pub fn buffer_limit(mut self, bytes: usize) -> Self {
         self.buffer_limit = bytes.max(4096);
@@ -113,7 +127,7 @@ impl LogOptions {
             ),
             dropped: counters.counter(
                 &format!("{prefix}.lines_dropped"),
-                "Lines dropped, never written: the log file's buffer was full",
+                "Lines dropped, never written: the disk stalled or refused writes while the buffer was full",
             ),
         });
         self

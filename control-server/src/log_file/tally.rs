@@ -39,7 +39,7 @@ impl Tally {
         if bytes.is_empty() {
             return;
         }
-        let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        let lines = memchr::memchr_iter(b'\n', bytes).count() as u64;
         self.lines.fetch_add(lines, Ordering::Relaxed);
         self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         if let Some(c) = &self.counters {
