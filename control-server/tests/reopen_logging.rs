@@ -13,9 +13,13 @@ fn a_failed_reopen_logging_into_its_own_file_does_not_deadlock() {
     let current: Arc<Mutex<Option<LogFile>>> = Arc::default();
     let writer = current.clone();
     tracing_subscriber::fmt()
-        .with_writer(move || {
-            let log = writer.lock().unwrap().clone().expect("a log file is set");
-            log
+        .with_writer(move || -> Box<dyn std::io::Write> {
+            // Between two modes (the last mode's watch thread may still warn as its file
+            // goes): stderr.
+            match writer.lock().unwrap().clone() {
+                Some(log) => Box::new(log),
+                None => Box::new(std::io::stderr()),
+            }
         })
         .with_ansi(false)
         .init();
