@@ -97,6 +97,12 @@ fn drain_replies(mut stream: UnixStream) -> u64 {
 }
 
 fn refused_flood(socket: &Path, length: Duration) -> String {
+    pipeline(socket, length, status)
+}
+
+/// Pipelines batches of 64 requests made by `request(id)`, reading replies on a thread of its
+/// own, and connects again whenever the daemon cuts it off, until `length` has passed.
+fn pipeline(socket: &Path, length: Duration, request: impl Fn(u64) -> Vec<u8>) -> String {
     let start = Instant::now();
     let (mut connections, mut sent, mut cut) = (0u64, 0u64, 0u64);
     while start.elapsed() < length {
@@ -112,7 +118,7 @@ fn refused_flood(socket: &Path, length: Duration) -> String {
             batch.clear();
             for _ in 0..64 {
                 sent += 1;
-                batch.extend_from_slice(&status(sent));
+                batch.extend_from_slice(&request(sent));
             }
             if stream.write_all(&batch).is_err() {
                 cut += 1;
@@ -290,41 +296,15 @@ fn forged_name(n: u64) -> String {
 }
 
 fn forged_names(socket: &Path, length: Duration) -> String {
-    let start = Instant::now();
-    let (mut connections, mut sent, mut cut) = (0u64, 0u64, 0u64);
-    while start.elapsed() < length {
-        let Ok(mut stream) = UnixStream::connect(socket) else {
-            std::thread::sleep(Duration::from_millis(1));
-            continue;
+    pipeline(socket, length, |id| {
+        let mut args = serde_json::Map::new();
+        args.insert(forged_name(id), serde_json::json!(1));
+        let req = CallRequest {
+            command: forged_name(id),
+            args: serde_json::Value::Object(args),
         };
-        connections += 1;
-        let reader = stream.try_clone().expect("clone");
-        let reading = std::thread::spawn(move || drain_replies(reader));
-        let mut batch = Vec::new();
-        loop {
-            batch.clear();
-            for _ in 0..64 {
-                sent += 1;
-                let mut args = serde_json::Map::new();
-                args.insert(forged_name(sent), serde_json::json!(1));
-                let req = CallRequest {
-                    command: forged_name(sent),
-                    args: serde_json::Value::Object(args),
-                };
-                batch.extend_from_slice(&request(sent, ControlRequest::Call { req }, 10));
-            }
-            if stream.write_all(&batch).is_err() {
-                cut += 1;
-                break;
-            }
-            if start.elapsed() >= length {
-                break;
-            }
-        }
-        drop(stream);
-        let _ = reading.join();
-    }
-    format!("connections={connections} requests={sent} cut_off={cut}")
+        request(id, ControlRequest::Call { req }, 10)
+    })
 }
 
 /// Races a daemon for its socket path: each time the path is free (a cleaner removed the
