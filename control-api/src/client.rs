@@ -1,10 +1,10 @@
-//! A typed client for Rust programs that call a daemon: `hello`, then the daemon's own commands
-//! with the types both sides share.
+//! A typed client for Rust programs that call a daemon: `hello`, then any operation, built-in or
+//! the daemon's own, with the types both sides share. `ctl` is built on it.
 //!
-//! Calls go through tarpc's untyped [`Channel`] rather than the generated
-//! [`ControlClient`](crate::ControlClient): the generated methods panic when a reply carries another method's
-//! variant, and a daemon's bytes must never crash its caller. Each call here matches the
-//! variant itself, and a mismatch is [`ClientError::WrongReply`].
+//! Calls go through tarpc's untyped [`Channel`] in the [`codec`](crate::codec)'s form rather than
+//! the generated [`ControlClient`](crate::ControlClient): the generated methods panic when a reply
+//! carries another method's variant, and a daemon's bytes must never crash its caller. A reply
+//! to another method is [`ClientError::WrongReply`] here.
 //!
 //! ```no_run
 //! use control_api::{Access, Client, Command};
@@ -24,14 +24,19 @@
 //! let client = Client::connect("/run/ctl/demo.sock").await?;
 //! let counters = client.call(&Stats {}).await?;
 //! println!("{} lines", counters.lines);
+//! // The built-ins are commands too.
+//! let status = client.call(&control_api::StatusRequest::default()).await?;
+//! println!("generation {}", status.config_generation);
 //! # Ok(()) }
 //! ```
 
-use crate::command::{CallRequest, Command, DescribeRequest, Description};
-use crate::{wire, ControlRequest, ControlResponse, Hello, HelloRequest, OpError, Operation};
+use crate::codec::{Answer, Carrier, Invocation};
+use crate::command::{Command, DescribeRequest, Description};
+use crate::{wire, Hello, HelloRequest, OpError};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tarpc::client::{Channel, RpcError};
+use tokio::net::UnixStream;
 
 /// Why a call through [`Client`] did not return a reply.
 #[derive(Debug, thiserror::Error)]
@@ -53,21 +58,33 @@ pub enum ClientError {
     Op(#[from] OpError),
     /// The daemon answered with another method's reply: not a daemon of this protocol.
     #[error(
-        "the daemon answered `{asked}` with the reply of another method; is this a ctl socket?"
+        "the daemon answered `{asked}` with a `{answered}` reply, which is not a reply of the \
+         protocol (a bug in the daemon, or another program listening on its socket)"
     )]
     WrongReply {
         /// What was asked.
-        asked: &'static str,
+        asked: String,
+        /// The method whose reply came (`call` for the generic one).
+        answered: &'static str,
     },
-    /// The daemon is older than `describe` and `call`.
-    #[error("the daemon does not serve commands (it predates `call`); upgrade it")]
-    NoCommands,
-    /// The command's reply does not decode as the command's `Reply` type: the two sides were
-    /// built from different definitions.
+    /// The request does not fit in one frame: the daemon would close the connection on it.
+    #[error(
+        "the `{operation}` request is {size} bytes, over the protocol's frame limit of {limit}"
+    )]
+    TooLarge {
+        /// The operation or command.
+        operation: String,
+        /// The encoded request's size.
+        size: usize,
+        /// [`wire::MAX_FRAME_LEN`].
+        limit: usize,
+    },
+    /// The request or its reply does not fit the operation's type: the two sides were built
+    /// from different definitions, or the reply is not one of this protocol.
     #[error("the reply of `{command}` does not decode as its type: {source}")]
     Reply {
-        /// The command.
-        command: &'static str,
+        /// The operation or command.
+        command: String,
         /// The decoding error.
         #[source]
         source: serde_json::Error,
@@ -76,9 +93,10 @@ pub enum ClientError {
 
 /// A connection to one daemon, after `hello`.
 pub struct Client {
-    channel: Channel<ControlRequest, ControlResponse>,
+    channel: Channel<Invocation, Answer>,
     hello: Hello,
     timeout: Duration,
+    deadline: Option<Instant>,
 }
 
 impl Client {
@@ -88,28 +106,38 @@ impl Client {
     /// Connects to the socket at `path` and says `hello`. Must run inside a tokio runtime.
     pub async fn connect(path: impl AsRef<Path>) -> Result<Client, ClientError> {
         let path = path.as_ref();
-        let stream = tokio::net::UnixStream::connect(path)
+        let stream = UnixStream::connect(path)
             .await
             .map_err(|source| ClientError::Connect {
                 path: path.display().to_string(),
                 source,
             })?;
+        let client = concat!("control-api ", env!("CARGO_PKG_VERSION"));
+        Client::handshake(stream, client, None).await
+    }
+
+    /// Says `hello` on a connected `stream`, naming the caller `client` in the daemon's log;
+    /// with `deadline`, every call of this client ends by then (else each gets
+    /// [`Client::DEFAULT_TIMEOUT`]).
+    pub async fn handshake(
+        stream: UnixStream,
+        client: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Client, ClientError> {
         let transport = wire::transport_with_limit(stream, wire::MAX_REPLY_FRAME_LEN);
         let channel = tarpc::client::new(Default::default(), transport).spawn();
-        let mut client = Client {
+        let mut this = Client {
             channel,
             hello: Hello::default(),
             timeout: Self::DEFAULT_TIMEOUT,
+            deadline,
         };
         let req = HelloRequest {
             protocol: crate::PROTOCOL_VERSION,
-            client: concat!("control-api ", env!("CARGO_PKG_VERSION")).to_owned(),
+            client: client.to_owned(),
         };
-        client.hello = match client.send(ControlRequest::Hello { req }).await? {
-            ControlResponse::Hello(hello) => hello,
-            _ => return Err(ClientError::WrongReply { asked: "hello" }),
-        };
-        Ok(client)
+        this.hello = this.call(&req).await?;
+        Ok(this)
     }
 
     /// Sets how long each later call may take.
@@ -123,43 +151,66 @@ impl Client {
         &self.hello
     }
 
-    async fn send(&self, request: ControlRequest) -> Result<ControlResponse, ClientError> {
-        let mut ctx = tarpc::context::current();
-        ctx.deadline = Instant::now() + self.timeout;
-        Ok(self.channel.call(ctx, request).await?)
-    }
-
     /// Every operation and command the daemon serves.
     pub async fn describe(&self) -> Result<Description, ClientError> {
-        if !self.hello.supports(Operation::Describe) {
-            return Err(ClientError::NoCommands);
-        }
-        let req = DescribeRequest::default();
-        match self.send(ControlRequest::Describe { req }).await? {
-            ControlResponse::Describe(reply) => Ok(reply?),
-            _ => Err(ClientError::WrongReply { asked: "describe" }),
-        }
+        self.call(&DescribeRequest::default()).await
     }
 
-    /// Runs the daemon's command `C` with `args`, and decodes its reply as `C::Reply`.
-    pub async fn call<C: Command>(&self, args: &C) -> Result<C::Reply, ClientError> {
-        if !self.hello.supports(Operation::Describe) {
-            return Err(ClientError::NoCommands);
-        }
-        let req = CallRequest {
+    /// Runs the operation `C` (a built-in such as [`StatusRequest`](crate::StatusRequest), or
+    /// the daemon's own command) with `request`, and decodes its reply as `C::Reply`.
+    pub async fn call<C: Command>(&self, request: &C) -> Result<C::Reply, ClientError> {
+        let invocation = Invocation::of(request).map_err(|source| ClientError::Reply {
             command: C::NAME.to_owned(),
-            args: serde_json::to_value(args).map_err(|source| ClientError::Reply {
-                command: C::NAME,
-                source,
-            })?,
-        };
-        let reply = match self.send(ControlRequest::Call { req }).await? {
-            ControlResponse::Call(reply) => reply?,
-            _ => return Err(ClientError::WrongReply { asked: C::NAME }),
-        };
-        serde_json::from_value(reply.reply).map_err(|source| ClientError::Reply {
-            command: C::NAME,
+            source,
+        })?;
+        let reply = self.invoke(invocation).await?;
+        serde_json::from_value(reply).map_err(|source| ClientError::Reply {
+            command: C::NAME.to_owned(),
             source,
         })
     }
+
+    /// Runs `invocation` and returns its reply as JSON. Unless `hello` listed it (or it is
+    /// `hello`), it is not sent: an older daemon is never sent a request it cannot decode, and
+    /// the error lists what it supports.
+    pub async fn invoke(&self, invocation: Invocation) -> Result<serde_json::Value, ClientError> {
+        let listed = self.hello.operations.contains(&invocation.name);
+        if !listed && invocation.carrier != Carrier::Method("hello") {
+            return Err(ClientError::Op(OpError::Unsupported {
+                operation: invocation.name,
+                supported: self.hello.operations.clone(),
+            }));
+        }
+        let mut ctx = tarpc::context::current();
+        ctx.deadline = self
+            .deadline
+            .unwrap_or_else(|| Instant::now() + self.timeout);
+        let size = encoded_len(ctx, &invocation);
+        if size > wire::MAX_FRAME_LEN {
+            return Err(ClientError::TooLarge {
+                operation: invocation.name,
+                size,
+                limit: wire::MAX_FRAME_LEN,
+            });
+        }
+        let (asked, carrier) = (invocation.name.clone(), invocation.carrier);
+        let answer = self.channel.call(ctx, invocation).await?;
+        if answer.carrier != carrier {
+            return Err(ClientError::WrongReply {
+                asked,
+                answered: answer.carrier.name(),
+            });
+        }
+        Ok(answer.result?)
+    }
+}
+
+/// The size of `invocation` as it goes on the wire, in tarpc's envelope with the largest id.
+fn encoded_len(context: tarpc::context::Context, invocation: &Invocation) -> usize {
+    let message = tarpc::ClientMessage::Request(tarpc::Request {
+        context,
+        id: u64::MAX,
+        message: invocation,
+    });
+    serde_json::to_vec(&message).map_or(0, |bytes| bytes.len())
 }

@@ -51,6 +51,13 @@ pub trait Command: Serialize + DeserializeOwned + JsonSchema + Send + 'static {
     const ACCESS: Access;
     /// What a successful call returns.
     type Reply: Serialize + DeserializeOwned + JsonSchema + Send + 'static;
+
+    /// What this call needs, when it depends on the arguments (reading the log filter needs
+    /// `read`, changing it `admin`); [`Command::ACCESS`] unless overridden. The server decides
+    /// by this alone, both when it keeps a deadline and when it admits the call.
+    fn access(&self) -> Access {
+        Self::ACCESS
+    }
 }
 
 /// The JSON Schema of `T`, as `describe` reports it.

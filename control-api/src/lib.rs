@@ -71,7 +71,9 @@
 
 pub mod access;
 pub mod args;
+mod builtin;
 pub mod client;
+pub mod codec;
 pub mod command;
 pub mod command_name;
 pub mod error;

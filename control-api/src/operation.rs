@@ -1,10 +1,13 @@
 //! Names of operations, as they appear in `hello` and on the `ctl` command line.
 
-use crate::Access;
+use crate::types::*;
+use crate::{Access, Command, DescribeRequest};
 use std::fmt;
 use std::str::FromStr;
 
-/// One operation of the [`Control`](crate::Control) service.
+/// One operation with a method of its own in the [`Control`](crate::Control) service: those of
+/// the first releases, frozen. An operation added later is a [`Command`] that travels inside
+/// `call` ([`codec`](crate::codec)), known by its type alone.
 ///
 /// On the wire, `hello` lists operations as strings, so that an older client can read the list of
 /// a newer daemon that knows operations it does not; [`Operation::from_str`] maps them back.
@@ -67,34 +70,21 @@ impl Operation {
         }
     }
 
-    /// The access level a call needs. `log-level` that only reads the filter needs `read`;
-    /// this is the level of changing it.
+    /// The access level a call needs, as its request type says ([`Command::ACCESS`]):
+    /// `log-level` that only reads the filter needs `read`; this is the level of changing it.
     pub const fn access(self) -> Access {
         match self {
-            Operation::Hello | Operation::Status | Operation::Describe | Operation::Counters => {
-                Access::Read
-            }
-            Operation::Reload
-            | Operation::Check
-            | Operation::Rotate
-            | Operation::Drain
-            | Operation::Resume => Access::Operate,
-            Operation::LogLevel => Access::Admin,
+            Operation::Hello => HelloRequest::ACCESS,
+            Operation::Status => StatusRequest::ACCESS,
+            Operation::Reload => ReloadRequest::ACCESS,
+            Operation::Rotate => RotateRequest::ACCESS,
+            Operation::Drain => DrainRequest::ACCESS,
+            Operation::LogLevel => LogLevelRequest::ACCESS,
+            Operation::Resume => ResumeRequest::ACCESS,
+            Operation::Describe => DescribeRequest::ACCESS,
+            Operation::Check => CheckRequest::ACCESS,
+            Operation::Counters => CountersRequest::ACCESS,
         }
-    }
-
-    /// Whether the operation changes the daemon's state. (`check` needs `operate` access, as
-    /// it reads the configuration a reload would, but changes nothing; `log-level` without a
-    /// filter only reads the filter, and needs only `read`: see [`Operation::access`].)
-    pub const fn is_mutating(self) -> bool {
-        matches!(
-            self,
-            Operation::Reload
-                | Operation::Rotate
-                | Operation::Drain
-                | Operation::LogLevel
-                | Operation::Resume
-        )
     }
 }
 
@@ -150,26 +140,7 @@ mod tests {
     fn check_needs_operate_and_counters_read_as_the_design_says() {
         assert_eq!(Operation::Check.access(), Access::Operate);
         assert_eq!(Operation::Counters.access(), Access::Read);
-        assert!(!Operation::Check.is_mutating(), "a check applies nothing");
         assert_eq!("check".parse(), Ok(Operation::Check));
         assert_eq!("counters".parse(), Ok(Operation::Counters));
-    }
-
-    #[test]
-    fn only_reload_rotate_drain_log_level_resume_mutate() {
-        let mutating: Vec<_> = Operation::ALL
-            .into_iter()
-            .filter(|op| op.is_mutating())
-            .collect();
-        assert_eq!(
-            mutating,
-            [
-                Operation::Reload,
-                Operation::Rotate,
-                Operation::Drain,
-                Operation::LogLevel,
-                Operation::Resume
-            ]
-        );
     }
 }

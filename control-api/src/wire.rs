@@ -74,8 +74,9 @@ const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 /// away panics there, and one merely far away leaves every later step (span formatting, the
 /// deadline queue) to cope with it. Decoding into these first lets the deadline be checked.
 #[derive(Deserialize)]
-enum Incoming {
-    Request(IncomingRequest),
+#[serde(bound = "M: Deserialize<'de>")]
+enum Incoming<M> {
+    Request(IncomingRequest<M>),
     Cancel {
         #[serde(default)]
         trace_context: tarpc::trace::Context,
@@ -84,10 +85,11 @@ enum Incoming {
 }
 
 #[derive(Deserialize)]
-struct IncomingRequest {
+#[serde(bound = "M: Deserialize<'de>")]
+struct IncomingRequest<M> {
     context: IncomingContext,
     id: u64,
-    message: crate::ControlRequest,
+    message: M,
 }
 
 #[derive(Deserialize)]
@@ -107,7 +109,21 @@ struct IncomingContext {
 pub fn decode_request(
     payload: &[u8],
 ) -> Result<tarpc::ClientMessage<crate::ControlRequest>, serde_json::Error> {
-    Ok(match serde_json::from_slice(payload)? {
+    decode(payload)
+}
+
+/// [`decode_request`] into the server's form of a request, the
+/// [`Invocation`](crate::codec::Invocation) its registry dispatches: what the daemon runs.
+pub fn decode_invocation(
+    payload: &[u8],
+) -> Result<tarpc::ClientMessage<crate::codec::Invocation>, serde_json::Error> {
+    decode(payload)
+}
+
+fn decode<M: for<'de> Deserialize<'de>>(
+    payload: &[u8],
+) -> Result<tarpc::ClientMessage<M>, serde_json::Error> {
+    Ok(match serde_json::from_slice::<Incoming<M>>(payload)? {
         Incoming::Request(request) => {
             let mut context = tarpc::context::current();
             let relative = request.context.deadline.unwrap_or(DEFAULT_DEADLINE);

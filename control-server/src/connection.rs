@@ -11,7 +11,6 @@ use crate::service::ControlService;
 use crate::state::Shared;
 use crate::transport::ServerTransport;
 use control_api::text::Escaped;
-use control_api::Control;
 use futures::{FutureExt, StreamExt};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -286,7 +285,7 @@ pub(crate) async fn serve(
         tracing::debug!("connected");
         let requests = BaseChannel::with_defaults(transport)
             .max_concurrent_requests(limits.max_requests)
-            .execute(service.serve())
+            .execute(service)
             // Requests run inside this connection's task rather than one spawned task each: a
             // reply then goes out in the same wake-up that produced it. They still run
             // concurrently, and mutating operations move their work to tasks of their own.

@@ -5,12 +5,10 @@
 
 use crate::counters::{Counter, ServerCounters};
 use crate::handler::OpContext;
+use control_api::codec::{Carrier, Invocation};
 use control_api::command::schema_of;
-use control_api::{Access, ControlRequest, OpError, OperationInfo, OperationKind};
+use control_api::{Access, Command, OpError, OperationInfo, OperationKind};
 use futures::future::BoxFuture;
-use schemars::JsonSchema;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
@@ -25,36 +23,28 @@ pub(crate) struct Entry {
     pub name: &'static str,
     /// What `describe` tells about it.
     pub info: OperationInfo,
-    /// The level a call with these arguments needs, when it depends on them (`log-level`
-    /// without a filter only reads); else `info.access`.
-    access_for: Option<fn(&Value) -> Access>,
+    /// The level a call with these arguments needs ([`Command::access`]).
+    access: fn(&Value) -> Access,
     handle: Handle,
     /// Calls that succeeded and that ran and failed, once the server counts them.
     pub calls: Option<(Counter, Counter)>,
 }
 
 impl Entry {
-    /// An operation whose handler takes `Req` and answers `Rep`; a request that does not
-    /// decode as `Req` is [`OpError::BadArguments`].
-    pub fn new<Req, Rep, F, Fut>(
-        name: &'static str,
-        doc: &'static str,
-        access: Access,
-        kind: OperationKind,
-        handler: F,
-    ) -> Entry
+    /// The operation `C`, a built-in or a daemon's own command: its handler takes `C` and
+    /// answers `C::Reply`; arguments that do not decode as `C` are [`OpError::BadArguments`].
+    pub fn new<C, F, Fut>(kind: OperationKind, handler: F) -> Entry
     where
-        Req: DeserializeOwned + JsonSchema,
-        Rep: Serialize + JsonSchema,
-        F: Fn(OpContext, Req) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Rep, OpError>> + Send + 'static,
+        C: Command,
+        F: Fn(OpContext, C) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<C::Reply, OpError>> + Send + 'static,
     {
         let handle: Handle = Arc::new(move |ctx, args| {
-            let req = match serde_json::from_value::<Req>(args) {
+            let req = match serde_json::from_value::<C>(args) {
                 Ok(req) => req,
                 Err(err) => {
                     return Box::pin(std::future::ready(Err(OpError::BadArguments {
-                        command: name.to_owned(),
+                        command: C::NAME.to_owned(),
                         field: String::new(),
                         expected: "arguments that fit the command's schema (see describe)".into(),
                         message: err.to_string(),
@@ -65,62 +55,51 @@ impl Entry {
             Box::pin(async move {
                 let reply = reply.await?;
                 serde_json::to_value(reply).map_err(|e| {
-                    OpError::failed(format!("the reply of `{name}` cannot be encoded: {e}"))
+                    OpError::failed(format!("the reply of `{}` cannot be encoded: {e}", C::NAME))
                 })
             })
         });
         Entry {
-            name,
+            name: C::NAME,
             info: OperationInfo {
-                name: name.to_owned(),
-                doc: doc.to_owned(),
-                access,
+                name: C::NAME.to_owned(),
+                doc: C::DOC.to_owned(),
+                access: C::ACCESS,
                 kind,
-                args: schema_of::<Req>(),
-                reply: schema_of::<Rep>(),
+                args: schema_of::<C>(),
+                reply: schema_of::<C::Reply>(),
             },
-            access_for: None,
+            access: access_of::<C>,
             handle,
             calls: None,
         }
     }
 
     /// A built-in operation (see [`Entry::new`]).
-    pub fn builtin<Req, Rep, F, Fut>(
-        op: control_api::Operation,
-        doc: &'static str,
-        handler: F,
-    ) -> Entry
+    pub fn builtin<C, F, Fut>(handler: F) -> Entry
     where
-        Req: DeserializeOwned + JsonSchema,
-        Rep: Serialize + JsonSchema,
-        F: Fn(OpContext, Req) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Rep, OpError>> + Send + 'static,
+        C: Command,
+        F: Fn(OpContext, C) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<C::Reply, OpError>> + Send + 'static,
     {
-        Self::new(
-            op.as_str(),
-            doc,
-            op.access(),
-            OperationKind::Builtin,
-            handler,
-        )
-    }
-
-    /// Makes the level a call needs depend on its arguments.
-    pub fn access_for(mut self, rule: fn(&Value) -> Access) -> Entry {
-        self.access_for = Some(rule);
-        self
+        Self::new(OperationKind::Builtin, handler)
     }
 
     /// The level a call with `args` needs.
     pub fn access(&self, args: &Value) -> Access {
-        self.access_for.map_or(self.info.access, |rule| rule(args))
+        (self.access)(args)
     }
 
     /// Runs the handler.
     pub fn run(&self, ctx: OpContext, args: Value) -> BoxFuture<'static, Result<Value, OpError>> {
         (self.handle)(ctx, args)
     }
+}
+
+/// [`Command::access`] of the request `args`; arguments that do not decode need the command's
+/// own level (they will be refused anyway, and a caller without it learns nothing more).
+fn access_of<C: Command>(args: &Value) -> Access {
+    serde::Deserialize::deserialize(args).map_or(C::ACCESS, |req: C| req.access())
 }
 
 /// Every operation the server serves, in the order registered.
@@ -161,7 +140,10 @@ pub struct BadCommandName {
 /// cannot take for an option, and its `ctl.calls.NAME.ok` and `.failed` counter names are
 /// always valid.
 pub fn check_command_name(name: &str) -> Result<(), BadCommandName> {
-    let reason = control_api::command_name::problem(name);
+    let reason = control_api::command_name::problem(name).or_else(|| {
+        // A name with a method of its own could never be reached through `call`.
+        (Carrier::of(name) != Carrier::Call).then_some("is the name of a built-in operation")
+    });
     match reason {
         None => Ok(()),
         Some(reason) => Err(BadCommandName {
@@ -198,50 +180,28 @@ impl Registry {
         self.entries.iter().map(|e| e.info.clone()).collect()
     }
 
-    /// The names of the entries of `kind` (all when `None`).
-    pub fn names(&self, kind: Option<OperationKind>) -> Vec<String> {
+    /// The entry `call` runs: one of that name reached the way its name travels (a built-in
+    /// of the first releases by its own method, anything else inside `call`).
+    pub fn lookup(&self, call: &Invocation) -> Option<&Entry> {
+        self.get(&call.name)
+            .filter(|e| Carrier::of(e.name) == call.carrier)
+    }
+
+    /// The names `call` could have named: those its carrier reaches.
+    pub fn reachable(&self, call: &Invocation) -> Vec<String> {
         self.entries
             .iter()
-            .filter(|e| kind.is_none_or(|k| e.info.kind == k))
+            .filter(|e| call.carrier != Carrier::Call || Carrier::of(e.name) == Carrier::Call)
             .map(|e| e.info.name.clone())
             .collect()
     }
 
-    /// The level `request` needs, before it is decoded further: what decides whether a caller's
-    /// deadline is kept exactly (see `transport`). An unknown name needs only `read`: it will be
-    /// refused.
-    pub fn access_of(&self, request: &ControlRequest) -> Access {
-        let (name, args) = match request {
-            ControlRequest::Call { req } => (req.command.as_str(), None),
-            ControlRequest::LogLevel { req } => {
-                return if req.filter.is_some() {
-                    Access::Admin
-                } else {
-                    Access::Read
-                }
-            }
-            other => (method_name(other), None::<&Value>),
-        };
-        self.get(name)
-            .map_or(Access::Read, |e| e.access(args.unwrap_or(&Value::Null)))
-    }
-}
-
-/// The operation a tarpc method stands for (`call` is dispatched by its command's name).
-pub(crate) fn method_name(request: &ControlRequest) -> &'static str {
-    use control_api::Operation as Op;
-    match request {
-        ControlRequest::Hello { .. } => Op::Hello.as_str(),
-        ControlRequest::Status { .. } => Op::Status.as_str(),
-        ControlRequest::Reload { .. } => Op::Reload.as_str(),
-        ControlRequest::Rotate { .. } => Op::Rotate.as_str(),
-        ControlRequest::Drain { .. } => Op::Drain.as_str(),
-        ControlRequest::LogLevel { .. } => Op::LogLevel.as_str(),
-        ControlRequest::Resume { .. } => Op::Resume.as_str(),
-        ControlRequest::Describe { .. } => Op::Describe.as_str(),
-        ControlRequest::Check { .. } => Op::Check.as_str(),
-        ControlRequest::Counters { .. } => Op::Counters.as_str(),
-        ControlRequest::Call { .. } => "call",
+    /// The level `call` needs: what decides whether a caller's deadline is kept exactly (see
+    /// `transport`) and whether the call is admitted. An unknown name needs only `read`: it
+    /// will be refused.
+    pub fn access(&self, call: &Invocation) -> Access {
+        self.lookup(call)
+            .map_or(Access::Read, |e| e.access(&call.args))
     }
 }
 
@@ -263,6 +223,8 @@ mod tests {
             ("a.b", "character"),
             ("vid\u{e9}", "character"),
             ("-x", "start"),
+            ("reload", "built-in"),
+            ("log-level", "built-in"),
             ("1st", "start"),
             (&"a".repeat(65), "too long"),
         ] {

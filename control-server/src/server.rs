@@ -236,13 +236,7 @@ impl Builder {
         F: Fn(OpContext, C) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<C::Reply, OpError>> + Send + 'static,
     {
-        self.commands.push(Entry::new::<C, C::Reply, _, _>(
-            C::NAME,
-            C::DOC,
-            C::ACCESS,
-            OperationKind::Command,
-            f,
-        ));
+        self.commands.push(Entry::new(OperationKind::Command, f));
         self
     }
 
@@ -1047,11 +1041,26 @@ mod tests {
         drop(server);
         let dir = tempfile::tempdir().unwrap();
         bind_with::<Fine>(dir.path()).unwrap();
-        // A valid name already taken (here by a built-in) is the registry's error.
+        // The name of a built-in with a method of its own is refused, whether or not the
+        // built-in is served: `call` could never reach it.
         let dir = tempfile::tempdir().unwrap();
         let err = bind_with::<Shadow>(dir.path())
             .err()
             .expect("`status` is taken");
+        assert!(
+            matches!(&err, ServerError::CommandName(e) if e.reason.contains("built-in")),
+            "{err:?}"
+        );
+        assert!(!dir.path().join("t.sock").exists());
+        // A valid name registered twice is the registry's error.
+        let dir = tempfile::tempdir().unwrap();
+        let err = Server::builder("t")
+            .socket_path(dir.path().join("t.sock"))
+            .command(|_, _: Fine| async { Err(OpError::failed("unused")) })
+            .command(|_, _: Fine| async { Err(OpError::failed("unused")) })
+            .bind()
+            .err()
+            .expect("a name registered twice");
         assert!(matches!(&err, ServerError::Registry(_)), "{err:?}");
         assert!(!dir.path().join("t.sock").exists());
     }

@@ -1,7 +1,7 @@
-//! The [`Control`] implementation between tarpc and the registry: every method, the generic
-//! `call` included, is dispatched by name in three steps: admit (policy, existence, arguments,
+//! The server's side of every call: a decoded [`Invocation`] is dispatched by name through the
+//! registry, the only dispatcher, in three steps: admit (policy, existence, arguments,
 //! shutdown), run (panics caught, work that needs more than read access on a task the server
-//! owns), and one log line inside the connection's span.
+//! owns), and one log line inside the connection's span. tarpc sees it as one [`Serve`].
 
 use crate::conn_state::ConnState;
 use crate::handler::OpContext;
@@ -10,19 +10,15 @@ use crate::panic::catching;
 use crate::policy::{Access, Peer};
 use crate::registry::Entry;
 use crate::state::Shared;
+use control_api::codec::{Answer, Carrier, Invocation};
 use control_api::text::{escape, Escaped};
-use control_api::{
-    CallReply, CallRequest, CheckReply, CheckRequest, Control, CountersReply, CountersRequest,
-    DescribeRequest, Description, DrainReply, DrainRequest, Hello, HelloRequest, LogLevelReply,
-    LogLevelRequest, OpError, Operation, OperationKind, ReloadReply, ReloadRequest, ResumeReply,
-    ResumeRequest, RotateReply, RotateRequest, Status, StatusRequest, PROTOCOL_VERSION,
-};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use control_api::{Command, HelloRequest, OpError};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 use tarpc::context::Context;
+use tarpc::server::Serve;
+use tarpc::ServerError;
 use tracing::Instrument;
 
 /// One connection's view of the server: the shared state plus who is at the other end.
@@ -38,27 +34,12 @@ pub(crate) struct ControlService {
     pub span: tracing::Span,
 }
 
-/// Which names a dispatch may reach.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Via {
-    /// A method of its own (`status`, `reload`, ...).
-    Method,
-    /// The generic `call`: the daemon's own commands only, arguments checked by schema.
-    Call,
-}
-
 impl ControlService {
-    /// Checks, runs and logs one call of the operation `name`.
-    async fn dispatch(
-        &self,
-        name: &str,
-        args: Value,
-        ctx: Context,
-        via: Via,
-    ) -> Result<Value, OpError> {
+    /// Checks, runs and logs one call.
+    async fn dispatch(&self, call: Invocation, ctx: Context) -> Result<Value, OpError> {
         let started = Instant::now();
         let _busy = self.state.begin_request();
-        let (entry, needed) = match self.admit(name, &args, via) {
+        let (entry, needed) = match self.admit(&call) {
             Ok(admitted) => admitted,
             Err(err) => {
                 self.state.refused();
@@ -70,7 +51,7 @@ impl ControlService {
                         parent: &self.span,
                         us = micros(started),
                         "{} refused: {}",
-                        Escaped(name),
+                        Escaped(&call.name),
                         escape(&err.to_string())
                     );
                 }
@@ -79,13 +60,13 @@ impl ControlService {
         };
         // `hello` does not count as let in: alternating it with refused calls must not keep
         // a connection open.
-        if entry.name != Operation::Hello.as_str() {
+        if entry.name != HelloRequest::NAME {
             self.state.let_in();
         }
         let opctx = OpContext::new(entry.name, self.peer, ctx.deadline);
         let name = entry.name;
         let calls = entry.calls.clone();
-        let work = catching(entry.run(opctx, args));
+        let work = catching(entry.run(opctx, call.args));
         let span = self.span.clone();
         let changes = needed > Access::Read;
         // Root's calls are logged one by one; anyone else's are rate-limited, since a caller
@@ -120,37 +101,33 @@ impl ControlService {
             })
     }
 
-    /// Whether this caller may run `name` with `args` now; the entry and the level it needs.
-    fn admit(&self, name: &str, args: &Value, via: Via) -> Result<(&Entry, Access), OpError> {
+    /// Whether this caller may run `call` now; the entry and the level it needs.
+    fn admit(&self, call: &Invocation) -> Result<(&Entry, Access), OpError> {
         let registry = &self.shared.registry;
-        let wanted = match via {
-            Via::Method => None,
-            Via::Call => Some(OperationKind::Command),
-        };
-        let entry = registry
-            .get(name)
-            .filter(|e| wanted.is_none_or(|kind| e.info.kind == kind));
-        let needed = entry.map_or(Access::Read, |e| e.access(args));
+        let entry = registry.lookup(call);
+        let needed = registry.access(call);
         // hello is never refused: a caller the policy keeps out still learns who is there.
-        let is_hello = via == Via::Method && name == Operation::Hello.as_str();
+        let is_hello = call.carrier == Carrier::Method(HelloRequest::NAME);
         // The policy first: a caller let in for nothing learns nothing more than `hello` told it.
         if !is_hello && self.level < Some(needed) {
             return Err(OpError::Denied {
-                operation: name.to_owned(),
+                operation: call.name.clone(),
                 uid: self.peer.uid,
                 needed: Some(needed),
             });
         }
         let Some(entry) = entry else {
             return Err(OpError::Unsupported {
-                operation: name.to_owned(),
-                supported: registry.names(wanted),
+                operation: call.name.clone(),
+                supported: registry.reachable(call),
             });
         };
-        if via == Via::Call {
-            control_api::args::check(&entry.info.args, args).map_err(|e| {
+        // What travels in `call` is checked against its schema, field by field; a method's
+        // request is decoded as its type.
+        if call.carrier == Carrier::Call {
+            control_api::args::check(&entry.info.args, &call.args).map_err(|e| {
                 OpError::BadArguments {
-                    command: name.to_owned(),
+                    command: call.name.clone(),
                     field: e.field,
                     expected: e.expected,
                     message: e.message,
@@ -161,20 +138,6 @@ impl ControlService {
             return Err(OpError::ShuttingDown);
         }
         Ok((entry, needed))
-    }
-
-    /// A built-in method: its typed request in, its typed reply out, through the registry.
-    async fn method<Req: Serialize, Rep: DeserializeOwned>(
-        &self,
-        op: Operation,
-        req: Req,
-        ctx: Context,
-    ) -> Result<Rep, OpError> {
-        let args = serde_json::to_value(req).unwrap_or(Value::Null);
-        let reply = self.dispatch(op.as_str(), args, ctx, Via::Method).await?;
-        serde_json::from_value(reply).map_err(|e| {
-            OpError::failed(format!("the server's reply to `{op}` does not decode: {e}"))
-        })
     }
 }
 
@@ -213,56 +176,13 @@ fn log_call(
     }
 }
 
-impl Control for ControlService {
-    async fn hello(self, ctx: Context, req: HelloRequest) -> Hello {
-        self.method(Operation::Hello, req, ctx)
-            .await
-            .unwrap_or_else(|_| Hello {
-                protocol: PROTOCOL_VERSION,
-                ..Hello::default()
-            })
-    }
+impl Serve for ControlService {
+    type Req = Invocation;
+    type Resp = Answer;
 
-    async fn status(self, ctx: Context, req: StatusRequest) -> Result<Status, OpError> {
-        self.method(Operation::Status, req, ctx).await
-    }
-
-    async fn reload(self, ctx: Context, req: ReloadRequest) -> Result<ReloadReply, OpError> {
-        self.method(Operation::Reload, req, ctx).await
-    }
-
-    async fn rotate(self, ctx: Context, req: RotateRequest) -> Result<RotateReply, OpError> {
-        self.method(Operation::Rotate, req, ctx).await
-    }
-
-    async fn drain(self, ctx: Context, req: DrainRequest) -> Result<DrainReply, OpError> {
-        self.method(Operation::Drain, req, ctx).await
-    }
-
-    async fn log_level(self, ctx: Context, req: LogLevelRequest) -> Result<LogLevelReply, OpError> {
-        self.method(Operation::LogLevel, req, ctx).await
-    }
-
-    async fn resume(self, ctx: Context, req: ResumeRequest) -> Result<ResumeReply, OpError> {
-        self.method(Operation::Resume, req, ctx).await
-    }
-
-    async fn describe(self, ctx: Context, req: DescribeRequest) -> Result<Description, OpError> {
-        self.method(Operation::Describe, req, ctx).await
-    }
-
-    async fn check(self, ctx: Context, req: CheckRequest) -> Result<CheckReply, OpError> {
-        self.method(Operation::Check, req, ctx).await
-    }
-
-    async fn counters(self, ctx: Context, req: CountersRequest) -> Result<CountersReply, OpError> {
-        self.method(Operation::Counters, req, ctx).await
-    }
-
-    async fn call(self, ctx: Context, req: CallRequest) -> Result<CallReply, OpError> {
-        let reply = self
-            .dispatch(&req.command, req.args, ctx, Via::Call)
-            .await?;
-        Ok(CallReply { reply })
+    async fn serve(self, ctx: Context, call: Invocation) -> Result<Answer, ServerError> {
+        let carrier = call.carrier;
+        let result = self.dispatch(call, ctx).await;
+        Ok(Answer { carrier, result })
     }
 }

@@ -2,7 +2,7 @@
 //! decoding in front of tarpc.
 //!
 //! tarpc never sees a byte a caller sent: requests are decoded here by
-//! [`wire::decode_request`](control_api::wire::decode_request), which clamps deadlines, and
+//! [`wire::decode_invocation`](control_api::wire::decode_invocation), which clamps deadlines, and
 //! anything that does not decode closes the connection with a reason the connection logs,
 //! rate-limited, instead of tarpc logging one warning per bad frame. Replies may be longer than
 //! requests (up to [`MAX_REPLY_FRAME_LEN`], what `ctl` reads); a reply longer still has its long
@@ -13,10 +13,11 @@ use crate::conn_state::{ConnState, Kill};
 use crate::noise::Throttle;
 use crate::state::Shared;
 use bytes::{Bytes, BytesMut};
+use control_api::codec::{Answer, Invocation};
 use control_api::wire::{self, MAX_REPLY_FRAME_LEN};
 use control_api::Access;
-use control_api::{ControlRequest, ControlResponse};
 use futures::{ready, Sink, Stream};
+use serde::Serialize;
 use serde_json::Value;
 use std::io;
 use std::pin::Pin;
@@ -92,7 +93,7 @@ impl<S: AsyncRead + AsyncWrite> ServerTransport<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Stream for ServerTransport<S> {
-    type Item = io::Result<ClientMessage<ControlRequest>>;
+    type Item = io::Result<ClientMessage<Invocation>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let frame = match ready!(Pin::new(&mut self.framed).poll_next(cx)) {
@@ -107,11 +108,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for ServerTransport<S> {
             // The caller reset the connection: nothing to report.
             Some(Err(_)) => return Poll::Ready(None),
         };
-        match wire::decode_request(&frame) {
+        match wire::decode_invocation(&frame) {
             Ok(mut message) => {
                 if let ClientMessage::Request(request) = &mut message {
                     // Read access, or refused.
-                    let needed = self.shared.registry.access_of(&request.message);
+                    let needed = self.shared.registry.access(&request.message);
                     if needed == Access::Read || self.level < Some(needed) {
                         let floor = Instant::now() + MIN_DEADLINE;
                         request.context.deadline = request.context.deadline.max(floor);
@@ -147,7 +148,7 @@ impl<S> ServerTransport<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Response<ControlResponse>> for ServerTransport<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Response<Answer>> for ServerTransport<S> {
     type Error = io::Error;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -155,7 +156,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Response<ControlResponse>> for Serv
         self.writing(result)
     }
 
-    fn start_send(mut self: Pin<&mut Self>, reply: Response<ControlResponse>) -> io::Result<()> {
+    fn start_send(mut self: Pin<&mut Self>, reply: Response<Answer>) -> io::Result<()> {
         let bytes = encode_reply(&reply, MAX_REPLY_FRAME_LEN, &self.shared.noise.big_replies)?;
         Pin::new(&mut self.framed).start_send(bytes)
     }
@@ -178,8 +179,8 @@ const CUT_MARK: &str = "…[cut: reply over the frame limit]";
 /// takes), else with its longest strings cut (each keeps its beginning and a mark), else as an
 /// error saying why there is no reply.
 /// Its warnings go through `noise`: any caller may ask for the same big reply in a loop.
-fn encode_reply(
-    reply: &Response<ControlResponse>,
+fn encode_reply<T: Serialize>(
+    reply: &Response<T>,
     limit: usize,
     noise: &Arc<Throttle>,
 ) -> io::Result<Bytes> {
@@ -208,7 +209,7 @@ fn encode_reply(
             return Ok(bytes.into());
         }
     }
-    let error = Response::<ControlResponse> {
+    let error = Response::<Value> {
         request_id: reply.request_id,
         message: Err(ServerError::new(
             io::ErrorKind::InvalidData,
@@ -253,7 +254,7 @@ fn cut_strings(value: &mut Value, keep: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use control_api::{OpError, Status};
+    use control_api::{ControlResponse, OpError, Status};
 
     fn status_reply(message: &str) -> Response<ControlResponse> {
         let mut status = Status {

@@ -315,7 +315,7 @@ async fn commands(target: &str) -> Vec<String> {
         let session = Session::open_first(&lookup.found, name, Instant::now(), DESCRIBE_TIMEOUT)
             .await
             .ok()?;
-        let described = session.describe().await.ok()?;
+        let described = session.call(&control_api::DescribeRequest {}).await.ok()?;
         Some(
             described
                 .operations

@@ -3,7 +3,7 @@
 use crate::exit::Exit;
 use crate::running::{Process, Remains};
 use control_api::socket::{SocketPathError, Untrusted};
-use control_api::{OpError, Operation};
+use control_api::OpError;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -142,9 +142,9 @@ pub enum CtlError {
     )]
     WrongReply {
         /// The operation asked for.
-        asked: Operation,
+        asked: String,
         /// The operation whose reply came.
-        answered: Operation,
+        answered: String,
     },
     /// The daemon answered with an error.
     #[error(transparent)]
@@ -251,7 +251,7 @@ impl CtlError {
     }
 
     /// Maps a transport-level failure of one call.
-    pub fn from_rpc(err: tarpc::client::RpcError, timeout: Duration, op: Operation) -> CtlError {
+    pub fn from_rpc(err: tarpc::client::RpcError, timeout: Duration, op: &str) -> CtlError {
         use tarpc::client::RpcError;
         match err {
             RpcError::DeadlineExceeded => CtlError::Timeout {
@@ -259,15 +259,15 @@ impl CtlError {
                 pid: None,
                 path: None,
                 hint: match op {
-                    Operation::Reload => {
+                    "reload" => {
                         "; the reload goes on in the daemon, which does not apply \
                         a configuration after its caller's deadline: `ctl status` shows the outcome"
                     }
-                    Operation::Rotate => {
+                    "rotate" => {
                         "; the daemon keeps reopening its logs: `ctl status` \
                         shows them"
                     }
-                    Operation::Drain => {
+                    "drain" => {
                         "; the daemon keeps draining: `ctl status` shows what is \
                         still in flight"
                     }
@@ -400,7 +400,7 @@ mod tests {
     fn op_errors_map_to_their_codes() {
         let cases = [
             (
-                OpError::unsupported(Operation::Rotate, []),
+                OpError::unsupported(control_api::Operation::Rotate, []),
                 Exit::Unsupported,
             ),
             (OpError::failed("bad"), Exit::Failed),
@@ -476,16 +476,16 @@ mod tests {
         use tarpc::client::RpcError;
         let t = Duration::from_secs(1);
         assert_eq!(
-            CtlError::from_rpc(RpcError::DeadlineExceeded, t, Operation::Reload).exit(),
+            CtlError::from_rpc(RpcError::DeadlineExceeded, t, "reload").exit(),
             Exit::Timeout
         );
         assert_eq!(
-            CtlError::from_rpc(RpcError::Shutdown, t, Operation::Status).exit(),
+            CtlError::from_rpc(RpcError::Shutdown, t, "status").exit(),
             Exit::Protocol
         );
         let busy = tarpc::ServerError::new(io::ErrorKind::WouldBlock, "full".into());
         assert_eq!(
-            CtlError::from_rpc(RpcError::Server(busy), t, Operation::Status).exit(),
+            CtlError::from_rpc(RpcError::Server(busy), t, "status").exit(),
             Exit::Failed
         );
         assert_eq!(
@@ -502,8 +502,8 @@ mod tests {
     #[test]
     fn a_reply_to_another_operation_is_a_protocol_error() {
         let err = CtlError::WrongReply {
-            asked: Operation::Status,
-            answered: Operation::Reload,
+            asked: "status".into(),
+            answered: "reload".into(),
         };
         assert_eq!(err.exit(), Exit::Protocol);
         assert_eq!(err.kind(), "protocol");

@@ -62,7 +62,7 @@ pub async fn run(global: &Global) -> Exit {
                     let session =
                         Session::open_first(&[l.found()], Some(&l.name), Instant::now(), timeout)
                             .await?;
-                    session.status().await
+                    session.call(&control_api::StatusRequest {}).await
                 }
                 .await
             }

@@ -16,6 +16,11 @@ mod running;
 use cli::{Cli, Command};
 use client::Session;
 use control_api::socket::{SocketEnv, Target};
+use control_api::Command as _;
+use control_api::{
+    CheckRequest, CountersRequest, DescribeRequest, DrainRequest, HelloRequest, LogLevelRequest,
+    ReloadRequest, ResumeRequest, RotateRequest, StatusRequest,
+};
 use error::CtlError;
 use exit::Exit;
 use output::{Output, Reply};
@@ -98,16 +103,16 @@ async fn run(cli: Cli, started: Instant) -> Exit {
                 None => Exit::Failed,
             };
         }
-        Command::Status(t) => ("status", &t.target),
-        Command::Reload(t) => ("reload", &t.target),
-        Command::Check(t) => ("check", &t.target),
-        Command::Counters(c) => ("counters", &c.target),
-        Command::Rotate(t) => ("rotate", &t.target),
-        Command::Drain(t) => ("drain", &t.target),
-        Command::Resume(t) => ("resume", &t.target),
-        Command::Hello(t) => ("hello", &t.target),
-        Command::LogLevel(a) => ("log-level", &a.target),
-        Command::Describe(t) => ("describe", &t.target),
+        Command::Status(t) => (StatusRequest::NAME, &t.target),
+        Command::Reload(t) => (ReloadRequest::NAME, &t.target),
+        Command::Check(t) => (CheckRequest::NAME, &t.target),
+        Command::Counters(c) => (CountersRequest::NAME, &c.target),
+        Command::Rotate(t) => (RotateRequest::NAME, &t.target),
+        Command::Drain(t) => (DrainRequest::NAME, &t.target),
+        Command::Resume(t) => (ResumeRequest::NAME, &t.target),
+        Command::Hello(t) => (HelloRequest::NAME, &t.target),
+        Command::LogLevel(a) => (LogLevelRequest::NAME, &a.target),
+        Command::Describe(t) => (DescribeRequest::NAME, &t.target),
         Command::Call(c) => ("call", &c.target),
     };
     let mut out = Output {
@@ -149,30 +154,34 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         };
         let session = Session::open_first(&lookup.found, name, started, global.timeout).await?;
         let reply = match &cli.command {
-            Command::Status(_) => Reply::Status(session.status().await?),
-            Command::Reload(_) => Reply::Reload(session.reload().await?),
-            Command::Check(_) => Reply::Check(session.check().await?),
+            Command::Status(_) => Reply::Status(session.call(&StatusRequest {}).await?),
+            Command::Reload(_) => Reply::Reload(session.call(&ReloadRequest {}).await?),
+            Command::Check(_) => Reply::Check(session.call(&CheckRequest {}).await?),
             Command::Counters(c) => {
-                let reply = session.counters(c.prefix.clone()).await?;
+                let prefix = c.prefix.clone();
+                let reply = session.call(&CountersRequest { prefix }).await?;
                 if c.prometheus {
                     Reply::Exposition(reply)
                 } else {
                     Reply::Counters(reply)
                 }
             }
-            Command::Rotate(_) => Reply::Rotate(session.rotate().await?),
+            Command::Rotate(_) => Reply::Rotate(session.call(&RotateRequest {}).await?),
             Command::Drain(_) => {
                 let mut progress = output::DrainProgress::new(global, &session.hello.name);
                 let reply = session.drain(|n| progress.update(n)).await;
                 progress.finish();
                 Reply::Drain(reply?)
             }
-            Command::Resume(_) => Reply::Resume(session.resume().await?),
+            Command::Resume(_) => Reply::Resume(session.call(&ResumeRequest {}).await?),
             Command::Hello(_) => Reply::Hello,
-            Command::LogLevel(a) => Reply::LogLevel(session.log_level(a.filter.clone()).await?),
-            Command::Describe(_) => Reply::Describe(session.describe().await?),
+            Command::LogLevel(a) => {
+                let filter = a.filter.clone();
+                Reply::LogLevel(session.call(&LogLevelRequest { filter }).await?)
+            }
+            Command::Describe(_) => Reply::Describe(session.call(&DescribeRequest {}).await?),
             Command::Call(c) => {
-                let described = session.describe().await?;
+                let described = session.call(&DescribeRequest {}).await?;
                 let info = call::find(&described, &c.command)?;
                 let args = call::arguments(c, info)?;
                 Reply::Call(session.command(&info.name, args).await?)

@@ -144,7 +144,8 @@ impl Args {
 
 fn parse_mutating_op(s: &str) -> Result<Operation, String> {
     let op: Operation = s.parse().map_err(|e| format!("{e}"))?;
-    if !op.is_mutating() {
+    use Operation::{Drain, LogLevel, Reload, Resume, Rotate};
+    if !matches!(op, Reload | Rotate | Drain | LogLevel | Resume) {
         return Err(format!(
             "`{op}` is always served; only reload, rotate, drain and log-level can be disabled"
         ));

@@ -1,5 +1,5 @@
 //! Everything a daemon does with bytes from its socket before a handler runs: split them into
-//! frames with the protocol's codec, then decode each frame as a request.
+//! frames with the protocol's codec, then decode each frame as the request the registry runs.
 #![no_main]
 
 use bytes::BytesMut;
@@ -11,8 +11,8 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = BytesMut::from(data);
     while let Ok(Some(frame)) = codec.decode(&mut buf) {
         assert!(frame.len() <= control_api::wire::MAX_FRAME_LEN);
-        let _ = control_api::wire::decode_request(&frame);
+        let _ = control_api::wire::decode_invocation(&frame);
     }
     // The input as one payload too, so the JSON decoder sees every input whole.
-    let _ = control_api::wire::decode_request(data);
+    let _ = control_api::wire::decode_invocation(data);
 });

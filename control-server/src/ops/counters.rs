@@ -3,18 +3,14 @@
 
 use crate::counters::Counters;
 use crate::registry::Entry;
-use control_api::{CountersReply, CountersRequest, OpError, Operation};
+use control_api::{CountersReply, CountersRequest, OpError};
 
 /// The `counters` operation, over the daemon's set and the server's.
 pub(crate) fn entry(daemon: Counters, server: Counters) -> Entry {
-    Entry::builtin(
-        Operation::Counters,
-        "Show the daemon's counters and gauges, and the server's own (ctl.*)",
-        move |_, req: CountersRequest| {
-            let prefix = req.prefix.unwrap_or_default();
-            let mut counters = daemon.read(&prefix);
-            counters.extend(server.read(&prefix));
-            std::future::ready(Ok::<_, OpError>(CountersReply { counters }))
-        },
-    )
+    Entry::builtin(move |_, req: CountersRequest| {
+        let prefix = req.prefix.unwrap_or_default();
+        let mut counters = daemon.read(&prefix);
+        counters.extend(server.read(&prefix));
+        std::future::ready(Ok::<_, OpError>(CountersReply { counters }))
+    })
 }

@@ -3,8 +3,7 @@
 
 use crate::registry::Entry;
 use control_api::{
-    DescribeRequest, Description, Hello, HelloRequest, OpError, Operation, OperationInfo,
-    PROTOCOL_VERSION,
+    DescribeRequest, Description, Hello, HelloRequest, OpError, OperationInfo, PROTOCOL_VERSION,
 };
 use std::sync::{Arc, OnceLock};
 
@@ -18,31 +17,23 @@ fn listed(catalog: &Catalog) -> &[OperationInfo] {
 
 /// `hello`: protocol version, identity, and the names of everything registered.
 pub(crate) fn hello(name: String, version: String, catalog: Catalog) -> Entry {
-    Entry::builtin(
-        Operation::Hello,
-        "Show the daemon's protocol version and the operations it supports",
-        move |_, req: HelloRequest| {
-            tracing::trace!(client = req.client, protocol = req.protocol, "hello");
-            let hello = Hello {
-                protocol: PROTOCOL_VERSION,
-                name: name.clone(),
-                version: version.clone(),
-                pid: std::process::id(),
-                operations: listed(&catalog).iter().map(|i| i.name.clone()).collect(),
-            };
-            std::future::ready(Ok::<_, OpError>(hello))
-        },
-    )
+    Entry::builtin(move |_, req: HelloRequest| {
+        tracing::trace!(client = req.client, protocol = req.protocol, "hello");
+        let hello = Hello {
+            protocol: PROTOCOL_VERSION,
+            name: name.clone(),
+            version: version.clone(),
+            pid: std::process::id(),
+            operations: listed(&catalog).iter().map(|i| i.name.clone()).collect(),
+        };
+        std::future::ready(Ok::<_, OpError>(hello))
+    })
 }
 
 /// `describe`: every operation and command with its doc line, access level and schemas.
 pub(crate) fn describe(catalog: Catalog) -> Entry {
-    Entry::builtin(
-        Operation::Describe,
-        "List the daemon's operations and commands with their arguments",
-        move |_, _: DescribeRequest| {
-            let operations = listed(&catalog).to_vec();
-            std::future::ready(Ok::<_, OpError>(Description { operations }))
-        },
-    )
+    Entry::builtin(move |_, _: DescribeRequest| {
+        let operations = listed(&catalog).to_vec();
+        std::future::ready(Ok::<_, OpError>(Description { operations }))
+    })
 }

@@ -5,7 +5,7 @@ use crate::drain::WorkTracker;
 use crate::handler::{Hook, OpContext};
 use crate::notify::Notifier;
 use crate::registry::Entry;
-use control_api::{DrainReply, DrainRequest, OpError, Operation, ResumeReply, ResumeRequest};
+use control_api::{DrainReply, DrainRequest, OpError, ResumeReply, ResumeRequest};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,25 +29,17 @@ impl Drain {
         let mut entries = Vec::new();
         if has_drain {
             let drain = this.clone();
-            entries.push(Entry::builtin(
-                Operation::Drain,
-                "Stop taking new work and finish what is in flight, within the caller's deadline",
-                move |ctx, _: DrainRequest| {
-                    let drain = drain.clone();
-                    async move { drain.drain(ctx).await }
-                },
-            ));
+            entries.push(Entry::builtin(move |ctx, _: DrainRequest| {
+                let drain = drain.clone();
+                async move { drain.drain(ctx).await }
+            }));
         }
         if has_resume {
             let drain = this;
-            entries.push(Entry::builtin(
-                Operation::Resume,
-                "Undo a drain: take new work again",
-                move |ctx, _: ResumeRequest| {
-                    let drain = drain.clone();
-                    async move { drain.resume(ctx).await }
-                },
-            ));
+            entries.push(Entry::builtin(move |ctx, _: ResumeRequest| {
+                let drain = drain.clone();
+                async move { drain.resume(ctx).await }
+            }));
         }
         entries
     }

@@ -2,24 +2,15 @@
 
 use crate::log_level::LogFilter;
 use crate::registry::Entry;
-use control_api::{Access, LogLevelReply, LogLevelRequest, OpError, Operation};
+use control_api::{LogLevelReply, LogLevelRequest, OpError};
 use std::sync::Arc;
 
 /// The `log-level` operation for a registered filter.
 pub(crate) fn entry(filter: Box<dyn LogFilter>) -> Entry {
     let filter: Arc<dyn LogFilter> = Arc::from(filter);
-    Entry::builtin(
-        Operation::LogLevel,
-        "Show the log filter, or validate and set a new one",
-        move |_, req: LogLevelRequest| {
-            let filter = filter.clone();
-            async move { apply(&*filter, req) }
-        },
-    )
-    // Reading the filter changes nothing.
-    .access_for(|args| match args.get("filter") {
-        Some(serde_json::Value::String(_)) => Access::Admin,
-        _ => Access::Read,
+    Entry::builtin(move |_, req: LogLevelRequest| {
+        let filter = filter.clone();
+        async move { apply(&*filter, req) }
     })
 }
 

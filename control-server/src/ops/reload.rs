@@ -96,14 +96,10 @@ impl Reloads {
     pub fn entry(self: &Arc<Self>) -> Option<Entry> {
         self.handler.as_ref()?;
         let reloads = self.clone();
-        Some(Entry::builtin(
-            Operation::Reload,
-            "Re-read the configuration; a bad one is refused and the old one stays active",
-            move |ctx, _: ReloadRequest| {
-                let reloads = reloads.clone();
-                async move { reloads.request(ctx).await }
-            },
-        ))
+        Some(Entry::builtin(move |ctx, _: ReloadRequest| {
+            let reloads = reloads.clone();
+            async move { reloads.request(ctx).await }
+        }))
     }
 
     /// The `check` operation, when the daemon registered its reload as a load-and-validate
@@ -111,14 +107,10 @@ impl Reloads {
     pub fn check_entry(self: &Arc<Self>) -> Option<Entry> {
         self.checker.as_ref()?;
         let reloads = self.clone();
-        Some(Entry::builtin(
-            Operation::Check,
-            "Validate the configuration as a reload would, apply nothing, say what would change",
-            move |ctx, _: CheckRequest| {
-                let reloads = reloads.clone();
-                async move { reloads.check(ctx).await }
-            },
-        ))
+        Some(Entry::builtin(move |ctx, _: CheckRequest| {
+            let reloads = reloads.clone();
+            async move { reloads.check(ctx).await }
+        }))
     }
 
     /// Runs the daemon's check in its turn: what a reload would change now, and the

@@ -6,7 +6,7 @@ use crate::counters::Counter;
 use crate::handler::{Hook, OpContext};
 use crate::log_file::LogFile;
 use crate::registry::Entry;
-use control_api::{OpError, Operation, ReopenedFile, RotateOutcome, RotateReply, RotateRequest};
+use control_api::{OpError, ReopenedFile, RotateOutcome, RotateReply, RotateRequest};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -53,14 +53,10 @@ impl Rotate {
             return None;
         }
         let rotate = self.clone();
-        Some(Entry::builtin(
-            Operation::Rotate,
-            "Reopen log files after logrotate renamed them",
-            move |ctx, _: RotateRequest| {
-                let rotate = rotate.clone();
-                async move { rotate.rotate(ctx, false).await }
-            },
-        ))
+        Some(Entry::builtin(move |ctx, _: RotateRequest| {
+            let rotate = rotate.clone();
+            async move { rotate.rotate(ctx, false).await }
+        }))
     }
 
     /// The outcome of the last rotate, if one ran.

@@ -7,7 +7,7 @@ use crate::drain::WorkTracker;
 use crate::handler::{DaemonStatus, Hook};
 use crate::log_file::LogFile;
 use crate::registry::Entry;
-use control_api::{Operation, RenamedLogFile, Status, StatusRequest};
+use control_api::{RenamedLogFile, Status, StatusRequest};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,22 +28,17 @@ pub(crate) struct StatusOp {
 impl StatusOp {
     pub fn entry(self) -> Entry {
         let this = Arc::new(self);
-        Entry::builtin(
-            Operation::Status,
-            "Show what the daemon is doing: pid, uptime, config generation, last reload and \
-             rotate, log files (and any still written at a renamed path)",
-            move |ctx, _: StatusRequest| {
-                let this = this.clone();
-                async move {
-                    let daemon = match &this.own {
-                        Some(own) => own(ctx).await,
-                        None => DaemonStatus::default(),
-                    };
-                    let renamed = this.rotate.renamed.check().await;
-                    Ok(this.combine(daemon, renamed))
-                }
-            },
-        )
+        Entry::builtin(move |ctx, _: StatusRequest| {
+            let this = this.clone();
+            async move {
+                let daemon = match &this.own {
+                    Some(own) => own(ctx).await,
+                    None => DaemonStatus::default(),
+                };
+                let renamed = this.rotate.renamed.check().await;
+                Ok(this.combine(daemon, renamed))
+            }
+        })
     }
 
     /// The rules are documented on [`DaemonStatus`].

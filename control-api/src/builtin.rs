@@ -1,0 +1,92 @@
+//! The built-in operations as [`Command`]s: each request type carries its operation's name, doc
+//! line, access level and reply type, exactly as a daemon's own command does. This file is the
+//! one place those are written; the server registers, the client calls, `describe` and `ctl`
+//! read them from here.
+
+use crate::command::{Command, DescribeRequest, Description};
+use crate::types::*;
+use crate::Access;
+
+impl Command for HelloRequest {
+    const NAME: &'static str = "hello";
+    const DOC: &'static str = "Show the daemon's protocol version and the operations it supports";
+    const ACCESS: Access = Access::Read;
+    type Reply = Hello;
+}
+
+impl Command for StatusRequest {
+    const NAME: &'static str = "status";
+    const DOC: &'static str = "Show what the daemon is doing: pid, uptime, config generation, \
+                               last reload and rotate, log files (and any still written at a \
+                               renamed path)";
+    const ACCESS: Access = Access::Read;
+    type Reply = Status;
+}
+
+impl Command for ReloadRequest {
+    const NAME: &'static str = "reload";
+    const DOC: &'static str =
+        "Re-read the configuration; a bad one is refused and the old one stays active";
+    const ACCESS: Access = Access::Operate;
+    type Reply = ReloadReply;
+}
+
+impl Command for RotateRequest {
+    const NAME: &'static str = "rotate";
+    const DOC: &'static str = "Reopen log files after logrotate renamed them";
+    const ACCESS: Access = Access::Operate;
+    type Reply = RotateReply;
+}
+
+impl Command for DrainRequest {
+    const NAME: &'static str = "drain";
+    const DOC: &'static str =
+        "Stop taking new work and finish what is in flight, within the caller's deadline";
+    const ACCESS: Access = Access::Operate;
+    type Reply = DrainReply;
+}
+
+impl Command for LogLevelRequest {
+    const NAME: &'static str = "log-level";
+    const DOC: &'static str = "Show the log filter, or validate and set a new one";
+    /// The level of changing the filter; reading it needs only `read`.
+    const ACCESS: Access = Access::Admin;
+    type Reply = LogLevelReply;
+
+    fn access(&self) -> Access {
+        match self.filter {
+            Some(_) => Access::Admin,
+            None => Access::Read,
+        }
+    }
+}
+
+impl Command for ResumeRequest {
+    const NAME: &'static str = "resume";
+    const DOC: &'static str = "Undo a drain: take new work again";
+    const ACCESS: Access = Access::Operate;
+    type Reply = ResumeReply;
+}
+
+impl Command for DescribeRequest {
+    const NAME: &'static str = "describe";
+    const DOC: &'static str = "List the daemon's operations and commands with their arguments";
+    const ACCESS: Access = Access::Read;
+    type Reply = Description;
+}
+
+impl Command for CheckRequest {
+    const NAME: &'static str = "check";
+    const DOC: &'static str =
+        "Validate the configuration as a reload would, apply nothing, say what would change";
+    /// It reads the configuration a reload would, so it needs what a reload needs.
+    const ACCESS: Access = Access::Operate;
+    type Reply = CheckReply;
+}
+
+impl Command for CountersRequest {
+    const NAME: &'static str = "counters";
+    const DOC: &'static str = "Show the daemon's counters and gauges, and the server's own (ctl.*)";
+    const ACCESS: Access = Access::Read;
+    type Reply = CountersReply;
+}
