@@ -3,9 +3,22 @@
 //! one place those are written; the server registers, the client calls, `describe` and `ctl`
 //! read them from here.
 
-use crate::command::{Command, DescribeRequest, Description};
+use crate::command::{schema_of, Command, DescribeRequest, Description};
 use crate::types::*;
 use crate::Access;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// The built-ins added after the first releases, which travel inside `call`: name, and the
+/// schemas of request and reply, for [`protocol`](crate::schema::protocol).
+pub(crate) fn later() -> Vec<(&'static str, Value)> {
+    fn op<C: Command>() -> (&'static str, Value) {
+        let schemas = json!({"request": schema_of::<C>(), "reply": schema_of::<C::Reply>()});
+        (C::NAME, schemas)
+    }
+    vec![op::<PingRequest>()]
+}
 
 impl Command for HelloRequest {
     const NAME: &'static str = "hello";
@@ -89,4 +102,20 @@ impl Command for CountersRequest {
     const DOC: &'static str = "Show the daemon's counters and gauges, and the server's own (ctl.*)";
     const ACCESS: Access = Access::Read;
     type Reply = CountersReply;
+}
+
+/// Argument of `ping`. Added after the first release: it travels inside `call`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct PingRequest {}
+
+/// Reply of `ping`: nothing but the answer itself, whose round trip the caller times.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PingReply {}
+
+impl Command for PingRequest {
+    const NAME: &'static str = "ping";
+    const DOC: &'static str = "Answer at once: the round trip of a call, and nothing else";
+    const ACCESS: Access = Access::Read;
+    type Reply = PingReply;
 }

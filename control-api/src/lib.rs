@@ -88,6 +88,7 @@ pub mod types;
 pub mod wire;
 
 pub use access::Access;
+pub use builtin::*;
 pub use client::{Client, ClientError};
 pub use command::{
     CallReply, CallRequest, Command, DescribeRequest, Description, OperationInfo, OperationKind,

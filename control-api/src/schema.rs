@@ -9,7 +9,8 @@ use crate::command::schema_of;
 use crate::*;
 use serde_json::{json, Map, Value};
 
-/// Every built-in operation with the schemas of its request and reply, and the error.
+/// Every built-in operation with the schemas of its request and reply (those added later travel
+/// inside `call`), and the error.
 pub fn protocol() -> Value {
     fn op<Req: schemars::JsonSchema, Rep: schemars::JsonSchema>() -> Value {
         json!({"request": schema_of::<Req>(), "reply": schema_of::<Rep>()})
@@ -31,6 +32,11 @@ pub fn protocol() -> Value {
         ops.insert(operation.as_str().to_owned(), schemas);
     }
     ops.insert("call".into(), op::<CallRequest, CallReply>());
+    ops.extend(
+        crate::builtin::later()
+            .into_iter()
+            .map(|(n, s)| (n.to_owned(), s)),
+    );
     json!({
         "protocol": PROTOCOL_VERSION,
         "operations": ops,

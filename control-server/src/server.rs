@@ -465,11 +465,14 @@ impl Builder {
             ops::describe::describe(catalog.clone()),
             ops::counters::entry(self.counters, counters.set.clone()),
         ])
+        .chain(ops::stateless())
         .collect();
+        // Those with a method of their own in the protocol's order, then those added later.
         builtins.sort_by_key(|e| {
             control_api::Operation::ALL
                 .iter()
                 .position(|op| op.as_str() == e.name)
+                .unwrap_or(usize::MAX)
         });
         for entry in &self.commands {
             check_command_name(entry.name)?;

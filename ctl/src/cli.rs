@@ -1,6 +1,7 @@
 //! The command line, as clap definitions. `ctl --help` shows the exit codes.
 
 use crate::exit::EXIT_CODES_HELP;
+pub use crate::ops::Op;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::time::Duration;
 
@@ -51,62 +52,9 @@ pub struct Global {
 /// What to ask the daemon.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show what the daemon is doing: pid, uptime, config generation, last reload and rotate,
-    /// log files (and any still written at a renamed path)
-    #[command(after_long_help = EXIT_CODES_HELP)]
-    Status(TargetArg),
-    /// Re-read the configuration; a bad one is refused and the old one stays active
-    #[command(after_long_help = EXIT_CODES_HELP)]
-    Reload(TargetArg),
-    /// Validate the configuration as a reload would, apply nothing, and say what a reload
-    /// would change
-    ///
-    /// Exit 0 when the configuration on disk is valid (the output says what a reload would
-    /// change, or that it would change nothing), 1 when a reload would refuse it (the message
-    /// names the file, line and reason). The active configuration and its generation stay as
-    /// they are. A daemon without check exits 3.
-    #[command(after_long_help = EXIT_CODES_HELP)]
-    Check(TargetArg),
-    /// Show the daemon's counters and gauges, and the server's own (ctl.*)
-    ///
-    /// One aligned `name  value` line each, optionally only those whose name starts with
-    /// PREFIX. With --prometheus, the Prometheus text exposition format instead (names made
-    /// valid metric names, counters ending in _total, each sample labelled daemon="NAME"), for
-    /// node_exporter's textfile collector.
-    #[command(after_long_help = EXIT_CODES_HELP)]
-    Counters(CountersArgs),
-    /// Reopen log files after logrotate renamed them (the postrotate command)
-    #[command(after_long_help = EXIT_CODES_HELP)]
-    Rotate(TargetArg),
-    /// Stop taking new work and finish what is in flight, within the timeout
-    #[command(after_long_help = EXIT_CODES_HELP)]
-    Drain(TargetArg),
-    /// Undo a drain: take new work again (a drain still waiting ends, exit 1)
-    ///
-    /// Exit 0 also when the daemon was not draining. A daemon that cannot resume (no drain
-    /// support, or older than resume) exits 3.
-    #[command(after_long_help = EXIT_CODES_HELP)]
-    Resume(TargetArg),
-    /// Show the daemon's protocol version and the operations it supports
-    #[command(after_long_help = EXIT_CODES_HELP)]
-    Hello(TargetArg),
-    /// Show the daemon's log filter, or validate and set a new one (e.g. debug,
-    /// info,my_daemon::net=trace); a bad filter is refused and the old one kept
-    #[command(name = "log-level", after_long_help = EXIT_CODES_HELP)]
-    LogLevel(LogLevelArgs),
-    /// List the daemon's operations and its own commands, with doc line, access level and
-    /// arguments
-    #[command(after_long_help = EXIT_CODES_HELP)]
-    Describe(TargetArg),
-    /// Run one of the daemon's own commands (see `ctl describe TARGET`)
-    ///
-    /// Arguments are KEY=VALUE, typed by the command's schema: numbers, true/false, text, and
-    /// lists as comma-separated items; or one JSON object with --args (KEY=VALUE then override
-    /// it). An unknown argument or a value of the wrong type exits 2 naming it; an unknown
-    /// command exits 3 and lists the daemon's commands. The reply is shown as aligned
-    /// key/value lines, or in `result` with --json.
-    #[command(after_long_help = EXIT_CODES_HELP)]
-    Call(CallArgs),
+    /// The operations on one daemon.
+    #[command(flatten)]
+    Op(Op),
     /// List the daemons with a socket where names are looked up, and check their health
     ///
     /// Each is asked for its status in parallel, within 2 s unless --timeout says otherwise.
@@ -261,7 +209,7 @@ mod tests {
             assert_eq!(cli.global.timeout, Duration::from_secs(2));
             assert!(cli.global.json);
             assert!(
-                matches!(cli.command, Command::Reload(TargetArg { ref target }) if target == "web")
+                matches!(cli.command, Command::Op(Op::Reload(TargetArg { ref target })) if target == "web")
             );
         }
     }
@@ -282,12 +230,12 @@ mod tests {
     fn log_level_takes_an_optional_filter() {
         let cli = Cli::try_parse_from(["ctl", "log-level", "web", "debug,a=trace"]).unwrap();
         assert!(
-            matches!(cli.command, Command::LogLevel(LogLevelArgs { ref filter, .. }) if filter.as_deref() == Some("debug,a=trace"))
+            matches!(cli.command, Command::Op(Op::LogLevel(LogLevelArgs { ref filter, .. })) if filter.as_deref() == Some("debug,a=trace"))
         );
         let cli = Cli::try_parse_from(["ctl", "log-level", "web"]).unwrap();
         assert!(matches!(
             cli.command,
-            Command::LogLevel(LogLevelArgs { filter: None, .. })
+            Command::Op(Op::LogLevel(LogLevelArgs { filter: None, .. }))
         ));
     }
 
@@ -295,7 +243,7 @@ mod tests {
     fn counters_takes_an_optional_prefix_and_prometheus() {
         let cli =
             Cli::try_parse_from(["ctl", "counters", "web", "ctl.calls.", "--prometheus"]).unwrap();
-        let Command::Counters(c) = cli.command else {
+        let Command::Op(Op::Counters(c)) = cli.command else {
             panic!("not counters")
         };
         assert_eq!(c.prefix.as_deref(), Some("ctl.calls."));
@@ -307,7 +255,7 @@ mod tests {
     fn resume_takes_a_target() {
         let cli = Cli::try_parse_from(["ctl", "resume", "web", "--json"]).unwrap();
         assert!(
-            matches!(cli.command, Command::Resume(TargetArg { ref target }) if target == "web")
+            matches!(cli.command, Command::Op(Op::Resume(TargetArg { ref target })) if target == "web")
         );
         assert!(Cli::try_parse_from(["ctl", "resume"]).is_err());
     }
@@ -325,7 +273,7 @@ mod tests {
             "{}",
         ])
         .unwrap();
-        let Command::Call(call) = cli.command else {
+        let Command::Op(Op::Call(call)) = cli.command else {
             panic!("not call")
         };
         assert_eq!(call.command, "set-message");

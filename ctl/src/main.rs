@@ -9,6 +9,7 @@ mod error;
 mod exit;
 mod list;
 mod man;
+mod ops;
 mod output;
 mod prometheus;
 mod running;
@@ -16,11 +17,6 @@ mod running;
 use cli::{Cli, Command};
 use client::Session;
 use control_api::socket::{SocketEnv, Target};
-use control_api::Command as _;
-use control_api::{
-    CheckRequest, CountersRequest, DescribeRequest, DrainRequest, HelloRequest, LogLevelRequest,
-    ReloadRequest, ResumeRequest, RotateRequest, StatusRequest,
-};
 use error::CtlError;
 use exit::Exit;
 use output::{Output, Reply};
@@ -42,7 +38,7 @@ fn main() -> ExitCode {
     };
     // clap sees the conflict only when --json comes after the operation; a global option
     // before it is checked here.
-    if let Command::Counters(c) = &cli.command {
+    if let Command::Op(cli::Op::Counters(c)) = &cli.command {
         if c.prometheus && cli.global.json {
             cli::command()
                 .error(
@@ -69,7 +65,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli, started: Instant) -> Exit {
     let global = &cli.global;
-    let (op, target) = match &cli.command {
+    let request = match &cli.command {
         Command::List => return list::run(global).await,
         Command::Completions { shell } => {
             // Generated into memory first: clap_complete panics on a write error, and a closed
@@ -103,18 +99,9 @@ async fn run(cli: Cli, started: Instant) -> Exit {
                 None => Exit::Failed,
             };
         }
-        Command::Status(t) => (StatusRequest::NAME, &t.target),
-        Command::Reload(t) => (ReloadRequest::NAME, &t.target),
-        Command::Check(t) => (CheckRequest::NAME, &t.target),
-        Command::Counters(c) => (CountersRequest::NAME, &c.target),
-        Command::Rotate(t) => (RotateRequest::NAME, &t.target),
-        Command::Drain(t) => (DrainRequest::NAME, &t.target),
-        Command::Resume(t) => (ResumeRequest::NAME, &t.target),
-        Command::Hello(t) => (HelloRequest::NAME, &t.target),
-        Command::LogLevel(a) => (LogLevelRequest::NAME, &a.target),
-        Command::Describe(t) => (DescribeRequest::NAME, &t.target),
-        Command::Call(c) => ("call", &c.target),
+        Command::Op(op) => op,
     };
+    let (op, target) = (request.name(), request.target());
     let mut out = Output {
         global,
         operation: op,
@@ -153,43 +140,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
             Target::Path(_) => None,
         };
         let session = Session::open_first(&lookup.found, name, started, global.timeout).await?;
-        let reply = match &cli.command {
-            Command::Status(_) => Reply::Status(session.call(&StatusRequest {}).await?),
-            Command::Reload(_) => Reply::Reload(session.call(&ReloadRequest {}).await?),
-            Command::Check(_) => Reply::Check(session.call(&CheckRequest {}).await?),
-            Command::Counters(c) => {
-                let prefix = c.prefix.clone();
-                let reply = session.call(&CountersRequest { prefix }).await?;
-                if c.prometheus {
-                    Reply::Exposition(reply)
-                } else {
-                    Reply::Counters(reply)
-                }
-            }
-            Command::Rotate(_) => Reply::Rotate(session.call(&RotateRequest {}).await?),
-            Command::Drain(_) => {
-                let mut progress = output::DrainProgress::new(global, &session.hello.name);
-                let reply = session.drain(|n| progress.update(n)).await;
-                progress.finish();
-                Reply::Drain(reply?)
-            }
-            Command::Resume(_) => Reply::Resume(session.call(&ResumeRequest {}).await?),
-            Command::Hello(_) => Reply::Hello,
-            Command::LogLevel(a) => {
-                let filter = a.filter.clone();
-                Reply::LogLevel(session.call(&LogLevelRequest { filter }).await?)
-            }
-            Command::Describe(_) => Reply::Describe(session.call(&DescribeRequest {}).await?),
-            Command::Call(c) => {
-                let described = session.call(&DescribeRequest {}).await?;
-                let info = call::find(&described, &c.command)?;
-                let args = call::arguments(c, info)?;
-                Reply::Call(session.command(&info.name, args).await?)
-            }
-            Command::List | Command::Completions { .. } | Command::Man | Command::Complete(_) => {
-                unreachable!("handled above")
-            }
-        };
+        let reply = request.run(&session, global).await?;
         Ok::<_, CtlError>((session.hello, reply, session.path))
     }
     .await;

@@ -41,6 +41,12 @@ pub enum Reply {
     Describe(Description),
     /// A daemon command's reply, as the daemon sent it.
     Call(Value),
+    /// An operation's own document and line (after the daemon's name), where it says
+    /// everything itself: the text holds nothing of the daemon's.
+    Said {
+        doc: Value,
+        text: String,
+    },
 }
 
 impl Reply {
@@ -62,6 +68,7 @@ impl Reply {
             Reply::Resume(r) => to_value(r),
             Reply::Describe(r) => to_value(r),
             Reply::Call(r) => r.clone(),
+            Reply::Said { doc, .. } => doc.clone(),
         }
     }
 }
@@ -303,6 +310,7 @@ fn plain(hello: &Hello, reply: &Reply) -> String {
         },
         Reply::Describe(d) => describe(name, d),
         Reply::Call(value) => key_values(value),
+        Reply::Said { text, .. } => format!("{name}: {text}"),
     }
 }
 

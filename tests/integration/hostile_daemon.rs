@@ -198,6 +198,20 @@ fn assert_no_panic(run: &tests::Run) {
 }
 
 #[test]
+fn an_operation_added_later_is_not_sent_to_a_daemon_whose_hello_does_not_list_it() {
+    let sb = Sandbox::new();
+    // It would answer anything with a `reload` reply (76); it is never asked.
+    fake_daemon(&sb, "older", 1, answers_reload);
+    let run = sb.ctl(&["ping", "older"]).expect_code(3);
+    assert_no_panic(&run);
+    assert!(run.stderr.contains("ping"), "{run}");
+    assert!(
+        run.stderr.contains("counters"),
+        "lists what it supports: {run}"
+    );
+}
+
+#[test]
 fn a_reply_to_another_operation_exits_76_and_never_panics() {
     let sb = Sandbox::new();
     fake_daemon(&sb, "liar", 2, answers_reload);

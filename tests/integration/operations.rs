@@ -307,3 +307,43 @@ fn each_call_costs_the_log_one_short_line_and_a_refused_reload_is_a_warning() {
     assert!(!text.contains('\u{1b}'), "{text}");
     daemon.assert_alive();
 }
+
+#[test]
+fn ping_times_a_round_trip_counts_it_and_describe_lists_it_as_a_builtin() {
+    let (sb, _daemon) = sandbox_with_daemon("pg", 20, &[]);
+
+    let run = sb.ctl(&["ping", "pg"]).expect_code(0);
+    assert!(run.stdout.starts_with("pg: answered in "), "{run}");
+    assert!(run.stdout.trim_end().ends_with(" ms"), "{run}");
+
+    let run = sb.ctl(&["--json", "ping", "pg"]).expect_code(0);
+    let doc = run.json();
+    assert_eq!(doc["operation"], "ping", "{run}");
+    assert!(doc["result"]["round_trip_us"].is_u64(), "{run}");
+
+    // Dispatched by the registry like any other: counted, and described.
+    let run = sb
+        .ctl(&["--json", "counters", "pg", "ctl.calls.ping"])
+        .expect_code(0);
+    let counters = run.json();
+    let ok = counters["result"]["counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "ctl.calls.ping.ok")
+        .unwrap_or_else(|| panic!("no ctl.calls.ping.ok: {run}"))
+        .clone();
+    assert_eq!(ok["value"], 2, "{run}");
+    let run = sb.ctl(&["--json", "describe", "pg"]).expect_code(0);
+    let ping = run.json()["result"]["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|op| op["name"] == "ping")
+        .cloned()
+        .unwrap_or_else(|| panic!("no ping in describe: {run}"));
+    assert_eq!(ping["kind"], "builtin");
+    assert_eq!(ping["access"], "read");
+    // It is not one of the daemon's commands.
+    sb.ctl(&["call", "pg", "ping"]).expect_code(3);
+}

@@ -89,6 +89,7 @@ fn a_direct_call_to_a_disabled_operation_gets_a_typed_unsupported() {
                     "describe",
                     "check",
                     "counters",
+                    "ping",
                     "set-message",
                     "stats"
                 ]

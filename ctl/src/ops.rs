@@ -1,0 +1,168 @@
+//! The operations on one daemon, each in one place: its command line, the request it sends and
+//! the reply it shows. Every built-in is a [`Command`](control_api::Command), so an arm here is
+//! all `ctl` needs for a new one.
+
+use crate::cli::{CallArgs, CountersArgs, Global, LogLevelArgs, TargetArg};
+use crate::client::Session;
+use crate::error::CtlError;
+use crate::exit::EXIT_CODES_HELP;
+use crate::output::{self, Reply};
+use clap::Subcommand;
+use control_api::Command as _;
+use control_api::{
+    CheckRequest, CountersRequest, DescribeRequest, DrainRequest, HelloRequest, LogLevelRequest,
+    PingRequest, ReloadRequest, ResumeRequest, RotateRequest, StatusRequest,
+};
+use std::time::Instant;
+
+/// What to ask one daemon.
+#[derive(Debug, Subcommand)]
+pub enum Op {
+    /// Show what the daemon is doing: pid, uptime, config generation, last reload and rotate,
+    /// log files (and any still written at a renamed path)
+    #[command(after_long_help = EXIT_CODES_HELP)]
+    Status(TargetArg),
+    /// Re-read the configuration; a bad one is refused and the old one stays active
+    #[command(after_long_help = EXIT_CODES_HELP)]
+    Reload(TargetArg),
+    /// Validate the configuration as a reload would, apply nothing, and say what a reload
+    /// would change
+    ///
+    /// Exit 0 when the configuration on disk is valid (the output says what a reload would
+    /// change, or that it would change nothing), 1 when a reload would refuse it (the message
+    /// names the file, line and reason). The active configuration and its generation stay as
+    /// they are. A daemon without check exits 3.
+    #[command(after_long_help = EXIT_CODES_HELP)]
+    Check(TargetArg),
+    /// Show the daemon's counters and gauges, and the server's own (ctl.*)
+    ///
+    /// One aligned `name  value` line each, optionally only those whose name starts with
+    /// PREFIX. With --prometheus, the Prometheus text exposition format instead (names made
+    /// valid metric names, counters ending in _total, each sample labelled daemon="NAME"), for
+    /// node_exporter's textfile collector.
+    #[command(after_long_help = EXIT_CODES_HELP)]
+    Counters(CountersArgs),
+    /// Reopen log files after logrotate renamed them (the postrotate command)
+    #[command(after_long_help = EXIT_CODES_HELP)]
+    Rotate(TargetArg),
+    /// Stop taking new work and finish what is in flight, within the timeout
+    #[command(after_long_help = EXIT_CODES_HELP)]
+    Drain(TargetArg),
+    /// Undo a drain: take new work again (a drain still waiting ends, exit 1)
+    ///
+    /// Exit 0 also when the daemon was not draining. A daemon that cannot resume (no drain
+    /// support, or older than resume) exits 3.
+    #[command(after_long_help = EXIT_CODES_HELP)]
+    Resume(TargetArg),
+    /// Show the daemon's protocol version and the operations it supports
+    #[command(after_long_help = EXIT_CODES_HELP)]
+    Hello(TargetArg),
+    /// Show the daemon's log filter, or validate and set a new one (e.g. debug,
+    /// info,my_daemon::net=trace); a bad filter is refused and the old one kept
+    #[command(name = "log-level", after_long_help = EXIT_CODES_HELP)]
+    LogLevel(LogLevelArgs),
+    /// List the daemon's operations and its own commands, with doc line, access level and
+    /// arguments
+    #[command(after_long_help = EXIT_CODES_HELP)]
+    Describe(TargetArg),
+    /// Run one of the daemon's own commands (see `ctl describe TARGET`)
+    ///
+    /// Arguments are KEY=VALUE, typed by the command's schema: numbers, true/false, text, and
+    /// lists as comma-separated items; or one JSON object with --args (KEY=VALUE then override
+    /// it). An unknown argument or a value of the wrong type exits 2 naming it; an unknown
+    /// command exits 3 and lists the daemon's commands. The reply is shown as aligned
+    /// key/value lines, or in `result` with --json.
+    #[command(after_long_help = EXIT_CODES_HELP)]
+    Call(CallArgs),
+    /// Time one round trip to the daemon: a call it answers at once, after `hello`
+    ///
+    /// Shows how long the answer took, in milliseconds; with --json, `round_trip_us`. A daemon
+    /// older than ping exits 3.
+    #[command(after_long_help = EXIT_CODES_HELP)]
+    Ping(TargetArg),
+}
+
+impl Op {
+    /// The operation's name, as in `hello` and in messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Status(_) => StatusRequest::NAME,
+            Op::Reload(_) => ReloadRequest::NAME,
+            Op::Check(_) => CheckRequest::NAME,
+            Op::Counters(_) => CountersRequest::NAME,
+            Op::Rotate(_) => RotateRequest::NAME,
+            Op::Drain(_) => DrainRequest::NAME,
+            Op::Resume(_) => ResumeRequest::NAME,
+            Op::Hello(_) => HelloRequest::NAME,
+            Op::LogLevel(_) => LogLevelRequest::NAME,
+            Op::Describe(_) => DescribeRequest::NAME,
+            Op::Call(_) => "call",
+            Op::Ping(_) => PingRequest::NAME,
+        }
+    }
+
+    /// The daemon it is for, as given.
+    pub fn target(&self) -> &String {
+        match self {
+            Op::Status(t)
+            | Op::Reload(t)
+            | Op::Check(t)
+            | Op::Rotate(t)
+            | Op::Drain(t)
+            | Op::Resume(t)
+            | Op::Hello(t)
+            | Op::Describe(t)
+            | Op::Ping(t) => &t.target,
+            Op::Counters(c) => &c.target,
+            Op::LogLevel(a) => &a.target,
+            Op::Call(c) => &c.target,
+        }
+    }
+
+    /// Runs it on `session`'s daemon.
+    pub async fn run(&self, session: &Session, global: &Global) -> Result<Reply, CtlError> {
+        Ok(match self {
+            Op::Status(_) => Reply::Status(session.call(&StatusRequest {}).await?),
+            Op::Reload(_) => Reply::Reload(session.call(&ReloadRequest {}).await?),
+            Op::Check(_) => Reply::Check(session.call(&CheckRequest {}).await?),
+            Op::Counters(c) => {
+                let prefix = c.prefix.clone();
+                let reply = session.call(&CountersRequest { prefix }).await?;
+                if c.prometheus {
+                    Reply::Exposition(reply)
+                } else {
+                    Reply::Counters(reply)
+                }
+            }
+            Op::Rotate(_) => Reply::Rotate(session.call(&RotateRequest {}).await?),
+            Op::Drain(_) => {
+                let mut progress = output::DrainProgress::new(global, &session.hello.name);
+                let reply = session.drain(|n| progress.update(n)).await;
+                progress.finish();
+                Reply::Drain(reply?)
+            }
+            Op::Resume(_) => Reply::Resume(session.call(&ResumeRequest {}).await?),
+            Op::Hello(_) => Reply::Hello,
+            Op::LogLevel(a) => {
+                let filter = a.filter.clone();
+                Reply::LogLevel(session.call(&LogLevelRequest { filter }).await?)
+            }
+            Op::Describe(_) => Reply::Describe(session.call(&DescribeRequest {}).await?),
+            Op::Call(c) => {
+                let described = session.call(&DescribeRequest {}).await?;
+                let info = crate::call::find(&described, &c.command)?;
+                let args = crate::call::arguments(c, info)?;
+                Reply::Call(session.command(&info.name, args).await?)
+            }
+            Op::Ping(_) => {
+                let sent = Instant::now();
+                session.call(&PingRequest {}).await?;
+                let us = sent.elapsed().as_micros() as u64;
+                Reply::Said {
+                    doc: serde_json::json!({ "round_trip_us": us }),
+                    text: format!("answered in {:.2} ms", us as f64 / 1000.0),
+                }
+            }
+        })
+    }
+}
