@@ -124,20 +124,49 @@ impl Client {
         client: &str,
         deadline: Option<Instant>,
     ) -> Result<Client, ClientError> {
-        let transport = wire::transport_with_limit(stream, wire::MAX_REPLY_FRAME_LEN);
-        let channel = tarpc::client::new(Default::default(), transport).spawn();
-        let mut this = Client {
-            channel,
-            hello: Hello::default(),
-            timeout: Self::DEFAULT_TIMEOUT,
-            deadline,
-        };
+        let mut this = Client::over(stream, deadline);
         let req = HelloRequest {
             protocol: crate::PROTOCOL_VERSION,
             client: client.to_owned(),
         };
         this.hello = this.call(&req).await?;
         Ok(this)
+    }
+
+    /// [`Client::handshake`], with `status` sent right behind `hello` instead of after its
+    /// reply: both in one round trip. Safe with every daemon: `status` is a read operation of
+    /// the first release, which every daemon decodes and which tells a daemon nothing. Check
+    /// [`Client::hello`] before using the reply (a daemon found by name must answer as that
+    /// name); one that does not list `status` gets an error here as if it was never sent.
+    pub async fn handshake_and_status(
+        stream: UnixStream,
+        client: &str,
+        deadline: Option<Instant>,
+    ) -> Result<(Client, Result<crate::Status, ClientError>), ClientError> {
+        let mut this = Client::over(stream, deadline);
+        let hello = HelloRequest {
+            protocol: crate::PROTOCOL_VERSION,
+            client: client.to_owned(),
+        };
+        let status = crate::StatusRequest::default();
+        let (hello, status) = tokio::join!(this.send::<HelloRequest>(&hello), this.send(&status));
+        this.hello = hello?;
+        let status = match this.listed(crate::StatusRequest::NAME) {
+            Ok(()) => status,
+            Err(unsupported) => Err(unsupported),
+        };
+        Ok((this, status))
+    }
+
+    /// A client on `stream` that has not said hello yet.
+    fn over(stream: UnixStream, deadline: Option<Instant>) -> Client {
+        let transport = wire::transport_with_limit(stream, wire::MAX_REPLY_FRAME_LEN);
+        Client {
+            channel: tarpc::client::new(Default::default(), transport).spawn(),
+            hello: Hello::default(),
+            timeout: Self::DEFAULT_TIMEOUT,
+            deadline,
+        }
     }
 
     /// Sets how long each later call may take.
@@ -159,11 +188,19 @@ impl Client {
     /// Runs the operation `C` (a built-in such as [`StatusRequest`](crate::StatusRequest), or
     /// the daemon's own command) with `request`, and decodes its reply as `C::Reply`.
     pub async fn call<C: Command>(&self, request: &C) -> Result<C::Reply, ClientError> {
+        if C::NAME != HelloRequest::NAME {
+            self.listed(C::NAME)?;
+        }
+        self.send(request).await
+    }
+
+    /// [`Client::call`] without asking whether `hello` listed it.
+    async fn send<C: Command>(&self, request: &C) -> Result<C::Reply, ClientError> {
         let invocation = Invocation::of(request).map_err(|source| ClientError::Reply {
             command: C::NAME.to_owned(),
             source,
         })?;
-        let reply = self.invoke(invocation).await?;
+        let reply = self.exchange(invocation).await?;
         serde_json::from_value(reply).map_err(|source| ClientError::Reply {
             command: C::NAME.to_owned(),
             source,
@@ -174,13 +211,25 @@ impl Client {
     /// `hello`), it is not sent: an older daemon is never sent a request it cannot decode, and
     /// the error lists what it supports.
     pub async fn invoke(&self, invocation: Invocation) -> Result<serde_json::Value, ClientError> {
-        let listed = self.hello.operations.contains(&invocation.name);
-        if !listed && invocation.carrier != Carrier::Method("hello") {
-            return Err(ClientError::Op(OpError::Unsupported {
-                operation: invocation.name,
-                supported: self.hello.operations.clone(),
-            }));
+        if invocation.carrier != Carrier::Method(HelloRequest::NAME) {
+            self.listed(&invocation.name)?;
         }
+        self.exchange(invocation).await
+    }
+
+    /// Fails with `Unsupported`, listing what is supported, unless `hello` listed `name`.
+    fn listed(&self, name: &str) -> Result<(), ClientError> {
+        if self.hello.operations.iter().any(|op| op == name) {
+            return Ok(());
+        }
+        Err(ClientError::Op(OpError::Unsupported {
+            operation: name.to_owned(),
+            supported: self.hello.operations.clone(),
+        }))
+    }
+
+    /// Sends `invocation` and waits for its answer.
+    async fn exchange(&self, invocation: Invocation) -> Result<serde_json::Value, ClientError> {
         let mut ctx = tarpc::context::current();
         ctx.deadline = self
             .deadline

@@ -5,7 +5,8 @@ use crate::error::CtlError;
 use control_api::codec::{Carrier, Invocation};
 use control_api::socket::{self, CheckError, Found, Untrusted};
 use control_api::{
-    Client, ClientError, Command, DrainReply, DrainRequest, Hello, StatusRequest, PROTOCOL_VERSION,
+    Client, ClientError, Command, DrainReply, DrainRequest, Hello, Status, StatusRequest,
+    PROTOCOL_VERSION,
 };
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -100,6 +101,17 @@ pub struct Session {
     /// What the daemon said about itself.
     pub hello: Hello,
     timeout: Duration,
+    /// The reply to the `status` sent along with `hello`, until it is taken.
+    ahead: std::sync::Mutex<Option<Result<Status, ClientError>>>,
+}
+
+/// What to send along with `hello`, in the same round trip.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Ahead {
+    /// Nothing: the operation follows hello's reply.
+    Nothing,
+    /// `status`, which every daemon decodes (see [`Client::handshake_and_status`]).
+    Status,
 }
 
 impl Session {
@@ -111,6 +123,7 @@ impl Session {
         name: Option<&str>,
         started: Instant,
         timeout: Duration,
+        ahead: Ahead,
     ) -> Result<Session, CtlError> {
         let deadline = started + timeout;
         let paths: Vec<PathBuf> = found.iter().map(|f| f.path.clone()).collect();
@@ -134,15 +147,22 @@ impl Session {
             .and_then(|cred| cred.pid())
             .and_then(|pid| u32::try_from(pid).ok());
         let me = concat!("ctl ", env!("CARGO_PKG_VERSION"));
-        let client = Client::handshake(stream, me, Some(deadline))
-            .await
-            .map_err(|e| failure(e, "hello", timeout, pid, &path))?;
+        let opened = match ahead {
+            Ahead::Nothing => Client::handshake(stream, me, Some(deadline))
+                .await
+                .map(|client| (client, None)),
+            Ahead::Status => Client::handshake_and_status(stream, me, Some(deadline))
+                .await
+                .map(|(client, status)| (client, Some(status))),
+        };
+        let (client, ahead) = opened.map_err(|e| failure(e, "hello", timeout, pid, &path))?;
         let session = Session {
             path,
             pid,
             hello: client.hello().clone(),
             client,
             timeout,
+            ahead: std::sync::Mutex::new(ahead),
         };
         // Before the protocol: whatever speaks on NAME's socket and is not NAME gets nothing.
         if let Some(name) = name.filter(|name| *name != session.hello.name) {
@@ -170,6 +190,16 @@ impl Session {
             .call(request)
             .await
             .map_err(|e| self.failure(e, C::NAME))
+    }
+
+    /// `status`: the reply that came with `hello` if it was sent along, else asked now. Only
+    /// read after the checks of [`Session::open_first`] passed.
+    pub async fn status(&self) -> Result<Status, CtlError> {
+        let ahead = self.ahead.lock().ok().and_then(|mut ahead| ahead.take());
+        match ahead {
+            Some(reply) => reply.map_err(|e| self.failure(e, StatusRequest::NAME)),
+            None => self.call(&StatusRequest::default()).await,
+        }
     }
 
     /// `call`: the daemon's own command `command` with `args`, already checked against its
@@ -204,7 +234,7 @@ impl Session {
                 _ = tick.tick(), if has_status => {
                     // Progress is a courtesy: a status that fails here leaves the drain's own
                     // reply to tell the truth.
-                    if let Ok(status) = self.call(&StatusRequest::default()).await {
+                    if let Ok(status) = self.status().await {
                         progress(status.in_flight);
                     }
                 }

@@ -16,7 +16,7 @@
 //! typed before a `call`'s COMMAND. Here the shell hands ctl every word and the cursor's
 //! index, and ctl, which knows its own grammar, decides.
 
-use crate::client::Session;
+use crate::client::{Ahead, Session};
 use control_api::socket::{self, SocketEnv, Target};
 use control_api::OperationKind;
 use std::path::Path;
@@ -312,9 +312,15 @@ async fn commands(target: &str) -> Vec<String> {
             Target::Name(name) => Some(name.as_str()),
             Target::Path(_) => None,
         };
-        let session = Session::open_first(&lookup.found, name, Instant::now(), DESCRIBE_TIMEOUT)
-            .await
-            .ok()?;
+        let session = Session::open_first(
+            &lookup.found,
+            name,
+            Instant::now(),
+            DESCRIBE_TIMEOUT,
+            Ahead::Nothing,
+        )
+        .await
+        .ok()?;
         let described = session.call(&control_api::DescribeRequest {}).await.ok()?;
         Some(
             described

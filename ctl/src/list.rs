@@ -10,7 +10,7 @@
 //! failure of ctl, never shown as a daemon's state.
 
 use crate::cli::Global;
-use crate::client::Session;
+use crate::client::{Ahead, Session};
 use crate::error::CtlError;
 use crate::exit::Exit;
 use crate::output::{clean, print_err, print_json, print_out};
@@ -59,10 +59,15 @@ pub async fn run(global: &Global) -> Exit {
             // Judged again as it is connected to, and answered by the daemon of that name.
             Ok(()) => {
                 async {
-                    let session =
-                        Session::open_first(&[l.found()], Some(&l.name), Instant::now(), timeout)
-                            .await?;
-                    session.call(&control_api::StatusRequest {}).await
+                    let session = Session::open_first(
+                        &[l.found()],
+                        Some(&l.name),
+                        Instant::now(),
+                        timeout,
+                        Ahead::Status,
+                    )
+                    .await?;
+                    session.status().await
                 }
                 .await
             }

@@ -15,7 +15,7 @@ mod prometheus;
 mod running;
 
 use cli::{Cli, Command};
-use client::Session;
+use client::{Ahead, Session};
 use control_api::socket::{SocketEnv, Target};
 use error::CtlError;
 use exit::Exit;
@@ -139,7 +139,12 @@ async fn run(cli: Cli, started: Instant) -> Exit {
             Target::Name(name) => Some(name.as_str()),
             Target::Path(_) => None,
         };
-        let session = Session::open_first(&lookup.found, name, started, global.timeout).await?;
+        let ahead = match request {
+            cli::Op::Status(_) => Ahead::Status,
+            _ => Ahead::Nothing,
+        };
+        let session =
+            Session::open_first(&lookup.found, name, started, global.timeout, ahead).await?;
         let reply = request.run(&session, global).await?;
         Ok::<_, CtlError>((session.hello, reply, session.path))
     }

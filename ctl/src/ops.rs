@@ -122,7 +122,7 @@ impl Op {
     /// Runs it on `session`'s daemon.
     pub async fn run(&self, session: &Session, global: &Global) -> Result<Reply, CtlError> {
         Ok(match self {
-            Op::Status(_) => Reply::Status(session.call(&StatusRequest {}).await?),
+            Op::Status(_) => Reply::Status(session.status().await?),
             Op::Reload(_) => Reply::Reload(session.call(&ReloadRequest {}).await?),
             Op::Check(_) => Reply::Check(session.call(&CheckRequest {}).await?),
             Op::Counters(c) => {

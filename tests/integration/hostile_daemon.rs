@@ -197,6 +197,54 @@ fn assert_no_panic(run: &tests::Run) {
     assert!(!run.stderr.contains("panicked"), "ctl panicked: {run}");
 }
 
+/// Set when the impostor below is asked anything but `hello` and `status`.
+static IMPOSTOR_ASKED_MORE: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Answers hello as another daemon ("impostor"), status with a status, and records whether
+/// anything else came.
+fn impostor(request: &ControlRequest, id: u64) -> Vec<u8> {
+    match request {
+        ControlRequest::Hello { .. } => encode(
+            id,
+            ControlResponse::Hello(Hello {
+                protocol: PROTOCOL_VERSION,
+                name: "impostor".into(),
+                version: "1".into(),
+                pid: 4242,
+                operations: Operation::ALL.iter().map(|op| op.to_string()).collect(),
+            }),
+        ),
+        ControlRequest::Status { .. } => encode(
+            id,
+            ControlResponse::Status(Ok(Status {
+                name: "impostor".into(),
+                ..Status::default()
+            })),
+        ),
+        other => {
+            IMPOSTOR_ASKED_MORE.store(true, std::sync::atomic::Ordering::SeqCst);
+            answers_reload(other, id)
+        }
+    }
+}
+
+#[test]
+fn a_daemon_that_answers_as_another_name_is_never_asked_to_act_and_its_status_is_not_shown() {
+    let sb = Sandbox::new();
+    fake_daemon(&sb, "web", 2, impostor);
+    // `status` goes along with `hello` (one round trip), but its reply is not used.
+    let run = sb.ctl(&["status", "web"]).expect_code(77);
+    assert!(run.stderr.contains("impostor"), "{run}");
+    assert!(!run.stdout.contains("impostor"), "{run}");
+    let run = sb.ctl(&["reload", "web"]).expect_code(77);
+    assert!(run.stderr.contains("impostor"), "{run}");
+    assert!(
+        !IMPOSTOR_ASKED_MORE.load(std::sync::atomic::Ordering::SeqCst),
+        "the impostor was asked to reload"
+    );
+}
+
 #[test]
 fn an_operation_added_later_is_not_sent_to_a_daemon_whose_hello_does_not_list_it() {
     let sb = Sandbox::new();
