@@ -4,6 +4,9 @@
 # one hyperfine run so that the ratios are measured under the same conditions.
 #
 #   bash bench/whole-process.sh            # builds release binaries first
+#   BEFORE_CTL=/path/to/ctl bash bench/whole-process.sh
+#                                          # adds "ctl status (before)": another build of ctl,
+#                                          # e.g. the static ctl of an older commit, in the same run
 #
 # Needs hyperfine (apt-get install hyperfine), cargo-deb (cargo install cargo-deb --locked)
 # and python3.
@@ -45,10 +48,15 @@ trap 'kill "${pad[@]}" 2>/dev/null || true; kill "$daemon" 2>/dev/null || true; 
 echo "processes on this host: $(ls -d /proc/[0-9]* | wc -l)"
 
 ctl=./target/release/ctl
+before=()
+if [ -n "${BEFORE_CTL:-}" ]; then
+  before=(--command-name "ctl status (before)" "$BEFORE_CTL --quiet status demo")
+fi
 hyperfine --shell=none --warmup 50 --runs "${RUNS:-500}" --export-json "$work/results.json" \
   --command-name "ctl status" "$ctl --quiet status demo" \
   --command-name "ctl status (static)" "$static_ctl --quiet status demo" \
   --command-name "ctl status (packaged)" "$packaged_ctl --quiet status demo" \
+  "${before[@]}" \
   --command-name "ctl reload" "$ctl --quiet reload demo" \
   --command-name "ctl rotate" "$ctl --quiet rotate demo" \
   --command-name "pkill -HUP -x demo-daemon" "pkill -HUP -x demo-daemon" \

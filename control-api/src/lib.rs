@@ -10,16 +10,19 @@
 //! # Layout
 //!
 //! - [`service`]: the [`Control`] trait (`hello`, `status`, `reload`, `rotate`, `drain`,
-//!   `log_level`, `resume`, `describe`, `call`, `check`, `counters`).
+//!   `log_level`, `resume`, `describe`, `call`, `check`, `counters`): the wire's methods,
+//!   frozen; operations added later travel inside `call`.
+//! - [`codec`]: those methods as one name and JSON arguments in, one JSON result out: what
+//!   both sides dispatch.
 //! - [`access`]: [`Access`], the levels a policy grants.
-//! - [`command`]: [`Command`], a daemon's own typed command, and what `describe` and `call`
-//!   carry.
+//! - [`command`]: [`Command`], one operation as one type (name, doc line, access, reply):
+//!   every built-in (their impls are in this crate) and a daemon's own commands.
 //! - [`args`]: arguments checked against a command's schema, the same on both sides.
-//! - [`client`]: [`Client`], a typed client for other Rust programs.
+//! - [`client`]: [`Client`], the one typed client: `ctl` is built on it.
 //! - [`schema`]: the built-in protocol as JSON Schema, and the add-only check of its snapshot.
 //! - [`types`]: the request and reply structs.
 //! - [`error`]: [`OpError`], the typed failure of an operation.
-//! - [`operation`]: [`Operation`], the names of the operations.
+//! - [`operation`]: [`Operation`], the operations with a method of their own.
 //! - [`socket`]: the socket-path convention and how a `ctl` target is read.
 //! - [`wire`]: framing and encoding, identical on both sides.
 //! - [`text`]: strings someone else chose, escaped for one log line or one terminal row.
@@ -48,22 +51,18 @@
 //! assert_eq!(serde_json::from_str::<OpError>(&json).unwrap(), err);
 //! ```
 //!
-//! Calling a daemon by hand (this is what `ctl status NAME` does):
+//! Calling a daemon by hand (this is what `ctl status NAME` does): every operation, built-in or
+//! the daemon's own, is a [`Command`], and [`Client::call`] runs any of them.
 //!
 //! ```no_run
-//! use control_api::{socket, wire, ControlClient, HelloRequest, StatusRequest};
-//! use std::time::{Duration, Instant};
+//! use control_api::{socket, Client, StatusRequest};
+//! use std::time::Duration;
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let path = socket::default_socket_path("mydaemon")?;
-//! let stream = tokio::net::UnixStream::connect(&path).await?;
-//! let client = ControlClient::new(Default::default(), wire::transport(stream)).spawn();
-//!
-//! let mut ctx = tarpc::context::current();
-//! ctx.deadline = Instant::now() + Duration::from_secs(5);
-//! let hello = client.hello(ctx, HelloRequest::default()).await?;
-//! assert!(hello.supports(control_api::Operation::Status));
-//! let status = client.status(ctx, StatusRequest::default()).await??;
+//! let client = Client::connect(&path).await?.timeout(Duration::from_secs(5));
+//! assert!(client.hello().supports(control_api::Operation::Status));
+//! let status = client.call(&StatusRequest::default()).await?;
 //! println!("{} pid {} generation {}", status.name, status.pid, status.config_generation);
 //! # Ok(()) }
 //! ```

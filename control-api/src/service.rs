@@ -1,5 +1,9 @@
-//! The service trait. Each method takes one request struct whose fields are all optional, so
-//! fields can be added later without breaking older peers.
+//! The service trait: the wire's methods, frozen. Each method takes one request struct whose
+//! fields are all optional, so fields can be added later without breaking older peers. Neither
+//! side implements or calls it directly: both speak its bytes through the
+//! [`codec`](crate::codec), and operations added later (`ping`) travel inside `call`, so no
+//! method is added here again. It stays as the documented form of the wire, and the generated
+//! [`ControlRequest`] and [`ControlResponse`] are what tests and other clients encode.
 #![allow(missing_docs)] // tarpc generates items (client, request/response enums) without docs.
 
 use crate::command::{CallReply, CallRequest, DescribeRequest, Description};
@@ -42,6 +46,6 @@ pub trait Control {
     async fn check(req: CheckRequest) -> Result<CheckReply, OpError>;
     /// The daemon's named counters and gauges, then the server's own, optionally only those
     /// under a prefix. Added after the first release: clients call it only when `hello` lists
-    /// `counters`. New methods go at the end, after this one.
+    /// `counters`. The last method: later operations are commands inside `call`.
     async fn counters(req: CountersRequest) -> Result<CountersReply, OpError>;
 }

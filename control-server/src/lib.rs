@@ -18,7 +18,7 @@
 //! `ctl reload mydaemon` and `ctl call mydaemon flush-cache` make:
 //!
 //! ```
-//! use control_server::api::{Access, Client, Command, ControlRequest, ReloadRequest};
+//! use control_server::api::{Access, Client, Command, ReloadRequest};
 //! use control_server::{Reloaded, Server};
 //! use serde::{Deserialize, Serialize};
 //!
@@ -65,11 +65,12 @@
 //! let client = Client::connect(&socket).await?;
 //! let flushed = client.call(&FlushCache { prefix: "user:".into() }).await?;
 //! assert_eq!(flushed.entries, 5);
-//! assert!(client.hello().operations.iter().any(|op| op == "reload"));
+//! // ... and the built-ins the same way: `ctl reload mydaemon` is this call.
+//! let reloaded = client.call(&ReloadRequest::default()).await?;
+//! assert_eq!(reloaded.summary, "workers 4 -> 8");
 //!
 //! server.shutdown().await; // stop accepting, finish calls in progress, remove the socket
 //! assert!(!socket.exists());
-//! # let _ = (ControlRequest::Reload { req: ReloadRequest::default() },);
 //! # Ok(()) }
 //! ```
 //!
