@@ -86,7 +86,7 @@
 //!   dispatch is by name.
 //! - `state`: the state every connection shares, in one place.
 //! - [`policy`]: peer credentials and who may call what.
-//! - [`listener`]: binding the socket safely.
+//! - `listener` (private): binding the socket safely ([`BindError`]).
 //! - [`log_level`]: [`LogFilter`](log_level::LogFilter), the filter `ctl log-level` changes.
 //! - [`log_file`]: [`LogFile`], a log file that `rotate` reopens without losing a line; its
 //!   buffered mode (`buffer`: the writer thread) and its watch on renames (`watch`: inotify).
@@ -95,7 +95,7 @@
 //! - [`drain`]: [`WorkTracker`], work in flight for `drain`.
 //! - [`counters`]: [`Counters`], named counters and gauges for `ctl counters`, the daemon's and
 //!   the server's own.
-//! - [`notify`]: systemd's readiness protocol.
+//! - `notify` (private): systemd's readiness protocol ([`Notifier`]).
 //! - `ops`: the built-in operations, each a registry entry owning its state: `hello` and
 //!   `describe`, `status`, `reload` (single-flight) and `check`, `rotate`, `drain` and
 //!   `resume`, `log-level`, `counters`.
@@ -114,11 +114,11 @@ mod connection;
 pub mod counters;
 pub mod drain;
 pub mod handler;
-pub mod listener;
+mod listener;
 pub mod log_file;
 pub mod log_level;
 mod noise;
-pub mod notify;
+mod notify;
 mod ops;
 mod panic;
 pub mod policy;

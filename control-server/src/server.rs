@@ -53,6 +53,24 @@ pub enum ServerError {
     /// A command's name is not one `ctl call` can type (see [`Builder::command`]).
     #[error(transparent)]
     CommandName(#[from] BadCommandName),
+    /// One of the builder's own operations (`reload`, `status`, ...) was given twice: the
+    /// second would silently replace the first.
+    #[error(
+        "`{0}` is given twice on the builder; give each once (`reloadable` serves both reload \
+         and check, so it replaces `reload`, not adds to it)"
+    )]
+    GivenTwice(&'static str),
+    /// A limit is outside what the server can serve with; it is refused rather than quietly
+    /// raised.
+    #[error("{what} {given} is below the least the server can serve with, {least}")]
+    Limit {
+        /// The builder method.
+        what: &'static str,
+        /// The value given.
+        given: u64,
+        /// The smallest value that works.
+        least: u64,
+    },
     /// The server's own runtime or thread could not be started.
     #[error("cannot start the control server's thread")]
     Thread(#[source] io::Error),
@@ -112,6 +130,32 @@ pub struct Builder {
     own_resume: Option<Hook<Result<ResumeReply, OpError>>>,
     commands: Vec<Entry>,
     counters: Counters,
+    /// What was given twice or out of bounds: [`bind`](Builder::bind) fails with the first.
+    mistakes: Vec<ServerError>,
+}
+
+/// Sets `slot`, recording a mistake if it was set already.
+fn once<T>(slot: &mut Option<T>, value: T, what: &'static str, mistakes: &mut Vec<ServerError>) {
+    if slot.replace(value).is_some() {
+        mistakes.push(ServerError::GivenTwice(what));
+    }
+}
+
+/// `given`, recording a mistake if it is below `least`.
+fn at_least(
+    given: usize,
+    least: usize,
+    what: &'static str,
+    mistakes: &mut Vec<ServerError>,
+) -> usize {
+    if given < least {
+        mistakes.push(ServerError::Limit {
+            what,
+            given: given as u64,
+            least: least as u64,
+        });
+    }
+    given.max(least)
 }
 
 impl Builder {
@@ -149,7 +193,7 @@ impl Builder {
         L: Load<T>,
     {
         let (reload, check) = crate::reloadable::hooks(config.clone(), load);
-        self.reload = Some(reload);
+        once(&mut self.reload, reload, "reload", &mut self.mistakes);
         self.check = Some(check);
         self
     }
@@ -171,8 +215,7 @@ impl Builder {
         F: Fn(OpContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Reloaded, OpError>> + Send + 'static,
     {
-        self.reload = Some(hook(f));
-        self.check = None;
+        once(&mut self.reload, hook(f), "reload", &mut self.mistakes);
         self
     }
 
@@ -183,7 +226,7 @@ impl Builder {
         F: Fn(OpContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = DaemonStatus> + Send + 'static,
     {
-        self.status = Some(hook(f));
+        once(&mut self.status, hook(f), "status", &mut self.mistakes);
         self
     }
 
@@ -194,7 +237,7 @@ impl Builder {
         F: Fn(OpContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<RotateReply, OpError>> + Send + 'static,
     {
-        self.own_rotate = Some(hook(f));
+        once(&mut self.own_rotate, hook(f), "rotate", &mut self.mistakes);
         self
     }
 
@@ -205,7 +248,7 @@ impl Builder {
         F: Fn(OpContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<DrainReply, OpError>> + Send + 'static,
     {
-        self.own_drain = Some(hook(f));
+        once(&mut self.own_drain, hook(f), "drain", &mut self.mistakes);
         self
     }
 
@@ -217,7 +260,7 @@ impl Builder {
         F: Fn(OpContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<ResumeReply, OpError>> + Send + 'static,
     {
-        self.own_resume = Some(hook(f));
+        once(&mut self.own_resume, hook(f), "resume", &mut self.mistakes);
         self
     }
 
@@ -281,7 +324,12 @@ impl Builder {
     /// flight, `resume` takes it again, and `status` reports both, with no code of the
     /// daemon's. Registering one is what makes `drain` and `resume` exist.
     pub fn work_tracker(mut self, tracker: &WorkTracker) -> Self {
-        self.tracker = Some(tracker.clone());
+        once(
+            &mut self.tracker,
+            tracker.clone(),
+            "work_tracker",
+            &mut self.mistakes,
+        );
         self
     }
 
@@ -289,7 +337,12 @@ impl Builder {
     /// applied; typically a `tracing_subscriber::reload::Handle<EnvFilter, _>` (see
     /// [`LogFilter`]).
     pub fn log_filter(mut self, filter: impl LogFilter) -> Self {
-        self.log_filter = Some(Box::new(filter));
+        once(
+            &mut self.log_filter,
+            Box::new(filter),
+            "log_filter",
+            &mut self.mistakes,
+        );
         self
     }
 
@@ -359,24 +412,28 @@ impl Builder {
     /// closes the connection before anything is allocated for it. Replies are not bound by it:
     /// they go out up to [`MAX_REPLY_FRAME_LEN`](control_api::wire::MAX_REPLY_FRAME_LEN)
     /// (1 MiB), what `ctl` reads, and a longer reply is sent with its longest strings cut, with
-    /// a mark, so that no field a daemon reports can make `status` fail.
+    /// a mark, so that no field a daemon reports can make `status` fail. Under 1024 bytes (too
+    /// small for a `hello`), [`bind`](Builder::bind) fails with [`ServerError::Limit`].
     pub fn max_frame_len(mut self, bytes: usize) -> Self {
-        self.serving.max_frame_len = bytes.max(1024);
+        self.serving.max_frame_len = at_least(bytes, 1024, "max_frame_len", &mut self.mistakes);
         self
     }
 
     /// Cap on open connections (default 256). A connection past it closes the oldest idle
-    /// one (no request in flight); if every connection is busy, the new one is closed.
+    /// one (no request in flight); if every connection is busy, the new one is closed. 0 makes
+    /// [`bind`](Builder::bind) fail.
     pub fn max_connections(mut self, n: usize) -> Self {
-        self.serving.max_connections = n.max(1);
+        self.serving.max_connections = at_least(n, 1, "max_connections", &mut self.mistakes);
         self
     }
 
     /// Cap on concurrent requests on one connection (default 64); requests past it get an
     /// immediate error. Connections of callers other than root and the daemon's own uid get at
     /// most 4 whatever this says: each request in flight holds memory a crowd would multiply.
+    /// 0 makes [`bind`](Builder::bind) fail.
     pub fn max_requests_per_connection(mut self, n: usize) -> Self {
-        self.serving.max_requests_per_connection = n.max(1);
+        let what = "max_requests_per_connection";
+        self.serving.max_requests_per_connection = at_least(n, 1, what, &mut self.mistakes);
         self
     }
 
@@ -395,7 +452,10 @@ impl Builder {
     /// Binds the socket. Fails if another instance serves on it; replaces a stale one.
     /// Needs no runtime; serving starts with [`Server::spawn`], [`Server::start`] or
     /// [`Server::run`].
-    pub fn bind(self) -> Result<Server, ServerError> {
+    pub fn bind(mut self) -> Result<Server, ServerError> {
+        if !self.mistakes.is_empty() {
+            return Err(self.mistakes.swap_remove(0));
+        }
         let path = match &self.socket_path {
             Some(path) => path.clone(),
             None => SocketEnv::from_process().socket_path(&self.name)?,
@@ -541,6 +601,7 @@ impl Server {
             own_resume: None,
             commands: Vec::new(),
             counters: Counters::new(),
+            mistakes: Vec::new(),
         }
     }
 
@@ -990,6 +1051,56 @@ mod tests {
     /// A daemon that stops loses none of its lines: the server's shutdown writes out what a
     /// registered buffered log file still holds, though its handle lives on and its writer
     /// would wait a second more.
+    #[test]
+    fn an_operation_given_twice_or_a_limit_below_the_least_is_an_error_from_bind() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = || Server::builder("t").socket_path(dir.path().join("t.sock"));
+        let reload = |_| async { Ok(crate::Reloaded::unchanged()) };
+        #[derive(PartialEq)]
+        struct Workers(u32);
+        impl crate::reloadable::Changes for Workers {
+            fn changes_from(&self, old: &Self) -> String {
+                format!("workers {} -> {}", old.0, self.0)
+            }
+        }
+        let config = Arc::new(crate::Reloadable::new(Workers(1)));
+        let load = |_: OpContext, _: Arc<Workers>| async { Ok(Workers(2)) };
+        let cases: Vec<(Builder, &str)> = vec![
+            (
+                base().reload(reload).reload(reload),
+                "`reload` is given twice",
+            ),
+            (
+                base().reloadable(&config, load).reload(reload),
+                "`reload` is given twice",
+            ),
+            (
+                base()
+                    .status(|_| async { crate::DaemonStatus::new() })
+                    .status(|_| async { crate::DaemonStatus::new() }),
+                "`status` is given twice",
+            ),
+            (base().max_frame_len(100), "max_frame_len 100 is below"),
+            (base().max_connections(0), "max_connections 0 is below"),
+            (
+                base().max_requests_per_connection(0),
+                "max_requests_per_connection 0",
+            ),
+        ];
+        for (builder, says) in cases {
+            let err = builder.bind().err().expect("bind fails");
+            assert!(err.to_string().contains(says), "{err}");
+            assert!(!dir.path().join("t.sock").exists());
+        }
+        // Once each, and at the least, binds.
+        base()
+            .reloadable(&config, load)
+            .max_frame_len(1024)
+            .max_connections(1)
+            .bind()
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn shutdown_writes_out_the_registered_log_files() {
         let dir = tempfile::tempdir().unwrap();
