@@ -108,6 +108,7 @@
 //!   the daemon's own lines of that kind.
 #![deny(missing_docs)]
 
+mod accept;
 pub mod config_file;
 mod conn_state;
 mod connection;

@@ -1,7 +1,6 @@
 //! The server a daemon builds: configuration, the accept loop, and graceful shutdown.
 
-use crate::conn_state::ConnState;
-use crate::connection::{Admitted, Limits, Tables};
+use crate::accept::Acceptor;
 use crate::counters::{Counters, ServerCounters};
 use crate::drain::WorkTracker;
 use crate::handler::{hook, DaemonStatus, Hook, OpContext, Reloaded};
@@ -11,7 +10,7 @@ use crate::log_level::LogFilter;
 use crate::noise::Noise;
 use crate::notify::Notifier;
 use crate::ops;
-use crate::policy::{Peer, Policy, Standing};
+use crate::policy::Policy;
 use crate::registry::{check_command_name, BadCommandName, DuplicateName, Entry, Registry};
 use crate::reloadable::{Changes, Load, Reloadable};
 use crate::signals::Sighup;
@@ -23,7 +22,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::UnixStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -71,6 +69,10 @@ pub enum ServerError {
         /// The smallest value that works.
         least: u64,
     },
+    /// The bound socket could not be registered with the runtime's IO driver: the system
+    /// refused it (out of memory, or of epoll watches).
+    #[error("cannot register the control socket with the runtime's IO driver")]
+    Register(#[source] io::Error),
     /// The server's own runtime or thread could not be started.
     #[error("cannot start the control server's thread")]
     Thread(#[source] io::Error),
@@ -78,13 +80,13 @@ pub enum ServerError {
 
 /// How the server serves once bound: what the builder sets and `run` uses.
 #[derive(Clone, Copy, Debug)]
-struct Serving {
-    idle_timeout: Duration,
-    sighup: Sighup,
-    max_frame_len: usize,
-    max_connections: usize,
-    max_requests_per_connection: usize,
-    shutdown_grace: Duration,
+pub(crate) struct Serving {
+    pub idle_timeout: Duration,
+    pub sighup: Sighup,
+    pub max_frame_len: usize,
+    pub max_connections: usize,
+    pub max_requests_per_connection: usize,
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Serving {
@@ -617,16 +619,13 @@ impl Server {
 
     /// Serves until the shutdown token is cancelled, then shuts down gracefully: stops
     /// accepting, removes the socket file, lets calls in progress finish (up to the grace
-    /// period) and returns. Must run inside a tokio runtime.
-    pub async fn run(mut self) {
+    /// period) and returns. Must run inside a tokio runtime with IO enabled (tokio panics
+    /// otherwise). A socket the system will not register with the runtime is
+    /// [`ServerError::Register`], returned at once rather than only logged.
+    pub async fn run(mut self) -> Result<(), ServerError> {
         let std_listener = self.socket.take_listener();
-        let mut listener = match tokio::net::UnixListener::from_std(std_listener) {
-            Ok(listener) => listener,
-            Err(err) => {
-                tracing::error!("control server cannot register its socket: {err}");
-                return;
-            }
-        };
+        let mut listener =
+            tokio::net::UnixListener::from_std(std_listener).map_err(ServerError::Register)?;
         let serving = self.serving;
         let shared = self.shared.clone();
         let token = shared.shutdown.clone();
@@ -646,23 +645,7 @@ impl Server {
                 Err(err) => tracing::error!("cannot bridge SIGHUP: {err}"),
             }
         }
-        let tables = Arc::new(Tables::new(
-            serving.max_connections,
-            &shared.noise,
-            &shared.counters,
-        ));
-        let limits = Limits {
-            max_requests: serving.max_requests_per_connection,
-            idle_timeout: serving.idle_timeout,
-            max_frame_len: serving.max_frame_len,
-            stop_grace: serving.shutdown_grace,
-        };
-        // Held in reserve for when descriptors run out: given back, it lets the next accept
-        // through, so the caller can be told apart (and the operator let in) instead of the
-        // accept loop failing blind.
-        let mut spare = std::fs::File::open("/dev/null").ok();
-        let mut next_conn: u64 = 0;
-        let mut backoff = Duration::from_millis(10);
+        let mut acceptor = Acceptor::new(shared.clone(), &serving, tasks.clone());
         tracing::info!(path = %self.path().display(), "control server listening");
         if let Some(notifier) = &shared.notifier {
             notifier.ready();
@@ -679,97 +662,15 @@ impl Server {
                     continue;
                 }
             };
-            match accepted {
+            let go_on = match accepted {
                 Ok((stream, _)) => {
-                    backoff = Duration::from_millis(10);
-                    if spare.is_none() {
-                        spare = std::fs::File::open("/dev/null").ok();
-                    }
-                    next_conn += 1;
-                    shared.counters.accepted.inc();
-                    let conn = next_conn;
-                    let Some((peer, standing)) = identify(&stream, &shared) else {
-                        continue;
-                    };
-                    let table = tables.of(standing).clone();
-                    let state = Arc::new(ConnState::new(peer, &token));
-                    let mut admitted = table.admit(conn, state.clone());
-                    // Dropped connections count until their tasks end: at twice the cap, let
-                    // them run (a burst of accepts does not yield otherwise) before refusing.
-                    for _ in 0..8 {
-                        match &admitted {
-                            Err(full) if full.dropping > 0 => {
-                                tokio::task::yield_now().await;
-                                admitted = table.admit(conn, state.clone());
-                            }
-                            _ => break,
-                        }
-                    }
-                    let state = match admitted {
-                        Ok(state) => state,
-                        Err(full) => {
-                            if shared.noise.no_room.admit() {
-                                tracing::warn!(
-                                    conn,
-                                    peer_uid = peer.uid,
-                                    peer_pid = peer.pid.map_or(-1, i64::from),
-                                    "refusing connection: all {} connections for {} are busy \
-                                     ({} of them from uid {})",
-                                    full.max,
-                                    standing.describe(),
-                                    full.top_count,
-                                    full.top_uid,
-                                );
-                            }
-                            continue;
-                        }
-                    };
-                    let shared = shared.clone();
-                    let admitted = Admitted {
-                        connections: table,
-                        conn,
-                    };
-                    let limits = limits.for_standing(standing);
-                    tasks.spawn(async move {
-                        crate::connection::serve(stream, shared, conn, state, limits).await;
-                        drop(admitted);
-                    });
+                    acceptor.connection(stream).await;
+                    true
                 }
-                Err(err) if descriptors_exhausted(&err) => {
-                    // Make room rather than wait: give back the spare so the next accept sees
-                    // who calls, else drop the oldest connection of a caller who is not
-                    // trusted. Root and the daemon's own user are never the ones dropped.
-                    let made_room = spare.take().is_some() || tables.evict_untrusted();
-                    if shared.noise.no_room.admit() {
-                        tracing::warn!(
-                            "accept failed: {err}; {}",
-                            if made_room {
-                                "making room by closing a connection of an untrusted caller"
-                            } else {
-                                "no connection to close, retrying"
-                            }
-                        );
-                    }
-                    if made_room {
-                        // Let the dropped connection's task run and close its descriptor.
-                        tokio::task::yield_now().await;
-                    } else {
-                        tokio::select! {
-                            _ = token.cancelled() => break,
-                            _ = tokio::time::sleep(backoff) => {}
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(1));
-                    }
-                }
-                Err(err) => {
-                    // Anything else: retrying at once could spin; back off instead.
-                    tracing::warn!("accept failed, retrying in {backoff:?}: {err}");
-                    tokio::select! {
-                        _ = token.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                }
+                Err(err) => acceptor.failed(err).await,
+            };
+            if !go_on {
+                break;
             }
         }
 
@@ -781,32 +682,15 @@ impl Server {
         if let Some(notifier) = &shared.notifier {
             notifier.stopping();
         }
-        tasks.close();
-        shared.work.close();
-        let stop_by = Instant::now() + serving.shutdown_grace;
-        let finished = tokio::time::timeout(serving.shutdown_grace, async {
-            tasks.wait().await;
-            shared.work.wait().await;
-        })
-        .await;
-        if finished.is_err() {
-            tracing::warn!(
-                connections = tasks.len(),
-                operations = shared.work.len(),
-                "control server stopped with calls still running after {:?}",
-                serving.shutdown_grace
-            );
-        }
-        // What is left of the grace, and a second at least: the last lines matter most.
-        let left = stop_by.saturating_duration_since(Instant::now());
-        flush_logs(self.logs, left.max(Duration::from_secs(1))).await;
+        stop(&shared, &tasks, serving.shutdown_grace, self.logs).await;
+        Ok(())
     }
 
     /// Serves on the current tokio runtime, in a task of its own. Adds no thread.
     pub fn spawn(self) -> ServerHandle {
         let token = self.shutdown_token();
         let path = self.path().to_owned();
-        let task = tokio::spawn(self.run());
+        let task = tokio::spawn(async move { log_failure(self.run().await) });
         ServerHandle { token, path, task }
     }
 
@@ -821,7 +705,7 @@ impl Server {
             .map_err(ServerError::Thread)?;
         let thread = std::thread::Builder::new()
             .name("ctl-server".into())
-            .spawn(move || runtime.block_on(self.run()))
+            .spawn(move || log_failure(runtime.block_on(self.run())))
             .map_err(ServerError::Thread)?;
         Ok(BackgroundServer {
             token,
@@ -831,25 +715,40 @@ impl Server {
     }
 }
 
-/// The kernel's word on who connected, taken before a single byte is read, and where that puts
-/// the caller. `None` (the connection is dropped) if the kernel cannot say.
-fn identify(stream: &UnixStream, shared: &Shared) -> Option<(Peer, Standing)> {
-    match stream.peer_cred() {
-        Ok(cred) => {
-            let peer = Peer {
-                uid: cred.uid(),
-                gid: cred.gid(),
-                pid: cred.pid().map(|p| p as u32),
-            };
-            Some((peer, shared.policy.standing(&peer, shared.own_uid)))
+/// What `spawn` and `start`, which cannot return it, do with a failure of `run`.
+fn log_failure(served: Result<(), ServerError>) {
+    if let Err(err) = served {
+        let mut line = err.to_string();
+        let mut cause = std::error::Error::source(&err);
+        while let Some(next) = cause {
+            line = format!("{line}: {next}");
+            cause = next.source();
         }
-        Err(err) => {
-            if shared.noise.bad_input.admit() {
-                tracing::warn!("dropping connection: cannot read peer credentials: {err}");
-            }
-            None
-        }
+        tracing::error!("control server cannot serve: {line}");
     }
+}
+
+/// Waits, within `grace`, for the connections and the operations they started, then writes
+/// out the log files (with what is left of the grace, and a second at least: the last lines
+/// matter most).
+async fn stop(shared: &Shared, tasks: &TaskTracker, grace: Duration, logs: Vec<LogFile>) {
+    tasks.close();
+    shared.work.close();
+    let stop_by = Instant::now() + grace;
+    let finished = tokio::time::timeout(grace, async {
+        tasks.wait().await;
+        shared.work.wait().await;
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(
+            connections = tasks.len(),
+            operations = shared.work.len(),
+            "control server stopped with calls still running after {grace:?}"
+        );
+    }
+    let left = stop_by.saturating_duration_since(Instant::now());
+    flush_logs(logs, left.max(Duration::from_secs(1))).await;
 }
 
 /// Writes out what the registered log files still buffer, so that a daemon that stops loses
@@ -923,15 +822,6 @@ fn rebind(socket: &mut BoundSocket) -> Option<tokio::net::UnixListener> {
             None
         }
     }
-}
-
-/// Whether an accept failed for want of descriptors, the process's or the system's.
-fn descriptors_exhausted(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(code) if code == rustix::io::Errno::MFILE.raw_os_error()
-            || code == rustix::io::Errno::NFILE.raw_os_error()
-    )
 }
 
 /// A server running on the daemon's tokio runtime. Dropping it does not stop the server; call
