@@ -49,6 +49,45 @@ pub enum Reply {
     },
 }
 
+/// The one `--json` document of every operation on one daemon (docs/operators.md, `--json`):
+/// what was asked and how it ended, then the daemon and its result, the error, or why
+/// nothing was done.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    ok: bool,
+    exit_code: u8,
+    operation: &'a str,
+    target: &'a str,
+    socket: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    daemon: Option<Daemon<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorDoc>,
+    /// `--missing-ok` found no daemon: what was not there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skipped: Option<String>,
+}
+
+/// Who answered.
+#[derive(Serialize)]
+struct Daemon<'a> {
+    name: &'a str,
+    version: &'a str,
+    pid: u32,
+    protocol: u32,
+}
+
+/// Why the operation failed: `kind` is one of the documented error kinds.
+#[derive(Serialize)]
+struct ErrorDoc {
+    kind: &'static str,
+    message: String,
+    /// The daemon's own error ([`OpError`](control_api::OpError)), when it gave one.
+    detail: Value,
+}
+
 impl Reply {
     fn to_json(&self, hello: &Hello) -> Value {
         match self {
@@ -122,19 +161,18 @@ pub struct Output<'a> {
 }
 
 impl Output<'_> {
-    fn envelope(&self, ok: bool, exit_code: u8) -> serde_json::Map<String, Value> {
-        let mut doc = serde_json::Map::new();
-        doc.insert("ok".into(), ok.into());
-        doc.insert("exit_code".into(), exit_code.into());
-        doc.insert("operation".into(), self.operation.into());
-        doc.insert("target".into(), self.target.into());
-        doc.insert(
-            "socket".into(),
-            self.socket
-                .as_ref()
-                .map_or(Value::Null, |p| p.display().to_string().into()),
-        );
-        doc
+    fn envelope(&self, ok: bool, exit_code: u8) -> Envelope<'_> {
+        Envelope {
+            ok,
+            exit_code,
+            operation: self.operation,
+            target: self.target,
+            socket: self.socket.as_ref().map(|p| p.display().to_string()),
+            daemon: None,
+            result: None,
+            error: None,
+            skipped: None,
+        }
     }
 
     /// Prints a reply. `exit_code` is 0 unless the reply itself reports a failure (a drain
@@ -144,13 +182,17 @@ impl Output<'_> {
             if self.global.quiet && exit_code == 0 {
                 return Ok(());
             }
-            let mut doc = self.envelope(exit_code == 0, exit_code);
-            doc.insert(
-                "daemon".into(),
-                json!({"name": hello.name, "version": hello.version, "pid": hello.pid, "protocol": hello.protocol}),
-            );
-            doc.insert("result".into(), reply.to_json(hello));
-            return print_json(&Value::Object(doc));
+            let doc = Envelope {
+                daemon: Some(Daemon {
+                    name: &hello.name,
+                    version: &hello.version,
+                    pid: hello.pid,
+                    protocol: hello.protocol,
+                }),
+                result: Some(reply.to_json(hello)),
+                ..self.envelope(exit_code == 0, exit_code)
+            };
+            return print_json(&to_value(&doc));
         }
         let text = human(hello, reply, Paint::for_stdout());
         if exit_code == 0 {
@@ -167,16 +209,19 @@ impl Output<'_> {
     pub fn error(&self, err: &CtlError) -> Result<(), CtlError> {
         let exit_code = err.exit().code();
         if self.global.json {
-            let mut doc = self.envelope(false, exit_code);
             let detail = match err {
                 CtlError::Op(op) => to_value(op),
                 _ => Value::Null,
             };
-            doc.insert(
-                "error".into(),
-                json!({"kind": err.kind(), "message": format!("{err}{}", missing_ok_hint(err)), "detail": detail}),
-            );
-            print_json(&Value::Object(doc))
+            let doc = Envelope {
+                error: Some(ErrorDoc {
+                    kind: err.kind(),
+                    message: format!("{err}{}", missing_ok_hint(err)),
+                    detail,
+                }),
+                ..self.envelope(false, exit_code)
+            };
+            print_json(&to_value(&doc))
         } else {
             print_err(&format!(
                 "ctl: {} {}: {err}{}",
@@ -194,9 +239,11 @@ impl Output<'_> {
             return Ok(());
         }
         if self.global.json {
-            let mut doc = self.envelope(true, 0);
-            doc.insert("skipped".into(), err.to_string().into());
-            print_json(&Value::Object(doc))
+            let doc = Envelope {
+                skipped: Some(err.to_string()),
+                ..self.envelope(true, 0)
+            };
+            print_json(&to_value(&doc))
         } else {
             let what = match err {
                 CtlError::NoDaemon { path, why, also } => {

@@ -454,7 +454,11 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("accept.rs", "standing.describe()", "a static description"),
     ("accept.rs", "err", "an OS error"),
     ("accept.rs", "self.backoff", "a duration"),
-    ("server.rs", "grace", "a duration: the configured shutdown grace"),
+    (
+        "server.rs",
+        "grace",
+        "a duration: the configured shutdown grace",
+    ),
     (
         "server.rs",
         "line",
