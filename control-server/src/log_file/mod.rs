@@ -100,8 +100,10 @@ pub struct LogFile {
     core: Arc<Core>,
     /// The file's threads, stopped (after a last write) when the last handle is dropped.
     threads: Arc<Threads>,
-    /// This handle's unfinished line.
-    pending: Vec<u8>,
+    /// This handle's unfinished line (from [`Write`]): behind a lock only so that
+    /// [`LogFile::flush`] on a shared handle writes it too; `write` takes `&mut self`, and
+    /// reaches it without locking.
+    pending: Mutex<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -216,12 +218,13 @@ impl Drop for Threads {
 }
 
 impl Clone for LogFile {
-    /// Another handle on the same file, with a buffer of its own.
+    /// Another handle on the same file, with a line buffer of its own, empty: an unfinished line
+    /// stays with the handle that was given it, which writes it when flushed or dropped.
     fn clone(&self) -> Self {
         LogFile {
             core: self.core.clone(),
             threads: self.threads.clone(),
-            pending: Vec::new(),
+            pending: Mutex::default(),
         }
     }
 }
@@ -462,7 +465,7 @@ impl LogFile {
         Ok(LogFile {
             core,
             threads: Arc::new(threads),
-            pending: Vec::new(),
+            pending: Mutex::default(),
         })
     }
 
@@ -498,11 +501,11 @@ impl LogFile {
     }
 
     /// Writes out everything handed to this file so far, on this thread, and returns once it is
-    /// in the file (or the error that kept it out; the lines stay buffered for the next try).
-    /// In line mode there is nothing to write out. A handle's unfinished line (see [`Write`])
-    /// is not included: [`Write::flush`] writes that, then does this.
+    /// in the file (or the error that kept it out; the lines stay buffered for the next try):
+    /// this handle's unfinished line (from [`Write`]) first, then whatever the file buffers
+    /// (buffered mode). [`Write::flush`] is the same call.
     pub fn flush(&self) -> io::Result<()> {
-        self.core.write_out(&mut self.lock())
+        flush_pending(&self.core, &mut lock(&self.pending))
     }
 
     /// Lines dropped since the file was opened because the disk stalled or refused writes while
@@ -861,19 +864,21 @@ fn flush_pending(core: &Core, pending: &mut Vec<u8>) -> io::Result<()> {
 
 impl Write for LogFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        buffer_lines(&self.core, &mut self.pending, buf)
+        let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
+        buffer_lines(&self.core, pending, buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        flush_pending(&self.core, &mut self.pending)
+        LogFile::flush(self)
     }
 }
 
 impl Drop for LogFile {
     fn drop(&mut self) {
         // Only the unfinished line: the file's buffer is written out when the last handle goes.
-        if !self.pending.is_empty() {
-            let _ = self.core.append(&self.pending);
+        let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
+        if !pending.is_empty() {
+            let _ = self.core.append(pending);
         }
     }
 }
@@ -1181,6 +1186,33 @@ mod tests {
     }
 
     #[test]
+    fn flush_means_one_thing_on_a_shared_handle_and_on_a_mutable_one() {
+        for buffered in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("f.log");
+            let options = LogFile::options();
+            let options = if buffered {
+                options.buffered()
+            } else {
+                options
+            };
+            let mut log = options.open(&path).unwrap();
+            write!(log, "unfinished").unwrap();
+            // A clone starts with nothing of it, and flushing the clone writes nothing of it.
+            let clone = log.clone();
+            clone.flush().unwrap();
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+            // `flush` through `&`, as `log.flush()` resolves, writes the unfinished line...
+            (&log).flush().unwrap();
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), "unfinished");
+            // ... and so does `Write::flush`, once.
+            write!(log, " line\n").unwrap();
+            Write::flush(&mut log).unwrap();
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), "unfinished line\n");
+        }
+    }
+
+    #[test]
     fn a_failed_write_takes_nothing() {
         // /dev/full fails every write with ENOSPC, as a full disk does. `open` refuses a
         // device, so the handle is made by hand.
@@ -1188,11 +1220,16 @@ mod tests {
         write!(log, "start ").unwrap(); // buffered: no line yet
         assert!(log.write(b"end\n").is_err());
         assert_eq!(
-            log.pending, b"start ",
+            *log.pending.get_mut().unwrap(),
+            b"start ",
             "the failed piece is given back, once"
         );
         assert!(Write::flush(&mut log).is_err());
-        assert_eq!(log.pending, b"start ", "kept for the next flush");
+        assert_eq!(
+            *log.pending.get_mut().unwrap(),
+            b"start ",
+            "kept for the next flush"
+        );
     }
 
     #[test]
