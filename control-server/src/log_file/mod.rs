@@ -1203,10 +1203,10 @@ mod tests {
             clone.flush().unwrap();
             assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
             // `flush` through `&`, as `log.flush()` resolves, writes the unfinished line...
-            (&log).flush().unwrap();
+            LogFile::flush(&log).unwrap();
             assert_eq!(std::fs::read_to_string(&path).unwrap(), "unfinished");
             // ... and so does `Write::flush`, once.
-            write!(log, " line\n").unwrap();
+            writeln!(log, " line").unwrap();
             Write::flush(&mut log).unwrap();
             assert_eq!(std::fs::read_to_string(&path).unwrap(), "unfinished line\n");
         }
