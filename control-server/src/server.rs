@@ -462,15 +462,7 @@ impl Builder {
             Some(path) => path.clone(),
             None => SocketEnv::from_process().socket_path(&self.name)?,
         };
-        let notifier = if self.notify_systemd {
-            Notifier::from_env().unwrap_or_else(|err| {
-                tracing::warn!("NOTIFY_SOCKET is set but unusable, not notifying systemd: {err}");
-                None
-            })
-        } else {
-            None
-        }
-        .map(Arc::new);
+        let notifier = self.notifier();
         let work = TaskTracker::new();
         let counters = ServerCounters::new();
         let reloads = Arc::new(ops::reload::Reloads::new(
@@ -506,9 +498,7 @@ impl Builder {
             own_resume: self.own_resume,
             notifier: notifier.clone(),
         };
-        // The built-ins in the protocol's order (`Operation::ALL`), then the daemon's commands.
-        let mut registry = Registry::default();
-        let mut builtins: Vec<Entry> = [
+        let builtins: Vec<Entry> = [
             Some(ops::describe::hello(
                 self.name.clone(),
                 self.version.clone(),
@@ -529,20 +519,7 @@ impl Builder {
         ])
         .chain(ops::stateless())
         .collect();
-        // Those with a method of their own in the protocol's order, then those added later.
-        builtins.sort_by_key(|e| {
-            control_api::Operation::ALL
-                .iter()
-                .position(|op| op.as_str() == e.name)
-                .unwrap_or(usize::MAX)
-        });
-        for entry in &self.commands {
-            check_command_name(entry.name)?;
-        }
-        for entry in builtins.into_iter().chain(self.commands) {
-            registry.add(entry)?;
-        }
-        registry.count_calls(&counters);
+        let registry = registry(builtins, self.commands, &counters)?;
         let _ = catalog.set(registry.infos());
 
         // Bound last: a registry error leaves no socket behind.
@@ -567,6 +544,46 @@ impl Builder {
             logs,
         })
     }
+}
+
+impl Builder {
+    /// systemd's notify socket, when asked for and set.
+    fn notifier(&self) -> Option<Arc<Notifier>> {
+        if !self.notify_systemd {
+            return None;
+        }
+        Notifier::from_env()
+            .unwrap_or_else(|err| {
+                tracing::warn!("NOTIFY_SOCKET is set but unusable, not notifying systemd: {err}");
+                None
+            })
+            .map(Arc::new)
+    }
+}
+
+/// The registry of what the server serves: the built-ins with a method of their own in the
+/// protocol's order (`Operation::ALL`), those added later, then the daemon's commands, each
+/// counted. A command whose name `ctl call` cannot reach, or a name taken twice, is an error.
+fn registry(
+    mut builtins: Vec<Entry>,
+    commands: Vec<Entry>,
+    counters: &ServerCounters,
+) -> Result<Registry, ServerError> {
+    builtins.sort_by_key(|e| {
+        control_api::Operation::ALL
+            .iter()
+            .position(|op| op.as_str() == e.name)
+            .unwrap_or(usize::MAX)
+    });
+    for entry in &commands {
+        check_command_name(entry.name)?;
+    }
+    let mut registry = Registry::default();
+    for entry in builtins.into_iter().chain(commands) {
+        registry.add(entry)?;
+    }
+    registry.count_calls(counters);
+    Ok(registry)
 }
 
 /// A bound control server, ready to serve.

@@ -16,7 +16,7 @@ mod running;
 
 use cli::{Cli, Command};
 use client::{Ahead, Session};
-use control_api::socket::{SocketEnv, Target};
+use control_api::socket::{Lookup, SocketEnv, Target};
 use error::CtlError;
 use exit::Exit;
 use output::{Output, Reply};
@@ -66,40 +66,11 @@ fn main() -> ExitCode {
 async fn run(cli: Cli, started: Instant) -> Exit {
     let global = &cli.global;
     let request = match &cli.command {
-        Command::List => return list::run(global).await,
-        Command::Completions { shell } => {
-            // Generated into memory first: clap_complete panics on a write error, and a closed
-            // pipe (`ctl completions bash | head`) is not one worth reporting.
-            let script = complete::script(*shell, cli::command());
-            return match output::write_out(&script) {
-                Ok(()) => Exit::Ok,
-                Err(err) => unwritten("completions", err, ""),
-            };
-        }
-        Command::Man => {
-            return match man::render(cli::command()) {
-                Ok(page) => match output::write_out(&page) {
-                    Ok(()) => Exit::Ok,
-                    Err(err) => unwritten("man", err, ""),
-                },
-                Err(err) => {
-                    output::print_err(&format!("ctl: man: {err}"));
-                    Exit::Failed
-                }
-            };
-        }
-        Command::Complete(a) => {
-            return match complete::candidates(complete::slot(a.index, &a.words)).await {
-                Some(found) => {
-                    let text: String = found.iter().map(|c| format!("{c}\n")).collect();
-                    // A shell that stopped reading has what it wanted.
-                    let _ = output::write_out(text.as_bytes());
-                    Exit::Ok
-                }
-                None => Exit::Failed,
-            };
-        }
         Command::Op(op) => op,
+        Command::List => return list::run(global).await,
+        Command::Completions { shell } => return completions(*shell),
+        Command::Man => return man_page(),
+        Command::Complete(a) => return complete_words(a).await,
     };
     let (op, target) = (request.name(), request.target());
     let mut out = Output {
@@ -149,55 +120,96 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         Ok::<_, CtlError>((session.hello, reply, session.path))
     }
     .await;
-    // No socket answers: what the daemon left tells whether it stopped (nothing), died (a
-    // socket or lock file nobody holds) or runs where ctl did not look (a lock someone holds);
-    // only the first is "missing" for --missing-ok.
-    let result = match result {
-        Err(err @ CtlError::NoDaemon { .. }) => {
-            let found: Vec<_> = lookup.found.iter().map(|f| f.path.clone()).collect();
-            let name = parsed
-                .name()
-                .map(str::to_owned)
-                .unwrap_or_else(|| target.clone());
-            match running::judge(parsed.name(), &lookup.looked, &found) {
-                running::Verdict::Stopped => Err(err),
-                running::Verdict::Died(remains) => Err(CtlError::Died { name, remains }),
-                running::Verdict::Running(processes) => Err(CtlError::Running {
-                    name,
-                    looked: lookup.looked.clone(),
-                    processes,
-                }),
-            }
-        }
-        result => result,
-    };
-
+    let result = result.map_err(|err| judged(err, &parsed, &lookup, target));
     match result {
         Ok((hello, reply, path)) => {
             out.socket = Some(path);
-            let exit = match &reply {
-                // Past its deadline, or undone by a resume.
-                Reply::Drain(d) if !d.completed => Exit::Failed,
-                _ => Exit::Ok,
-            };
-            match out.reply(&hello, &reply, exit.code()) {
-                Ok(()) => exit,
-                Err(write) if exit == Exit::Ok => unwritten(
-                    &format!("{op} {target}"),
-                    write,
-                    &format!("; the {op} itself succeeded"),
-                ),
-                Err(write) => {
-                    output::print_err(&format!("ctl: {op} {target}: {write}"));
-                    exit
-                }
-            }
+            replied(&out, &hello, &reply)
         }
         Err(err) if global.missing_ok && err.is_missing() => match out.skipped(&err) {
             Ok(()) => Exit::Ok,
             Err(write) => unwritten(&format!("{op} {target}"), write, ""),
         },
         Err(err) => failed(&out, &err),
+    }
+}
+
+/// `ctl completions SHELL`. Generated into memory first: clap_complete panics on a write
+/// error, and a closed pipe (`ctl completions bash | head`) is not one worth reporting.
+fn completions(shell: clap_complete::Shell) -> Exit {
+    let script = complete::script(shell, cli::command());
+    match output::write_out(&script) {
+        Ok(()) => Exit::Ok,
+        Err(err) => unwritten("completions", err, ""),
+    }
+}
+
+/// `ctl man`.
+fn man_page() -> Exit {
+    match man::render(cli::command()) {
+        Ok(page) => match output::write_out(&page) {
+            Ok(()) => Exit::Ok,
+            Err(err) => unwritten("man", err, ""),
+        },
+        Err(err) => {
+            output::print_err(&format!("ctl: man: {err}"));
+            Exit::Failed
+        }
+    }
+}
+
+/// `ctl __complete`: the candidates for the shell, one per line.
+async fn complete_words(a: &cli::CompleteArgs) -> Exit {
+    match complete::candidates(complete::slot(a.index, &a.words)).await {
+        Some(found) => {
+            let text: String = found.iter().map(|c| format!("{c}\n")).collect();
+            // A shell that stopped reading has what it wanted.
+            let _ = output::write_out(text.as_bytes());
+            Exit::Ok
+        }
+        None => Exit::Failed,
+    }
+}
+
+/// No socket answers: what the daemon left tells whether it stopped (nothing), died (a socket
+/// or lock file nobody holds) or runs where ctl did not look (a lock someone holds); only the
+/// first is "missing" for --missing-ok. Any other error is kept.
+fn judged(err: CtlError, parsed: &Target, lookup: &Lookup, target: &str) -> CtlError {
+    if !matches!(err, CtlError::NoDaemon { .. }) {
+        return err;
+    }
+    let found: Vec<_> = lookup.found.iter().map(|f| f.path.clone()).collect();
+    let name = parsed.name().unwrap_or(target).to_owned();
+    match running::judge(parsed.name(), &lookup.looked, &found) {
+        running::Verdict::Stopped => err,
+        running::Verdict::Died(remains) => CtlError::Died { name, remains },
+        running::Verdict::Running(processes) => CtlError::Running {
+            name,
+            looked: lookup.looked.clone(),
+            processes,
+        },
+    }
+}
+
+/// Shows a reply and returns its exit code: 1 for a drain that did not complete (past its
+/// deadline, or undone by a resume), 74 when the output of a success cannot be written.
+fn replied(out: &Output, hello: &control_api::Hello, reply: &Reply) -> Exit {
+    let (op, target) = (out.operation, out.target);
+    let exit = match reply {
+        Reply::Drain(d) if !d.completed => Exit::Failed,
+        _ => Exit::Ok,
+    };
+    match out.reply(hello, reply, exit.code()) {
+        Ok(()) => exit,
+        Err(write) if exit == Exit::Ok => unwritten(
+            &format!("{op} {target}"),
+            write,
+            &format!("; the {op} itself succeeded"),
+        ),
+        Err(write) => {
+            output::print_err(&format!("ctl: {op} {target}: {write}"));
+            exit
+        }
     }
 }
 
