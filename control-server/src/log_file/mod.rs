@@ -85,8 +85,8 @@ const MAX_PENDING: usize = 64 * 1024;
 /// log.write_line(b"one whole line\n")?;
 /// // After logrotate renamed the file (the server does this on `ctl rotate`):
 /// # std::fs::rename(&path, dir.path().join("app.log.1"))?;
-/// let reopened = log.reopen();
-/// assert!(reopened.error.is_none());
+/// let reopened = log.reopen()?;
+/// assert_ne!(reopened.old, reopened.new);
 ///
 /// // Buffered, and following logrotate's renames by itself:
 /// # let path = dir.path().join("busy.log");
@@ -164,7 +164,7 @@ struct Reopens {
     /// A reopen the file made by itself on noticing a rename, which no `rotate` has reported:
     /// the `rotate` that logrotate's `postrotate` runs then reports it instead of reopening the
     /// same file twice.
-    unreported: Option<ReopenedFile>,
+    unreported: Option<Reopened>,
 }
 
 /// What [`Core::current`] holds.
@@ -530,23 +530,22 @@ impl LogFile {
 
     /// Opens the file at the path anew and moves writing to it; used by `rotate`. Everything
     /// handed over before is written to the old file first. On failure writing goes on to the
-    /// old file and the reply carries the error. The open may block (a slow filesystem), so
-    /// call it off an async runtime, as the server does.
+    /// old file, and the error says why and what the old file took. The open may block (a
+    /// slow filesystem), so call it off an async runtime, as the server does.
     ///
     /// With [`LogOptions::watch_rotation`], the file may have reopened itself already on
     /// noticing the rename: then the path still names the file being written, and this reports
     /// that reopen (old and new file, bytes to the old one) instead of reopening again.
-    pub fn reopen(&self) -> ReopenedFile {
+    pub fn reopen(&self) -> Result<Reopened, ReopenError> {
         let mut reopens = lock(&self.core.reopening);
         if let Some(done) = reopens.unreported.take() {
             if self.core.path_names_current_file() {
-                return done;
+                return Ok(done);
             }
         }
         let reopened = self.core.reopen_locked();
         drop(reopens);
-        reopened
-            .unwrap_or_else(|not| warn_not_reopened(&self.core.noise.not_reopened_on_request, not))
+        reopened.inspect_err(|not| warn_not_reopened(&self.core.noise.not_reopened_on_request, not))
     }
 
     /// Moves writing to another path (after a reload changed it), under the same rules as
@@ -592,27 +591,67 @@ impl LogFile {
 /// The reply for a reopen that failed, after saying so (rate-limited): only now, with no lock
 /// held, since the daemon's own `tracing` output may go to this very file and would wait
 /// forever on a lock held here.
-fn warn_not_reopened(
-    throttle: &Arc<Throttle>,
-    (bytes_to_old, old, kind, path): NotReopened,
-) -> ReopenedFile {
+fn warn_not_reopened(throttle: &Arc<Throttle>, not: &ReopenError) {
     if throttle.admit() {
         tracing::warn!(
-            path = %escape_path(&path),
-            "cannot reopen log file, still writing to the old one: {kind}"
+            path = %escape_path(&not.path),
+            "cannot reopen log file, still writing to the old one: {}",
+            not.kind
         );
-    }
-    ReopenedFile {
-        path,
-        old: Some(old),
-        new: None,
-        bytes_to_old,
-        error: Some(kind.to_string()),
     }
 }
 
-/// A failed reopen: bytes written to the old file, its id, why, and the path.
-type NotReopened = (u64, FileId, OpenErrorKind, PathBuf);
+/// A reopen that was made: the file at the path before and now (the same file when nothing
+/// had moved it), and the bytes the old one took since it was opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reopened {
+    /// The path reopened.
+    pub path: PathBuf,
+    /// The file written before.
+    pub old: FileId,
+    /// The file written now.
+    pub new: FileId,
+    /// Bytes written to the old file, all of them before the switch.
+    pub bytes_to_old: u64,
+}
+
+/// A reopen that failed: writing goes on to the old file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {kind}", path.display())]
+pub struct ReopenError {
+    /// The path that was to be reopened.
+    pub path: PathBuf,
+    /// The file still written.
+    pub old: FileId,
+    /// Bytes written to it so far.
+    pub bytes_to_old: u64,
+    /// Why the file at the path was refused.
+    pub kind: OpenErrorKind,
+}
+
+impl From<Reopened> for ReopenedFile {
+    fn from(r: Reopened) -> ReopenedFile {
+        ReopenedFile {
+            path: r.path,
+            old: Some(r.old),
+            new: Some(r.new),
+            bytes_to_old: r.bytes_to_old,
+            error: None,
+        }
+    }
+}
+
+impl From<ReopenError> for ReopenedFile {
+    fn from(e: ReopenError) -> ReopenedFile {
+        ReopenedFile {
+            error: Some(e.kind.to_string()),
+            path: e.path,
+            old: Some(e.old),
+            new: None,
+            bytes_to_old: e.bytes_to_old,
+        }
+    }
+}
 
 impl Core {
     /// Appends whole lines: written now in line mode, handed to the writer thread in buffered
@@ -691,7 +730,7 @@ impl Core {
     /// noticing a rename; the reopen is kept for the next `rotate` to report. True if it
     /// reopened; a failure is returned unsaid, for the caller to retry or report with
     /// [`warn_not_reopened`] (with no lock held).
-    fn reopen_if_moved(&self) -> Result<bool, NotReopened> {
+    fn reopen_if_moved(&self) -> Result<bool, ReopenError> {
         let mut reopens = lock(&self.reopening);
         if self.path_names_current_file() {
             return Ok(false);
@@ -720,7 +759,7 @@ impl Core {
     }
 
     /// The reopen itself, with `reopening` held by the caller.
-    fn reopen_locked(&self) -> Result<ReopenedFile, NotReopened> {
+    fn reopen_locked(&self) -> Result<Reopened, ReopenError> {
         let Current { path, id: old } = self.current();
         let old_file = lock(&self.inner).file.clone();
         // The open runs with no lock that writers take, so lines keep flowing meanwhile.
@@ -742,19 +781,23 @@ impl Core {
                 lock(&self.current).id = id;
                 // Closed here, outside the lock: a close can wait on a network filesystem.
                 drop(old_file);
-                Ok(ReopenedFile {
+                Ok(Reopened {
                     path,
-                    old: Some(old),
-                    new: Some(id),
+                    old,
+                    new: id,
                     bytes_to_old,
-                    error: None,
                 })
             }
             Err(kind) => {
                 // The reply counts what the old file holds of the lines handed over so far.
                 let mut inner = lock(&self.inner);
                 let _ = self.write_out(&mut inner);
-                Err((inner.written, old, kind, path))
+                Err(ReopenError {
+                    path,
+                    old,
+                    bytes_to_old: inner.written,
+                    kind,
+                })
             }
         }
     }
@@ -984,8 +1027,8 @@ mod tests {
         let log = LogFile::open(&path).unwrap();
         std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
         std::os::unix::fs::symlink(dir.path().join("nowhere"), &path).unwrap();
-        let r = log.reopen();
-        assert!(r.error.unwrap().starts_with("is a symbolic link"));
+        let r = log.reopen().unwrap_err();
+        assert!(r.kind.to_string().starts_with("is a symbolic link"));
         log.write_line(b"x\n").unwrap();
         assert!(!dir.path().join("nowhere").exists());
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
@@ -1007,7 +1050,7 @@ mod tests {
             let log = log.clone();
             move || log.reopen()
         });
-        assert_eq!(r.error.as_deref(), Some("is a FIFO (named pipe), not a regular file; remove it, so that the file is created anew"));
+        assert_eq!(r.unwrap_err().kind.to_string(), "is a FIFO (named pipe), not a regular file; remove it, so that the file is created anew");
         // A FIFO swapped in after the lstat: the open itself must not wait for a reader.
         let fifo = path.clone();
         let err = within_10s("an open of a FIFO", move || {
@@ -1045,14 +1088,14 @@ mod tests {
         std::fs::write(&path, "").unwrap();
         let nobody = rustix::fs::Uid::from_raw(65534);
         rustix::fs::chown(&path, Some(nobody), None).unwrap();
-        let r = log.reopen();
+        let r = log.reopen().unwrap_err();
         assert!(r
-            .error
-            .unwrap()
+            .kind
+            .to_string()
             .starts_with("is owned by uid 65534, neither this daemon's uid 0 nor root"));
         // Root's own file, as logrotate's `create` makes it, is used.
         rustix::fs::chown(&path, Some(rustix::fs::Uid::ROOT), None).unwrap();
-        assert_eq!(log.reopen().error, None);
+        log.reopen().unwrap();
     }
 
     /// The ways of writing every no-loss test runs in: line, buffered, each also watched
@@ -1083,13 +1126,12 @@ mod tests {
         std::fs::rename(&path, dir.join("a.log.1")).unwrap();
         // Unless the watch already reopened, still the old file, as with any renamed fd.
         log.write_line(b"two\n").unwrap();
-        let r = log.reopen();
-        assert_eq!(r.error, None);
+        let r = log.reopen().unwrap();
         assert_ne!(r.old, r.new);
         let old = std::fs::read_to_string(dir.join("a.log.1")).unwrap();
         assert_eq!(r.bytes_to_old, old.len() as u64, "exact");
         // A second rotate without a rename reopens the same file: old and new are one.
-        let again = log.reopen();
+        let again = log.reopen().unwrap();
         assert_eq!(again.old, again.new);
         log.write_line(b"three\n").unwrap();
         log.flush().unwrap();
@@ -1117,9 +1159,7 @@ mod tests {
             std::fs::create_dir(&tmp).unwrap();
             std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
             std::fs::rename(&tmp, &path).unwrap();
-            let r = log.reopen();
-            assert!(r.error.is_some(), "{mode}");
-            assert_eq!(r.new, None, "{mode}");
+            let r = log.reopen().unwrap_err();
             assert_eq!(r.bytes_to_old, 7, "{mode}: counted before the warning");
             log.write_line(b"kept\n").unwrap();
             log.flush().unwrap();
@@ -1137,8 +1177,7 @@ mod tests {
         // What `create 0604 ...` does before postrotate runs.
         std::fs::write(&path, "").unwrap();
         std::fs::set_permissions(&path, Permissions::from_mode(0o604)).unwrap();
-        let r = log.reopen();
-        assert_eq!(r.error, None);
+        log.reopen().unwrap();
         let mode = std::fs::metadata(&path).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o604);
     }
@@ -1150,7 +1189,7 @@ mod tests {
         let log = LogFile::open(&path).unwrap();
         std::fs::set_permissions(&path, Permissions::from_mode(0o600)).unwrap();
         std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
-        assert_eq!(log.reopen().error, None);
+        log.reopen().unwrap();
         let mode = std::fs::metadata(&path).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
@@ -1165,7 +1204,7 @@ mod tests {
             // Nothing is written until the line is complete...
             assert_eq!(std::fs::read_to_string(&path).unwrap(), "", "{mode}");
             std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
-            log.reopen();
+            log.reopen().unwrap();
             // ...so the whole line lands in the new file.
             writeln!(log, "b={}", 2).unwrap();
             Write::flush(&mut log).unwrap();
@@ -1308,7 +1347,7 @@ mod tests {
         let rotate = |rotated: &mut Vec<PathBuf>| {
             let to = dir.path().join(format!("c.log.{}", rotated.len()));
             std::fs::rename(&path, &to).unwrap();
-            assert_eq!(log.reopen().error, None);
+            log.reopen().unwrap();
             rotated.push(to);
         };
         let started = std::time::Instant::now();

@@ -414,13 +414,13 @@ impl Watching {
                 Ok(true) => return self.watch_file(),
                 Ok(false) => return,
                 Err(not) => {
-                    let denied = matches!(&not.2, OpenErrorKind::Io(e)
+                    let denied = matches!(&not.kind, OpenErrorKind::Io(e)
                         if e.kind() == std::io::ErrorKind::PermissionDenied);
                     let changed = R::ATTRIB | R::CREATE | R::MOVED_TO | R::DELETE;
                     if denied && self.wait_for_name(buf, until, changed) {
                         continue;
                     }
-                    warn_not_reopened(&core.noise.not_reopened, not);
+                    warn_not_reopened(&core.noise.not_reopened, &not);
                     // The directory went with the file? Its own removal raises no event while
                     // the old file is open (the open file keeps the directory's entry alive),
                     // so watch above it now, to follow it when it is made again.
@@ -549,12 +549,11 @@ mod tests {
             assert_eq!(all, (0..n).collect::<Vec<_>>(), "lost or duplicated");
 
             // `rotate` now reports that reopen instead of making another.
-            let r = log.reopen();
-            assert_eq!(r.error, None);
+            let r = log.reopen().unwrap();
             assert_ne!(r.old, r.new);
             assert_eq!(r.bytes_to_old, read(&old).len() as u64, "exact");
             let id = r.new;
-            let again = log.reopen();
+            let again = log.reopen().unwrap();
             assert_eq!((again.old, again.new), (id, id), "the same file");
         }
     }

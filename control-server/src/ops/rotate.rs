@@ -119,8 +119,7 @@ impl Rotate {
         // Off the runtime: an open can block (a hung network filesystem), and the daemon must
         // keep serving and logging meanwhile.
         let logs = self.logs.clone();
-        let reopened =
-            tokio::task::spawn_blocking(move || logs.iter().map(LogFile::reopen).collect()).await;
+        let reopened = tokio::task::spawn_blocking(move || logs.iter().map(reopen).collect()).await;
         let mut files: Vec<ReopenedFile> = match reopened {
             Ok(files) => files,
             Err(e) => {
@@ -158,4 +157,10 @@ impl Rotate {
         };
         (files, Err(err))
     }
+}
+
+/// `log` reopened, as the reply tells it.
+fn reopen(log: &LogFile) -> ReopenedFile {
+    log.reopen()
+        .map_or_else(ReopenedFile::from, ReopenedFile::from)
 }
