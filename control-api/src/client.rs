@@ -30,7 +30,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::codec::{Answer, Carrier, Invocation};
+use crate::codec::{Answer, Invocation};
 use crate::command::{Command, DescribeRequest, Description};
 use crate::{wire, Hello, HelloRequest, OpError};
 use std::path::Path;
@@ -188,9 +188,7 @@ impl Client {
     /// Runs the operation `C` (a built-in such as [`StatusRequest`](crate::StatusRequest), or
     /// the daemon's own command) with `request`, and decodes its reply as `C::Reply`.
     pub async fn call<C: Command>(&self, request: &C) -> Result<C::Reply, ClientError> {
-        if C::NAME != HelloRequest::NAME {
-            self.listed(C::NAME)?;
-        }
+        self.listed(C::NAME)?;
         self.send(request).await
     }
 
@@ -211,15 +209,14 @@ impl Client {
     /// `hello`), it is not sent: an older daemon is never sent a request it cannot decode, and
     /// the error lists what it supports.
     pub async fn invoke(&self, invocation: Invocation) -> Result<serde_json::Value, ClientError> {
-        if invocation.carrier != Carrier::Method(HelloRequest::NAME) {
-            self.listed(&invocation.name)?;
-        }
+        self.listed(&invocation.name)?;
         self.exchange(invocation).await
     }
 
-    /// Fails with `Unsupported`, listing what is supported, unless `hello` listed `name`.
+    /// Fails with `Unsupported`, listing what is supported, unless `hello` listed `name` (or
+    /// it is `hello`, which every daemon serves and which comes before the list).
     fn listed(&self, name: &str) -> Result<(), ClientError> {
-        if self.hello.operations.iter().any(|op| op == name) {
+        if name == HelloRequest::NAME || self.hello.operations.iter().any(|op| op == name) {
             return Ok(());
         }
         Err(ClientError::Op(OpError::Unsupported {

@@ -197,8 +197,7 @@ impl Registry {
     }
 
     /// The level `call` needs: what decides whether a caller's deadline is kept exactly (see
-    /// `transport`) and whether the call is admitted. An unknown name needs only `read`: it
-    /// will be refused.
+    /// `transport`). An unknown name needs only `read`: it will be refused.
     pub fn access(&self, call: &Invocation) -> Access {
         self.lookup(call)
             .map_or(Access::Read, |e| e.access(&call.args))

@@ -90,11 +90,17 @@ fn encode(request_id: u64, message: ControlResponse) -> Vec<u8> {
 
 /// A correct `hello` from a daemon that supports everything.
 fn hello(request_id: u64) -> Vec<u8> {
+    hello_as(request_id, "fake")
+}
+
+/// A correct `hello` from a daemon named `name` that supports every method (`fake` is renamed
+/// to the socket's name by [`named`]).
+fn hello_as(request_id: u64, name: &str) -> Vec<u8> {
     encode(
         request_id,
         ControlResponse::Hello(Hello {
             protocol: PROTOCOL_VERSION,
-            name: "fake".into(),
+            name: name.into(),
             version: "6.6.6".into(),
             pid: 4242,
             operations: Operation::ALL.iter().map(|op| op.to_string()).collect(),
@@ -205,16 +211,7 @@ static IMPOSTOR_ASKED_MORE: std::sync::atomic::AtomicBool =
 /// anything else came.
 fn impostor(request: &ControlRequest, id: u64) -> Vec<u8> {
     match request {
-        ControlRequest::Hello { .. } => encode(
-            id,
-            ControlResponse::Hello(Hello {
-                protocol: PROTOCOL_VERSION,
-                name: "impostor".into(),
-                version: "1".into(),
-                pid: 4242,
-                operations: Operation::ALL.iter().map(|op| op.to_string()).collect(),
-            }),
-        ),
+        ControlRequest::Hello { .. } => hello_as(id, "impostor"),
         ControlRequest::Status { .. } => encode(
             id,
             ControlResponse::Status(Ok(Status {

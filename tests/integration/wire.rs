@@ -100,3 +100,35 @@ fn a_direct_call_to_a_disabled_operation_gets_a_typed_unsupported() {
     sb.ctl(&["status", "direct"]).expect_code(0);
     daemon.assert_alive();
 }
+
+#[test]
+fn a_built_in_request_with_fields_of_the_wrong_type_gets_bad_arguments_and_the_connection_serves_on(
+) {
+    let (sb, daemon) = sandbox_with_daemon("badreq", 50, &[]);
+    let filter = |sb: &tests::Sandbox| {
+        let run = sb.ctl(&["--json", "log-level", "badreq"]).expect_code(0);
+        run.json()["result"]["filter"].clone()
+    };
+    let before = filter(&sb);
+    let mut conn = send_raw(
+        &daemon.socket,
+        &request_json(1, json!({"LogLevel": {"req": {"filter": 5}}})),
+    );
+    let reply = read_frame(&mut conn).expect("the daemon answers, not closes");
+    let reply: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+    let err = &reply["message"]["Ok"]["LogLevel"]["Err"];
+    assert_eq!(err["kind"], "bad_arguments", "{reply}");
+    assert_eq!(err["command"], "log-level", "{reply}");
+
+    // The same connection still serves, and so does the daemon; the filter is unchanged.
+    use std::io::Write as _;
+    conn.write_all(&request_json(2, json!({"Status": {"req": {}}})))
+        .unwrap();
+    let reply = read_frame(&mut conn).expect("status on the same connection");
+    let reply: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+    assert_eq!(
+        reply["message"]["Ok"]["Status"]["Ok"]["name"], "badreq",
+        "{reply}"
+    );
+    assert_eq!(filter(&sb), before);
+}
