@@ -10,14 +10,27 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-/// The built-ins added after the first releases, which travel inside `call`: name, and the
-/// schemas of request and reply, for [`protocol`](crate::schema::protocol).
-pub(crate) fn later() -> Vec<(&'static str, Value)> {
+/// Every built-in operation, in the protocol's order (those with a method first, then those
+/// added later, which travel inside `call`): name, and the schemas of request and reply, for
+/// [`protocol`](crate::schema::protocol). A new built-in is one line here.
+pub(crate) fn all() -> Vec<(&'static str, Value)> {
     fn op<C: Command>() -> (&'static str, Value) {
         let schemas = json!({"request": schema_of::<C>(), "reply": schema_of::<C::Reply>()});
         (C::NAME, schemas)
     }
-    vec![op::<PingRequest>()]
+    vec![
+        op::<HelloRequest>(),
+        op::<StatusRequest>(),
+        op::<ReloadRequest>(),
+        op::<RotateRequest>(),
+        op::<DrainRequest>(),
+        op::<LogLevelRequest>(),
+        op::<ResumeRequest>(),
+        op::<DescribeRequest>(),
+        op::<CheckRequest>(),
+        op::<CountersRequest>(),
+        op::<PingRequest>(),
+    ]
 }
 
 impl Command for HelloRequest {

@@ -1,6 +1,6 @@
 //! The failure of an operation, as it crosses the wire.
 
-use crate::{Access, Operation};
+use crate::Access;
 use serde::{Deserialize, Serialize};
 use std::error::Error as StdError;
 use std::fmt;
@@ -73,13 +73,10 @@ pub enum OpError {
 
 impl OpError {
     /// `op` is not supported; `supported` lists what is.
-    pub fn unsupported(op: Operation, supported: impl IntoIterator<Item = Operation>) -> Self {
+    pub fn unsupported<'a>(op: &str, supported: impl IntoIterator<Item = &'a str>) -> Self {
         OpError::Unsupported {
-            operation: op.as_str().to_owned(),
-            supported: supported
-                .into_iter()
-                .map(|op| op.as_str().to_owned())
-                .collect(),
+            operation: op.to_owned(),
+            supported: supported.into_iter().map(str::to_owned).collect(),
         }
     }
 
@@ -155,7 +152,7 @@ mod tests {
     #[test]
     fn every_kind_round_trips() {
         for err in [
-            OpError::unsupported(Operation::Rotate, [Operation::Hello, Operation::Status]),
+            OpError::unsupported("rotate", ["hello", "status"]),
             OpError::failed("x"),
             OpError::Denied {
                 operation: "reload".into(),
@@ -188,7 +185,7 @@ mod tests {
 
     #[test]
     fn unsupported_names_what_is_supported() {
-        let err = OpError::unsupported(Operation::Rotate, [Operation::Hello, Operation::Status]);
+        let err = OpError::unsupported("rotate", ["hello", "status"]);
         assert_eq!(
             err.to_string(),
             "the daemon does not support `rotate`; it supports: hello, status"

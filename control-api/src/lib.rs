@@ -22,7 +22,6 @@
 //! - [`schema`]: the built-in protocol as JSON Schema, and the add-only check of its snapshot.
 //! - [`types`]: the request and reply structs.
 //! - [`error`]: [`OpError`], the typed failure of an operation.
-//! - [`operation`]: [`Operation`], the operations with a method of their own.
 //! - [`socket`]: the socket-path convention and how a `ctl` target is read.
 //! - [`wire`]: framing and encoding, identical on both sides.
 //! - [`text`]: strings someone else chose, escaped for one log line or one terminal row.
@@ -33,7 +32,7 @@
 //!
 //! ```
 //! use control_api::socket::{SocketEnv, Target};
-//! use control_api::{OpError, Operation};
+//! use control_api::OpError;
 //!
 //! let root = SocketEnv { uid: 0, ..SocketEnv::default() };
 //! assert_eq!(root.socket_path("web").unwrap().to_str(), Some("/run/ctl/web.sock"));
@@ -42,7 +41,7 @@
 //! assert_eq!(places, ["/run/ctl/web.sock", "/run/web/ctl.sock"].map(std::path::PathBuf::from));
 //! assert!(matches!(Target::parse("/tmp/x.sock").unwrap(), Target::Path(_)));
 //!
-//! let err = OpError::unsupported(Operation::Rotate, [Operation::Hello, Operation::Status]);
+//! let err = OpError::unsupported("rotate", ["hello", "status"]);
 //! let json = serde_json::to_string(&err).unwrap();
 //! assert_eq!(
 //!     json,
@@ -61,7 +60,7 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let path = socket::default_socket_path("mydaemon")?;
 //! let client = Client::connect(&path).await?.timeout(Duration::from_secs(5));
-//! assert!(client.hello().supports(control_api::Operation::Status));
+//! assert!(client.hello().supports("status"));
 //! let status = client.call(&StatusRequest::default()).await?;
 //! println!("{} pid {} generation {}", status.name, status.pid, status.config_generation);
 //! # Ok(()) }
@@ -78,7 +77,6 @@ pub mod command_name;
 pub mod error;
 pub mod field;
 pub mod lock;
-pub mod operation;
 pub mod schema;
 pub mod service;
 pub mod socket;
@@ -94,7 +92,6 @@ pub use command::{
 };
 pub use error::OpError;
 pub use field::{FieldValue, StatusField};
-pub use operation::Operation;
 pub use service::{Control, ControlClient, ControlRequest, ControlResponse};
 pub use types::*;
 

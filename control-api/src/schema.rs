@@ -15,28 +15,11 @@ pub fn protocol() -> Value {
     fn op<Req: schemars::JsonSchema, Rep: schemars::JsonSchema>() -> Value {
         json!({"request": schema_of::<Req>(), "reply": schema_of::<Rep>()})
     }
-    let mut ops = Map::new();
-    for operation in Operation::ALL {
-        let schemas = match operation {
-            Operation::Hello => op::<HelloRequest, Hello>(),
-            Operation::Status => op::<StatusRequest, Status>(),
-            Operation::Reload => op::<ReloadRequest, ReloadReply>(),
-            Operation::Rotate => op::<RotateRequest, RotateReply>(),
-            Operation::Drain => op::<DrainRequest, DrainReply>(),
-            Operation::LogLevel => op::<LogLevelRequest, LogLevelReply>(),
-            Operation::Resume => op::<ResumeRequest, ResumeReply>(),
-            Operation::Describe => op::<DescribeRequest, Description>(),
-            Operation::Check => op::<CheckRequest, CheckReply>(),
-            Operation::Counters => op::<CountersRequest, CountersReply>(),
-        };
-        ops.insert(operation.as_str().to_owned(), schemas);
-    }
+    let mut ops: Map<String, Value> = crate::builtin::all()
+        .into_iter()
+        .map(|(name, schemas)| (name.to_owned(), schemas))
+        .collect();
     ops.insert("call".into(), op::<CallRequest, CallReply>());
-    ops.extend(
-        crate::builtin::later()
-            .into_iter()
-            .map(|(n, s)| (n.to_owned(), s)),
-    );
     json!({
         "protocol": PROTOCOL_VERSION,
         "operations": ops,

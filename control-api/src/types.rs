@@ -11,7 +11,7 @@
 //!   release carry `#[serde(default)]` of their own, so an older daemon's reply still decodes.
 //!   A field added later must do the same.
 
-use crate::{Operation, StatusField};
+use crate::StatusField;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -45,8 +45,8 @@ pub struct Hello {
 
 impl Hello {
     /// Whether the daemon lists `op` as supported.
-    pub fn supports(&self, op: Operation) -> bool {
-        self.operations.iter().any(|name| name == op.as_str())
+    pub fn supports(&self, op: &str) -> bool {
+        self.operations.iter().any(|name| name == op)
     }
 }
 
@@ -502,7 +502,7 @@ mod tests {
             r#"{"protocol":1,"name":"d","version":"1","pid":7,"operations":["status","teleport"]}"#,
         )
         .unwrap();
-        assert!(hello.supports(Operation::Status));
-        assert!(!hello.supports(Operation::Reload));
+        assert!(hello.supports("status"));
+        assert!(!hello.supports("reload"));
     }
 }

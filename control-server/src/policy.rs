@@ -1,7 +1,7 @@
 //! Who may call what: peer credentials, and the access level the daemon's policy grants them.
 
 pub use control_api::Access;
-use control_api::Operation;
+use control_api::Command;
 
 /// The process at the other end of a connection, as the kernel reported it at connect time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,9 +109,9 @@ impl Policy {
             .max()
     }
 
-    /// Whether `peer` may run `op` (at the level that changes state, for `log-level`).
-    pub fn permits(&self, peer: &Peer, op: Operation, own_uid: u32) -> bool {
-        self.level(peer, own_uid) >= Some(op.access())
+    /// Whether `peer` may make the call `request` (at the level [`Command::access`] says).
+    pub fn permits<C: Command>(&self, peer: &Peer, request: &C, own_uid: u32) -> bool {
+        self.level(peer, own_uid) >= Some(request.access())
     }
 
     /// Which table of connections `peer` competes in.
@@ -129,6 +129,16 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use control_api::{DrainRequest, HelloRequest, LogLevelRequest, ReloadRequest, StatusRequest};
+
+    const STATUS: StatusRequest = StatusRequest {};
+    const RELOAD: ReloadRequest = ReloadRequest {};
+
+    fn set_level() -> LogLevelRequest {
+        LogLevelRequest {
+            filter: Some("debug".into()),
+        }
+    }
 
     fn peer(uid: u32, gid: u32) -> Peer {
         Peer {
@@ -141,21 +151,22 @@ mod tests {
     #[test]
     fn default_lets_in_root_and_the_owner_only() {
         let p = Policy::default();
-        for op in Operation::ALL {
-            assert!(p.permits(&peer(0, 0), op, 1000));
-            assert!(p.permits(&peer(1000, 1000), op, 1000));
-            assert!(!p.permits(&peer(1001, 1000), op, 1000), "{op}");
+        for uid in [0, 1000] {
+            assert!(p.permits(&peer(uid, uid), &set_level(), 1000));
+            assert!(p.permits(&peer(uid, uid), &RELOAD, 1000));
         }
+        assert!(!p.permits(&peer(1001, 1000), &HelloRequest::default(), 1000));
         assert_eq!(p.standing(&peer(1001, 1000), 1000), Standing::Stranger);
     }
 
     #[test]
     fn read_only_callers_cannot_mutate() {
         let p = Policy::default().allow_read_only(Caller::Gid(4));
-        assert!(p.permits(&peer(1001, 4), Operation::Status, 1000));
-        assert!(p.permits(&peer(1001, 4), Operation::Hello, 1000));
-        assert!(!p.permits(&peer(1001, 4), Operation::Reload, 1000));
-        assert!(!p.permits(&peer(1001, 5), Operation::Status, 1000));
+        assert!(p.permits(&peer(1001, 4), &STATUS, 1000));
+        assert!(p.permits(&peer(1001, 4), &HelloRequest::default(), 1000));
+        assert!(p.permits(&peer(1001, 4), &LogLevelRequest::default(), 1000));
+        assert!(!p.permits(&peer(1001, 4), &RELOAD, 1000));
+        assert!(!p.permits(&peer(1001, 5), &STATUS, 1000));
         assert_eq!(p.standing(&peer(1001, 4), 1000), Standing::Permitted);
     }
 
@@ -165,11 +176,11 @@ mod tests {
             .grant(Caller::Anyone, Access::Read)
             .grant(Caller::Gid(4), Access::Operate);
         let op = peer(1001, 4);
-        assert!(p.permits(&op, Operation::Reload, 1000));
-        assert!(p.permits(&op, Operation::Status, 1000));
+        assert!(p.permits(&op, &RELOAD, 1000));
+        assert!(p.permits(&op, &STATUS, 1000));
         assert!(
-            !p.permits(&op, Operation::LogLevel, 1000),
-            "log-level needs admin"
+            !p.permits(&op, &set_level(), 1000),
+            "setting the log filter needs admin"
         );
         assert_eq!(p.level(&peer(5, 5), 1000), Some(Access::Read));
     }
@@ -177,13 +188,10 @@ mod tests {
     #[test]
     fn full_callers_can_do_everything() {
         let p = Policy::default().allow(Caller::Uid(1001));
-        for op in Operation::ALL {
-            assert!(p.permits(&peer(1001, 7), op, 1000));
-        }
-        assert!(Policy::default().allow(Caller::Anyone).permits(
-            &peer(5, 5),
-            Operation::Drain,
-            1000
-        ));
+        assert!(p.permits(&peer(1001, 7), &set_level(), 1000));
+        assert!(p.permits(&peer(1001, 7), &DrainRequest::default(), 1000));
+        assert!(Policy::default()
+            .allow(Caller::Anyone)
+            .permits(&peer(5, 5), &set_level(), 1000));
     }
 }

@@ -562,7 +562,7 @@ impl Builder {
 }
 
 /// The registry of what the server serves: the built-ins with a method of their own in the
-/// protocol's order (`Operation::ALL`), those added later, then the daemon's commands, each
+/// protocol's order ([`METHODS`](control_api::codec::METHODS)), those added later, then the daemon's commands, each
 /// counted. A command whose name `ctl call` cannot reach, or a name taken twice, is an error.
 fn registry(
     mut builtins: Vec<Entry>,
@@ -570,9 +570,9 @@ fn registry(
     counters: &ServerCounters,
 ) -> Result<Registry, ServerError> {
     builtins.sort_by_key(|e| {
-        control_api::Operation::ALL
+        control_api::codec::METHODS
             .iter()
-            .position(|op| op.as_str() == e.name)
+            .position(|(_, op)| *op == e.name)
             .unwrap_or(usize::MAX)
     });
     for entry in &commands {

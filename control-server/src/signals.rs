@@ -12,7 +12,7 @@ use crate::handler::OpContext;
 use crate::ops::reload::Reloads;
 use crate::ops::rotate::Rotate;
 use crate::policy::Peer;
-use control_api::Operation;
+use control_api::Command as _;
 use nix::sys::signal::{signal, SigHandler, Signal};
 use std::io;
 use std::sync::Arc;
@@ -111,7 +111,7 @@ pub(crate) async fn bridge_sighup(
         let deadline = Instant::now() + Duration::from_secs(3600);
         let reopened = match rotate.serves() {
             true => {
-                let ctx = OpContext::new(Operation::Rotate.as_str(), peer, deadline);
+                let ctx = OpContext::new(control_api::RotateRequest::NAME, peer, deadline);
                 Some(rotate.rotate(ctx, true).await)
             }
             false => None,
@@ -138,7 +138,7 @@ pub(crate) async fn bridge_sighup(
             }
             continue;
         }
-        let ctx = OpContext::new(Operation::Reload.as_str(), peer, deadline);
+        let ctx = OpContext::new(control_api::ReloadRequest::NAME, peer, deadline);
         match reloads.request(ctx).await {
             Ok(reply) => tracing::info!(
                 generation = reply.generation,

@@ -399,10 +399,7 @@ mod tests {
     #[test]
     fn op_errors_map_to_their_codes() {
         let cases = [
-            (
-                OpError::unsupported(control_api::Operation::Rotate, []),
-                Exit::Unsupported,
-            ),
+            (OpError::unsupported("rotate", []), Exit::Unsupported),
             (OpError::failed("bad"), Exit::Failed),
             (
                 OpError::Denied {

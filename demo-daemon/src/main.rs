@@ -9,7 +9,7 @@ mod reload;
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use config::{Config, DEFAULT_CONFIG};
-use control_api::Operation;
+use control_api::{Command, DrainRequest, LogLevelRequest, ReloadRequest, RotateRequest};
 use control_server::log_file::WriteMode;
 use control_server::signals::{Sighup, Termination};
 use control_server::{Caller, LogFile, Policy, Server, WorkTracker};
@@ -38,7 +38,7 @@ struct Args {
 
     /// Answer `unsupported` for this operation (reload, rotate, drain, log-level); repeatable
     #[arg(long, value_name = "OPERATION", value_parser = parse_mutating_op)]
-    disable: Vec<Operation>,
+    disable: Vec<&'static str>,
 
     /// Permission bits of the socket, in octal
     #[arg(long, value_name = "MODE", default_value = "600", value_parser = parse_mode)]
@@ -142,19 +142,22 @@ impl Args {
     }
 }
 
-fn parse_mutating_op(s: &str) -> Result<Operation, String> {
-    let op: Operation = s.parse().map_err(|e| format!("{e}"))?;
-    use Operation::{Drain, LogLevel, Reload, Resume, Rotate};
-    if !matches!(op, Reload | Rotate | Drain | LogLevel | Resume) {
-        return Err(format!(
-            "`{op}` is always served; only reload, rotate, drain and log-level can be disabled"
-        ));
-    }
-    if op == Operation::Resume {
+fn parse_mutating_op(s: &str) -> Result<&'static str, String> {
+    if s == "resume" {
         // The server offers resume with the work tracker that drain uses.
         return Err("`resume` comes with `drain`: --disable drain turns off both".to_owned());
     }
-    Ok(op)
+    [
+        ReloadRequest::NAME,
+        RotateRequest::NAME,
+        DrainRequest::NAME,
+        LogLevelRequest::NAME,
+    ]
+    .into_iter()
+    .find(|op| *op == s)
+    .ok_or_else(|| {
+        format!("`{s}` cannot be disabled; only reload, rotate, drain and log-level can")
+    })
 }
 
 /// How long the last writes may take after the server's shutdown grace, before a stop that
@@ -281,24 +284,24 @@ async fn run(args: Args, termination: &Termination) -> anyhow::Result<()> {
     }
     // One load-and-validate step gives `reload` and `check`. `--disable reload` plays a
     // daemon that has neither.
-    if !args.disable.contains(&Operation::Reload) {
+    if !args.disable.contains(&ReloadRequest::NAME) {
         builder = builder.reloadable(demo.config(), demo.config_source());
     }
     // Registering the log file is all it takes for `ctl rotate` to work. `--disable rotate`
     // plays a daemon that never had rotate support.
-    if !args.disable.contains(&Operation::Rotate) {
+    if !args.disable.contains(&RotateRequest::NAME) {
         let rotating = demo.clone();
         builder = builder.log_file(&log).rotate(move |_ctx| {
             let rotating = rotating.clone();
             async move { rotating.rotate().await }
         });
     }
-    if !args.disable.contains(&Operation::LogLevel) {
+    if !args.disable.contains(&LogLevelRequest::NAME) {
         builder = builder.log_filter(filter_handle);
     }
     // Likewise `drain` and `resume`: the server drains (and resumes) the tracker the worker
     // takes its units from.
-    if !args.disable.contains(&Operation::Drain) {
+    if !args.disable.contains(&DrainRequest::NAME) {
         builder = builder.work_tracker(&work);
     }
     if let Some(socket) = &args.socket {

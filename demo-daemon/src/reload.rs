@@ -5,7 +5,7 @@
 
 use crate::config::Config;
 use crate::gate::Gate;
-use control_api::{OpError, Operation};
+use control_api::{Command, OpError, ReloadRequest};
 use control_server::{Changes, Load, LogFile, OpContext};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,7 +32,7 @@ pub struct ConfigSource {
 
 impl Load<Config> for ConfigSource {
     async fn load(&self, ctx: OpContext, active: Arc<Config>) -> Result<Config, OpError> {
-        let reloading = ctx.operation == Operation::Reload.as_str();
+        let reloading = ctx.operation == ReloadRequest::NAME;
         if reloading {
             self.reload_runs.fetch_add(1, Ordering::SeqCst);
         }

@@ -6,8 +6,7 @@
 //! request frame and writes back crafted bytes.
 
 use control_api::{
-    ControlRequest, ControlResponse, Hello, OpError, Operation, ReloadReply, Status,
-    PROTOCOL_VERSION,
+    ControlRequest, ControlResponse, Hello, OpError, ReloadReply, Status, PROTOCOL_VERSION,
 };
 use std::io::Write;
 use std::os::unix::net::UnixListener;
@@ -103,7 +102,9 @@ fn hello_as(request_id: u64, name: &str) -> Vec<u8> {
             name: name.into(),
             version: "6.6.6".into(),
             pid: 4242,
-            operations: Operation::ALL.iter().map(|op| op.to_string()).collect(),
+            operations: control_api::codec::METHODS
+                .map(|(_, op)| op.to_owned())
+                .into(),
         }),
     )
 }
@@ -557,7 +558,9 @@ fn forges_rows(request: &ControlRequest, id: u64) -> Vec<u8> {
                 name: text(),
                 version: text(),
                 pid: 4242,
-                operations: Operation::ALL.iter().map(|op| op.to_string()).collect(),
+                operations: control_api::codec::METHODS
+                    .map(|(_, op)| op.to_owned())
+                    .into(),
             }),
         ),
         ControlRequest::Status { .. } => encode(

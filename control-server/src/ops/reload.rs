@@ -18,7 +18,7 @@ use crate::panic::catching;
 use crate::registry::Entry;
 use crate::Reloaded;
 use control_api::{
-    CheckReply, CheckRequest, OpError, Operation, ReloadOutcome, ReloadReply, ReloadRequest,
+    CheckReply, CheckRequest, Command, OpError, ReloadOutcome, ReloadReply, ReloadRequest,
 };
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -121,7 +121,7 @@ impl Reloads {
     /// and the check keeps its turn until its load step has ended (no reload overlaps it).
     async fn check(self: &Arc<Self>, ctx: OpContext) -> Result<CheckReply, OpError> {
         let Some(checker) = self.checker.clone() else {
-            return Err(OpError::unsupported(Operation::Check, []));
+            return Err(OpError::unsupported(CheckRequest::NAME, []));
         };
         let reloads = self.clone();
         let checking = self.work.spawn(async move {
@@ -215,7 +215,7 @@ impl Reloads {
     /// it.
     pub(crate) async fn request(self: &Arc<Self>, ctx: OpContext) -> Result<ReloadReply, OpError> {
         let Some(handler) = self.handler.clone() else {
-            return Err(OpError::unsupported(Operation::Reload, []));
+            return Err(OpError::unsupported(ReloadRequest::NAME, []));
         };
         let (reply, outcome) = oneshot::channel();
         let (start_task, waiting) = {
