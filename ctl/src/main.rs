@@ -7,6 +7,7 @@ mod client;
 mod complete;
 mod error;
 mod exit;
+mod human;
 mod list;
 mod man;
 mod ops;
