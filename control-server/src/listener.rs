@@ -11,19 +11,21 @@
 use std::ffi::OsStr;
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rustix::fs::inotify;
+mod lock;
+mod watch;
+
+use lock::Lock;
+use watch::Watch;
 
 use crate::noise::Throttle;
-use tokio::io::unix::AsyncFd;
 
 /// How long start-up waits for the instance that holds the socket's lock to start serving (it
 /// may be binding right now, or putting back a socket file that was removed) before it gives
@@ -431,284 +433,6 @@ fn bind_waiting(
     })
 }
 
-/// The socket's lock file, held (`flock`) while this value lives.
-#[derive(Debug)]
-struct Lock {
-    /// Never read: holding it open is holding the lock.
-    _file: std::fs::File,
-    path: PathBuf,
-    /// Device and inode of the file we hold, to tell it from a replacement at the same path.
-    id: (u64, u64),
-}
-
-/// One try at taking the lock file.
-enum Attempt {
-    Locked(Lock),
-    /// Another open file description holds it: another instance, alive or binding right now.
-    Held(std::fs::File),
-    /// The file at the path changed under us; try again.
-    Replaced,
-}
-
-/// How many times in a row the lock file may be found replaced before giving up: only someone
-/// racing us on purpose gets past a few.
-const MAX_REPLACED: u32 = 100;
-
-impl Lock {
-    fn path_for(socket: &Path) -> PathBuf {
-        control_api::lock::lock_path(socket)
-    }
-
-    /// Takes the lock of `socket`, waiting at most `wait` for a holder that serves nothing yet
-    /// (see [`bind`]).
-    fn acquire(socket: &Path, wait: Duration) -> Result<Lock, BindError> {
-        let path = Lock::path_for(socket);
-        let start = Instant::now();
-        let mut pause = Duration::from_millis(1);
-        let mut replaced = 0;
-        let mut announced = false;
-        loop {
-            match Lock::attempt(&path)? {
-                Attempt::Locked(lock) => return Ok(lock),
-                Attempt::Replaced => {
-                    replaced += 1;
-                    if replaced > MAX_REPLACED {
-                        return Err(io_err("lock", &path)(io::Error::other(
-                            "the lock file keeps being replaced while it is being locked",
-                        )));
-                    }
-                }
-                Attempt::Held(file) => {
-                    // A live holder answers at once: AlreadyServing, with its pid.
-                    check_existing(socket)?;
-                    let waited = start.elapsed();
-                    if waited >= wait {
-                        return Err(BindError::LockHeld {
-                            path: socket.to_owned(),
-                            pid: lock_holder(&file),
-                            lock: path,
-                            waited,
-                        });
-                    }
-                    if !announced && waited >= Duration::from_millis(100) {
-                        // Not at once: two instances starting together is normal, and quick.
-                        announced = true;
-                        tracing::warn!(
-                            lock = %path.display(),
-                            holder = lock_holder(&file),
-                            "the socket's lock is held by another process that serves nothing \
-                             on {} yet; waiting at most {wait:?} for it",
-                            socket.display()
-                        );
-                    }
-                    std::thread::sleep(pause.min(wait - waited));
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
-            }
-        }
-    }
-
-    fn attempt(path: &Path) -> Result<Attempt, BindError> {
-        use rustix::fs::{Mode, OFlags};
-        // NOFOLLOW: a planted symlink is refused (ELOOP), never followed. NONBLOCK: a planted
-        // FIFO cannot hang the open. CLOEXEC: processes the daemon starts do not inherit, and
-        // keep holding, the lock. Created 0600: no other user can open it, so none can lock it.
-        let flags = OFlags::RDONLY
-            | OFlags::CREATE
-            | OFlags::NOFOLLOW
-            | OFlags::NONBLOCK
-            | OFlags::CLOEXEC
-            | OFlags::NOCTTY;
-        let fd = rustix::fs::open(path, flags, Mode::from_raw_mode(0o600)).map_err(|e| {
-            untrusted_lock_file(path).unwrap_or_else(|| io_err("open lock file", path)(e.into()))
-        })?;
-        let file = std::fs::File::from(fd);
-        let meta = file.metadata().map_err(io_err("inspect", path))?;
-        let uid = rustix::process::geteuid().as_raw();
-        if !meta.file_type().is_file() || meta.uid() != uid {
-            return Err(BindError::UntrustedLockFile {
-                lock: path.to_owned(),
-                what: crate::log_file::describe(meta.file_type()),
-                owner: meta.uid(),
-                uid,
-            });
-        }
-        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(Attempt::Held(file)),
-            Err(e) => return Err(io_err("lock", path)(e.into())),
-        }
-        let id = (meta.dev(), meta.ino());
-        // An instance leaving unlinks the file while it still holds it; if that happened
-        // between our open and our flock, we hold a file that nobody else will ever open.
-        if !same_file(path, id) {
-            return Ok(Attempt::Replaced);
-        }
-        if meta.mode() & 0o077 != 0 {
-            // Ours, but wider than we create it: another user may have opened it meanwhile,
-            // and could take the lock once we let go. Replace it while we hold it.
-            let _ = std::fs::remove_file(path);
-            return Ok(Attempt::Replaced);
-        }
-        Ok(Attempt::Locked(Lock {
-            _file: file,
-            path: path.to_owned(),
-            id,
-        }))
-    }
-
-    /// Whether the lock file's path still names the file we hold.
-    fn is_at_its_path(&self) -> bool {
-        same_file(&self.path, self.id)
-    }
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        // Unlinked while still held: an instance waiting for it then finds it replaced and
-        // creates a new one, instead of locking a file that nobody else will look at.
-        if self.is_at_its_path() {
-            let _ = std::fs::remove_file(&self.path);
-        }
-        // `self._file` closes after this, releasing the lock.
-    }
-}
-
-/// Why the lock file at `path` cannot be opened, if it is because of what is there.
-fn untrusted_lock_file(path: &Path) -> Option<BindError> {
-    let meta = std::fs::symlink_metadata(path).ok()?;
-    let uid = rustix::process::geteuid().as_raw();
-    (!meta.file_type().is_file() || meta.uid() != uid).then(|| BindError::UntrustedLockFile {
-        lock: path.to_owned(),
-        what: crate::log_file::describe(meta.file_type()),
-        owner: meta.uid(),
-        uid,
-    })
-}
-
-/// The pid holding a `flock` on `file`, from `/proc/locks`; `None` if it cannot be told.
-fn lock_holder(file: &std::fs::File) -> Option<u32> {
-    control_api::lock::holder(&file.metadata().ok()?)
-}
-
-/// An inotify watch on the socket's directory.
-#[derive(Debug)]
-struct Watch {
-    /// Not yet registered with tokio: `bind` runs before any runtime exists.
-    unregistered: Option<OwnedFd>,
-    registered: Option<AsyncFd<OwnedFd>>,
-    wd: i32,
-    socket_name: Vec<u8>,
-    lock_name: Vec<u8>,
-}
-
-impl Watch {
-    /// Names leaving (or arriving over ours) and the directory itself going away. No event
-    /// for writes or opens: a watch that never fires while nothing happens.
-    fn mask() -> inotify::WatchFlags {
-        use inotify::WatchFlags as W;
-        W::DELETE
-            | W::MOVED_FROM
-            | W::CREATE
-            | W::MOVED_TO
-            | W::DELETE_SELF
-            | W::MOVE_SELF
-            | W::ONLYDIR
-    }
-
-    /// A watch on `dir` for the socket `path`, or `None` (with a warning) if inotify cannot
-    /// be set up: serving matters more than noticing a removed file.
-    fn new(dir: &Path, path: &Path) -> Option<Watch> {
-        let setup = || -> io::Result<(OwnedFd, i32)> {
-            let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
-            let wd = inotify::add_watch(&fd, dir, Watch::mask())?;
-            Ok((fd, wd))
-        };
-        match setup() {
-            Ok((fd, wd)) => Some(Watch {
-                unregistered: Some(fd),
-                registered: None,
-                wd,
-                socket_name: path.file_name()?.as_bytes().to_owned(),
-                lock_name: Lock::path_for(path).file_name()?.as_bytes().to_owned(),
-            }),
-            Err(err) => {
-                tracing::warn!(
-                    dir = %dir.display(),
-                    "cannot watch the control socket's directory, serving without noticing a \
-                     removed socket file (inotify: {err})"
-                );
-                None
-            }
-        }
-    }
-
-    /// Watches `dir` as it is now at its path (it may be a new directory), instead of the old.
-    fn rewatch(&mut self, dir: &Path) -> io::Result<()> {
-        let fd = match (&self.unregistered, &self.registered) {
-            (Some(fd), _) => fd.as_fd(),
-            (None, Some(afd)) => afd.get_ref().as_fd(),
-            (None, None) => return Err(io::Error::other("the inotify descriptor is gone")),
-        };
-        let wd = inotify::add_watch(fd, dir, Watch::mask())?;
-        if wd != self.wd {
-            // Already gone if the old directory was removed; then this fails, harmlessly.
-            let _ = inotify::remove_watch(fd, self.wd);
-            self.wd = wd;
-        }
-        Ok(())
-    }
-
-    /// Waits for events and reads all that are queued; true if any may concern the socket.
-    async fn next_batch(&mut self, buf: &mut [MaybeUninit<u8>]) -> io::Result<bool> {
-        if let Some(fd) = self.unregistered.take() {
-            // Sound for an `OwnedFd`, whose descriptor never changes (tokio deprecated this for
-            // types whose `as_raw_fd` could); the safe call keeps the tokio 1.28 floor.
-            #[allow(deprecated)]
-            let registered = AsyncFd::with_interest(fd, tokio::io::Interest::READABLE)?;
-            self.registered = Some(registered);
-        }
-        let Watch {
-            registered: Some(afd),
-            socket_name,
-            lock_name,
-            ..
-        } = self
-        else {
-            return Err(io::Error::other("the inotify descriptor is gone"));
-        };
-        let mut guard = afd.readable_mut().await?;
-        let mut relevant = false;
-        let read = guard.try_io(|afd| -> io::Result<()> {
-            let mut reader = inotify::Reader::new(afd.get_ref(), buf);
-            loop {
-                match reader.next() {
-                    Ok(event) => {
-                        use inotify::ReadFlags as R;
-                        let whole = R::DELETE_SELF
-                            | R::MOVE_SELF
-                            | R::IGNORED
-                            | R::QUEUE_OVERFLOW
-                            | R::UNMOUNT;
-                        relevant |= event.events().intersects(whole)
-                            || event.file_name().is_some_and(|name| {
-                                let name = name.to_bytes();
-                                name == socket_name.as_slice() || name == lock_name.as_slice()
-                            });
-                    }
-                    // All read: returning WouldBlock tells tokio to wait for the next event.
-                    Err(rustix::io::Errno::AGAIN) => return Err(io::ErrorKind::WouldBlock.into()),
-                    Err(e) => return Err(io::Error::from(e)),
-                }
-            }
-        });
-        match read {
-            Ok(Err(err)) => Err(err),
-            Ok(Ok(())) | Err(_) => Ok(relevant),
-        }
-    }
-}
-
 /// Fails if a live listener holds `path` or if `path` is not a socket; a stale socket is left
 /// for the rename to replace.
 fn check_existing(path: &Path) -> Result<(), BindError> {
@@ -831,6 +555,7 @@ pub(crate) fn chain(err: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
     use std::os::unix::net::UnixStream;
+    use std::time::Instant;
 
     #[test]
     fn socket_gets_the_requested_mode_and_is_removed_on_drop() {

@@ -15,23 +15,28 @@
 //! is a regular file owned by the daemon's effective uid or root; see [`OpenErrorKind`].
 
 mod buffer;
+mod open;
 mod options;
 mod tally;
 mod watch;
+mod write;
 
 use crate::noise::Throttle;
 use buffer::Buffer;
 pub use buffer::{FINAL_WRITE_BOUND, STALL_BOUND};
 use control_api::text::escape_path;
 use control_api::{FileId, ReopenedFile};
+pub(crate) use open::describe;
+use open::{absolute, id_of, open_log};
+pub use open::{OpenError, OpenErrorKind};
 pub use options::{LogOptions, WriteMode, DEFAULT_BUFFER_LIMIT, DEFAULT_FLUSH_INTERVAL};
-use rustix::fs::{Mode, OFlags};
-use std::fs::{File, FileType, Metadata, Permissions};
-use std::io::{self, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 pub use watch::CREATE_GRACE;
+pub use write::LineWriter;
+use write::{flush_pending, write_out};
 
 /// Mode of a log file created where none existed before. When a reopen finds no file at the
 /// path it creates one with the old file's mode, owner and group instead (as logrotate's
@@ -227,192 +232,6 @@ impl Clone for LogFile {
             pending: Mutex::default(),
         }
     }
-}
-
-/// Why a log file was not opened, naming its path; what the error is, is in [`OpenError::kind`].
-#[derive(Debug, thiserror::Error)]
-#[error("{}: {kind}", path.display())]
-pub struct OpenError {
-    /// The path that was opened.
-    pub path: PathBuf,
-    /// What is wrong with it.
-    pub kind: OpenErrorKind,
-}
-
-/// What is wrong with the file at a log path.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum OpenErrorKind {
-    /// The operating system refused (permission, missing directory, full disk, ...).
-    #[error("{0}")]
-    Io(io::Error),
-    /// A symbolic link: following it would let whoever can write to the log directory send
-    /// the daemon's lines, with the daemon's rights, into any file.
-    #[error(
-        "is a symbolic link, and log files are never opened through one; \
-         remove it, so that the file is created anew"
-    )]
-    Symlink,
-    /// A FIFO, socket, device or directory, which a writer could block on or which is no log.
-    #[error("is a {0}, not a regular file; remove it, so that the file is created anew")]
-    NotRegular(&'static str),
-    /// A regular file that neither the daemon's effective uid nor root owns: another user
-    /// made it, and may read what the daemon writes or have linked it to something else.
-    #[error(
-        "is owned by uid {owner}, neither this daemon's uid {euid} nor root, so it is not \
-         used; remove it, or chown it to uid {euid}"
-    )]
-    ForeignOwner {
-        /// The file's owner.
-        owner: u32,
-        /// The daemon's effective uid.
-        euid: u32,
-    },
-}
-
-impl From<OpenError> for io::Error {
-    /// For callers in `io::Result` code: the kind of the OS error where there is one.
-    fn from(err: OpenError) -> io::Error {
-        let kind = match &err.kind {
-            OpenErrorKind::Io(e) => e.kind(),
-            _ => io::ErrorKind::InvalidInput,
-        };
-        io::Error::new(kind, err)
-    }
-}
-
-/// What a file type is called in messages.
-pub(crate) fn describe(file_type: FileType) -> &'static str {
-    if file_type.is_file() {
-        "regular file"
-    } else if file_type.is_dir() {
-        "directory"
-    } else if file_type.is_symlink() {
-        "symbolic link"
-    } else if file_type.is_fifo() {
-        "FIFO (named pipe)"
-    } else if file_type.is_socket() {
-        "socket"
-    } else if file_type.is_char_device() {
-        "character device"
-    } else if file_type.is_block_device() {
-        "block device"
-    } else {
-        "special file"
-    }
-}
-
-/// Opens the log file at `path` for appending, under the rules in the module docs: a regular
-/// file found there is used as it is; a missing one is created (never through a link), with
-/// the mode, owner and group of `like` when given, else with [`DEFAULT_LOG_MODE`].
-fn open_log(path: &Path, like: Option<&Metadata>) -> Result<(File, FileId), OpenErrorKind> {
-    // Three tries: logrotate (or anyone) may create or remove the file between our calls.
-    let mut last = io::Error::from(io::ErrorKind::NotFound);
-    for _ in 0..3 {
-        // The lstat only makes the message precise and spares opening a device; the fstat
-        // below, on what was actually opened, is the check that counts.
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_symlink() => return Err(OpenErrorKind::Symlink),
-            // A directory is left to `open`, whose EISDIR says it as operators know it.
-            Ok(meta) if !meta.file_type().is_file() && !meta.is_dir() => {
-                return Err(OpenErrorKind::NotRegular(describe(meta.file_type())));
-            }
-            Ok(_) => match open_flags(path, OFlags::empty(), Mode::empty()) {
-                Ok(file) => return adopt(file),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => last = e,
-                Err(e) => return Err(refusal(path, e)),
-            },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let mode = like.map_or(DEFAULT_LOG_MODE, |old| old.mode() & 0o7777);
-                let excl = OFlags::CREATE | OFlags::EXCL;
-                match open_flags(path, excl, Mode::from_raw_mode(mode)) {
-                    Ok(file) => return created(file, like),
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
-                    Err(e) => return Err(refusal(path, e)),
-                }
-            }
-            Err(e) => return Err(OpenErrorKind::Io(e)),
-        }
-    }
-    Err(OpenErrorKind::Io(last))
-}
-
-fn open_flags(path: &Path, extra: OFlags, mode: Mode) -> io::Result<File> {
-    // NONBLOCK: opening a FIFO for writing otherwise waits for a reader, forever.
-    let flags = OFlags::WRONLY
-        | OFlags::APPEND
-        | OFlags::NOFOLLOW
-        | OFlags::NONBLOCK
-        | OFlags::CLOEXEC
-        | extra;
-    Ok(File::from(rustix::fs::open(path, flags, mode)?))
-}
-
-/// Names what an `open` ran into when the path changed after the lstat.
-fn refusal(path: &Path, err: io::Error) -> OpenErrorKind {
-    match err.raw_os_error() {
-        Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() => OpenErrorKind::Symlink,
-        // What a FIFO without a reader, or a socket, answers to a non-blocking open.
-        Some(code) if code == rustix::io::Errno::NXIO.raw_os_error() => {
-            let kind = std::fs::symlink_metadata(path)
-                .map_or("FIFO or socket", |meta| describe(meta.file_type()));
-            OpenErrorKind::NotRegular(kind)
-        }
-        _ => OpenErrorKind::Io(err),
-    }
-}
-
-/// Checks what was opened, and makes it a blocking descriptor again.
-fn adopt(file: File) -> Result<(File, FileId), OpenErrorKind> {
-    let meta = file.metadata().map_err(OpenErrorKind::Io)?;
-    if !meta.file_type().is_file() {
-        return Err(OpenErrorKind::NotRegular(describe(meta.file_type())));
-    }
-    let euid = rustix::process::geteuid().as_raw();
-    if meta.uid() != euid && meta.uid() != 0 {
-        return Err(OpenErrorKind::ForeignOwner {
-            owner: meta.uid(),
-            euid,
-        });
-    }
-    blocking(&file)?;
-    Ok((file, id_of(&meta)))
-}
-
-/// Finishes a file this call created: exactly `like`'s mode and owner where given.
-fn created(file: File, like: Option<&Metadata>) -> Result<(File, FileId), OpenErrorKind> {
-    if let Some(old) = like {
-        // The umask narrowed the mode at creation; set it exactly. The owner can only be
-        // carried over when running as root; otherwise the file is ours anyway.
-        file.set_permissions(Permissions::from_mode(old.mode() & 0o7777))
-            .map_err(OpenErrorKind::Io)?;
-        let _ = rustix::fs::fchown(
-            &file,
-            Some(rustix::fs::Uid::from_raw(old.uid())),
-            Some(rustix::fs::Gid::from_raw(old.gid())),
-        );
-    }
-    blocking(&file)?;
-    let meta = file.metadata().map_err(OpenErrorKind::Io)?;
-    Ok((file, id_of(&meta)))
-}
-
-fn blocking(file: &File) -> Result<(), OpenErrorKind> {
-    let flags = rustix::fs::fcntl_getfl(file).map_err(|e| OpenErrorKind::Io(e.into()))?;
-    rustix::fs::fcntl_setfl(file, flags - OFlags::NONBLOCK).map_err(|e| OpenErrorKind::Io(e.into()))
-}
-
-fn id_of(meta: &Metadata) -> FileId {
-    FileId {
-        dev: meta.dev(),
-        ino: meta.ino(),
-    }
-}
-
-/// `path` made absolute against the current directory, once, at open: a daemon that changes
-/// directory later must still reopen the same file on `rotate`.
-fn absolute(path: PathBuf) -> PathBuf {
-    std::path::absolute(&path).unwrap_or(path)
 }
 
 impl LogFile {
@@ -806,163 +625,15 @@ impl Core {
 // A writer that panicked mid-write leaves a usable Inner: keep logging.
 use crate::panic::lock;
 
-/// Writes `bytes` (whole lines) at the end of the file. On failure, returns how many of them
-/// the file keeps, and the error: none of them when `whole_lines_kept` is false (line mode: the
-/// caller retries them all), else every whole line written before the failure. A part of a
-/// line written is cut off again, so that a retry does not follow a fragment of itself.
-fn write_out(
-    inner: &mut Inner,
-    bytes: &[u8],
-    whole_lines_kept: bool,
-) -> Result<(), (usize, io::Error)> {
-    if bytes.is_empty() {
-        return Ok(());
-    }
-    let file = inner.file.clone();
-    if inner.torn {
-        write_fully(&file, b"\n").map_err(|(_, err)| (0, err))?;
-        inner.written += 1;
-        inner.torn = false;
-    }
-    let (done, err) = match write_fully(&file, bytes) {
-        Ok(()) => {
-            inner.written += bytes.len() as u64;
-            return Ok(());
-        }
-        Err(failed) => failed,
-    };
-    let kept = match whole_lines_kept {
-        true => bytes[..done]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |nl| nl + 1),
-        false => 0,
-    };
-    // A short write then an error (ENOSPC): cut off the part after `kept`. Only on this path,
-    // so a line costs no extra syscall. Appends happen only under the file's lock, so the file
-    // grew by exactly `done` bytes (unless another process appends to it too).
-    if done > kept && cut_off(&file, (done - kept) as u64).is_err() {
-        inner.written += done as u64;
-        inner.torn = true;
-    } else {
-        inner.written += kept as u64;
-    }
-    Err((kept, err))
-}
-
-/// Writes all of `bytes`, or returns how many were written before the error.
-fn write_fully(mut file: &File, bytes: &[u8]) -> Result<(), (usize, io::Error)> {
-    let mut done = 0;
-    while done < bytes.len() {
-        match file.write(&bytes[done..]) {
-            Ok(0) => return Err((done, io::Error::from(io::ErrorKind::WriteZero))),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err((done, e)),
-        }
-    }
-    Ok(())
-}
-
-fn cut_off(file: &File, tail: u64) -> io::Result<()> {
-    let size = file.metadata()?.len();
-    let Some(before) = size.checked_sub(tail) else {
-        return Err(io::Error::other(
-            "the file is shorter than what was written",
-        ));
-    };
-    file.set_len(before)
-}
-
-/// Buffers `buf` into `pending` and writes out every complete line.
-fn buffer_lines(core: &Core, pending: &mut Vec<u8>, buf: &[u8]) -> io::Result<usize> {
-    let before = pending.len();
-    pending.extend_from_slice(buf);
-    let complete = match pending.iter().rposition(|&b| b == b'\n') {
-        Some(last_newline) => last_newline + 1,
-        None if pending.len() > MAX_PENDING => pending.len(),
-        None => return Ok(buf.len()),
-    };
-    match core.append(&pending[..complete]) {
-        Ok(()) => {
-            pending.drain(..complete);
-            Ok(buf.len())
-        }
-        Err(err) => {
-            // `Write` promises that an error took nothing: give `buf` back, so that a retry
-            // does not write it twice; earlier lines stay for the next attempt.
-            pending.truncate(before);
-            Err(err)
-        }
-    }
-}
-
-/// Writes a handle's unfinished line, then what the file has buffered.
-fn flush_pending(core: &Core, pending: &mut Vec<u8>) -> io::Result<()> {
-    // Kept on error, for the next flush.
-    core.append(pending)?;
-    pending.clear();
-    core.write_out(&mut lock(&core.inner))
-}
-
-impl Write for LogFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
-        buffer_lines(&self.core, pending, buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        LogFile::flush(self)
-    }
-}
-
-impl Drop for LogFile {
-    fn drop(&mut self) {
-        // Only the unfinished line: the file's buffer is written out when the last handle goes.
-        let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
-        if !pending.is_empty() {
-            let _ = self.core.append(pending);
-        }
-    }
-}
-
-/// A borrowed writer on a [`LogFile`] with its own line buffer, written out on drop.
-#[derive(Debug)]
-pub struct LineWriter<'a> {
-    core: &'a Core,
-    pending: Vec<u8>,
-}
-
-impl Write for LineWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        buffer_lines(self.core, &mut self.pending, buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        flush_pending(self.core, &mut self.pending)
-    }
-}
-
-impl Drop for LineWriter<'_> {
-    fn drop(&mut self) {
-        // Not a flush: in buffered mode that would write on the logging thread, per event.
-        if !self.pending.is_empty() {
-            let _ = self.core.append(&self.pending);
-        }
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFile {
-    type Writer = LineWriter<'a>;
-
-    fn make_writer(&'a self) -> LineWriter<'a> {
-        self.writer()
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::open::{adopt, open_flags, refusal};
     use super::*;
+    use rustix::fs::{Mode, OFlags};
+    use std::fs::Permissions;
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::path::Path;
 
     #[test]
     fn a_relative_path_is_made_absolute_at_open() {

@@ -546,7 +546,6 @@ fn registry(
     Ok(registry)
 }
 
-
 impl Server {
     /// Starts configuring a server for the daemon `name` (which also names its socket). What
     /// it serves is what is then registered on the [`Builder`].
@@ -575,5 +574,4 @@ impl Server {
             mistakes: Vec::new(),
         }
     }
-
 }
