@@ -359,13 +359,30 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     // Errors and values that only the OS, root or the daemon chose.
     ("listener.rs", "err", "an OS error"),
     ("listener.rs", "chain(&err)", "an OS error chain"),
+    ("server.rs", "err", "an OS error"),
+    ("server.rs", "listener::chain(&err)", "an OS error chain"),
+    ("server/builder.rs", "err", "an OS error"),
+    ("listener/watch.rs", "err", "an OS error"),
     (
-        "listener.rs",
+        "listener/lock.rs",
         "lock_holder(&file)",
         "a pid from the daemon's own lock file",
     ),
-    ("server.rs", "err", "an OS error"),
-    ("server.rs", "listener::chain(&err)", "an OS error chain"),
+    (
+        "listener/lock.rs",
+        "path.display()",
+        "the daemon's lock path",
+    ),
+    (
+        "listener/lock.rs",
+        "socket.display()",
+        "the socket path root configured",
+    ),
+    (
+        "listener/watch.rs",
+        "dir.display()",
+        "the socket directory root configured",
+    ),
     (
         "signals.rs",
         "err",
@@ -412,16 +429,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "the daemon's lock path",
     ),
     ("listener.rs", "path.display()", "the daemon's lock path"),
-    (
-        "listener.rs",
-        "socket.display()",
-        "the socket path root configured",
-    ),
-    (
-        "listener.rs",
-        "dir.display()",
-        "the socket directory root configured",
-    ),
     (
         "server.rs",
         "socket.path().display()",

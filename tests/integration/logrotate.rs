@@ -40,7 +40,7 @@ fn require_logrotate() {
     let found = Command::new("logrotate").arg("--version").output().is_ok();
     assert!(
         found,
-        "logrotate is not installed: apt-get install -y logrotate (.ci/run does)"
+        "logrotate is not installed: apt-get install -y logrotate (`bash .ci/test` does)"
     );
 }
 

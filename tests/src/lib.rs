@@ -297,7 +297,7 @@ pub fn require_root() -> bool {
 }
 
 /// Whether `program` is on the PATH. Without it, prints that the test part needing it is
-/// skipped, except under CI (`CI` set), where it panics: `.ci/run` installs it.
+/// skipped, except under CI (`CI` set), where it panics: `.ci/test` installs it.
 #[track_caller]
 pub fn have_program(program: &str) -> bool {
     let found = Command::new("sh")
@@ -310,19 +310,22 @@ pub fn have_program(program: &str) -> bool {
         let at = std::panic::Location::caller();
         assert!(
             std::env::var_os("CI").is_none(),
-            "{at}: this test needs {program} (.ci/run installs it), and CI must run it"
+            "{at}: this test needs {program} (`bash .ci/test` installs it), and CI must run it"
         );
         eprintln!("skipped ({at}): no {program} here");
     }
     found
 }
 
-/// The Python that `.ci/run` installs `prometheus_client` into.
-pub const PROMETHEUS_PYTHON: &str = "/opt/ctl-ci/venv/bin/python3";
+/// The Python that `.ci/test` installs `prometheus_client` into.
+pub const PROMETHEUS_PYTHON: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../target/python-venv/bin/python3"
+);
 
 /// For a test that needs a Python package: a `python3` that imports `module` (the CI
 /// virtualenv's, else the system's). Without one, prints that the test is skipped and returns
-/// `None`, except under CI (`CI` set), where it panics: `.ci/run` installs it.
+/// `None`, except under CI (`CI` set), where it panics: `bash .ci/test` installs it.
 #[track_caller]
 pub fn require_python_module(module: &str) -> Option<PathBuf> {
     let at = std::panic::Location::caller();
@@ -340,13 +343,10 @@ pub fn require_python_module(module: &str) -> Option<PathBuf> {
     }
     assert!(
         std::env::var_os("CI").is_none(),
-        "{at}: this test needs the Python package {module} (.ci/run installs it into \
+        "{at}: this test needs the Python package {module} (`bash .ci/test` installs it into \
          {PROMETHEUS_PYTHON}), and CI must run it"
     );
-    eprintln!(
-        "skipped ({at}): no python3 here imports {module}; `bash .ci/run` installs it, or \
-         `python3 -m venv /opt/ctl-ci/venv && /opt/ctl-ci/venv/bin/pip install {module}`"
-    );
+    eprintln!("skipped ({at}): no python3 here imports {module}; `bash .ci/test` installs it");
     None
 }
 
