@@ -597,4 +597,129 @@ mod tests {
             "{err}"
         );
     }
+
+    /// Which variant `err` is: exhaustive, so that a new variant must be given a sample below.
+    fn variant(err: &CtlError) -> usize {
+        match err {
+            CtlError::Target(_) => 0,
+            CtlError::NoDaemon { .. } => 1,
+            CtlError::Running { .. } => 2,
+            CtlError::Died { .. } => 3,
+            CtlError::Untrusted(_) => 4,
+            CtlError::WrongDaemon { .. } => 5,
+            CtlError::RequestTooLarge { .. } => 6,
+            CtlError::SocketDenied { .. } => 7,
+            CtlError::Connect { .. } => 8,
+            CtlError::Timeout { .. } => 9,
+            CtlError::Incompatible { .. } => 10,
+            CtlError::Protocol { .. } => 11,
+            CtlError::WrongReply { .. } => 12,
+            CtlError::Op(_) => 13,
+            CtlError::Output(_) => 14,
+        }
+    }
+
+    /// docs/operators.md lists the `--json` error kinds; ctl produces exactly those.
+    #[test]
+    fn every_error_kind_is_documented_and_every_documented_kind_is_produced() {
+        let path = std::path::PathBuf::from("/run/x.sock");
+        let op = |e: OpError| CtlError::Op(e);
+        let samples = [
+            CtlError::Target(SocketPathError::NoSocketDir {
+                runtime_dir: "/run/web".into(),
+                uid: 1,
+            }),
+            CtlError::NoDaemon {
+                path: path.clone(),
+                why: "no socket there",
+                also: Vec::new(),
+            },
+            CtlError::Running {
+                name: "web".into(),
+                looked: Vec::new(),
+                processes: Vec::new(),
+            },
+            CtlError::Died {
+                name: "web".into(),
+                remains: Remains {
+                    path: path.clone(),
+                    what: "a socket",
+                    since: None,
+                },
+            },
+            CtlError::Untrusted(Untrusted {
+                path: path.clone(),
+                why: control_api::socket::Distrust::DirWritable { mode: 0o777 },
+            }),
+            CtlError::WrongDaemon {
+                expected: "a".into(),
+                answered: "b".into(),
+                pid: 1,
+                path: path.clone(),
+            },
+            CtlError::RequestTooLarge {
+                operation: "call".into(),
+                size: 2,
+                limit: 1,
+            },
+            CtlError::SocketDenied {
+                path: path.clone(),
+                uid: 1,
+            },
+            CtlError::Connect {
+                path,
+                source: io::Error::other("x"),
+            },
+            CtlError::Timeout {
+                timeout: Duration::from_secs(1),
+                hint: String::new(),
+                pid: None,
+                path: None,
+            },
+            CtlError::Incompatible { daemon: 2, ours: 1 },
+            CtlError::Protocol { what: "x".into() },
+            CtlError::WrongReply {
+                asked: "a".into(),
+                answered: "b".into(),
+            },
+            op(OpError::unsupported("rotate", [])),
+            op(OpError::failed("x")),
+            op(OpError::Denied {
+                operation: "reload".into(),
+                uid: 1,
+                needed: None,
+            }),
+            op(OpError::Busy { reason: "x".into() }),
+            op(OpError::BadArguments {
+                command: "c".into(),
+                field: "f".into(),
+                expected: "e".into(),
+                message: "m".into(),
+            }),
+            op(OpError::ShuttingDown),
+            op(OpError::Unrecognized),
+            CtlError::Output(io::Error::other("x")),
+        ];
+        let mut variants: Vec<usize> = samples.iter().map(variant).collect();
+        variants.sort();
+        variants.dedup();
+        assert_eq!(
+            variants,
+            (0..=14).collect::<Vec<_>>(),
+            "a variant lacks a sample"
+        );
+        let mut produced: Vec<&str> = samples.iter().map(CtlError::kind).collect();
+        produced.sort();
+        produced.dedup();
+
+        let guide = include_str!("../../docs/operators.md");
+        let start = guide.find("where K is one of").expect("the list of kinds");
+        let end = start + guide[start..].find("`detail` is").expect("its end");
+        let mut documented: Vec<&str> = guide[start..end].split('`').skip(1).step_by(2).collect();
+        documented.sort();
+        assert_eq!(
+            produced, documented,
+            "produced (left) and documented (right) differ"
+        );
+    }
 }

@@ -13,7 +13,7 @@ use crate::cli::Global;
 use crate::client::{Ahead, Session};
 use crate::error::CtlError;
 use crate::exit::Exit;
-use crate::output::{clean, print_err, print_json, print_out};
+use crate::output::{clean, print_err, print_json, print_out, status_json};
 use control_api::socket::SocketEnv;
 use control_api::Status;
 use futures::StreamExt;
@@ -85,7 +85,7 @@ pub async fn run(global: &Global) -> Exit {
         let daemons: Vec<_> = entries
             .iter()
             .map(|e| match &e.result {
-                Ok(status) => json!({"name": e.name, "socket": e.path, "state": state(status), "status": status}),
+                Ok(status) => json!({"name": e.name, "socket": e.path, "state": state(status), "status": status_json(status)}),
                 Err(err) => json!({"name": e.name, "socket": e.path, "state": error_state(err), "error": err.to_string()}),
             })
             .collect();

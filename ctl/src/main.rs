@@ -34,8 +34,7 @@ fn main() -> ExitCode {
         Ok(cli)
     }) {
         Ok(cli) => cli,
-        // clap prints help and version to stdout (exit 0) and usage errors to stderr (exit 2).
-        Err(err) => err.exit(),
+        Err(err) => return refused(err),
     };
     // clap sees the conflict only when --json comes after the operation; a global option
     // before it is checked here.
@@ -62,6 +61,29 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(cli, started)).into()
+}
+
+/// A command line clap did not take. clap prints help and version to stdout (exit 0) and usage
+/// errors to stderr (exit 2); under `--json`, given anywhere before `--`, a usage error is one
+/// JSON document instead, as every other failure is.
+fn refused(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args_os()
+        .skip(1)
+        .take_while(|arg| arg != "--")
+        .any(|arg| arg == "--json");
+    if !json
+        || matches!(
+            err.kind(),
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+        )
+    {
+        err.exit()
+    }
+    match output::usage_json(&err) {
+        Ok(()) => ExitCode::from(Exit::Usage.code()),
+        Err(write) => unwritten("usage", write, "").into(),
+    }
 }
 
 async fn run(cli: Cli, started: Instant) -> Exit {

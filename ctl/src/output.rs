@@ -57,8 +57,9 @@ pub enum Reply {
 struct Envelope<'a> {
     ok: bool,
     exit_code: u8,
-    operation: &'a str,
-    target: &'a str,
+    /// `None` for a command line that was not understood.
+    operation: Option<&'a str>,
+    target: Option<&'a str>,
     socket: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     daemon: Option<Daemon<'a>>,
@@ -93,12 +94,7 @@ impl Reply {
     fn to_json(&self, hello: &Hello) -> Value {
         match self {
             Reply::Hello => to_value(hello),
-            Reply::Status(r) => {
-                let mut doc = to_value(r);
-                // The wire's list of typed fields becomes one object, in the daemon's order.
-                doc["values"] = values_json(r);
-                doc
-            }
+            Reply::Status(r) => status_json(r),
             Reply::Reload(r) => to_value(r),
             Reply::Check(r) => to_value(r),
             Reply::Counters(r) | Reply::Exposition(r) => to_value(r),
@@ -111,6 +107,14 @@ impl Reply {
             Reply::Said { doc, .. } => doc.clone(),
         }
     }
+}
+
+/// A status as `--json` shows it, in `ctl status` and `ctl list` alike: the wire's list of typed
+/// fields becomes one object, in the daemon's order.
+pub fn status_json(status: &Status) -> Value {
+    let mut doc = to_value(status);
+    doc["values"] = values_json(status);
+    doc
 }
 
 /// The daemon's fields as one JSON object in the daemon's order, with native values: numbers,
@@ -166,8 +170,8 @@ impl Output<'_> {
         Envelope {
             ok,
             exit_code,
-            operation: self.operation,
-            target: self.target,
+            operation: Some(self.operation),
+            target: Some(self.target),
             socket: self.socket.as_ref().map(|p| p.display().to_string()),
             daemon: None,
             result: None,
@@ -313,6 +317,35 @@ impl DrainProgress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// A command line that was not understood, under `--json` (wherever it was given): one document
+/// like every other failure's, of the kind `usage`, with clap's message; exit 2.
+pub fn usage_json(err: &clap::Error) -> Result<(), CtlError> {
+    let rendered = err.render().to_string();
+    // clap's first paragraph is the error; the usage line and the `--help` hint follow.
+    let message = rendered
+        .split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .trim_start_matches("error: ");
+    let doc = Envelope {
+        ok: false,
+        exit_code: crate::exit::Exit::Usage.code(),
+        operation: None,
+        target: None,
+        socket: None,
+        daemon: None,
+        result: None,
+        error: Some(ErrorDoc {
+            kind: "usage",
+            message: message.to_owned(),
+            detail: Value::Null,
+        }),
+        skipped: None,
+    };
+    print_json(&to_value(&doc))
 }
 
 /// Writes a line of text to stdout. Callers clean daemon-supplied text before (only they know

@@ -149,3 +149,54 @@ fn a_daemon_that_stopped_accepting_is_a_timeout_not_a_missing_daemon() {
     sb.ctl(&["--missing-ok", "--timeout", "300ms", "rotate", "hung"])
         .expect_code(75);
 }
+
+/// Under `--json`, a command line ctl does not understand is one document like every other
+/// failure's, wherever `--json` was given; help stays text.
+#[test]
+fn under_json_a_usage_error_is_a_json_document_of_kind_usage() {
+    let sb = Sandbox::new();
+    for (args, says) in [
+        (&["--json", "frobnicate", "x"][..], "frobnicate"),
+        (&["--json", "status"], "TARGET"),
+        (&["status", "--json", "--bogus", "x"], "--bogus"),
+        (&["--json", "--timeout", "soon", "status", "x"], "soon"),
+        (&["--json"], "subcommand"),
+    ] {
+        let run = sb.ctl(args).expect_code(2);
+        let doc = run.json();
+        assert_eq!(doc["ok"], false, "{run}");
+        assert_eq!(doc["exit_code"], 2, "{run}");
+        assert_eq!(doc["error"]["kind"], "usage", "{run}");
+        let message = doc["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{says:?} not in {message:?}");
+        assert!(!message.starts_with("error:"), "{message:?}");
+    }
+    // Without --json, or after `--`, clap's own text on stderr.
+    let run = sb.ctl(&["frobnicate", "x"]).expect_code(2);
+    assert!(
+        run.stdout.is_empty() && run.stderr.contains("frobnicate"),
+        "{run}"
+    );
+    let run = sb.ctl(&["--help", "--json"]).expect_code(0);
+    assert!(run.stdout.contains("Usage:"), "{run}");
+}
+
+/// `ctl --json list` shows each daemon's status in the shape `ctl --json status` gives it.
+#[test]
+fn list_and_status_show_a_status_in_one_json_shape() {
+    let sb = Sandbox::new();
+    let _demo = crate::start_demo(&sb, "alpha", 50, &[]);
+    let status = sb.ctl(&["--json", "status", "alpha"]).expect_code(0).json();
+    let list = sb.ctl(&["--json", "list"]).expect_code(0).json();
+    let listed = &list["daemons"][0]["status"];
+    assert!(status["result"]["values"].is_object(), "{status}");
+    assert!(listed["values"].is_object(), "{list}");
+    let keys = |doc: &serde_json::Value| -> Vec<String> {
+        doc["values"].as_object().unwrap().keys().cloned().collect()
+    };
+    assert_eq!(keys(listed), keys(&status["result"]));
+    let fields = |doc: &serde_json::Value| -> Vec<String> {
+        doc.as_object().unwrap().keys().cloned().collect()
+    };
+    assert_eq!(fields(listed), fields(&status["result"]));
+}
