@@ -213,15 +213,17 @@ fn key_values(value: &Value) -> String {
         .join("\n")
 }
 
-/// ANSI colours for a terminal, unless `NO_COLOR` is set (no-color.org).
+/// ANSI colours, or none.
 #[derive(Clone, Copy)]
 pub struct Paint(pub bool);
 
 impl Paint {
+    /// Colours on stdout as the conventions clap and most tools follow say (anstream decides):
+    /// never with `NO_COLOR` set or `CLICOLOR=0`, always with `CLICOLOR_FORCE`, else on a
+    /// terminal whose `TERM` is set and not `dumb`.
     pub fn for_stdout() -> Paint {
-        use std::io::IsTerminal;
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Paint(!no_color && std::io::stdout().is_terminal())
+        let choice = anstream::AutoStream::choice(&std::io::stdout());
+        Paint(choice != anstream::ColorChoice::Never)
     }
 
     fn green(self, s: &str) -> String {

@@ -206,7 +206,16 @@ For a user other than root, names are also looked up in $XDG_RUNTIME_DIR/ctl/, w
 run by that user puts its socket.
 .TP
 .B NO_COLOR
-When set and not empty, no colour on a terminal.
+When set and not empty, no colour.
+.TP
+.B CLICOLOR
+0: no colour.
+.TP
+.B CLICOLOR_FORCE
+Set and not 0: colour even when stdout is not a terminal (unless NO_COLOR is set).
+.TP
+.B TERM
+Colour only on a terminal whose TERM is set and not \fBdumb\fR.
 "#;
 
 const FILES: &str = r#".SH FILES

@@ -409,6 +409,9 @@ fn the_man_page_has_the_usual_sections_and_refers_only_to_real_pages() {
         "CTL_RUN_DIR",
         "XDG_RUNTIME_DIR",
         "NO_COLOR",
+        "CLICOLOR",
+        "CLICOLOR_FORCE",
+        "TERM",
     ] {
         assert!(section("ENVIRONMENT").contains(var), "{var}: {rendered}");
     }
@@ -518,30 +521,59 @@ fn list_does_not_offer_missing_ok_for_a_stale_socket() {
     );
 }
 
+/// Colour follows the conventions clap and most tools follow: on a terminal whose TERM can show
+/// it, unless NO_COLOR or CLICOLOR=0 says no; CLICOLOR_FORCE even into a pipe.
 #[test]
-fn status_is_coloured_on_a_terminal_unless_no_color() {
+fn status_is_coloured_on_a_terminal_unless_no_color_clicolor_or_a_dumb_term_say_no() {
     let (sb, _daemon) = sandbox_with_daemon("tty", 50, &[]);
     // `script` runs ctl with a pseudo-terminal as its stdout.
-    let on_tty = |no_color: &str| {
-        run(Command::new("script")
-            .args(["-qec"])
+    let on_tty = |env: &[(&str, &str)]| {
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec"])
             .arg(format!("{} status tty", bins().ctl.display()))
             .arg("/dev/null")
             .env("CTL_SOCKET_DIR", sb.socket_dir())
-            .env("NO_COLOR", no_color))
-        .expect_code(0)
+            .env("TERM", "xterm-256color")
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR")
+            .env_remove("CLICOLOR_FORCE");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run(&mut cmd).expect_code(0)
     };
-    let coloured = on_tty("");
-    assert!(
-        coloured.stdout.contains("\x1b[32mserving\x1b[0m"),
-        "{coloured}"
-    );
-    let plain = on_tty("1");
-    assert!(plain.stdout.contains("serving"), "{plain}");
-    assert!(
-        !plain.stdout.contains('\x1b'),
-        "NO_COLOR is honoured: {plain}"
-    );
+    let green = "\x1b[32mserving\x1b[0m";
+    let coloured = on_tty(&[]);
+    assert!(coloured.stdout.contains(green), "{coloured}");
+    for env in [
+        &[("NO_COLOR", "1")][..],
+        &[("CLICOLOR", "0")],
+        &[("TERM", "dumb")],
+        &[("NO_COLOR", "1"), ("CLICOLOR_FORCE", "1")],
+    ] {
+        let plain = on_tty(env);
+        assert!(plain.stdout.contains("serving"), "{plain}");
+        assert!(
+            !plain.stdout.contains('\x1b'),
+            "{env:?} is honoured: {plain}"
+        );
+    }
+    // Into a pipe, only when forced.
+    let piped = |force: Option<&str>| {
+        let mut cmd = Command::new(&bins().ctl);
+        cmd.args(["status", "tty"])
+            .env("CTL_SOCKET_DIR", sb.socket_dir())
+            .env("TERM", "xterm-256color")
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR");
+        match force {
+            Some(v) => cmd.env("CLICOLOR_FORCE", v),
+            None => cmd.env_remove("CLICOLOR_FORCE"),
+        };
+        run(&mut cmd).expect_code(0)
+    };
+    assert!(!piped(None).stdout.contains('\x1b'));
+    assert!(piped(Some("1")).stdout.contains(green));
 }
 
 /// What bash completes for the command line `line` (the cursor at its end), with the script
