@@ -1,7 +1,8 @@
 //! Shell completion: `ctl completions SHELL` prints clap's static script (operations and
-//! options) with a small wrapper around it that, where a TARGET or a `call`'s COMMAND goes,
-//! asks `ctl __complete` at TAB time: daemon names from the places `ctl list` reads, socket
-//! paths for a word with `/`, and the commands the daemon's `describe` lists.
+//! options) with a small wrapper around it that, where a TARGET, a `call`'s COMMAND or its
+//! `KEY=` goes, or `--timeout`'s value, asks `ctl __complete` at TAB time: daemon names from
+//! the places `ctl list` reads, socket paths for a word with `/`, the commands and their
+//! arguments the daemon's `describe` lists, and durations.
 //!
 //! What `ctl __complete` prints is one candidate a line, each a word `ctl` would accept there:
 //! a daemon name valid as a target ([`socket::validate_name`]), a command name valid by the
@@ -70,8 +71,8 @@ _ctl_dynamic() {
             printf -v quoted '%q' "$word"
             COMPREPLY+=("$quoted")
         done
-        # A directory is completed further: no space after it.
-        [[ "${COMPREPLY[0]}" == */ ]] && compopt -o nospace 2>/dev/null
+        # A directory, or a KEY= whose value follows: no space after it.
+        [[ "${COMPREPLY[0]}" == */ || "${COMPREPLY[0]}" == *= ]] && compopt -o nospace 2>/dev/null
         return 0
     fi
     _ctl "$@"
@@ -87,8 +88,9 @@ _ctl() {
         local -a candidates
         candidates=("${(@f)out}")
         # Not -Q: zsh quotes what it inserts, and a file name is anyone's choice.
-        compadd -S '' -- "${(@M)candidates:#*/}"
-        compadd -- "${(@)candidates:#*/}"
+        # A directory, or a KEY= whose value follows: no space after it.
+        compadd -S '' -- "${(@M)candidates:#*[/=]}"
+        compadd -- "${(@)candidates:#*[/=]}"
         return 0
     fi
     _ctl_static "$@"
@@ -112,15 +114,27 @@ complete -c ctl -n __ctl_dynamic_applies -f -a '(__ctl_dynamic)'
 "#;
 
 /// What the word at the cursor is, for the operations that take a TARGET.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Slot<'a> {
     /// A TARGET, started as this.
     Target(&'a str),
     /// `call`'s COMMAND for this target, started as this.
     Command { target: &'a str, word: &'a str },
-    /// Nothing ctl adds to: an option, an operation name, a value.
+    /// A `KEY=` of `call`'s COMMAND, not one of the keys already given, started as `word`.
+    Argument {
+        target: &'a str,
+        command: &'a str,
+        given: Vec<&'a str>,
+        word: &'a str,
+    },
+    /// The value of `--timeout`, started as this.
+    Duration(&'a str),
+    /// Nothing ctl adds to: an option, an operation name, another value.
     Other,
 }
+
+/// What `--timeout <TAB>` offers: durations in the syntax it takes.
+const DURATIONS: [&str; 6] = ["500ms", "1s", "5s", "30s", "2m", "10m"];
 
 /// Options that take the next word as their value, wherever they stand.
 const WITH_VALUE: &[&str] = &["--timeout", "--args"];
@@ -150,26 +164,40 @@ pub fn slot(index: usize, words: &[String]) -> Slot<'_> {
     }
     let mut operation = None;
     let mut positionals: Vec<&str> = Vec::new();
-    let mut skip_value = false;
+    // The option whose value the next word is.
+    let mut value_of: Option<&str> = None;
     for word in words.get(1..index).unwrap_or_default() {
-        if std::mem::take(&mut skip_value) {
+        if value_of.take().is_some() {
             continue;
         }
         if word.starts_with('-') {
-            skip_value = WITH_VALUE.contains(&word.as_str());
+            value_of = WITH_VALUE.contains(&word.as_str()).then_some(word.as_str());
         } else if operation.is_none() {
             operation = Some(word.as_str());
         } else {
             positionals.push(word);
         }
     }
-    if skip_value {
-        return Slot::Other;
+    match value_of {
+        Some("--timeout") => return Slot::Duration(current),
+        Some(_) => return Slot::Other,
+        None => {}
     }
     match (operation, positionals.as_slice()) {
         (Some(op), []) if TAKES_TARGET.contains(&op) => Slot::Target(current),
         (Some("call"), [target]) => Slot::Command {
             target,
+            word: current,
+        },
+        // A value after its `=` is the caller's own.
+        (Some("call"), [target, command, given @ ..]) if !current.contains('=') => Slot::Argument {
+            target,
+            command,
+            given: given
+                .iter()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, _)| k)
+                .collect(),
             word: current,
         },
         _ => Slot::Other,
@@ -192,9 +220,24 @@ pub async fn candidates(slot: Slot<'_>) -> Option<Vec<String>> {
             })
         }
         Slot::Command { target, .. } => commands(target).await,
+        Slot::Argument {
+            target,
+            command,
+            ref given,
+            ..
+        } => arguments(target, command)
+            .await
+            .into_iter()
+            .filter(|key| !given.contains(&key.as_str()))
+            .map(|key| format!("{key}="))
+            .collect(),
+        Slot::Duration(_) => DURATIONS.map(str::to_owned).to_vec(),
     };
     let word = match slot {
-        Slot::Target(word) | Slot::Command { word, .. } => unquote(word),
+        Slot::Target(word)
+        | Slot::Command { word, .. }
+        | Slot::Argument { word, .. }
+        | Slot::Duration(word) => unquote(word),
         Slot::Other => String::new(),
     };
     found.retain(|c| c.starts_with(&word) && shows_on_one_line(c));
@@ -302,9 +345,36 @@ fn socket_paths(
         .collect()
 }
 
-/// The commands the daemon at `target` lists, asked within [`DESCRIBE_TIMEOUT`]; none if it
-/// cannot be asked.
+/// The commands the daemon at `target` lists; none if it cannot be asked.
 async fn commands(target: &str) -> Vec<String> {
+    described(target)
+        .await
+        .into_iter()
+        .filter(|op| op.kind == OperationKind::Command && is_command_name(&op.name))
+        .map(|op| op.name)
+        .collect()
+}
+
+/// The argument names of the daemon's command `command`, as its `describe` gives them; none
+/// if it cannot be asked. Only names a `KEY=VALUE` word can carry.
+async fn arguments(target: &str, command: &str) -> Vec<String> {
+    let Some(op) = described(target)
+        .await
+        .into_iter()
+        .find(|op| op.kind == OperationKind::Command && op.name == command)
+    else {
+        return Vec::new();
+    };
+    control_api::args::arguments(&op.args)
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .filter(|name| is_command_name(name))
+        .collect()
+}
+
+/// What the daemon at `target` describes, asked within [`DESCRIBE_TIMEOUT`]; nothing if it
+/// cannot be asked. Its reply is the daemon's: each caller keeps only the words `ctl` takes.
+async fn described(target: &str) -> Vec<control_api::OperationInfo> {
     let asked = async {
         let target = Target::parse(target).ok()?;
         let lookup = target.lookup(&SocketEnv::from_process()).ok()?;
@@ -322,15 +392,7 @@ async fn commands(target: &str) -> Vec<String> {
         .await
         .ok()?;
         let described = session.call(&control_api::DescribeRequest {}).await.ok()?;
-        Some(
-            described
-                .operations
-                .into_iter()
-                // The daemon's reply: only names `ctl call` would take.
-                .filter(|op| op.kind == OperationKind::Command && is_command_name(&op.name))
-                .map(|op| op.name)
-                .collect(),
-        )
+        Some(described.operations)
     };
     // The session's deadline bounds each step; this bounds them all, whatever they are.
     tokio::time::timeout(DESCRIBE_TIMEOUT, asked)
@@ -441,12 +503,32 @@ mod tests {
                 }
             )
         );
+        assert_eq!(
+            at_end("ctl call web set-message count=1 "),
+            format!(
+                "{:?}",
+                Slot::Argument {
+                    target: "web",
+                    command: "set-message",
+                    given: vec!["count"],
+                    word: ""
+                }
+            )
+        );
+        assert_eq!(
+            at_end("ctl --timeout "),
+            format!("{:?}", Slot::Duration(""))
+        );
+        assert_eq!(
+            at_end("ctl status --timeout 5"),
+            format!("{:?}", Slot::Duration("5"))
+        );
         for other in [
             "ctl st",
             "ctl status web ",
             "ctl status --",
-            "ctl --timeout ",
-            "ctl call web set-message ",
+            "ctl call web set-message text=he",
+            "ctl call --args ",
             "ctl list ",
             "ctl completions ",
         ] {

@@ -675,6 +675,66 @@ fn bash_completes_daemon_names_socket_paths_and_a_daemons_commands() {
     assert!(bash_complete(&sb, "ctl status alpha --ti").contains(&"--timeout".to_owned()));
 }
 
+/// After a `call`'s COMMAND, TAB offers its arguments as `KEY=` (those not given yet), as the
+/// daemon's `describe` lists them, and after `--timeout` durations: never file names.
+#[test]
+fn completion_offers_a_commands_arguments_and_durations_not_file_names() {
+    let sb = Sandbox::new();
+    let _alpha = crate::start_demo(&sb, "alpha", 50, &[]);
+    // A file in the working directory that file-name completion would offer.
+    std::fs::write(sb.dir.path().join("text=file"), "").unwrap();
+    assert_eq!(bash_complete(&sb, "ctl call alpha set-message "), ["text="]);
+    assert_eq!(
+        bash_complete(&sb, "ctl call alpha set-message te"),
+        ["text="]
+    );
+    let none: [&str; 0] = [];
+    assert_eq!(
+        bash_complete(&sb, "ctl call alpha set-message text=hi "),
+        none,
+        "every argument is given"
+    );
+    assert_eq!(bash_complete(&sb, "ctl call alpha stats "), none);
+    assert_eq!(
+        bash_complete(&sb, "ctl --timeout "),
+        ["10m", "1s", "2m", "30s", "500ms", "5s"]
+    );
+    assert_eq!(
+        bash_complete(&sb, "ctl status alpha --timeout 5"),
+        ["500ms", "5s"]
+    );
+
+    // zsh inserts a `KEY=` with no space after it, so that the value follows.
+    if !tests::have_program("zsh") {
+        return;
+    }
+    let script = sb.path("_ctl");
+    std::fs::write(
+        &script,
+        sb.ctl(&["completions", "zsh"]).expect_code(0).stdout,
+    )
+    .unwrap();
+    let ctl_dir = bins().ctl.parent().unwrap().to_owned();
+    let driver = r#"source "$SCRIPT" 2>/dev/null
+compadd() { print -r -- "compadd $*" }
+words=(ctl call alpha set-message "")
+CURRENT=5
+_ctl"#;
+    let zsh = run(Command::new("zsh")
+        .args(["-f", "-c", driver])
+        .current_dir(sb.dir.path())
+        .env("SCRIPT", &script)
+        .env("CTL_SOCKET_DIR", sb.socket_dir())
+        .env(
+            "PATH",
+            format!("{}:{}", ctl_dir.display(), std::env::var("PATH").unwrap()),
+        ));
+    assert!(
+        zsh.stdout.lines().any(|l| l == "compadd -S  -- text="),
+        "{zsh}"
+    );
+}
+
 /// Without `CTL_SOCKET_DIR`, names come from the convention's places, where the trust rule
 /// applies: a daemon whose socket directory others can write to is one `ctl status NAME`
 /// refuses, and TAB does not offer it.
