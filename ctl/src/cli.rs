@@ -69,6 +69,10 @@ pub enum Command {
     /// not be read); error (anything else, such as ctl's own descriptor limit).
     #[command(after_long_help = EXIT_CODES_HELP)]
     List,
+    /// Send a signal to a daemon without a control socket, only where it is handled, and
+    /// prove what it did (--verify-reopen)
+    #[command(long_about = crate::signal::LONG_ABOUT, after_long_help = EXIT_CODES_HELP)]
+    Signal(crate::signal::SignalArgs),
     /// Print a shell completion script (bash, zsh, fish, ...)
     ///
     /// Besides operations and options, it completes daemon names (from where `ctl list`
