@@ -19,6 +19,7 @@ mod log_lines;
 mod logrotate;
 mod operations;
 mod operator;
+mod signal;
 mod resume;
 mod socket_convention;
 mod socket_file;

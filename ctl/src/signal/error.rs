@@ -64,7 +64,7 @@ pub enum SignalError {
         forced: bool,
     },
     /// `--verify-reopen` found an old file still open at the deadline.
-    #[error("{sig} sent, but within {} {unreopened}",
+    #[error("{sig} sent, but after waiting {}: {unreopened}",
             humantime::format_duration(*.waited))]
     NotReopened {
         sig: Sig,
@@ -187,13 +187,12 @@ fn refusals(sig: &Sig, refused: &[(Who, Refusal)]) -> String {
 }
 
 fn none_of(refused: usize, of: usize) -> String {
-    if of > 1 {
-        format!(
-            " ({refused} of the {of} processes; none of them was signalled, the others would \
-             handle it)"
-        )
-    } else {
-        String::new()
+    match of {
+        0 | 1 => String::new(),
+        _ if refused == of => format!(" (all {of} processes; none was signalled)"),
+        _ => format!(
+            " ({refused} of the {of} processes; none was signalled, not even those that handle it)"
+        ),
     }
 }
 

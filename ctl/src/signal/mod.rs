@@ -38,6 +38,11 @@ pub const SETTLE: Duration = Duration::from_millis(200);
 /// How often `--verify-reopen` reads `/proc/PID/fd`.
 const POLL: Duration = Duration::from_millis(20);
 
+/// How many times, and how far apart, a signal blocked in every thread is looked at again
+/// before it counts as blocked: 100 ms in all.
+const BLOCK_LOOKS: u32 = 21;
+const BLOCK_LOOK_EVERY: Duration = Duration::from_millis(5);
+
 /// The longest name `/proc/PID/comm` holds (`TASK_COMM_LEN` - 1).
 const COMM_MAX: usize = 15;
 
@@ -142,7 +147,8 @@ pub fn run(args: &SignalArgs, timeout: Duration) -> Result<(Value, String), Sign
         forced: args.force,
     };
     let holdings = if verify {
-        Some(wait_for_reopen(&processes, &logs, deadline, args.signal).map_err(|e| match e {
+        let waited = wait_for_reopen(&processes, &logs, deadline, args.signal, timeout);
+        Some(waited.map_err(|e| match e {
             Waited::Dead(dead) => dead_after(dead),
             Waited::Failed(e) => e,
         })?)
@@ -216,8 +222,7 @@ fn inspect(
     let read = || -> io::Result<_> {
         let comm = procfs::comm(pid)?;
         let d = procfs::dispositions(pid)?;
-        let (blocked, _threads) = procfs::blocked_in_every_thread(pid)?;
-        Ok((comm, d, blocked))
+        Ok((comm, d, blocked_for_a_while(pid, sig)?))
     };
     let (comm, d, blocked) = match read() {
         Ok(read) => read,
@@ -257,6 +262,23 @@ fn inspect(
         verdict: names::judge(sig, &masks),
         files,
     }))
+}
+
+/// The signals blocked in every thread of `pid`; `sig` only if it stays so while it is looked
+/// at [`BLOCK_LOOKS`] times, [`BLOCK_LOOK_EVERY`] apart. Programs block signals for moments
+/// (a shell around each fork, an event loop outside `ppoll`), and a signal sent then is
+/// delivered a moment later.
+fn blocked_for_a_while(pid: i32, sig: &Sig) -> io::Result<procfs::SigSet> {
+    let bit = procfs::bit(sig.number());
+    let mut blocked = procfs::blocked_in_every_thread(pid)?.0;
+    for _ in 1..BLOCK_LOOKS {
+        if blocked & bit == 0 {
+            break;
+        }
+        std::thread::sleep(BLOCK_LOOK_EVERY);
+        blocked = procfs::blocked_in_every_thread(pid)?.0;
+    }
+    Ok(blocked)
 }
 
 fn read_fd_error(who: Who, source: io::Error, sent: bool) -> SignalError {
@@ -353,9 +375,9 @@ fn wait_for_reopen(
     logs: &[Log],
     deadline: Instant,
     sig: Sig,
+    timeout: Duration,
 ) -> Result<Vec<reopen::Holding>, Waited> {
-    let started = Instant::now();
-    let rounds = deadline.saturating_duration_since(started).as_millis() / POLL.as_millis() + 2;
+    let rounds = timeout.as_millis() / POLL.as_millis() + 2;
     let mut last = Vec::new();
     for _ in 0..rounds {
         let mut held = Vec::new();
@@ -382,7 +404,7 @@ fn wait_for_reopen(
     }
     Err(Waited::Failed(SignalError::NotReopened {
         sig,
-        waited: started.elapsed(),
+        waited: timeout,
         unreopened: reopen::Unreopened { logs: last },
     }))
 }

@@ -208,8 +208,8 @@ impl Refusal {
                 format!("{sig} would do nothing: no handler, and its default action is to ignore it")
             }
             Refusal::Blocked => format!(
-                "it blocks {sig} in every thread and reads it from no signalfd: it would stay \
-                 pending and do nothing now"
+                "it blocks {sig} in every thread (for the 100ms it was looked at) and reads it \
+                 from no signalfd: it would stay pending and do nothing now"
             ),
         }
     }
