@@ -286,6 +286,36 @@ mod tests {
         assert!(Cli::try_parse_from(["ctl", "call", "web"]).is_err());
     }
 
+    #[test]
+    fn signal_takes_a_signal_a_pid_file_or_a_name_and_logs_to_verify() {
+        let cli = Cli::try_parse_from([
+            "ctl",
+            "signal",
+            "HUP",
+            "--pidfile",
+            "/run/nginx.pid",
+            "--verify-reopen",
+            "/var/log/a.log",
+            "/var/log/b.log",
+        ])
+        .unwrap();
+        let Command::Signal(s) = cli.command else {
+            panic!("not signal")
+        };
+        assert_eq!(s.signal.to_string(), "SIGHUP");
+        assert_eq!(s.target(), "/run/nginx.pid");
+        assert_eq!(s.verify_reopen.len(), 2);
+        let cli = Cli::try_parse_from(["ctl", "signal", "usr1", "--name", "rsyslogd"]).unwrap();
+        assert!(matches!(cli.command, Command::Signal(ref s) if s.target() == "rsyslogd"));
+        for bad in [
+            &["ctl", "signal", "HUP"][..],
+            &["ctl", "signal", "HUP", "--pidfile", "p", "--name", "n"],
+            &["ctl", "signal", "NOPE", "--name", "n"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
+
     /// What `ctl NAME --help` prints: through parsing, as the binary does, so that the global
     /// options are propagated as they are there.
     fn sub_help(name: &str) -> String {

@@ -228,10 +228,16 @@ fn open_file(dir: impl AsFd, name: &OsStr, here: &Path) -> Result<OwnedFd, Opene
         return Err(Opened::Distrust(Distrust::NotRegular { at }));
     }
     if !trusted_uid(stat.st_uid) {
-        return Err(Opened::Distrust(Distrust::Owner { at, uid: stat.st_uid }));
+        return Err(Opened::Distrust(Distrust::Owner {
+            at,
+            uid: stat.st_uid,
+        }));
     }
     if stat.st_mode & 0o022 != 0 {
-        return Err(Opened::Distrust(Distrust::Writable { at, mode: stat.st_mode }));
+        return Err(Opened::Distrust(Distrust::Writable {
+            at,
+            mode: stat.st_mode,
+        }));
     }
     Ok(fd)
 }
@@ -337,7 +343,13 @@ mod tests {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
         let err = read(&file).unwrap_err();
         assert!(
-            matches!(&err, PidFileError::Untrusted { why: Distrust::Writable { .. }, .. }),
+            matches!(
+                &err,
+                PidFileError::Untrusted {
+                    why: Distrust::Writable { .. },
+                    ..
+                }
+            ),
             "{err}"
         );
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -346,7 +358,13 @@ mod tests {
         std::os::unix::fs::symlink(&file, &file_link).unwrap();
         let err = read(&file_link).unwrap_err();
         assert!(
-            matches!(&err, PidFileError::Untrusted { why: Distrust::Symlink { .. }, .. }),
+            matches!(
+                &err,
+                PidFileError::Untrusted {
+                    why: Distrust::Symlink { .. },
+                    ..
+                }
+            ),
             "{err}"
         );
 

@@ -88,7 +88,9 @@ pub fn parse_status(text: &str) -> io::Result<Dispositions> {
         seen += 1;
     }
     if seen < 5 {
-        return Err(bad("a status without SigCgt, SigIgn, SigBlk, Uid and State"));
+        return Err(bad(
+            "a status without SigCgt, SigIgn, SigBlk, Uid and State",
+        ));
     }
     Ok(d)
 }
@@ -146,7 +148,11 @@ pub fn pids_named(name: &[u8]) -> io::Result<Vec<i32>> {
     let mut pids = Vec::new();
     for entry in fs::read_dir("/proc")? {
         let entry = entry?;
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         if pid != me && comm(pid).is_ok_and(|c| c == name) {
@@ -179,7 +185,11 @@ pub fn open_files(pid: i32) -> io::Result<Vec<OpenFile>> {
     let mut files = Vec::new();
     for entry in fs::read_dir(&dir)? {
         let entry = entry?;
-        let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         match open_file(pid, fd) {

@@ -70,7 +70,10 @@ impl Sigd {
             log,
         };
         wait_for(&format!("sigd {name} to write its pid file"), WAIT, || {
-            assert!(sigd.alive(), "sigd {name} exited before writing its pid file");
+            assert!(
+                sigd.alive(),
+                "sigd {name} exited before writing its pid file"
+            );
             let text = std::fs::read_to_string(&sigd.pidfile).ok()?;
             (text.trim() == pid.to_string()).then_some(())
         });
@@ -94,10 +97,14 @@ impl Sigd {
 
     /// Waits until the log holds at least `n` lines.
     fn wait_lines(&self, n: usize) {
-        wait_for(&format!("{n} lines in {}", self.log.display()), WAIT, || {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            (text.lines().count() >= n).then_some(())
-        });
+        wait_for(
+            &format!("{n} lines in {}", self.log.display()),
+            WAIT,
+            || {
+                let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+                (text.lines().count() >= n).then_some(())
+            },
+        );
     }
 
     /// Sends SIGUSR1 and waits for its `usr1` line in the file at the log's path: any SIGHUP
@@ -153,8 +160,14 @@ fn hup_is_not_sent_to_a_daemon_without_a_handler_and_force_kills_it() {
     assert!(!pending(d.pid).contains(&1), "{run}");
 
     let run = ctl(&sb, &["signal", "--force", "HUP", "--pidfile", d.pidfile()]).expect_code(1);
-    assert!(run.stderr.contains("the signal killed it (sent with --force)"), "{run}");
-    let status = wait_for("the forced SIGHUP to kill it", WAIT, || d.child.try_wait().unwrap());
+    assert!(
+        run.stderr
+            .contains("the signal killed it (sent with --force)"),
+        "{run}"
+    );
+    let status = wait_for("the forced SIGHUP to kill it", WAIT, || {
+        d.child.try_wait().unwrap()
+    });
     assert_eq!(status.signal(), Some(1), "killed by SIGHUP");
 }
 
@@ -177,15 +190,29 @@ fn a_daemon_that_reopens_on_hup_is_verified_from_its_descriptors() {
     std::fs::rename(&d.log, sb.path("sig-reopen.log.1")).unwrap();
     let run = ctl(
         &sb,
-        &["signal", "HUP", "--pidfile", d.pidfile(), "--verify-reopen", d.log_path()],
+        &[
+            "signal",
+            "HUP",
+            "--pidfile",
+            d.pidfile(),
+            "--verify-reopen",
+            d.log_path(),
+        ],
     )
     .expect_code(0);
     let new = std::fs::metadata(&d.log).unwrap().ino();
     assert_ne!(old, new);
-    let line = format!("pid {} (sig-reopen): SIGHUP sent (it has a handler); reopened {} (inode {new}, was {old})", d.pid, d.log.display());
+    let line = format!(
+        "pid {} (sig-reopen): SIGHUP sent (it has a handler); reopened {} (inode {new}, was {old})",
+        d.pid,
+        d.log.display()
+    );
     assert_eq!(run.stdout.trim_end(), line, "{run}");
     let held = d.open_inodes();
-    assert!(held.contains(&new) && !held.contains(&old), "{held:?} {run}");
+    assert!(
+        held.contains(&new) && !held.contains(&old),
+        "{held:?} {run}"
+    );
 }
 
 #[test]
@@ -211,7 +238,10 @@ fn a_daemon_that_catches_hup_but_does_not_reopen_fails_verification_naming_the_o
     .expect_code(1);
     let took = started.elapsed();
     let part = format!("pid {} still holds open {}", d.pid, rotated.display());
-    assert!(run.stderr.contains("SIGHUP sent, but after waiting 1s: "), "{run}");
+    assert!(
+        run.stderr.contains("SIGHUP sent, but after waiting 1s: "),
+        "{run}"
+    );
     assert!(run.stderr.contains(&part), "{part:?}: {run}");
     assert!(run.stderr.contains("there is no file at"), "{run}");
     // Bounded by --timeout (with room for a loaded machine), not by the harness.
@@ -227,19 +257,35 @@ fn an_ignored_or_blocked_hup_is_not_sent() {
     let mut ignoring = Sigd::start(&sb, "ignore", "sig-ignore", false);
     let run = ctl(&sb, &["signal", "HUP", "--pidfile", ignoring.pidfile()]).expect_code(1);
     assert!(
-        run.stderr.contains("it ignores SIGHUP: sending it would do nothing"),
+        run.stderr
+            .contains("it ignores SIGHUP: sending it would do nothing"),
         "{run}"
     );
     assert!(ignoring.alive());
 
     let mut blocking = Sigd::start(&sb, "block", "sig-block", false);
-    let doc = ctl(&sb, &["--json", "signal", "SIGHUP", "--pidfile", blocking.pidfile()])
-        .expect_code(1)
-        .json();
+    let doc = ctl(
+        &sb,
+        &[
+            "--json",
+            "signal",
+            "SIGHUP",
+            "--pidfile",
+            blocking.pidfile(),
+        ],
+    )
+    .expect_code(1)
+    .json();
     assert_eq!(doc["error"]["kind"], "not_sent", "{doc}");
-    assert_eq!(doc["error"]["detail"]["processes"][0]["refusal"], "blocked", "{doc}");
+    assert_eq!(
+        doc["error"]["detail"]["processes"][0]["refusal"], "blocked",
+        "{doc}"
+    );
     let message = doc["error"]["message"].as_str().unwrap();
-    assert!(message.contains("it blocks SIGHUP in every thread"), "{doc}");
+    assert!(
+        message.contains("it blocks SIGHUP in every thread"),
+        "{doc}"
+    );
     // A blocked signal that had been sent would show as pending.
     assert!(!pending(blocking.pid).contains(&1));
     assert!(blocking.alive());
@@ -273,11 +319,15 @@ fn a_shell_trap_is_a_handler_and_the_signal_is_sent() {
     });
     let run = ctl(&sb, &["signal", "hup", "--pidfile", shell.pidfile()]).expect_code(0);
     assert!(
-        run.stdout.contains("SIGHUP sent (it has a handler); not verified"),
+        run.stdout
+            .contains("SIGHUP sent (it has a handler); not verified"),
         "{run}"
     );
     wait_for("the trap to run", WAIT, || {
-        std::fs::read_to_string(&out).ok()?.contains("hup").then_some(())
+        std::fs::read_to_string(&out)
+            .ok()?
+            .contains("hup")
+            .then_some(())
     });
     assert!(shell.alive());
 }
@@ -291,9 +341,18 @@ fn a_pid_file_another_user_could_have_written_is_not_trusted() {
     let sb = Sandbox::new();
     let mut d = Sigd::start(&sb, "catch", "sig-planted", true);
     let refused = |pidfile: &Path, why: &str| {
-        let doc = ctl(&sb, &["--json", "signal", "HUP", "--pidfile", pidfile.to_str().unwrap()])
-            .expect_code(77)
-            .json();
+        let doc = ctl(
+            &sb,
+            &[
+                "--json",
+                "signal",
+                "HUP",
+                "--pidfile",
+                pidfile.to_str().unwrap(),
+            ],
+        )
+        .expect_code(77)
+        .json();
         assert_eq!(doc["error"]["kind"], "untrusted", "{doc}");
         let message = doc["error"]["message"].as_str().unwrap();
         assert!(message.contains(why), "{why:?}: {doc}");
@@ -332,22 +391,40 @@ fn a_stale_pid_file_is_a_daemon_that_died_and_a_missing_one_a_stopped_daemon() {
     let pidfile = sb.path("stale.pid");
     std::fs::write(&pidfile, format!("{pid}\n")).unwrap();
     let path = pidfile.to_str().unwrap();
-    for args in [&["signal", "HUP", "--pidfile", path][..], &["--missing-ok", "signal", "HUP", "--pidfile", path]] {
+    for args in [
+        &["signal", "HUP", "--pidfile", path][..],
+        &["--missing-ok", "signal", "HUP", "--pidfile", path],
+    ] {
         let run = ctl(&sb, args).expect_code(69);
-        assert!(run.stderr.contains(&format!("names pid {pid}, which is not running")), "{run}");
+        assert!(
+            run.stderr
+                .contains(&format!("names pid {pid}, which is not running")),
+            "{run}"
+        );
     }
-    let doc = ctl(&sb, &["--json", "signal", "HUP", "--pidfile", path]).expect_code(69).json();
+    let doc = ctl(&sb, &["--json", "signal", "HUP", "--pidfile", path])
+        .expect_code(69)
+        .json();
     assert_eq!(doc["error"]["kind"], "died", "{doc}");
 
     let missing = sb.path("missing.pid");
     let missing = missing.to_str().unwrap();
     let run = ctl(&sb, &["signal", "HUP", "--pidfile", missing]).expect_code(69);
-    assert!(run.stderr.contains("--missing-ok makes this exit 0"), "{run}");
-    let run = ctl(&sb, &["--missing-ok", "signal", "HUP", "--pidfile", missing]).expect_code(0);
+    assert!(
+        run.stderr.contains("--missing-ok makes this exit 0"),
+        "{run}"
+    );
+    let run = ctl(
+        &sb,
+        &["--missing-ok", "signal", "HUP", "--pidfile", missing],
+    )
+    .expect_code(0);
     assert!(run.stdout.contains("nothing to do"), "{run}");
 
     std::fs::write(&pidfile, "12abc\n").unwrap();
-    let doc = ctl(&sb, &["--json", "signal", "HUP", "--pidfile", path]).expect_code(1).json();
+    let doc = ctl(&sb, &["--json", "signal", "HUP", "--pidfile", path])
+        .expect_code(1)
+        .json();
     assert_eq!(doc["error"]["kind"], "bad_pid_file", "{doc}");
 }
 
@@ -395,12 +472,23 @@ fn a_name_matches_every_process_of_that_exact_name_and_one_that_would_die_stops_
 
     let run = ctl(&sb, &["signal", "HUP", "--name", "sig-multi"]).expect_code(1);
     assert!(
-        run.stderr.contains(&format!("pid {} (sig-multi): SIGHUP would kill it: no handler", dies.pid)),
+        run.stderr.contains(&format!(
+            "pid {} (sig-multi): SIGHUP would kill it: no handler",
+            dies.pid
+        )),
         "{run}"
     );
-    assert!(run.stderr.contains("1 of the 3 processes; none was signalled"), "{run}");
+    assert!(
+        run.stderr
+            .contains("1 of the 3 processes; none was signalled"),
+        "{run}"
+    );
     for d in [&a, &b, &longer] {
-        assert!(!d.barrier().lines().any(|l| l == "hup"), "pid {} got it: {run}", d.pid);
+        assert!(
+            !d.barrier().lines().any(|l| l == "hup"),
+            "pid {} got it: {run}",
+            d.pid
+        );
     }
     assert!(dies.alive());
     drop(dies);
@@ -409,14 +497,31 @@ fn a_name_matches_every_process_of_that_exact_name_and_one_that_would_die_stops_
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines.len(), 2, "one line per process: {run}");
     for d in [&a, &b] {
-        assert!(run.stdout.contains(&format!("pid {} (sig-multi): SIGHUP sent", d.pid)), "{run}");
-        assert!(d.barrier().lines().any(|l| l == "hup"), "pid {}: {run}", d.pid);
+        assert!(
+            run.stdout
+                .contains(&format!("pid {} (sig-multi): SIGHUP sent", d.pid)),
+            "{run}"
+        );
+        assert!(
+            d.barrier().lines().any(|l| l == "hup"),
+            "pid {}: {run}",
+            d.pid
+        );
     }
-    assert!(!longer.barrier().lines().any(|l| l == "hup"), "not an exact match");
+    assert!(
+        !longer.barrier().lines().any(|l| l == "hup"),
+        "not an exact match"
+    );
 
-    let doc = ctl(&sb, &["--json", "signal", "HUP", "--name", "sig-nobody"]).expect_code(69).json();
+    let doc = ctl(&sb, &["--json", "signal", "HUP", "--name", "sig-nobody"])
+        .expect_code(69)
+        .json();
     assert_eq!(doc["error"]["kind"], "no_process", "{doc}");
-    ctl(&sb, &["--missing-ok", "signal", "HUP", "--name", "sig-nobody"]).expect_code(0);
+    ctl(
+        &sb,
+        &["--missing-ok", "signal", "HUP", "--name", "sig-nobody"],
+    )
+    .expect_code(0);
     let run = ctl(&sb, &["signal", "HUP", "--name", "sig-multi-but-longer"]).expect_code(2);
     assert!(run.stderr.contains("\"sig-multi-but-l\""), "{run}");
 }
@@ -429,7 +534,13 @@ fn usage_errors_exit_2() {
         &["signal", "BOGUS", "--pidfile", "/run/x.pid"],
         &["signal", "0", "--pidfile", "/run/x.pid"],
         &["signal", "HUP", "--pidfile", "/run/x.pid", "--name", "x"],
-        &["signal", "HUP", "--pidfile", "/run/x.pid", "--verify-reopen"],
+        &[
+            "signal",
+            "HUP",
+            "--pidfile",
+            "/run/x.pid",
+            "--verify-reopen",
+        ],
     ] {
         ctl(&sb, args).expect_code(2);
     }
@@ -473,7 +584,10 @@ fn logrotate_with_ctl_signal_fails_and_does_not_kill_a_daemon_without_a_handler(
     let run = logrotate(&sb, &stanza(d.log_path(), &signal_line(&d)));
     assert_ne!(run.code, Some(0), "{run}");
     assert!(
-        run.stderr.contains(&format!("pid {} (sig-lr-none): SIGHUP would kill it: no handler", d.pid)),
+        run.stderr.contains(&format!(
+            "pid {} (sig-lr-none): SIGHUP would kill it: no handler",
+            d.pid
+        )),
         "{run}"
     );
     assert!(d.alive(), "{run}");
@@ -509,13 +623,22 @@ fn logrotate_with_ctl_signal_loses_and_duplicates_no_line_under_load() {
         let lines: Vec<u64> = text
             .lines()
             .filter_map(|l| l.strip_prefix("line "))
-            .map(|n| n.parse().unwrap_or_else(|_| panic!("torn line {n:?} in {}", file.display())))
+            .map(|n| {
+                n.parse()
+                    .unwrap_or_else(|_| panic!("torn line {n:?} in {}", file.display()))
+            })
             .collect();
         assert!(!lines.is_empty(), "{} has no line", file.display());
         numbers.extend(lines);
     }
     assert_eq!(numbers[0], 1, "the first line is missing");
     for pair in numbers.windows(2) {
-        assert_eq!(pair[1], pair[0] + 1, "line {} followed by {}", pair[0], pair[1]);
+        assert_eq!(
+            pair[1],
+            pair[0] + 1,
+            "line {} followed by {}",
+            pair[0],
+            pair[1]
+        );
     }
 }

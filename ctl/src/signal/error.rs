@@ -107,9 +107,9 @@ impl SignalError {
                 }
                 PidFileError::Malformed { .. } | PidFileError::Unreadable { .. } => Exit::Failed,
             },
-            SignalError::Stale { .. } | SignalError::NoProcess { .. } | SignalError::Gone { .. } => {
-                Exit::NoDaemon
-            }
+            SignalError::Stale { .. }
+            | SignalError::NoProcess { .. }
+            | SignalError::Gone { .. } => Exit::NoDaemon,
             SignalError::NameTooLong { .. } => Exit::Usage,
             SignalError::Denied { .. } => Exit::Denied,
             SignalError::NotSent { .. }
@@ -165,7 +165,9 @@ impl SignalError {
             SignalError::Killed { sig, dead, .. } => json!({
                 "signal": sig.to_string(), "processes": dead,
             }),
-            SignalError::NotReopened { sig, unreopened, .. } => {
+            SignalError::NotReopened {
+                sig, unreopened, ..
+            } => {
                 let mut doc = serde_json::to_value(unreopened).unwrap_or(Value::Null);
                 doc["signal"] = sig.to_string().into();
                 doc

@@ -135,7 +135,10 @@ pub fn run(args: &SignalArgs, timeout: Duration) -> Result<(Value, String), Sign
     }
     let mut logs: Vec<Log> = args.verify_reopen.iter().map(|p| Log::new(p)).collect();
     for log in &mut logs {
-        let files: Vec<&OpenFile> = processes.iter().flat_map(|p| p.files.iter().flatten()).collect();
+        let files: Vec<&OpenFile> = processes
+            .iter()
+            .flat_map(|p| p.files.iter().flatten())
+            .collect();
         log.record(&files);
     }
     for p in &processes {
@@ -305,9 +308,9 @@ pub fn send(pidfd: &OwnedFd, sig: &Sig) -> io::Result<()> {
 
 fn sent_error(e: io::Error, p: &Process) -> SignalError {
     match e.raw_os_error() {
-        Some(code) if code == rustix::io::Errno::SRCH.raw_os_error() => SignalError::Gone {
-            who: p.who.clone(),
-        },
+        Some(code) if code == rustix::io::Errno::SRCH.raw_os_error() => {
+            SignalError::Gone { who: p.who.clone() }
+        }
         Some(code) if code == rustix::io::Errno::PERM.raw_os_error() => SignalError::Denied {
             who: p.who.clone(),
             what: "signal",
@@ -494,9 +497,14 @@ mod tests {
         assert!(!alive(&pidfd).unwrap(), "the pidfd turns readable at exit");
         let hup = names::parse("HUP").unwrap();
         let err = send(&pidfd, &hup).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(rustix::io::Errno::SRCH.raw_os_error()));
+        assert_eq!(
+            err.raw_os_error(),
+            Some(rustix::io::Errno::SRCH.raw_os_error())
+        );
         // And a process checked as gone is no target.
-        assert!(inspect(child.id() as i32, None, &hup, false).unwrap().is_none());
+        assert!(inspect(child.id() as i32, None, &hup, false)
+            .unwrap()
+            .is_none());
     }
 
     #[test]

@@ -205,7 +205,9 @@ impl Refusal {
             Refusal::WouldStop => format!("{sig} would stop it: no handler"),
             Refusal::Ignored => format!("it ignores {sig}: sending it would do nothing"),
             Refusal::IgnoredByDefault => {
-                format!("{sig} would do nothing: no handler, and its default action is to ignore it")
+                format!(
+                    "{sig} would do nothing: no handler, and its default action is to ignore it"
+                )
             }
             Refusal::Blocked => format!(
                 "it blocks {sig} in every thread (for the 100ms it was looked at) and reads it \
@@ -267,15 +269,27 @@ mod tests {
             caught: !0,
             ..Masks::default()
         };
-        assert_eq!(judge(&parse("KILL").unwrap(), &all), Err(Refusal::WouldKill));
-        assert_eq!(judge(&parse("STOP").unwrap(), &all), Err(Refusal::WouldStop));
+        assert_eq!(
+            judge(&parse("KILL").unwrap(), &all),
+            Err(Refusal::WouldKill)
+        );
+        assert_eq!(
+            judge(&parse("STOP").unwrap(), &all),
+            Err(Refusal::WouldStop)
+        );
         let none = Masks::default();
-        assert_eq!(judge(&parse("TSTP").unwrap(), &none), Err(Refusal::WouldStop));
+        assert_eq!(
+            judge(&parse("TSTP").unwrap(), &none),
+            Err(Refusal::WouldStop)
+        );
         assert_eq!(
             judge(&parse("WINCH").unwrap(), &none),
             Err(Refusal::IgnoredByDefault)
         );
-        assert_eq!(judge(&parse("CONT").unwrap(), &none), Ok(Handled::Continues));
+        assert_eq!(
+            judge(&parse("CONT").unwrap(), &none),
+            Ok(Handled::Continues)
+        );
         assert!(Refusal::WouldKill
             .text(&hup)
             .contains("would kill it: no handler"));

@@ -142,12 +142,17 @@ pub fn check(logs: &[Log], processes: &[(&Who, Vec<OpenFile>)]) -> Vec<Holding> 
                 }
                 holding
                     .stale
-                    .extend(files.iter().filter(|f| log.is_stale(f, now)).map(|f| Stale {
-                        pid: who.pid,
-                        fd: f.fd,
-                        now_at: f.link.clone(),
-                        file: f.id,
-                    }));
+                    .extend(
+                        files
+                            .iter()
+                            .filter(|f| log.is_stale(f, now))
+                            .map(|f| Stale {
+                                pid: who.pid,
+                                fd: f.fd,
+                                now_at: f.link.clone(),
+                                file: f.id,
+                            }),
+                    );
             }
             holding
         })
@@ -171,7 +176,9 @@ impl fmt::Display for Unreopened {
             if log.file.is_none() {
                 parts.push(format!("there is no file at {path}"));
             } else if log.holders.is_empty() {
-                parts.push(format!("no signalled process has the file now at {path} open"));
+                parts.push(format!(
+                    "no signalled process has the file now at {path} open"
+                ));
             }
         }
         write!(f, "{}", parts.join("; "))
