@@ -642,3 +642,44 @@ fn logrotate_with_ctl_signal_loses_and_duplicates_no_line_under_load() {
         );
     }
 }
+
+#[test]
+fn another_users_process_is_neither_read_nor_signalled_and_that_is_denied() {
+    if !require_root() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let mut d = Sigd::start(&sb, "catch", "sig-denied", true);
+    // As nobody: root's process's descriptors cannot be read, nor can it be signalled.
+    let doc = sb
+        .ctl_as_nobody(&[
+            "--json",
+            "signal",
+            "HUP",
+            "--name",
+            "sig-denied",
+            "--verify-reopen",
+            d.log_path(),
+        ])
+        .expect_code(77)
+        .json();
+    assert_eq!(doc["error"]["kind"], "denied", "{doc}");
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("read the open descriptors (/proc/PID/fd) of pid")
+            && message.contains("nothing was sent"),
+        "{doc}"
+    );
+    let run = sb
+        .ctl_as_nobody(&["signal", "HUP", "--name", "sig-denied"])
+        .expect_code(77);
+    assert!(
+        run.stderr.contains(&format!(
+            "permission denied to signal pid {} (sig-denied)",
+            d.pid
+        )),
+        "{run}"
+    );
+    assert!(!d.barrier().lines().any(|l| l == "hup"), "{run}");
+    assert!(d.alive());
+}
