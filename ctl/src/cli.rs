@@ -69,6 +69,10 @@ pub enum Command {
     /// not be read); error (anything else, such as ctl's own descriptor limit).
     #[command(after_long_help = EXIT_CODES_HELP)]
     List,
+    /// Send a signal to a daemon without a control socket, only where it is handled, and
+    /// prove what it did (--verify-reopen)
+    #[command(long_about = crate::signal::LONG_ABOUT, after_long_help = EXIT_CODES_HELP)]
+    Signal(crate::signal::SignalArgs),
     /// Print a shell completion script (bash, zsh, fish, ...)
     ///
     /// Besides operations and options, it completes daemon names (from where `ctl list`
@@ -280,6 +284,36 @@ mod tests {
         assert_eq!(call.pairs, ["text=hi", "n=2"]);
         assert_eq!(call.args.as_deref(), Some("{}"));
         assert!(Cli::try_parse_from(["ctl", "call", "web"]).is_err());
+    }
+
+    #[test]
+    fn signal_takes_a_signal_a_pid_file_or_a_name_and_logs_to_verify() {
+        let cli = Cli::try_parse_from([
+            "ctl",
+            "signal",
+            "HUP",
+            "--pidfile",
+            "/run/nginx.pid",
+            "--verify-reopen",
+            "/var/log/a.log",
+            "/var/log/b.log",
+        ])
+        .unwrap();
+        let Command::Signal(s) = cli.command else {
+            panic!("not signal")
+        };
+        assert_eq!(s.signal.to_string(), "SIGHUP");
+        assert_eq!(s.target(), "/run/nginx.pid");
+        assert_eq!(s.verify_reopen.len(), 2);
+        let cli = Cli::try_parse_from(["ctl", "signal", "usr1", "--name", "rsyslogd"]).unwrap();
+        assert!(matches!(cli.command, Command::Signal(ref s) if s.target() == "rsyslogd"));
+        for bad in [
+            &["ctl", "signal", "HUP"][..],
+            &["ctl", "signal", "HUP", "--pidfile", "p", "--name", "n"],
+            &["ctl", "signal", "NOPE", "--name", "n"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 
     /// What `ctl NAME --help` prints: through parsing, as the binary does, so that the global

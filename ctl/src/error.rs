@@ -149,6 +149,9 @@ pub enum CtlError {
     /// The daemon answered with an error.
     #[error(transparent)]
     Op(#[from] OpError),
+    /// `ctl signal` failed: no process, an untrusted pid file, a signal it would not handle, ...
+    #[error(transparent)]
+    Signal(#[from] crate::signal::SignalError),
     /// stdout could not be written (a closed pipe is not this: it is not an error).
     #[error("cannot write the output: {0}")]
     Output(#[source] io::Error),
@@ -171,6 +174,7 @@ impl CtlError {
             | CtlError::Protocol { .. }
             | CtlError::WrongReply { .. } => Exit::Protocol,
             CtlError::Output(_) => Exit::Output,
+            CtlError::Signal(e) => e.exit(),
             CtlError::Op(op) => match op {
                 OpError::Unsupported { .. } => Exit::Unsupported,
                 OpError::Denied { .. } => Exit::Denied,
@@ -193,7 +197,7 @@ impl CtlError {
         matches!(
             self,
             CtlError::NoDaemon { .. } | CtlError::Op(OpError::ShuttingDown)
-        )
+        ) || matches!(self, CtlError::Signal(e) if e.is_missing())
     }
 
     /// A short machine-readable kind for `--json`.
@@ -211,6 +215,7 @@ impl CtlError {
             CtlError::Incompatible { .. } => "incompatible",
             CtlError::Protocol { .. } | CtlError::WrongReply { .. } => "protocol",
             CtlError::Output(_) => "output",
+            CtlError::Signal(e) => e.kind(),
             CtlError::Op(op) => match op {
                 OpError::Unsupported { .. } => "unsupported",
                 OpError::Failed { .. } => "failed",

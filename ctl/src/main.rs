@@ -12,8 +12,11 @@ mod list;
 mod man;
 mod ops;
 mod output;
+mod pidfile;
+mod procfs;
 mod prometheus;
 mod running;
+mod signal;
 
 use cli::{Cli, Command};
 use client::{Ahead, Session};
@@ -94,6 +97,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         Command::Completions { shell } => return completions(*shell),
         Command::Man => return man_page(),
         Command::Complete(a) => return complete_words(a).await,
+        Command::Signal(a) => return signalled(global, a),
     };
     let (op, target) = (request.name(), request.target());
     let mut out = Output {
@@ -152,6 +156,28 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         Err(err) if global.missing_ok && err.is_missing() => match out.skipped(&err) {
             Ok(()) => Exit::Ok,
             Err(write) => unwritten(&format!("{op} {target}"), write, ""),
+        },
+        Err(err) => failed(&out, &err),
+    }
+}
+
+/// `ctl signal`: asks no daemon, reports like every operation.
+fn signalled(global: &cli::Global, args: &signal::SignalArgs) -> Exit {
+    let target = args.target();
+    let out = Output {
+        global,
+        operation: "signal",
+        target: &target,
+        socket: None,
+    };
+    match signal::run(args, global.timeout).map_err(CtlError::from) {
+        Ok((doc, text)) => match out.said(doc, &text) {
+            Ok(()) => Exit::Ok,
+            Err(write) => unwritten(&format!("signal {target}"), write, "; the signal was sent"),
+        },
+        Err(err) if global.missing_ok && err.is_missing() => match out.skipped(&err) {
+            Ok(()) => Exit::Ok,
+            Err(write) => unwritten(&format!("signal {target}"), write, ""),
         },
         Err(err) => failed(&out, &err),
     }

@@ -15,6 +15,8 @@ pub const SEE_ALSO: &[&str] = &[
     "systemd.service(5)",
     "systemd.exec(5)",
     "unix(7)",
+    "signal(7)",
+    "proc(5)",
     "ssh(1)",
 ];
 
@@ -272,6 +274,17 @@ reads half a file:
 .nf
 ctl counters \-\-prometheus mydaemon > "$DIR/mydaemon.prom.$$" &&
     mv "$DIR/mydaemon.prom.$$" "$DIR/mydaemon.prom"
+.fi
+.RE
+.PP
+Signal a daemon that has no control socket, only if it handles SIGHUP, and wait until it has
+reopened its log, in place of kill \-HUP $(cat /run/nginx.pid):
+.PP
+.RS
+.nf
+postrotate
+    ctl signal HUP \-\-pidfile /run/nginx.pid \-\-verify\-reopen /var/log/nginx/access.log
+endscript
 .fi
 .RE
 .PP

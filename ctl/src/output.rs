@@ -216,6 +216,7 @@ impl Output<'_> {
         if self.global.json {
             let detail = match err {
                 CtlError::Op(op) => to_value(op),
+                CtlError::Signal(e) => e.detail(),
                 _ => Value::Null,
             };
             let doc = Envelope {
@@ -236,6 +237,22 @@ impl Output<'_> {
             ));
             Ok(())
         }
+    }
+
+    /// Prints the result of an operation that asks no daemon (`ctl signal`): `doc` in the
+    /// envelope's `result`, or `text` for people.
+    pub fn said(&self, doc: Value, text: &str) -> Result<(), CtlError> {
+        if self.global.quiet {
+            return Ok(());
+        }
+        if self.global.json {
+            let doc = Envelope {
+                result: Some(doc),
+                ..self.envelope(true, 0)
+            };
+            return print_json(&to_value(&doc));
+        }
+        print_out(text)
     }
 
     /// Prints that there was nothing to do because no daemon is there (`--missing-ok`).
@@ -398,7 +415,7 @@ pub fn print_err(s: &str) {
 /// success: said where an operation on one target failed, not in `ctl list`, where the option
 /// changes nothing.
 fn missing_ok_hint(err: &CtlError) -> &'static str {
-    if matches!(err, CtlError::NoDaemon { .. }) {
+    if err.is_missing() && !matches!(err, CtlError::Op(_)) {
         " (--missing-ok makes this exit 0)"
     } else {
         ""

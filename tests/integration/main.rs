@@ -20,6 +20,7 @@ mod logrotate;
 mod operations;
 mod operator;
 mod resume;
+mod signal;
 mod socket_convention;
 mod socket_file;
 mod stop;

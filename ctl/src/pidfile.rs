@@ -1,0 +1,375 @@
+//! Reading a pid file that root may act on: only one that nobody but root and ctl's own user
+//! could have written, read without following a link, of bounded size, strictly parsed.
+//!
+//! The path is walked one component at a time from `/`, each directory opened without
+//! following a link (`O_PATH | O_DIRECTORY | O_NOFOLLOW`) and judged by `fstat` on what was
+//! opened, so what is judged is what is used:
+//!
+//! - every directory on the way is owned by root or by ctl's euid, and is not writable by its
+//!   group or others, unless it has the sticky bit (like `/tmp`): then the entry taken from it
+//!   must be owned by root or ctl's euid, which is what the sticky bit protects from being
+//!   renamed or removed by anyone else;
+//! - a symbolic link on the way (`/var/run -> /run`) is followed only from such a directory
+//!   (so only a trusted user can have made it), and its target is walked by the same rules;
+//! - the pid file itself is no symbolic link (`O_NOFOLLOW`), is a regular file owned by root
+//!   or ctl's euid and not writable by its group or others.
+//!
+//! Its content is one positive decimal integer without sign or leading zeros, optionally
+//! followed by one newline, at most [`MAX_LEN`] bytes.
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+/// The longest pid file read: a pid is at most 7 digits (`PID_MAX_LIMIT`, 4194304).
+pub const MAX_LEN: usize = 64;
+
+/// Symbolic links followed on one path, as the kernel's own limit.
+const MAX_LINKS: usize = 40;
+
+/// Why a pid file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PidFileError {
+    /// Nothing at the path: the daemon was stopped (a daemon removes its pid file on exit).
+    #[error("no pid file at {}: the daemon is not running (it removes its pid file when it stops)", .path.display())]
+    Missing { path: PathBuf },
+    /// Another user could have written it, or it is a link.
+    #[error("not trusting the pid file {}: {why}; nothing was sent: another user could point \
+             it at any process; make it and the directories above it root's (or ctl's user's) \
+             and writable by their owner only", .path.display())]
+    Untrusted { path: PathBuf, why: Distrust },
+    /// It holds something else than a pid.
+    #[error("the pid file {} does not hold one pid: {why}; nothing was sent", .path.display())]
+    Malformed { path: PathBuf, why: String },
+    /// It could not be read.
+    #[error("cannot read the pid file {}: {source}", .path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What makes a pid file, or a directory on its path, untrusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Distrust {
+    /// The pid file is a symbolic link.
+    Symlink { at: PathBuf },
+    /// A file or directory owned by another user.
+    Owner { at: PathBuf, uid: u32 },
+    /// A file, or a directory without the sticky bit, that its group or others may write.
+    Writable { at: PathBuf, mode: u32 },
+    /// The pid file is no regular file.
+    NotRegular { at: PathBuf },
+}
+
+impl fmt::Display for Distrust {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let me = rustix::process::geteuid().as_raw();
+        match self {
+            Distrust::Symlink { at } => write!(f, "{} is a symbolic link", at.display()),
+            Distrust::Owner { at, uid } => write!(
+                f,
+                "{} is owned by uid {uid}, neither root nor ctl's user (uid {me})",
+                at.display()
+            ),
+            Distrust::Writable { at, mode } => write!(
+                f,
+                "{} is writable by its group or others (mode {:04o})",
+                at.display(),
+                mode & 0o7777
+            ),
+            Distrust::NotRegular { at } => write!(f, "{} is not a regular file", at.display()),
+        }
+    }
+}
+
+/// Reads the pid in the pid file at `path`, by the rules above.
+pub fn read(path: &Path) -> Result<i32, PidFileError> {
+    let file = open_trusted(path)?;
+    let mut text = Vec::with_capacity(MAX_LEN + 1);
+    std::fs::File::from(file)
+        .take(MAX_LEN as u64 + 1)
+        .read_to_end(&mut text)
+        .map_err(|source| PidFileError::Unreadable {
+            path: path.to_owned(),
+            source,
+        })?;
+    parse(&text).map_err(|why| PidFileError::Malformed {
+        path: path.to_owned(),
+        why,
+    })
+}
+
+/// One positive decimal integer, optionally followed by one newline.
+pub fn parse(text: &[u8]) -> Result<i32, String> {
+    if text.len() > MAX_LEN {
+        return Err(format!("it is longer than {MAX_LEN} bytes"));
+    }
+    let digits = text.strip_suffix(b"\n").unwrap_or(text);
+    let shown = || format!("{:?}", String::from_utf8_lossy(text));
+    if digits.is_empty() {
+        return Err("it is empty".into());
+    }
+    if !digits.iter().all(u8::is_ascii_digit) || digits[0] == b'0' {
+        return Err(format!(
+            "{} is not a positive decimal number (digits only, no sign, no leading zero, at \
+             most one newline after it)",
+            shown()
+        ));
+    }
+    std::str::from_utf8(digits)
+        .ok()
+        .and_then(|s| s.parse::<i32>().ok())
+        .ok_or_else(|| format!("{} is out of the range of pids", shown()))
+}
+
+/// Opens the pid file for reading, walking its path as the module says.
+fn open_trusted(path: &Path) -> Result<OwnedFd, PidFileError> {
+    let fail = |e: io::Error| io_error(path, e);
+    let absolute = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir().map_err(fail)?.join(path)
+    };
+    // Components still to walk, the next one last; directories walked so far, for `..`.
+    let mut pending: Vec<OsString> = Vec::new();
+    push_components(&mut pending, &absolute);
+    let root = open_dir(rustix::fs::CWD, OsStr::new("/"), Path::new("/")).map_err(fail)?;
+    let mut walked: Vec<(OwnedFd, Stat, PathBuf)> = vec![root];
+    judge_dir(&walked[0].1, &walked[0].2).map_err(|why| untrusted(path, why))?;
+    let mut links = 0;
+    while let Some(name) = pending.pop() {
+        if name == ".." {
+            if walked.len() > 1 {
+                walked.pop();
+            }
+            continue;
+        }
+        let (dir, dir_stat, dir_path) = walked.last().expect("the root stays");
+        let here = dir_path.join(&name);
+        let entry = rustix::fs::statat(dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| io_error(path, e.into()))?;
+        judge_entry(dir_stat, &entry, &here).map_err(|why| untrusted(path, why))?;
+        let last = pending.is_empty();
+        if FileType::from_raw_mode(entry.st_mode) == FileType::Symlink {
+            if last {
+                return Err(untrusted(path, Distrust::Symlink { at: here }));
+            }
+            links += 1;
+            if links > MAX_LINKS {
+                return Err(fail(io::Error::other("too many symbolic links")));
+            }
+            let target = rustix::fs::readlinkat(dir, name.as_os_str(), Vec::new())
+                .map_err(|e| io_error(path, e.into()))?;
+            let target = PathBuf::from(OsStr::from_bytes(target.as_bytes()));
+            if target.is_absolute() {
+                walked.truncate(1);
+            }
+            push_components(&mut pending, &target);
+            continue;
+        }
+        if last {
+            return open_file(dir, &name, &here).map_err(|e| match e {
+                Opened::Io(e) => io_error(path, e),
+                Opened::Distrust(why) => untrusted(path, why),
+            });
+        }
+        let next = open_dir(dir, &name, &here).map_err(fail)?;
+        judge_dir(&next.1, &next.2).map_err(|why| untrusted(path, why))?;
+        walked.push(next);
+    }
+    Err(fail(io::Error::other("the path names no file")))
+}
+
+/// Pushes `path`'s components so that the first is popped first; `.` and `/` drop out.
+fn push_components(pending: &mut Vec<OsString>, path: &Path) {
+    let names: Vec<OsString> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_owned()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    pending.extend(names.into_iter().rev());
+}
+
+fn open_dir(dir: impl AsFd, name: &OsStr, here: &Path) -> io::Result<(OwnedFd, Stat, PathBuf)> {
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty())?;
+    let stat = rustix::fs::fstat(&fd)?;
+    Ok((fd, stat, here.to_owned()))
+}
+
+enum Opened {
+    Io(io::Error),
+    Distrust(Distrust),
+}
+
+/// Opens the pid file itself, never through a link, and judges what was opened.
+fn open_file(dir: impl AsFd, name: &OsStr, here: &Path) -> Result<OwnedFd, Opened> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let fd = match rustix::fs::openat(dir, name, flags | OFlags::NOCTTY, Mode::empty()) {
+        Ok(fd) => fd,
+        // A link put there since it was looked at.
+        Err(rustix::io::Errno::LOOP) => {
+            return Err(Opened::Distrust(Distrust::Symlink { at: here.into() }))
+        }
+        Err(e) => return Err(Opened::Io(e.into())),
+    };
+    let stat = rustix::fs::fstat(&fd).map_err(|e| Opened::Io(e.into()))?;
+    let at = here.to_owned();
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return Err(Opened::Distrust(Distrust::NotRegular { at }));
+    }
+    if !trusted_uid(stat.st_uid) {
+        return Err(Opened::Distrust(Distrust::Owner {
+            at,
+            uid: stat.st_uid,
+        }));
+    }
+    if stat.st_mode & 0o022 != 0 {
+        return Err(Opened::Distrust(Distrust::Writable {
+            at,
+            mode: stat.st_mode,
+        }));
+    }
+    Ok(fd)
+}
+
+/// A directory on the path: root's or ctl's user's, writable by nobody else unless sticky.
+fn judge_dir(stat: &Stat, at: &Path) -> Result<(), Distrust> {
+    if !trusted_uid(stat.st_uid) {
+        return Err(Distrust::Owner {
+            at: at.to_owned(),
+            uid: stat.st_uid,
+        });
+    }
+    if stat.st_mode & 0o022 != 0 && stat.st_mode & 0o1000 == 0 {
+        return Err(Distrust::Writable {
+            at: at.to_owned(),
+            mode: stat.st_mode,
+        });
+    }
+    Ok(())
+}
+
+/// An entry of a sticky directory others may write to must be a trusted user's: only its
+/// owner (and the directory's) can rename or remove it there.
+fn judge_entry(dir: &Stat, entry: &Stat, at: &Path) -> Result<(), Distrust> {
+    if dir.st_mode & 0o022 != 0 && !trusted_uid(entry.st_uid) {
+        return Err(Distrust::Owner {
+            at: at.to_owned(),
+            uid: entry.st_uid,
+        });
+    }
+    Ok(())
+}
+
+fn trusted_uid(uid: u32) -> bool {
+    uid == 0 || uid == rustix::process::geteuid().as_raw()
+}
+
+fn untrusted(path: &Path, why: Distrust) -> PidFileError {
+    PidFileError::Untrusted {
+        path: path.to_owned(),
+        why,
+    }
+}
+
+fn io_error(path: &Path, source: io::Error) -> PidFileError {
+    match source.kind() {
+        io::ErrorKind::NotFound => PidFileError::Missing {
+            path: path.to_owned(),
+        },
+        _ => PidFileError::Unreadable {
+            path: path.to_owned(),
+            source,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_one_positive_decimal_is_a_pid() {
+        assert_eq!(parse(b"812\n"), Ok(812));
+        assert_eq!(parse(b"1"), Ok(1));
+        for bad in [
+            &b""[..],
+            b"\n",
+            b"0",
+            b"0812",
+            b"-1",
+            b"+5",
+            b" 5",
+            b"5 ",
+            b"5\n\n",
+            b"5\r\n",
+            b"5\n6\n",
+            b"99999999999",
+            b"12abc",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was taken");
+        }
+        assert!(parse(&[b'1'; MAX_LEN + 1]).unwrap_err().contains("longer"));
+    }
+
+    #[test]
+    fn a_pid_file_of_our_own_in_a_private_directory_is_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("d.pid");
+        std::fs::write(&file, "4242\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(read(&file).unwrap(), 4242);
+        // Through a link to the directory, from a directory only we write, and through `..`.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path(), &link).unwrap();
+        assert_eq!(read(&link.join("d.pid")).unwrap(), 4242);
+        let back = dir.path().join("..").join(dir.path().file_name().unwrap());
+        assert_eq!(read(&back.join("d.pid")).unwrap(), 4242);
+
+        let missing = read(&dir.path().join("none.pid")).unwrap_err();
+        assert!(matches!(missing, PidFileError::Missing { .. }), "{missing}");
+
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err = read(&file).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                PidFileError::Untrusted {
+                    why: Distrust::Writable { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+        let file_link = dir.path().join("l.pid");
+        std::os::unix::fs::symlink(&file, &file_link).unwrap();
+        let err = read(&file_link).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                PidFileError::Untrusted {
+                    why: Distrust::Symlink { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = read(&file).unwrap_err();
+        assert!(err.to_string().contains("mode 0777"), "{err}");
+    }
+}

@@ -1,0 +1,204 @@
+//! What can go wrong in `ctl signal`, each mapped to its exit code and `--json` kind.
+
+use super::names::{Refusal, Sig};
+use super::reopen::Unreopened;
+use crate::exit::Exit;
+use crate::pidfile::PidFileError;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// One process `ctl signal` looked at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Who {
+    pub pid: i32,
+    /// Its `/proc/PID/comm`, anyone's choice: escaped where people read it.
+    pub name: String,
+    /// Its real uid.
+    pub uid: u32,
+}
+
+impl fmt::Display for Who {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {} ({})", self.pid, self.name)
+    }
+}
+
+/// A failed `ctl signal`.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalError {
+    /// The pid file is missing, untrusted, malformed or unreadable.
+    #[error(transparent)]
+    PidFile(#[from] PidFileError),
+    /// The pid file names a process that is gone.
+    #[error("the pid file {} names pid {pid}, which is not running: the daemon died, or was \
+             stopped without removing it; nothing was sent; --missing-ok does not hide a stale \
+             pid file", .path.display())]
+    Stale { path: PathBuf, pid: i32 },
+    /// No process has the name.
+    #[error("no process named {name:?} (as /proc/PID/comm has it); nothing was sent")]
+    NoProcess { name: String },
+    /// The name cannot match: the kernel keeps 15 bytes of a process name.
+    #[error("{name:?} is {len} bytes, and the kernel keeps only the first 15 of a process's \
+             name (/proc/PID/comm): it can match no process; give --name {short:?}, as the \
+             process's name shows there", len = .name.len())]
+    NameTooLong { name: String, short: String },
+    /// Some process does not handle the signal: none was signalled.
+    #[error("{} not sent: {}{}; fix the daemon's handler or the command that sends it, or give \
+             --force to send it anyway", .sig, refusals(.sig, .refused),
+             none_of(.refused.len(), *.of))]
+    NotSent {
+        sig: Sig,
+        refused: Vec<(Who, Refusal)>,
+        /// How many processes were to be signalled.
+        of: usize,
+    },
+    /// A process exited after the signal.
+    #[error("{} sent, and {} exited after it: the signal killed it{}", .sig, list(.dead),
+            if *.forced { " (sent with --force)" } else { "; its handler crashed or exited" })]
+    Killed {
+        sig: Sig,
+        dead: Vec<Who>,
+        forced: bool,
+    },
+    /// `--verify-reopen` found an old file still open at the deadline.
+    #[error("{sig} sent, but after waiting {}: {unreopened}",
+            humantime::format_duration(*.waited))]
+    NotReopened {
+        sig: Sig,
+        waited: std::time::Duration,
+        unreopened: Unreopened,
+    },
+    /// Reading the process, or signalling it, is not permitted.
+    #[error("permission denied to {what} {who}: {source}; run as its user or root{}",
+            if *.sent { " (the signal was sent)" } else { "; nothing was sent" })]
+    Denied {
+        who: Who,
+        what: &'static str,
+        sent: bool,
+        #[source]
+        source: io::Error,
+    },
+    /// The process exited between its check and the signal.
+    #[error("{who} exited before the signal could be sent; nothing was sent to it")]
+    Gone { who: Who },
+    /// Anything else the system refused.
+    #[error("{what}: {source}")]
+    Os {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl SignalError {
+    /// The exit code.
+    pub fn exit(&self) -> Exit {
+        match self {
+            SignalError::PidFile(e) => match e {
+                PidFileError::Missing { .. } => Exit::NoDaemon,
+                PidFileError::Untrusted { .. } => Exit::Denied,
+                PidFileError::Unreadable { source, .. }
+                    if source.kind() == io::ErrorKind::PermissionDenied =>
+                {
+                    Exit::Denied
+                }
+                PidFileError::Malformed { .. } | PidFileError::Unreadable { .. } => Exit::Failed,
+            },
+            SignalError::Stale { .. }
+            | SignalError::NoProcess { .. }
+            | SignalError::Gone { .. } => Exit::NoDaemon,
+            SignalError::NameTooLong { .. } => Exit::Usage,
+            SignalError::Denied { .. } => Exit::Denied,
+            SignalError::NotSent { .. }
+            | SignalError::Killed { .. }
+            | SignalError::NotReopened { .. }
+            | SignalError::Os { .. } => Exit::Failed,
+        }
+    }
+
+    /// The `--json` kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SignalError::PidFile(e) => match e {
+                PidFileError::Missing { .. } => "no_daemon",
+                PidFileError::Untrusted { .. } => "untrusted",
+                PidFileError::Malformed { .. } => "bad_pid_file",
+                PidFileError::Unreadable { source, .. }
+                    if source.kind() == io::ErrorKind::PermissionDenied =>
+                {
+                    "denied"
+                }
+                PidFileError::Unreadable { .. } => "failed",
+            },
+            SignalError::Stale { .. } | SignalError::Gone { .. } => "died",
+            SignalError::NoProcess { .. } => "no_process",
+            SignalError::NameTooLong { .. } => "usage",
+            SignalError::NotSent { .. } => "not_sent",
+            SignalError::Killed { .. } => "killed",
+            SignalError::NotReopened { .. } => "not_reopened",
+            SignalError::Denied { .. } => "denied",
+            SignalError::Os { .. } => "failed",
+        }
+    }
+
+    /// Whether `--missing-ok` makes it exit 0: no pid file (the daemon was stopped), or no
+    /// process of that name. Not a stale pid file: that daemon died.
+    pub fn is_missing(&self) -> bool {
+        matches!(
+            self,
+            SignalError::PidFile(PidFileError::Missing { .. }) | SignalError::NoProcess { .. }
+        )
+    }
+
+    /// The `detail` of the `--json` error: the processes concerned.
+    pub fn detail(&self) -> Value {
+        match self {
+            SignalError::NotSent { sig, refused, .. } => json!({
+                "signal": sig.to_string(),
+                "processes": refused.iter().map(|(who, why)| json!({
+                    "pid": who.pid, "name": who.name, "uid": who.uid, "refusal": why,
+                })).collect::<Vec<_>>(),
+            }),
+            SignalError::Killed { sig, dead, .. } => json!({
+                "signal": sig.to_string(), "processes": dead,
+            }),
+            SignalError::NotReopened {
+                sig, unreopened, ..
+            } => {
+                let mut doc = serde_json::to_value(unreopened).unwrap_or(Value::Null);
+                doc["signal"] = sig.to_string().into();
+                doc
+            }
+            SignalError::Denied { who, .. } | SignalError::Gone { who } => {
+                json!({ "processes": [who] })
+            }
+            _ => Value::Null,
+        }
+    }
+}
+
+fn refusals(sig: &Sig, refused: &[(Who, Refusal)]) -> String {
+    let each: Vec<String> = refused
+        .iter()
+        .map(|(who, why)| format!("{who}: {}", why.text(sig)))
+        .collect();
+    each.join("; ")
+}
+
+fn none_of(refused: usize, of: usize) -> String {
+    match of {
+        0 | 1 => String::new(),
+        _ if refused == of => format!(" (all {of} processes; none was signalled)"),
+        _ => format!(
+            " ({refused} of the {of} processes; none was signalled, not even those that handle it)"
+        ),
+    }
+}
+
+fn list(who: &[Who]) -> String {
+    let each: Vec<String> = who.iter().map(Who::to_string).collect();
+    each.join(", ")
+}
