@@ -94,6 +94,71 @@ pub enum SignalError {
 }
 
 impl SignalError {
+    /// One error of each kind, for the test that every `--json` kind is documented.
+    #[cfg(test)]
+    pub(crate) fn samples() -> Vec<SignalError> {
+        use crate::pidfile::Distrust;
+        let path = PathBuf::from("/run/x.pid");
+        let sig = super::names::parse("HUP").unwrap();
+        let who = Who {
+            pid: 1,
+            name: "x".into(),
+            uid: 0,
+        };
+        let denied = || io::Error::from(io::ErrorKind::PermissionDenied);
+        vec![
+            SignalError::PidFile(PidFileError::Missing { path: path.clone() }),
+            SignalError::PidFile(PidFileError::Untrusted {
+                path: path.clone(),
+                why: Distrust::NotRegular { at: path.clone() },
+            }),
+            SignalError::PidFile(PidFileError::Malformed {
+                path: path.clone(),
+                why: "empty".into(),
+            }),
+            SignalError::PidFile(PidFileError::Unreadable {
+                path: path.clone(),
+                source: denied(),
+            }),
+            SignalError::PidFile(PidFileError::Unreadable {
+                path: path.clone(),
+                source: io::Error::other("x"),
+            }),
+            SignalError::Stale { path, pid: 1 },
+            SignalError::NoProcess { name: "x".into() },
+            SignalError::NameTooLong {
+                name: "x".repeat(16),
+                short: "x".repeat(15),
+            },
+            SignalError::NotSent {
+                sig,
+                refused: Vec::new(),
+                of: 1,
+            },
+            SignalError::Killed {
+                sig,
+                dead: vec![who.clone()],
+                forced: false,
+            },
+            SignalError::NotReopened {
+                sig,
+                waited: std::time::Duration::from_secs(1),
+                unreopened: Unreopened { logs: Vec::new() },
+            },
+            SignalError::Denied {
+                who: who.clone(),
+                what: "read",
+                sent: false,
+                source: denied(),
+            },
+            SignalError::Gone { who },
+            SignalError::Os {
+                what: "x".into(),
+                source: io::Error::other("x"),
+            },
+        ]
+    }
+
     /// The exit code.
     pub fn exit(&self) -> Exit {
         match self {
