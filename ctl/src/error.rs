@@ -31,8 +31,8 @@ pub enum CtlError {
     /// it has bound a removed socket anew). Never hidden by `--missing-ok`.
     #[error("no daemon answers at {}{}, but {name} is running ({}): nothing was done; if its \
         socket was just removed it binds it again within seconds, so retry; else point ctl at \
-        its socket path, or run it where ctl looks (see docs/operators.md); --missing-ok does \
-        not hide a running daemon",
+        its socket path, or run it where ctl looks (see TARGETS in `man ctl`); --missing-ok \
+        does not hide a running daemon",
         .looked.first().map(|p| p.display().to_string()).unwrap_or_default(),
         nor(.looked.get(1..).unwrap_or_default()), holders(.processes))]
     Running {
@@ -740,5 +740,21 @@ mod tests {
             produced, documented,
             "produced (left) and documented (right) differ"
         );
+        // The man page lists them too.
+        for kind in &produced {
+            assert!(
+                crate::man::JSON.contains(kind),
+                "{kind} is not in the man page"
+            );
+        }
+        // Every message reads as one sentence, and points where an installed system has docs.
+        for err in &samples {
+            let text = err.to_string();
+            assert!(!text.contains("  "), "a run of spaces in {text:?}");
+            assert!(
+                !text.contains("docs/"),
+                "a path of the source tree in {text:?}"
+            );
+        }
     }
 }

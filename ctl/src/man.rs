@@ -31,7 +31,9 @@ pub fn render(cmd: clap::Command) -> io::Result<Vec<u8>> {
     man.render_options_section(&mut page)?;
     let mut text = String::new();
     commands(&cmd, &mut text);
+    text.push_str(TARGETS);
     exit_status(&mut text);
+    text.push_str(JSON);
     text.push_str(ENVIRONMENT);
     text.push_str(FILES);
     text.push_str(EXAMPLES);
@@ -194,6 +196,46 @@ fn exit_status(out: &mut String) {
     flush(&mut entry, out);
 }
 
+const TARGETS: &str = r#".SH TARGETS
+A TARGET containing a slash is a socket path, used as given. Any other is a daemon name, looked
+up where a daemon of that name listens: /run/ctl/NAME.sock (a daemon run as root), then
+/run/NAME/ctl.sock (a daemon run as its own user, in its RuntimeDirectory), and for a caller
+other than root $XDG_RUNTIME_DIR/ctl/NAME.sock. A socket found by name is used only if no other
+user could have put it there: its directory is root's or NAME's owner's and not writable by
+others, it is not a symbolic link, and the daemon that answers is root or that owner and says
+it is NAME; else exit 77.
+.PP
+When no socket answers, what the daemon left tells what became of it: nothing (it was stopped:
+exit 69, or 0 with \-\-missing\-ok); a socket nobody accepts on or a lock file nobody holds
+(it died: exit 69 even with \-\-missing\-ok); a lock file (NAME.sock.lock) that a process holds
+(it runs, but listens somewhere else, or is binding its socket again: exit 69 naming its pid
+and socket, even with \-\-missing\-ok).
+"#;
+
+pub const JSON: &str = r#".SH "JSON OUTPUT"
+With \fB\-\-json\fR every operation prints one document, on one line:
+.PP
+.RS
+.nf
+{"ok": true, "exit_code": 0, "operation": "reload", "target": "web",
+ "socket": "/run/ctl/web.sock",
+ "daemon": {"name": "web", "version": "2.1.0", "pid": 812, "protocol": 1},
+ "result": {...the reply...}}
+.fi
+.RE
+.PP
+On failure "ok" is false and "error" stands instead of "result":
+{"kind": K, "message": "...", "detail": the daemon's typed error or null}, where K is one of
+usage, no_daemon, died, not_listening, wrong_daemon, too_large, untrusted, denied, timeout,
+incompatible, protocol, unsupported, failed, busy, shutting_down, bad_arguments, output,
+unrecognized, and from \fBctl signal\fR not_sent, killed, not_reopened, bad_pid_file,
+no_process. A command line ctl does not understand is such a document too (kind usage, exit
+2), wherever \-\-json is on it. With \-\-missing\-ok and no daemon, "ok" is true and
+"skipped" says what was not there. \fBctl list\fR prints {"socket_dir", "socket_dirs",
+"daemons": [{"name", "socket", "state", "status" or "error"}]}, each "status" as \fBctl status\fR
+gives it. Fields may be added, never removed.
+"#;
+
 const ENVIRONMENT: &str = r#".SH ENVIRONMENT
 .TP
 .B CTL_SOCKET_DIR
@@ -222,6 +264,9 @@ Colour only on a terminal whose TERM is set and not \fBdumb\fR.
 
 const FILES: &str = r#".SH FILES
 .TP
+.I /usr/share/doc/ctl/operators.md
+The operators' guide: all of this at length, with logrotate, systemd and fleets.
+.TP
 .I /run/ctl/NAME.sock
 The socket of a daemon running as root.
 .TP
@@ -238,14 +283,22 @@ refuses to start, and a stale socket is told from a live one.
 "#;
 
 const EXAMPLES: &str = r#".SH EXAMPLES
-Reopen the logs after logrotate(8) renamed them, in the logrotate configuration; a daemon not
-running is no failure:
+Reopen the logs after logrotate(8) renamed them, in /etc/logrotate.d/mydaemon (the stanza
+shipped as /usr/share/doc/ctl/examples/mydaemon.logrotate); a daemon that was stopped is no
+failure, one that died is:
 .PP
 .RS
 .nf
-postrotate
-    ctl \-\-quiet \-\-missing\-ok rotate mydaemon
-endscript
+/var/log/mydaemon/*.log {
+    daily
+    rotate 14
+    missingok
+    sharedscripts
+    create 0640 mydaemon adm
+    postrotate
+        /usr/bin/ctl \-\-timeout 20s \-\-quiet \-\-missing\-ok rotate mydaemon
+    endscript
+}
 .fi
 .RE
 .PP

@@ -128,10 +128,14 @@ impl Op {
             Op::Counters(c) => {
                 let prefix = c.prefix.clone();
                 let reply = session.call(&CountersRequest { prefix }).await?;
-                if c.prometheus {
-                    Reply::Exposition(reply)
-                } else {
-                    Reply::Counters(reply)
+                match (&c.prefix, c.prometheus) {
+                    (_, true) => Reply::Exposition(reply),
+                    // Not "no counters": the daemon has some, none of them with that name.
+                    (Some(prefix), false) if reply.counters.is_empty() => Reply::Said {
+                        text: format!("no counter's name starts with {}", output::clean(prefix)),
+                        doc: serde_json::to_value(&reply).unwrap_or_default(),
+                    },
+                    _ => Reply::Counters(reply),
                 }
             }
             Op::Rotate(_) => Reply::Rotate(session.call(&RotateRequest {}).await?),

@@ -98,6 +98,18 @@ fn counters_in_human_json_and_prometheus_form() {
         .find(|r| r.starts_with("demo.interval_ms "))
         .unwrap_or_else(|| panic!("{human}"));
     assert!(interval.ends_with(" 20"), "{human}");
+    // A prefix nothing matches says so, not that the daemon has none.
+    let none = sb.ctl(&["counters", "cnt", "nosuch."]).expect_code(0);
+    assert_eq!(
+        none.stdout.trim(),
+        "cnt: no counter's name starts with nosuch.",
+        "{none}"
+    );
+    let none = sb
+        .ctl(&["--json", "counters", "cnt", "nosuch."])
+        .expect_code(0)
+        .json();
+    assert_eq!(none["result"]["counters"], serde_json::json!([]), "{none}");
     let prefixed = sb
         .ctl(&["--json", "counters", "cnt", "ctl.calls."])
         .expect_code(0)

@@ -322,7 +322,9 @@ fn the_man_page_has_the_usual_sections_and_refers_only_to_real_pages() {
         "DESCRIPTION",
         "OPTIONS",
         "COMMANDS",
+        "TARGETS",
         "EXIT STATUS",
+        "JSON OUTPUT",
         "ENVIRONMENT",
         "FILES",
         "EXAMPLES",
@@ -404,6 +406,42 @@ fn the_man_page_has_the_usual_sections_and_refers_only_to_real_pages() {
         "error (",
     ] {
         assert!(commands.contains(state), "list state {state:?}: {rendered}");
+    }
+    // The logrotate example is the stanza the package ships, line for line.
+    let stanza = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../contrib/mydaemon.logrotate"
+    ))
+    .unwrap();
+    let examples = section("EXAMPLES");
+    for line in stanza
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        assert!(
+            examples.contains(line.trim()),
+            "{line:?} not in EXAMPLES: {examples}"
+        );
+    }
+    // What an installed system has instead of the source tree's docs.
+    assert!(
+        section("FILES").contains("/usr/share/doc/ctl/operators.md"),
+        "{rendered}"
+    );
+    assert!(!rendered
+        .replace("(in the source, docs/operators.md)", "")
+        .contains("docs/"));
+    for part in ["/run/ctl/NAME.sock", "exit 77", "listens somewhere else"] {
+        assert!(section("TARGETS").contains(part), "{part}: {rendered}");
+    }
+    for part in [
+        "\"kind\"",
+        "usage",
+        "not_listening",
+        "bad_arguments",
+        "skipped",
+    ] {
+        assert!(section("JSON OUTPUT").contains(part), "{part}: {rendered}");
     }
     for var in [
         "CTL_SOCKET_DIR",
