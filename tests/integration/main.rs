@@ -19,6 +19,7 @@ mod log_lines;
 mod logrotate;
 mod operations;
 mod operator;
+mod protocol_doc;
 mod resume;
 mod signal;
 mod socket_convention;
