@@ -23,14 +23,36 @@ fn properties(schema: &Value) -> Option<&Map<String, Value>> {
     schema.get("properties").and_then(Value::as_object)
 }
 
-/// The names of the arguments and whether each is required, in the schema's order.
-pub fn arguments(schema: &Value) -> Vec<(String, String, bool)> {
+/// One argument of a command, as its schema gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Argument {
+    /// Its name: the `KEY` of `KEY=VALUE`.
+    pub name: String,
+    /// Its type in short ([`type_name`]).
+    pub type_name: String,
+    /// Whether a call must give it.
+    pub required: bool,
+    /// The schema's description (the field's doc comment), empty when it has none.
+    pub description: String,
+}
+
+/// The arguments, in the schema's order.
+pub fn arguments(schema: &Value) -> Vec<Argument> {
     let required = required(schema);
     properties(schema)
         .map(|props| {
             props
                 .iter()
-                .map(|(name, prop)| (name.clone(), type_name(prop), required.contains(name)))
+                .map(|(name, prop)| Argument {
+                    name: name.clone(),
+                    type_name: type_name(prop),
+                    required: required.contains(name),
+                    description: prop
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -76,14 +98,40 @@ pub fn type_name(prop: &Value) -> String {
     }
 }
 
+/// The whole numbers an integer property takes: from its `format` (`uint32`, `int8`, ...: the
+/// Rust type it decodes into) and its `minimum` and `maximum`, the narrowest of them.
+fn range(prop: &Value) -> (i128, i128) {
+    let by_format = match prop.get("format").and_then(Value::as_str) {
+        Some("uint8") => (0, u8::MAX as i128),
+        Some("uint16") => (0, u16::MAX as i128),
+        Some("uint32") => (0, u32::MAX as i128),
+        Some("uint64" | "uint") => (0, u64::MAX as i128),
+        Some("int8") => (i8::MIN as i128, i8::MAX as i128),
+        Some("int16") => (i16::MIN as i128, i16::MAX as i128),
+        Some("int32") => (i32::MIN as i128, i32::MAX as i128),
+        _ => (i64::MIN as i128, u64::MAX as i128),
+    };
+    let bound = |key: &str| prop.get(key).and_then(Value::as_f64).map(|b| b as i128);
+    let low = bound("minimum").map_or(by_format.0, |m| m.max(by_format.0));
+    let high = bound("maximum").map_or(by_format.1, |m| m.min(by_format.1));
+    (low, high)
+}
+
+fn whole_numbers(prop: &Value) -> String {
+    match range(prop) {
+        (0, high) if high == u64::MAX as i128 => "a whole number, 0 or more".into(),
+        (low, high) if (low, high) == (i64::MIN as i128, u64::MAX as i128) => {
+            "a whole number".into()
+        }
+        (low, high) => format!("a whole number from {low} to {high}"),
+    }
+}
+
 fn expected(prop: &Value) -> String {
     let ts: Vec<&str> = types(prop).into_iter().filter(|t| *t != "null").collect();
     match ts.first() {
         Some(&"string") => "a string".into(),
-        Some(&"integer") if prop.get("minimum").and_then(Value::as_f64) == Some(0.0) => {
-            "a whole number, 0 or more".into()
-        }
-        Some(&"integer") => "a whole number".into(),
+        Some(&"integer") => whole_numbers(prop),
         Some(&"number") => "a number".into(),
         Some(&"boolean") => "true or false".into(),
         Some(&"array") => format!(
@@ -100,12 +148,18 @@ fn fits(prop: &Value, value: &Value) -> bool {
     if ts.is_empty() {
         return true;
     }
-    let unsigned = prop.get("minimum").and_then(Value::as_f64) == Some(0.0);
+    let whole = || {
+        let n = value
+            .as_i64()
+            .map(i128::from)
+            .or(value.as_u64().map(i128::from))?;
+        let (low, high) = range(prop);
+        Some((low..=high).contains(&n))
+    };
     ts.iter().any(|t| match *t {
         "null" => value.is_null(),
         "string" => value.is_string(),
-        "integer" if unsigned => value.is_u64(),
-        "integer" => value.is_i64() || value.is_u64(),
+        "integer" => whole() == Some(true),
         "number" => value.is_number(),
         "boolean" => value.is_boolean(),
         "array" => value.as_array().is_some_and(|items| {
@@ -265,10 +319,60 @@ mod tests {
     }
 
     #[test]
-    fn arguments_are_listed_with_type_and_whether_required() {
-        let args = arguments(&schema());
-        assert!(args.contains(&("text".into(), "string".into(), true)));
-        assert!(args.contains(&("loud".into(), "boolean?".into(), false)));
-        assert!(args.contains(&("tags".into(), "list of string".into(), false)));
+    fn arguments_are_listed_with_type_whether_required_and_description() {
+        let mut s = schema();
+        s["properties"]["text"]["description"] = "What to say.".into();
+        let args = arguments(&s);
+        let of = |name: &str| args.iter().find(|a| a.name == name).unwrap().clone();
+        assert_eq!(
+            (
+                of("text").type_name,
+                of("text").required,
+                of("text").description
+            ),
+            ("string".into(), true, "What to say.".into())
+        );
+        assert_eq!(
+            (of("loud").type_name, of("loud").required),
+            ("boolean?".into(), false)
+        );
+        assert_eq!(of("tags").type_name, "list of string");
+        assert_eq!(of("tags").description, "");
+    }
+
+    /// A number the command's Rust type cannot hold is refused here, naming the argument,
+    /// not by the daemon's decoding with no field named.
+    #[test]
+    fn a_whole_number_out_of_its_types_range_is_refused_naming_the_argument() {
+        let s = json!({
+            "type": "object",
+            "properties": {
+                "max": {"type": "integer", "format": "uint32", "minimum": 0},
+                "delta": {"type": "integer", "format": "int8"},
+                "pct": {"type": "integer", "format": "uint8", "minimum": 0, "maximum": 100},
+            }
+        });
+        check(
+            &s,
+            &json!({"max": 4_294_967_295u64, "delta": -128, "pct": 100}),
+        )
+        .unwrap();
+        for (field, value, says) in [
+            (
+                "max",
+                json!(99_999_999_999u64),
+                "a whole number from 0 to 4294967295",
+            ),
+            ("max", json!(-1), "a whole number from 0 to 4294967295"),
+            ("delta", json!(128), "a whole number from -128 to 127"),
+            ("pct", json!(101), "a whole number from 0 to 100"),
+            ("pct", json!(1.5), "a whole number from 0 to 100"),
+        ] {
+            let err = check(&s, &json!({ field: value })).unwrap_err();
+            assert_eq!((err.field.as_str(), err.expected.as_str()), (field, says));
+        }
+        let err = parse_value(&s, "max", "99999999999").unwrap_err();
+        assert_eq!(err.field, "max");
+        assert!(err.to_string().contains("4294967295"), "{err}");
     }
 }

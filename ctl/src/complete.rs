@@ -367,7 +367,7 @@ async fn arguments(target: &str, command: &str) -> Vec<String> {
     };
     control_api::args::arguments(&op.args)
         .into_iter()
-        .map(|(name, _, _)| name)
+        .map(|arg| arg.name)
         .filter(|name| is_command_name(name))
         .collect()
 }

@@ -176,14 +176,18 @@ fn describe(name: &str, d: &Description) -> String {
                 clean(&op.doc)
             ));
             if kind == OperationKind::Command {
-                for (arg, ty, required) in control_api::args::arguments(&op.args) {
-                    let required = if required { "required" } else { "optional" };
+                for arg in control_api::args::arguments(&op.args) {
+                    let required = if arg.required { "required" } else { "optional" };
                     out.push_str(&format!(
                         "\n  {:width$}    {}: {}, {required}",
                         "",
-                        clean(&arg),
-                        clean(&ty)
+                        clean(&arg.name),
+                        clean(&arg.type_name)
                     ));
+                    // The field's doc comment, on its line: one row, whatever it holds.
+                    if let Some(line) = arg.description.lines().next().filter(|l| !l.is_empty()) {
+                        out.push_str(&format!(" ({})", clean(line.trim_end_matches('.'))));
+                    }
                 }
             }
         }

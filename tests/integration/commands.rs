@@ -14,7 +14,11 @@ fn describe_lists_both_commands_with_their_arguments() {
         out.contains("set-message") && out.contains("operate"),
         "{run}"
     );
-    assert!(out.contains("text: string, required"), "{run}");
+    // With the field's doc comment, which `describe` carries in the schema.
+    assert!(
+        out.contains("text: string, required (The text later log lines carry)"),
+        "{run}"
+    );
     assert!(
         out.contains("stats") && out.contains("lines and bytes written"),
         "{run}"
