@@ -92,6 +92,13 @@ pub use command::{
 };
 pub use error::OpError;
 pub use field::{FieldValue, StatusField};
+/// The serde and schemars a [`Command`]'s types derive with, for a daemon that has neither as a
+/// dependency of its own: derive `serde::Serialize`, `serde::Deserialize` and
+/// `schemars::JsonSchema` from here, with `#[serde(crate = "control_api::serde")]` and
+/// `#[schemars(crate = "control_api::schemars")]` on the type (`control_server::api::...` from
+/// a daemon). Re-exported as this crate is built, so the versions always agree.
+pub use schemars;
+pub use serde;
 pub use service::{Control, ControlClient, ControlRequest, ControlResponse};
 pub use types::*;
 
