@@ -1,7 +1,8 @@
 //! Work in flight, for `drain` and `resume`: a guard per unit of work, refused while draining.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
 /// Counts units of work in flight and refuses new ones once a drain has begun.
@@ -81,6 +82,9 @@ struct Inner {
     state: watch::Sender<bool>,
     /// Woken when `in_flight` drops to zero.
     idle: Notify,
+    /// The same two events for threads outside any runtime ([`WorkTracker::block_until`]):
+    /// notified, under its lock, on every change of state and when the count reaches zero.
+    changed: (Mutex<()>, Condvar),
 }
 
 impl Default for Inner {
@@ -91,6 +95,7 @@ impl Default for Inner {
             // `watch::channel` rather than `Sender::new`, which needs tokio 1.33 (the floor is 1.28).
             state: watch::channel(false).0,
             idle: Notify::new(),
+            changed: (Mutex::new(()), Condvar::new()),
         }
     }
 }
@@ -148,12 +153,58 @@ impl WorkTracker {
 
     /// Sets the state; returns whether it changed.
     fn set_draining(&self, draining: bool) -> bool {
-        self.inner.state.send_if_modified(|state| {
+        let changed = self.inner.state.send_if_modified(|state| {
             // Under the watch's lock: two callers setting opposite states cannot leave the
             // flag and the watch disagreeing.
             self.inner.draining.store(draining, Ordering::SeqCst);
             std::mem::replace(state, draining) != draining
-        })
+        });
+        self.inner.wake_threads();
+        changed
+    }
+
+    /// Blocks the calling thread until a drain has begun (as [`draining`](Self::draining)
+    /// resolves), or `timeout` passed; returns whether it began. For a daemon without an async
+    /// runtime: a thread that owns the listener waits here, closes it, then waits in
+    /// [`block_until_resumed`](Self::block_until_resumed) to open it again. Never call it from
+    /// an async task: it blocks the runtime's thread.
+    pub fn block_until_draining(&self, timeout: Option<Duration>) -> bool {
+        self.block_until(timeout, |work| work.is_draining())
+    }
+
+    /// Blocks until no drain is on (as [`resumed`](Self::resumed) resolves), or `timeout`
+    /// passed; returns whether the daemon takes work again. See
+    /// [`block_until_draining`](Self::block_until_draining).
+    pub fn block_until_resumed(&self, timeout: Option<Duration>) -> bool {
+        self.block_until(timeout, |work| !work.is_draining())
+    }
+
+    /// Blocks until a drain has begun and nothing is in flight (as [`drained`](Self::drained)
+    /// resolves), or `timeout` passed; returns whether it is drained. See
+    /// [`block_until_draining`](Self::block_until_draining).
+    pub fn block_until_drained(&self, timeout: Option<Duration>) -> bool {
+        self.block_until(timeout, |work| work.is_draining() && work.in_flight() == 0)
+    }
+
+    fn block_until(&self, timeout: Option<Duration>, done: impl Fn(&Self) -> bool) -> bool {
+        let until = timeout.map(|t| Instant::now() + t);
+        let (lock, condvar) = &self.inner.changed;
+        // A panic elsewhere while holding `()` leaves nothing to repair.
+        let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        // Checked under the lock that every change notifies under: no wake-up is missed.
+        while !done(self) {
+            guard = match until.map(|u| u.saturating_duration_since(Instant::now())) {
+                None => condvar.wait(guard).unwrap_or_else(|e| e.into_inner()),
+                Some(left) if left.is_zero() => return false,
+                Some(left) => {
+                    condvar
+                        .wait_timeout(guard, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+        true
     }
 
     /// Resolves when a drain begins, at once if one has: the moment to stop accepting work at
@@ -193,10 +244,20 @@ impl WorkTracker {
     }
 }
 
+impl Inner {
+    /// Wakes the threads in [`WorkTracker::block_until`]: under the lock they check under.
+    fn wake_threads(&self) {
+        let (lock, condvar) = &self.changed;
+        let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
+        condvar.notify_all();
+    }
+}
+
 impl Drop for WorkGuard {
     fn drop(&mut self) {
         if self.inner.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.inner.idle.notify_waiters();
+            self.inner.wake_threads();
         }
     }
 }
@@ -204,7 +265,44 @@ impl Drop for WorkGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+
+    /// A thread outside any runtime learns of a drain, its end and the last unit of work done,
+    /// each within its bound, and a bound that passes first says so.
+    #[test]
+    fn a_thread_without_a_runtime_blocks_until_a_drain_begins_ends_or_is_done() {
+        let work = WorkTracker::new();
+        assert!(!work.block_until_draining(Some(Duration::from_millis(20))));
+        assert!(
+            work.block_until_resumed(Some(Duration::ZERO)),
+            "not draining: at once"
+        );
+        let guard = work.begin().unwrap();
+        let (seen, saw) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn({
+            let work = work.clone();
+            move || {
+                let bound = Some(Duration::from_secs(10));
+                seen.send(("draining", work.block_until_draining(bound)))
+                    .unwrap();
+                seen.send(("drained", work.block_until_drained(bound)))
+                    .unwrap();
+                seen.send(("resumed", work.block_until_resumed(bound)))
+                    .unwrap();
+            }
+        });
+        let next = || saw.recv_timeout(Duration::from_secs(20)).unwrap();
+        work.start_draining();
+        assert_eq!(next(), ("draining", true));
+        assert!(
+            !work.block_until_drained(Some(Duration::from_millis(20))),
+            "one in flight"
+        );
+        drop(guard);
+        assert_eq!(next(), ("drained", true));
+        work.resume();
+        assert_eq!(next(), ("resumed", true));
+        waiter.join().unwrap();
+    }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn drained_waits_for_the_last_guard() {

@@ -170,17 +170,34 @@ impl Server {
     }
 
     /// Serves on a thread of its own with a single-threaded runtime, for daemons that do not
-    /// use tokio. Operations run on that thread.
+    /// use tokio. Operations run on that thread (and reloads on the runtime's blocking threads).
+    ///
+    /// A daemon without a `tracing` subscriber (one that does not use `tracing` at all) would
+    /// lose the server's warnings and its audit lines (who called what). So when no global
+    /// subscriber is set by the time `start` is called, the server's threads write them to
+    /// stderr themselves, and say so once; set a subscriber before `start` to route them.
     pub fn start(self) -> Result<BackgroundServer, ServerError> {
         let token = self.shutdown_token();
         let path = self.path().to_owned();
+        let fallback = stderr_fallback();
+        let for_threads = fallback.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .on_thread_start(move || {
+                if let Some(dispatch) = &for_threads {
+                    // For the blocking threads' whole life: nothing else sets their default.
+                    std::mem::forget(tracing::dispatcher::set_default(dispatch));
+                }
+            })
             .build()
             .map_err(ServerError::Thread)?;
+        let serve = move || log_failure(runtime.block_on(self.run()));
         let thread = std::thread::Builder::new()
             .name("ctl-server".into())
-            .spawn(move || log_failure(runtime.block_on(self.run())))
+            .spawn(move || match fallback {
+                Some(dispatch) => tracing::dispatcher::with_default(&dispatch, serve),
+                None => serve(),
+            })
             .map_err(ServerError::Thread)?;
         Ok(BackgroundServer {
             token,
@@ -188,6 +205,24 @@ impl Server {
             thread: Some(thread),
         })
     }
+}
+
+/// For [`Server::start`] in a daemon with no `tracing` subscriber: one that writes the server's
+/// lines (info and above) to stderr, after a line saying why. `None` when a subscriber is set.
+fn stderr_fallback() -> Option<tracing::Dispatch> {
+    if tracing::dispatcher::has_been_set() {
+        return None;
+    }
+    eprintln!(
+        "control-server: no tracing subscriber is set, so the control server writes its own \
+         log lines (warnings, and who called what) here, to stderr; to route them elsewhere, \
+         set a subscriber before Server::start (e.g. tracing_subscriber::fmt().init())"
+    );
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    Some(tracing::Dispatch::new(subscriber))
 }
 
 /// What `spawn` and `start`, which cannot return it, do with a failure of `run`.

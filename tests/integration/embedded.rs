@@ -102,3 +102,78 @@ fn the_smallest_embedding_reloads_rotates_drains_resumes_and_reports() {
     daemon.signal(rustix::process::Signal::TERM);
     assert_eq!(daemon.wait_exit().code(), Some(0));
 }
+
+/// What the `blocking` example's TCP service answers at the port it wrote, or `None` if it is
+/// not listening.
+fn greeted_at(port_file: &Path) -> Option<String> {
+    let port = std::fs::read_to_string(port_file).ok()?;
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port.trim().parse().ok()?)).ok()?;
+    client.set_read_timeout(Some(WAIT)).unwrap();
+    let mut text = String::new();
+    client.read_to_string(&mut text).ok()?;
+    Some(text.trim().to_owned())
+}
+
+/// A daemon with neither tokio nor a tracing subscriber: `ctl drain` closes its std listener,
+/// `ctl resume` opens it again (threads blocked in the tracker learn of both), and the control
+/// server's own lines reach its stderr, after one line saying why and how to route them.
+#[test]
+fn a_daemon_without_tokio_or_a_subscriber_drains_resumes_and_its_server_lines_reach_stderr() {
+    let sb = Sandbox::new();
+    let port_file = sb.path("blocking.port");
+    let stderr = sb.path("blocking.stderr");
+    let mut daemon = Daemon {
+        child: Command::new(&bins().blocking)
+            .arg("blocking")
+            .arg(&port_file)
+            .env("CTL_SOCKET_DIR", sb.socket_dir())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap(),
+        socket: sb.socket_dir().join("blocking.sock"),
+        stdout: sb.path("blocking.stdout"),
+        stderr: stderr.clone(),
+    };
+    daemon.wait_ready();
+    let greeting = wait_for("the service", WAIT, || greeted_at(&port_file));
+    assert_eq!(greeting, "hello blocking");
+
+    sb.ctl(&["drain", "blocking"]).expect_code(0);
+    // The listener is closed: nothing answers at its port any more.
+    let closed_port = std::fs::read_to_string(&port_file).unwrap();
+    wait_for("the listener to close", WAIT, || {
+        greeted_at(&port_file).is_none().then_some(())
+    });
+    let status = sb
+        .ctl(&["--json", "status", "blocking"])
+        .expect_code(0)
+        .json();
+    assert_eq!(status["result"]["draining"], true, "{status}");
+
+    sb.ctl(&["resume", "blocking"]).expect_code(0);
+    wait_for("the listener to open again", WAIT, || {
+        let port = std::fs::read_to_string(&port_file).ok()?;
+        (port != closed_port).then_some(())
+    });
+    let greeting = wait_for("the service again", WAIT, || greeted_at(&port_file));
+    assert_eq!(greeting, "hello blocking");
+
+    // The server's lines, with no subscriber of the daemon's: said why once, then written.
+    let log = wait_for("the resume's audit line", WAIT, || {
+        let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+        log.contains("resume ok").then_some(log)
+    });
+    assert_eq!(
+        log.matches("no tracing subscriber is set").count(),
+        1,
+        "said once: {log}"
+    );
+    for line in ["control server listening", "drain ok", "resume ok"] {
+        assert!(log.contains(line), "{line:?} not in stderr: {log}");
+    }
+    daemon.child.kill().unwrap();
+    daemon.wait_exit();
+}

@@ -25,6 +25,8 @@ pub struct Bins {
     pub hostile: PathBuf,
     /// control-server's `embedded` example: the smallest whole embedding.
     pub embedded: PathBuf,
+    /// control-server's `blocking` example: a daemon without tokio or a tracing subscriber.
+    pub blocking: PathBuf,
 }
 
 /// Builds `ctl` and `demo-daemon` (once per test process) with the profile and target
@@ -73,6 +75,8 @@ pub fn bins() -> &'static Bins {
                 "control-server",
                 "--example",
                 "embedded",
+                "--example",
+                "blocking",
                 "--profile",
             ])
             .arg(&profile)
@@ -91,6 +95,7 @@ pub fn bins() -> &'static Bins {
             demo: profile_dir.join("demo-daemon"),
             hostile: profile_dir.join("hostile-client"),
             embedded: profile_dir.join("examples").join("embedded"),
+            blocking: profile_dir.join("examples").join("blocking"),
         }
     })
 }
