@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 use control_api::OpError;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::OnceLock;
 
 /// What a reload, or a `check`, tells the operator about a new configuration: what differs
 /// from the active one. Equality (`PartialEq`) decides whether anything changed at all.
@@ -186,9 +187,27 @@ async fn off_runtime<R: Send + 'static>(
 /// config.try_replace(|_old| Ok::<_, &str>(Config { workers: 8 })).unwrap();
 /// assert_eq!(config.get().workers, 8);
 /// ```
-#[derive(Debug)]
+///
+/// Registered with [`Builder::reloadable`](crate::Builder::reloadable), a value replaced outside
+/// `reload` (by [`try_replace`](Reloadable::try_replace) or [`reload`](Reloadable::reload) in a
+/// command's handler) is recorded as `reload`s are: the configuration generation moves, and
+/// `status` shows it as the last reload, with what changed.
 pub struct Reloadable<T> {
     current: ArcSwap<T>,
+    /// Set by the server that serves `reload` for this value: records a replacement made
+    /// elsewhere (old, new) in its generations and history.
+    recorder: OnceLock<Recorder<T>>,
+}
+
+type Recorder<T> = Box<dyn Fn(&T, &T) + Send + Sync>;
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Reloadable<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloadable")
+            .field("current", &self.current.load())
+            .field("recorded", &self.recorder.get().is_some())
+            .finish()
+    }
 }
 
 /// Why a reload left the old value in place.
@@ -225,6 +244,7 @@ impl<T> Reloadable<T> {
     pub fn new(initial: T) -> Self {
         Reloadable {
             current: ArcSwap::from_pointee(initial),
+            recorder: OnceLock::new(),
         }
     }
 
@@ -234,12 +254,26 @@ impl<T> Reloadable<T> {
     }
 
     /// Builds a new value from the old one with `load` (which parses and validates everything)
-    /// and swaps it in if `load` succeeded. Returns the old and the new value.
+    /// and swaps it in if `load` succeeded. Returns the old and the new value. Registered with
+    /// the server, the swap is recorded as a reload's (see above).
     pub fn try_replace<E>(&self, load: impl FnOnce(&T) -> Result<T, E>) -> Result<Swapped<T>, E> {
         let old = self.get();
         let new = Arc::new(load(&old)?);
-        self.current.store(new.clone());
+        self.store(&old, new.clone());
         Ok(Swapped { old, new })
+    }
+
+    /// Stores `new` in place of `old`, and records it where the server asked to.
+    fn store(&self, old: &Arc<T>, new: Arc<T>) {
+        self.current.store(new.clone());
+        if let Some(record) = self.recorder.get() {
+            record(old, &new);
+        }
+    }
+
+    /// Has replacements made outside `reload` recorded by `record`: set once, by the server.
+    pub(crate) fn record_with(&self, record: Recorder<T>) {
+        let _ = self.recorder.set(record);
     }
 
     /// Like [`Reloadable::try_replace`] for a `reload` handler: `load` runs (and may take its
@@ -259,7 +293,7 @@ impl<T> Reloadable<T> {
         if ctx.expired() {
             return Err(ReloadError::DeadlinePassed);
         }
-        self.current.store(new.clone());
+        self.store(&old, new.clone());
         Ok(Swapped { old, new })
     }
 }

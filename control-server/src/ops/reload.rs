@@ -156,6 +156,21 @@ impl Reloads {
         (history.generation, history.last.clone())
     }
 
+    /// The configuration was replaced outside `reload` (by a command's handler): a new
+    /// generation, and the last outcome, as a reload's; not counted as a reload.
+    pub(crate) fn changed_elsewhere(&self, summary: String) {
+        let mut history = lock(&self.history);
+        history.generation += 1;
+        history.last = Some(ReloadOutcome {
+            ok: true,
+            generation: history.generation,
+            message: summary,
+            finished_unix_ms: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+        });
+    }
+
     fn record(&self, result: Result<Reloaded, OpError>) -> Result<ReloadReply, OpError> {
         let mut history = lock(&self.history);
         let finished_unix_ms = SystemTime::now()

@@ -74,6 +74,9 @@ pub struct Builder {
     reload: Option<Hook<Result<Reloaded, OpError>>>,
     /// Set with `reload` by [`Builder::reloadable`] only: the same load-and-validate step.
     check: Option<Hook<Result<Reloaded, OpError>>>,
+    /// Set by [`Builder::reloadable`]: has the value record, in the server's generations,
+    /// replacements made outside `reload`.
+    record_changes: Option<RecordChanges>,
     status: Option<Hook<DaemonStatus>>,
     own_rotate: Option<Hook<Result<RotateReply, OpError>>>,
     own_drain: Option<Hook<Result<DrainReply, OpError>>>,
@@ -83,6 +86,10 @@ pub struct Builder {
     /// What was given twice or out of bounds: [`bind`](Builder::bind) fails with the first.
     mistakes: Vec<ServerError>,
 }
+
+/// What [`Builder::reloadable`] leaves for `bind`: hands the value the server's reload
+/// bookkeeping, once that exists.
+type RecordChanges = Box<dyn FnOnce(&Arc<ops::reload::Reloads>)>;
 
 /// Sets `slot`, recording a mistake if it was set already.
 fn once<T>(slot: &mut Option<T>, value: T, what: &'static str, mistakes: &mut Vec<ServerError>) {
@@ -145,6 +152,16 @@ impl Builder {
         let (reload, check) = crate::reloadable::hooks(config.clone(), load);
         once(&mut self.reload, reload, "reload", &mut self.mistakes);
         self.check = Some(check);
+        let config = config.clone();
+        self.record_changes = Some(Box::new(move |reloads| {
+            // Weak: the reload hooks hold the value, the value must not hold them up.
+            let reloads = Arc::downgrade(reloads);
+            config.record_with(Box::new(move |old: &T, new: &T| {
+                if let Some(reloads) = reloads.upgrade().filter(|_| new != old) {
+                    reloads.changed_elsewhere(new.changes_from(old));
+                }
+            }));
+        }));
         self
     }
 
@@ -463,6 +480,9 @@ impl Builder {
             work.clone(),
             counters,
         ));
+        if let Some(record_changes) = self.record_changes.take() {
+            record_changes(&reloads);
+        }
         let rotate = ops::rotate::Rotate::new(
             &self.name,
             self.logs.clone(),
@@ -565,6 +585,7 @@ impl Server {
             log_filter: None,
             reload: None,
             check: None,
+            record_changes: None,
             status: None,
             own_rotate: None,
             own_drain: None,
