@@ -31,7 +31,7 @@
 //! ```
 
 use crate::codec::{Answer, Invocation};
-use crate::command::{Command, DescribeRequest, Description};
+use crate::command::{CallReply, Command, DescribeRequest, Description};
 use crate::{wire, Hello, HelloRequest, OpError};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -198,7 +198,7 @@ impl Client {
             command: C::NAME.to_owned(),
             source,
         })?;
-        let reply = self.exchange(invocation).await?;
+        let reply = self.exchange(invocation).await?.reply;
         serde_json::from_value(reply).map_err(|source| ClientError::Reply {
             command: C::NAME.to_owned(),
             source,
@@ -209,6 +209,13 @@ impl Client {
     /// `hello`), it is not sent: an older daemon is never sent a request it cannot decode, and
     /// the error lists what it supports.
     pub async fn invoke(&self, invocation: Invocation) -> Result<serde_json::Value, ClientError> {
+        Ok(self.invoke_reply(invocation).await?.reply)
+    }
+
+    /// [`Client::invoke`], with what the daemon said beside the reply: whether the call
+    /// changed anything ([`CallReply::changed`]; said only beside a command that travels
+    /// inside `call`, by daemons that know it, and only when the command says).
+    pub async fn invoke_reply(&self, invocation: Invocation) -> Result<CallReply, ClientError> {
         self.listed(&invocation.name)?;
         self.exchange(invocation).await
     }
@@ -226,7 +233,7 @@ impl Client {
     }
 
     /// Sends `invocation` and waits for its answer.
-    async fn exchange(&self, invocation: Invocation) -> Result<serde_json::Value, ClientError> {
+    async fn exchange(&self, invocation: Invocation) -> Result<CallReply, ClientError> {
         let mut ctx = tarpc::context::current();
         ctx.deadline = self
             .deadline
@@ -247,7 +254,10 @@ impl Client {
                 answered: answer.carrier.name(),
             });
         }
-        Ok(answer.result?)
+        Ok(CallReply {
+            reply: answer.result?,
+            changed: answer.changed,
+        })
     }
 }
 

@@ -132,6 +132,22 @@ pub struct Answer {
     pub carrier: Carrier,
     /// The reply struct as JSON, or why there is none.
     pub result: Result<Value, OpError>,
+    /// Whether the call changed anything ([`Command::changed`]), beside a successful reply of
+    /// `call` ([`CallReply::changed`]); the methods have no place for it on the wire, and it
+    /// is always `None` for them.
+    pub changed: Option<bool>,
+}
+
+impl Answer {
+    /// The answer to a call on `carrier`: `result`, and beside it (for `call` only) `changed`.
+    pub fn new(carrier: Carrier, result: Result<Value, OpError>, changed: Option<bool>) -> Self {
+        let changed = changed.filter(|_| carrier == Carrier::Call && result.is_ok());
+        Answer {
+            carrier,
+            result,
+            changed,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -145,9 +161,13 @@ struct CallOut<'a> {
     args: &'a Value,
 }
 
+/// [`CallReply`], borrowed: `changed` only when said, so that the bytes of a command that does
+/// not say are those of the first releases.
 #[derive(Serialize)]
 struct ReplyOut<'a> {
     reply: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changed: Option<bool>,
 }
 
 impl Serialize for Invocation {
@@ -184,9 +204,13 @@ impl Serialize for Answer {
                 map.serialize_entry(variant, &hello)?
             }
             (Carrier::Method(_), result) => map.serialize_entry(variant, result)?,
-            (Carrier::Call, Ok(reply)) => {
-                map.serialize_entry(variant, &Ok::<_, ()>(ReplyOut { reply }))?
-            }
+            (Carrier::Call, Ok(reply)) => map.serialize_entry(
+                variant,
+                &Ok::<_, ()>(ReplyOut {
+                    reply,
+                    changed: self.changed,
+                }),
+            )?,
             (Carrier::Call, Err(err)) => map.serialize_entry(variant, &Err::<(), _>(err))?,
         }
         map.end()
@@ -261,14 +285,19 @@ impl<'de> Visitor<'de> for AnswerVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Answer, A::Error> {
         one_entry(map, |carrier, map| {
-            let result = match carrier {
-                Carrier::Method("hello") => Ok(map.next_value::<Value>()?),
-                Carrier::Method(_) => map.next_value::<Result<Value, OpError>>()?,
-                Carrier::Call => map
-                    .next_value::<Result<CallReply, OpError>>()?
-                    .map(|r| r.reply),
+            let (result, changed) = match carrier {
+                Carrier::Method("hello") => (Ok(map.next_value::<Value>()?), None),
+                Carrier::Method(_) => (map.next_value::<Result<Value, OpError>>()?, None),
+                Carrier::Call => match map.next_value::<Result<CallReply, OpError>>()? {
+                    Ok(CallReply { reply, changed }) => (Ok(reply), changed),
+                    Err(err) => (Err(err), None),
+                },
             };
-            Ok(Answer { carrier, result })
+            Ok(Answer {
+                carrier,
+                result,
+                changed,
+            })
         })
     }
 }
@@ -387,6 +416,11 @@ mod tests {
             ControlResponse::Counters(Ok(CountersReply { counters: vec![] })),
             ControlResponse::Call(Ok(CallReply {
                 reply: serde_json::json!({"n": 1}),
+                changed: None,
+            })),
+            ControlResponse::Call(Ok(CallReply {
+                reply: serde_json::json!({"n": 1}),
+                changed: Some(false),
             })),
             ControlResponse::Call(Err(OpError::Busy { reason: "x".into() })),
         ];
@@ -440,13 +474,55 @@ mod tests {
         ] {
             assert!(serde_json::from_str::<Invocation>(bad).is_err(), "{bad}");
         }
-        let hello_failed = Answer {
-            carrier: Carrier::Method("hello"),
-            result: Err(OpError::ShuttingDown),
-        };
+        let hello_failed = Answer::new(Carrier::Method("hello"), Err(OpError::ShuttingDown), None);
         let hello: Hello =
             serde_json::from_value(serde_json::to_value(&hello_failed).unwrap()["Hello"].clone())
                 .unwrap();
         assert_eq!(hello.protocol, PROTOCOL_VERSION);
+    }
+
+    #[test]
+    fn changed_travels_beside_a_call_reply_and_both_sides_may_predate_it() {
+        let said = Answer::new(Carrier::Call, Ok(serde_json::json!({"n": 1})), Some(false));
+        let bytes = serde_json::to_string(&said).unwrap();
+        assert_eq!(
+            bytes,
+            r#"{"Call":{"Ok":{"reply":{"n":1},"changed":false}}}"#
+        );
+        assert_eq!(serde_json::from_str::<Answer>(&bytes).unwrap(), said);
+        // A client of the first releases reads the reply and ignores what it does not know.
+        #[derive(Deserialize)]
+        struct FirstCallReply {
+            reply: Value,
+        }
+        #[derive(Deserialize)]
+        enum FirstResponse {
+            Call(Result<FirstCallReply, OpError>),
+        }
+        let FirstResponse::Call(old) = serde_json::from_str(&bytes).unwrap();
+        assert_eq!(old.unwrap().reply, serde_json::json!({"n": 1}));
+        // A daemon of the first releases says nothing: not said, not "unchanged".
+        let old: Answer = serde_json::from_str(r#"{"Call":{"Ok":{"reply":{"n":1}}}}"#).unwrap();
+        assert_eq!(old.changed, None);
+        assert_eq!(old.result, Ok(serde_json::json!({"n": 1})));
+        // Not said: the first releases' bytes exactly.
+        let silent = Answer::new(Carrier::Call, Ok(serde_json::json!({"n": 1})), None);
+        assert_eq!(
+            serde_json::to_string(&silent).unwrap(),
+            r#"{"Call":{"Ok":{"reply":{"n":1}}}}"#
+        );
+        // Nowhere else: a method's reply, or a failed call, has no place for it.
+        for (carrier, result) in [
+            (Carrier::Method("status"), Err(OpError::ShuttingDown)),
+            (
+                Carrier::Method("resume"),
+                Ok(serde_json::json!({"was_draining": true})),
+            ),
+            (Carrier::Call, Err(OpError::ShuttingDown)),
+        ] {
+            let answer = Answer::new(carrier, result, Some(true));
+            assert_eq!(answer.changed, None, "{answer:?}");
+            assert!(!serde_json::to_string(&answer).unwrap().contains("changed"));
+        }
     }
 }

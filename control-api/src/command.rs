@@ -58,6 +58,21 @@ pub trait Command: Serialize + DeserializeOwned + JsonSchema + Send + 'static {
     fn access(&self) -> Access {
         Self::ACCESS
     }
+
+    /// Whether the call that answered `reply` changed anything in the daemon: `Some(false)`
+    /// when what was asked for was already so (a value set to the one it had), `Some(true)`
+    /// when something changed, `None` (the default) when the command does not say. The server
+    /// sends it beside the reply of a command that travels inside `call` (`ctl --json` shows it
+    /// as `changed`, and the Ansible module reports it), so a tool that runs the same command
+    /// twice can tell the second run did nothing. A Rust caller with the same type asks this
+    /// function itself.
+    ///
+    /// Decide it from the reply alone, so that both sides can: give the reply what it takes
+    /// (the value before the call, or a field saying so).
+    fn changed(reply: &Self::Reply) -> Option<bool> {
+        let _ = reply;
+        None
+    }
 }
 
 /// The JSON Schema of `T`, as `describe` reports it.
@@ -124,4 +139,10 @@ pub struct CallRequest {
 pub struct CallReply {
     /// The command's reply, as its `Reply` type serializes.
     pub reply: Value,
+    /// Whether the call changed anything in the daemon ([`Command::changed`]); absent when the
+    /// command does not say, and from daemons that predate it. Added after the first release:
+    /// a client that does not know it ignores it, and one that does reads a missing one as
+    /// "not said".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<bool>,
 }

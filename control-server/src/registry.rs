@@ -15,7 +15,15 @@ use std::sync::Arc;
 
 /// What every handler becomes: JSON arguments in, a JSON reply out.
 type Handle =
-    Arc<dyn Fn(OpContext, Value) -> BoxFuture<'static, Result<Value, OpError>> + Send + Sync>;
+    Arc<dyn Fn(OpContext, Value) -> BoxFuture<'static, Result<Replied, OpError>> + Send + Sync>;
+
+/// A handler's reply as JSON, and whether the call changed anything ([`Command::changed`] of
+/// the typed reply, decided before it was erased).
+#[derive(Debug)]
+pub(crate) struct Replied {
+    pub value: Value,
+    pub changed: Option<bool>,
+}
 
 /// One registered operation.
 pub(crate) struct Entry {
@@ -54,9 +62,11 @@ impl Entry {
             let reply = handler(ctx, req);
             Box::pin(async move {
                 let reply = reply.await?;
-                serde_json::to_value(reply).map_err(|e| {
+                let changed = C::changed(&reply);
+                let value = serde_json::to_value(reply).map_err(|e| {
                     OpError::failed(format!("the reply of `{}` cannot be encoded: {e}", C::NAME))
-                })
+                })?;
+                Ok(Replied { value, changed })
             })
         });
         Entry {
@@ -91,7 +101,7 @@ impl Entry {
     }
 
     /// Runs the handler.
-    pub fn run(&self, ctx: OpContext, args: Value) -> BoxFuture<'static, Result<Value, OpError>> {
+    pub fn run(&self, ctx: OpContext, args: Value) -> BoxFuture<'static, Result<Replied, OpError>> {
         (self.handle)(ctx, args)
     }
 }

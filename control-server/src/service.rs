@@ -8,12 +8,11 @@ use crate::handler::OpContext;
 use crate::noise::Throttle;
 use crate::panic::catching;
 use crate::policy::{Access, Peer};
-use crate::registry::Entry;
+use crate::registry::{Entry, Replied};
 use crate::state::Shared;
 use control_api::codec::{Answer, Carrier, Invocation};
 use control_api::text::{escape, Escaped};
 use control_api::{Command, HelloRequest, OpError};
-use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 use tarpc::context::Context;
@@ -36,7 +35,7 @@ pub(crate) struct ControlService {
 
 impl ControlService {
     /// Checks, runs and logs one call.
-    async fn dispatch(&self, call: Invocation, ctx: Context) -> Result<Value, OpError> {
+    async fn dispatch(&self, call: Invocation, ctx: Context) -> Result<Replied, OpError> {
         let started = Instant::now();
         let _busy = self.state.begin_request();
         let (entry, needed) = match self.admit(&call) {
@@ -155,7 +154,7 @@ fn log_call(
     registered: &str,
     changes: bool,
     started: Instant,
-    result: &Result<Value, OpError>,
+    result: &Result<Replied, OpError>,
     throttle: Option<&Arc<Throttle>>,
 ) {
     let us = micros(started);
@@ -182,7 +181,10 @@ impl Serve for ControlService {
 
     async fn serve(self, ctx: Context, call: Invocation) -> Result<Answer, ServerError> {
         let carrier = call.carrier;
-        let result = self.dispatch(call, ctx).await;
-        Ok(Answer { carrier, result })
+        let (result, changed) = match self.dispatch(call, ctx).await {
+            Ok(Replied { value, changed }) => (Ok(value), changed),
+            Err(err) => (Err(err), None),
+        };
+        Ok(Answer::new(carrier, result, changed))
     }
 }

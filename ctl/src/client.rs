@@ -4,6 +4,7 @@
 use crate::error::CtlError;
 use control_api::codec::{Carrier, Invocation};
 use control_api::socket::{self, CheckError, Found, Untrusted};
+use control_api::CallReply;
 use control_api::{
     Client, ClientError, Command, DrainReply, DrainRequest, Hello, Status, StatusRequest,
     PROTOCOL_VERSION,
@@ -204,14 +205,15 @@ impl Session {
 
     /// `call`: the daemon's own command `command` with `args`, already checked against its
     /// schema (the daemon checks again).
-    pub async fn command(&self, command: &str, args: Value) -> Result<Value, CtlError> {
+    /// The reply comes with whether the daemon said the call changed anything.
+    pub async fn command(&self, command: &str, args: Value) -> Result<CallReply, CtlError> {
         let invocation = Invocation {
             name: command.to_owned(),
             args,
             carrier: Carrier::Call,
         };
         self.client
-            .invoke(invocation)
+            .invoke_reply(invocation)
             .await
             .map_err(|e| self.failure(e, command))
     }

@@ -70,7 +70,15 @@ fn plain(hello: &Hello, reply: &Reply) -> String {
             None => format!("{name}: log filter is `{}`", clean(&r.filter)),
         },
         Reply::Describe(d) => describe(name, d),
-        Reply::Call(value) => key_values(value),
+        Reply::Call(r) => match r.changed {
+            // Said by the daemon: the command found what it was asked for already so.
+            Some(false) => {
+                let rows = key_values(&r.reply);
+                let sep = if rows.is_empty() { "" } else { "\n" };
+                format!("{rows}{sep}(nothing changed: it was so already)")
+            }
+            _ => key_values(&r.reply),
+        },
         Reply::Said { text, .. } => format!("{name}: {text}"),
     }
 }

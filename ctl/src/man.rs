@@ -303,7 +303,8 @@ failure, one that died is:
 .RE
 .PP
 Reload from systemd (systemctl reload), in the unit's [Service] section; a refused
-configuration makes the reload fail and the old one stays active:
+configuration makes the reload fail and the old one stays active. ExecReload= runs as the
+unit's User=, whom the daemon lets reload (its own uid may do everything):
 .PP
 .RS
 .nf

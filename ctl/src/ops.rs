@@ -71,7 +71,9 @@ pub enum Op {
     /// lists as comma-separated items; or one JSON object with --args (KEY=VALUE then override
     /// it). An unknown argument or a value of the wrong type exits 2 naming it; an unknown
     /// command exits 3 and lists the daemon's commands. The reply is shown as aligned
-    /// key/value lines, or in `result` with --json.
+    /// key/value lines, or in `result` with --json; `changed` there (true, false, or null when
+    /// the daemon does not say) tells whether the command changed anything, and a text reply
+    /// ends with `(nothing changed: ...)` when the daemon says it did not.
     #[command(after_long_help = EXIT_CODES_HELP)]
     Call(CallArgs),
     /// Time one round trip to the daemon: a call it answers at once, after `hello`

@@ -14,8 +14,8 @@ use crate::error::CtlError;
 use crate::human::{human, Paint};
 use control_api::field::format_duration;
 use control_api::{
-    CheckReply, CountersReply, Description, DrainReply, FieldValue, Hello, LogLevelReply,
-    ReloadReply, ResumeReply, RotateReply, Status,
+    CallReply, CheckReply, CountersReply, Description, DrainReply, FieldValue, Hello,
+    LogLevelReply, ReloadReply, ResumeReply, RotateReply, Status,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -40,8 +40,9 @@ pub enum Reply {
     LogLevel(LogLevelReply),
     Resume(ResumeReply),
     Describe(Description),
-    /// A daemon command's reply, as the daemon sent it.
-    Call(Value),
+    /// A daemon command's reply, as the daemon sent it, and whether it said the call changed
+    /// anything.
+    Call(CallReply),
     /// An operation's own document and line (after the daemon's name), where it says
     /// everything itself: the text holds nothing of the daemon's.
     Said {
@@ -63,6 +64,10 @@ struct Envelope<'a> {
     socket: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     daemon: Option<Daemon<'a>>,
+    /// `call` only: whether the daemon said the command changed anything (`null`: it did not
+    /// say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changed: Option<Option<bool>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,7 +108,7 @@ impl Reply {
             Reply::LogLevel(r) => to_value(r),
             Reply::Resume(r) => to_value(r),
             Reply::Describe(r) => to_value(r),
-            Reply::Call(r) => r.clone(),
+            Reply::Call(r) => r.reply.clone(),
             Reply::Said { doc, .. } => doc.clone(),
         }
     }
@@ -174,6 +179,7 @@ impl Output<'_> {
             target: Some(self.target),
             socket: self.socket.as_ref().map(|p| p.display().to_string()),
             daemon: None,
+            changed: None,
             result: None,
             error: None,
             skipped: None,
@@ -194,6 +200,10 @@ impl Output<'_> {
                     pid: hello.pid,
                     protocol: hello.protocol,
                 }),
+                changed: match reply {
+                    Reply::Call(r) => Some(r.changed),
+                    _ => None,
+                },
                 result: Some(reply.to_json(hello)),
                 ..self.envelope(exit_code == 0, exit_code)
             };
@@ -361,6 +371,7 @@ pub fn usage_json(err: &clap::Error) -> Result<(), CtlError> {
             detail: Value::Null,
         }),
         skipped: None,
+        changed: None,
     };
     print_json(&to_value(&doc))
 }

@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use toml::Spanned;
 
 /// The configuration used when the daemon is started without `--config`. `@LOG@` is replaced
 /// by a path next to the written config file.
@@ -19,54 +20,71 @@ message = "hello"
 "#;
 
 /// A validated configuration.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Where lines are appended. Relative paths are relative to the config file's directory.
     pub log_file: PathBuf,
     /// Milliseconds between lines.
     pub interval_ms: u64,
     /// Carried by each line.
-    #[serde(default)]
     pub message: String,
     /// Test hook: a FIFO. A reload of this config, once it is read and valid, logs
     /// `reload: waiting at the gate PATH` and waits until something is written to the FIFO,
     /// then applies (or not, if the caller's deadline passed meanwhile, which it logs as
     /// `reload: the caller's deadline passed at the gate`). Relative to the config file's
     /// directory.
-    #[serde(default)]
     pub reload_gate: Option<PathBuf>,
     /// Test hook: a FIFO. A reload that applies this config logs `reload: applying, blocked
     /// at the gate PATH` and then blocks its thread (a plain blocking `open` and `read`, as a
     /// slow disk would) until something is written to the FIFO. Shows that `apply` runs off
     /// the runtime: the daemon goes on serving meanwhile. Relative to the config file's
     /// directory.
-    #[serde(default)]
     pub apply_gate: Option<PathBuf>,
     /// Test hook: a FIFO, like `apply_gate` for the load step: a reload or a check reading
     /// this config logs `load: blocked at the gate PATH` and blocks its thread until something
     /// is written to the FIFO. Shows that `load` runs off the runtime. Relative to the config
     /// file's directory.
-    #[serde(default)]
     pub load_gate: Option<PathBuf>,
     /// Test hook: a reload of this config panics (the server must contain it).
-    #[serde(default)]
     pub reload_panics: bool,
     /// Test hook: units of work begun at start-up, before the control socket is bound (so the
     /// first `status` already counts them), that a drain waits for. Each logs `job finished`
     /// when it ends: once something is written to `job_gate`, or never without one.
-    #[serde(default)]
     pub startup_jobs: u32,
     /// Test hook: a FIFO that ends the start-up jobs when something is written to it.
     /// Relative to the config file's directory.
-    #[serde(default)]
     pub job_gate: Option<PathBuf>,
     /// Test hook: a FIFO. A `rotate` under this config, once the log file is reopened, logs
     /// `rotate: waiting at the gate PATH` and waits until something is written to the FIFO,
     /// as a daemon's own slow reopening would: a caller with a short deadline gives up first.
     /// Relative to the config file's directory.
-    #[serde(default)]
     pub rotate_gate: Option<PathBuf>,
+}
+
+/// The file as written: [`Config`]'s keys, those that validation checks with where their value
+/// is in the file ([`Spanned`]), so that a value out of range is reported with its line and
+/// column, as a syntax error is.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    log_file: Spanned<PathBuf>,
+    interval_ms: Spanned<u64>,
+    #[serde(default)]
+    message: Option<Spanned<String>>,
+    #[serde(default)]
+    reload_gate: Option<PathBuf>,
+    #[serde(default)]
+    apply_gate: Option<PathBuf>,
+    #[serde(default)]
+    load_gate: Option<PathBuf>,
+    #[serde(default)]
+    reload_panics: bool,
+    #[serde(default)]
+    startup_jobs: u32,
+    #[serde(default)]
+    job_gate: Option<PathBuf>,
+    #[serde(default)]
+    rotate_gate: Option<PathBuf>,
 }
 
 /// Why a configuration was refused.
@@ -88,10 +106,17 @@ pub enum ConfigError {
         message: String,
     },
     /// A value is out of range.
-    #[error("invalid config {}: {field}: {problem}", .path.display())]
+    #[error(
+        "invalid config {}: line {line}, column {column}: {field}: {problem}",
+        .path.display()
+    )]
     Value {
         /// The config file.
         path: PathBuf,
+        /// 1-based line of the value.
+        line: usize,
+        /// 1-based column where the value starts.
+        column: usize,
         /// The offending key.
         field: &'static str,
         /// What is wrong.
@@ -109,7 +134,7 @@ impl Config {
 
     /// Parses and validates `text`, read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|err| {
+        let file: ConfigFile = toml::from_str(text).map_err(|err| {
             let (line, column) = line_column(text, err.span().map_or(0, |span| span.start));
             ConfigError::Parse {
                 path: path.to_owned(),
@@ -118,20 +143,49 @@ impl Config {
                 message: err.message().trim().replace('\n', "; "),
             }
         })?;
-        let invalid = |field, problem: &str| ConfigError::Value {
-            path: path.to_owned(),
-            field,
-            problem: problem.to_owned(),
+        // Where the value is, with what is wrong with it.
+        let invalid = |field, span: std::ops::Range<usize>, problem: &str| {
+            let (line, column) = line_column(text, span.start);
+            ConfigError::Value {
+                path: path.to_owned(),
+                line,
+                column,
+                field,
+                problem: problem.to_owned(),
+            }
         };
-        if !(1..=3_600_000).contains(&config.interval_ms) {
-            return Err(invalid("interval_ms", "must be between 1 and 3600000"));
+        let interval = &file.interval_ms;
+        if !(1..=3_600_000).contains(interval.get_ref()) {
+            return Err(invalid(
+                "interval_ms",
+                interval.span(),
+                "must be between 1 and 3600000",
+            ));
         }
-        if config.log_file.as_os_str().is_empty() {
-            return Err(invalid("log_file", "must not be empty"));
+        if file.log_file.get_ref().as_os_str().is_empty() {
+            return Err(invalid(
+                "log_file",
+                file.log_file.span(),
+                "must not be empty",
+            ));
         }
-        if config.message.contains('\n') {
-            return Err(invalid("message", "must be a single line"));
+        if let Some(message) = &file.message {
+            if message.get_ref().contains('\n') {
+                return Err(invalid("message", message.span(), "must be a single line"));
+            }
         }
+        let mut config = Config {
+            log_file: file.log_file.into_inner(),
+            interval_ms: file.interval_ms.into_inner(),
+            message: file.message.map(Spanned::into_inner).unwrap_or_default(),
+            reload_gate: file.reload_gate,
+            apply_gate: file.apply_gate,
+            load_gate: file.load_gate,
+            reload_panics: file.reload_panics,
+            startup_jobs: file.startup_jobs,
+            job_gate: file.job_gate,
+            rotate_gate: file.rotate_gate,
+        };
         let base = path.parent().unwrap_or(Path::new("."));
         if config.log_file.is_relative() {
             config.log_file = base.join(&config.log_file);
@@ -252,6 +306,31 @@ mod tests {
             err.to_string().contains("interval_ms: must be between"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn values_out_of_range_name_the_file_line_and_column() {
+        for (text, expected) in [
+            (
+                "log_file = \"d\"\n\n# slower\ninterval_ms   = 3600001\n",
+                "line 4, column 17: interval_ms: must be between 1 and 3600000",
+            ),
+            (
+                "interval_ms = 5\nlog_file = \"\"\n",
+                "line 2, column 12: log_file: must not be empty",
+            ),
+            (
+                "log_file = \"d\"\ninterval_ms = 5\nmessage = \"a\\nb\"\n",
+                "line 3, column 11: message: must be a single line",
+            ),
+        ] {
+            let msg = parse(text).unwrap_err().to_string();
+            assert_eq!(
+                msg,
+                format!("invalid config /etc/demo/demo.toml: {expected}"),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

@@ -227,13 +227,19 @@ impl Demo {
         }
         self.messages_set.inc();
         let previous = self.message();
-        *self.message.lock().unwrap_or_else(|e| e.into_inner()) = Some(req.text.clone());
-        if self.message_noise.admit() {
+        let unchanged = {
+            let mut set = self.message.lock().unwrap_or_else(|e| e.into_inner());
+            let unchanged = set.as_deref() == Some(req.text.as_str());
+            *set = Some(req.text.clone());
+            unchanged
+        };
+        if !unchanged && self.message_noise.admit() {
             tracing::info!("message set to \"{}\"", Escaped(&req.text));
         }
         Ok(MessageSet {
             previous,
             message: req.text,
+            unchanged,
         })
     }
 

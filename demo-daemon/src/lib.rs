@@ -25,6 +25,10 @@ pub struct MessageSet {
     pub previous: String,
     /// The message from now on.
     pub message: String,
+    /// An earlier `set-message` had set this very text: nothing changed. (Text that only
+    /// equals the configuration's `message` is a change: a reload no longer changes it.)
+    #[serde(default)]
+    pub unchanged: bool,
 }
 
 impl Command for SetMessage {
@@ -32,6 +36,12 @@ impl Command for SetMessage {
     const DOC: &'static str = "Set the text later log lines carry";
     const ACCESS: Access = Access::Operate;
     type Reply = MessageSet;
+
+    /// Sent beside the reply (`ctl --json call` shows it as `changed`): the Ansible module's
+    /// task is `ok`, not `changed`, when the text was already set.
+    fn changed(reply: &MessageSet) -> Option<bool> {
+        Some(!reply.unchanged)
+    }
 }
 
 /// `stats`: the daemon's counters.

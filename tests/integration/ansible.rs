@@ -346,7 +346,19 @@ fn the_module_documents_exactly_its_arguments_and_ansible_doc_reads_it() {
     let options = &doc["ctl.fleet.ctl"]["doc"]["options"];
     assert_eq!(
         options["operation"]["choices"],
-        json!(["status", "check", "reload", "rotate", "drain", "resume", "call", "counters"]),
+        json!([
+            "status",
+            "check",
+            "reload",
+            "rotate",
+            "drain",
+            "resume",
+            "call",
+            "counters",
+            "log-level",
+            "describe",
+            "hello"
+        ]),
         "{doc:#}"
     );
     assert_eq!(
@@ -424,6 +436,73 @@ fn the_module_operation_by_operation() {
         "{names:?}"
     );
 
+    // hello and describe: the daemon's replies, never a change (in check mode too).
+    assert_eq!(play.status("hello", h), "ok");
+    let hello = &play.result("hello", h)["result"];
+    assert_eq!(hello["name"], TARGET, "{hello:#}");
+    assert!(
+        hello["operations"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("set-message")),
+        "{hello:#}"
+    );
+    assert_eq!(play.status("describe", h), "ok");
+    let described = play.result("describe", h)["result"]["operations"]
+        .as_array()
+        .expect("a list of operations");
+    let set = described
+        .iter()
+        .find(|op| op["name"] == "set-message")
+        .unwrap_or_else(|| panic!("set-message in {described:?}"));
+    assert_eq!(set["access"], "operate");
+
+    // log-level: read, then set only when it differs; check mode predicts and sets nothing.
+    assert_eq!(play.status("log-level, read", h), "ok");
+    assert_eq!(
+        play.result("log-level, read", h)["result"]["filter"],
+        "info"
+    );
+    let task = "log-level in check mode, another filter";
+    assert_eq!(
+        play.status(task, h),
+        "changed",
+        "{:#}",
+        play.result(task, h)
+    );
+    assert_eq!(
+        play.result("log-level after the check mode", h)["result"]["filter"],
+        "info",
+        "check mode set nothing"
+    );
+    assert_eq!(play.status("log-level after the check mode", h), "ok");
+    let set = play.result("log-level, set", h);
+    assert_eq!(play.status("log-level, set", h), "changed", "{set:#}");
+    assert_eq!(set["result"]["previous"], "info", "{set:#}");
+    let in_effect = set["result"]["filter"].as_str().unwrap().to_owned();
+    assert!(in_effect.contains("demo_daemon=debug"), "{set:#}");
+    // The daemon spells it its own way: the same filter given again is no change.
+    let again = play.result("log-level, set again", h);
+    assert_eq!(play.status("log-level, set again", h), "ok", "{again:#}");
+    assert_eq!(again["result"]["filter"], in_effect.as_str(), "{again:#}");
+    let task = "log-level in check mode, the same filter spelled otherwise";
+    assert_eq!(play.status(task, h), "ok", "{:#}", play.result(task, h));
+    let refused = play.result("log-level, a filter the daemon refuses", h);
+    assert_eq!(
+        play.status("log-level, a filter the daemon refuses", h),
+        "ignored",
+        "{refused:#}"
+    );
+    assert_eq!(refused["rc"], 1, "{refused:#}");
+    assert!(
+        refused["msg"]
+            .as_str()
+            .unwrap()
+            .contains("log filter refused"),
+        "{refused:#}"
+    );
+    assert_eq!(play.status("log-level, back to info", h), "changed");
+
     // rotate: changed only when a file was reopened as another one. Check mode predicts the
     // same from the daemon's open files: no change before the rename; after it, a change, and
     // it reopens nothing: the real rotate after it still finds the renamed file open.
@@ -470,6 +549,15 @@ fn the_module_operation_by_operation() {
         play.result("call an operate command", h)["result"]["message"],
         "set by ansible"
     );
+    assert_eq!(
+        play.result("call an operate command", h)["said_changed"],
+        true
+    );
+    // The daemon says the same text again changed nothing: ok.
+    let task = "call an operate command again, the same text";
+    assert_eq!(play.status(task, h), "ok", "{:#}", play.result(task, h));
+    assert_eq!(play.result(task, h)["said_changed"], false);
+    assert!(play.result("call a read command", h)["said_changed"].is_null());
     assert_eq!(
         play.status("call an operate command in check mode", h),
         "changed"
@@ -579,6 +667,53 @@ fn the_module_operation_by_operation() {
     assert_eq!(status["values"]["message"], "set by ansible", "{status:#}");
     assert_eq!(status["draining"], false);
     assert_eq!(status["config_generation"], 1);
+}
+
+#[test]
+fn a_second_run_of_a_play_with_a_state_changing_call_changes_nothing() {
+    let Some(bin) = require_ansible() else { return };
+    let fleet = Fleet::new(bin, 2);
+    let playbook = repo().join("tests/ansible/converge.yml");
+    let playbook = playbook.to_str().unwrap();
+
+    let first = fleet.play(playbook, &[]);
+    first.expect_code(0);
+    for h in ["h1", "h2"] {
+        for task in ["set the message", "debug logging"] {
+            assert_eq!(first.status(task, h), "changed", "{task} on {h}: {first}");
+        }
+        assert_eq!(first.status("read the counters", h), "ok", "{first}");
+        let status = fleet.host(h).status();
+        assert_eq!(status["values"]["message"], "converged", "{status:#}");
+    }
+
+    let second = fleet.play(playbook, &[]);
+    second.expect_code(0);
+    for h in ["h1", "h2"] {
+        for task in [
+            "check the configuration",
+            "reload",
+            "set the message",
+            "read the counters",
+            "debug logging",
+            "rotate",
+            "resume",
+            "describe",
+            "hello",
+        ] {
+            assert_eq!(
+                second.status(task, h),
+                "ok",
+                "{task} on {h}: {:#}",
+                second.result(task, h)
+            );
+        }
+        assert_eq!(second.result("set the message", h)["said_changed"], false);
+    }
+    assert!(
+        second.stats().iter().all(|(_, changed, _)| *changed == 0),
+        "the second run changed nothing: {second}"
+    );
 }
 
 #[test]

@@ -33,6 +33,37 @@ fn next_message(sb: &Sandbox, name: &str) -> String {
 }
 
 #[test]
+fn a_value_out_of_range_is_refused_naming_file_line_and_column_by_check_and_reload() {
+    let (sb, _daemon) = sandbox_with_daemon("range", 20, &[]);
+    let cfg = sb.path("range.toml");
+    let log = sb.path("range.log");
+    // Valid TOML, the right types: only the value is wrong, on line 3.
+    std::fs::write(
+        &cfg,
+        format!(
+            "log_file = {:?}\n# one line every ... ms\ninterval_ms = 0\nmessage = \"beta\"\n",
+            log.display().to_string()
+        ),
+    )
+    .unwrap();
+    let reason = format!(
+        "invalid config {}: line 3, column 15: interval_ms: must be between 1 and 3600000",
+        cfg.display()
+    );
+    for op in ["check", "reload"] {
+        let run = sb.ctl(&[op, "range"]).expect_code(1);
+        assert!(run.stderr.contains(&reason), "{op}: {run}");
+        let doc = sb.ctl(&["--json", op, "range"]).expect_code(1).json();
+        let message = doc["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&reason), "{op}: {doc}");
+    }
+    // Refused: the old configuration stays.
+    let status = status(&sb, "range");
+    assert_eq!(status["config_generation"], 1, "{status:#}");
+    assert_eq!(status["values"]["message"], "alpha", "{status:#}");
+}
+
+#[test]
 fn check_of_a_broken_config_exits_1_naming_file_and_line_and_changes_nothing() {
     let (sb, daemon) = sandbox_with_daemon("chkbad", 20, &[]);
     let cfg = sb.path("chkbad.toml");

@@ -62,6 +62,50 @@ fn set_message_changes_later_log_lines_and_status() {
 }
 
 #[test]
+fn a_command_says_whether_it_changed_anything_and_ctl_shows_it() {
+    let (sb, _d) = sandbox_with_daemon("changed", 50, &[]);
+    let set = |text: &str| {
+        sb.ctl(&["--json", "call", "changed", "set-message", text])
+            .expect_code(0)
+            .json()
+    };
+    // The default config's message is "hello": setting it is still a change (a reload no
+    // longer changes the lines' text); setting it again is none.
+    for (text, changed) in [
+        ("text=hello", true),
+        ("text=hello", false),
+        ("text=other", true),
+    ] {
+        let doc = set(text);
+        assert_eq!(doc["changed"], changed, "{text}: {doc}");
+        assert_eq!(doc["result"]["unchanged"], !changed, "{text}: {doc}");
+    }
+    let run = sb
+        .ctl(&["call", "changed", "set-message", "text=other"])
+        .expect_code(0);
+    assert!(
+        run.stdout
+            .ends_with("(nothing changed: it was so already)\n"),
+        "{run}"
+    );
+    // A command that does not say: `null`, and nothing said in the text.
+    let doc = sb
+        .ctl(&["--json", "call", "changed", "stats"])
+        .expect_code(0)
+        .json();
+    assert!(doc["changed"].is_null(), "{doc}");
+    assert!(doc.as_object().unwrap().contains_key("changed"), "{doc}");
+    let run = sb.ctl(&["call", "changed", "stats"]).expect_code(0);
+    assert!(!run.stdout.contains("nothing changed"), "{run}");
+    // Only `call` has it.
+    let doc = sb
+        .ctl(&["--json", "status", "changed"])
+        .expect_code(0)
+        .json();
+    assert!(!doc.as_object().unwrap().contains_key("changed"), "{doc}");
+}
+
+#[test]
 fn arguments_that_do_not_fit_exit_2_naming_the_field() {
     let (sb, _d) = sandbox_with_daemon("badargs", 50, &[]);
     let run = sb
@@ -162,6 +206,18 @@ fn a_rust_client_calls_stats_with_the_shared_type() {
             .await
             .unwrap();
         assert_eq!(set.message, "typed");
+        // The same type tells a Rust caller what the daemon sends beside the reply.
+        assert_eq!(
+            <SetMessage as control_api::Command>::changed(&set),
+            Some(true)
+        );
+        let again = control_api::codec::Invocation::of(&SetMessage {
+            text: "typed".into(),
+        })
+        .unwrap();
+        let replied = client.invoke_reply(again).await.unwrap();
+        assert_eq!(replied.changed, Some(false), "{replied:?}");
+        assert_eq!(replied.reply["unchanged"], true, "{replied:?}");
     });
 }
 

@@ -1,7 +1,9 @@
 //! Under a real systemd: the demo as a `Type=notify` unit of systemd 252 (the distribution's
 //! `/lib/systemd/systemd`) running as PID 1 of private PID, mount, cgroup and UTS namespaces,
 //! with a private `/run` and a cgroup of its own. The datagram tests in `lifecycle` check what
-//! the daemon sends; these check what systemd makes of it.
+//! the daemon sends; these check what systemd makes of it, and that the shipped unit
+//! (`contrib/demo-daemon.service`, hardened) runs as it is, with its sysusers.d entry and
+//! example configuration.
 
 use crate::config;
 use std::path::{Path, PathBuf};
@@ -12,15 +14,26 @@ use tests::{bins, run, wait_for, Run, Sandbox, WAIT};
 const SYSTEMD: &str = "/lib/systemd/systemd";
 const TARGET: &str = "ctl-test.target";
 
-/// Sets up the namespace (the mounts of a container) and becomes systemd. Argument: the
-/// directory holding the units.
+/// Sets up the namespace (the mounts of a container) and becomes systemd. Arguments: the
+/// directory holding the units, then `SOURCE=TARGET` directories to bind at TARGET (under
+/// /run). Nothing a unit writes to /etc (an overlay: systemd-sysusers adds users there) or
+/// /var/log (a tmpfs) reaches the host.
 const INIT: &str = r#"#!/bin/sh
 set -e
 # Nothing mounted here reaches the host.
 mount --make-rprivate /
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/systemd/system
-cp "$1"/* /run/systemd/system/
+cp -R "$1"/. /run/systemd/system/
+shift
+mount -t tmpfs -o mode=0755 tmpfs /var/log
+mkdir -p /run/ctl-test-etc/upper /run/ctl-test-etc/work
+mount -t overlay overlay \
+    -o lowerdir=/etc,upperdir=/run/ctl-test-etc/upper,workdir=/run/ctl-test-etc/work /etc
+for bind in "$@"; do
+    mkdir -p "${bind#*=}"
+    mount --bind "${bind%%=*}" "${bind#*=}"
+done
 # A cgroup2 hierarchy whose root is the cgroup made for this test (the cgroup namespace).
 if mountpoint -q /sys/fs/cgroup; then umount -l /sys/fs/cgroup; fi
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
@@ -88,6 +101,12 @@ impl Systemd {
     /// Starts systemd with the units in `units` (copied to its `/run/systemd/system`) and waits
     /// until it has reached its target. `None` (the test is skipped) when it cannot run here.
     fn start(sb: &Sandbox, units: &Path) -> Option<Systemd> {
+        Systemd::start_with(sb, units, &[])
+    }
+
+    /// [`Systemd::start`], with each directory `(source, target)` of `binds` bound at `target`
+    /// in systemd's namespace.
+    fn start_with(sb: &Sandbox, units: &Path, binds: &[(&Path, &str)]) -> Option<Systemd> {
         if !tests::is_root() {
             return cannot_run("it needs root".into());
         }
@@ -119,13 +138,18 @@ impl Systemd {
         let outer = Command::new("sh")
             .arg("-c")
             .arg(
-                "echo $$ > \"$1/cgroup.procs\" && exec unshare --pid --fork --mount --cgroup \
-                 --uts --mount-proc --kill-child /bin/sh \"$2\" \"$3\"",
+                "cgroup=$1; shift; echo $$ > \"$cgroup/cgroup.procs\" && exec unshare --pid \
+                 --fork --mount --cgroup --uts --mount-proc --kill-child /bin/sh \"$@\"",
             )
             .arg("sh")
             .arg(&cgroup)
             .arg(&init)
             .arg(units)
+            .args(
+                binds
+                    .iter()
+                    .map(|(source, target)| format!("{}={target}", source.display())),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -163,10 +187,21 @@ impl Systemd {
 
     /// Runs `systemctl ARGS` inside systemd's namespaces.
     fn systemctl(&self, args: &[&str]) -> Run {
+        let mut all = vec!["--no-pager"];
+        all.extend_from_slice(args);
+        self.inside("systemctl", &all)
+    }
+
+    /// Runs `PROGRAM ARGS` inside systemd's namespaces (its /run, /etc and /var/log), as root,
+    /// with no setting of ctl's from the test's environment.
+    fn inside(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Run {
         run(Command::new("nsenter")
             .arg(format!("--target={}", self.pid))
-            .args(["--mount", "--pid", "--", "systemctl", "--no-pager"])
-            .args(args))
+            .args(["--mount", "--pid", "--"])
+            .arg(program)
+            .args(args)
+            .env_remove("CTL_SOCKET_DIR")
+            .env_remove("CTL_RUN_DIR"))
     }
 
     /// One property of `unit`, e.g. `ActiveState`.
@@ -175,6 +210,31 @@ impl Systemd {
             .systemctl(&["show", "--value", "-p", name, unit])
             .expect_code(0);
         out.stdout.trim().to_owned()
+    }
+
+    /// The pid in this test's namespace of the process `unit` knows as `ns_pid` (a pid in
+    /// systemd's namespace, such as `MainPID`), found among the unit's cgroup's processes.
+    fn host_pid(&self, unit: &str, ns_pid: &str) -> String {
+        let procs = self
+            .cgroup
+            .join("system.slice")
+            .join(unit)
+            .join("cgroup.procs");
+        let procs =
+            std::fs::read_to_string(&procs).unwrap_or_else(|e| panic!("{}: {e}", procs.display()));
+        procs
+            .lines()
+            .find(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
+                    status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("NSpid:"))
+                        .and_then(|ids| ids.split_whitespace().last())
+                        == Some(ns_pid)
+                })
+            })
+            .unwrap_or_else(|| panic!("no process {ns_pid} of {unit} among {procs:?}"))
+            .to_owned()
     }
 
     /// `systemctl status UNIT`, for failure messages. (There is no journal: systemd runs
@@ -361,5 +421,229 @@ fn a_drain_under_a_real_systemd_leaves_the_unit_running_and_resume_serves_again(
         "success",
         "{}",
         sd.explain(UNIT)
+    );
+}
+
+/// The shipped unit, as an operator installs it: only where this build's binaries and the
+/// example config are differs (bound into systemd's namespace under /run/ctl-test, since the
+/// unit's ProtectHome= and PrivateTmp= hide where tests keep them); a drop-in sends its output
+/// to files the test reads.
+fn shipped_unit(sb: &Sandbox, unit: &str) -> PathBuf {
+    let dir = sb.path("units");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join(TARGET),
+        "[Unit]\nDescription=ctl test target\nDefaultDependencies=no\n",
+    )
+    .unwrap();
+    let shipped = std::fs::read_to_string(repo().join("contrib/demo-daemon.service")).unwrap();
+    for path in [
+        "/usr/local/bin/demo-daemon",
+        "/usr/bin/ctl",
+        "/etc/demo-daemon/demo.toml",
+    ] {
+        assert!(shipped.contains(path), "the shipped unit names {path}");
+    }
+    let text = shipped
+        .replace(
+            "/usr/local/bin/demo-daemon",
+            "/run/ctl-test/bin/demo-daemon",
+        )
+        .replace("/usr/bin/ctl", "/run/ctl-test/bin/ctl")
+        .replace(
+            "/etc/demo-daemon/demo.toml",
+            "/run/ctl-test/files/demo.toml",
+        );
+    std::fs::write(dir.join(unit), text).unwrap();
+    let dropin = dir.join(format!("{unit}.d"));
+    std::fs::create_dir(&dropin).unwrap();
+    std::fs::write(
+        dropin.join("test.conf"),
+        format!(
+            "[Unit]\nDefaultDependencies=no\n\n[Service]\nEnvironment=RUST_LOG=info\n\
+             StandardOutput=append:{}\nStandardError=append:{}\n",
+            sb.path("unit.stdout").display(),
+            sb.path("unit.stderr").display(),
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// The shipped example config, with lines every 20 ms and `message`.
+fn shipped_config(message: &str, interval_ms: u64) -> String {
+    let text = std::fs::read_to_string(repo().join("contrib/demo-daemon.toml")).unwrap();
+    assert!(text.contains("interval_ms = 1000\n") && text.contains("message = \"hello\"\n"));
+    text.replace(
+        "interval_ms = 1000\n",
+        &format!("interval_ms = {interval_ms}\n"),
+    )
+    .replace("message = \"hello\"\n", &format!("message = {message:?}\n"))
+}
+
+#[test]
+fn the_shipped_hardened_unit_runs_under_a_real_systemd_reloads_rotates_and_stops() {
+    use std::os::unix::fs::PermissionsExt;
+    const UNIT: &str = "demo-daemon.service";
+    let sb = Sandbox::new();
+    // What the unit reads, readable by its user, demo: the sysusers.d entry and the config.
+    let files = sb.path("files");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::set_permissions(&files, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::copy(
+        repo().join("contrib/demo-daemon.sysusers"),
+        files.join("demo-daemon.sysusers"),
+    )
+    .unwrap();
+    let config = files.join("demo.toml");
+    std::fs::write(&config, shipped_config("first", 20)).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let bin = bins().demo.parent().unwrap().to_owned();
+    assert_eq!(
+        bins().ctl.parent(),
+        Some(bin.as_path()),
+        "ctl beside demo-daemon"
+    );
+    let units = shipped_unit(&sb, UNIT);
+    let Some(sd) = Systemd::start_with(
+        &sb,
+        &units,
+        &[(&bin, "/run/ctl-test/bin"), (&files, "/run/ctl-test/files")],
+    ) else {
+        return;
+    };
+    let explain = |sd: &Systemd| {
+        format!(
+            "{}\nthe unit's stderr:\n{}",
+            sd.explain(UNIT),
+            std::fs::read_to_string(sb.path("unit.stderr")).unwrap_or_default()
+        )
+    };
+    // The user, from the shipped sysusers.d entry.
+    sd.inside(
+        "systemd-sysusers",
+        &["/run/ctl-test/files/demo-daemon.sysusers"],
+    )
+    .expect_code(0);
+    let demo = sd.inside("id", &["-u", "demo"]).expect_code(0);
+    let demo_uid = demo.stdout.trim().to_owned();
+    let ctl = |args: &[&str]| sd.inside(&bins().ctl, args);
+
+    let started = sd.systemctl(&["start", UNIT]);
+    assert_eq!(started.code, Some(0), "{started}\n{}", explain(&sd));
+    let main_pid = sd.property(UNIT, "MainPID");
+    let host_pid = sd.host_pid(UNIT, &main_pid);
+    // Hardened, as the unit says: no capabilities, no new privileges, a seccomp filter, its
+    // own user.
+    let proc_status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).unwrap();
+    for line in ["NoNewPrivs:\t1", "Seccomp:\t2", "CapEff:\t0000000000000000"] {
+        assert!(proc_status.contains(line), "{line}: {proc_status}");
+    }
+    let uid_line = proc_status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line.split_whitespace().nth(1) == Some(demo_uid.as_str()),
+        "runs as demo ({demo_uid}): {uid_line}"
+    );
+
+    // Root's ctl finds it by name, at /run/demo/ctl.sock.
+    let status = ctl(&["--json", "status", "demo"]).expect_code(0).json();
+    assert_eq!(status["socket"], "/run/demo/ctl.sock", "{status}");
+    assert_eq!(status["result"]["pid"].to_string(), main_pid, "{status}");
+    assert_eq!(status["result"]["values"]["message"], "first", "{status}");
+
+    // systemctl reload: ExecReload's ctl, running as demo, reloads.
+    std::fs::write(&config, shipped_config("second", 20)).unwrap();
+    let reloaded = sd.systemctl(&["reload", UNIT]);
+    assert_eq!(reloaded.code, Some(0), "{reloaded}\n{}", explain(&sd));
+    let status = ctl(&["--json", "status", "demo"]).expect_code(0).json();
+    assert_eq!(status["result"]["config_generation"], 2, "{status}");
+    assert_eq!(status["result"]["values"]["message"], "second", "{status}");
+    // A refused configuration fails `systemctl reload`, the reason (with its line) in the
+    // unit's output, and the old one stays.
+    std::fs::write(&config, shipped_config("third", 0)).unwrap();
+    let refused = sd.systemctl(&["reload", UNIT]);
+    assert_ne!(refused.code, Some(0), "{refused}\n{}", explain(&sd));
+    let stderr = std::fs::read_to_string(sb.path("unit.stderr")).unwrap_or_default();
+    assert!(
+        stderr.contains("demo.toml: line ") && stderr.contains("interval_ms: must be between"),
+        "{stderr}"
+    );
+    let status = ctl(&["--json", "status", "demo"]).expect_code(0).json();
+    assert_eq!(status["result"]["config_generation"], 2, "{status}");
+    assert_eq!(
+        sd.property(UNIT, "ActiveState"),
+        "active",
+        "{}",
+        explain(&sd)
+    );
+    std::fs::write(&config, shipped_config("second", 20)).unwrap();
+
+    // Rotate, as logrotate does: rename in /var/log/demo, then root's `ctl rotate demo`.
+    let log = format!("/proc/{host_pid}/root/var/log/demo/demo.log");
+    let log = Path::new(&log);
+    wait_for("a line in /var/log/demo/demo.log", WAIT, || {
+        std::fs::read_to_string(log)
+            .is_ok_and(|t| t.contains("seq="))
+            .then_some(())
+    });
+    std::fs::rename(log, log.with_extension("log.1")).unwrap();
+    let rotated = ctl(&["--json", "rotate", "demo"]).expect_code(0).json();
+    let file = &rotated["result"]["files"][0];
+    assert_eq!(file["path"], "/var/log/demo/demo.log", "{rotated}");
+    assert_ne!(file["old"], file["new"], "{rotated}");
+    wait_for("a line in the new log file", WAIT, || {
+        std::fs::read_to_string(log)
+            .is_ok_and(|t| t.contains("seq="))
+            .then_some(())
+    });
+
+    // Stop: ExecStop's drain (as demo), then SIGTERM; a clean exit.
+    let stopped = sd.systemctl(&["stop", UNIT]);
+    assert_eq!(stopped.code, Some(0), "{stopped}\n{}", explain(&sd));
+    assert_eq!(
+        sd.property(UNIT, "ActiveState"),
+        "inactive",
+        "{}",
+        explain(&sd)
+    );
+    assert_eq!(sd.property(UNIT, "Result"), "success", "{}", explain(&sd));
+    let stderr = std::fs::read_to_string(sb.path("unit.stderr")).unwrap_or_default();
+    assert!(stderr.contains("drain"), "ExecStop drained: {stderr}");
+}
+
+/// `systemd-analyze security` rates the shipped unit's exposure (0 safest, 10 least safe):
+/// 9.2 "UNSAFE" before its hardening, 0.2 "SAFE" with it (systemd 252).
+const MOST_EXPOSURE: f64 = 1.0;
+
+#[test]
+fn systemd_analyze_rates_the_shipped_unit_safe() {
+    if !is_executable("systemd-analyze") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no systemd-analyze here, and CI must run this test"
+        );
+        eprintln!("skipped: no systemd-analyze");
+        return;
+    }
+    let unit = repo().join("contrib/demo-daemon.service");
+    let out = run(Command::new("systemd-analyze")
+        .args(["security", "--offline=yes", "--no-pager"])
+        .arg(&unit));
+    let exposure: f64 = out
+        .stdout
+        .lines()
+        .find_map(|l| l.split_once("Overall exposure level for demo-daemon.service: "))
+        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in: {out}"));
+    assert!(
+        exposure <= MOST_EXPOSURE,
+        "exposure {exposure}, more than {MOST_EXPOSURE}: {out}"
     );
 }

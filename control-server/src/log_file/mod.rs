@@ -74,9 +74,9 @@ const MAX_PENDING: usize = 64 * 1024;
 /// No lock is held while a `LogFile` logs through `tracing`, so the daemon's own `tracing`
 /// output may go to the same file.
 ///
-/// A `LogFile` is a cheap handle: clones share the file. Its [`Write`] implementation buffers
-/// until a newline (so `writeln!` with many pieces still writes one whole line) and writes the
-/// rest on `flush` or drop; give each thread its own clone. It is also a `tracing_subscriber`
+/// A `LogFile` is a cheap handle: clones share the file. Its [`Write`](io::Write)
+/// implementation buffers until a newline (so `writeln!` with many pieces still writes one
+/// whole line) and writes the rest on `flush` or drop; give each thread its own clone. It is also a `tracing_subscriber`
 /// [`MakeWriter`](tracing_subscriber::fmt::MakeWriter): each event is written whole.
 ///
 /// ```
@@ -321,8 +321,8 @@ impl LogFile {
 
     /// Writes out everything handed to this file so far, on this thread, and returns once it is
     /// in the file (or the error that kept it out; the lines stay buffered for the next try):
-    /// this handle's unfinished line (from [`Write`]) first, then whatever the file buffers
-    /// (buffered mode). [`Write::flush`] is the same call.
+    /// this handle's unfinished line (from [`Write`](io::Write)) first, then whatever the file
+    /// buffers (buffered mode). [`Write::flush`](io::Write::flush) is the same call.
     pub fn flush(&self) -> io::Result<()> {
         flush_pending(&self.core, &mut lock(&self.pending))
     }

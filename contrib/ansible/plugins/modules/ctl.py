@@ -9,7 +9,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: ctl
-short_description: Control a daemon through its ctl socket (status, check, reload, rotate, drain, ...)
+short_description: Control a daemon through its ctl socket (status, check, reload, rotate, drain, log-level, ...)
 version_added: "0.1.0"
 description:
   - Runs the C(ctl) command-line client on the managed host with C(--json) and returns the daemon's
@@ -20,9 +20,12 @@ description:
     names the file, line and reason), or no daemon listening (C(rc=69)).
   - C(changed) is true when a reload moved the configuration generation, a rotate reopened a log
     file that had been renamed (not when it only reports a reopen the daemon had already made by
-    itself, watching its log file; see O(operation)), a drain started, a resume undid a drain, or a command that is
-    not read-only ran; false for status, check, counters, an unchanged reload, and a read-only
-    command.
+    itself, watching its log file; see O(operation)), a drain started, a resume undid a drain, a
+    log-level set a filter other than the one in effect, or a command ran that the daemon says
+    changed something (or, when the daemon does not say, that is not read-only); false for
+    status, check, counters, describe, hello, reading the log filter, an unchanged reload, a
+    read-only command, and a command the daemon says changed nothing (it found what was asked
+    for already so). So a second run of the same play is all C(ok).
 options:
   operation:
     description:
@@ -34,11 +37,16 @@ options:
         (a daemon that watches its log file reopens it by itself) is reported in O(ignore:result)
         but is no change. V(drain) stops taking
         new work and waits for the work in flight, up to O(timeout). V(resume) undoes a drain.
-        V(call) runs one of the daemon's own commands (O(command), O(args)). V(counters) reads
-        the daemon's counters.
+        V(call) runs one of the daemon's own commands (O(command), O(args)); it is C(changed)
+        as the daemon says (C(ctl --json call) shows its C(changed)); a command that found what
+        it was asked for already so is C(ok). A daemon or command that does not say is
+        C(changed) unless the command is read-only. V(counters) reads the daemon's counters.
+        V(log-level) reads the daemon's log filter, or sets O(filter), C(changed) only when the
+        filter in effect was another one. V(describe) lists the daemon's operations and
+        commands, V(hello) its protocol version and operations; neither changes anything.
     type: str
     required: true
-    choices: [status, check, reload, rotate, drain, resume, call, counters]
+    choices: [status, check, reload, rotate, drain, resume, call, counters, log-level, describe, hello]
   target:
     description:
       - The daemon's name, looked up by the socket convention (see O(socket_dir)), or a socket
@@ -72,6 +80,15 @@ options:
   prefix:
     description:
       - For O(operation=counters), only the counters whose name starts with this.
+    type: str
+  filter:
+    description:
+      - For O(operation=log-level), the log filter to put in effect (for example C(debug) or
+        C(info,my_daemon::net=trace)); without it the task only reads the filter in effect.
+      - The module reads the filter first and sets it only when it differs; the task is
+        C(changed) only when the daemon then reports that the filter before was another one
+        (it compares the two in its own spelling). A filter the daemon refuses fails the task
+        (C(rc=1)) and the old one stays. Setting needs the C(admin) access level.
     type: str
   ctl_path:
     description:
@@ -109,7 +126,12 @@ attributes:
         rc=69, skipped with O(missing_ok); permission denied, rc=77), the task reports that
         failure as the real call would; a command the daemon does not list fails as
         C(unsupported) (rc=3), as the real call would.
-      - O(operation=status), O(operation=check) and O(operation=counters) change nothing and run
+      - O(operation=log-level) with O(filter) reads the filter in effect and sets nothing;
+        C(changed) predicts whether it would change, comparing the directives of the two filters
+        (separated by commas, in any order, levels in any case). A filter the daemon would
+        refuse cannot be told without setting it.
+      - O(operation=status), O(operation=check), O(operation=counters), O(operation=describe),
+        O(operation=hello) and O(operation=log-level) without O(filter) change nothing and run
         as usual.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
@@ -166,6 +188,18 @@ EXAMPLES = r"""
     args:
       text: hello
 
+- name: Debug logging on every host; ok where it is already on
+  ctl.fleet.ctl:
+    operation: log-level
+    target: web
+    filter: debug
+
+- name: What the daemon serves
+  ctl.fleet.ctl:
+    operation: describe
+    target: web
+  register: web_operations
+
 - name: Drain before maintenance, waiting at most two minutes
   ctl.fleet.ctl:
     operation: drain
@@ -214,7 +248,10 @@ result:
       (the active one), C(summary), C(unchanged); for V(rotate) C(files), each with C(path),
       C(old) and C(new) (C(dev), C(ino)), C(bytes_to_old), C(error); for V(drain) C(completed),
       C(in_flight), C(resumed); for V(resume) C(was_draining); for V(counters) C(counters), each
-      with C(name), C(kind), C(value), C(help); for V(call) the command's reply.
+      with C(name), C(kind), C(value), C(help); for V(log-level) C(filter) (in effect now) and
+      C(previous) (before, when this task set it); for V(describe) C(operations), each with
+      C(name), C(doc), C(access), C(kind), C(args), C(reply); for V(hello) C(protocol), C(name),
+      C(version), C(pid), C(operations); for V(call) the command's reply.
     - In check mode, for V(rotate), V(drain) and V(resume), the daemon's status.
   returned: when a daemon answered
   type: dict
@@ -237,6 +274,13 @@ state:
   returned: always
   type: str
   sample: died
+said_changed:
+  description: For V(call), whether the daemon said the command changed anything (C(changed) of
+    C(ctl --json call)); null when it did not say, and O(ignore:changed) then follows the
+    command's access level.
+  returned: when a call ran
+  type: bool
+  sample: false
 missing:
   description: Why nothing was done, when no daemon was listening and O(missing_ok) was set.
   returned: when no daemon was there and missing_ok is true
@@ -250,22 +294,21 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 # Operations that change nothing: run as they are, in check mode too, and never `changed`.
-READ_ONLY = ("status", "check", "counters")
+READ_ONLY = ("status", "check", "counters", "describe", "hello")
+
+OPERATIONS = ["status", "check", "reload", "rotate", "drain", "resume", "call", "counters", "log-level", "describe", "hello"]
 
 
 # Module level, so that a test can hold it against DOCUMENTATION.
 ARGUMENT_SPEC = dict(
-    operation=dict(
-        type="str",
-        required=True,
-        choices=["status", "check", "reload", "rotate", "drain", "resume", "call", "counters"],
-    ),
+    operation=dict(type="str", required=True, choices=OPERATIONS),
     target=dict(type="str", required=True),
     timeout=dict(type="str"),
     missing_ok=dict(type="bool", default=False),
     command=dict(type="str"),
     args=dict(type="dict"),
     prefix=dict(type="str"),
+    filter=dict(type="str"),
     ctl_path=dict(type="str", default="ctl"),
     socket_dir=dict(type="path"),
 )
@@ -341,6 +384,8 @@ class Ctl:
 
     def run(self):
         op = self.params["operation"]
+        if op == "log-level":
+            return self.log_level()
         if self.module.check_mode and op not in READ_ONLY:
             return self.predict(op)
         if op == "call":
@@ -357,12 +402,53 @@ class Ctl:
         return self.report(op, *self.ctl(op, extra), changed=CHANGED[op])
 
     def call(self):
+        """Changed as the daemon says; when it does not say, unless the command is read-only."""
         command = self.params["command"]
         extra = [command]
         if self.params["args"] is not None:
             extra += ["--args", json.dumps(self.params["args"])]
-        read_only = self.read_only_command(command)
-        return self.report("call", *self.ctl("call", extra), changed=lambda result: not read_only)
+        rc, doc, stderr = self.ctl("call", extra)
+        said = (doc or {}).get("changed")
+        if not isinstance(said, bool):
+            said = None
+        extra_ret = {"said_changed": said} if doc and "result" in doc else {}
+        if said is not None:
+            changed = lambda result: said
+        elif rc == 0 and doc and "result" in doc:
+            cmd = self.last_cmd
+            read_only = self.read_only_command(command)
+            # `cmd` names the call, not the describe asked after it.
+            self.last_cmd = cmd
+            changed = lambda result: not read_only
+        else:
+            changed = lambda result: False
+        return self.report("call", rc, doc, stderr, changed=changed, extra=extra_ret)
+
+    def log_level(self):
+        """Reads the filter; with `filter`, sets it unless it is in effect already (in check
+        mode, predicts whether setting it would change it)."""
+        wanted = self.params["filter"]
+        if wanted is None:
+            return self.report("log-level", *self.ctl("log-level"), changed=lambda result: False)
+        rc, doc, stderr = self.ctl("log-level")
+        result = (doc or {}).get("result")
+        if rc != 0 or not isinstance(result, dict) or "skipped" in doc:
+            # What setting it would meet first: no daemon (ok with missing_ok), denied, ...
+            return self.report("log-level", rc, doc, stderr, changed=lambda result: False)
+        current = result.get("filter")
+        if self.module.check_mode:
+            return self.report(
+                "log-level",
+                rc,
+                doc,
+                stderr,
+                changed=lambda result: not same_filter(current, wanted),
+                note=lambda changed: "check mode: read the log filter `%s`, set nothing; setting `%s` would %s"
+                % (current, wanted, "change it" if changed else "change nothing"),
+            )
+        if current == wanted:
+            return self.report("log-level", rc, doc, stderr, changed=lambda result: False)
+        return self.report("log-level", *self.ctl("log-level", [wanted]), changed=filter_changed)
 
     def read_only_command(self, command):
         """Whether the daemon describes `command` as read-only (access `read`). Unknown (an
@@ -518,10 +604,11 @@ class Ctl:
             % ("reopen a log file that was renamed" if changed else "change nothing", guess),
         )
 
-    def report(self, op, rc, doc, stderr, changed, note=None):
+    def report(self, op, rc, doc, stderr, changed, note=None, extra=None):
         """Exits the module with ctl's answer: `failed` unless ctl exited 0."""
         params = self.params
         ret = dict(rc=rc, cmd=self.last_cmd, operation=op, target=params["target"])
+        ret.update(extra or {})
         if doc is None:
             # Nothing ctl could say in JSON: a usage error (an option or operation this ctl
             # does not know), or ctl did not run.
@@ -598,6 +685,44 @@ def reopened(result, already_open=()):
     return False
 
 
+def filter_changed(result):
+    """A log-level that set a filter changed something when the one before was another (both in
+    the daemon's spelling)."""
+    previous = result.get("previous")
+    return previous is not None and previous != result.get("filter")
+
+
+def filter_directives(text):
+    """The directives of a log filter, as a set: split at commas outside brackets (a span's
+    fields, `info[{user="a,b"}]`, may hold commas), and a bare level in lower case."""
+    directives, depth, start = set(), 0, 0
+    text = text or ""
+    for i, ch in enumerate(text):
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
+        elif ch == "," and depth == 0:
+            directives.add(text[start:i].strip())
+            start = i + 1
+    directives.add(text[start:].strip())
+    directives.discard("")
+    levels = ("off", "error", "warn", "info", "debug", "trace")
+    normalised = set()
+    for directive in directives:
+        target, sep, level = directive.rpartition("=")
+        if level.lower() in levels and "[" not in level:
+            directive = target + sep + level.lower()
+        normalised.add(directive)
+    return normalised
+
+
+def same_filter(current, wanted):
+    """Whether two log filters say the same, as far as can be told without the daemon parsing
+    them: the same directives, in any order."""
+    return current == wanted or filter_directives(current) == filter_directives(wanted)
+
+
 def file_id(path):
     """(device, inode) of the file at `path`, or None when there is none."""
     try:
@@ -646,6 +771,8 @@ CHANGED = {
     "reload": reloaded,
     "rotate": reopened,
     "resume": lambda result: bool(result.get("was_draining", False)),
+    "describe": lambda result: False,
+    "hello": lambda result: False,
 }
 
 
