@@ -69,6 +69,8 @@ VARIANTS: Dict[str, str] = {
 
 #: The kind of a refusal before running (protocol.md section 5) that means "would block".
 WOULD_BLOCK = 10
+#: How long to wait before sending again a request refused as "would block".
+_RETRY_PAUSE = 0.02
 
 Json = Any
 
@@ -368,9 +370,10 @@ class Client:
                     err = err if isinstance(err, dict) else {"kind": None, "detail": err}
                     kind, detail = err.get("kind"), str(err.get("detail", ""))
                     if kind == WOULD_BLOCK:
-                        remaining = deadline - time.monotonic()
-                        if remaining > 0:
-                            time.sleep(min(0.02, remaining))
+                        # Wait for replies, then send again (section 5): with one request
+                        # at a time here, only time can make room.
+                        if deadline - time.monotonic() > 2 * _RETRY_PAUSE:
+                            time.sleep(_RETRY_PAUSE)
                             continue
                         raise WouldBlock(operation, kind, detail)
                     raise Rejected(operation, kind, detail)
