@@ -57,7 +57,13 @@ fn python_client_suite_passes_against_the_demo() {
 
     // Every module compiles (bytecode kept out of the source tree).
     run(Command::new("python3")
-        .args(["-m", "compileall", "-q", "clients/python/src", "clients/python/tests"])
+        .args([
+            "-m",
+            "compileall",
+            "-q",
+            "clients/python/src",
+            "clients/python/tests",
+        ])
         .current_dir(ROOT)
         .env("PYTHONPYCACHEPREFIX", &pycache))
     .expect_code(0);
@@ -82,7 +88,12 @@ fn python_client_suite_passes_against_the_demo() {
         LIMIT,
     );
     let context = || format!("{suite}\n--- the daemon's log\n{}", daemon.log());
-    assert_eq!(suite.code, Some(0), "the Python suite failed:\n{}", context());
+    assert_eq!(
+        suite.code,
+        Some(0),
+        "the Python suite failed:\n{}",
+        context()
+    );
 
     // unittest reports on stderr: one "name (module.Class.name) ... ok|skipped 'why'" line per
     // test, then "Ran N tests in T", then "OK" or "OK (skipped=K)".
@@ -91,7 +102,11 @@ fn python_client_suite_passes_against_the_demo() {
         .lines()
         .find_map(|l| l.strip_prefix("Ran ")?.split(' ').next()?.parse().ok())
         .unwrap_or_else(|| panic!("no \"Ran N tests\" line:\n{}", context()));
-    let last = out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let last = out
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
     assert!(
         last == "OK" || last.starts_with("OK (skipped="),
         "the suite did not end with OK:\n{}",
