@@ -16,7 +16,6 @@ from . import _wire
 from .errors import (
     ConnectBusy,
     ConnectError,
-    ConnectionClosed,
     ConnectionRefused,
     ProtocolError,
     Rejected,
