@@ -20,6 +20,7 @@ mod logrotate;
 mod operations;
 mod operator;
 mod protocol_doc;
+mod python_client;
 mod resume;
 mod signal;
 mod socket_convention;
