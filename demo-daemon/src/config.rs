@@ -124,6 +124,23 @@ pub enum ConfigError {
     },
 }
 
+/// The keys an operator writes; the others are the tests' hooks, documented in [`Config`] and
+/// never offered as what was expected.
+const KEYS: &str = "`log_file`, `interval_ms`, `message`";
+
+/// The parser's message, with an unknown key's list of expected keys cut down to [`KEYS`].
+fn for_people(message: &str) -> String {
+    match message.split_once(", expected ") {
+        Some((unknown, _)) if unknown.starts_with("unknown field") => {
+            format!(
+                "{}; the keys are {KEYS}",
+                unknown.replacen("field", "key", 1)
+            )
+        }
+        _ => message.to_owned(),
+    }
+}
+
 impl Config {
     /// Reads and validates `path`. The read runs off the runtime and refuses a FIFO or device
     /// at the path, so that neither start-up nor `reload` can hang on it.
@@ -140,7 +157,7 @@ impl Config {
                 path: path.to_owned(),
                 line,
                 column,
-                message: err.message().trim().replace('\n', "; "),
+                message: for_people(err.message().trim()).replace('\n', "; "),
             }
         })?;
         // Where the value is, with what is wrong with it.
@@ -342,5 +359,28 @@ mod tests {
             "interval_ms 100 -> 50, message \"\" -> \"x\""
         );
         assert_eq!(a.changes_from(&a), "no change");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_the_keys_an_operator_writes_not_the_test_hooks() {
+        let err = parse("log_file = \"d.log\"\nintervall_ms = 5\n").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("line 2, column 1: unknown key `intervall_ms`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("the keys are `log_file`, `interval_ms`, `message`"),
+            "{text}"
+        );
+        for hook in [
+            "reload_gate",
+            "startup_jobs",
+            "job_gate",
+            "rotate_gate",
+            "reload_panics",
+        ] {
+            assert!(!text.contains(hook), "{hook} offered: {text}");
+        }
     }
 }
