@@ -37,4 +37,31 @@ for f in "$generated"/*; do
   [ -s "$f" ] || { echo "error: $ctl generated an empty $f" >&2; exit 1; }
 done
 
+# The README and the operators' guide as installed in /usr/share/doc/ctl/: their links to
+# files the package ships point where it ships them, and the others to the repository (an
+# installed system has no source tree). .ci/package checks that every link resolves.
+repository=$(sed -n 's/^repository = "\(.*\)"$/\1/p' Cargo.toml)
+relink() { # FILE (a path in the repository)
+  REPO="$repository" DIR="$(dirname "$1")" perl -pe '
+    BEGIN {
+      %shipped = (
+        "README.md" => "README.md",
+        "docs/operators.md" => "operators.md",
+        "contrib/ansible/README.md" =>
+          "/usr/share/ansible/collections/ansible_collections/ctl/fleet/README.md",
+        map { ("contrib/$_" => "examples/$_") }
+          qw(mydaemon.logrotate demo-daemon.service demo-daemon.sysusers demo-daemon.toml),
+      );
+    }
+    sub place {
+      my $path = $ENV{DIR} eq "." ? $_[0] : "$ENV{DIR}/$_[0]";
+      1 while $path =~ s{[^/]+/\.\./}{};
+      return $shipped{$path} // "$ENV{REPO}/blob/main/$path";
+    }
+    s{\]\((?!https?://|#|/)([^)\s#]+)(#[^)\s]*)?\)}{"](" . place($1) . ($2 // "") . ")"}ge;
+  ' "$1"
+}
+relink README.md >"$generated/README.md"
+relink docs/operators.md >"$generated/operators.md"
+
 cargo deb --locked -p control-ctl --no-build --strip --target "$host"
