@@ -235,7 +235,12 @@ impl Paint {
     /// terminal whose `TERM` is set and not `dumb`.
     pub fn for_stdout() -> Paint {
         let choice = anstream::AutoStream::choice(&std::io::stdout());
-        Paint(choice != anstream::ColorChoice::Never)
+        // anstream colours a terminal under `CI` whatever `TERM` says; a dumb terminal is
+        // dumb there too, unless colour is forced.
+        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+        let dumb = var("TERM").is_some_and(|t| t == "dumb");
+        let forced = var("CLICOLOR_FORCE").is_some_and(|v| v != "0");
+        Paint(choice != anstream::ColorChoice::Never && (!dumb || forced))
     }
 
     fn green(self, s: &str) -> String {
