@@ -126,7 +126,8 @@ pub fn judge(target: &Target, sig: &Sig, at: &Place) -> Resolved {
             Target::Pid(pid) => format!("no process has pid {pid}"),
             Target::MainPid => "the unit's main pid is not running".into(),
             Target::Pattern(p) => format!("no process name matches {:?}", p.source),
-            _ => "no process has that name".into(),
+            Target::Name(name) => format!("no process named {name:?}"),
+            _ => "no such process".into(),
         });
     }
     Resolved::Processes(judged)

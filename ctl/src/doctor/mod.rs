@@ -393,7 +393,7 @@ fn human(findings: &[Finding], found: &Found) -> String {
             clean(&f.text)
         ));
         if let Some(advice) = advice(f) {
-            out.push_str(&format!("    {}\n", clean(&advice)));
+            out.push_str(&format!("    advice: {}\n", clean(&advice)));
         }
     }
     for (file, why) in &found.skipped {

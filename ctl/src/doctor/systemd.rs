@@ -48,7 +48,15 @@ pub fn read(root: &Root, found: &mut Found) {
             }
         }
     }
+    // An alias (`sshd.service -> ssh.service`) is the same unit: read once, by its first name.
+    let mut seen_files = Vec::new();
     for (name, path) in units {
+        if let Some(stat) = root.stat(&path) {
+            if seen_files.contains(&(stat.st_dev, stat.st_ino)) {
+                continue;
+            }
+            seen_files.push((stat.st_dev, stat.st_ino));
+        }
         unit(root, &name.to_string_lossy(), &path, &dirs, found);
     }
 }
