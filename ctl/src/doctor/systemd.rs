@@ -100,11 +100,11 @@ fn unit(root: &Root, name: &str, path: &Path, dirs: &[&Path], found: &mut Found)
 }
 
 /// The [`KEYS`] assignments of `[Service]` in a unit file's `text`.
-fn assignments<'k>(
+fn assignments(
     text: &str,
     shown: &Path,
     unit: &str,
-    lines: &mut BTreeMap<&'k str, Vec<Script>>,
+    lines: &mut BTreeMap<&'static str, Vec<Script>>,
 ) {
     let mut section = String::new();
     let mut pending: Option<(usize, String)> = None;
