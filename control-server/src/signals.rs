@@ -70,6 +70,14 @@ pub(crate) fn sighup_stream() -> io::Result<tokio::signal::unix::Signal> {
 /// `postrotate kill -HUP` (or `pkill -HUP`) in a logrotate stanza: logrotate has just renamed
 /// the log file and means "reopen your logs". So the bridge always reopens them, as
 /// `ctl rotate` does; whether it also reloads the configuration is the daemon's choice.
+///
+/// While such lines are being replaced, the bridge keeps them harmless: a SIGHUP reopens the
+/// logs and logs a warning naming `ctl rotate NAME`, into the new file. `ctl doctor` finds
+/// the lines: for a daemon that catches SIGHUP and holds the lock of a control socket it
+/// reports `bridged`, "handled (by the control server's SIGHUP bridge, or the daemon's own
+/// handler); replace with `ctl rotate NAME`". Without the bridge, after
+/// [`ignore_legacy_signals`], such a line does nothing (`control_socket`: the logs are not
+/// reopened).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Sighup {

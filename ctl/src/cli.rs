@@ -73,6 +73,10 @@ pub enum Command {
     /// prove what it did (--verify-reopen)
     #[command(long_about = crate::signal::LONG_ABOUT, after_long_help = EXIT_CODES_HELP)]
     Signal(crate::signal::SignalArgs),
+    /// Find the lines in logrotate, cron and systemd units that would kill a daemon (sends
+    /// nothing, runs nothing)
+    #[command(long_about = crate::doctor::LONG_ABOUT, after_long_help = EXIT_CODES_HELP)]
+    Doctor(crate::doctor::DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, ...)
     ///
     /// Besides operations and options, it completes daemon names (from where `ctl list`
@@ -159,6 +163,7 @@ const UNUSED_GLOBALS: &[(&str, &[&str])] = &[
     ("man", &["timeout", "json", "quiet", "missing_ok"]),
     ("completions", &["timeout", "json", "quiet", "missing_ok"]),
     ("list", &["missing_ok"]),
+    ("doctor", &["timeout", "missing_ok"]),
 ];
 
 /// The command line as parsed, shown in help and rendered in completions and the man page:

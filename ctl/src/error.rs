@@ -152,6 +152,9 @@ pub enum CtlError {
     /// `ctl signal` failed: no process, an untrusted pid file, a signal it would not handle, ...
     #[error(transparent)]
     Signal(#[from] crate::signal::SignalError),
+    /// `ctl doctor` could not start: its `--root` cannot be opened.
+    #[error(transparent)]
+    Doctor(#[from] crate::doctor::DoctorError),
     /// stdout could not be written (a closed pipe is not this: it is not an error).
     #[error("cannot write the output: {0}")]
     Output(#[source] io::Error),
@@ -175,6 +178,7 @@ impl CtlError {
             | CtlError::WrongReply { .. } => Exit::Protocol,
             CtlError::Output(_) => Exit::Output,
             CtlError::Signal(e) => e.exit(),
+            CtlError::Doctor(e) => e.exit(),
             CtlError::Op(op) => match op {
                 OpError::Unsupported { .. } => Exit::Unsupported,
                 OpError::Denied { .. } => Exit::Denied,
@@ -216,6 +220,7 @@ impl CtlError {
             CtlError::Protocol { .. } | CtlError::WrongReply { .. } => "protocol",
             CtlError::Output(_) => "output",
             CtlError::Signal(e) => e.kind(),
+            CtlError::Doctor(e) => e.kind(),
             CtlError::Op(op) => match op {
                 OpError::Unsupported { .. } => "unsupported",
                 OpError::Failed { .. } => "failed",
@@ -622,6 +627,7 @@ mod tests {
             CtlError::Op(_) => 13,
             CtlError::Output(_) => 14,
             CtlError::Signal(_) => 15,
+            CtlError::Doctor(_) => 16,
         }
     }
 
@@ -712,13 +718,18 @@ mod tests {
                 .into_iter()
                 .map(CtlError::Signal),
         )
+        .chain(
+            crate::doctor::DoctorError::samples()
+                .into_iter()
+                .map(CtlError::Doctor),
+        )
         .collect::<Vec<_>>();
         let mut variants: Vec<usize> = samples.iter().map(variant).collect();
         variants.sort();
         variants.dedup();
         assert_eq!(
             variants,
-            (0..=15).collect::<Vec<_>>(),
+            (0..=16).collect::<Vec<_>>(),
             "a variant lacks a sample"
         );
         let mut produced: Vec<&str> = samples.iter().map(CtlError::kind).collect();

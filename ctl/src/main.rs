@@ -5,6 +5,7 @@ mod call;
 mod cli;
 mod client;
 mod complete;
+mod doctor;
 mod error;
 mod exit;
 mod human;
@@ -98,6 +99,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         Command::Man => return man_page(),
         Command::Complete(a) => return complete_words(a).await,
         Command::Signal(a) => return signalled(global, a),
+        Command::Doctor(a) => return doctored(global, a),
     };
     let (op, target) = (request.name(), request.target());
     let mut out = Output {
@@ -179,6 +181,28 @@ fn signalled(global: &cli::Global, args: &signal::SignalArgs) -> Exit {
             Ok(()) => Exit::Ok,
             Err(write) => unwritten(&format!("signal {target}"), write, ""),
         },
+        Err(err) => failed(&out, &err),
+    }
+}
+
+/// `ctl doctor`: reads configuration, asks no daemon, reports like every operation; exit 1
+/// when a line would kill its target.
+fn doctored(global: &cli::Global, args: &doctor::DoctorArgs) -> Exit {
+    let target = args.target();
+    let out = Output {
+        global,
+        operation: "doctor",
+        target: &target,
+        socket: None,
+    };
+    match doctor::run(args).map_err(CtlError::from) {
+        Ok((doc, text, dangerous)) => {
+            let exit = if dangerous { Exit::Failed } else { Exit::Ok };
+            match out.said_with(doc, &text, exit.code()) {
+                Ok(()) => exit,
+                Err(write) => unwritten("doctor", write, ""),
+            }
+        }
         Err(err) => failed(&out, &err),
     }
 }

@@ -233,7 +233,10 @@ no_process. A command line ctl does not understand is such a document too (kind 
 2), wherever \-\-json is on it. With \-\-missing\-ok and no daemon, "ok" is true and
 "skipped" says what was not there. \fBctl list\fR prints {"socket_dir", "socket_dirs",
 "daemons": [{"name", "socket", "state", "status" or "error"}]}, each "status" as \fBctl status\fR
-gives it. Fields may be added, never removed.
+gives it. \fBctl doctor\fR puts {"root", "findings": [{"file", "line", "text", "command",
+"signal", "target", "pids", "verdict", "message", "advice", ...}], "read", "skipped"} in
+"result", with "ok" false and exit code 1 when a finding's verdict is would_kill or
+would_stop. Fields may be added, never removed.
 "#;
 
 const ENVIRONMENT: &str = r#".SH ENVIRONMENT
@@ -339,6 +342,16 @@ reopened its log, in place of kill \-HUP $(cat /run/nginx.pid):
 postrotate
     ctl signal HUP \-\-pidfile /run/nginx.pid \-\-verify\-reopen /var/log/nginx/access.log
 endscript
+.fi
+.RE
+.PP
+Before a release, find the lines in logrotate, cron and systemd units that would kill a daemon
+(exit 1 if one would; nothing is sent or run); on a container's tree, read its files instead:
+.PP
+.RS
+.nf
+ctl doctor
+ctl \-\-json doctor \-\-root /var/lib/machines/web
 .fi
 .RE
 .PP

@@ -90,19 +90,25 @@ impl fmt::Display for Distrust {
 
 /// Reads the pid in the pid file at `path`, by the rules above.
 pub fn read(path: &Path) -> Result<i32, PidFileError> {
-    let file = open_trusted(path)?;
+    read_in(Path::new("/"), path)
+}
+
+/// Reads the pid in the pid file at `path` as seen from the directory `root` (`ctl doctor
+/// --root`): `root` is walked from `/` by the rules above, then `path` from `root`, where a
+/// link's absolute target and `..` stay inside `root`, as they would in a chroot. Errors name
+/// the path as read (`root` joined with `path`).
+pub fn read_in(root: &Path, path: &Path) -> Result<i32, PidFileError> {
+    let shown = root.join(path.strip_prefix("/").unwrap_or(path));
+    let file = open_trusted(root, path, &shown)?;
     let mut text = Vec::with_capacity(MAX_LEN + 1);
     std::fs::File::from(file)
         .take(MAX_LEN as u64 + 1)
         .read_to_end(&mut text)
         .map_err(|source| PidFileError::Unreadable {
-            path: path.to_owned(),
+            path: shown.clone(),
             source,
         })?;
-    parse(&text).map_err(|why| PidFileError::Malformed {
-        path: path.to_owned(),
-        why,
-    })
+    parse(&text).map_err(|why| PidFileError::Malformed { path: shown, why })
 }
 
 /// One positive decimal integer, optionally followed by one newline.
@@ -128,62 +134,96 @@ pub fn parse(text: &[u8]) -> Result<i32, String> {
         .ok_or_else(|| format!("{} is out of the range of pids", shown()))
 }
 
-/// Opens the pid file for reading, walking its path as the module says.
-fn open_trusted(path: &Path) -> Result<OwnedFd, PidFileError> {
-    let fail = |e: io::Error| io_error(path, e);
-    let absolute = if path.is_absolute() {
+/// Opens the pid file for reading, walking `root` then `path` as the module says; `shown` is
+/// the path errors name.
+fn open_trusted(root: &Path, path: &Path, shown: &Path) -> Result<OwnedFd, PidFileError> {
+    let fail = |e: io::Error| io_error(shown, e);
+    let absolute = if path.is_absolute() || root != Path::new("/") {
         path.to_owned()
     } else {
         std::env::current_dir().map_err(fail)?.join(path)
     };
-    // Components still to walk, the next one last; directories walked so far, for `..`.
-    let mut pending: Vec<OsString> = Vec::new();
-    push_components(&mut pending, &absolute);
-    let root = open_dir(rustix::fs::CWD, OsStr::new("/"), Path::new("/")).map_err(fail)?;
-    let mut walked: Vec<(OwnedFd, Stat, PathBuf)> = vec![root];
-    judge_dir(&walked[0].1, &walked[0].2).map_err(|why| untrusted(path, why))?;
-    let mut links = 0;
-    while let Some(name) = pending.pop() {
-        if name == ".." {
-            if walked.len() > 1 {
-                walked.pop();
-            }
-            continue;
-        }
-        let (dir, dir_stat, dir_path) = walked.last().expect("the root stays");
-        let here = dir_path.join(&name);
-        let entry = rustix::fs::statat(dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| io_error(path, e.into()))?;
-        judge_entry(dir_stat, &entry, &here).map_err(|why| untrusted(path, why))?;
-        let last = pending.is_empty();
-        if FileType::from_raw_mode(entry.st_mode) == FileType::Symlink {
-            if last {
-                return Err(untrusted(path, Distrust::Symlink { at: here }));
-            }
-            links += 1;
-            if links > MAX_LINKS {
-                return Err(fail(io::Error::other("too many symbolic links")));
-            }
-            let target = rustix::fs::readlinkat(dir, name.as_os_str(), Vec::new())
-                .map_err(|e| io_error(path, e.into()))?;
-            let target = PathBuf::from(OsStr::from_bytes(target.as_bytes()));
-            if target.is_absolute() {
-                walked.truncate(1);
-            }
-            push_components(&mut pending, &target);
-            continue;
-        }
-        if last {
-            return open_file(dir, &name, &here).map_err(|e| match e {
-                Opened::Io(e) => io_error(path, e),
-                Opened::Distrust(why) => untrusted(path, why),
-            });
-        }
-        let next = open_dir(dir, &name, &here).map_err(fail)?;
-        judge_dir(&next.1, &next.2).map_err(|why| untrusted(path, why))?;
-        walked.push(next);
+    let top = open_dir(rustix::fs::CWD, OsStr::new("/"), Path::new("/")).map_err(fail)?;
+    let mut walk = Walk {
+        walked: vec![top],
+        base: 1,
+        links: 0,
+        shown,
+    };
+    judge_dir(&walk.walked[0].1, &walk.walked[0].2).map_err(|why| untrusted(shown, why))?;
+    if root != Path::new("/") {
+        let mut pending = Vec::new();
+        push_components(&mut pending, root);
+        walk.run(pending, false)?;
+        walk.base = walk.walked.len();
     }
-    Err(fail(io::Error::other("the path names no file")))
+    let mut pending = Vec::new();
+    push_components(&mut pending, &absolute);
+    walk.run(pending, true)?
+        .ok_or_else(|| fail(io::Error::other("the path names no file")))
+}
+
+/// A walk down a path: the directories opened so far (the first `base` of them are the root,
+/// which `..` and a link's absolute target do not leave), the links followed.
+struct Walk<'a> {
+    walked: Vec<(OwnedFd, Stat, PathBuf)>,
+    base: usize,
+    links: usize,
+    shown: &'a Path,
+}
+
+impl Walk<'_> {
+    /// Walks the `pending` components (the next one last); opens the last as the pid file
+    /// when `to_file`, else as one more directory.
+    fn run(
+        &mut self,
+        mut pending: Vec<OsString>,
+        to_file: bool,
+    ) -> Result<Option<OwnedFd>, PidFileError> {
+        let shown = self.shown;
+        let fail = |e: io::Error| io_error(shown, e);
+        while let Some(name) = pending.pop() {
+            if name == ".." {
+                if self.walked.len() > self.base {
+                    self.walked.pop();
+                }
+                continue;
+            }
+            let (dir, dir_stat, dir_path) = self.walked.last().expect("the root stays");
+            let here = dir_path.join(&name);
+            let entry = rustix::fs::statat(dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| fail(e.into()))?;
+            judge_entry(dir_stat, &entry, &here).map_err(|why| untrusted(shown, why))?;
+            let last = pending.is_empty() && to_file;
+            if FileType::from_raw_mode(entry.st_mode) == FileType::Symlink {
+                if last {
+                    return Err(untrusted(shown, Distrust::Symlink { at: here }));
+                }
+                self.links += 1;
+                if self.links > MAX_LINKS {
+                    return Err(fail(io::Error::other("too many symbolic links")));
+                }
+                let target = rustix::fs::readlinkat(dir, name.as_os_str(), Vec::new())
+                    .map_err(|e| fail(e.into()))?;
+                let target = PathBuf::from(OsStr::from_bytes(target.as_bytes()));
+                if target.is_absolute() {
+                    self.walked.truncate(self.base);
+                }
+                push_components(&mut pending, &target);
+                continue;
+            }
+            if last {
+                return open_file(dir, &name, &here).map(Some).map_err(|e| match e {
+                    Opened::Io(e) => fail(e),
+                    Opened::Distrust(why) => untrusted(shown, why),
+                });
+            }
+            let next = open_dir(dir, &name, &here).map_err(fail)?;
+            judge_dir(&next.1, &next.2).map_err(|why| untrusted(shown, why))?;
+            self.walked.push(next);
+        }
+        Ok(None)
+    }
 }
 
 /// Pushes `path`'s components so that the first is popped first; `.` and `/` drop out.
@@ -371,5 +411,26 @@ mod tests {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         let err = read(&file).unwrap_err();
         assert!(err.to_string().contains("mode 0777"), "{err}");
+    }
+
+    #[test]
+    fn under_a_root_links_and_dotdot_stay_inside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("run")).unwrap();
+        std::fs::write(root.join("run/d.pid"), "77\n").unwrap();
+        assert_eq!(read_in(root, Path::new("/run/d.pid")).unwrap(), 77);
+        assert_eq!(read_in(root, Path::new("/../../run/d.pid")).unwrap(), 77);
+        // `/var/run -> /run` inside the root is the root's /run, not the host's.
+        std::fs::create_dir_all(root.join("var")).unwrap();
+        std::os::unix::fs::symlink("/run", root.join("var/run")).unwrap();
+        assert_eq!(read_in(root, Path::new("/var/run/d.pid")).unwrap(), 77);
+        let missing = read_in(root, Path::new("/run/none.pid")).unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .contains(&root.join("run/none.pid").display().to_string()),
+            "{missing}"
+        );
     }
 }

@@ -144,6 +144,12 @@ pub fn comm(pid: i32) -> io::Result<Vec<u8>> {
 /// Every process (not thread) whose [`comm`] is `name`, but this one; a process that exits
 /// while the list is read is left out.
 pub fn pids_named(name: &[u8]) -> io::Result<Vec<i32>> {
+    pids_matching(|comm| comm == name)
+}
+
+/// Every process (not thread) but this one whose [`comm`] `matches`; a process that exits
+/// while the list is read is left out.
+pub fn pids_matching(matches: impl Fn(&[u8]) -> bool) -> io::Result<Vec<i32>> {
     let me = std::process::id() as i32;
     let mut pids = Vec::new();
     for entry in fs::read_dir("/proc")? {
@@ -155,7 +161,7 @@ pub fn pids_named(name: &[u8]) -> io::Result<Vec<i32>> {
         else {
             continue;
         };
-        if pid != me && comm(pid).is_ok_and(|c| c == name) {
+        if pid != me && comm(pid).is_ok_and(|c| matches(&c)) {
             pids.push(pid);
         }
     }

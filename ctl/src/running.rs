@@ -197,8 +197,9 @@ fn user_uid(passwd: &Path, name: &str) -> Option<u32> {
 }
 
 /// The sockets of the lock files that the process at `dir` (`/proc/PID`) holds open, owned by
-/// its user `uid` (the daemon made them), held by someone, and next to a socket.
-fn held_locks(dir: &Path, uid: u32) -> Vec<PathBuf> {
+/// its user `uid` (the daemon made them), held by someone, and next to a socket. `ctl doctor`
+/// tells a daemon that serves a control socket by them.
+pub(crate) fn held_locks(dir: &Path, uid: u32) -> Vec<PathBuf> {
     let Ok(fds) = std::fs::read_dir(dir.join("fd")) else {
         return Vec::new();
     };

@@ -276,7 +276,8 @@ async fn run(args: Args, termination: &Termination) -> anyhow::Result<()> {
         .shutdown_grace(args.shutdown_grace)
         // A leftover `postrotate kill -HUP` means "reopen your logs": the bridge does, then
         // reloads too, since this daemon's SIGHUP used to reload. Each time it logs, into the
-        // new file, the `ctl` commands to use instead.
+        // new file, the `ctl` commands to use instead; `ctl doctor` reports such a line as
+        // `bridged`, to be replaced with `ctl rotate NAME`.
         .on_sighup(Sighup::ReopenLogsAndReload)
         .notify_systemd(true);
     if let Some(gid) = args.socket_group {

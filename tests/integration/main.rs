@@ -9,6 +9,7 @@ mod commands;
 mod counters;
 mod demo;
 mod died;
+mod doctor;
 mod embedded;
 mod fleet;
 mod hostile;

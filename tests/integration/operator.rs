@@ -473,6 +473,7 @@ fn the_man_page_has_the_usual_sections_and_refers_only_to_real_pages() {
         examples.contains("ctl counters --prometheus mydaemon"),
         "{rendered}"
     );
+    assert!(examples.contains("ctl doctor"), "{rendered}");
     // No page per operation exists: none may be referred to.
     assert!(!rendered.contains("ctl-status"), "{rendered}");
 

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use tests::{require_root, run, wait_for, Run, Sandbox, NOBODY, WAIT};
 
 /// `sigd`, compiled once per test run into cargo's temporary directory for tests.
-fn sigd() -> &'static Path {
+pub(crate) fn sigd() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("integration/c/sigd.c");
@@ -39,9 +39,9 @@ fn sigd() -> &'static Path {
 }
 
 /// A running `sigd`; killed when dropped.
-struct Sigd {
-    child: Child,
-    pid: i32,
+pub(crate) struct Sigd {
+    pub(crate) child: Child,
+    pub(crate) pid: i32,
     pidfile: PathBuf,
     log: PathBuf,
 }
@@ -50,7 +50,19 @@ impl Sigd {
     /// Starts `sigd MODE NAME` in `sb` (pid file `NAME.pid`, log `NAME.log` if `with_log`)
     /// and waits for its pid file: its dispositions are set by then.
     fn start(sb: &Sandbox, mode: &str, name: &str, with_log: bool) -> Sigd {
-        let pidfile = sb.path(&format!("{name}.pid"));
+        Sigd::start_at(sb, mode, name, &sb.path(&format!("{name}.pid")), with_log)
+    }
+
+    /// [`Sigd::start`], with its pid file at `pidfile` (`ctl doctor`'s tests put it in their
+    /// root's `/run`).
+    pub(crate) fn start_at(
+        sb: &Sandbox,
+        mode: &str,
+        name: &str,
+        pidfile: &Path,
+        with_log: bool,
+    ) -> Sigd {
+        let pidfile = pidfile.to_owned();
         let log = sb.path(&format!("{name}.log"));
         let mut cmd = Command::new(sigd());
         cmd.args([mode, name]).arg(&pidfile);
@@ -83,7 +95,7 @@ impl Sigd {
         sigd
     }
 
-    fn alive(&mut self) -> bool {
+    pub(crate) fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
 

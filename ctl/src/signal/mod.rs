@@ -13,12 +13,12 @@
 //! whole `--verify-reopen` wait), and [`reopen`] whether the logs were reopened.
 
 mod error;
-mod names;
+pub(crate) mod names;
 mod reopen;
 
 pub use error::SignalError;
-use error::Who;
-use names::{Handled, Refusal, Sig};
+pub(crate) use error::Who;
+pub(crate) use names::{Handled, Refusal, Sig};
 
 use crate::procfs::{self, OpenFile};
 use clap::Args;
@@ -109,10 +109,10 @@ impl SignalArgs {
 }
 
 /// A process pinned by its pidfd, and what was read of it.
-struct Process {
-    who: Who,
+pub(crate) struct Process {
+    pub(crate) who: Who,
     pidfd: OwnedFd,
-    verdict: Result<Handled, Refusal>,
+    pub(crate) verdict: Result<Handled, Refusal>,
     /// Its descriptors before the signal (when read: `--verify-reopen`, or when permitted).
     files: Option<Vec<OpenFile>>,
 }
@@ -206,8 +206,8 @@ fn find(args: &SignalArgs, verify: bool) -> Result<Vec<Process>, SignalError> {
 }
 
 /// Pins `pid` with a pidfd and reads what judging `sig` needs; `None` when it is gone (or,
-/// with `name`, is no longer called so).
-fn inspect(
+/// with `name`, is no longer called so). `ctl doctor` judges with it too.
+pub(crate) fn inspect(
     pid: i32,
     name: Option<&[u8]>,
     sig: &Sig,

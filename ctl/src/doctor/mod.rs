@@ -1,0 +1,416 @@
+//! `ctl doctor [--root DIR]`: find, on this host, the lines that would kill a daemon.
+//!
+//! # Layout
+//!
+//! - [`files`]: configuration files read under the root, bounded, links kept inside it;
+//! - [`logrotate`], [`systemd`], [`cron`]: which files each reads, as it reads them, and the
+//!   script lines in them;
+//! - [`shell`]: a line split into words as the shell would, and the kill commands in it with
+//!   their signal and target, without running anything;
+//! - [`judge`]: each target resolved and its processes judged as `ctl signal` judges them.
+//!
+//! Nothing read is ever run: not a script, not a command substitution. The only program
+//! `ctl doctor` starts is `systemctl show` for a unit's `$MAINPID`, without `--root`.
+
+mod cron;
+mod error;
+mod files;
+mod judge;
+mod logrotate;
+mod shell;
+mod systemd;
+
+pub use error::DoctorError;
+
+use crate::output::clean;
+use clap::Args;
+use control_api::text::escape_path;
+use judge::{Judged, Place, Resolved, Verdict};
+use serde_json::{json, Value};
+use shell::{Kill, Scope, Syntax, Target};
+use std::path::PathBuf;
+
+/// The long help of `ctl doctor`.
+pub const LONG_ABOUT: &str = "\
+Find the lines in logrotate's, cron's and systemd's configuration that would kill a daemon
+
+ctl reads /etc/logrotate.conf and what it includes (the prerotate, postrotate, firstaction, \
+lastaction and preremove scripts), /etc/crontab, /etc/cron.d/* and \
+/var/spool/cron/crontabs/*, and the ExecReload= and ExecStop= lines of the service units in \
+/etc/systemd/system, /run/systemd/system, /lib/systemd/system and /usr/lib/systemd/system \
+(with their drop-ins), as logrotate, cron and systemd read them. In them it finds kill, \
+pkill, killall and start-stop-daemon --stop sending a signal other than TERM, KILL or INT, \
+resolves each target as the shell would (a pid file, by ctl signal's trust rule; a name; \
+$MAINPID), without running anything, and judges each process as ctl signal does, sending \
+nothing.
+
+Each finding names the file and line and a verdict: would_kill (the process does not catch \
+the signal, whose default action terminates it), would_stop, blocked, ignored, \
+control_socket (a daemon serving a control socket that ignores the signal: use ctl rotate \
+NAME), bridged (a daemon serving a control socket that catches it: the control server's \
+SIGHUP bridge, or its own handler; replace the line with ctl rotate NAME), handled, \
+not_running, untrusted (a pid file another user could have written), cannot_tell (shell that \
+is not evaluated). Exit 1 when a line would kill or stop its target, 0 otherwise.
+
+--root DIR reads every configuration file, and the pid files and includes they name, under \
+DIR, as in a chroot (links do not leave DIR); processes are this host's.";
+
+/// Arguments of `doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Read the configuration under DIR instead of / (DIR/etc/logrotate.conf, ...): for tests
+    /// and containers; processes are still this host's
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub root: Option<PathBuf>,
+}
+
+impl DoctorArgs {
+    /// The envelope's `target`: the root.
+    pub fn target(&self) -> String {
+        self.root
+            .as_deref()
+            .unwrap_or(std::path::Path::new("/"))
+            .display()
+            .to_string()
+    }
+}
+
+/// Which program reads the line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Logrotate,
+    Systemd,
+    Cron,
+}
+
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Source::Logrotate => "logrotate",
+            Source::Systemd => "systemd",
+            Source::Cron => "cron",
+        }
+    }
+}
+
+/// Lines run together: one logrotate script, one cron command, one unit's `Exec` line.
+pub struct Script {
+    source: Source,
+    /// The file, as read (under the root).
+    file: PathBuf,
+    /// Each line's number and text.
+    lines: Vec<(usize, String)>,
+    syntax: Syntax,
+    /// The unit, for `$MAINPID`.
+    unit: Option<String>,
+    /// What a `ctl` operation would do instead: `rotate` (logrotate, cron), `reload`, `drain`.
+    purpose: &'static str,
+    /// The line as shown, when it is more than its command (`ExecReload=...`, a cron line).
+    shown_text: Option<String>,
+}
+
+impl Script {
+    fn new(source: Source, file: PathBuf, syntax: Syntax) -> Script {
+        Script {
+            source,
+            file,
+            lines: Vec::new(),
+            syntax,
+            unit: None,
+            purpose: "rotate",
+            shown_text: None,
+        }
+    }
+}
+
+/// What the configuration holds: its scripts, the files read, and those left out.
+#[derive(Default)]
+pub struct Found {
+    scripts: Vec<Script>,
+    read: Vec<PathBuf>,
+    skipped: Vec<(PathBuf, String)>,
+}
+
+impl Found {
+    fn skip(&mut self, file: PathBuf, why: String) {
+        self.skipped.push((file, why));
+    }
+}
+
+/// Why `who` (logrotate, cron) run as root ignores a file: writable by its group or others,
+/// or owned by another user than root (or ctl's own user, when not run as root).
+fn ignored_as_root(stat: &rustix::fs::Stat, who: &str) -> Option<String> {
+    let me = rustix::process::geteuid().as_raw();
+    if stat.st_mode & 0o022 != 0 {
+        return Some(format!(
+            "{who} ignores it: it is writable by its group or others (mode {:04o})",
+            stat.st_mode & 0o7777
+        ));
+    }
+    if stat.st_uid != 0 && stat.st_uid != me {
+        return Some(format!(
+            "{who} ignores it: it is owned by uid {}, not root",
+            stat.st_uid
+        ));
+    }
+    None
+}
+
+/// One kill command found, and what it would do.
+struct Finding<'a> {
+    script: &'a Script,
+    line: usize,
+    text: String,
+    kill: Kill,
+    resolved: Resolved,
+    verdict: Verdict,
+}
+
+/// Runs `ctl doctor`: the `--json` result, the lines for people, and whether a line would
+/// kill its target.
+pub fn run(args: &DoctorArgs) -> Result<(Value, String, bool), DoctorError> {
+    let root = files::Root::open(args.root.as_deref()).map_err(|source| DoctorError::Root {
+        path: args.root.clone().unwrap_or_else(|| "/".into()),
+        source,
+    })?;
+    let mut found = Found::default();
+    logrotate::read(&root, &mut found);
+    cron::read(&root, &mut found);
+    systemd::read(&root, &mut found);
+    let mut findings = Vec::new();
+    for script in &found.scripts {
+        findings.extend(examine(script, &root));
+    }
+    let dangerous = findings.iter().any(|f| f.verdict.dangerous());
+    let doc = json!({
+        "root": root.path.display().to_string(),
+        "findings": findings.iter().map(finding_json).collect::<Vec<_>>(),
+        "read": found.read.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "skipped": found.skipped.iter().map(|(p, why)| json!({"file": p.display().to_string(), "why": why})).collect::<Vec<_>>(),
+    });
+    Ok((doc, human(&findings, &found), dangerous))
+}
+
+/// The kill commands of one script, line by line (a line ending in `\` joined to the next).
+fn examine<'a>(script: &'a Script, root: &files::Root) -> Vec<Finding<'a>> {
+    let mut scope = Scope::new(script.unit.is_some());
+    let place = Place {
+        root,
+        unit: script.unit.as_deref(),
+    };
+    let mut out = Vec::new();
+    let mut lines = script.lines.iter().peekable();
+    while let Some((number, first)) = lines.next() {
+        let mut text = first.clone();
+        while text.ends_with('\\') && lines.peek().is_some() {
+            text.pop();
+            text.push('\n');
+            text.push_str(&lines.next().expect("peeked").1);
+        }
+        for kill in shell::kills(&text, script.syntax, &mut scope) {
+            let resolved = match &kill.signal {
+                Ok(sig) => judge::judge(&kill.target, sig, &place),
+                Err(s) => Resolved::CannotTell(format!("{s:?} is not a signal ctl knows")),
+            };
+            let verdict = verdict(&resolved);
+            let shown = script
+                .shown_text
+                .clone()
+                .unwrap_or_else(|| text.trim().to_owned());
+            out.push(Finding {
+                script,
+                line: *number,
+                text: shown,
+                kill,
+                resolved,
+                verdict,
+            });
+        }
+    }
+    out
+}
+
+fn verdict(resolved: &Resolved) -> Verdict {
+    match resolved {
+        Resolved::Processes(p) => p
+            .iter()
+            .map(|j| j.verdict)
+            .min()
+            .unwrap_or(Verdict::NotRunning),
+        Resolved::NotRunning(_) => Verdict::NotRunning,
+        Resolved::Untrusted(_) => Verdict::Untrusted,
+        Resolved::CannotTell(_) => Verdict::CannotTell,
+    }
+}
+
+fn signal_text(kill: &Kill) -> String {
+    match &kill.signal {
+        Ok(sig) => sig.to_string(),
+        Err(text) => text.clone(),
+    }
+}
+
+/// What the finding says, for people and in `message`: raw (escaped where shown).
+fn message(f: &Finding) -> String {
+    let sig = signal_text(&f.kill);
+    let processes = match &f.resolved {
+        Resolved::NotRunning(why) => return format!("target not running: {why}"),
+        Resolved::Untrusted(why) => return format!("cannot tell: {why}"),
+        Resolved::CannotTell(why) => return format!("cannot tell ({why})"),
+        Resolved::Processes(p) => p,
+    };
+    let worst: Vec<&Judged> = processes
+        .iter()
+        .filter(|j| j.verdict == f.verdict)
+        .collect();
+    let who = who(&worst);
+    let socket = worst
+        .iter()
+        .find_map(|j| j.socket.as_ref())
+        .map(|(path, _)| path.display().to_string())
+        .unwrap_or_default();
+    match f.verdict {
+        Verdict::WouldKill => {
+            let core =
+                matches!(&f.kill.signal, Ok(s) if s.default == crate::signal::names::Action::Core);
+            let what = if core {
+                "terminate and dump core"
+            } else {
+                "terminate"
+            };
+            format!("would kill {who}: {sig} not caught (its default action is to {what})")
+        }
+        Verdict::WouldStop => format!("would stop {who}: {sig} not caught"),
+        Verdict::Blocked => format!(
+            "{who} blocks {sig} in every thread and reads it from no signalfd: it would stay \
+             pending and do nothing now"
+        ),
+        Verdict::Ignored => format!("{who} ignores {sig}: this line does nothing"),
+        Verdict::ControlSocket => format!(
+            "a daemon that serves a control socket ({socket}): {who} does not act on {sig}, so \
+             this line does nothing"
+        ),
+        Verdict::Bridged => format!(
+            "handled (by the control server's SIGHUP bridge, or the daemon's own handler): \
+             {who} catches {sig} and serves a control socket ({socket})"
+        ),
+        Verdict::Handled => format!("handled: {who} catches {sig}"),
+        _ => format!("{who}: {sig}"),
+    }
+}
+
+/// "logdeviced (pid 12)", "nginx (pids 12, 13)".
+fn who(judged: &[&Judged]) -> String {
+    let Some(first) = judged.first() else {
+        return String::new();
+    };
+    let pids: Vec<String> = judged.iter().map(|j| j.pid.to_string()).collect();
+    let s = if pids.len() == 1 { "" } else { "s" };
+    format!("{} (pid{s} {})", first.name, pids.join(", "))
+}
+
+/// What to do about it, or `None`.
+fn advice(f: &Finding) -> Option<String> {
+    let sig = match &f.kill.signal {
+        Ok(sig) => sig.name,
+        Err(_) => return None,
+    };
+    let op = f.script.purpose;
+    if let Resolved::Processes(p) = &f.resolved {
+        if let Some((_, name)) = p.iter().find_map(|j| j.socket.as_ref()) {
+            let verb = if f.verdict == Verdict::Bridged {
+                "replace with"
+            } else {
+                "use"
+            };
+            return Some(format!("{verb} `ctl {op} {name}`"));
+        }
+    }
+    let how = match &f.kill.target {
+        Target::PidFile(path) => format!("--pidfile {}", path.display()),
+        Target::Name(name) => format!("--name {name}"),
+        Target::Pattern(p) if !p.source.contains(['^', '$', '.', '\\']) => {
+            format!("--name {}", p.source)
+        }
+        _ => "--pidfile PIDFILE".to_owned(),
+    };
+    let verify = if op == "rotate" {
+        " --verify-reopen LOG..."
+    } else {
+        ""
+    };
+    match f.verdict {
+        Verdict::WouldKill | Verdict::WouldStop | Verdict::Handled | Verdict::Blocked => {
+            Some(format!(
+                "`ctl signal {sig} {how}{verify}` sends it only while the process handles it{}",
+                if verify.is_empty() {
+                    ""
+                } else {
+                    ", and proves the reopen"
+                }
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn finding_json(f: &Finding) -> Value {
+    let (pids, processes): (Vec<i32>, Vec<Value>) = match &f.resolved {
+        Resolved::Processes(p) => (
+            p.iter().map(|j| j.pid).collect(),
+            p.iter().map(Judged::json).collect(),
+        ),
+        _ => (Vec::new(), Vec::new()),
+    };
+    json!({
+        "file": f.script.file.display().to_string(),
+        "line": f.line,
+        "source": f.script.source.name(),
+        "unit": f.script.unit,
+        "text": f.text,
+        "command": f.kill.text,
+        "tool": f.kill.tool,
+        "signal": signal_text(&f.kill),
+        "target": f.kill.target.json(),
+        "pids": pids,
+        "processes": processes,
+        "verdict": f.verdict.name(),
+        "message": message(f),
+        "advice": advice(f),
+    })
+}
+
+/// The report for people: each finding with its file, line, text and advice, escaped; then a
+/// summary.
+fn human(findings: &[Finding], found: &Found) -> String {
+    let mut out = String::new();
+    for f in findings {
+        out.push_str(&format!(
+            "{}:{}: {}\n    {}\n",
+            escape_path(&f.script.file),
+            f.line,
+            clean(&message(f)),
+            clean(&f.text)
+        ));
+        if let Some(advice) = advice(f) {
+            out.push_str(&format!("    advice: {}\n", clean(&advice)));
+        }
+    }
+    for (file, why) in &found.skipped {
+        out.push_str(&format!("skipped {}: {}\n", escape_path(file), clean(why)));
+    }
+    let dangerous = findings.iter().filter(|f| f.verdict.dangerous()).count();
+    let files = found.read.len();
+    out.push_str(&match (findings.len(), dangerous) {
+        (0, _) => {
+            format!("no line in the {files} files read sends a signal other than TERM, KILL or INT")
+        }
+        (n, 0) => {
+            format!("{n} signal(s) found in the {files} files read; none would kill its target")
+        }
+        (n, d) => format!(
+            "{n} signal(s) found in the {files} files read; {d} would kill (or stop) its target"
+        ),
+    });
+    out
+}

@@ -1,0 +1,311 @@
+//! `ctl doctor --root DIR`: a tree of real logrotate, cron and systemd configuration made by
+//! each test, pointed at real processes (the C program of `signal.rs`, the real demo daemon),
+//! is read as logrotate, cron and systemd read it; nothing is sent, nothing is run.
+
+use crate::signal::Sigd;
+use std::path::PathBuf;
+use tests::Sandbox;
+
+/// A root directory for `--root`, inside the sandbox.
+struct Root {
+    dir: PathBuf,
+}
+
+impl Root {
+    fn new(sb: &Sandbox) -> Root {
+        let dir = sb.path("root");
+        std::fs::create_dir_all(dir.join("run")).unwrap();
+        Root { dir }
+    }
+
+    /// Writes `text` at `path` (absolute, as a configuration names it), mode 0644.
+    fn write(&self, path: &str, text: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let at = self.at(path);
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::fs::write(&at, text).unwrap();
+        std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o644)).unwrap();
+        at
+    }
+
+    fn at(&self, path: &str) -> PathBuf {
+        self.dir.join(path.trim_start_matches('/'))
+    }
+
+    fn arg(&self) -> &str {
+        self.dir.to_str().unwrap()
+    }
+}
+
+/// The 1-based number of the line of `text` that contains `part`.
+fn line_of(text: &str, part: &str) -> usize {
+    text.lines().position(|l| l.contains(part)).expect(part) + 1
+}
+
+/// The findings of a `--json` document whose `text` contains `part`.
+fn findings<'a>(doc: &'a serde_json::Value, part: &str) -> Vec<&'a serde_json::Value> {
+    doc["result"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["text"].as_str().unwrap().contains(part))
+        .collect()
+}
+
+const ARTICLE: &str = "\
+weekly
+rotate 4
+
+/var/log/logdevice/*.log {
+    daily
+    missingok
+    sharedscripts
+    postrotate
+        pkill -HUP logdeviced
+    endscript
+}
+";
+
+#[test]
+fn the_articles_stanza_is_found_with_file_and_line_and_nothing_is_sent() {
+    let sb = Sandbox::new();
+    let root = Root::new(&sb);
+    let mut d = Sigd::start_at(&sb, "none", "logdeviced", &root.at("/run/l.pid"), false);
+    let conf = root.write("/etc/logrotate.conf", ARTICLE);
+    let run = sb.ctl(&["doctor", "--root", root.arg()]).expect_code(1);
+    let line = line_of(ARTICLE, "pkill -HUP logdeviced");
+    let expected = format!(
+        "{}:{line}: would kill logdeviced (pid {}): SIGHUP not caught (its default action is \
+         to terminate)",
+        conf.display(),
+        d.pid
+    );
+    assert!(run.stdout.contains(&expected), "{expected:?}: {run}");
+    assert!(
+        run.stdout.contains("ctl signal HUP --name logdeviced"),
+        "{run}"
+    );
+
+    let doc = sb
+        .ctl(&["--json", "doctor", "--root", root.arg()])
+        .expect_code(1)
+        .json();
+    assert_eq!(doc["operation"], "doctor", "{doc}");
+    assert_eq!((&doc["ok"], &doc["exit_code"]), (&false.into(), &1.into()));
+    let found = findings(&doc, "pkill -HUP logdeviced");
+    assert_eq!(found.len(), 1, "{doc}");
+    let f = found[0];
+    assert_eq!(f["file"], conf.display().to_string());
+    assert_eq!(f["line"], line);
+    assert_eq!(f["source"], "logrotate");
+    assert_eq!(f["signal"], "SIGHUP");
+    assert_eq!(f["verdict"], "would_kill");
+    assert_eq!(f["target"]["kind"], "pattern");
+    assert!(f["pids"].as_array().unwrap().contains(&d.pid.into()), "{f}");
+    assert_eq!(f["processes"][0]["refusal"], "would_kill", "{f}");
+
+    // Judged, never signalled: alive, and no SIGHUP pending.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(d.alive(), "ctl doctor must send nothing");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid)).unwrap();
+    let pending = status.lines().find(|l| l.starts_with("ShdPnd:")).unwrap();
+    assert!(pending.ends_with("0000000000000000"), "{pending}");
+}
+
+#[test]
+fn an_included_directory_is_read_as_logrotate_reads_it_and_no_script_is_run() {
+    let sb = Sandbox::new();
+    let root = Root::new(&sb);
+    let d = Sigd::start_at(&sb, "catch", "doctor-hup", &root.at("/run/x.pid"), false);
+    root.write("/etc/logrotate.conf", "weekly\ninclude /etc/logrotate.d\n");
+    let pwned = sb.path("PWNED");
+    let stanza = format!(
+        "/var/log/x/*.log {{\n    sharedscripts\n    postrotate\n        \
+         [ -f /run/x.pid ] && kill -HUP $(cat /run/x.pid)\n        \
+         kill -TERM $(cat /run/x.pid); kill -9 `cat /run/x.pid`; pkill -INT doctor-hup\n        \
+         pkill -HUP doctor-nobody; touch {}\n    endscript\n}}\n",
+        pwned.display()
+    );
+    let file = root.write("/etc/logrotate.d/x", &stanza);
+    // What logrotate leaves out: a taboo name, and a file others may write.
+    let taboo = "/var/log/y.log {\n postrotate\n  kill -USR2 $(cat /run/x.pid)\n endscript\n}\n";
+    let old = root.write("/etc/logrotate.d/x.dpkg-old", taboo);
+    let writable = root.write("/etc/logrotate.d/w", taboo);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o666)).unwrap();
+
+    let doc = sb
+        .ctl(&["--json", "doctor", "--root", root.arg()])
+        .expect_code(0)
+        .json();
+    let all = doc["result"]["findings"].as_array().unwrap();
+    assert_eq!(all.len(), 2, "TERM, KILL and INT are not reported: {doc}");
+    let handled = findings(&doc, "kill -HUP $(cat /run/x.pid)");
+    assert_eq!(handled[0]["verdict"], "handled", "{doc}");
+    assert_eq!(handled[0]["file"], file.display().to_string());
+    assert_eq!(handled[0]["line"], line_of(&stanza, "[ -f /run/x.pid ]"));
+    assert_eq!(handled[0]["pids"], serde_json::json!([d.pid]));
+    assert_eq!(handled[0]["target"]["value"], "/run/x.pid");
+    assert_eq!(findings(&doc, "doctor-nobody")[0]["verdict"], "not_running");
+    let skipped = doc["result"]["skipped"].to_string();
+    for part in [
+        &old.display().to_string()[..],
+        "taboo: *.dpkg-old",
+        &writable.display().to_string(),
+        "writable by its group or others",
+    ] {
+        assert!(skipped.contains(part), "{part:?}: {skipped}");
+    }
+    assert!(!pwned.exists(), "a script line was run");
+
+    let run = sb.ctl(&["doctor", "--root", root.arg()]).expect_code(0);
+    assert!(
+        run.stdout.contains(&format!(
+            "handled: doctor-hup (pid {}) catches SIGHUP",
+            d.pid
+        )),
+        "{run}"
+    );
+    assert!(run.stdout.contains("none would kill its target"), "{run}");
+    assert!(!pwned.exists(), "a script line was run");
+}
+
+#[test]
+fn a_pid_file_another_user_could_write_is_untrusted_and_not_followed() {
+    let sb = Sandbox::new();
+    let root = Root::new(&sb);
+    let _d = Sigd::start_at(&sb, "none", "doctor-plant", &root.at("/run/p.pid"), false);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        root.at("/run/p.pid"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    root.write(
+        "/etc/logrotate.conf",
+        "/var/log/p.log {\n postrotate\n  kill -HUP $(cat /run/p.pid)\n endscript\n}\n",
+    );
+    let doc = sb
+        .ctl(&["--json", "doctor", "--root", root.arg()])
+        .expect_code(0)
+        .json();
+    let f = findings(&doc, "/run/p.pid")[0];
+    assert_eq!(f["verdict"], "untrusted", "{doc}");
+    assert!(f["message"].as_str().unwrap().contains("mode 0666"), "{f}");
+}
+
+#[test]
+fn cron_lines_are_read_and_a_name_not_running_is_target_not_running() {
+    let sb = Sandbox::new();
+    let root = Root::new(&sb);
+    let table = "SHELL=/bin/sh\n# killall -HUP commented\n\n30 2 * * * root /usr/bin/killall -USR1 doctor-ghost\n";
+    let file = root.write("/etc/cron.d/ghost", table);
+    // cron reads no name with a dot.
+    root.write("/etc/cron.d/ghost.dpkg-old", "* * * * * root kill -HUP 1\n");
+    root.write(
+        "/etc/crontab",
+        "@daily root start-stop-daemon --stop --signal HUP --pidfile /run/none.pid\n",
+    );
+    root.write(
+        "/var/spool/cron/crontabs/alice",
+        "0 * * * * pkill -USR2 -x doctor-ghost2\n",
+    );
+    let doc = sb
+        .ctl(&["--json", "doctor", "--root", root.arg()])
+        .expect_code(0)
+        .json();
+    let f = findings(&doc, "killall -USR1 doctor-ghost")[0];
+    assert_eq!(f["file"], file.display().to_string());
+    assert_eq!(f["line"], 4);
+    assert_eq!(f["source"], "cron");
+    assert_eq!(f["signal"], "SIGUSR1");
+    assert_eq!(f["verdict"], "not_running", "{f}");
+    assert!(f["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("target not running"));
+    let ssd = findings(&doc, "start-stop-daemon")[0];
+    assert_eq!(ssd["verdict"], "not_running", "{ssd}");
+    assert!(ssd["message"].as_str().unwrap().contains("no pid file at"));
+    assert_eq!(findings(&doc, "doctor-ghost2")[0]["signal"], "SIGUSR2");
+    assert!(findings(&doc, "kill -HUP 1").is_empty(), "{doc}");
+    assert!(doc["result"]["skipped"]
+        .to_string()
+        .contains("ghost.dpkg-old"));
+}
+
+#[test]
+fn a_units_exec_reload_with_mainpid_is_cannot_tell_under_a_root_and_drop_ins_count() {
+    let sb = Sandbox::new();
+    let root = Root::new(&sb);
+    root.write(
+        "/lib/systemd/system/web.service",
+        "[Unit]\nDescription=web\n\n[Service]\nExecStart=/usr/bin/web\nExecReload=/bin/kill -USR2 $MAINPID\nExecStop=/bin/kill -TERM $MAINPID\n",
+    );
+    let drop_in = root.write(
+        "/etc/systemd/system/web.service.d/override.conf",
+        "[Service]\nExecReload=\nExecReload=-/bin/kill -s HUP $MAINPID\n",
+    );
+    let doc = sb
+        .ctl(&["--json", "doctor", "--root", root.arg()])
+        .expect_code(0)
+        .json();
+    let all = doc["result"]["findings"].as_array().unwrap();
+    assert_eq!(
+        all.len(),
+        1,
+        "the drop-in cleared USR2; TERM is on purpose: {doc}"
+    );
+    let f = &all[0];
+    assert_eq!(f["file"], drop_in.display().to_string());
+    assert_eq!(f["line"], 3);
+    assert_eq!(f["unit"], "web.service");
+    assert_eq!(f["signal"], "SIGHUP");
+    assert_eq!(f["target"]["kind"], "mainpid");
+    assert_eq!(f["verdict"], "cannot_tell", "{f}");
+    assert_eq!(f["text"], "ExecReload=-/bin/kill -s HUP $MAINPID");
+}
+
+#[test]
+fn the_demo_daemon_is_a_control_socket_daemon_whose_bridge_handles_hup() {
+    let sb = Sandbox::new();
+    let root = Root::new(&sb);
+    let daemon = crate::start_demo(&sb, "doctordemo", 50, &[]);
+    root.write("/run/doctordemo.pid", &format!("{}\n", daemon.pid()));
+    let conf = "/var/log/demo.log {\n    postrotate\n        kill -HUP `cat /run/doctordemo.pid`\n    endscript\n}\n";
+    root.write("/etc/logrotate.conf", conf);
+    let run = sb.ctl(&["doctor", "--root", root.arg()]).expect_code(0);
+    for part in [
+        "handled (by the control server's SIGHUP bridge, or the daemon's own handler)",
+        &format!("(pid {})", daemon.pid()),
+        "advice: replace with `ctl rotate doctordemo`",
+    ] {
+        assert!(run.stdout.contains(part), "{part:?}: {run}");
+    }
+    let doc = sb
+        .ctl(&["--json", "doctor", "--root", root.arg()])
+        .expect_code(0)
+        .json();
+    let f = findings(&doc, "doctordemo.pid")[0];
+    assert_eq!(f["verdict"], "bridged", "{f}");
+    assert_eq!(f["processes"][0]["daemon"], "doctordemo");
+    assert_eq!(f["advice"], "replace with `ctl rotate doctordemo`");
+    daemon.assert_alive();
+    // Nothing was sent: the bridge logs every SIGHUP it gets.
+    assert!(
+        !daemon.log().contains("SIGHUP received"),
+        "{}",
+        daemon.log()
+    );
+}
+
+#[test]
+fn a_root_that_is_no_directory_is_a_usage_error() {
+    let sb = Sandbox::new();
+    let missing = sb.path("none");
+    let doc = sb
+        .ctl(&["--json", "doctor", "--root", missing.to_str().unwrap()])
+        .expect_code(2)
+        .json();
+    assert_eq!(doc["error"]["kind"], "usage", "{doc}");
+}
