@@ -357,7 +357,8 @@ fn the_module_documents_exactly_its_arguments_and_ansible_doc_reads_it() {
             "counters",
             "log-level",
             "describe",
-            "hello"
+            "hello",
+            "doctor"
         ]),
         "{doc:#}"
     );
@@ -386,6 +387,24 @@ fn the_module_operation_by_operation() {
         .sb
         .start_daemon("watched", &watched_config, &["--watch-log-rotation"]);
     let watched_log_var = format!("ctl_watched_log={}", watched_log.display());
+    // Two trees for doctor: one whose logrotate stanza signals nothing dangerous, one whose
+    // stanza would kill a running process without a SIGHUP handler (a copy of sleep).
+    let sleeper_bin = host.sb.path("docsleeper");
+    std::fs::copy("/bin/sleep", &sleeper_bin).unwrap();
+    let mut sleeper = std::process::Command::new(&sleeper_bin)
+        .arg("600")
+        .spawn()
+        .unwrap();
+    let tree = |name: &str, postrotate: &str| {
+        let root = host.sb.path(name);
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        let stanza =
+            format!("/var/log/x.log {{\n    postrotate\n        {postrotate}\n    endscript\n}}\n");
+        std::fs::write(root.join("etc/logrotate.conf"), stanza).unwrap();
+        format!("ctl_{name}={}", root.display())
+    };
+    let clean = tree("doctor_clean", "/usr/bin/ctl rotate x");
+    let deadly = tree("doctor_deadly", "pkill -HUP -x docsleeper");
     let play = fleet.play(
         repo().join("tests/ansible/module.yml").to_str().unwrap(),
         &[
@@ -395,8 +414,14 @@ fn the_module_operation_by_operation() {
             "ctl_target_watched=watched",
             "-e",
             &watched_log_var,
+            "-e",
+            &clean,
+            "-e",
+            &deadly,
         ],
     );
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
     play.expect_code(0);
     let h = "h1";
 
@@ -446,6 +471,27 @@ fn the_module_operation_by_operation() {
             .unwrap()
             .contains(&json!("set-message")),
         "{hello:#}"
+    );
+    // doctor: ok for a clean tree; a line that would kill fails the host, naming file and
+    // line; never changed, and nothing sent (the sleeper was alive to the end of the play).
+    assert_eq!(play.status("doctor of a clean tree", h), "ok");
+    assert_eq!(play.result("doctor of a clean tree", h)["rc"], 0);
+    assert_eq!(
+        play.status("doctor of a tree with a line that would kill", h),
+        "ignored",
+        "failed, and ignored by the play"
+    );
+    let deadly = play.result("doctor of a tree with a line that would kill", h);
+    assert_eq!(deadly["rc"], 1, "{deadly:#}");
+    assert_eq!(deadly["changed"], false, "{deadly:#}");
+    let msg = deadly["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("logrotate.conf:3") && msg.contains("docsleeper"),
+        "{msg}"
+    );
+    assert_eq!(
+        deadly["result"]["findings"][0]["verdict"], "would_kill",
+        "{deadly:#}"
     );
     assert_eq!(play.status("describe", h), "ok");
     let described = play.result("describe", h)["result"]["operations"]

@@ -44,15 +44,18 @@ options:
         V(log-level) reads the daemon's log filter, or sets O(filter), C(changed) only when the
         filter in effect was another one. V(describe) lists the daemon's operations and
         commands, V(hello) its protocol version and operations; neither changes anything.
+        V(doctor) reads the host's logrotate, cron and systemd configuration for C(kill),
+        C(pkill) and C(killall) lines that would kill their target (C(ctl doctor)), and fails
+        the host when one would; it needs no O(target) and changes nothing.
     type: str
     required: true
-    choices: [status, check, reload, rotate, drain, resume, call, counters, log-level, describe, hello]
+    choices: [status, check, reload, rotate, drain, resume, call, counters, log-level, describe, hello, doctor]
   target:
     description:
       - The daemon's name, looked up by the socket convention (see O(socket_dir)), or a socket
-        path (anything containing C(/)).
+        path (anything containing C(/)). Required for every operation but V(doctor), which
+        ignores it.
     type: str
-    required: true
   timeout:
     description:
       - How long C(ctl) waits for the answer (C(ctl --timeout)), for example C(20s) or C(500ms).
@@ -68,6 +71,11 @@ options:
         tells them apart.
     type: bool
     default: false
+  root:
+    description:
+      - For O(operation=doctor), read the configuration under this directory instead of C(/)
+        (C(ctl doctor --root)); the processes judged are the host's.
+    type: path
   command:
     description:
       - The daemon's own command to run, for O(operation=call) (where it is required).
@@ -156,6 +164,11 @@ author:
 """
 
 EXAMPLES = r"""
+- name: Before a release, find the kill -HUP lines that would kill a daemon on this host
+  ctl.fleet.ctl:
+    operation: doctor
+  become: true
+
 - name: Reload web; a refused configuration fails the task and keeps the old one active
   ctl.fleet.ctl:
     operation: reload
@@ -294,20 +307,21 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 # Operations that change nothing: run as they are, in check mode too, and never `changed`.
-READ_ONLY = ("status", "check", "counters", "describe", "hello")
+READ_ONLY = ("status", "check", "counters", "describe", "hello", "doctor")
 
-OPERATIONS = ["status", "check", "reload", "rotate", "drain", "resume", "call", "counters", "log-level", "describe", "hello"]
+OPERATIONS = ["status", "check", "reload", "rotate", "drain", "resume", "call", "counters", "log-level", "describe", "hello", "doctor"]
 
 
 # Module level, so that a test can hold it against DOCUMENTATION.
 ARGUMENT_SPEC = dict(
     operation=dict(type="str", required=True, choices=OPERATIONS),
-    target=dict(type="str", required=True),
+    target=dict(type="str"),
     timeout=dict(type="str"),
     missing_ok=dict(type="bool", default=False),
     command=dict(type="str"),
     args=dict(type="dict"),
     prefix=dict(type="str"),
+    root=dict(type="path"),
     filter=dict(type="str"),
     ctl_path=dict(type="str", default="ctl"),
     socket_dir=dict(type="path"),
@@ -367,7 +381,9 @@ class Ctl:
             cmd += ["--timeout", self.params["timeout"]]
         if self.params["missing_ok"]:
             cmd.append("--missing-ok")
-        cmd += [operation, self.params["target"]]
+        cmd.append(operation)
+        if operation != "doctor":
+            cmd.append(self.params["target"])
         cmd += list(extra)
         env = {}
         if self.params["socket_dir"]:
@@ -384,6 +400,11 @@ class Ctl:
 
     def run(self):
         op = self.params["operation"]
+        if op != "doctor" and not self.params["target"]:
+            self.module.fail_json(msg="operation=%s needs a target" % op, rc=None)
+        if op == "doctor":
+            extra = ["--root", self.params["root"]] if self.params["root"] else []
+            return self.report(op, *self.ctl(op, extra), changed=CHANGED[op])
         if op == "log-level":
             return self.log_level()
         if self.module.check_mode and op not in READ_ONLY:
@@ -607,14 +628,14 @@ class Ctl:
     def report(self, op, rc, doc, stderr, changed, note=None, extra=None):
         """Exits the module with ctl's answer: `failed` unless ctl exited 0."""
         params = self.params
-        ret = dict(rc=rc, cmd=self.last_cmd, operation=op, target=params["target"])
+        ret = dict(rc=rc, cmd=self.last_cmd, operation=op, target=params["target"] or "")
         ret.update(extra or {})
         if doc is None:
             # Nothing ctl could say in JSON: a usage error (an option or operation this ctl
             # does not know), or ctl did not run.
             self.module.fail_json(
                 msg="ctl %s %s: exited %d without a JSON document: %s"
-                % (op, params["target"], rc, (stderr or "").strip() or "(no output)"),
+                % (op, ret["target"], rc, (stderr or "").strip() or "(no output)"),
                 error=dict(kind="usage" if rc == 2 else "unrecognized", message=(stderr or "").strip(), detail=None),
                 stderr=stderr,
                 state="unknown",
@@ -636,7 +657,7 @@ class Ctl:
             message = error.get("message") or failed_reply_message(op, result)
             ret.setdefault("error", dict(kind=error.get("kind", "failed"), message=message, detail=None))
             self.module.fail_json(
-                msg="ctl %s %s: %s (exit %d)" % (op, params["target"], message, rc), changed=is_changed, **ret
+                msg="ctl %s %s: %s (exit %d)" % (op, ret["target"], message, rc), changed=is_changed, **ret
             )
         if note:
             ret["msg"] = note(is_changed)
@@ -761,6 +782,13 @@ def failed_reply_message(op, result):
         return "the deadline passed with %s unit(s) of work still in flight; the daemon keeps draining" % result.get(
             "in_flight"
         )
+    if op == "doctor":
+        dangerous = [
+            "%s:%s: %s" % (f.get("file"), f.get("line"), f.get("message"))
+            for f in result.get("findings") or []
+            if f.get("verdict") in ("would_kill", "would_stop")
+        ]
+        return "lines that would kill their daemon: " + "; ".join(dangerous)
     return "failed"
 
 
@@ -773,6 +801,7 @@ CHANGED = {
     "resume": lambda result: bool(result.get("was_draining", False)),
     "describe": lambda result: False,
     "hello": lambda result: False,
+    "doctor": lambda result: False,
 }
 
 
