@@ -24,11 +24,13 @@
  * everything inside) nor longjmp out. ctl_log_write_line, ctl_work_*, ctl_counter_* and
  * ctl_gauge_* may be called from any thread at any time while the server runs.
  *
- * Memory: strings passed in are copied before the function returns. Handles the builder gives
- * out (ctl_log, ctl_work, ctl_counter, ctl_gauge) belong to the library: they stay valid until
- * ctl_server_shutdown() returns (or ctl_builder_free(), or a failed ctl_builder_start()), which
- * frees them; stop the threads that use them first. A command handler's reply is allocated by
- * the daemon with malloc (e.g. strdup) and freed by the library with free.
+ * Memory: strings passed in are copied before the function returns. The builder and the server
+ * are the caller's to free (ctl_builder_start consumes the builder, ctl_server_shutdown frees
+ * the server). Handles the builder gives out (ctl_log, ctl_work, ctl_counter, ctl_gauge) belong
+ * to the library and stay valid for the rest of the process, even after ctl_server_shutdown (a
+ * thread still blocked in ctl_work_wait_draining, a last log line): they are made once at start,
+ * a few bytes each, and never freed. A command handler's reply is allocated by the daemon with
+ * malloc (e.g. strdup) and freed by the library with free.
  */
 #ifndef CTL_SERVER_H
 #define CTL_SERVER_H
@@ -89,7 +91,7 @@ int ctl_builder_version(ctl_builder *b, const char *version);
  * serves, a command given twice or badly named, ...). */
 ctl_server *ctl_builder_start(ctl_builder *b);
 /* Stops accepting, removes the socket, lets calls in progress finish (at most 10 s), flushes
- * the log files, and frees the server and every handle its builder gave out. Blocks. */
+ * the log files, and frees the server (the handles stay valid). Blocks. */
 int ctl_server_shutdown(ctl_server *s);
 
 /* ---- Reload and check -------------------------------------------------------------------- */

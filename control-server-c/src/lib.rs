@@ -142,6 +142,12 @@ unsafe fn non_null<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T, Fail> {
     unsafe { ptr.as_mut() }.ok_or_else(|| fail(CTL_EINVAL, format!("{what} is NULL")))
 }
 
+/// A handle the library gave out, shared by the daemon's threads, or [`CTL_EINVAL`].
+unsafe fn shared<'a, T>(ptr: *const T, what: &str) -> Result<&'a T, Fail> {
+    // SAFETY: the caller passes a handle this library gave out (never freed), or NULL.
+    unsafe { ptr.as_ref() }.ok_or_else(|| fail(CTL_EINVAL, format!("{what} is NULL")))
+}
+
 /// A C string as UTF-8 text, or [`CTL_EINVAL`] naming `what`.
 unsafe fn text<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, Fail> {
     if ptr.is_null() {
@@ -196,14 +202,20 @@ async fn blocking<T: Send + 'static>(
 // ---------------------------------------------------------------------------------------------
 // The builder and the server
 
-/// What the builder handed out, owned by the builder and then by the server, freed by
-/// `ctl_server_shutdown` (boxed: the addresses the daemon holds stay put).
+/// What the builder handed out. The handles live for the rest of the process (leaked, a few
+/// bytes each, made once at start): a daemon thread still blocked in `ctl_work_wait_draining`
+/// or writing a last line while the server shuts down must not find them freed.
 #[derive(Default)]
 struct Owned {
-    logs: Vec<Box<ctl_log>>,
-    work: Vec<Box<ctl_work>>,
-    counters: Vec<Box<ctl_counter>>,
-    gauges: Vec<Box<ctl_gauge>>,
+    /// Flushed at shutdown.
+    logs: Vec<&'static ctl_log>,
+    /// Whether a tracker was handed out (one per server).
+    work: bool,
+}
+
+/// A handle the daemon keeps for the rest of the process (see [`Owned`]).
+fn leak<T>(handle: T) -> &'static mut T {
+    Box::leak(Box::new(handle))
 }
 
 /// A server being configured (`ctl_builder_new`).
@@ -252,7 +264,7 @@ pub unsafe extern "C" fn ctl_builder_new(name: *const c_char) -> *mut ctl_builde
     )
 }
 
-/// Frees a builder that was never started, and everything it handed out.
+/// Frees a builder that was never started (the handles it gave out stay valid).
 #[no_mangle]
 pub unsafe extern "C" fn ctl_builder_free(b: *mut ctl_builder) {
     if !b.is_null() {
@@ -320,8 +332,8 @@ pub unsafe extern "C" fn ctl_builder_start(b: *mut ctl_builder) -> *mut ctl_serv
     )
 }
 
-/// Stops the server (bounded by its grace period), removes the socket, and frees the server
-/// and every handle its builder gave out.
+/// Stops the server (bounded by its grace period), removes the socket, flushes the log files
+/// and frees the server; the handles stay valid.
 #[no_mangle]
 pub unsafe extern "C" fn ctl_server_shutdown(s: *mut ctl_server) -> c_int {
     ffi_code(|| {
@@ -457,8 +469,8 @@ pub unsafe extern "C" fn ctl_builder_log_file(
         let log = LogFile::open(&p)
             .map_err(|e| fail(CTL_EIO, format!("{}: {}", p.display(), error_chain(&e))))?;
         b.update(|builder| builder.log_file(&log))?;
-        let mut handle = Box::new(ctl_log { log });
-        *out = &mut *handle;
+        let handle = leak(ctl_log { log });
+        *out = handle;
         b.owned.logs.push(handle);
         Ok(())
     })
@@ -474,7 +486,7 @@ pub unsafe extern "C" fn ctl_log_write_line(
 ) -> c_int {
     ffi_code(|| {
         // SAFETY: the header's contract.
-        let l = unsafe { non_null(l, "log") }?;
+        let l = unsafe { shared(l, "log") }?;
         if line.is_null() && len > 0 {
             return Err(fail(CTL_EINVAL, "line is NULL"));
         }
@@ -503,7 +515,7 @@ pub unsafe extern "C" fn ctl_log_write_line(
 pub unsafe extern "C" fn ctl_log_flush(l: *mut ctl_log) -> c_int {
     ffi_code(|| {
         // SAFETY: the header's contract.
-        let l = unsafe { non_null(l, "log") }?;
+        let l = unsafe { shared(l, "log") }?;
         l.log
             .flush()
             .map_err(|e| fail(CTL_EIO, format!("{}: {e}", l.log.path().display())))
@@ -530,18 +542,17 @@ pub unsafe extern "C" fn ctl_builder_work_tracker(
     ffi_code(|| {
         // SAFETY: the header's contract for both.
         let (b, out) = unsafe { (non_null(b, "builder")?, non_null(out, "out")?) };
-        if !b.owned.work.is_empty() {
+        if b.owned.work {
             return Err(fail(CTL_ESTATE, "a work tracker is registered already"));
         }
         let tracker = WorkTracker::new();
         b.update(|builder| builder.work_tracker(&tracker))?;
-        let mut handle = Box::new(ctl_work {
+        *out = leak(ctl_work {
             tracker,
             guards: Mutex::new(HashMap::new()),
             next: AtomicI64::new(0),
         });
-        *out = &mut *handle;
-        b.owned.work.push(handle);
+        b.owned.work = true;
         Ok(())
     })
 }
@@ -558,7 +569,7 @@ pub unsafe extern "C" fn ctl_work_begin(w: *mut ctl_work) -> i64 {
         |code| code.into(),
         || {
             // SAFETY: the header's contract.
-            let w = unsafe { non_null(w, "work") }?;
+            let w = unsafe { shared(w, "work") }?;
             let Some(guard) = w.tracker.begin() else {
                 return Ok(-1);
             };
@@ -574,7 +585,7 @@ pub unsafe extern "C" fn ctl_work_begin(w: *mut ctl_work) -> i64 {
 pub unsafe extern "C" fn ctl_work_end(w: *mut ctl_work, token: i64) -> c_int {
     ffi_code(|| {
         // SAFETY: the header's contract.
-        let w = unsafe { non_null(w, "work") }?;
+        let w = unsafe { shared(w, "work") }?;
         let guard = guards(w).remove(&token);
         match guard {
             Some(guard) => {
@@ -596,7 +607,7 @@ pub unsafe extern "C" fn ctl_work_is_draining(w: *mut ctl_work) -> c_int {
         |code| code,
         || {
             // SAFETY: the header's contract.
-            let w = unsafe { non_null(w, "work") }?;
+            let w = unsafe { shared(w, "work") }?;
             Ok(w.tracker.is_draining().into())
         },
     )
@@ -609,7 +620,7 @@ pub unsafe extern "C" fn ctl_work_in_flight(w: *mut ctl_work) -> i64 {
         |code| code.into(),
         || {
             // SAFETY: the header's contract.
-            let w = unsafe { non_null(w, "work") }?;
+            let w = unsafe { shared(w, "work") }?;
             Ok(w.tracker.in_flight().try_into().unwrap_or(i64::MAX))
         },
     )
@@ -629,7 +640,7 @@ unsafe fn wait(
         |code| code,
         || {
             // SAFETY: the header's contract.
-            let w = unsafe { non_null(w, "work") }?;
+            let w = unsafe { shared(w, "work") }?;
             Ok(reached(&w.tracker, bound(timeout_ms)).into())
         },
     )
@@ -865,9 +876,7 @@ pub unsafe extern "C" fn ctl_builder_counter(
         check_counter_name(name)?;
         let counter = catch_unwind(AssertUnwindSafe(|| b.counters.counter(name, help)))
             .map_err(|_| fail(CTL_EINVAL, format!("{name:?} is registered as a gauge")))?;
-        let mut handle = Box::new(ctl_counter { counter });
-        *out = &mut *handle;
-        b.owned.counters.push(handle);
+        *out = leak(ctl_counter { counter });
         Ok(())
     })
 }
@@ -877,7 +886,7 @@ pub unsafe extern "C" fn ctl_builder_counter(
 pub unsafe extern "C" fn ctl_counter_add(c: *mut ctl_counter, n: u64) -> c_int {
     ffi_code(|| {
         // SAFETY: the header's contract.
-        unsafe { non_null(c, "counter") }?.counter.add(n);
+        unsafe { shared(c, "counter") }?.counter.add(n);
         Ok(())
     })
 }
@@ -903,9 +912,7 @@ pub unsafe extern "C" fn ctl_builder_gauge(
         check_counter_name(name)?;
         let gauge = catch_unwind(AssertUnwindSafe(|| b.counters.gauge(name, help)))
             .map_err(|_| fail(CTL_EINVAL, format!("{name:?} is registered as a counter")))?;
-        let mut handle = Box::new(ctl_gauge { gauge });
-        *out = &mut *handle;
-        b.owned.gauges.push(handle);
+        *out = leak(ctl_gauge { gauge });
         Ok(())
     })
 }
@@ -915,7 +922,7 @@ pub unsafe extern "C" fn ctl_builder_gauge(
 pub unsafe extern "C" fn ctl_gauge_set(g: *mut ctl_gauge, value: i64) -> c_int {
     ffi_code(|| {
         // SAFETY: the header's contract.
-        unsafe { non_null(g, "gauge") }?.gauge.set(value);
+        unsafe { shared(g, "gauge") }?.gauge.set(value);
         Ok(())
     })
 }
@@ -925,7 +932,7 @@ pub unsafe extern "C" fn ctl_gauge_set(g: *mut ctl_gauge, value: i64) -> c_int {
 pub unsafe extern "C" fn ctl_gauge_add(g: *mut ctl_gauge, n: i64) -> c_int {
     ffi_code(|| {
         // SAFETY: the header's contract.
-        unsafe { non_null(g, "gauge") }?.gauge.add(n);
+        unsafe { shared(g, "gauge") }?.gauge.add(n);
         Ok(())
     })
 }
