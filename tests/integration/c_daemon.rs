@@ -390,7 +390,10 @@ fn c_daemon_drain_closes_its_listener_and_resume_opens_it_again() {
     });
 
     sb.ctl(&["resume", "dr"]).expect_code(0);
-    assert_eq!(status(&sb, "dr")["draining"], false);
+    let st = status(&sb, "dr");
+    assert_eq!(st["draining"], false);
+    // The callback form was called too: once for the drain, once for the resume.
+    assert_eq!(st["values"]["drain_callbacks"], 2, "{st}");
     let again = port(&sb, Some(first));
     assert_eq!(greeting(again).unwrap(), "hello dr\n");
     wait_for("both clients counted", WAIT, || {

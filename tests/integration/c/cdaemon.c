@@ -11,7 +11,8 @@
  * - listens on 127.0.0.1 (port written to PORT_FILE each time it opens), greets each client on
  *   a thread of its own as a unit of work, and closes the listener on `ctl drain`, opening it
  *   again on `ctl resume`;
- * - status fields `rate` and `lines_written`; counters `lines.written` and `clients.served`;
+ * - status fields `rate`, `lines_written` and `drain_callbacks` (calls of its drain callback,
+ *   the callback form beside the blocking one); counters `lines.written` and `clients.served`;
  * - the command `set-rate rate=N` (an integer from 1 to 1000, checked by the schema);
  * - SIGTERM or SIGINT: stops writing, logs `stopped lines=N`, shuts the server down, exits 0.
  */
@@ -34,6 +35,7 @@ static const char *name, *config_path, *port_path;
 static _Atomic unsigned long rate = 0;
 static _Atomic unsigned long lines_written = 0;
 static atomic_int stopping = 0;
+static _Atomic unsigned long drain_callbacks = 0;
 /* Reload and check never overlap, but set-rate may run beside a reload. */
 static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
 static ctl_log *log_file;
@@ -102,7 +104,16 @@ static int on_check(void *user, char *msg, size_t msg_len) {
 static int on_status(void *user, ctl_status *s) {
     (void)user;
     if (ctl_status_field_u64(s, "rate", atomic_load(&rate)) != 0) return -1;
-    return ctl_status_field_u64(s, "lines_written", atomic_load(&lines_written));
+    if (ctl_status_field_u64(s, "lines_written", atomic_load(&lines_written)) != 0) return -1;
+    return ctl_status_field_u64(s, "drain_callbacks", atomic_load(&drain_callbacks));
+}
+
+/* The callback form of drain, beside the blocking one the listener uses: only counted. */
+static int on_drain(void *user, int draining) {
+    (void)user;
+    (void)draining;
+    atomic_fetch_add(&drain_callbacks, 1);
+    return 0;
 }
 
 /* `set-rate`: the schema has checked `rate` is an integer from 1 to 1000. */
@@ -246,6 +257,7 @@ int main(int argc, char **argv) {
     if (ctl_builder_check(b, on_check, NULL) != 0) die("check");
     if (ctl_builder_log_file(b, argv[3], &log_file) != 0) die("log file");
     if (ctl_builder_work_tracker(b, &work) != 0) die("work tracker");
+    if (ctl_builder_on_drain(b, on_drain, NULL) != 0) die("on drain");
     if (ctl_builder_status(b, on_status, NULL) != 0) die("status");
     if (ctl_builder_counter(b, "lines.written", "Lines written to the log", &lines_counter) != 0)
         die("counter");
