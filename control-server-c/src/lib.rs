@@ -13,7 +13,7 @@
 //!
 //! # Layout
 //!
-//! - errors: [`Fail`], the thread's last message, [`ffi`] (the guard every export runs in);
+//! - errors: `Fail`, the thread's last message, `ffi` (the guard every export runs in);
 //! - the builder and the server (`ctl_builder_*`, `ctl_server_*`);
 //! - the handles the builder gives out: log files, the work tracker, counters and gauges;
 //! - status fields (`ctl_status_*`) and commands.
