@@ -22,7 +22,7 @@
 // the header, which is where a C author reads the safety contract.
 #![allow(clippy::missing_safety_doc)]
 
-use control_server::api::{Access, DrainReply, OpError, ResumeReply};
+use control_server::api::{Access, CounterKind, DrainReply, OpError, ResumeReply};
 use control_server::{
     BackgroundServer, Builder, Counter, Counters, DaemonStatus, DynamicCommand, Gauge, LogFile,
     OpContext, Reloaded, Server, WorkGuard, WorkTracker,
@@ -32,6 +32,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
+#[cfg(test)]
+use std::os::unix::ffi::OsStringExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -855,6 +857,23 @@ fn check_counter_name(name: &str) -> Result<(), Fail> {
     }
 }
 
+/// Refuses `name` if it is registered as the other kind (what `Counters` would panic on).
+fn check_kind(counters: &Counters, name: &str, kind: CounterKind) -> Result<(), Fail> {
+    match counters.read(name).iter().find(|c| c.name == name) {
+        Some(other) if other.kind != kind => Err(fail(
+            CTL_EINVAL,
+            format!(
+                "{name:?} is registered as a {} already",
+                match other.kind {
+                    CounterKind::Counter => "counter",
+                    _ => "gauge",
+                }
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Registers the counter `name` with `help`.
 #[no_mangle]
 pub unsafe extern "C" fn ctl_builder_counter(
@@ -874,6 +893,7 @@ pub unsafe extern "C" fn ctl_builder_counter(
             )
         };
         check_counter_name(name)?;
+        check_kind(&b.counters, name, CounterKind::Counter)?;
         let counter = catch_unwind(AssertUnwindSafe(|| b.counters.counter(name, help)))
             .map_err(|_| fail(CTL_EINVAL, format!("{name:?} is registered as a gauge")))?;
         *out = leak(ctl_counter { counter });
@@ -910,6 +930,7 @@ pub unsafe extern "C" fn ctl_builder_gauge(
             )
         };
         check_counter_name(name)?;
+        check_kind(&b.counters, name, CounterKind::Gauge)?;
         let gauge = catch_unwind(AssertUnwindSafe(|| b.counters.gauge(name, help)))
             .map_err(|_| fail(CTL_EINVAL, format!("{name:?} is registered as a counter")))?;
         *out = leak(ctl_gauge { gauge });
@@ -1034,4 +1055,130 @@ pub unsafe extern "C" fn ctl_builder_command(
         });
         b.update(|builder| builder.dynamic_command(command))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The error paths, called as C would: codes and messages, never a panic. The working
+    //! paths are tested from C, with the real `ctl` (tests/integration/c_daemon.rs).
+    use super::*;
+    use std::ptr::{null, null_mut};
+
+    fn last_error() -> String {
+        // SAFETY: ctl_last_error returns a valid C string.
+        unsafe { CStr::from_ptr(ctl_last_error()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn null_and_bad_arguments_are_codes_with_messages() {
+        unsafe {
+            assert!(ctl_builder_new(null()).is_null());
+            assert!(last_error().contains("name is NULL"), "{}", last_error());
+            assert_eq!(ctl_builder_version(null_mut(), c"1".as_ptr()), CTL_EINVAL);
+            assert!(last_error().contains("builder is NULL"));
+            assert_eq!(ctl_log_write_line(null_mut(), c"x".as_ptr(), 1), CTL_EINVAL);
+            assert_eq!(ctl_work_begin(null_mut()), i64::from(CTL_EINVAL));
+            assert!(ctl_builder_start(null_mut()).is_null());
+            assert_eq!(ctl_server_shutdown(null_mut()), CTL_EINVAL);
+
+            let b = ctl_builder_new(c"t".as_ptr());
+            assert!(!b.is_null());
+            let mut counter = null_mut();
+            let bad = c"has space".as_ptr();
+            let help = c"help".as_ptr();
+            assert_eq!(ctl_builder_counter(b, bad, help, &mut counter), CTL_EINVAL);
+            assert!(last_error().contains("\"has space\""), "{}", last_error());
+            assert!(counter.is_null());
+            assert_eq!(
+                ctl_builder_counter(b, c"n".as_ptr(), help, &mut counter),
+                CTL_OK
+            );
+            let mut gauge = null_mut();
+            // A counter's name again, as a gauge: refused, not a panic across the boundary.
+            assert_eq!(
+                ctl_builder_gauge(b, c"n".as_ptr(), help, &mut gauge),
+                CTL_EINVAL
+            );
+            assert!(last_error().contains("counter"), "{}", last_error());
+
+            unsafe extern "C" fn handler(
+                _: *mut c_void,
+                _: *const c_char,
+                _: *mut *mut c_char,
+            ) -> c_int {
+                0
+            }
+            let doc = c"doc".as_ptr();
+            let schema = c"{\"type\":\"object\"}".as_ptr();
+            let name = c"bad name".as_ptr();
+            let cmd = |name, access, schema| {
+                ctl_builder_command(b, name, doc, access, schema, Some(handler), null_mut())
+            };
+            assert_eq!(cmd(name, CTL_READ, schema), CTL_EINVAL);
+            assert!(last_error().contains("bad name"), "{}", last_error());
+            assert_eq!(cmd(c"ok".as_ptr(), 7, schema), CTL_EINVAL);
+            assert!(last_error().contains("access 7"), "{}", last_error());
+            assert_eq!(cmd(c"ok".as_ptr(), CTL_READ, c"{".as_ptr()), CTL_EINVAL);
+            assert!(last_error().contains("not JSON"), "{}", last_error());
+            assert_eq!(cmd(c"ok".as_ptr(), CTL_READ, c"[]".as_ptr()), CTL_EINVAL);
+            assert_eq!(
+                ctl_builder_command(b, c"ok".as_ptr(), doc, CTL_READ, schema, None, null_mut()),
+                CTL_EINVAL
+            );
+            assert_eq!(cmd(c"ok".as_ptr(), CTL_READ, schema), CTL_OK);
+
+            let mut work = null_mut();
+            assert_eq!(ctl_builder_work_tracker(b, &mut work), CTL_OK);
+            assert_eq!(ctl_builder_work_tracker(b, &mut work), CTL_ESTATE);
+            let token = ctl_work_begin(work);
+            assert!(token >= 0);
+            assert_eq!(ctl_work_in_flight(work), 1);
+            assert_eq!(ctl_work_end(work, token), CTL_OK);
+            assert_eq!(ctl_work_end(work, token), CTL_ENOENT);
+            assert_eq!(
+                ctl_work_wait_draining(work, 1),
+                0,
+                "not draining: a timeout"
+            );
+            assert_eq!(ctl_work_wait_resumed(work, 1), 1);
+
+            // Binding under a regular file fails with why; the builder is gone.
+            let file = std::env::temp_dir().join(format!("ctl-capi-file-{}", std::process::id()));
+            std::fs::write(&file, "").unwrap();
+            let socket = CString::new(file.join("t.sock").into_os_string().into_vec()).unwrap();
+            assert_eq!(ctl_builder_socket_path(b, socket.as_ptr()), CTL_OK);
+            let started = ctl_builder_start(b);
+            let message = last_error();
+            std::fs::remove_file(&file).unwrap();
+            assert!(started.is_null());
+            assert!(message.contains(&*file.to_string_lossy()), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_server_starts_and_shuts_down_removing_its_socket() {
+        let dir = std::env::temp_dir().join(format!("ctl-capi-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = CString::new(dir.join("t.sock").into_os_string().into_vec()).unwrap();
+        let log_path = CString::new(dir.join("t.log").into_os_string().into_vec()).unwrap();
+        unsafe {
+            let b = ctl_builder_new(c"t".as_ptr());
+            assert_eq!(ctl_builder_socket_path(b, socket.as_ptr()), CTL_OK);
+            let mut log = null_mut();
+            assert_eq!(ctl_builder_log_file(b, log_path.as_ptr(), &mut log), CTL_OK);
+            let s = ctl_builder_start(b);
+            assert!(!s.is_null(), "{}", last_error());
+            assert!(dir.join("t.sock").exists());
+            assert_eq!(ctl_log_write_line(log, c"one".as_ptr(), 3), CTL_OK);
+            assert_eq!(ctl_server_shutdown(s), CTL_OK);
+            assert!(!dir.join("t.sock").exists());
+            // The handle outlives the server.
+            assert_eq!(ctl_log_write_line(log, c"two\n".as_ptr(), 4), CTL_OK);
+        }
+        let text = std::fs::read_to_string(dir.join("t.log")).unwrap();
+        assert_eq!(text, "one\ntwo\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
