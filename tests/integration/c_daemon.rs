@@ -236,6 +236,26 @@ fn c_header_declares_exactly_what_the_library_exports_and_compiles_as_c_and_cpp(
     let out = run(&mut Command::new(&abi));
     assert_eq!(out.code, Some(0), "{out}");
     assert_eq!(out.stdout.trim(), names.len().to_string());
+    // The same program against the shared library.
+    let lib_dir = static_lib().parent().unwrap();
+    let shared = dir.join("abi-shared");
+    let out = run(Command::new("cc")
+        .args(["-Wall", "-Werror", "-I"])
+        .arg(include_dir())
+        .arg("-o")
+        .arg(&shared)
+        .arg(&source)
+        .arg("-L")
+        .arg(lib_dir)
+        .arg("-lcontrol_server_c"));
+    assert_eq!(
+        out.code,
+        Some(0),
+        "linking against the shared library: {out}"
+    );
+    let out = run(Command::new(&shared).env("LD_LIBRARY_PATH", lib_dir));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.stdout.trim(), names.len().to_string());
     if tests::have_program("c++") {
         let out = run(Command::new("c++")
             .args([
