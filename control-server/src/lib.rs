@@ -140,7 +140,9 @@ pub use log_file::LogFile;
 pub use noise::Throttle;
 pub use notify::Notifier;
 pub use policy::{Access, Caller, Peer, Policy};
-pub use registry::{BadCommandName, DuplicateName, MAX_COMMAND_NAME_LEN};
+pub use registry::{
+    check_command_name, BadCommandName, DuplicateName, DynamicCommand, MAX_COMMAND_NAME_LEN,
+};
 pub use reloadable::{Changes, Load, ReloadError, Reloadable, Swapped};
 pub use server::{BackgroundServer, Builder, Server, ServerError, ServerHandle};
 pub use tokio_util::sync::CancellationToken;

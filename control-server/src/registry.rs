@@ -32,7 +32,7 @@ pub(crate) struct Entry {
     /// What `describe` tells about it.
     pub info: OperationInfo,
     /// The level a call with these arguments needs ([`Command::access`]).
-    access: fn(&Value) -> Access,
+    access: AccessOf,
     handle: Handle,
     /// Calls that succeeded and that ran and failed, once the server counts them.
     pub calls: Option<(Counter, Counter)>,
@@ -79,7 +79,33 @@ impl Entry {
                 args: schema_of::<C>(),
                 reply: schema_of::<C::Reply>(),
             },
-            access: access_of::<C>,
+            access: AccessOf::Args(access_of::<C>),
+            handle,
+            calls: None,
+        }
+    }
+
+    /// A daemon's command known only at run time ([`DynamicCommand`]).
+    pub fn dynamic(command: DynamicCommand) -> Entry {
+        let DynamicCommand {
+            name,
+            doc,
+            access,
+            args,
+            handle,
+        } = command;
+        Entry {
+            name,
+            info: OperationInfo {
+                name: name.to_owned(),
+                doc,
+                access,
+                kind: OperationKind::Command,
+                args,
+                // Anything: the daemon's handler says what it replies, the schema does not.
+                reply: Value::Object(Default::default()),
+            },
+            access: AccessOf::Fixed(access),
             handle,
             calls: None,
         }
@@ -97,12 +123,79 @@ impl Entry {
 
     /// The level a call with `args` needs.
     pub fn access(&self, args: &Value) -> Access {
-        (self.access)(args)
+        match self.access {
+            AccessOf::Fixed(access) => access,
+            AccessOf::Args(of) => of(args),
+        }
     }
 
     /// Runs the handler.
     pub fn run(&self, ctx: OpContext, args: Value) -> BoxFuture<'static, Result<Replied, OpError>> {
         (self.handle)(ctx, args)
+    }
+}
+
+/// The level a call needs: one for every call, or decided by its arguments.
+#[derive(Clone, Copy)]
+enum AccessOf {
+    Fixed(Access),
+    Args(fn(&Value) -> Access),
+}
+
+/// A daemon's own command known only at run time, by a name, a doc line, an access level and
+/// the JSON Schema of its arguments, rather than by a [`Command`] type: for daemons that are not
+/// written in Rust (the C library, `control-server-c`) or that read their commands from
+/// configuration. Registered with [`Builder::dynamic_command`](crate::Builder::dynamic_command);
+/// its name is checked at [`bind`](crate::Builder::bind) as a typed command's is
+/// ([`check_command_name`]), and its arguments against `args` before the handler runs, field by
+/// field, as a typed command's are (an object schema with `properties` and `required`, like
+/// the ones `schemars` writes).
+pub struct DynamicCommand {
+    name: &'static str,
+    doc: String,
+    access: Access,
+    args: Value,
+    handle: Handle,
+}
+
+impl DynamicCommand {
+    /// The command `name`, needing `access`, whose arguments fit `args_schema`, served by
+    /// `handler`: the checked arguments in, the reply out.
+    ///
+    /// The name is kept for the life of the process (handlers see it as the `&'static str`
+    /// [`OpContext::operation`]): make these once at start, not per call.
+    pub fn new<F, Fut>(
+        name: &str,
+        doc: impl Into<String>,
+        access: Access,
+        args_schema: Value,
+        handler: F,
+    ) -> DynamicCommand
+    where
+        F: Fn(OpContext, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, OpError>> + Send + 'static,
+    {
+        let handle: Handle = Arc::new(move |ctx, args| {
+            let reply = handler(ctx, args);
+            Box::pin(async move {
+                Ok(Replied {
+                    value: reply.await?,
+                    changed: None,
+                })
+            })
+        });
+        DynamicCommand {
+            name: Box::leak(name.to_owned().into_boxed_str()),
+            doc: doc.into(),
+            access,
+            args: args_schema,
+            handle,
+        }
+    }
+
+    /// The command's name.
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 }
 

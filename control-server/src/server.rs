@@ -579,4 +579,85 @@ mod tests {
         assert!(matches!(&err, ServerError::Registry(_)), "{err:?}");
         assert!(!dir.path().join("t.sock").exists());
     }
+
+    /// A command known only at run time: served by name inside `call`, its arguments checked
+    /// against its schema before the handler runs, its name checked at bind like a typed one's.
+    #[tokio::test]
+    async fn a_dynamic_command_is_served_with_its_arguments_checked_against_its_schema() {
+        use crate::DynamicCommand;
+        use control_api::codec::{Carrier, Invocation};
+        use control_api::{Client, ClientError};
+        use serde_json::{json, Value};
+        let schema = json!({
+            "type": "object",
+            "properties": {"rate": {"type": "integer", "minimum": 1, "maximum": 1000}},
+            "required": ["rate"],
+        });
+        let ran = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = ran.clone();
+        let command = DynamicCommand::new(
+            "set-rate",
+            "Set the rate",
+            Access::Operate,
+            schema.clone(),
+            move |ctx, args: Value| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move { Ok(json!({"op": ctx.operation, "rate": args["rate"]})) }
+            },
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("t.sock");
+        let server = Server::builder("t")
+            .dynamic_command(command)
+            .socket_path(&socket)
+            .bind()
+            .unwrap()
+            .spawn();
+        let client = Client::connect(&socket).await.unwrap();
+        let call = |args: Value| Invocation {
+            name: "set-rate".into(),
+            args,
+            carrier: Carrier::Call,
+        };
+        let reply = client.invoke(call(json!({"rate": 5}))).await.unwrap();
+        assert_eq!(reply, json!({"op": "set-rate", "rate": 5}));
+        for bad in [json!({"rate": 0}), json!({"rate": "5"}), json!({})] {
+            // A connection of its own each: three refusals in a row close one.
+            let client = Client::connect(&socket).await.unwrap();
+            match client.invoke(call(bad.clone())).await {
+                Err(ClientError::Op(OpError::BadArguments { field, .. })) => {
+                    assert_eq!(field, "rate", "{bad}")
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let described = client.describe().await.unwrap();
+        let info = described
+            .operations
+            .iter()
+            .find(|o| o.name == "set-rate")
+            .unwrap();
+        assert_eq!((info.access, &info.args), (Access::Operate, &schema));
+        server.shutdown().await;
+
+        // A bad name is refused at bind, as a typed command's is.
+        let dir = tempfile::tempdir().unwrap();
+        let err = Server::builder("t")
+            .dynamic_command(DynamicCommand::new(
+                "bad name",
+                "",
+                Access::Read,
+                json!({}),
+                |_, _| async { Ok(Value::Null) },
+            ))
+            .socket_path(dir.path().join("t.sock"))
+            .bind()
+            .err()
+            .expect("a name with a space");
+        assert!(
+            matches!(&err, ServerError::CommandName(e) if e.name == "bad name"),
+            "{err:?}"
+        );
+    }
 }

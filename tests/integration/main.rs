@@ -3,6 +3,7 @@
 
 mod abuse;
 mod ansible;
+mod c_daemon;
 mod check;
 mod cli;
 mod commands;

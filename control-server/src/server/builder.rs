@@ -13,7 +13,7 @@ use crate::noise::Noise;
 use crate::notify::Notifier;
 use crate::ops;
 use crate::policy::Policy;
-use crate::registry::{check_command_name, Entry, Registry};
+use crate::registry::{check_command_name, DynamicCommand, Entry, Registry};
 use crate::reloadable::{Changes, Load, Reloadable};
 use crate::signals::Sighup;
 use crate::state::Shared;
@@ -151,7 +151,7 @@ impl Builder {
     {
         let (reload, check) = crate::reloadable::hooks(config.clone(), load);
         once(&mut self.reload, reload, "reload", &mut self.mistakes);
-        self.check = Some(check);
+        once(&mut self.check, check, "check", &mut self.mistakes);
         let config = config.clone();
         self.record_changes = Some(Box::new(move |reloads| {
             // Weak: the reload hooks hold the value, the value must not hold them up.
@@ -247,6 +247,29 @@ impl Builder {
         Fut: Future<Output = Result<C::Reply, OpError>> + Send + 'static,
     {
         self.commands.push(Entry::new(OperationKind::Command, f));
+        self
+    }
+
+    /// Serves a command known only at run time (see [`DynamicCommand`]), as
+    /// [`command`](Builder::command) serves a typed one: the same name rules, the same check of
+    /// the arguments against the schema before the handler runs, the same counters.
+    pub fn dynamic_command(mut self, command: DynamicCommand) -> Self {
+        self.commands.push(Entry::dynamic(command));
+        self
+    }
+
+    /// Serves `check` with `f`, a validation of the configuration that applies nothing, beside
+    /// a [`reload`](Builder::reload) that validates and applies: `ctl check` runs it in the
+    /// reloads' turn (never overlapping one) and reports its summary. Prefer
+    /// [`reloadable`](Builder::reloadable), where one load step serves both and they cannot
+    /// disagree; this is for daemons whose configuration the server does not hold (such as
+    /// the C library's). Given together with `reloadable`, [`bind`](Builder::bind) fails.
+    pub fn check<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(OpContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Reloaded, OpError>> + Send + 'static,
+    {
+        once(&mut self.check, hook(f), "check", &mut self.mistakes);
         self
     }
 
