@@ -109,6 +109,7 @@
 #![deny(missing_docs)]
 
 mod accept;
+mod audit;
 pub mod config_file;
 mod conn_state;
 mod connection;
