@@ -44,7 +44,7 @@ impl ControlService {
             Err((err, needed)) => {
                 // A refused attempt at a change is audit-worthy: recorded like a call that ran.
                 if needed > Access::Read {
-                    self.record_refusal(&call, &err);
+                    self.record_refusal(&call, &err).await;
                 }
                 self.state.refused();
                 self.shared.counters.refused.inc();
@@ -111,21 +111,20 @@ impl ControlService {
             })
     }
 
-    /// Records a refused call of an operation that needs more than read access, on a task of
-    /// the server's: the refusal is answered at once.
-    fn record_refusal(&self, call: &Invocation, err: &OpError) {
+    /// Records a refused call of an operation that needs more than read access before it is
+    /// answered: the caller's command line is read while it still waits (once answered, it
+    /// may be gone). The wait is bounded as every record's is, and costs only the refused.
+    async fn record_refusal(&self, call: &Invocation, err: &OpError) {
         let Some(entry) = self.shared.registry.lookup(call) else {
             return;
         };
-        let audit = self.shared.audit.clone();
+        let audit = &self.shared.audit;
         let record = audit.begin(Who::Peer(self.peer), entry.name);
         let outcome = Outcome {
             result: err.kind(),
             message: err.to_string(),
         };
-        self.shared
-            .work
-            .spawn(async move { audit.finish(record, outcome).await });
+        audit.finish(record, outcome).await;
     }
 
     /// Whether this caller may run `call` now; the entry and the level it needs. Refused: why,

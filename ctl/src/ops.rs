@@ -183,7 +183,9 @@ impl Op {
                     text: format!("answered in {:.2} ms", us as f64 / 1000.0),
                 }
             }
-            Op::History(h) => Reply::History(session.call(&HistoryRequest { limit: h.limit }).await?),
+            Op::History(h) => {
+                Reply::History(session.call(&HistoryRequest { limit: h.limit }).await?)
+            }
         })
     }
 }

@@ -14,8 +14,8 @@ use crate::error::CtlError;
 use crate::human::{human, Paint};
 use control_api::field::format_duration;
 use control_api::{
-    CallReply, CheckReply, CountersReply, Description, DrainReply, FieldValue, Hello,
-    HistoryReply, LogLevelReply, ReloadReply, ResumeReply, RotateReply, Status,
+    CallReply, CheckReply, CountersReply, Description, DrainReply, FieldValue, Hello, HistoryReply,
+    LogLevelReply, ReloadReply, ResumeReply, RotateReply, Status,
 };
 use serde::Serialize;
 use serde_json::{json, Value};

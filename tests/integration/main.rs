@@ -11,6 +11,7 @@ mod demo;
 mod died;
 mod embedded;
 mod fleet;
+mod history;
 mod hostile;
 mod hostile_daemon;
 mod hostile_files;

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 pub const MAX_COMMAND_LINE: usize = 512;
 
 /// How long a record waits for its caller's lookup, counted from the call.
-pub const LOOKUP_WAIT: Duration = Duration::from_secs(1);
+pub const LOOKUP_WAIT: Duration = Duration::from_secs(2);
 
 /// Lookups running at once, per kind of caller.
 const LOOKUPS_AT_ONCE: usize = 4;
