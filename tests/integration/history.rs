@@ -370,3 +370,87 @@ fn a_syslog_that_never_reads_never_holds_a_call_up() {
     );
     daemon.assert_alive();
 }
+
+/// An `rsyslogd` of the test's own, listening on a socket in the sandbox and writing what it
+/// receives to a file; stopped when dropped.
+struct Rsyslog {
+    child: std::process::Child,
+    socket: std::path::PathBuf,
+    file: std::path::PathBuf,
+}
+
+impl Rsyslog {
+    fn start(sb: &Sandbox) -> Rsyslog {
+        let (socket, file) = (sb.path("rsyslog.sock"), sb.path("auth.log"));
+        let work = sb.path("rsyslog");
+        std::fs::create_dir(&work).unwrap();
+        // Only this socket: `SysSock.Use="off"` leaves the machine's /dev/log alone.
+        let conf = format!(
+            "global(workDirectory={work:?})\n\
+             module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
+             input(type=\"imuxsock\" Socket={socket:?})\n\
+             template(name=\"audit\" type=\"string\" \
+             string=\"%syslogfacility-text%.%syslogseverity-text% %syslogtag%%msg%\\n\")\n\
+             authpriv.* action(type=\"omfile\" file={file:?} template=\"audit\")\n",
+        );
+        let conf_path = sb.write_config("rsyslog.conf", &conf);
+        let child = Command::new("rsyslogd")
+            .arg("-n")
+            .arg("-f")
+            .arg(&conf_path)
+            .arg("-i")
+            .arg(sb.path("rsyslog.pid"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(sb.path("rsyslog.stderr")).unwrap())
+            .spawn()
+            .expect("start rsyslogd");
+        wait_for("rsyslogd to listen", WAIT, || socket.exists().then_some(()));
+        Rsyslog {
+            child,
+            socket,
+            file,
+        }
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_real_rsyslogd_files_the_lines_under_authpriv_with_their_severity() {
+    if !require_root() || !tests::have_program("rsyslogd") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let rsyslog = Rsyslog::start(&sb);
+    let daemon = demo_with_syslog(&sb, "rs", &rsyslog.socket, &[]);
+    sb.ctl(&["reload", "rs"]).expect_code(0);
+    ctl_as(&sb, STRANGER, &["rotate", "rs"]).expect_code(77);
+    let text = wait_for("rsyslogd to write both lines", WAIT, || {
+        let text = std::fs::read_to_string(&rsyslog.file).unwrap_or_default();
+        (text.lines().count() >= 2).then_some(text)
+    });
+    let lines: Vec<&str> = text.lines().collect();
+    let tag = format!("ctl-control[{}]:", daemon.pid());
+    assert!(
+        lines[0].starts_with(&format!(
+            "authpriv.notice {tag} rs: reload by uid 0 (root) pid "
+        )),
+        "{text}"
+    );
+    assert!(
+        lines[0].contains(r#"ctl reload rs": ok (generation 1) in "#),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "authpriv.warning {tag} rs: rotate by uid 65533 pid "
+        )),
+        "{text}"
+    );
+    assert!(lines[1].contains(": denied (generation 1)"), "{text}");
+}
