@@ -179,6 +179,10 @@ pub struct HistoryEntry {
     /// Why `command_line` is `null`: `gone` (the process exited first, or the pid is now
     /// another user's), `no pid`, `busy` (too many lookups at once), `signal`.
     pub command_line_unread: Option<String>,
+    /// The names (`comm`, from `/proc`) of the caller's parent, grandparent, ... (at most 4,
+    /// ending at pid 1): `["sh", "logrotate", "systemd"]` tells a postrotate script from a
+    /// shell. Names a process chose for itself: a hint, not proof (the uid is).
+    pub ancestors: Vec<String>,
     /// The signal that caused it (`SIGHUP`), when no caller did.
     pub signal: Option<String>,
     /// `ok`, or the error's kind: `failed`, `denied`, `busy`, `bad_arguments`,
@@ -202,8 +206,9 @@ impl Command for HistoryRequest {
 }
 
 impl HistoryEntry {
-    /// `uid 1000 (alice) pid 4242 "ctl reload demo"`, `uid 1000 pid 4242 (gone)`, or
-    /// `signal SIGHUP`: as syslog and `ctl history` show the caller.
+    /// `uid 1000 (alice) pid 4242 "ctl reload demo" under bash < sshd < systemd`, `uid 1000 pid
+    /// 4242 (gone)`, or `signal SIGHUP`: as syslog and `ctl history` show the caller, every
+    /// part another process chose escaped (a command line in quotes, a quote in it as `\"`).
     pub fn caller(&self) -> String {
         let entry = self;
         if let Some(signal) = &entry.signal {
@@ -223,6 +228,14 @@ impl HistoryEntry {
             (Some(line), _) => who.push_str(&format!(" {}", quoted(line))),
             (None, Some(why)) => who.push_str(&format!(" ({})", Escaped(why))),
             (None, None) => {}
+        }
+        if !entry.ancestors.is_empty() {
+            let names: Vec<String> = entry
+                .ancestors
+                .iter()
+                .map(|a| escape(a).into_owned())
+                .collect();
+            who.push_str(&format!(" under {}", names.join(" < ")));
         }
         who
     }

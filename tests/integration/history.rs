@@ -106,6 +106,9 @@ fn history_names_each_caller_with_user_pid_and_command_line_and_refusals_as_deni
         let pid = e["pid"].as_u64().expect("a pid");
         assert!(pid > 0 && pid != u64::from(daemon.pid()), "{e}");
         assert!(e["signal"].is_null(), "{e}");
+        // ctl's parent is this test; its own parents go on up.
+        let ancestors = e["ancestors"].as_array().expect("ancestors");
+        assert!(!ancestors.is_empty() && ancestors.len() <= 4, "{e}");
     }
     assert!(
         list[0]["message"]
@@ -283,12 +286,13 @@ fn each_change_is_one_escaped_syslog_line_and_reads_are_none() {
     assert!(lines[0].starts_with("<85>"), "{}", lines[0]);
     assert!(
         lines[0].contains(r#"sl: reload by uid 0 (root) pid "#)
-            && lines[0].contains(r#"ctl reload sl": ok (generation 1) in "#),
+            && lines[0].contains(r#"ctl reload sl" under "#)
+            && lines[0].contains(": ok (generation 1) in "),
         "{}",
         lines[0]
     );
     assert!(
-        lines[1].contains(r#"set-message text=x\nforged: reload ok": ok"#),
+        lines[1].contains(r#"set-message text=x\nforged: reload ok" under "#),
         "the argument's newline escaped: {}",
         lines[1]
     );
@@ -442,10 +446,8 @@ fn a_real_rsyslogd_files_the_lines_under_authpriv_with_their_severity() {
         )),
         "{text}"
     );
-    assert!(
-        lines[0].contains(r#"ctl reload rs": ok (generation 1) in "#),
-        "{text}"
-    );
+    assert!(lines[0].contains(r#"ctl reload rs" under "#), "{text}");
+    assert!(lines[0].contains(": ok (generation 1) in "), "{text}");
     assert!(
         lines[1].starts_with(&format!(
             "authpriv.warning {tag} rs: rotate by uid 65533 pid "

@@ -20,6 +20,9 @@ pub const MAX_COMMAND_LINE: usize = 512;
 /// How long a record waits for its caller's lookup, counted from the call.
 pub const LOOKUP_WAIT: Duration = Duration::from_secs(2);
 
+/// How many of a caller's ancestors are named.
+pub const MAX_ANCESTORS: usize = 4;
+
 /// Lookups running at once, per kind of caller.
 const LOOKUPS_AT_ONCE: usize = 4;
 
@@ -30,6 +33,8 @@ pub(crate) struct Identity {
     pub user: Option<String>,
     /// The command line, or why it is not known (`gone`, `no pid`, `busy`).
     pub command_line: Result<String, &'static str>,
+    /// The names (`comm`) of its parent, grandparent, ... up to [`MAX_ANCESTORS`].
+    pub ancestors: Vec<String>,
 }
 
 impl Identity {
@@ -37,6 +42,7 @@ impl Identity {
         Identity {
             user: None,
             command_line: Err(why),
+            ancestors: Vec::new(),
         }
     }
 }
@@ -98,18 +104,61 @@ pub(crate) fn read(peer: Peer) -> Identity {
         .ok()
         .flatten()
         .map(|u| u.name);
-    let command_line = match peer.pid {
-        None => Err("no pid"),
-        Some(pid) => command_line(pid, peer.uid).ok_or("gone"),
+    let (command_line, ancestors) = match peer.pid {
+        None => (Err("no pid"), Vec::new()),
+        Some(pid) => match command_line(pid, peer.uid) {
+            Some((line, parent)) => (Ok(line), ancestors(parent)),
+            None => (Err("gone"), Vec::new()),
+        },
     };
-    Identity { user, command_line }
+    Identity {
+        user,
+        command_line,
+        ancestors,
+    }
 }
 
-/// `/proc/PID/cmdline`, arguments joined by spaces, at most [`MAX_COMMAND_LINE`] bytes; `None`
+/// `(comm, ppid)` from a `/proc/PID/stat`: `PID (COMM) STATE PPID ...`, where COMM may hold
+/// spaces and parentheses of its own (the last `)` ends it).
+fn parse_stat(stat: &str) -> Option<(String, u32)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_owned();
+    let ppid = stat
+        .get(close + 1..)?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((comm, ppid))
+}
+
+/// The names of `pid` and its ancestors, up to [`MAX_ANCESTORS`], ending at pid 1 or at one
+/// that is gone. Names a process chose for itself: a hint (logrotate, cron, sshd), not proof.
+fn ancestors(mut pid: u32) -> Vec<String> {
+    let mut names = Vec::new();
+    while pid > 0 && names.len() < MAX_ANCESTORS {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            break;
+        };
+        let Some((comm, ppid)) = parse_stat(&stat) else {
+            break;
+        };
+        names.push(comm);
+        if pid == 1 {
+            break;
+        }
+        pid = ppid;
+    }
+    names
+}
+
+/// `/proc/PID/cmdline`, arguments joined by spaces, at most [`MAX_COMMAND_LINE`] bytes, and the
+/// parent's pid; `None`
 /// if the process is gone, or its pid now belongs to a process of another uid (it exited and
 /// the pid was reused), or it has no command line (a zombie). Both files are read through one
 /// descriptor of `/proc/PID`, so they are of the same process.
-fn command_line(pid: u32, uid: u32) -> Option<String> {
+fn command_line(pid: u32, uid: u32) -> Option<(String, u32)> {
     use rustix::fs::{openat, Mode, OFlags};
     let dir = rustix::fs::open(
         format!("/proc/{pid}"),
@@ -135,6 +184,11 @@ fn command_line(pid: u32, uid: u32) -> Option<String> {
     if effective != uid {
         return None;
     }
+    let parent = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|p| p.trim().parse::<u32>().ok())
+        .unwrap_or(0);
     let mut bytes = read_at("cmdline", MAX_COMMAND_LINE + 1)?;
     let cut = bytes.len() > MAX_COMMAND_LINE;
     bytes.truncate(MAX_COMMAND_LINE);
@@ -153,7 +207,7 @@ fn command_line(pid: u32, uid: u32) -> Option<String> {
     if cut {
         line.push_str("...");
     }
-    Some(line)
+    Some((line, parent))
 }
 
 #[cfg(test)]
@@ -190,8 +244,21 @@ mod tests {
             ..me()
         };
         assert_eq!(read(foreign).command_line, Err("gone"));
+        assert!(
+            !identity.ancestors.is_empty(),
+            "the test harness has a parent"
+        );
         let no_pid = Peer { pid: None, ..me() };
         assert_eq!(read(no_pid).command_line, Err("no pid"));
+    }
+
+    #[test]
+    fn stat_names_with_spaces_and_parentheses_parse() {
+        assert_eq!(
+            parse_stat("42 (a (b) c) S 7 42 42 0"),
+            Some(("a (b) c".to_owned(), 7))
+        );
+        assert_eq!(parse_stat("42 sh S 7"), None);
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -158,6 +158,7 @@ impl Audit {
             pid,
             command_line,
             command_line_unread,
+            ancestors: identity.ancestors,
             signal,
             result: outcome.result.to_owned(),
             message: cut(outcome.message, 1024),
