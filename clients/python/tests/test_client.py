@@ -1078,7 +1078,10 @@ class LiveDaemon(unittest.TestCase):
         old = self.client.status().value("message")
         try:
             reply = self.client.call("set-message", text="from python")
-            self.assertEqual(reply, {"previous": old, "message": "from python"})
+            # `unchanged` came with the newcomer branch, merged beside this test.
+            self.assertEqual(
+                reply, {"previous": old, "message": "from python", "unchanged": False}
+            )
             self.assertEqual(self.client.status().value("message"), "from python")
             reply = self.client.call("set-message", {"text": "as a dict"})
             self.assertEqual(reply["message"], "as a dict")
