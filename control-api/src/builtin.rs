@@ -4,6 +4,7 @@
 //! read them from here.
 
 use crate::command::{schema_of, Command, DescribeRequest, Description};
+use crate::text::{escape, Escaped};
 use crate::types::*;
 use crate::Access;
 use schemars::JsonSchema;
@@ -30,6 +31,7 @@ pub(crate) fn all() -> Vec<(&'static str, Value)> {
         op::<CheckRequest>(),
         op::<CountersRequest>(),
         op::<PingRequest>(),
+        op::<HistoryRequest>(),
     ]
 }
 
@@ -131,4 +133,116 @@ impl Command for PingRequest {
     const DOC: &'static str = "Answer at once: the round trip of a call, and nothing else";
     const ACCESS: Access = Access::Read;
     type Reply = PingReply;
+}
+
+/// Argument of `history`. Added in the third round: it travels inside `call`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct HistoryRequest {
+    /// Only the newest `limit` entries (`null`: every entry kept).
+    pub limit: Option<u32>,
+}
+
+/// Reply of `history`: the calls that needed more than read access (refused ones too), and the
+/// SIGHUPs the server acted on, oldest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct HistoryReply {
+    /// Oldest first, newest last, as a log reads.
+    pub entries: Vec<HistoryEntry>,
+    /// Entries dropped since start to keep the bound (the oldest first; refusals before
+    /// anything else once they fill their share).
+    pub dropped: u64,
+    /// How many entries the daemon keeps (its `history_len`).
+    pub capacity: u64,
+}
+
+/// One call (or signal) in `history`: who, what, and how it ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct HistoryEntry {
+    /// When the call arrived, in milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+    /// The operation or command, by name (`reload`, `set-message`).
+    pub operation: String,
+    /// The caller's effective uid, from the kernel (`SO_PEERCRED`); `null` for a signal.
+    pub uid: Option<u32>,
+    /// The uid's user name, from the system's user database; `null` when it has none.
+    pub user: Option<String>,
+    /// The caller's pid, from the kernel; `null` for a signal or a caller in another pid
+    /// namespace.
+    pub pid: Option<u32>,
+    /// The caller's command line, read from `/proc/PID/cmdline` at the call: arguments joined
+    /// by spaces, at most 512 bytes (cut ones end in `...`); `null` when it could not be read
+    /// (`command_line_unread` says why).
+    pub command_line: Option<String>,
+    /// Why `command_line` is `null`: `gone` (the process exited first, or the pid is now
+    /// another user's), `no pid`, `busy` (too many lookups at once), `signal`.
+    pub command_line_unread: Option<String>,
+    /// The names (`comm`, from `/proc`) of the caller's parent, grandparent, ... (at most 4,
+    /// ending at pid 1): `["sh", "logrotate", "systemd"]` tells a postrotate script from a
+    /// shell. Names a process chose for itself: a hint, not proof (the uid is).
+    pub ancestors: Vec<String>,
+    /// The signal that caused it (`SIGHUP`), when no caller did.
+    pub signal: Option<String>,
+    /// `ok`, or the error's kind: `failed`, `denied`, `busy`, `bad_arguments`,
+    /// `unsupported`, `shutting_down`.
+    pub result: String,
+    /// What the error said, or on success a short summary (what a reload changed); may be
+    /// empty.
+    pub message: String,
+    /// How long the call took, in milliseconds.
+    pub duration_ms: u64,
+    /// The configuration generation active after the call.
+    pub generation: u64,
+}
+
+impl Command for HistoryRequest {
+    const NAME: &'static str = "history";
+    const DOC: &'static str = "Show who changed what: the last calls that needed more than read \
+                               access (refusals too), with caller, result and duration";
+    const ACCESS: Access = Access::Read;
+    type Reply = HistoryReply;
+}
+
+impl HistoryEntry {
+    /// `uid 1000 (alice) pid 4242 "ctl reload demo" under bash < sshd < systemd`, `uid 1000 pid
+    /// 4242 (gone)`, or `signal SIGHUP`: as syslog and `ctl history` show the caller, every
+    /// part another process chose escaped (a command line in quotes, a quote in it as `\"`).
+    pub fn caller(&self) -> String {
+        let entry = self;
+        if let Some(signal) = &entry.signal {
+            return format!("signal {}", Escaped(signal));
+        }
+        let mut who = match entry.uid {
+            Some(uid) => format!("uid {uid}"),
+            None => "uid ?".to_owned(),
+        };
+        if let Some(user) = &entry.user {
+            who.push_str(&format!(" ({})", Escaped(user)));
+        }
+        if let Some(pid) = entry.pid {
+            who.push_str(&format!(" pid {pid}"));
+        }
+        match (&entry.command_line, &entry.command_line_unread) {
+            (Some(line), _) => who.push_str(&format!(" {}", quoted(line))),
+            (None, Some(why)) => who.push_str(&format!(" ({})", Escaped(why))),
+            (None, None) => {}
+        }
+        if !entry.ancestors.is_empty() {
+            let names: Vec<String> = entry
+                .ancestors
+                .iter()
+                .map(|a| escape(a).into_owned())
+                .collect();
+            who.push_str(&format!(" under {}", names.join(" < ")));
+        }
+        who
+    }
+}
+
+/// `text` escaped and in double quotes, a quote inside written `\"`: a command line of
+/// `a" pid 1 "b` still reads as one.
+fn quoted(text: &str) -> String {
+    format!("\"{}\"", escape(text).replace('"', "\\\""))
 }

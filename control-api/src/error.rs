@@ -80,6 +80,19 @@ impl OpError {
         }
     }
 
+    /// The error's `kind` as it travels (`failed`, `denied`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OpError::Unsupported { .. } => "unsupported",
+            OpError::Failed { .. } => "failed",
+            OpError::Denied { .. } => "denied",
+            OpError::BadArguments { .. } => "bad_arguments",
+            OpError::Busy { .. } => "busy",
+            OpError::ShuttingDown => "shutting_down",
+            OpError::Unrecognized => "unrecognized",
+        }
+    }
+
     /// A failure with no underlying error.
     pub fn failed(reason: impl Into<String>) -> Self {
         OpError::Failed {
@@ -169,6 +182,8 @@ mod tests {
             OpError::ShuttingDown,
         ] {
             let json = serde_json::to_string(&err).unwrap();
+            let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(doc["kind"], err.kind(), "kind() names the tag");
             assert_eq!(
                 serde_json::from_str::<OpError>(&json).unwrap(),
                 err,

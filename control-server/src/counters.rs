@@ -209,6 +209,9 @@ pub(crate) struct ServerCounters {
     pub reloads_failed: Counter,
     pub rotations_ok: Counter,
     pub rotations_failed: Counter,
+    /// Audit lines sent to syslog, and those dropped (no listener, its queue full).
+    pub audit_sent: Counter,
+    pub audit_dropped: Counter,
 }
 
 impl ServerCounters {
@@ -237,6 +240,15 @@ impl ServerCounters {
             rotations_failed: set.counter(
                 "ctl.rotations.failed",
                 "Rotations that could not reopen a log file",
+            ),
+            audit_sent: set.counter(
+                "ctl.audit.syslog.sent",
+                "Audit lines (who changed what) sent to the system's log",
+            ),
+            audit_dropped: set.counter(
+                "ctl.audit.syslog.dropped",
+                "Audit lines not sent to the system's log (none listening, or its queue full); \
+                 ctl history keeps the calls",
             ),
             set,
         }

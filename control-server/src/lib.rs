@@ -98,7 +98,10 @@
 //! - `notify` (private): systemd's readiness protocol ([`Notifier`]).
 //! - `ops`: the built-in operations, each a registry entry owning its state: `hello` and
 //!   `describe`, `status`, `reload` (single-flight) and `check`, `rotate`, `drain` and
-//!   `resume`, `log-level`, `counters`.
+//!   `resume`, `log-level`, `counters`, `history` (the bounded ring of who changed what).
+//! - `audit` (private): the record of each call that needs more than read access (and each
+//!   SIGHUP): the caller's user name and command line read off the runtime (`caller`), into
+//!   `history` and as one line to the system's log without ever waiting (`syslog`).
 //! - [`signals`]: making leftover `pkill -HUP` lines harmless.
 //! - `connection`, `conn_state`, `service`: admission and one connection, its state, and the
 //!   glue between tarpc and the registry (policy, dispatch, logging).
@@ -109,6 +112,7 @@
 #![deny(missing_docs)]
 
 mod accept;
+mod audit;
 pub mod config_file;
 mod conn_state;
 mod connection;

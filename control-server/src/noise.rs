@@ -26,11 +26,21 @@ pub(crate) const INTERVAL: Duration = Duration::from_secs(10);
 ///     tracing::warn!("request refused: ...");
 /// }
 /// ```
-#[derive(Debug)]
 pub struct Throttle {
     /// What is counted, for the summary line ("refused calls").
     what: &'static str,
     window: Mutex<Window>,
+    /// Where else the summary goes (the audit's syslog lines sum up there too).
+    also: Option<Box<dyn Fn(u64) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Throttle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Throttle")
+            .field("what", &self.what)
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +59,20 @@ impl Throttle {
         Arc::new(Throttle {
             what,
             window: Mutex::new(Window::default()),
+            also: None,
+        })
+    }
+
+    /// A throttle whose summary is also given to `also` (the number held back), for lines
+    /// that go somewhere besides the daemon's log.
+    pub(crate) fn summing_up_to(
+        what: &'static str,
+        also: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Arc<Throttle> {
+        Arc::new(Throttle {
+            what,
+            window: Mutex::new(Window::default()),
+            also: Some(Box::new(also)),
         })
     }
 
@@ -125,6 +149,9 @@ impl Throttle {
                 self.what,
                 INTERVAL.as_secs()
             );
+            if let Some(also) = &self.also {
+                also(suppressed);
+            }
         }
     }
 }

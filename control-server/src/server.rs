@@ -2,6 +2,8 @@
 
 mod builder;
 
+pub use crate::audit::syslog::DEFAULT_SYSLOG_PATH;
+pub use crate::ops::history::DEFAULT_HISTORY_LEN;
 pub use builder::Builder;
 pub(crate) use builder::Serving;
 
@@ -113,6 +115,7 @@ impl Server {
                         serving.sighup,
                         shared.rotate.clone(),
                         shared.reloads.clone(),
+                        shared.audit.clone(),
                         shared.name.clone(),
                         shared.shutdown.clone(),
                     ));
@@ -487,6 +490,7 @@ mod tests {
                 base().max_requests_per_connection(0),
                 "max_requests_per_connection 0",
             ),
+            (base().history_len(0), "history_len 0 is below"),
         ];
         for (builder, says) in cases {
             let err = builder.bind().err().expect("bind fails");
@@ -498,6 +502,7 @@ mod tests {
             .reloadable(&config, load)
             .max_frame_len(1024)
             .max_connections(1)
+            .history_len(1)
             .bind()
             .unwrap();
     }

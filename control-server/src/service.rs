@@ -3,6 +3,7 @@
 //! shutdown), run (panics caught, work that needs more than read access on a task the server
 //! owns), and one log line inside the connection's span. tarpc sees it as one [`Serve`].
 
+use crate::audit::{Outcome, Who};
 use crate::conn_state::ConnState;
 use crate::handler::OpContext;
 use crate::noise::Throttle;
@@ -12,7 +13,7 @@ use crate::registry::{Entry, Replied};
 use crate::state::Shared;
 use control_api::codec::{Answer, Carrier, Invocation};
 use control_api::text::{escape, Escaped};
-use control_api::{Command, HelloRequest, OpError};
+use control_api::{CheckRequest, Command, HelloRequest, OpError, ReloadRequest};
 use std::sync::Arc;
 use std::time::Instant;
 use tarpc::context::Context;
@@ -40,7 +41,11 @@ impl ControlService {
         let _busy = self.state.begin_request();
         let (entry, needed) = match self.admit(&call) {
             Ok(admitted) => admitted,
-            Err(err) => {
+            Err((err, needed)) => {
+                // A refused attempt at a change is audit-worthy: recorded like a call that ran.
+                if needed > Access::Read {
+                    self.record_refusal(&call, &err).await;
+                }
                 self.state.refused();
                 self.shared.counters.refused.inc();
                 // Escaped: the name and the error's fields (an argument name) are the caller's,
@@ -71,8 +76,14 @@ impl ControlService {
         // Root's calls are logged one by one; anyone else's are rate-limited, since a caller
         // allowed to change something can call it in a loop.
         let throttle = (self.peer.uid != 0).then(|| self.shared.noise.calls.clone());
+        // Who did what: begun now, so that the caller's command line is read while it runs.
+        let audit = self.shared.audit.clone();
+        let record = changes.then(|| audit.begin(Who::Peer(self.peer), name));
         let logged = async move {
             let result = work.await;
+            if let Some(record) = record {
+                audit.finish(record, outcome(name, &result)).await;
+            }
             if let Some((ok, failed)) = calls {
                 if result.is_ok() {
                     ok.inc()
@@ -100,8 +111,25 @@ impl ControlService {
             })
     }
 
-    /// Whether this caller may run `call` now; the entry and the level it needs.
-    fn admit(&self, call: &Invocation) -> Result<(&Entry, Access), OpError> {
+    /// Records a refused call of an operation that needs more than read access before it is
+    /// answered: the caller's command line is read while it still waits (once answered, it
+    /// may be gone). The wait is bounded as every record's is, and costs only the refused.
+    async fn record_refusal(&self, call: &Invocation, err: &OpError) {
+        let Some(entry) = self.shared.registry.lookup(call) else {
+            return;
+        };
+        let audit = &self.shared.audit;
+        let record = audit.begin(Who::Peer(self.peer), entry.name);
+        let outcome = Outcome {
+            result: err.kind(),
+            message: err.to_string(),
+        };
+        audit.finish(record, outcome).await;
+    }
+
+    /// Whether this caller may run `call` now; the entry and the level it needs. Refused: why,
+    /// and the level it would have needed.
+    fn admit(&self, call: &Invocation) -> Result<(&Entry, Access), (OpError, Access)> {
         let registry = &self.shared.registry;
         let entry = registry.lookup(call);
         let needed = entry.map_or(Access::Read, |e| e.access(&call.args));
@@ -109,34 +137,60 @@ impl ControlService {
         let is_hello = call.carrier == Carrier::Method(HelloRequest::NAME);
         // The policy first: a caller let in for nothing learns nothing more than `hello` told it.
         if !is_hello && self.level < Some(needed) {
-            return Err(OpError::Denied {
+            let denied = OpError::Denied {
                 operation: call.name.clone(),
                 uid: self.peer.uid,
                 needed: Some(needed),
-            });
+            };
+            return Err((denied, needed));
         }
         let Some(entry) = entry else {
-            return Err(OpError::Unsupported {
+            let unsupported = OpError::Unsupported {
                 operation: call.name.clone(),
                 supported: registry.reachable(call),
-            });
+            };
+            return Err((unsupported, needed));
         };
         // What travels in `call` is checked against its schema, field by field; a method's
         // request is decoded as its type.
         if call.carrier == Carrier::Call {
             control_api::args::check(&entry.info.args, &call.args).map_err(|e| {
-                OpError::BadArguments {
+                let bad = OpError::BadArguments {
                     command: call.name.clone(),
                     field: e.field,
                     expected: e.expected,
                     message: e.message,
-                }
+                };
+                (bad, needed)
             })?;
         }
         if needed > Access::Read && self.shared.shutdown.is_cancelled() {
-            return Err(OpError::ShuttingDown);
+            return Err((OpError::ShuttingDown, needed));
         }
         Ok((entry, needed))
+    }
+}
+
+/// How a call ended, for its record: `ok` and a short summary (what a reload changed), or the
+/// error's kind and text.
+fn outcome(name: &str, result: &Result<Replied, OpError>) -> Outcome {
+    match result {
+        Ok(replied) => {
+            let summary = replied.value.get("summary").and_then(|v| v.as_str());
+            let message = match (name, summary, replied.changed) {
+                (ReloadRequest::NAME | CheckRequest::NAME, Some(summary), _) => summary.to_owned(),
+                (_, _, Some(false)) => "nothing changed".to_owned(),
+                _ => String::new(),
+            };
+            Outcome {
+                result: "ok",
+                message,
+            }
+        }
+        Err(err) => Outcome {
+            result: err.kind(),
+            message: err.to_string(),
+        },
     }
 }
 

@@ -8,6 +8,7 @@
 //! so), logged with the `ctl` command to use instead ([`Sighup`]). SIGTERM and SIGINT keep
 //! their meaning.
 
+use crate::audit::{Audit, Outcome, Who};
 use crate::handler::OpContext;
 use crate::ops::reload::Reloads;
 use crate::ops::rotate::Rotate;
@@ -101,6 +102,7 @@ pub(crate) async fn bridge_sighup(
     action: Sighup,
     rotate: Arc<Rotate>,
     reloads: Arc<Reloads>,
+    audit: Arc<Audit>,
     name: String,
     shutdown: CancellationToken,
 ) {
@@ -119,8 +121,22 @@ pub(crate) async fn bridge_sighup(
         let deadline = Instant::now() + Duration::from_secs(3600);
         let reopened = match rotate.serves() {
             true => {
-                let ctx = OpContext::new(control_api::RotateRequest::NAME, peer, deadline);
-                Some(rotate.rotate(ctx, true).await)
+                let name = control_api::RotateRequest::NAME;
+                let record = audit.begin(Who::Signal("SIGHUP"), name);
+                let ctx = OpContext::new(name, peer, deadline);
+                let reopened = rotate.rotate(ctx, true).await;
+                let outcome = match &reopened {
+                    Ok(reply) => Outcome {
+                        result: "ok",
+                        message: format!("{} log file(s) reopened", reply.files.len()),
+                    },
+                    Err(err) => Outcome {
+                        result: err.kind(),
+                        message: err.to_string(),
+                    },
+                };
+                audit.finish(record, outcome).await;
+                Some(reopened)
             }
             false => None,
         };
@@ -146,15 +162,29 @@ pub(crate) async fn bridge_sighup(
             }
             continue;
         }
+        let record = audit.begin(Who::Signal("SIGHUP"), control_api::ReloadRequest::NAME);
         let ctx = OpContext::new(control_api::ReloadRequest::NAME, peer, deadline);
-        match reloads.request(ctx).await {
-            Ok(reply) => tracing::info!(
-                generation = reply.generation,
-                "reload after SIGHUP done: {}",
-                reply.summary
-            ),
-            Err(err) => tracing::warn!("reload after SIGHUP failed: {err}"),
-        }
+        let outcome = match reloads.request(ctx).await {
+            Ok(reply) => {
+                tracing::info!(
+                    generation = reply.generation,
+                    "reload after SIGHUP done: {}",
+                    reply.summary
+                );
+                Outcome {
+                    result: "ok",
+                    message: reply.summary,
+                }
+            }
+            Err(err) => {
+                tracing::warn!("reload after SIGHUP failed: {err}");
+                Outcome {
+                    result: err.kind(),
+                    message: err.to_string(),
+                }
+            }
+        };
+        audit.finish(record, outcome).await;
     }
 }
 

@@ -1,6 +1,7 @@
 //! The state every connection of one server shares, in one place, built once by
 //! [`Builder::bind`](crate::Builder::bind) and read from then on.
 
+use crate::audit::Audit;
 use crate::counters::ServerCounters;
 use crate::noise::Noise;
 use crate::notify::Notifier;
@@ -28,6 +29,8 @@ pub(crate) struct Shared {
     pub notifier: Option<Arc<Notifier>>,
     /// What the server counts of itself, for `ctl counters`.
     pub counters: ServerCounters,
+    /// Who did what: the history and the syslog lines of calls that change something.
+    pub audit: Arc<Audit>,
     /// Rate limits of the lines callers can cause.
     pub noise: Arc<Noise>,
     /// Tasks running work that needs more than read access, which outlive the call that

@@ -132,6 +132,17 @@ pub struct CountersArgs {
     pub prometheus: bool,
 }
 
+/// Arguments of `history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Daemon name, or socket path (anything containing '/')
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+    /// Only the newest N entries
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+}
+
 /// Arguments of `call`.
 #[derive(Debug, Args)]
 pub struct CallArgs {

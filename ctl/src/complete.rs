@@ -137,7 +137,7 @@ pub enum Slot<'a> {
 const DURATIONS: [&str; 6] = ["500ms", "1s", "5s", "30s", "2m", "10m"];
 
 /// Options that take the next word as their value, wherever they stand.
-const WITH_VALUE: &[&str] = &["--timeout", "--args"];
+const WITH_VALUE: &[&str] = &["--timeout", "--args", "--limit"];
 
 /// Operations whose first argument is a TARGET.
 const TAKES_TARGET: &[&str] = &[
@@ -152,6 +152,8 @@ const TAKES_TARGET: &[&str] = &[
     "log-level",
     "describe",
     "call",
+    "ping",
+    "history",
 ];
 
 /// Reads `words` (the whole command line, `ctl` first) up to `index`, the word at the cursor.

@@ -3,7 +3,8 @@
 
 use crate::output::{clean, print_err, Reply};
 use control_api::{
-    CountersReply, Description, Hello, OperationKind, ReloadReply, RotateReply, Status,
+    CountersReply, Description, Hello, HistoryReply, OperationKind, ReloadReply, RotateReply,
+    Status,
 };
 use serde_json::Value;
 use std::borrow::Cow;
@@ -80,6 +81,7 @@ fn plain(hello: &Hello, reply: &Reply) -> String {
             _ => key_values(&r.reply),
         },
         Reply::Said { text, .. } => format!("{name}: {text}"),
+        Reply::History(r) => history(name, r),
     }
 }
 
@@ -147,6 +149,56 @@ fn counters(name: &str, r: &CountersReply) -> String {
         .map(|(n, v)| format!("{n:width$}  {v:>value_width$}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// `ctl history`: a heading, then one line per call, oldest first, columns aligned: time (UTC),
+/// operation, result, duration, generation, caller, and what it said.
+fn history(name: &str, r: &HistoryReply) -> String {
+    let dropped = match r.dropped {
+        0 => String::new(),
+        n => format!("; {n} older dropped"),
+    };
+    if r.entries.is_empty() {
+        return format!(
+            "{name}: no calls recorded (it keeps the last {}{dropped})",
+            r.capacity
+        );
+    }
+    let calls = match r.entries.len() {
+        1 => "1 call".to_owned(),
+        n => format!("{n} calls"),
+    };
+    let mut out = format!(
+        "{name}: {calls}, oldest first, times UTC (it keeps the last {}{dropped})",
+        r.capacity
+    );
+    let ops: Vec<Cow<str>> = r.entries.iter().map(|e| clean(&e.operation)).collect();
+    let results: Vec<Cow<str>> = r.entries.iter().map(|e| clean(&e.result)).collect();
+    let took: Vec<String> = r
+        .entries
+        .iter()
+        .map(|e| format!("{} ms", e.duration_ms))
+        .collect();
+    let width = |v: &[Cow<str>]| v.iter().map(|s| s.chars().count()).max().unwrap_or(0);
+    let (op_w, result_w) = (width(&ops), width(&results));
+    let took_w = took.iter().map(String::len).max().unwrap_or(0);
+    for (i, e) in r.entries.iter().enumerate() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(e.unix_ms);
+        let at = humantime::format_rfc3339_seconds(at);
+        // The caller is escaped already (control_api's HistoryEntry::caller).
+        out.push_str(&format!(
+            "\n{at}  {:op_w$}  {:result_w$}  {:>took_w$}  gen {}  {}",
+            ops[i],
+            results[i],
+            took[i],
+            e.generation,
+            e.caller()
+        ));
+        if !e.message.is_empty() {
+            out.push_str(&format!(": {}", clean(&e.message)));
+        }
+    }
+    out
 }
 
 /// `ctl describe`: the built-ins, then the daemon's commands with their arguments.
@@ -402,6 +454,53 @@ pub(crate) mod tests {
     use control_api::*;
 
     #[test]
+    fn history_is_one_aligned_line_per_call_oldest_first() {
+        let hello = Hello {
+            name: "demo".into(),
+            ..Hello::default()
+        };
+        let entry = |ms, op: &str, result: &str| HistoryEntry {
+            unix_ms: ms,
+            operation: op.into(),
+            uid: Some(0),
+            user: Some("root".into()),
+            pid: Some(42),
+            command_line: Some("ctl reload demo".into()),
+            result: result.into(),
+            duration_ms: 12,
+            generation: 3,
+            ..HistoryEntry::default()
+        };
+        let mut refused = entry(1_765_099_498_000, "set-message", "denied");
+        refused.message = "permission denied".into();
+        let reply = HistoryReply {
+            entries: vec![entry(1_765_099_497_000, "reload", "ok"), refused],
+            dropped: 4,
+            capacity: 100,
+        };
+        let text = human(&hello, &Reply::History(reply), Paint(false));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "demo: 2 calls, oldest first, times UTC (it keeps the last 100; 4 older dropped)",
+                "2025-12-07T09:24:57Z  reload       ok      12 ms  gen 3  uid 0 (root) pid 42 \
+                 \"ctl reload demo\"",
+                "2025-12-07T09:24:58Z  set-message  denied  12 ms  gen 3  uid 0 (root) pid 42 \
+                 \"ctl reload demo\": permission denied",
+            ]
+        );
+        let empty = HistoryReply {
+            capacity: 100,
+            ..HistoryReply::default()
+        };
+        assert_eq!(
+            human(&hello, &Reply::History(empty), Paint(false)),
+            "demo: no calls recorded (it keeps the last 100)"
+        );
+    }
+
+    #[test]
     fn byte_counts_read_well() {
         assert_eq!(bytes(0), "0 B");
         assert_eq!(bytes(1023), "1023 B");
@@ -477,6 +576,27 @@ pub(crate) mod tests {
             Reply::LogLevel(LogLevelReply {
                 filter: evil.into(),
                 previous: Some(evil.into()),
+            }),
+            Reply::History(HistoryReply {
+                entries: vec![HistoryEntry {
+                    operation: evil.into(),
+                    user: Some(evil.into()),
+                    command_line: Some(evil.into()),
+                    result: evil.into(),
+                    message: evil.into(),
+                    ..HistoryEntry::default()
+                }],
+                dropped: 0,
+                capacity: 1,
+            }),
+            Reply::History(HistoryReply {
+                entries: vec![HistoryEntry {
+                    signal: Some(evil.into()),
+                    command_line_unread: Some(evil.into()),
+                    ..HistoryEntry::default()
+                }],
+                dropped: 0,
+                capacity: 1,
             }),
         ];
         for reply in &replies {

@@ -324,6 +324,16 @@ ctl check mydaemon && ctl reload mydaemon
 .fi
 .RE
 .PP
+See who reloaded or rotated the daemon lately, and who was refused (the system's log has the
+same calls, tagged ctl\-control):
+.PP
+.RS
+.nf
+ctl history mydaemon \-\-limit 20
+journalctl \-t ctl\-control \-\-since today
+.fi
+.RE
+.PP
 Hand the daemon's counters to node_exporter's textfile collector, renamed into place so it never
 reads half a file:
 .PP

@@ -2,7 +2,7 @@
 //! the reply it shows. Every built-in is a [`Command`](control_api::Command), so an arm here is
 //! all `ctl` needs for a new one.
 
-use crate::cli::{CallArgs, CountersArgs, Global, LogLevelArgs, TargetArg};
+use crate::cli::{CallArgs, CountersArgs, Global, HistoryArgs, LogLevelArgs, TargetArg};
 use crate::client::Session;
 use crate::error::CtlError;
 use crate::exit::EXIT_CODES_HELP;
@@ -10,8 +10,8 @@ use crate::output::{self, Reply};
 use clap::Subcommand;
 use control_api::Command as _;
 use control_api::{
-    CheckRequest, CountersRequest, DescribeRequest, DrainRequest, HelloRequest, LogLevelRequest,
-    PingRequest, ReloadRequest, ResumeRequest, RotateRequest, StatusRequest,
+    CheckRequest, CountersRequest, DescribeRequest, DrainRequest, HelloRequest, HistoryRequest,
+    LogLevelRequest, PingRequest, ReloadRequest, ResumeRequest, RotateRequest, StatusRequest,
 };
 use std::time::Instant;
 
@@ -82,6 +82,18 @@ pub enum Op {
     /// older than ping exits 3.
     #[command(after_long_help = EXIT_CODES_HELP)]
     Ping(TargetArg),
+    /// Show who changed what: the daemon's last calls that needed more than read access
+    ///
+    /// One line per call, oldest first, newest last, as a log reads: the time (UTC, RFC 3339),
+    /// the operation, its result (ok, failed, denied, ...), how long it took, the configuration
+    /// generation after it, and the caller as the kernel and the system know it: uid and user
+    /// name, pid and the command line read from /proc at the call (`(gone)` when it had exited
+    /// already), or `signal SIGHUP`; then what it said. Refused calls appear as `denied`. The
+    /// daemon keeps the newest 100 (its choice); the first line says how many older ones it
+    /// dropped. Needs read access. With --json, the daemon's reply: `entries`, `dropped`,
+    /// `capacity`. A daemon older than history exits 3.
+    #[command(after_long_help = EXIT_CODES_HELP)]
+    History(HistoryArgs),
 }
 
 impl Op {
@@ -100,6 +112,7 @@ impl Op {
             Op::Describe(_) => DescribeRequest::NAME,
             Op::Call(_) => "call",
             Op::Ping(_) => PingRequest::NAME,
+            Op::History(_) => HistoryRequest::NAME,
         }
     }
 
@@ -118,6 +131,7 @@ impl Op {
             Op::Counters(c) => &c.target,
             Op::LogLevel(a) => &a.target,
             Op::Call(c) => &c.target,
+            Op::History(h) => &h.target,
         }
     }
 
@@ -168,6 +182,9 @@ impl Op {
                     doc: serde_json::json!({ "round_trip_us": us }),
                     text: format!("answered in {:.2} ms", us as f64 / 1000.0),
                 }
+            }
+            Op::History(h) => {
+                Reply::History(session.call(&HistoryRequest { limit: h.limit }).await?)
             }
         })
     }

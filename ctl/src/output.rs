@@ -14,7 +14,7 @@ use crate::error::CtlError;
 use crate::human::{human, Paint};
 use control_api::field::format_duration;
 use control_api::{
-    CallReply, CheckReply, CountersReply, Description, DrainReply, FieldValue, Hello,
+    CallReply, CheckReply, CountersReply, Description, DrainReply, FieldValue, Hello, HistoryReply,
     LogLevelReply, ReloadReply, ResumeReply, RotateReply, Status,
 };
 use serde::Serialize;
@@ -43,6 +43,7 @@ pub enum Reply {
     /// A daemon command's reply, as the daemon sent it, and whether it said the call changed
     /// anything.
     Call(CallReply),
+    History(HistoryReply),
     /// An operation's own document and line (after the daemon's name), where it says
     /// everything itself: the text holds nothing of the daemon's.
     Said {
@@ -110,6 +111,7 @@ impl Reply {
             Reply::Describe(r) => to_value(r),
             Reply::Call(r) => r.reply.clone(),
             Reply::Said { doc, .. } => doc.clone(),
+            Reply::History(r) => to_value(r),
         }
     }
 }

@@ -94,6 +94,15 @@ struct Args {
     /// stanza needs no `postrotate`; `ctl rotate` keeps working
     #[arg(long)]
     watch_log_rotation: bool,
+
+    /// How many calls `ctl history` keeps
+    #[arg(long, value_name = "N", default_value_t = control_server::server::DEFAULT_HISTORY_LEN)]
+    history_len: usize,
+
+    /// Where the audit lines (who changed what) go: a syslog datagram socket; an empty value
+    /// sends none. Default: $CTL_SYSLOG_SOCKET if set, else /dev/log
+    #[arg(long, value_name = "PATH")]
+    syslog_socket: Option<PathBuf>,
 }
 
 /// [`WriteMode`](control_server::log_file::WriteMode), as a command-line value.
@@ -279,7 +288,18 @@ async fn run(args: Args, termination: &Termination) -> anyhow::Result<()> {
         // new file, the `ctl` commands to use instead; `ctl doctor` reports such a line as
         // `bridged`, to be replaced with `ctl rotate NAME`.
         .on_sighup(Sighup::ReopenLogsAndReload)
+        .history_len(args.history_len)
         .notify_systemd(true);
+    // The audit lines go to the system's log unless told otherwise (tests bind their own).
+    let syslog = args
+        .syslog_socket
+        .clone()
+        .or_else(|| std::env::var_os("CTL_SYSLOG_SOCKET").map(PathBuf::from));
+    builder = match syslog {
+        Some(path) if path.as_os_str().is_empty() => builder.audit_syslog(false),
+        Some(path) => builder.syslog_path(path),
+        None => builder,
+    };
     if let Some(gid) = args.socket_group {
         builder = builder.socket_group(gid);
     }

@@ -178,7 +178,7 @@ fn the_daemon_itself_refuses_arguments_that_do_not_fit_and_unknown_commands() {
             .unwrap()
             .unwrap_err();
         assert!(
-            matches!(&err, control_api::OpError::Unsupported { supported, .. } if supported == &["ping", "set-message", "stats"]),
+            matches!(&err, control_api::OpError::Unsupported { supported, .. } if supported == &["ping", "history", "set-message", "stats"]),
             "{err:?}"
         );
     });

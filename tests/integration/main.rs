@@ -13,6 +13,7 @@ mod died;
 mod doctor;
 mod embedded;
 mod fleet;
+mod history;
 mod hostile;
 mod hostile_daemon;
 mod hostile_files;

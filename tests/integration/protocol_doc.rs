@@ -20,6 +20,12 @@ const VOLATILE: &[&str] = &[
     "version",
     // The demo's count of lines, in `fields` and as the element of `values` so named.
     "lines_written",
+    // Who called, and when: the test's own process.
+    "unix_ms",
+    "uid",
+    "user",
+    "command_line",
+    "duration_ms",
 ];
 
 /// One example: a request, and the reply (`None`: the connection closes).

@@ -90,6 +90,7 @@ fn a_direct_call_to_a_disabled_operation_gets_a_typed_unsupported() {
                     "check",
                     "counters",
                     "ping",
+                    "history",
                     "set-message",
                     "stats"
                 ]

@@ -251,6 +251,9 @@ impl Sandbox {
         cmd.args(args)
             .env("CTL_SOCKET_DIR", self.socket_dir())
             .env("RUST_LOG", "info")
+            // No audit lines to the machine's own syslog; a test that reads them binds a
+            // socket of its own and sets this to it.
+            .env("CTL_SYSLOG_SOCKET", "")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap());

@@ -9,6 +9,7 @@ use std::future::ready;
 pub(crate) mod counters;
 pub(crate) mod describe;
 pub(crate) mod drain;
+pub(crate) mod history;
 pub(crate) mod log_level;
 pub(crate) mod reload;
 pub(crate) mod renamed;

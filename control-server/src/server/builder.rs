@@ -3,6 +3,7 @@
 
 use super::{Server, ServerError, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 use super::{DEFAULT_MAX_REQUESTS_PER_CONNECTION, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SOCKET_MODE};
+use crate::audit::Audit;
 use crate::counters::{Counters, ServerCounters};
 use crate::drain::WorkTracker;
 use crate::handler::{hook, DaemonStatus, Hook, OpContext, Reloaded};
@@ -83,6 +84,10 @@ pub struct Builder {
     own_resume: Option<Hook<Result<ResumeReply, OpError>>>,
     commands: Vec<Entry>,
     counters: Counters,
+    /// How many calls `history` keeps.
+    history_len: usize,
+    /// Where audit lines go; `None`: not to syslog.
+    syslog_path: Option<PathBuf>,
     /// What was given twice or out of bounds: [`bind`](Builder::bind) fails with the first.
     mistakes: Vec<ServerError>,
 }
@@ -433,6 +438,44 @@ impl Builder {
         self
     }
 
+    /// How many calls `ctl history` keeps (default 100): the newest, each call that needed
+    /// more than read access (reload, check, rotate, drain, resume, setting the log filter, the
+    /// daemon's commands that are not read-only), refused ones too, and each SIGHUP the server
+    /// acted on. The oldest is dropped first and counted; refusals fill at most a quarter of
+    /// it, so a flood of them cannot push out the calls that ran. 0 makes
+    /// [`bind`](Builder::bind) fail.
+    pub fn history_len(mut self, n: usize) -> Self {
+        self.history_len = at_least(n, 1, "history_len", &mut self.mistakes);
+        self
+    }
+
+    /// Whether each call `history` records is also written as one line to the system's log
+    /// (default: yes), where an audit looks for it: to `/dev/log` (rsyslog, systemd-journald),
+    /// facility `authpriv`, tag `ctl-control`, e.g. `ctl-control[4242]: demo: reload by uid
+    /// 1000 (alice) pid 4243 "ctl reload demo": ok (generation 3) in 12 ms`. Sending never
+    /// waits: a line the system's log cannot take at once (none listening, its queue full) is
+    /// dropped and counted in `ctl.audit.syslog.dropped`. Lines of callers other than root and
+    /// the daemon's own uid are rate-limited as the daemon's own log lines are.
+    pub fn audit_syslog(mut self, enabled: bool) -> Self {
+        self.syslog_path = match enabled {
+            true => Some(
+                self.syslog_path
+                    .take()
+                    .unwrap_or_else(|| crate::audit::syslog::DEFAULT_SYSLOG_PATH.into()),
+            ),
+            false => None,
+        };
+        self
+    }
+
+    /// Sends the audit lines of [`audit_syslog`](Builder::audit_syslog) to the datagram socket
+    /// at `path` instead of `/dev/log` (a test's own listener, a syslog daemon in a container),
+    /// and turns them on.
+    pub fn syslog_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.syslog_path = Some(path.into());
+        self
+    }
+
     /// Shuts the server down when `token` is cancelled, in addition to the server's handles.
     pub fn shutdown_token(mut self, token: CancellationToken) -> Self {
         self.shutdown = token;
@@ -455,7 +498,17 @@ impl Builder {
         let counters = ServerCounters::new();
         // Filled once everything is registered: `hello` and `describe` list it.
         let catalog = ops::describe::Catalog::default();
-        let (builtins, reloads, rotate) = self.builtins(&notifier, &work, &counters, &catalog);
+        let own_uid = rustix::process::geteuid().as_raw();
+        let mut audit = Audit::new(
+            &self.name,
+            own_uid,
+            self.history_len,
+            self.syslog_path.as_deref(),
+            &counters,
+        );
+        let (builtins, reloads, rotate) =
+            self.builtins(&notifier, &work, &counters, &catalog, &audit);
+        audit.generations_from(&reloads);
         let registry = registry(builtins, std::mem::take(&mut self.commands), &counters)?;
         let _ = catalog.set(registry.infos());
 
@@ -463,12 +516,13 @@ impl Builder {
         let socket = listener::bind(&path, self.socket_mode, self.socket_group)?;
         let shared = Arc::new(Shared {
             name: self.name,
-            own_uid: rustix::process::geteuid().as_raw(),
+            own_uid,
             policy: self.policy,
             registry,
             reloads,
             rotate,
             notifier,
+            audit: Arc::new(audit),
             noise: Arc::new(Noise::new()),
             counters,
             work,
@@ -491,6 +545,7 @@ impl Builder {
         work: &TaskTracker,
         counters: &ServerCounters,
         catalog: &ops::describe::Catalog,
+        audit: &Audit,
     ) -> (
         Vec<Entry>,
         Arc<ops::reload::Reloads>,
@@ -546,6 +601,7 @@ impl Builder {
             ops::counters::entry(self.counters.clone(), counters.set.clone()),
         ])
         .chain(ops::stateless())
+        .chain([audit.history.entry()])
         .collect();
         (entries, reloads, rotate)
     }
@@ -615,6 +671,8 @@ impl Server {
             own_resume: None,
             commands: Vec::new(),
             counters: Counters::new(),
+            history_len: crate::ops::history::DEFAULT_HISTORY_LEN,
+            syslog_path: Some(crate::audit::syslog::DEFAULT_SYSLOG_PATH.into()),
             mistakes: Vec::new(),
         }
     }
