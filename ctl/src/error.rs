@@ -152,10 +152,47 @@ pub enum CtlError {
     /// `ctl signal` failed: no process, an untrusted pid file, a signal it would not handle, ...
     #[error(transparent)]
     Signal(#[from] crate::signal::SignalError),
+    /// A target on another host failed: ssh's own failure, no ctl there, an answer that is not
+    /// one, or the remote ctl's failure with its code and kind.
+    #[error(transparent)]
+    Ssh(#[from] crate::ssh::SshError),
     /// stdout could not be written (a closed pipe is not this: it is not an error).
     #[error("cannot write the output: {0}")]
     Output(#[source] io::Error),
 }
+
+/// Every `--json` error kind ctl gives, as docs/operators.md lists them: a remote ctl's kind
+/// is passed on only if it is one of these.
+pub const KINDS: &[&str] = &[
+    "usage",
+    "no_daemon",
+    "died",
+    "not_listening",
+    "wrong_daemon",
+    "too_large",
+    "untrusted",
+    "denied",
+    "timeout",
+    "incompatible",
+    "protocol",
+    "unsupported",
+    "failed",
+    "busy",
+    "shutting_down",
+    "bad_arguments",
+    "output",
+    "unrecognized",
+    "not_sent",
+    "killed",
+    "not_reopened",
+    "bad_pid_file",
+    "no_process",
+    "unreachable",
+    "ssh_denied",
+    "host_key",
+    "no_ctl",
+    "ssh",
+];
 
 impl CtlError {
     /// The exit code this error means.
@@ -175,6 +212,7 @@ impl CtlError {
             | CtlError::WrongReply { .. } => Exit::Protocol,
             CtlError::Output(_) => Exit::Output,
             CtlError::Signal(e) => e.exit(),
+            CtlError::Ssh(e) => e.exit(),
             CtlError::Op(op) => match op {
                 OpError::Unsupported { .. } => Exit::Unsupported,
                 OpError::Denied { .. } => Exit::Denied,
@@ -198,6 +236,7 @@ impl CtlError {
             self,
             CtlError::NoDaemon { .. } | CtlError::Op(OpError::ShuttingDown)
         ) || matches!(self, CtlError::Signal(e) if e.is_missing())
+            || matches!(self, CtlError::Ssh(e) if e.is_missing())
     }
 
     /// A short machine-readable kind for `--json`.
@@ -216,6 +255,7 @@ impl CtlError {
             CtlError::Protocol { .. } | CtlError::WrongReply { .. } => "protocol",
             CtlError::Output(_) => "output",
             CtlError::Signal(e) => e.kind(),
+            CtlError::Ssh(e) => e.kind(),
             CtlError::Op(op) => match op {
                 OpError::Unsupported { .. } => "unsupported",
                 OpError::Failed { .. } => "failed",
@@ -622,6 +662,7 @@ mod tests {
             CtlError::Op(_) => 13,
             CtlError::Output(_) => 14,
             CtlError::Signal(_) => 15,
+            CtlError::Ssh(_) => 16,
         }
     }
 
@@ -712,13 +753,18 @@ mod tests {
                 .into_iter()
                 .map(CtlError::Signal),
         )
+        .chain(
+            crate::ssh::SshError::samples()
+                .into_iter()
+                .map(CtlError::Ssh),
+        )
         .collect::<Vec<_>>();
         let mut variants: Vec<usize> = samples.iter().map(variant).collect();
         variants.sort();
         variants.dedup();
         assert_eq!(
             variants,
-            (0..=15).collect::<Vec<_>>(),
+            (0..=16).collect::<Vec<_>>(),
             "a variant lacks a sample"
         );
         let mut produced: Vec<&str> = samples.iter().map(CtlError::kind).collect();
@@ -740,6 +786,9 @@ mod tests {
             produced, documented,
             "produced (left) and documented (right) differ"
         );
+        let mut known = KINDS.to_vec();
+        known.sort();
+        assert_eq!(known, documented, "KINDS (left) and the documented kinds differ");
         // The man page lists them too.
         for kind in &produced {
             assert!(

@@ -33,6 +33,23 @@ impl Exit {
     pub fn code(self) -> u8 {
         self as u8
     }
+
+    /// The exit for a code ctl gives (another host's ctl, say); `None` for any other.
+    pub fn from_code(code: u8) -> Option<Exit> {
+        [
+            Exit::Ok,
+            Exit::Failed,
+            Exit::Usage,
+            Exit::Unsupported,
+            Exit::NoDaemon,
+            Exit::Output,
+            Exit::Timeout,
+            Exit::Protocol,
+            Exit::Denied,
+        ]
+        .into_iter()
+        .find(|e| e.code() == code)
+    }
 }
 
 impl From<Exit> for ExitCode {
@@ -63,6 +80,8 @@ mod tests {
 
     #[test]
     fn codes_match_the_design() {
+        assert_eq!(Exit::from_code(4), None);
+        assert_eq!(Exit::from_code(255), None);
         let all = [
             (Exit::Ok, 0),
             (Exit::Failed, 1),
@@ -76,6 +95,7 @@ mod tests {
         ];
         for (exit, code) in all {
             assert_eq!(exit.code(), code, "{exit:?}");
+            assert_eq!(Exit::from_code(code), Some(exit));
             assert!(
                 EXIT_CODES_HELP.contains(&format!("{code:>4}  ")),
                 "{code} missing from the help table"
