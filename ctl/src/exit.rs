@@ -66,13 +66,14 @@ Exit codes:
    2  usage error
    3  the daemon does not support this operation
   69  no daemon there: stopped (no socket), or died (a stale socket or lock file
-      left), or running but not where ctl looks
+      left), or running but not where ctl looks; for ssh://, no route or no ctl there
   74  the output could not be written (the operation itself may have succeeded)
   75  the deadline passed before the daemon answered
   76  protocol error: incompatible version or a reply that could not be read
   77  permission denied: by the socket's file mode, by the daemon's peer policy, or by
       ctl, for a socket in /run that another user could have put there or that is a
-      symbolic link, or for a daemon found by name that answers as another name";
+      symbolic link, or for a daemon found by name that answers as another name; for
+      ssh://, ssh refused the login or the host key";
 
 #[cfg(test)]
 mod tests {
