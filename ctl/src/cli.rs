@@ -15,7 +15,7 @@ use std::time::Duration;
 /// /run is used only if nobody but root and its owner could have put it there, and never
 /// through a symbolic link; a daemon found by name must answer as that name.
 ///
-/// TARGET ssh://[USER@]HOST[:PORT]/NAME (or --host HOST with a NAME) runs the operation on
+/// TARGET `ssh://[USER@]HOST[:PORT]/NAME` (or --host HOST with a NAME) runs the operation on
 /// another host: ctl runs ssh (BatchMode, your ssh configuration applies) and the ctl there,
 /// as the user ssh logs in as, and shows its answer as a local one, with the same exit codes.
 #[derive(Debug, Parser)]
@@ -53,7 +53,7 @@ pub struct Global {
     pub missing_ok: bool,
 
     /// Run the operation on this host over ssh, as the user ssh logs in as: TARGET is then
-    /// a daemon name there (the same as ssh://[USER@]HOST[:PORT]/NAME)
+    /// a daemon name there (the same as `ssh://[USER@]HOST[:PORT]/NAME`)
     #[arg(long, global = true, value_name = "[USER@]HOST[:PORT]")]
     pub host: Option<String>,
 }
@@ -166,7 +166,10 @@ pub struct TargetArg {
 /// `completions` talk to no daemon and print what they print, and `list` has nothing to miss.
 const UNUSED_GLOBALS: &[(&str, &[&str])] = &[
     ("man", &["timeout", "json", "quiet", "missing_ok", "host"]),
-    ("completions", &["timeout", "json", "quiet", "missing_ok", "host"]),
+    (
+        "completions",
+        &["timeout", "json", "quiet", "missing_ok", "host"],
+    ),
     ("list", &["missing_ok", "host"]),
     ("signal", &["host"]),
 ];

@@ -154,11 +154,19 @@ pub enum CtlError {
     Signal(#[from] crate::signal::SignalError),
     /// A target on another host failed: ssh's own failure, no ctl there, an answer that is not
     /// one, or the remote ctl's failure with its code and kind.
+    // Boxed: its remote failure carries the remote's whole error, and every `Result` here
+    // carries a `CtlError`.
     #[error(transparent)]
-    Ssh(#[from] crate::ssh::SshError),
+    Ssh(Box<crate::ssh::SshError>),
     /// stdout could not be written (a closed pipe is not this: it is not an error).
     #[error("cannot write the output: {0}")]
     Output(#[source] io::Error),
+}
+
+impl From<crate::ssh::SshError> for CtlError {
+    fn from(err: crate::ssh::SshError) -> CtlError {
+        CtlError::Ssh(Box::new(err))
+    }
 }
 
 /// Every `--json` error kind ctl gives, as docs/operators.md lists them: a remote ctl's kind
@@ -756,7 +764,7 @@ mod tests {
         .chain(
             crate::ssh::SshError::samples()
                 .into_iter()
-                .map(CtlError::Ssh),
+                .map(CtlError::from),
         )
         .collect::<Vec<_>>();
         let mut variants: Vec<usize> = samples.iter().map(variant).collect();
@@ -788,7 +796,10 @@ mod tests {
         );
         let mut known = KINDS.to_vec();
         known.sort();
-        assert_eq!(known, documented, "KINDS (left) and the documented kinds differ");
+        assert_eq!(
+            known, documented,
+            "KINDS (left) and the documented kinds differ"
+        );
         // The man page lists them too.
         for kind in &produced {
             assert!(

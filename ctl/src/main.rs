@@ -125,7 +125,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
     match remote {
         Ok(None) => {}
         Ok(Some(remote)) => return remotely(&mut out, &remote, request, started),
-        Err(err) => return failed(&out, &CtlError::from(err)),
+        Err(err) => return failed(&out, &err),
     }
     let (parsed, lookup) = match Target::parse(target)
         .and_then(|t| t.lookup(&SocketEnv::from_process()).map(|l| (t, l)))

@@ -10,8 +10,9 @@ use crate::output::{self, Reply};
 use clap::Subcommand;
 use control_api::Command as _;
 use control_api::{
-    CallReply, CountersReply, CheckRequest, CountersRequest, DescribeRequest, DrainRequest, HelloRequest, LogLevelRequest,
-    PingRequest, ReloadRequest, ResumeRequest, RotateRequest, StatusRequest,
+    CallReply, CheckRequest, CountersReply, CountersRequest, DescribeRequest, DrainRequest,
+    HelloRequest, LogLevelRequest, PingRequest, ReloadRequest, ResumeRequest, RotateRequest,
+    StatusRequest,
 };
 use serde_json::Value;
 use std::time::Instant;
@@ -188,7 +189,11 @@ impl Op {
 
     /// The reply a remote `ctl --json` gave (its document's `result`, and `changed` for
     /// `call`), as the typed reply a local call gives, shown the same way.
-    pub fn from_remote(&self, result: Value, changed: &Value) -> Result<Reply, serde_json::Error> {
+    pub fn reply_from_remote(
+        &self,
+        result: Value,
+        changed: &Value,
+    ) -> Result<Reply, serde_json::Error> {
         use serde_json::from_value;
         Ok(match self {
             Op::Status(_) => Reply::Status(output::status_from_json(result)?),

@@ -262,7 +262,9 @@ fn ssh_status_reload_and_call_answer_as_a_local_target_does() {
     let status = host.ctl(&["status", &url]).expect_code(0);
     let pid = host.daemon.pid();
     assert!(
-        status.stdout.starts_with(&format!("demo 0.1.0 (pid {pid}), up")),
+        status
+            .stdout
+            .starts_with(&format!("demo 0.1.0 (pid {pid}), up")),
         "the local rendering of the remote reply: {status}"
     );
     let local = host.sb.ctl(&["status", "demo"]).expect_code(0);
@@ -282,7 +284,11 @@ fn ssh_status_reload_and_call_answer_as_a_local_target_does() {
         doc["socket"],
         host.sb.socket_dir().join("demo.sock").to_str().unwrap()
     );
-    let local = host.sb.ctl(&["--json", "status", "demo"]).expect_code(0).json();
+    let local = host
+        .sb
+        .ctl(&["--json", "status", "demo"])
+        .expect_code(0)
+        .json();
     let keys = |d: &Value| -> Vec<String> {
         d["result"]["values"]
             .as_object()
@@ -291,7 +297,11 @@ fn ssh_status_reload_and_call_answer_as_a_local_target_does() {
             .cloned()
             .collect()
     };
-    assert_eq!(keys(&doc), keys(&local), "the daemon's fields, in its order");
+    assert_eq!(
+        keys(&doc),
+        keys(&local),
+        "the daemon's fields, in its order"
+    );
     assert_eq!(
         doc["result"]["values"]["interval"], local["result"]["values"]["interval"],
         "typed values as the local document has them"
@@ -300,7 +310,13 @@ fn ssh_status_reload_and_call_answer_as_a_local_target_does() {
     // --host with a name is the same target.
     let port = host.sshd.port.to_string();
     let doc = host
-        .ctl(&["--json", "--host", &format!("root@127.0.0.1:{port}"), "hello", "demo"])
+        .ctl(&[
+            "--json",
+            "--host",
+            &format!("root@127.0.0.1:{port}"),
+            "hello",
+            "demo",
+        ])
         .expect_code(0)
         .json();
     assert_eq!(doc["target"], url.as_str());
@@ -347,11 +363,10 @@ fn ssh_status_reload_and_call_answer_as_a_local_target_does() {
         assert!(!host.sb.path(planted).exists());
     }
     // Prometheus text from the remote's JSON reply.
-    let prom = host
-        .ctl(&["counters", "--prometheus", &url])
-        .expect_code(0);
+    let prom = host.ctl(&["counters", "--prometheus", &url]).expect_code(0);
     assert!(
-        prom.stdout.contains("demo_lines_written_total{daemon=\"demo\"}"),
+        prom.stdout
+            .contains("demo_lines_written_total{daemon=\"demo\"}"),
         "{prom}"
     );
 }
@@ -366,7 +381,11 @@ fn no_daemon_there_is_69_as_locally_and_missing_ok_skips_it() {
     let doc = host.ctl(&["--json", "status", &url]).expect_code(69).json();
     assert_eq!(kind(&doc), "no_daemon", "{doc}");
     assert_eq!(doc["target"], url.as_str());
-    let local = host.sb.ctl(&["--json", "status", "nope"]).expect_code(69).json();
+    let local = host
+        .sb
+        .ctl(&["--json", "status", "nope"])
+        .expect_code(69)
+        .json();
     assert_eq!(doc["error"]["message"], local["error"]["message"]);
     let skipped = host
         .ctl(&["--json", "--missing-ok", "rotate", &url])
@@ -500,7 +519,10 @@ fn a_host_that_does_not_answer_is_75_within_the_timeout_and_ssh_is_stopped() {
     assert!(took < Duration::from_secs(10), "took {took:?}");
     assert_eq!(kind(&doc), "timeout", "{doc}");
     assert!(
-        doc["error"]["message"].as_str().unwrap().contains("127.0.0.1"),
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1"),
         "{doc}"
     );
     // ssh is gone: it closed its end of the connection (after its own banner).
@@ -529,9 +551,12 @@ fn a_host_that_does_not_answer_is_75_within_the_timeout_and_ssh_is_stopped() {
     let slow = host.script("slow-ctl", "sleep 30");
     let started = Instant::now();
     let ran = host
-        .ctl_with(&["--timeout", "2s", "status", &host.url("root", "demo")], |c| {
-            c.env("CTL_REMOTE_CTL", &slow);
-        })
+        .ctl_with(
+            &["--timeout", "2s", "status", &host.url("root", "demo")],
+            |c| {
+                c.env("CTL_REMOTE_CTL", &slow);
+            },
+        )
         .expect_code(75);
     assert!(started.elapsed() < Duration::from_secs(10), "{ran}");
 }

@@ -199,7 +199,7 @@ fn judge(remote: &Remote, op: &Op, code: i32, doc: Doc) -> Result<Answer, Judged
         }));
     }
     let reply = op
-        .from_remote(result, &doc.changed)
+        .reply_from_remote(result, &doc.changed)
         .map_err(|e| broken(format!("its `{}` reply cannot be read: {e}", op.name())))?;
     // The exit code the reply itself means, as `replied` gives it for a local one.
     let means = match &reply {
@@ -276,7 +276,10 @@ mod tests {
         let CtlError::Ssh(e) = &err else { panic!() };
         assert_eq!(e.detail()["uid"], 1);
         // A kind this ctl does not know.
-        let doc = doc.replace(r#""kind": "denied", "message""#, r#""kind": "new_kind", "message""#);
+        let doc = doc.replace(
+            r#""kind": "denied", "message""#,
+            r#""kind": "new_kind", "message""#,
+        );
         let err = read_doc(&reload, 77, &doc).err().unwrap();
         assert_eq!(err.kind(), "unrecognized");
         // Skipped with --missing-ok: missing, so ctl says there was nothing to do.

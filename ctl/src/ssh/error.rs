@@ -11,8 +11,10 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
     /// An `ssh://` target or a `--host` that ctl does not take: nothing was run.
-    #[error("{given:?} is not a target ctl takes: {why} (the form is ssh://[USER@]HOST[:PORT]/NAME, \
-             or --host [USER@]HOST[:PORT] with a daemon NAME)")]
+    #[error(
+        "{given:?} is not a target ctl takes: {why} (the form is ssh://[USER@]HOST[:PORT]/NAME, \
+             or --host [USER@]HOST[:PORT] with a daemon NAME)"
+    )]
     Target {
         /// What was given.
         given: String,
@@ -29,8 +31,10 @@ pub enum SshError {
         said: String,
     },
     /// The host refused to let this user log in (no key it accepts, a user it does not know).
-    #[error("ssh to {host} was refused: {said}; nothing was done: check the user and that the \
-             host accepts your key (ssh runs with BatchMode=yes: no password, no prompt)")]
+    #[error(
+        "ssh to {host} was refused: {said}; nothing was done: check the user and that the \
+             host accepts your key (ssh runs with BatchMode=yes: no password, no prompt)"
+    )]
     Denied {
         /// The host, as given.
         host: String,
@@ -38,8 +42,10 @@ pub enum SshError {
         said: String,
     },
     /// ssh does not trust the host's key: unknown (BatchMode asks nobody), or changed.
-    #[error("ssh does not trust the host key of {host}: {said}; nothing was done: add the \
-             host's key to your known_hosts (ssh-keyscan, checked against the host)")]
+    #[error(
+        "ssh does not trust the host key of {host}: {said}; nothing was done: add the \
+             host's key to your known_hosts (ssh-keyscan, checked against the host)"
+    )]
     HostKey {
         /// The host, as given.
         host: String,
@@ -61,8 +67,10 @@ pub enum SshError {
         said: Option<String>,
     },
     /// The host has no `ctl` to run: the remote shell could not find or run it.
-    #[error("{host} has no ctl to run: the remote shell could not run {command} (exit {code}: \
-             {said}); install ctl there, or set CTL_REMOTE_CTL to its path on that host")]
+    #[error(
+        "{host} has no ctl to run: the remote shell could not run {command} (exit {code}: \
+             {said}); install ctl there, or set CTL_REMOTE_CTL to its path on that host"
+    )]
     NoCtl {
         /// The host, as given.
         host: String,
@@ -84,8 +92,10 @@ pub enum SshError {
     },
     /// What came back is not one `ctl --json` document that fits the call: garbage, too much,
     /// a document of another operation, or an exit code the document does not give.
-    #[error("{host} did not answer as ctl does: {what}; check what CTL_REMOTE_CTL or `ctl` \
-             runs there")]
+    #[error(
+        "{host} did not answer as ctl does: {what}; check what CTL_REMOTE_CTL or `ctl` \
+             runs there"
+    )]
     Protocol {
         /// The host, as given.
         host: String,
@@ -269,7 +279,11 @@ mod tests {
     fn ssh_failures_map_to_their_codes() {
         let t = Duration::from_secs(1);
         let cases = [
-            ("root@h: Permission denied (publickey).", Exit::Denied, "ssh_denied"),
+            (
+                "root@h: Permission denied (publickey).",
+                Exit::Denied,
+                "ssh_denied",
+            ),
             ("Host key verification failed.", Exit::Denied, "host_key"),
             (
                 "ssh: connect to host h port 22: Connection timed out",
@@ -291,8 +305,16 @@ mod tests {
                 Exit::NoDaemon,
                 "unreachable",
             ),
-            ("ssh: connect to host h port 22: No route to host", Exit::NoDaemon, "unreachable"),
-            ("command-line line 0: Bad configuration option: x", Exit::NoDaemon, "ssh"),
+            (
+                "ssh: connect to host h port 22: No route to host",
+                Exit::NoDaemon,
+                "unreachable",
+            ),
+            (
+                "command-line line 0: Bad configuration option: x",
+                Exit::NoDaemon,
+                "ssh",
+            ),
         ];
         for (stderr, exit, kind) in cases {
             let err = from_ssh_stderr("h", stderr, t);

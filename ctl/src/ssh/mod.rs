@@ -97,7 +97,10 @@ pub fn run(
     match transcript.code {
         None => failed(SshError::Failed {
             host: host.clone(),
-            said: format!("ssh was killed by a signal ({})", error::last_words(&stderr)),
+            said: format!(
+                "ssh was killed by a signal ({})",
+                error::last_words(&stderr)
+            ),
         }),
         Some(255) => failed(error::from_ssh_stderr(host, &stderr, global.timeout)),
         Some(code @ (126 | 127)) if transcript.stdout.is_empty() => failed(SshError::NoCtl {
@@ -150,7 +153,10 @@ fn command(remote: &Remote, op: &Op, global: &Global, deadline: Instant) -> Vec<
         "-o".to_owned(),
         "BatchMode=yes".to_owned(),
         "-o".to_owned(),
-        format!("ConnectTimeout={}", left.as_secs_f64().ceil().max(1.0) as u64),
+        format!(
+            "ConnectTimeout={}",
+            left.as_secs_f64().ceil().max(1.0) as u64
+        ),
     ]);
     if let Some(user) = &remote.user {
         argv.extend(["-l".to_owned(), user.clone()]);
@@ -320,7 +326,10 @@ mod tests {
         );
         let got = argv(&["ctl", "--host", "h", "--missing-ok", "rotate", "web"]);
         let line = got.last().unwrap();
-        assert!(line.contains("'--missing-ok' 'rotate' '--' 'web'"), "{line}");
+        assert!(
+            line.contains("'--missing-ok' 'rotate' '--' 'web'"),
+            "{line}"
+        );
         assert!(!got.contains(&"-l".to_owned()) && !got.contains(&"-p".to_owned()));
     }
 }

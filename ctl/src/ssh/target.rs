@@ -3,6 +3,7 @@
 //! option (a HOST starting with `-`), reach the remote shell unquoted, or name a socket path.
 
 use super::error::SshError;
+use crate::error::CtlError;
 use control_api::socket::validate_name;
 
 /// The scheme of a target on another host.
@@ -24,30 +25,36 @@ pub struct Remote {
 impl Remote {
     /// The target an operation names, with `--host`: `None` for a local target (a name or a
     /// path without `--host`).
-    pub fn from_target(target: &str, host: Option<&str>) -> Result<Option<Remote>, SshError> {
+    pub fn from_target(target: &str, host: Option<&str>) -> Result<Option<Remote>, CtlError> {
         let bad = |why: &str| SshError::Target {
             given: target.to_owned(),
             why: why.to_owned(),
         };
         match (target.strip_prefix(SCHEME), host) {
-            (Some(_), Some(_)) => Err(bad("give the host once: in the target or with --host")),
+            (Some(_), Some(_)) => {
+                Err(bad("give the host once: in the target or with --host").into())
+            }
             (Some(rest), None) => {
                 let (authority, name) = rest
                     .split_once('/')
                     .ok_or_else(|| bad("the daemon's NAME is missing after the host"))?;
-                Remote::new(authority, name).map(Some).map_err(|why| bad(&why))
+                Remote::new(authority, name)
+                    .map(Some)
+                    .map_err(|why| bad(&why).into())
             }
             (None, Some(host)) if target.contains('/') => Err(SshError::Target {
                 given: target.to_owned(),
                 why: format!(
                     "--host {host} takes a daemon name, not a socket path (which is local)"
                 ),
-            }),
+            }
+            .into()),
             (None, Some(host)) => Remote::new(host, target).map(Some).map_err(|why| {
                 SshError::Target {
                     given: host.to_owned(),
                     why,
                 }
+                .into()
             }),
             (None, None) => Ok(None),
         }
@@ -77,7 +84,11 @@ impl Remote {
 
     /// The target as shown in output: `ssh://[USER@]HOST[:PORT]/NAME`.
     pub fn url(&self) -> String {
-        let user = self.user.as_ref().map(|u| format!("{u}@")).unwrap_or_default();
+        let user = self
+            .user
+            .as_ref()
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default();
         let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
@@ -110,7 +121,11 @@ fn split_port(hostport: &str) -> Result<(&str, Option<u16>), String> {
         let (v6, after) = rest
             .split_once(']')
             .ok_or("an IPv6 address opened with [ is not closed with ]")?;
-        if v6.is_empty() || !v6.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') {
+        if v6.is_empty()
+            || !v6
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+        {
             return Err(format!("invalid IPv6 address {v6:?}"));
         }
         match after {
@@ -142,9 +157,9 @@ fn check_host(host: &str) -> Result<(), String> {
         && host.len() <= 253
         && !host.starts_with('-')
         && !host.starts_with('.')
-        && host.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') || (v6 && c == ':')
-        });
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') || (v6 && c == ':'));
     if ok {
         Ok(())
     } else {
@@ -166,7 +181,7 @@ pub fn quote(word: &str) -> String {
 mod tests {
     use super::*;
 
-    fn parse(target: &str, host: Option<&str>) -> Result<Option<Remote>, SshError> {
+    fn parse(target: &str, host: Option<&str>) -> Result<Option<Remote>, CtlError> {
         Remote::from_target(target, host)
     }
 
@@ -180,7 +195,10 @@ mod tests {
         assert_eq!(r.name, "demo");
         assert_eq!(r.url(), "ssh://root@web1.example:2222/demo");
         let r = parse("ssh://[::1]/web", None).unwrap().unwrap();
-        assert_eq!((r.host.as_str(), r.port, r.user.as_deref()), ("::1", None, None));
+        assert_eq!(
+            (r.host.as_str(), r.port, r.user.as_deref()),
+            ("::1", None, None)
+        );
         assert_eq!(r.url(), "ssh://[::1]/web");
         let r = parse("ssh://[fe80::1]:22/web", None).unwrap().unwrap();
         assert_eq!((r.host.as_str(), r.port), ("fe80::1", Some(22)));
