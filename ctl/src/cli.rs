@@ -14,6 +14,10 @@ use std::time::Duration;
 /// RuntimeDirectory=NAME), then, when not root, $XDG_RUNTIME_DIR/ctl/NAME.sock. A socket in
 /// /run is used only if nobody but root and its owner could have put it there, and never
 /// through a symbolic link; a daemon found by name must answer as that name.
+///
+/// TARGET `ssh://[USER@]HOST[:PORT]/NAME` (or --host HOST with a NAME) runs the operation on
+/// another host: ctl runs ssh (BatchMode, your ssh configuration applies) and the ctl there,
+/// as the user ssh logs in as, and shows its answer as a local one, with the same exit codes.
 #[derive(Debug, Parser)]
 #[command(name = "ctl", version, after_long_help = EXIT_CODES_HELP)]
 pub struct Cli {
@@ -47,6 +51,11 @@ pub struct Global {
     /// stale socket or lock file left), runs elsewhere, or fails still fails
     #[arg(long, global = true)]
     pub missing_ok: bool,
+
+    /// Run the operation on this host over ssh, as the user ssh logs in as: TARGET is then
+    /// a daemon name there (the same as `ssh://[USER@]HOST[:PORT]/NAME`)
+    #[arg(long, global = true, value_name = "[USER@]HOST[:PORT]")]
+    pub host: Option<String>,
 }
 
 /// What to ask the daemon.
@@ -171,10 +180,14 @@ pub struct TargetArg {
 /// The global options each operation that ignores them does not offer: `man` and
 /// `completions` talk to no daemon and print what they print, and `list` has nothing to miss.
 const UNUSED_GLOBALS: &[(&str, &[&str])] = &[
-    ("man", &["timeout", "json", "quiet", "missing_ok"]),
-    ("completions", &["timeout", "json", "quiet", "missing_ok"]),
-    ("list", &["missing_ok"]),
-    ("doctor", &["timeout", "missing_ok"]),
+    ("man", &["timeout", "json", "quiet", "missing_ok", "host"]),
+    (
+        "completions",
+        &["timeout", "json", "quiet", "missing_ok", "host"],
+    ),
+    ("list", &["missing_ok", "host"]),
+    ("signal", &["host"]),
+    ("doctor", &["timeout", "missing_ok", "host"]),
 ];
 
 /// The command line as parsed, shown in help and rendered in completions and the man page:

@@ -155,10 +155,55 @@ pub enum CtlError {
     /// `ctl doctor` could not start: its `--root` cannot be opened.
     #[error(transparent)]
     Doctor(#[from] crate::doctor::DoctorError),
+    /// A target on another host failed: ssh's own failure, no ctl there, an answer that is not
+    /// one, or the remote ctl's failure with its code and kind.
+    // Boxed: its remote failure carries the remote's whole error, and every `Result` here
+    // carries a `CtlError`.
+    #[error(transparent)]
+    Ssh(Box<crate::ssh::SshError>),
     /// stdout could not be written (a closed pipe is not this: it is not an error).
     #[error("cannot write the output: {0}")]
     Output(#[source] io::Error),
 }
+
+impl From<crate::ssh::SshError> for CtlError {
+    fn from(err: crate::ssh::SshError) -> CtlError {
+        CtlError::Ssh(Box::new(err))
+    }
+}
+
+/// Every `--json` error kind ctl gives, as docs/operators.md lists them: a remote ctl's kind
+/// is passed on only if it is one of these.
+pub const KINDS: &[&str] = &[
+    "usage",
+    "no_daemon",
+    "died",
+    "not_listening",
+    "wrong_daemon",
+    "too_large",
+    "untrusted",
+    "denied",
+    "timeout",
+    "incompatible",
+    "protocol",
+    "unsupported",
+    "failed",
+    "busy",
+    "shutting_down",
+    "bad_arguments",
+    "output",
+    "unrecognized",
+    "not_sent",
+    "killed",
+    "not_reopened",
+    "bad_pid_file",
+    "no_process",
+    "unreachable",
+    "ssh_denied",
+    "host_key",
+    "no_ctl",
+    "ssh",
+];
 
 impl CtlError {
     /// The exit code this error means.
@@ -179,6 +224,7 @@ impl CtlError {
             CtlError::Output(_) => Exit::Output,
             CtlError::Signal(e) => e.exit(),
             CtlError::Doctor(e) => e.exit(),
+            CtlError::Ssh(e) => e.exit(),
             CtlError::Op(op) => match op {
                 OpError::Unsupported { .. } => Exit::Unsupported,
                 OpError::Denied { .. } => Exit::Denied,
@@ -202,6 +248,7 @@ impl CtlError {
             self,
             CtlError::NoDaemon { .. } | CtlError::Op(OpError::ShuttingDown)
         ) || matches!(self, CtlError::Signal(e) if e.is_missing())
+            || matches!(self, CtlError::Ssh(e) if e.is_missing())
     }
 
     /// A short machine-readable kind for `--json`.
@@ -221,6 +268,7 @@ impl CtlError {
             CtlError::Output(_) => "output",
             CtlError::Signal(e) => e.kind(),
             CtlError::Doctor(e) => e.kind(),
+            CtlError::Ssh(e) => e.kind(),
             CtlError::Op(op) => match op {
                 OpError::Unsupported { .. } => "unsupported",
                 OpError::Failed { .. } => "failed",
@@ -628,6 +676,7 @@ mod tests {
             CtlError::Output(_) => 14,
             CtlError::Signal(_) => 15,
             CtlError::Doctor(_) => 16,
+            CtlError::Ssh(_) => 17,
         }
     }
 
@@ -723,13 +772,18 @@ mod tests {
                 .into_iter()
                 .map(CtlError::Doctor),
         )
+        .chain(
+            crate::ssh::SshError::samples()
+                .into_iter()
+                .map(CtlError::from),
+        )
         .collect::<Vec<_>>();
         let mut variants: Vec<usize> = samples.iter().map(variant).collect();
         variants.sort();
         variants.dedup();
         assert_eq!(
             variants,
-            (0..=16).collect::<Vec<_>>(),
+            (0..=17).collect::<Vec<_>>(),
             "a variant lacks a sample"
         );
         let mut produced: Vec<&str> = samples.iter().map(CtlError::kind).collect();
@@ -750,6 +804,12 @@ mod tests {
         assert_eq!(
             produced, documented,
             "produced (left) and documented (right) differ"
+        );
+        let mut known = KINDS.to_vec();
+        known.sort();
+        assert_eq!(
+            known, documented,
+            "KINDS (left) and the documented kinds differ"
         );
         // The man page lists them too.
         for kind in &produced {

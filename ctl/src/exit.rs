@@ -33,6 +33,23 @@ impl Exit {
     pub fn code(self) -> u8 {
         self as u8
     }
+
+    /// The exit for a code ctl gives (another host's ctl, say); `None` for any other.
+    pub fn from_code(code: u8) -> Option<Exit> {
+        [
+            Exit::Ok,
+            Exit::Failed,
+            Exit::Usage,
+            Exit::Unsupported,
+            Exit::NoDaemon,
+            Exit::Output,
+            Exit::Timeout,
+            Exit::Protocol,
+            Exit::Denied,
+        ]
+        .into_iter()
+        .find(|e| e.code() == code)
+    }
 }
 
 impl From<Exit> for ExitCode {
@@ -49,13 +66,14 @@ Exit codes:
    2  usage error
    3  the daemon does not support this operation
   69  no daemon there: stopped (no socket), or died (a stale socket or lock file
-      left), or running but not where ctl looks
+      left), or running but not where ctl looks; for ssh://, no route or no ctl there
   74  the output could not be written (the operation itself may have succeeded)
   75  the deadline passed before the daemon answered
   76  protocol error: incompatible version or a reply that could not be read
   77  permission denied: by the socket's file mode, by the daemon's peer policy, or by
       ctl, for a socket in /run that another user could have put there or that is a
-      symbolic link, or for a daemon found by name that answers as another name";
+      symbolic link, or for a daemon found by name that answers as another name; for
+      ssh://, ssh refused the login or the host key";
 
 #[cfg(test)]
 mod tests {
@@ -63,6 +81,8 @@ mod tests {
 
     #[test]
     fn codes_match_the_design() {
+        assert_eq!(Exit::from_code(4), None);
+        assert_eq!(Exit::from_code(255), None);
         let all = [
             (Exit::Ok, 0),
             (Exit::Failed, 1),
@@ -76,6 +96,7 @@ mod tests {
         ];
         for (exit, code) in all {
             assert_eq!(exit.code(), code, "{exit:?}");
+            assert_eq!(Exit::from_code(code), Some(exit));
             assert!(
                 EXIT_CODES_HELP.contains(&format!("{code:>4}  ")),
                 "{code} missing from the help table"

@@ -18,6 +18,7 @@ mod procfs;
 mod prometheus;
 mod running;
 mod signal;
+mod ssh;
 
 use cli::{Cli, Command};
 use client::{Ahead, Session};
@@ -51,6 +52,14 @@ fn main() -> ExitCode {
                 )
                 .exit();
         }
+    }
+    // Only an operation on one daemon goes to another host.
+    if cli.global.host.is_some() && !matches!(cli.command, Command::Op(_)) {
+        return refused(cli::command().error(
+            clap::error::ErrorKind::ArgumentConflict,
+            "--host goes with an operation on one daemon (status, reload, ...), not with list, \
+             signal, completions or man",
+        ));
     }
     // One thread: a ctl call is one connection and a few messages; a multi-threaded runtime
     // would only add start-up time.
@@ -101,13 +110,25 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         Command::Signal(a) => return signalled(global, a),
         Command::Doctor(a) => return doctored(global, a),
     };
-    let (op, target) = (request.name(), request.target());
+    let (op, given) = (request.name(), request.target());
+    let remote = ssh::Remote::from_target(given, global.host.as_deref());
+    // A target on another host is shown as its ssh URL, however it was given.
+    let url = match &remote {
+        Ok(Some(remote)) => remote.url(),
+        _ => given.clone(),
+    };
+    let target = url.as_str();
     let mut out = Output {
         global,
         operation: op,
         target,
         socket: None,
     };
+    match remote {
+        Ok(None) => {}
+        Ok(Some(remote)) => return remotely(&mut out, &remote, request, started),
+        Err(err) => return failed(&out, &err),
+    }
     let (parsed, lookup) = match Target::parse(target)
         .and_then(|t| t.lookup(&SocketEnv::from_process()).map(|l| (t, l)))
     {
@@ -160,6 +181,20 @@ async fn run(cli: Cli, started: Instant) -> Exit {
             Err(write) => unwritten(&format!("{op} {target}"), write, ""),
         },
         Err(err) => failed(&out, &err),
+    }
+}
+
+/// An operation on another host's daemon, through ssh: shown as a local one is.
+fn remotely(out: &mut Output, remote: &ssh::Remote, request: &cli::Op, started: Instant) -> Exit {
+    let (socket, result) = ssh::run(remote, request, out.global, started);
+    out.socket = socket;
+    match result {
+        Ok(answer) => replied(out, &answer.hello, &answer.reply),
+        Err(err) if out.global.missing_ok && err.is_missing() => match out.skipped(&err) {
+            Ok(()) => Exit::Ok,
+            Err(write) => unwritten(&format!("{} {}", out.operation, out.target), write, ""),
+        },
+        Err(err) => failed(out, &err),
     }
 }
 

@@ -210,6 +210,17 @@ exit 69, or 0 with \-\-missing\-ok); a socket nobody accepts on or a lock file n
 (it died: exit 69 even with \-\-missing\-ok); a lock file (NAME.sock.lock) that a process holds
 (it runs, but listens somewhere else, or is binding its socket again: exit 69 naming its pid
 and socket, even with \-\-missing\-ok).
+.PP
+A TARGET ssh://[USER@]HOST[:PORT]/NAME, or \fB\-\-host\fR [USER@]HOST[:PORT] with a NAME, is the
+daemon NAME on another host. ctl runs ssh(1) with an argument vector (\-T, BatchMode=yes,
+ConnectTimeout from \-\-timeout, \-l USER, \-p PORT) and, on that host, ctl \-\-json with the
+operation, every word single\-quoted for the remote shell; the ctl there does it as the user
+ssh logged in as, whose credentials the daemon there judges. Its one JSON document (at most
+1 MiB) is shown as a local reply is, with the same exit code; anything else is exit 76. NAME
+follows the name rule; USER, HOST and PORT are checked as strictly, and a socket path is not
+taken. At the deadline ssh is stopped: exit 75. ssh that cannot reach the host: 69
+(unreachable); no ctl there: 69 (no_ctl); another failure of ssh: 69 (ssh); a login or host key
+ssh refused: 77 (ssh_denied, host_key).
 "#;
 
 pub const JSON: &str = r#".SH "JSON OUTPUT"
@@ -228,8 +239,9 @@ On failure "ok" is false and "error" stands instead of "result":
 {"kind": K, "message": "...", "detail": the daemon's typed error or null}, where K is one of
 usage, no_daemon, died, not_listening, wrong_daemon, too_large, untrusted, denied, timeout,
 incompatible, protocol, unsupported, failed, busy, shutting_down, bad_arguments, output,
-unrecognized, and from \fBctl signal\fR not_sent, killed, not_reopened, bad_pid_file,
-no_process. A command line ctl does not understand is such a document too (kind usage, exit
+unrecognized, from \fBctl signal\fR not_sent, killed, not_reopened, bad_pid_file,
+no_process, and for a target on another host unreachable, ssh_denied, host_key, no_ctl, ssh
+(a remote ctl's own failure keeps its kind). A command line ctl does not understand is such a document too (kind usage, exit
 2), wherever \-\-json is on it. With \-\-missing\-ok and no daemon, "ok" is true and
 "skipped" says what was not there. \fBctl list\fR prints {"socket_dir", "socket_dirs",
 "daemons": [{"name", "socket", "state", "status" or "error"}]}, each "status" as \fBctl status\fR
@@ -251,6 +263,14 @@ $CTL_RUN_DIR/ctl/ and $CTL_RUN_DIR/NAME/ instead.
 .B XDG_RUNTIME_DIR
 For a user other than root, names are also looked up in $XDG_RUNTIME_DIR/ctl/, where a daemon
 run by that user puts its socket.
+.TP
+.B CTL_SSH
+The ssh command for ssh:// targets, split into words at spaces (not by a shell); ssh by
+default, e.g. "ssh \-F /etc/ctl/ssh_config".
+.TP
+.B CTL_REMOTE_CTL
+The ctl command run on the other host, split the same way; ctl (on the remote PATH) by
+default.
 .TP
 .B NO_COLOR
 When set and not empty, no colour.
@@ -362,6 +382,14 @@ Before a release, find the lines in logrotate, cron and systemd units that would
 .nf
 ctl doctor
 ctl \-\-json doctor \-\-root /var/lib/machines/web
+.fi
+.RE
+.PP
+Reload a daemon on another host, as the user deploy there, whom its policy judges:
+.PP
+.RS
+.nf
+ctl \-\-timeout 20s reload ssh://deploy@web1/web
 .fi
 .RE
 .PP

@@ -10,9 +10,11 @@ use crate::output::{self, Reply};
 use clap::Subcommand;
 use control_api::Command as _;
 use control_api::{
-    CheckRequest, CountersRequest, DescribeRequest, DrainRequest, HelloRequest, HistoryRequest,
-    LogLevelRequest, PingRequest, ReloadRequest, ResumeRequest, RotateRequest, StatusRequest,
+    CallReply, CheckRequest, CountersReply, CountersRequest, DescribeRequest, DrainRequest,
+    HelloRequest, HistoryRequest, LogLevelRequest, PingRequest, ReloadRequest, ResumeRequest,
+    RotateRequest, StatusRequest,
 };
+use serde_json::Value;
 use std::time::Instant;
 
 /// What to ask one daemon.
@@ -143,16 +145,7 @@ impl Op {
             Op::Check(_) => Reply::Check(session.call(&CheckRequest {}).await?),
             Op::Counters(c) => {
                 let prefix = c.prefix.clone();
-                let reply = session.call(&CountersRequest { prefix }).await?;
-                match (&c.prefix, c.prometheus) {
-                    (_, true) => Reply::Exposition(reply),
-                    // Not "no counters": the daemon has some, none of them with that name.
-                    (Some(prefix), false) if reply.counters.is_empty() => Reply::Said {
-                        text: format!("no counter's name starts with {}", output::clean(prefix)),
-                        doc: serde_json::to_value(&reply).unwrap_or_default(),
-                    },
-                    _ => Reply::Counters(reply),
-                }
+                counters(c, session.call(&CountersRequest { prefix }).await?)
             }
             Op::Rotate(_) => Reply::Rotate(session.call(&RotateRequest {}).await?),
             Op::Drain(_) => {
@@ -177,15 +170,97 @@ impl Op {
             Op::Ping(_) => {
                 let sent = Instant::now();
                 session.call(&PingRequest {}).await?;
-                let us = sent.elapsed().as_micros() as u64;
-                Reply::Said {
-                    doc: serde_json::json!({ "round_trip_us": us }),
-                    text: format!("answered in {:.2} ms", us as f64 / 1000.0),
-                }
+                pinged(sent.elapsed().as_micros() as u64)
             }
             Op::History(h) => {
                 Reply::History(session.call(&HistoryRequest { limit: h.limit }).await?)
             }
         })
+    }
+
+    /// The words after `ctl --json --timeout T` that ask for this operation on the daemon
+    /// `name` of another host: its options, then `--`, then its target and other positionals,
+    /// so that no value of the caller's (a filter, a `KEY=VALUE`) can read as an option there.
+    /// Output formats are chosen here, not there: `--prometheus` is made from the JSON reply.
+    pub fn remote_args(&self, name: &str) -> Vec<String> {
+        let mut options = Vec::new();
+        let mut after = Vec::new();
+        match self {
+            Op::Counters(c) => after.extend(c.prefix.clone()),
+            Op::LogLevel(a) => after.extend(a.filter.clone()),
+            Op::Call(c) => {
+                if let Some(args) = &c.args {
+                    options.extend(["--args".to_owned(), args.clone()]);
+                }
+                after.push(c.command.clone());
+                after.extend(c.pairs.iter().cloned());
+            }
+            Op::History(h) => {
+                if let Some(limit) = h.limit {
+                    options.extend(["--limit".to_owned(), limit.to_string()]);
+                }
+            }
+            _ => {}
+        }
+        let mut words = vec![self.name().to_owned()];
+        words.extend(options);
+        words.extend(["--".to_owned(), name.to_owned()]);
+        words.extend(after);
+        words
+    }
+
+    /// The reply a remote `ctl --json` gave (its document's `result`, and `changed` for
+    /// `call`), as the typed reply a local call gives, shown the same way.
+    pub fn reply_from_remote(
+        &self,
+        result: Value,
+        changed: &Value,
+    ) -> Result<Reply, serde_json::Error> {
+        use serde_json::from_value;
+        Ok(match self {
+            Op::Status(_) => Reply::Status(output::status_from_json(result)?),
+            Op::Reload(_) => Reply::Reload(from_value(result)?),
+            Op::Check(_) => Reply::Check(from_value(result)?),
+            Op::Counters(c) => counters(c, from_value(result)?),
+            Op::Rotate(_) => Reply::Rotate(from_value(result)?),
+            Op::Drain(_) => Reply::Drain(from_value(result)?),
+            Op::Resume(_) => Reply::Resume(from_value(result)?),
+            Op::Hello(_) => Reply::Hello,
+            Op::LogLevel(_) => Reply::LogLevel(from_value(result)?),
+            Op::Describe(_) => Reply::Describe(from_value(result)?),
+            Op::Call(_) => Reply::Call(CallReply {
+                reply: result,
+                changed: from_value(changed.clone())?,
+            }),
+            Op::Ping(_) => {
+                #[derive(serde::Deserialize)]
+                struct Ping {
+                    round_trip_us: u64,
+                }
+                pinged(from_value::<Ping>(result)?.round_trip_us)
+            }
+            Op::History(_) => Reply::History(from_value(result)?),
+        })
+    }
+}
+
+/// A counters reply as `c` asked to see it.
+fn counters(c: &CountersArgs, reply: CountersReply) -> Reply {
+    match (&c.prefix, c.prometheus) {
+        (_, true) => Reply::Exposition(reply),
+        // Not "no counters": the daemon has some, none of them with that name.
+        (Some(prefix), false) if reply.counters.is_empty() => Reply::Said {
+            text: format!("no counter's name starts with {}", output::clean(prefix)),
+            doc: serde_json::to_value(&reply).unwrap_or_default(),
+        },
+        _ => Reply::Counters(reply),
+    }
+}
+
+/// A ping that took `us` microseconds.
+fn pinged(us: u64) -> Reply {
+    Reply::Said {
+        doc: serde_json::json!({ "round_trip_us": us }),
+        text: format!("answered in {:.2} ms", us as f64 / 1000.0),
     }
 }

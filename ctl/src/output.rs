@@ -124,6 +124,39 @@ pub fn status_json(status: &Status) -> Value {
     doc
 }
 
+/// The inverse of [`status_json`], for a status another host's `ctl --json` printed: its
+/// `values` object back into the wire's typed fields, in its order. A value that is `null`
+/// there (a NaN, a type that ctl did not know) becomes the field's text from `fields`.
+pub fn status_from_json(mut doc: Value) -> Result<Status, serde_json::Error> {
+    let texts = doc.get("fields").cloned().unwrap_or(Value::Null);
+    if let Some(Value::Object(values)) = doc.get_mut("values").map(Value::take) {
+        let wire = values
+            .into_iter()
+            .map(|(name, value)| {
+                let text = texts.get(&name).and_then(Value::as_str).unwrap_or_default();
+                let (kind, value) = match value {
+                    Value::Bool(b) => ("bool", b.into()),
+                    Value::Number(n) if n.is_u64() => ("unsigned", n.into()),
+                    Value::Number(n) if n.is_i64() => ("integer", n.into()),
+                    Value::Number(n) => ("float", n.into()),
+                    Value::String(s) => ("string", s.into()),
+                    Value::Object(d) if d.get("ms").is_some_and(Value::is_number) => {
+                        let ms = d["ms"].as_f64().unwrap_or_default().max(0.0);
+                        let nanos = (ms * 1e6).round() as u128;
+                        let secs = (nanos / 1_000_000_000) as u64;
+                        let sub = (nanos % 1_000_000_000) as u32;
+                        ("duration", json!({"secs": secs, "nanos": sub}))
+                    }
+                    _ => ("string", text.into()),
+                };
+                json!({"name": name, "type": kind, "value": value})
+            })
+            .collect();
+        doc["values"] = Value::Array(wire);
+    }
+    serde_json::from_value(doc)
+}
+
 /// The daemon's fields as one JSON object in the daemon's order, with native values: numbers,
 /// booleans, strings, and durations as `{"ms": N, "human": "1.5s"}`. From a daemon that predates
 /// typed fields, its text fields (in name order). A value this build cannot read is `null`.
@@ -229,6 +262,7 @@ impl Output<'_> {
             let detail = match err {
                 CtlError::Op(op) => to_value(op),
                 CtlError::Signal(e) => e.detail(),
+                CtlError::Ssh(e) => e.detail(),
                 _ => Value::Null,
             };
             let doc = Envelope {

@@ -28,6 +28,7 @@ mod resume;
 mod signal;
 mod socket_convention;
 mod socket_file;
+mod ssh;
 mod stop;
 mod systemd;
 mod wire;

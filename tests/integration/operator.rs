@@ -431,7 +431,14 @@ fn the_man_page_has_the_usual_sections_and_refers_only_to_real_pages() {
     assert!(!rendered
         .replace("(in the source, docs/operators.md)", "")
         .contains("docs/"));
-    for part in ["/run/ctl/NAME.sock", "exit 77", "listens somewhere else"] {
+    for part in [
+        "/run/ctl/NAME.sock",
+        "exit 77",
+        "listens somewhere else",
+        "ssh://[USER@]HOST[:PORT]/NAME",
+        "--host",
+        "BatchMode=yes",
+    ] {
         assert!(section("TARGETS").contains(part), "{part}: {rendered}");
     }
     for part in [
@@ -446,6 +453,8 @@ fn the_man_page_has_the_usual_sections_and_refers_only_to_real_pages() {
     for var in [
         "CTL_SOCKET_DIR",
         "CTL_RUN_DIR",
+        "CTL_SSH",
+        "CTL_REMOTE_CTL",
         "XDG_RUNTIME_DIR",
         "NO_COLOR",
         "CLICOLOR",
@@ -474,6 +483,10 @@ fn the_man_page_has_the_usual_sections_and_refers_only_to_real_pages() {
         "{rendered}"
     );
     assert!(examples.contains("ctl doctor"), "{rendered}");
+    assert!(
+        examples.contains("ctl --timeout 20s reload ssh://deploy@web1/web"),
+        "{rendered}"
+    );
     // No page per operation exists: none may be referred to.
     assert!(!rendered.contains("ctl-status"), "{rendered}");
 

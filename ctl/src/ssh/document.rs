@@ -1,0 +1,333 @@
+//! The remote `ctl`'s one `--json` document, read into what a local call gives: a typed reply
+//! and who answered, or its failure with its code and kind. Whatever the host sends is checked
+//! against the call: the operation asked, an exit code ctl gives and that ssh reported too, a
+//! reply of the operation's type, the daemon of the name asked for. Anything else is
+//! [`SshError::Protocol`] (exit 76), and nothing of it is shown but through the usual escaping.
+
+use super::{Answer, Remote, SshError};
+use crate::cli::Op;
+use crate::error::{CtlError, KINDS};
+use crate::exit::Exit;
+use crate::output::Reply;
+use control_api::{Hello, OpError};
+use serde::Deserialize;
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// The envelope as `ctl --json` prints it (docs/operators.md, `--json`).
+#[derive(Deserialize)]
+struct Doc {
+    ok: bool,
+    exit_code: u8,
+    operation: Option<String>,
+    #[serde(default)]
+    socket: Option<String>,
+    #[serde(default)]
+    daemon: Option<Daemon>,
+    /// `call` only; absent and `null` read alike (not said).
+    #[serde(default)]
+    changed: Value,
+    #[serde(default)]
+    result: Option<Value>,
+    #[serde(default)]
+    error: Option<ErrorDoc>,
+    #[serde(default)]
+    skipped: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Daemon {
+    name: String,
+    version: String,
+    pid: u32,
+    protocol: u32,
+}
+
+#[derive(Deserialize)]
+struct ErrorDoc {
+    kind: String,
+    message: String,
+    #[serde(default)]
+    detail: Value,
+}
+
+/// Reads what the remote printed (`stdout`) as it exited with `code`.
+pub fn read(
+    remote: &Remote,
+    op: &Op,
+    code: i32,
+    stdout: &[u8],
+    stderr: &str,
+) -> (Option<PathBuf>, Result<Answer, CtlError>) {
+    let broken = |what: String| -> CtlError {
+        SshError::Protocol {
+            host: remote.host.clone(),
+            what,
+        }
+        .into()
+    };
+    if stdout.iter().all(u8::is_ascii_whitespace) {
+        return (
+            None,
+            Err(broken(format!(
+                "the remote command exited {code} and printed no document ({})",
+                super::error::last_words(stderr)
+            ))),
+        );
+    }
+    let doc: Doc = match serde_json::from_slice(stdout) {
+        Ok(doc) => doc,
+        Err(e) => {
+            return (
+                None,
+                Err(broken(format!(
+                    "what it printed is not one ctl --json document ({e})"
+                ))),
+            )
+        }
+    };
+    let socket = doc.socket.as_ref().map(PathBuf::from);
+    let result = judge(remote, op, code, doc).map_err(|e| match e {
+        Judged::Broken(what) => broken(what),
+        Judged::Err(err) => err,
+    });
+    (socket, result)
+}
+
+enum Judged {
+    Broken(String),
+    Err(CtlError),
+}
+
+fn judge(remote: &Remote, op: &Op, code: i32, doc: Doc) -> Result<Answer, Judged> {
+    let broken = |what: String| Judged::Broken(what);
+    if i32::from(doc.exit_code) != code {
+        return Err(broken(format!(
+            "its document says exit code {}, but it exited {code}",
+            doc.exit_code
+        )));
+    }
+    let exit = Exit::from_code(doc.exit_code)
+        .ok_or_else(|| broken(format!("exit code {} is not one ctl gives", doc.exit_code)))?;
+    // None: the remote ctl did not understand the command line (a usage error).
+    match &doc.operation {
+        Some(name) if name != op.name() => {
+            return Err(broken(format!(
+                "it answered a `{}` with a document of `{name}`",
+                op.name()
+            )))
+        }
+        None if doc.error.is_none() => {
+            return Err(broken("its document names no operation".into()))
+        }
+        _ => {}
+    }
+    if doc.ok != (exit == Exit::Ok) {
+        return Err(broken(format!(
+            "its document says ok is {} with exit code {}",
+            doc.ok, doc.exit_code
+        )));
+    }
+    let socket = doc.socket.as_ref().map(PathBuf::from);
+    if let Some(skipped) = doc.skipped {
+        if exit != Exit::Ok {
+            return Err(broken("it skipped the operation, yet failed".into()));
+        }
+        return Err(Judged::Err(
+            SshError::Remote {
+                exit: Exit::NoDaemon,
+                kind: "no_daemon",
+                message: skipped,
+                detail: Value::Null,
+                socket,
+                missing: true,
+            }
+            .into(),
+        ));
+    }
+    if let Some(error) = doc.error {
+        if exit == Exit::Ok {
+            return Err(broken("its document has an error, yet exit code 0".into()));
+        }
+        // The daemon's typed error, when it reads as one; nothing else is passed on.
+        let detail = serde_json::from_value::<OpError>(error.detail)
+            .ok()
+            .and_then(|op| serde_json::to_value(op).ok())
+            .unwrap_or(Value::Null);
+        return Err(Judged::Err(
+            SshError::Remote {
+                exit,
+                kind: KINDS
+                    .iter()
+                    .find(|k| **k == error.kind)
+                    .copied()
+                    .unwrap_or("unrecognized"),
+                message: error.message,
+                detail,
+                socket,
+                missing: false,
+            }
+            .into(),
+        ));
+    }
+    let (Some(result), Some(daemon)) = (doc.result, doc.daemon) else {
+        return Err(broken(
+            "its document has neither a result with its daemon nor an error".into(),
+        ));
+    };
+    let mut hello = Hello {
+        protocol: daemon.protocol,
+        name: daemon.name,
+        version: daemon.version,
+        pid: daemon.pid,
+        operations: Vec::new(),
+    };
+    if matches!(op, Op::Hello(_)) {
+        let full: Hello = serde_json::from_value(result.clone())
+            .map_err(|e| broken(format!("its hello reply cannot be read: {e}")))?;
+        if full.name != hello.name || full.pid != hello.pid {
+            return Err(broken("its hello reply names another daemon".into()));
+        }
+        hello = full;
+    }
+    if hello.name != remote.name {
+        return Err(Judged::Err(CtlError::WrongDaemon {
+            expected: remote.name.clone(),
+            answered: hello.name,
+            pid: hello.pid,
+            path: socket.unwrap_or_default(),
+        }));
+    }
+    let reply = op
+        .reply_from_remote(result, &doc.changed)
+        .map_err(|e| broken(format!("its `{}` reply cannot be read: {e}", op.name())))?;
+    // The exit code the reply itself means, as `replied` gives it for a local one.
+    let means = match &reply {
+        Reply::Drain(d) if !d.completed => Exit::Failed,
+        _ => Exit::Ok,
+    };
+    if means != exit {
+        return Err(broken(format!(
+            "its reply means exit code {}, but it exited {}",
+            means.code(),
+            exit.code()
+        )));
+    }
+    Ok(Answer { hello, reply })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn op(args: &[&str]) -> Op {
+        match crate::cli::Cli::try_parse_from(args).unwrap().command {
+            crate::cli::Command::Op(op) => op,
+            _ => panic!("not an operation"),
+        }
+    }
+
+    fn remote() -> Remote {
+        Remote::from_target("ssh://h/demo", None).unwrap().unwrap()
+    }
+
+    fn read_doc(op: &Op, code: i32, doc: &str) -> Result<Answer, CtlError> {
+        read(&remote(), op, code, doc.as_bytes(), "").1
+    }
+
+    const DAEMON: &str = r#""daemon": {"name": "demo", "version": "1", "pid": 7, "protocol": 1}"#;
+
+    #[test]
+    fn a_remote_reply_reads_as_the_local_one() {
+        let status = op(&["ctl", "status", "ssh://h/demo"]);
+        let doc = format!(
+            r#"{{"ok": true, "exit_code": 0, "operation": "status", "target": "demo",
+            "socket": "/run/ctl/demo.sock", {DAEMON}, "result": {{"name": "demo",
+            "version": "1", "pid": 7, "uptime_ms": 5, "config_generation": 2,
+            "last_reload": null, "draining": false, "in_flight": 0, "log_files": [],
+            "fields": {{"q": "4", "t": "1.5s", "f": "NaN"}},
+            "values": {{"t": {{"ms": 1.5, "human": "1.5ms"}}, "q": 4, "n": -2, "b": true,
+            "s": "x", "f": null}}}}}}"#
+        );
+        let answer = read_doc(&status, 0, &doc).unwrap();
+        let Reply::Status(s) = &answer.reply else {
+            panic!("not a status")
+        };
+        assert_eq!(s.config_generation, 2);
+        let names: Vec<_> = s.values.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["t", "q", "n", "b", "s", "f"], "the daemon's order");
+        let shown: Vec<_> = s.values.iter().map(|f| f.value.to_string()).collect();
+        assert_eq!(shown, ["1.5ms", "4", "-2", "true", "x", "NaN"]);
+        // And back: the document a local status gives.
+        let again = crate::output::status_json(s);
+        assert_eq!(again["values"]["t"]["ms"], serde_json::json!(1.5));
+        assert_eq!(answer.hello.pid, 7);
+    }
+
+    #[test]
+    fn a_remote_failure_keeps_its_code_kind_and_typed_detail() {
+        let reload = op(&["ctl", "reload", "ssh://h/demo"]);
+        let doc = r#"{"ok": false, "exit_code": 77, "operation": "reload", "target": "demo",
+            "socket": "/s", "error": {"kind": "denied", "message": "uid 1 may not reload",
+            "detail": {"kind": "denied", "operation": "reload", "uid": 1, "needed": "operate"}}}"#;
+        let err = read_doc(&reload, 77, doc).err().unwrap();
+        assert_eq!((err.exit(), err.kind()), (Exit::Denied, "denied"));
+        let CtlError::Ssh(e) = &err else { panic!() };
+        assert_eq!(e.detail()["uid"], 1);
+        // A kind this ctl does not know.
+        let doc = doc.replace(
+            r#""kind": "denied", "message""#,
+            r#""kind": "new_kind", "message""#,
+        );
+        let err = read_doc(&reload, 77, &doc).err().unwrap();
+        assert_eq!(err.kind(), "unrecognized");
+        // Skipped with --missing-ok: missing, so ctl says there was nothing to do.
+        let doc = r#"{"ok": true, "exit_code": 0, "operation": "reload", "target": "demo",
+            "socket": "/s", "skipped": "no daemon at /s"}"#;
+        assert!(read_doc(&reload, 0, doc).err().unwrap().is_missing());
+    }
+
+    #[test]
+    fn anything_else_is_a_protocol_error() {
+        let status = op(&["ctl", "status", "ssh://h/demo"]);
+        let hello_doc = format!(
+            r#"{{"ok": true, "exit_code": 0, "operation": "hello", "target": "demo", {DAEMON},
+            "result": {{"protocol": 1, "name": "demo", "version": "1", "pid": 7, "operations": []}}}}"#
+        );
+        for (code, doc) in [
+            (0, "\x1b]0;owned\x07 garbage".to_owned()),
+            (0, "{}".to_owned()),
+            (0, "".to_owned()),
+            (0, r#"{"ok": true, "exit_code": 0} {"ok": true}"#.to_owned()),
+            // Another operation's reply.
+            (0, hello_doc.clone()),
+            // An exit code that differs from ssh's.
+            (1, hello_doc.replace("\"hello\"", "\"status\"")),
+            // A code ctl never gives.
+            (
+                9,
+                r#"{"ok": false, "exit_code": 9, "operation": "status", "error": {"kind": "x", "message": "m"}}"#.to_owned(),
+            ),
+            // ok and the code disagree.
+            (
+                0,
+                r#"{"ok": false, "exit_code": 0, "operation": "status", "error": {"kind": "x", "message": "m"}}"#.to_owned(),
+            ),
+            // A status reply that is not one.
+            (
+                0,
+                format!(r#"{{"ok": true, "exit_code": 0, "operation": "status", {DAEMON}, "result": {{"pid": "x"}}}}"#),
+            ),
+        ] {
+            let err = read_doc(&status, code, &doc).err().expect(&doc);
+            assert_eq!((err.exit(), err.kind()), (Exit::Protocol, "protocol"), "{doc}: {err}");
+        }
+        // Another daemon answering for the name.
+        let doc = hello_doc.replace("\"demo\"", "\"other\"");
+        let hello = op(&["ctl", "hello", "ssh://h/demo"]);
+        let err = read_doc(&hello, 0, &doc).err().unwrap();
+        assert_eq!(err.kind(), "wrong_daemon");
+        assert!(read_doc(&hello, 0, &hello_doc).is_ok());
+    }
+}
