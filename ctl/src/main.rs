@@ -17,6 +17,7 @@ mod procfs;
 mod prometheus;
 mod running;
 mod signal;
+mod top;
 
 use cli::{Cli, Command};
 use client::{Ahead, Session};
@@ -98,6 +99,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         Command::Man => return man_page(),
         Command::Complete(a) => return complete_words(a).await,
         Command::Signal(a) => return signalled(global, a),
+        Command::Top(a) => return top::run(global, a).await,
     };
     let (op, target) = (request.name(), request.target());
     let mut out = Output {
