@@ -27,6 +27,7 @@ mod socket_convention;
 mod socket_file;
 mod stop;
 mod systemd;
+mod top;
 mod wire;
 
 use std::path::Path;
