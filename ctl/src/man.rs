@@ -233,7 +233,10 @@ no_process. A command line ctl does not understand is such a document too (kind 
 2), wherever \-\-json is on it. With \-\-missing\-ok and no daemon, "ok" is true and
 "skipped" says what was not there. \fBctl list\fR prints {"socket_dir", "socket_dirs",
 "daemons": [{"name", "socket", "state", "status" or "error"}]}, each "status" as \fBctl status\fR
-gives it. Fields may be added, never removed.
+gives it. \fBctl top\fR, piped or with \-\-json, prints one document per refresh, one line each:
+{"time_unix_ms", "interval_ms", "daemons": [{"name", "socket", "state", "generation",
+"in_flight", "calls_per_second", "errors_per_second", "last": {"operation", "ok", "message",
+"ago_ms"}, "error"}]}, a value not known being null. Fields may be added, never removed.
 "#;
 
 const ENVIRONMENT: &str = r#".SH ENVIRONMENT
@@ -339,6 +342,17 @@ reopened its log, in place of kill \-HUP $(cat /run/nginx.pid):
 postrotate
     ctl signal HUP \-\-pidfile /run/nginx.pid \-\-verify\-reopen /var/log/nginx/access.log
 endscript
+.fi
+.RE
+.PP
+Watch every daemon live, refreshed every second (q quits), or only two of them, half a
+second apart; or take ten readings of every daemon as JSON lines:
+.PP
+.RS
+.nf
+ctl top
+ctl top \-\-interval 500ms web db
+ctl top \-\-count 10 > readings.jsonl
 .fi
 .RE
 .PP

@@ -90,13 +90,14 @@ fn top_json_gives_one_document_per_refresh_with_rates_from_the_calls_between() {
     let sb = Sandbox::new();
     let _a = start_demo(&sb, "alpha", 50, &[]);
     let _b = start_demo(&sb, "beta", 50, &[]);
+    // Connected first, so that between two refreshes there are only calls, each a round trip
+    // on a Unix socket: they all fall between two of them.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let socket = sb.socket_dir().join("alpha.sock");
+    let client = rt.block_on(control_api::Client::connect(&socket)).unwrap();
     let top = Top::start(&sb, &["--json", "--count", "3", "--interval", "200ms"]);
     let first = top.next().expect("a first document");
-    // Between refreshes: calls on one connection, quick enough to fall between two of them.
-    let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let socket = sb.socket_dir().join("alpha.sock");
-        let client = control_api::Client::connect(&socket).await.unwrap();
         for _ in 0..20 {
             client
                 .call(&control_api::StatusRequest::default())
@@ -144,6 +145,30 @@ fn top_json_gives_one_document_per_refresh_with_rates_from_the_calls_between() {
         assert_eq!(rate(doc, "beta", "calls_per_second"), 0.0, "{doc}");
         assert_eq!(rate(doc, "alpha", "errors_per_second"), 0.0, "{doc}");
     }
+}
+
+#[test]
+fn daemons_are_shown_as_they_come_and_go() {
+    let sb = Sandbox::new();
+    let mut a = start_demo(&sb, "alpha", 50, &[]);
+    let top = Top::start(&sb, &["--json", "--interval", "200ms"]);
+    let names = |doc: &Value| -> Vec<String> {
+        let all = doc["daemons"].as_array().unwrap();
+        all.iter()
+            .map(|d| d["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    top.until(50, "alpha alone", |d| {
+        names(d) == ["alpha"] && state(d, "alpha") == "serving"
+    });
+    let _b = start_demo(&sb, "beta", 50, &[]);
+    top.until(50, "beta too", |d| {
+        names(d) == ["alpha", "beta"] && state(d, "beta") == "serving"
+    });
+    // Stopped: its socket goes, and so does its row.
+    a.signal(rustix::process::Signal::TERM);
+    a.wait_exit();
+    top.until(50, "beta alone", |d| names(d) == ["beta"]);
 }
 
 #[test]
