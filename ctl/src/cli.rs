@@ -78,6 +78,9 @@ pub enum Command {
     /// not be read); error (anything else, such as ctl's own descriptor limit).
     #[command(after_long_help = EXIT_CODES_HELP)]
     List,
+    /// Watch daemons live: state, generation, in flight, calls/s, errors/s, last operation
+    #[command(long_about = crate::top::LONG_ABOUT, after_long_help = EXIT_CODES_HELP)]
+    Top(crate::top::TopArgs),
     /// Send a signal to a daemon without a control socket, only where it is handled, and
     /// prove what it did (--verify-reopen)
     #[command(long_about = crate::signal::LONG_ABOUT, after_long_help = EXIT_CODES_HELP)]
@@ -188,6 +191,7 @@ const UNUSED_GLOBALS: &[(&str, &[&str])] = &[
     ("list", &["missing_ok", "host"]),
     ("signal", &["host"]),
     ("doctor", &["timeout", "missing_ok", "host"]),
+    ("top", &["quiet", "missing_ok", "host"]),
 ];
 
 /// The command line as parsed, shown in help and rendered in completions and the man page:

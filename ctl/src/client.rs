@@ -12,6 +12,7 @@ use control_api::{
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use tarpc::client::RpcError;
 use tokio::net::UnixStream;
 
 /// Connects to `path`. A daemon whose queue of pending connections is full makes a Unix
@@ -126,7 +127,30 @@ impl Session {
         timeout: Duration,
         ahead: Ahead,
     ) -> Result<Session, CtlError> {
-        let deadline = started + timeout;
+        Session::open(found, name, started + timeout, timeout, Some(ahead)).await
+    }
+
+    /// [`Session::open_first`] for a session kept for many calls (`ctl top`): connecting and
+    /// `hello` end by `deadline`, and each later call gets `timeout` of its own from when it is
+    /// sent, where a session of one operation has every call end by its one deadline.
+    pub async fn open_kept(
+        found: &[Found],
+        name: Option<&str>,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Session, CtlError> {
+        Session::open(found, name, deadline, timeout, None).await
+    }
+
+    /// Connects and says hello by `deadline`; with `ahead`, every later call ends by then too,
+    /// without it each gets `timeout` of its own.
+    async fn open(
+        found: &[Found],
+        name: Option<&str>,
+        deadline: Instant,
+        timeout: Duration,
+        ahead: Option<Ahead>,
+    ) -> Result<Session, CtlError> {
         let paths: Vec<PathBuf> = found.iter().map(|f| f.path.clone()).collect();
         let (stream, path) = tokio::time::timeout_at(deadline.into(), connect_first(found))
             .await
@@ -149,12 +173,16 @@ impl Session {
             .and_then(|pid| u32::try_from(pid).ok());
         let me = concat!("ctl ", env!("CARGO_PKG_VERSION"));
         let opened = match ahead {
-            Ahead::Nothing => Client::handshake(stream, me, Some(deadline))
+            Some(Ahead::Nothing) => Client::handshake(stream, me, Some(deadline))
                 .await
                 .map(|client| (client, None)),
-            Ahead::Status => Client::handshake_and_status(stream, me, Some(deadline))
+            Some(Ahead::Status) => Client::handshake_and_status(stream, me, Some(deadline))
                 .await
                 .map(|(client, status)| (client, Some(status))),
+            None => tokio::time::timeout_at(deadline.into(), Client::handshake(stream, me, None))
+                .await
+                .unwrap_or(Err(ClientError::Rpc(RpcError::DeadlineExceeded)))
+                .map(|client| (client.timeout(timeout), None)),
         };
         let (client, ahead) = opened.map_err(|e| failure(e, "hello", timeout, pid, &path))?;
         let session = Session {

@@ -133,11 +133,11 @@ pub enum Slot<'a> {
     Other,
 }
 
-/// What `--timeout <TAB>` offers: durations in the syntax it takes.
+/// What `--timeout <TAB>` (and `top --interval <TAB>`) offers: durations in the syntax it takes.
 const DURATIONS: [&str; 6] = ["500ms", "1s", "5s", "30s", "2m", "10m"];
 
 /// Options that take the next word as their value, wherever they stand.
-const WITH_VALUE: &[&str] = &["--timeout", "--args", "--limit"];
+const WITH_VALUE: &[&str] = &["--timeout", "--args", "--limit", "--interval", "--count"];
 
 /// Operations whose first argument is a TARGET.
 const TAKES_TARGET: &[&str] = &[
@@ -181,12 +181,14 @@ pub fn slot(index: usize, words: &[String]) -> Slot<'_> {
         }
     }
     match value_of {
-        Some("--timeout") => return Slot::Duration(current),
+        Some("--timeout" | "--interval") => return Slot::Duration(current),
         Some(_) => return Slot::Other,
         None => {}
     }
     match (operation, positionals.as_slice()) {
         (Some(op), []) if TAKES_TARGET.contains(&op) => Slot::Target(current),
+        // `top NAME...`: every one a daemon.
+        (Some("top"), _) => Slot::Target(current),
         (Some("call"), [target]) => Slot::Command {
             target,
             word: current,
@@ -525,7 +527,18 @@ mod tests {
             at_end("ctl status --timeout 5"),
             format!("{:?}", Slot::Duration("5"))
         );
+        // `top` takes any number of names, and an interval.
+        assert_eq!(at_end("ctl top web d"), format!("{:?}", Slot::Target("d")));
+        assert_eq!(
+            at_end("ctl top --count 3 web "),
+            format!("{:?}", Slot::Target(""))
+        );
+        assert_eq!(
+            at_end("ctl top --interval "),
+            format!("{:?}", Slot::Duration(""))
+        );
         for other in [
+            "ctl top --count ",
             "ctl st",
             "ctl status web ",
             "ctl status --",

@@ -112,7 +112,7 @@ pub async fn run(global: &Global) -> Exit {
 
 /// How many daemons to ask at once: [`MAX_AT_ONCE`], or fewer under a low descriptor limit
 /// (half of what is left after a margin for ctl's own descriptors).
-fn at_once() -> usize {
+pub(crate) fn at_once() -> usize {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .unwrap_or(u64::MAX);
@@ -122,7 +122,7 @@ fn at_once() -> usize {
         .clamp(1, MAX_AT_ONCE)
 }
 
-fn state(status: &Status) -> &'static str {
+pub(crate) fn state(status: &Status) -> &'static str {
     if status.draining {
         "draining"
     } else {
@@ -165,7 +165,7 @@ fn line(e: &Entry) -> String {
 }
 
 /// What a socket that did not answer `status` is, in one word.
-fn error_state(err: &CtlError) -> &'static str {
+pub(crate) fn error_state(err: &CtlError) -> &'static str {
     match err {
         CtlError::Incompatible { .. } => "incompatible",
         CtlError::Untrusted(_) => "untrusted",

@@ -19,6 +19,7 @@ mod prometheus;
 mod running;
 mod signal;
 mod ssh;
+mod top;
 
 use cli::{Cli, Command};
 use client::{Ahead, Session};
@@ -109,6 +110,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         Command::Complete(a) => return complete_words(a).await,
         Command::Signal(a) => return signalled(global, a),
         Command::Doctor(a) => return doctored(global, a),
+        Command::Top(a) => return top::run(global, a).await,
     };
     let (op, given) = (request.name(), request.target());
     let remote = ssh::Remote::from_target(given, global.host.as_deref());

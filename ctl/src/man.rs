@@ -248,7 +248,10 @@ no_process, and for a target on another host unreachable, ssh_denied, host_key, 
 gives it. \fBctl doctor\fR puts {"root", "findings": [{"file", "line", "text", "command",
 "signal", "target", "pids", "verdict", "message", "advice", ...}], "read", "skipped"} in
 "result", with "ok" false and exit code 1 when a finding's verdict is would_kill or
-would_stop. Fields may be added, never removed.
+would_stop. \fBctl top\fR, piped or with \-\-json, prints one document per refresh, one line
+each: {"time_unix_ms", "interval_ms", "daemons": [{"name", "socket", "state", "generation",
+"in_flight", "calls_per_second", "errors_per_second", "last": {"operation", "ok", "message",
+"ago_ms"}, "error"}]}, a value not known being null. Fields may be added, never removed.
 "#;
 
 const ENVIRONMENT: &str = r#".SH ENVIRONMENT
@@ -390,6 +393,14 @@ Reload a daemon on another host, as the user deploy there, whom its policy judge
 .RS
 .nf
 ctl \-\-timeout 20s reload ssh://deploy@web1/web
+Watch every daemon live, refreshed every second (q quits), or only two of them, half a
+second apart; or take ten readings of every daemon as JSON lines:
+.PP
+.RS
+.nf
+ctl top
+ctl top \-\-interval 500ms web db
+ctl top \-\-count 10 > readings.jsonl
 .fi
 .RE
 .PP

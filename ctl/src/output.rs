@@ -431,7 +431,12 @@ pub fn print_out(s: &str) -> Result<(), CtlError> {
 
 /// Writes one JSON document to stdout, as one line.
 pub fn print_json(doc: &Value) -> Result<(), CtlError> {
-    print_out(&escape_c1(doc.to_string()))
+    print_out(&json_line(doc))
+}
+
+/// One JSON document as [`print_json`] writes it, without its newline.
+pub fn json_line(doc: &Value) -> String {
+    escape_c1(doc.to_string())
 }
 
 /// serde_json escapes C0 control characters but writes DEL and C1 ones (U+007F..U+009F) raw;

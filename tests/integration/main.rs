@@ -31,6 +31,7 @@ mod socket_file;
 mod ssh;
 mod stop;
 mod systemd;
+mod top;
 mod wire;
 
 use std::path::Path;

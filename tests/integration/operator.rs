@@ -360,6 +360,7 @@ fn the_man_page_has_the_usual_sections_and_refers_only_to_real_pages() {
         "ctl [OPTIONS] log-level TARGET [FILTER]",
         "ctl [OPTIONS] call TARGET COMMAND [KEY=VALUE...] [--args JSON]",
         "ctl [OPTIONS] list",
+        "ctl [OPTIONS] top [NAME...] [--interval DURATION] [--count N]",
         "ctl [OPTIONS] signal SIGNAL [--pidfile PATH] [--name NAME] [--force] [--verify-reopen LOG]",
         "ctl completions SHELL",
         "ctl man",
