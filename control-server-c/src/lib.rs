@@ -22,7 +22,8 @@
 // the header, which is where a C author reads the safety contract.
 #![allow(clippy::missing_safety_doc)]
 
-use control_server::api::{Access, CounterKind, DrainReply, OpError, ResumeReply};
+use control_server::api::text::chain as error_chain;
+use control_server::api::{Access, DrainReply, OpError, ResumeReply};
 use control_server::{
     BackgroundServer, Builder, Counter, Counters, DaemonStatus, DynamicCommand, Gauge, LogFile,
     OpContext, Reloaded, Server, WorkGuard, WorkTracker,
@@ -352,18 +353,6 @@ pub unsafe extern "C" fn ctl_server_shutdown(s: *mut ctl_server) -> c_int {
         }
         Ok(())
     })
-}
-
-/// An error with its causes, as one line.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -838,42 +827,6 @@ pub struct ctl_gauge {
     gauge: Gauge,
 }
 
-/// What `Counters::counter` would panic on, refused as an error instead.
-fn check_counter_name(name: &str) -> Result<(), Fail> {
-    let ok = !name.is_empty()
-        && name.len() <= control_server::counters::MAX_NAME_LEN
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"_.:-".contains(&c));
-    match ok {
-        true => Ok(()),
-        false => Err(fail(
-            CTL_EINVAL,
-            format!(
-                "counter name {name:?} is not 1 to {} ASCII letters, digits, '_', '.', ':' or '-'",
-                control_server::counters::MAX_NAME_LEN
-            ),
-        )),
-    }
-}
-
-/// Refuses `name` if it is registered as the other kind (what `Counters` would panic on).
-fn check_kind(counters: &Counters, name: &str, kind: CounterKind) -> Result<(), Fail> {
-    match counters.read(name).iter().find(|c| c.name == name) {
-        Some(other) if other.kind != kind => Err(fail(
-            CTL_EINVAL,
-            format!(
-                "{name:?} is registered as a {} already",
-                match other.kind {
-                    CounterKind::Counter => "counter",
-                    _ => "gauge",
-                }
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// Registers the counter `name` with `help`.
 #[no_mangle]
 pub unsafe extern "C" fn ctl_builder_counter(
@@ -892,10 +845,10 @@ pub unsafe extern "C" fn ctl_builder_counter(
                 non_null(out, "out")?,
             )
         };
-        check_counter_name(name)?;
-        check_kind(&b.counters, name, CounterKind::Counter)?;
-        let counter = catch_unwind(AssertUnwindSafe(|| b.counters.counter(name, help)))
-            .map_err(|_| fail(CTL_EINVAL, format!("{name:?} is registered as a gauge")))?;
+        let counter = b
+            .counters
+            .try_counter(name, help)
+            .map_err(|err| fail(CTL_EINVAL, err.to_string()))?;
         *out = leak(ctl_counter { counter });
         Ok(())
     })
@@ -929,10 +882,10 @@ pub unsafe extern "C" fn ctl_builder_gauge(
                 non_null(out, "out")?,
             )
         };
-        check_counter_name(name)?;
-        check_kind(&b.counters, name, CounterKind::Gauge)?;
-        let gauge = catch_unwind(AssertUnwindSafe(|| b.counters.gauge(name, help)))
-            .map_err(|_| fail(CTL_EINVAL, format!("{name:?} is registered as a counter")))?;
+        let gauge = b
+            .counters
+            .try_gauge(name, help)
+            .map_err(|err| fail(CTL_EINVAL, err.to_string()))?;
         *out = leak(ctl_gauge { gauge });
         Ok(())
     })

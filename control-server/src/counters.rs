@@ -70,7 +70,21 @@ impl Counters {
     /// `:` or `-`), or is already a gauge: both are mistakes in the daemon's code, found the
     /// first time it starts.
     pub fn counter(&self, name: &str, help: &str) -> Counter {
-        Counter(self.register(name, help, || Value::Counter(AtomicU64::new(0))))
+        self.try_counter(name, help)
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// [`Counters::counter`] that returns the mistake instead of panicking, for names known
+    /// only at run time (a C daemon's, through `control-server-c`).
+    pub fn try_counter(&self, name: &str, help: &str) -> Result<Counter, CounterError> {
+        self.register(name, help, || Value::Counter(AtomicU64::new(0)))
+            .map(Counter)
+    }
+
+    /// [`Counters::gauge`] that returns the mistake instead of panicking.
+    pub fn try_gauge(&self, name: &str, help: &str) -> Result<Gauge, CounterError> {
+        self.register(name, help, || Value::Gauge(AtomicI64::new(0)))
+            .map(Gauge)
     }
 
     /// The gauge `name`, registered with `help` if it is new; see [`Counters::counter`].
@@ -79,23 +93,26 @@ impl Counters {
     ///
     /// As [`Counters::counter`], or if `name` is already a counter.
     pub fn gauge(&self, name: &str, help: &str) -> Gauge {
-        Gauge(self.register(name, help, || Value::Gauge(AtomicI64::new(0))))
+        self.try_gauge(name, help)
+            .unwrap_or_else(|err| panic!("{err}"))
     }
 
-    fn register(&self, name: &str, help: &str, new: impl FnOnce() -> Value) -> Arc<Slot> {
-        assert!(
-            valid_name(name),
-            "counter name {name:?} is not 1 to {MAX_NAME_LEN} ASCII letters, digits, '_', '.', \
-             ':' or '-'"
-        );
+    fn register(
+        &self,
+        name: &str,
+        help: &str,
+        new: impl FnOnce() -> Value,
+    ) -> Result<Arc<Slot>, CounterError> {
+        if !valid_name(name) {
+            return Err(CounterError::Name(name.to_owned()));
+        }
         let value = new();
         let mut slots = crate::panic::lock(&self.slots);
         if let Some(slot) = slots.iter().find(|s| s.name == name) {
-            assert!(
-                std::mem::discriminant(&slot.value) == std::mem::discriminant(&value),
-                "counter {name:?} is registered both as a counter and as a gauge"
-            );
-            return slot.clone();
+            if std::mem::discriminant(&slot.value) != std::mem::discriminant(&value) {
+                return Err(CounterError::Kind(name.to_owned()));
+            }
+            return Ok(slot.clone());
         }
         let slot = Arc::new(Slot {
             name: name.to_owned(),
@@ -103,7 +120,7 @@ impl Counters {
             value,
         });
         slots.push(slot.clone());
-        slot
+        Ok(slot)
     }
 
     /// Every counter whose name starts with `prefix`, in the order registered.
@@ -129,6 +146,19 @@ impl Counters {
             })
             .collect()
     }
+}
+
+/// A counter that cannot be registered: a mistake in the daemon's code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CounterError {
+    /// Not 1 to [`MAX_NAME_LEN`] ASCII letters, digits, `_`, `.`, `:` or `-`.
+    #[error(
+        "counter name {0:?} is not 1 to {MAX_NAME_LEN} ASCII letters, digits, '_', '.', ':' or '-'"
+    )]
+    Name(String),
+    /// Registered already as the other kind.
+    #[error("counter {0:?} is registered both as a counter and as a gauge")]
+    Kind(String),
 }
 
 fn valid_name(name: &str) -> bool {

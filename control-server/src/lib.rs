@@ -136,7 +136,7 @@ mod state;
 mod transport;
 
 pub use control_api as api;
-pub use counters::{Counter, Counters, Gauge};
+pub use counters::{Counter, CounterError, Counters, Gauge};
 pub use drain::{WorkGuard, WorkTracker};
 pub use handler::{DaemonStatus, OpContext, Reloaded};
 pub use listener::BindError;

@@ -539,17 +539,7 @@ fn bind_in(
     Ok((listener, (meta.dev(), meta.ino())))
 }
 
-/// `err` and its causes, on one line, for a log line.
-pub(crate) fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub(crate) use control_api::text::chain;
 
 #[cfg(test)]
 mod tests {

@@ -231,13 +231,7 @@ fn stderr_fallback() -> Option<tracing::Dispatch> {
 /// What `spawn` and `start`, which cannot return it, do with a failure of `run`.
 fn log_failure(served: Result<(), ServerError>) {
     if let Err(err) = served {
-        let mut line = err.to_string();
-        let mut cause = std::error::Error::source(&err);
-        while let Some(next) = cause {
-            line = format!("{line}: {next}");
-            cause = next.source();
-        }
-        tracing::error!("control server cannot serve: {line}");
+        tracing::error!("control server cannot serve: {}", listener::chain(&err));
     }
 }
 

@@ -3,6 +3,7 @@
 use crate::exit::Exit;
 use crate::running::{Process, Remains};
 use control_api::socket::{SocketPathError, Untrusted};
+use control_api::text::chain as error_chain;
 use control_api::OpError;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -437,17 +438,6 @@ fn since(when: &Option<std::time::SystemTime>) -> String {
 fn is_socket(path: &std::path::Path) -> bool {
     use std::os::unix::fs::FileTypeExt;
     std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket())
-}
-
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut next = err.source();
-    while let Some(e) = next {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        next = e.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! exports.
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -28,61 +29,26 @@ fn include_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../control-server-c/include")
 }
 
-/// `libcontrol_server_c.a`, built with the profile and target directory of the other binaries.
-fn static_lib() -> &'static Path {
-    static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
-        let profile_dir = bins().ctl.parent().unwrap().to_owned();
-        let target_dir = profile_dir.parent().unwrap();
-        let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
-            "debug" => "dev",
-            other => other,
-        }
-        .to_owned();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "control-server-c", "--lib"])
-            .args(["--profile", &profile, "--target-dir"])
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .expect("run cargo build");
-        assert!(
-            out.status.success(),
-            "building control-server-c failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        profile_dir.join("libcontrol_server_c.a")
-    })
-}
-
 /// Compiles `source` against the header and the static library into cargo's temporary
 /// directory for tests, as `name`.
 fn build_c(source: &Path, name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let bin = dir.join(name);
-    // Built under a name of this process's, then renamed: another test run may build too.
-    let building = dir.join(format!("{name}.{}", std::process::id()));
-    let out = Command::new("cc")
-        .args(["-O", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I"])
-        .arg(include_dir())
-        .arg("-o")
-        .arg(&building)
-        .arg(source)
-        .arg(static_lib())
-        .args(NATIVE_LIBS)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run cc ({e}): the C library's tests build C programs; apt-get install -y gcc")
-        });
-    assert!(
-        out.status.success(),
-        "cc {} failed:\n{}",
-        source.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::rename(&building, &bin).unwrap();
-    bin
+    let include = include_dir();
+    let flags: Vec<&OsStr> = ["-O", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I"]
+        .into_iter()
+        .map(OsStr::new)
+        .chain([include.as_os_str()])
+        .collect();
+    let libs: Vec<&OsStr> = [bins().c_library.as_os_str()]
+        .into_iter()
+        .chain(NATIVE_LIBS.iter().map(OsStr::new))
+        .collect();
+    tests::compile_c(
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        source,
+        name,
+        &flags,
+        &libs,
+    )
 }
 
 /// `cdaemon`, compiled once per test run.
@@ -201,7 +167,7 @@ fn c_header_declares_exactly_what_the_library_exports_and_compiles_as_c_and_cpp(
     // What the static library defines, from `nm`.
     let out = Command::new("nm")
         .args(["-g", "--defined-only"])
-        .arg(static_lib())
+        .arg(&bins().c_library)
         .output()
         .expect("run nm (binutils)");
     assert!(out.status.success());
@@ -237,7 +203,7 @@ fn c_header_declares_exactly_what_the_library_exports_and_compiles_as_c_and_cpp(
     assert_eq!(out.code, Some(0), "{out}");
     assert_eq!(out.stdout.trim(), names.len().to_string());
     // The same program against the shared library.
-    let lib_dir = static_lib().parent().unwrap();
+    let lib_dir = bins().c_library.parent().unwrap();
     let shared = dir.join("abi-shared");
     let out = run(Command::new("cc")
         .args(["-Wall", "-Werror", "-I"])

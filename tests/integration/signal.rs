@@ -3,6 +3,7 @@
 //! `--verify-reopen` proves the reopen from `/proc/PID/fd`; the real logrotate runs it in
 //! `postrotate`.
 
+use std::ffi::OsStr;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -15,26 +16,14 @@ pub(crate) fn sigd() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("integration/c/sigd.c");
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let bin = dir.join("sigd");
-        // Built under a name of this process's, then renamed: another test run may build too.
-        let building = dir.join(format!("sigd.{}", std::process::id()));
-        let out = Command::new("cc")
-            .args(["-O", "-Wall", "-Werror", "-o"])
-            .arg(&building)
-            .arg(&source)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run cc ({e}): the signal tests build a C program; apt-get install -y gcc")
-            });
-        assert!(
-            out.status.success(),
-            "cc {} failed:\n{}",
-            source.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::rename(&building, &bin).unwrap();
-        bin
+        let flags = ["-O", "-Wall", "-Werror"].map(OsStr::new);
+        tests::compile_c(
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
+            &source,
+            "sigd",
+            &flags,
+            &[],
+        )
     })
 }
 

@@ -3,6 +3,7 @@
 //! (a socket accepting, a line appearing) with bounded retries. Every failure message carries
 //! what is needed to understand it: the command, its exit code and output, the daemon's log.
 
+use std::ffi::OsStr;
 use std::fmt;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -27,6 +28,8 @@ pub struct Bins {
     pub embedded: PathBuf,
     /// control-server's `blocking` example: a daemon without tokio or a tracing subscriber.
     pub blocking: PathBuf,
+    /// control-server-c's static library, `libcontrol_server_c.a`.
+    pub c_library: PathBuf,
 }
 
 /// Builds `ctl` and `demo-daemon` (once per test process) with the profile and target
@@ -77,6 +80,9 @@ pub fn bins() -> &'static Bins {
                 "embedded",
                 "--example",
                 "blocking",
+                "-p",
+                "control-server-c",
+                "--lib",
                 "--profile",
             ])
             .arg(&profile)
@@ -96,8 +102,41 @@ pub fn bins() -> &'static Bins {
             hostile: profile_dir.join("hostile-client"),
             embedded: profile_dir.join("examples").join("embedded"),
             blocking: profile_dir.join("examples").join("blocking"),
+            c_library: profile_dir.join("libcontrol_server_c.a"),
         }
     })
+}
+
+/// Compiles the C program `source` with `cc`, `flags` and then `libs` into `dir` (cargo's
+/// temporary directory for tests, `CARGO_TARGET_TMPDIR`) as `name`, and returns its path. Built
+/// under a name of this process's, then renamed: another test run may build it at the same time.
+pub fn compile_c(
+    dir: &Path,
+    source: &Path,
+    name: &str,
+    flags: &[&OsStr],
+    libs: &[&OsStr],
+) -> PathBuf {
+    let bin = dir.join(name);
+    let building = dir.join(format!("{name}.{}", std::process::id()));
+    let out = Command::new("cc")
+        .args(flags)
+        .arg("-o")
+        .arg(&building)
+        .arg(source)
+        .args(libs)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run cc ({e}): the tests build C programs; apt-get install -y gcc")
+        });
+    assert!(
+        out.status.success(),
+        "cc {} failed:\n{}",
+        source.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(&building, &bin).unwrap();
+    bin
 }
 
 /// Polls `check` until it returns `Some`, at most for `limit`; panics with `what` otherwise.
