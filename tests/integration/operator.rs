@@ -429,9 +429,7 @@ fn the_man_page_has_the_usual_sections_and_refers_only_to_real_pages() {
         section("FILES").contains("/usr/share/doc/ctl/operators.md"),
         "{rendered}"
     );
-    assert!(!rendered
-        .replace("(in the source, docs/operators.md)", "")
-        .contains("docs/"));
+    assert!(!rendered.contains("docs/"), "{rendered}");
     for part in [
         "/run/ctl/NAME.sock",
         "exit 77",
