@@ -281,7 +281,9 @@ mod tests {
         let waiter = std::thread::spawn({
             let work = work.clone();
             move || {
-                let bound = Some(Duration::from_secs(10));
+                // Far longer than the test waits for each report below: a wake-up that is lost
+                // shows as a report that does not come, not as one that comes late.
+                let bound = Some(Duration::from_secs(300));
                 seen.send(("draining", work.block_until_draining(bound)))
                     .unwrap();
                 seen.send(("drained", work.block_until_drained(bound)))
