@@ -53,9 +53,9 @@ pub enum BindError {
         /// The socket path.
         path: PathBuf,
     },
-    /// The socket's directory, made again after it was removed, is not one this daemon can
-    /// trust: a symbolic link, or a directory another user made first.
-    #[error("the socket's directory {} is now a {what} owned by uid {owner}, not a directory of \
+    /// The socket's directory is not one this daemon can trust: another user's directory, or
+    /// (made again after it was removed) a symbolic link or a directory another user made first.
+    #[error("the socket's directory {} is a {what} owned by uid {owner}, not a directory of \
         uid {uid} (this daemon's user) or root; another user could choose where this daemon's \
         socket and lock file go, so none are made there", .dir.display())]
     UntrustedDirectory {
@@ -327,13 +327,6 @@ impl BoundSocket {
 /// user or root; [`BindError::UntrustedDirectory`] otherwise.
 fn trusted_directory(dir: &Path) -> Result<(u64, u64), BindError> {
     use rustix::fs::{Mode, OFlags};
-    let uid = rustix::process::geteuid().as_raw();
-    let untrusted = |meta: &std::fs::Metadata| BindError::UntrustedDirectory {
-        dir: dir.to_owned(),
-        what: crate::log_file::describe(meta.file_type()),
-        owner: meta.uid(),
-        uid,
-    };
     // O_PATH|O_NOFOLLOW opens a planted link itself, never what it points at.
     let fd = rustix::fs::open(
         dir,
@@ -344,10 +337,24 @@ fn trusted_directory(dir: &Path) -> Result<(u64, u64), BindError> {
     let meta = std::fs::File::from(fd)
         .metadata()
         .map_err(io_err("inspect", dir))?;
-    if !meta.is_dir() || (meta.uid() != uid && meta.uid() != 0) {
-        return Err(untrusted(&meta));
-    }
+    owned_directory(dir, &meta)?;
     Ok((meta.dev(), meta.ino()))
+}
+
+/// [`BindError::UntrustedDirectory`] unless `meta` is of a directory owned by this daemon's
+/// user or root: whoever owns the directory could replace the socket and its lock file with
+/// their own.
+fn owned_directory(dir: &Path, meta: &std::fs::Metadata) -> Result<(), BindError> {
+    let uid = rustix::process::geteuid().as_raw();
+    if meta.is_dir() && (meta.uid() == uid || meta.uid() == 0) {
+        return Ok(());
+    }
+    Err(BindError::UntrustedDirectory {
+        dir: dir.to_owned(),
+        what: crate::log_file::describe(meta.file_type()),
+        owner: meta.uid(),
+        uid,
+    })
 }
 
 impl Drop for BoundSocket {
@@ -383,7 +390,8 @@ fn split(path: &Path) -> Result<(&Path, &OsStr), BindError> {
 ///
 /// The socket is created inside a fresh owner-only directory next to `path`, given its mode
 /// there, and then renamed into place: at no moment can anyone connect to it with wider
-/// permissions than `mode`. The parent directory is created (mode 0755) if missing.
+/// permissions than `mode`. The parent directory is created (mode 0755) if missing; one another
+/// user owns is refused ([`BindError::UntrustedDirectory`]): they could replace the socket.
 ///
 /// The lock file `PATH.lock` (mode 0600) is taken first and held until the [`BoundSocket`] is
 /// dropped. If another instance holds it, this fails at once with
@@ -405,6 +413,9 @@ fn bind_waiting(
         .mode(0o755)
         .create(parent)
         .map_err(io_err("create directory", parent))?;
+    // Followed: a link an operator made (say /var/run) leads to the directory to judge.
+    let meta = std::fs::metadata(parent).map_err(io_err("inspect", parent))?;
+    owned_directory(parent, &meta)?;
 
     // Two instances starting at once must not both pass the check below and then both rename
     // a socket into place: the lock makes them take turns, and keeps the loser out for as
@@ -735,6 +746,32 @@ mod tests {
         );
         assert!(message.contains("d.sock.lock"), "{message}");
         assert!(!path.exists(), "the loser must not bind");
+    }
+
+    #[test]
+    fn a_directory_another_user_owns_is_refused_before_anything_is_made_in_it() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root to chown");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        rustix::fs::chown(&theirs, Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
+        // Reached through a link of our own: what is judged is the directory it leads to.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&theirs, &link).unwrap();
+        for parent in [&theirs, &link] {
+            match bind(&parent.join("d.sock"), 0o600, None) {
+                Err(err @ BindError::UntrustedDirectory { owner: 65534, .. }) => {
+                    let message = err.to_string();
+                    assert!(message.contains("owned by uid 65534"), "{message}");
+                }
+                other => panic!("expected UntrustedDirectory in {parent:?}, got {other:?}"),
+            }
+            let made: Vec<_> = std::fs::read_dir(&theirs).unwrap().collect();
+            assert!(made.is_empty(), "made {made:?} in another user's directory");
+        }
     }
 
     #[test]
