@@ -171,10 +171,21 @@ fn check_host(host: &str) -> Result<(), String> {
 }
 
 /// One word for the remote shell: ssh joins its command's words with spaces and the remote
-/// user's shell reads the line, so every word goes in single quotes, each `'` in it as `'\''`.
-/// Nothing in a single-quoted word is special to a POSIX shell (nor to bash, zsh or fish).
+/// user's shell reads the line, so every word goes in single quotes, each `'` in it as `'\''`
+/// and each `\` as `'\\'`. Nothing in a single-quoted word is special to a POSIX shell, bash or
+/// zsh; fish reads `\'` and `\\` there as escapes, so no backslash is left inside the quotes,
+/// and outside them `\'` and `\\` mean `'` and `\` to all of them.
 pub fn quote(word: &str) -> String {
-    format!("'{}'", word.replace('\'', r"'\''"))
+    let mut quoted = String::from("'");
+    for c in word.chars() {
+        match c {
+            '\'' => quoted.push_str(r"'\''"),
+            '\\' => quoted.push_str(r"'\\'"),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('\'');
+    quoted
 }
 
 #[cfg(test)]
@@ -250,18 +261,30 @@ mod tests {
     }
 
     #[test]
-    fn quoted_words_are_one_word_each_for_sh() {
-        let words = ["it's", "a b", "$(touch PWNED)", "`x`", "\n;", "", "\\'"];
+    fn quoted_words_are_one_word_each_for_every_login_shell() {
+        let words = [
+            "it's",
+            "a b",
+            "$(touch PWNED)",
+            "`x`",
+            "\n;",
+            "",
+            "\\'",
+            "x\\",
+            "\\\\",
+            "a=x\\",
+            "b=;touch PWNED;echo \\",
+        ];
         let line: Vec<String> = words.iter().map(|w| quote(w)).collect();
-        let out = std::process::Command::new("sh")
-            .args(["-c", &format!("printf '%s\\0' {}", line.join(" "))])
-            .output()
-            .unwrap();
-        let got: Vec<String> = String::from_utf8(out.stdout)
-            .unwrap()
-            .split_terminator('\0')
-            .map(str::to_owned)
-            .collect();
-        assert_eq!(got, words);
+        // The remote user's shell may be any of these (fish is installed with the test tools).
+        for shell in ["sh", "bash", "zsh", "fish"] {
+            let out = std::process::Command::new(shell)
+                .args(["-c", &format!("printf '%s\\n' {}", line.join(" "))])
+                .output()
+                .unwrap_or_else(|e| panic!("{shell}: {e}"));
+            assert!(out.status.success(), "{shell}: {out:?}");
+            let expected: String = words.iter().map(|w| format!("{w}\n")).collect();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), expected, "{shell}");
+        }
     }
 }
