@@ -51,9 +51,42 @@ impl Sigd {
         pidfile: &Path,
         with_log: bool,
     ) -> Sigd {
+        Sigd::start_with(sb, mode, name, pidfile, with_log, None)
+    }
+
+    /// [`Sigd::start`] as `uid` (through setpriv), its pid file and log in a directory of that
+    /// uid's.
+    fn start_as(sb: &Sandbox, uid: u32, mode: &str, name: &str) -> Sigd {
+        sb.open_to_other_users();
+        let dir = sb.path(&format!("uid-{uid}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let owner = Some(rustix::fs::Uid::from_raw(uid));
+        rustix::fs::chown(&dir, owner, Some(rustix::fs::Gid::from_raw(uid))).unwrap();
+        let pidfile = dir.join(format!("{name}.pid"));
+        Sigd::start_with(sb, mode, name, &pidfile, true, Some(uid))
+    }
+
+    fn start_with(
+        sb: &Sandbox,
+        mode: &str,
+        name: &str,
+        pidfile: &Path,
+        with_log: bool,
+        uid: Option<u32>,
+    ) -> Sigd {
         let pidfile = pidfile.to_owned();
-        let log = sb.path(&format!("{name}.log"));
-        let mut cmd = Command::new(sigd());
+        let log = pidfile.with_extension("log");
+        let mut cmd = match uid {
+            None => Command::new(sigd()),
+            Some(uid) => {
+                let mut cmd = Command::new("setpriv");
+                cmd.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={uid}"))
+                    .arg("--clear-groups")
+                    .arg(sigd());
+                cmd
+            }
+        };
         cmd.args([mode, name]).arg(&pidfile);
         if with_log {
             cmd.arg(&log);
@@ -525,6 +558,39 @@ fn a_name_matches_every_process_of_that_exact_name_and_one_that_would_die_stops_
     .expect_code(0);
     let run = ctl(&sb, &["signal", "HUP", "--name", "sig-multi-but-longer"]).expect_code(2);
     assert!(run.stderr.contains("\"sig-multi-but-l\""), "{run}");
+}
+
+#[test]
+fn a_login_users_process_of_that_name_is_left_out_and_cannot_stand_in_for_a_dead_daemon() {
+    if !require_root() {
+        return;
+    }
+    // A person (uid 4242: between UID_MIN and UID_MAX) runs a process under the daemon's name.
+    let sb = Sandbox::new();
+    let theirs = Sigd::start_as(&sb, 4242, "catch", "sig-people");
+    // The daemon died: their process, which handles HUP, must not make it look green.
+    let run = ctl(&sb, &["signal", "HUP", "--name", "sig-people"]).expect_code(69);
+    assert!(
+        run.stderr.contains(&format!(
+            "no process named \"sig-people\" (as /proc/PID/comm has it) but login users' \
+             (pid {} of uid 4242), which --name never signals",
+            theirs.pid
+        )),
+        "{run}"
+    );
+    assert!(!theirs.barrier().lines().any(|l| l == "hup"), "{run}");
+    // Nor can a process of theirs without a handler refuse for the daemon.
+    drop(theirs);
+    let _theirs = Sigd::start_as(&sb, 4242, "none", "sig-people");
+    let daemon = Sigd::start(&sb, "catch", "sig-people", true);
+    let run = ctl(&sb, &["signal", "HUP", "--name", "sig-people"]).expect_code(0);
+    assert_eq!(run.stdout.lines().count(), 1, "{run}");
+    assert!(
+        run.stdout
+            .contains(&format!("pid {} (sig-people): SIGHUP sent", daemon.pid)),
+        "{run}"
+    );
+    assert!(daemon.barrier().lines().any(|l| l == "hup"), "{run}");
 }
 
 #[test]

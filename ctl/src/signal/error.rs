@@ -38,8 +38,13 @@ pub enum SignalError {
              pid file", .path.display())]
     Stale { path: PathBuf, pid: i32 },
     /// No process has the name.
-    #[error("no process named {name:?} (as /proc/PID/comm has it); nothing was sent")]
-    NoProcess { name: String },
+    #[error("no process named {name:?} (as /proc/PID/comm has it){}; nothing was sent",
+             left_out_text(.left_out))]
+    NoProcess {
+        name: String,
+        /// Processes of that name that login users run, which `--name` never signals.
+        left_out: Vec<(i32, u32)>,
+    },
     /// The name cannot match: the kernel keeps 15 bytes of a process name.
     #[error("{name:?} is {len} bytes, and the kernel keeps only the first 15 of a process's \
              name (/proc/PID/comm): it can match no process; give --name {short:?}, as the \
@@ -125,7 +130,10 @@ impl SignalError {
                 source: io::Error::other("x"),
             }),
             SignalError::Stale { path, pid: 1 },
-            SignalError::NoProcess { name: "x".into() },
+            SignalError::NoProcess {
+                name: "x".into(),
+                left_out: vec![(7, 1000)],
+            },
             SignalError::NameTooLong {
                 name: "x".repeat(16),
                 short: "x".repeat(15),
@@ -251,6 +259,20 @@ fn refusals(sig: &Sig, refused: &[(Who, Refusal)]) -> String {
         .map(|(who, why)| format!("{who}: {}", why.text(sig)))
         .collect();
     each.join("; ")
+}
+
+fn left_out_text(left_out: &[(i32, u32)]) -> String {
+    if left_out.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = left_out
+        .iter()
+        .map(|(pid, uid)| format!("pid {pid} of uid {uid}"))
+        .collect();
+    format!(
+        " but login users' ({}), which --name never signals: anyone can name a process so",
+        each.join(", ")
+    )
 }
 
 fn none_of(refused: usize, of: usize) -> String {

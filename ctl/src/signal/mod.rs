@@ -85,7 +85,8 @@ pub struct SignalArgs {
     /// The process whose pid this file holds (the pid file a logrotate stanza reads)
     #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     pub pidfile: Option<PathBuf>,
-    /// Every process with this exact name in /proc/PID/comm, as `pkill -x` (at most 15 bytes)
+    /// Every process with this exact name in /proc/PID/comm, as `pkill -x` (at most 15 bytes),
+    /// but login users' (their name is their choice)
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
     /// Send it even to a process that does not handle it (it may kill or stop it)
@@ -192,17 +193,45 @@ fn find(args: &SignalArgs, verify: bool) -> Result<Vec<Process>, SignalError> {
         what: "cannot list the processes in /proc".into(),
         source,
     })?;
+    let me = rustix::process::geteuid().as_raw();
+    let people = login_uids();
     let mut found = Vec::new();
+    let mut left_out = Vec::new();
     for pid in pids {
+        // A login user's process could be named so to take the daemon's place (a dead
+        // daemon's signal "handled" by theirs), or to refuse for it; it is left out before
+        // it is looked at, so that many of them cost nothing either.
+        match procfs::dispositions(pid) {
+            Ok(d) if people.contains(&d.uid) && d.uid != me => {
+                left_out.push((pid, d.uid));
+                continue;
+            }
+            _ => {}
+        }
         // One that exited, or was replaced by another name, since the listing is left out.
         found.extend(inspect(pid, Some(name.as_bytes()), &args.signal, verify)?);
     }
     if found.is_empty() {
         return Err(SignalError::NoProcess {
             name: name.to_owned(),
+            left_out,
         });
     }
     Ok(found)
+}
+
+/// The uids of login users, people rather than daemons: `UID_MIN` to `UID_MAX` of
+/// /etc/login.defs, 1000 to 60000 where it does not say (nobody, 65534, is not one).
+fn login_uids() -> std::ops::RangeInclusive<u32> {
+    let defs = std::fs::read_to_string("/etc/login.defs").unwrap_or_default();
+    let value = |key: &str, default: u32| {
+        defs.lines()
+            .filter_map(|line| line.split_once(char::is_whitespace))
+            .filter(|(k, _)| *k == key)
+            .find_map(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(default)
+    };
+    value("UID_MIN", 1000)..=value("UID_MAX", 60000)
 }
 
 /// Pins `pid` with a pidfd and reads what judging `sig` needs; `None` when it is gone (or,
