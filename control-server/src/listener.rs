@@ -53,9 +53,11 @@ pub enum BindError {
         /// The socket path.
         path: PathBuf,
     },
-    /// The socket's directory is not one this daemon can trust: another user's directory, or
-    /// (made again after it was removed) a symbolic link or a directory another user made first.
-    #[error("the socket's directory {} is a {what} owned by uid {owner}, not a directory of \
+    /// A directory on the socket's path is not one this daemon can trust: another user's
+    /// directory (who could rename the socket's away and put their own in its place), or (the
+    /// socket's, made again after it was removed) a symbolic link or a directory another user
+    /// made first.
+    #[error("the directory {} on the socket's path is a {what} owned by uid {owner}, not a directory of \
         uid {uid} (this daemon's user) or root; another user could choose where this daemon's \
         socket and lock file go, so none are made there", .dir.display())]
     UntrustedDirectory {
@@ -341,6 +343,26 @@ fn trusted_directory(dir: &Path) -> Result<(u64, u64), BindError> {
     Ok((meta.dev(), meta.ino()))
 }
 
+/// [`BindError::UntrustedDirectory`] unless every directory that `dir` (or, where it does not
+/// exist yet, the deepest part of it that does) is in is owned by this daemon's user or root,
+/// judged before anything is made there: the owner of any of them could rename the socket's
+/// directory away and put one of their own in its place. Links on the way (say /var/run) are
+/// followed, and the directories they lead to judged.
+fn trusted_ancestors(dir: &Path) -> Result<(), BindError> {
+    // The deepest part that exists ("" is the working directory).
+    let existing = dir
+        .ancestors()
+        .find(|a| a.as_os_str().is_empty() || std::fs::symlink_metadata(a).is_ok())
+        .filter(|a| !a.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let real = std::fs::canonicalize(existing).map_err(io_err("resolve", existing))?;
+    for ancestor in real.ancestors() {
+        let meta = std::fs::metadata(ancestor).map_err(io_err("inspect", ancestor))?;
+        owned_directory(ancestor, &meta)?;
+    }
+    Ok(())
+}
+
 /// [`BindError::UntrustedDirectory`] unless `meta` is of a directory owned by this daemon's
 /// user or root: whoever owns the directory could replace the socket and its lock file with
 /// their own.
@@ -408,6 +430,7 @@ fn bind_waiting(
     wait: Duration,
 ) -> Result<BoundSocket, BindError> {
     let (parent, file_name) = split(path)?;
+    trusted_ancestors(parent)?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
@@ -746,6 +769,36 @@ mod tests {
         );
         assert!(message.contains("d.sock.lock"), "{message}");
         assert!(!path.exists(), "the loser must not bind");
+    }
+
+    #[test]
+    fn a_directory_above_owned_by_another_user_is_refused_before_anything_is_made_in_it() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root to chown");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        rustix::fs::chown(&theirs, Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
+        // Made by root in their directory, it could be renamed away by them and replaced.
+        let ours = theirs.join("ours");
+        std::fs::create_dir(&ours).unwrap();
+        for path in [ours.join("d.sock"), theirs.join("missing/d.sock")] {
+            match bind(&path, 0o600, None) {
+                Err(BindError::UntrustedDirectory {
+                    dir, owner: 65534, ..
+                }) => {
+                    assert_eq!(dir, theirs, "{path:?}")
+                }
+                other => panic!("expected UntrustedDirectory for {path:?}, got {other:?}"),
+            }
+        }
+        assert!(
+            !theirs.join("missing").exists(),
+            "made a directory in theirs"
+        );
+        assert_eq!(std::fs::read_dir(&ours).unwrap().count(), 0);
     }
 
     #[test]
