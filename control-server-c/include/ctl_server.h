@@ -143,7 +143,9 @@ int ctl_work_wait_drained(ctl_work *w, int64_t timeout_ms);
 
 /* The callback form: `int on_drain(void *user, int draining)` is called with 1 when `ctl drain`
  * begins (after the tracker, if registered, refuses new work; before it waits for the work in
- * flight) and with 0 on `ctl resume`. Return 0; nonzero fails the call. */
+ * flight) and with 0 on `ctl resume`. Return 0; nonzero fails the call. With 1, return only
+ * once the work the tracker does not count is finished (it may block, within `ctl drain`'s
+ * deadline): returning is what `ctl drain` reports as drained when no tracker is registered. */
 typedef int (*ctl_drain_fn)(void *user, int draining);
 int ctl_builder_on_drain(ctl_builder *b, ctl_drain_fn on_drain, void *user);
 

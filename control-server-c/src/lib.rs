@@ -37,8 +37,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::ffi::OsStringExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Success.
@@ -684,19 +684,33 @@ pub unsafe extern "C" fn ctl_builder_on_drain(
                 ))),
             }
         };
+        // Whether a drain of the callback's is in force, so that resume says whether it undid
+        // one (a tracker's drain state is added by the server).
+        let draining = Arc::new(AtomicBool::new(false));
+        let resumed = draining.clone();
         b.update(|builder| {
             builder
-                .drain(move |_ctx| async move {
-                    call("drain", 1).await?;
-                    Ok(DrainReply {
-                        completed: true,
-                        in_flight: 0,
-                        resumed: false,
-                    })
+                .drain(move |_ctx| {
+                    let draining = draining.clone();
+                    async move {
+                        // The callback returned: its own work is done (the header's contract),
+                        // and a tracker's is waited for by the server.
+                        call("drain", 1).await?;
+                        draining.store(true, Ordering::SeqCst);
+                        Ok(DrainReply {
+                            completed: true,
+                            in_flight: 0,
+                            resumed: false,
+                        })
+                    }
                 })
-                .resume(move |_ctx| async move {
-                    call("resume", 0).await?;
-                    Ok(ResumeReply { was_draining: true })
+                .resume(move |_ctx| {
+                    let resumed = resumed.clone();
+                    async move {
+                        call("resume", 0).await?;
+                        let was_draining = resumed.swap(false, Ordering::SeqCst);
+                        Ok(ResumeReply { was_draining })
+                    }
                 })
         })
     })

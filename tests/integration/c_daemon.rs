@@ -375,11 +375,15 @@ fn c_daemon_drain_closes_its_listener_and_resume_opens_it_again() {
         greeting(first).is_err().then_some(())
     });
 
-    sb.ctl(&["resume", "dr"]).expect_code(0);
+    let resumed = sb.ctl(&["resume", "dr"]).expect_code(0);
+    assert!(resumed.stdout.contains("dr: resumed"), "{resumed}");
+    // Again: nothing to undo, and the callback's drain is over too.
+    let again = sb.ctl(&["resume", "dr"]).expect_code(0);
+    assert!(again.stdout.contains("not draining"), "{again}");
     let st = status(&sb, "dr");
     assert_eq!(st["draining"], false);
-    // The callback form was called too: once for the drain, once for the resume.
-    assert_eq!(st["values"]["drain_callbacks"], 2, "{st}");
+    // The callback form was called too: once for the drain, once for each resume.
+    assert_eq!(st["values"]["drain_callbacks"], 3, "{st}");
     let again = port(&sb, Some(first));
     assert_eq!(greeting(again).unwrap(), "hello dr\n");
     wait_for("both clients counted", WAIT, || {
