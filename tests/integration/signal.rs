@@ -594,6 +594,36 @@ fn a_login_users_process_of_that_name_is_left_out_and_cannot_stand_in_for_a_dead
 }
 
 #[test]
+fn a_stopped_daemon_is_not_signalled_since_it_would_answer_nothing_until_continued() {
+    use rustix::process::{kill_process, Pid, Signal};
+    let sb = Sandbox::new();
+    let d = Sigd::start(&sb, "catch", "sig-stopped", true);
+    let pid = Pid::from_raw(d.pid).unwrap();
+    kill_process(pid, Signal::STOP).unwrap();
+    wait_for("sigd to stop", WAIT, || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid)).ok()?;
+        status.contains("State:\tT").then_some(())
+    });
+    let doc = ctl(&sb, &["--json", "signal", "HUP", "--pidfile", d.pidfile()])
+        .expect_code(1)
+        .json();
+    assert_eq!(
+        doc["error"]["detail"]["processes"][0]["refusal"], "stopped",
+        "{doc}"
+    );
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(message.contains("it is stopped"), "{doc}");
+    assert!(
+        pending(d.pid).is_empty(),
+        "sent to a stopped process: {doc}"
+    );
+    kill_process(pid, Signal::CONT).unwrap();
+    assert!(!d.barrier().lines().any(|l| l == "hup"), "{doc}");
+    ctl(&sb, &["signal", "HUP", "--pidfile", d.pidfile()]).expect_code(0);
+    assert!(d.barrier().lines().any(|l| l == "hup"));
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let sb = Sandbox::new();
     for args in [

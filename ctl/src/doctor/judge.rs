@@ -168,7 +168,7 @@ fn process(pid: i32, sig: &Sig) -> Option<Judged> {
         (Ok(_), true) => Verdict::Bridged,
         (Ok(_), false) => Verdict::Handled,
         (Err(_), true) => Verdict::ControlSocket,
-        (Err(Refusal::Blocked), false) => Verdict::Blocked,
+        (Err(Refusal::Blocked | Refusal::Stopped), false) => Verdict::Blocked,
         (Err(_), false) => Verdict::Ignored,
     };
     Some(Judged {

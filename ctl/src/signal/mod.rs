@@ -287,6 +287,7 @@ pub(crate) fn inspect(
         ignored: d.ignored,
         blocked,
         signalfd,
+        stopped: matches!(d.state, 'T' | 't'),
     };
     Ok(Some(Process {
         who,

@@ -143,6 +143,9 @@ pub enum Refusal {
     IgnoredByDefault,
     /// Blocked in every thread, and no signalfd reads it: it would stay pending.
     Blocked,
+    /// The process is stopped (by SIGSTOP, its terminal or a debugger): its handler would run
+    /// only once it is continued.
+    Stopped,
 }
 
 /// What `ctl signal` reads of a process to judge a signal.
@@ -154,10 +157,21 @@ pub struct Masks {
     pub blocked: SigSet,
     /// Read by a signalfd.
     pub signalfd: SigSet,
+    /// Stopped or traced (`State: T` or `t`).
+    pub stopped: bool,
 }
 
 /// Whether a process with `masks` handles `sig`, or why sending it is refused.
 pub fn judge(sig: &Sig, masks: &Masks) -> Result<Handled, Refusal> {
+    match judge_running(sig, masks) {
+        // Sent, it would be handled, but not now: the daemon answers nothing while stopped.
+        Ok(Handled::Handler | Handled::Signalfd) if masks.stopped => Err(Refusal::Stopped),
+        verdict => verdict,
+    }
+}
+
+/// [`judge`] for a process that runs.
+fn judge_running(sig: &Sig, masks: &Masks) -> Result<Handled, Refusal> {
     let b = bit(sig.number());
     // Neither can be caught, blocked or ignored.
     if sig.signal == Signal::KILL {
@@ -212,6 +226,10 @@ impl Refusal {
             Refusal::Blocked => format!(
                 "it blocks {sig} in every thread (for the 100ms it was looked at) and reads it \
                  from no signalfd: it would stay pending and do nothing now"
+            ),
+            Refusal::Stopped => format!(
+                "it is stopped (SIGSTOP, its terminal or a debugger): {sig} would stay pending \
+                 until it is continued, and do nothing now"
             ),
         }
     }
@@ -293,5 +311,26 @@ mod tests {
         assert!(Refusal::WouldKill
             .text(&hup)
             .contains("would kill it: no handler"));
+        // A stopped process would handle it only once continued; SIGCONT is what continues
+        // it, and a signal that would kill it still says so.
+        let stopped = Masks {
+            stopped: true,
+            ..caught
+        };
+        assert_eq!(judge(&hup, &stopped), Err(Refusal::Stopped));
+        let stopped_signalfd = Masks {
+            stopped: true,
+            ..signalfd
+        };
+        assert_eq!(judge(&hup, &stopped_signalfd), Err(Refusal::Stopped));
+        let stopped_none = Masks {
+            stopped: true,
+            ..none
+        };
+        assert_eq!(judge(&hup, &stopped_none), Err(Refusal::WouldKill));
+        assert_eq!(
+            judge(&parse("CONT").unwrap(), &stopped_none),
+            Ok(Handled::Continues)
+        );
     }
 }
