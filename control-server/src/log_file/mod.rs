@@ -554,27 +554,16 @@ impl Core {
         if self.path_names_current_file() {
             return Ok(false);
         }
-        let reopened = self.reopen_locked();
-        let path = match &reopened {
-            Ok(done) => {
-                reopens.unreported = Some(done.clone());
-                done.path.clone()
-            }
-            Err(_) => PathBuf::new(),
-        };
+        let done = self.reopen_locked()?;
+        reopens.unreported = Some(done.clone());
         drop(reopens);
-        match reopened {
-            Ok(_) => {
-                if self.noise.reopened.admit() {
-                    tracing::info!(
-                        path = %escape_path(&path),
-                        "log file renamed: reopened it at its path"
-                    );
-                }
-                Ok(true)
-            }
-            Err(not) => Err(not),
+        if self.noise.reopened.admit() {
+            tracing::info!(
+                path = %escape_path(&done.path),
+                "log file renamed: reopened it at its path"
+            );
         }
+        Ok(true)
     }
 
     /// The reopen itself, with `reopening` held by the caller.
@@ -669,7 +658,7 @@ mod tests {
             .unwrap_or_else(|_| panic!("{what} did not return within 10 s"))
     }
 
-    fn mkfifo(path: &Path) {
+    pub(super) fn mkfifo(path: &Path) {
         rustix::fs::mknodat(
             rustix::fs::CWD,
             path,

@@ -172,6 +172,12 @@ impl Wanted {
     fn any(&self) -> bool {
         self.follow || self.rewatch
     }
+
+    /// A rewatch, and the check that follows it.
+    fn both(&mut self) {
+        self.rewatch = true;
+        self.follow = true;
+    }
 }
 
 /// How a wait ended.
@@ -210,8 +216,7 @@ impl Watching {
                 return;
             }
             if self.shared.retarget.swap(false, Ordering::SeqCst) {
-                wanted.rewatch = true;
-                wanted.follow = true;
+                wanted.both();
             }
             let Some(core) = self.core.upgrade() else {
                 return;
@@ -264,19 +269,16 @@ impl Watching {
                     use inotify::ReadFlags as R;
                     let events = event.events();
                     if events.contains(R::QUEUE_OVERFLOW) {
-                        wanted.follow = true;
-                        wanted.rewatch = true;
+                        wanted.both();
                     } else if event.wd() == dir_wd {
                         if events.intersects(R::IGNORED | R::DELETE_SELF | R::MOVE_SELF) {
-                            wanted.rewatch = true;
-                            wanted.follow = true;
+                            wanted.both();
                         }
                         wanted.follow |= event.file_name().map(|n| n.to_bytes()) == name;
                     } else if Some(event.wd()) == self.file_wd {
                         wanted.follow |= events.intersects(R::MOVE_SELF | R::DELETE_SELF);
                     } else if ancestor_event(&self.ancestor, &event) {
-                        wanted.rewatch = true;
-                        wanted.follow = true;
+                        wanted.both();
                     }
                 }
                 Err(rustix::io::Errno::INTR) => continue,
@@ -426,8 +428,7 @@ impl Watching {
                     // so watch above it now, to follow it when it is made again.
                     let dir = self.path.parent().unwrap_or(Path::new("/"));
                     if self.ancestor.is_none() && std::fs::symlink_metadata(dir).is_err() {
-                        self.pending.rewatch = true;
-                        self.pending.follow = true;
+                        self.pending.both();
                     }
                     return;
                 }
@@ -468,13 +469,9 @@ impl Watching {
                 if events.contains(R::QUEUE_OVERFLOW)
                     || (event.wd() == dir_wd
                         && events.intersects(R::IGNORED | R::DELETE_SELF | R::MOVE_SELF))
+                    || ancestor_event(&self.ancestor, &event)
                 {
-                    self.pending.rewatch = true;
-                    self.pending.follow = true;
-                }
-                if ancestor_event(&self.ancestor, &event) {
-                    self.pending.rewatch = true;
-                    self.pending.follow = true;
+                    self.pending.both();
                 }
                 seen |= events.intersects(on) && event.file_name().map(|n| n.to_bytes()) == name;
                 if reader.is_buffer_empty() {
