@@ -35,6 +35,8 @@ pub(crate) struct Serving {
     pub max_frame_len: usize,
     pub max_connections: usize,
     pub max_requests_per_connection: usize,
+    /// How long shutdown waits for calls in progress, and a connection told to stop may take
+    /// to send the replies it owes.
     pub shutdown_grace: Duration,
 }
 
