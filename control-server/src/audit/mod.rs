@@ -216,7 +216,8 @@ fn cut(mut text: String, max: usize) -> String {
     text
 }
 
-fn unix_ms() -> u64 {
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

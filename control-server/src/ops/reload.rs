@@ -21,7 +21,6 @@ use control_api::{
     CheckReply, CheckRequest, Command, OpError, ReloadOutcome, ReloadReply, ReloadRequest,
 };
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 
@@ -165,17 +164,13 @@ impl Reloads {
             ok: true,
             generation: history.generation,
             message: summary,
-            finished_unix_ms: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            finished_unix_ms: crate::audit::unix_ms(),
         });
     }
 
     fn record(&self, result: Result<Reloaded, OpError>) -> Result<ReloadReply, OpError> {
         let mut history = lock(&self.history);
-        let finished_unix_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let finished_unix_ms = crate::audit::unix_ms();
         match result {
             Ok(reloaded) => {
                 self.ok.inc();
