@@ -119,33 +119,25 @@ pub(crate) async fn bridge_sighup(
             pid: None,
         };
         let deadline = Instant::now() + Duration::from_secs(3600);
-        let reopened = match rotate.serves() {
+        let done = match rotate.serves() {
             true => {
                 let name = control_api::RotateRequest::NAME;
                 let record = audit.begin(Who::Signal("SIGHUP"), name);
                 let ctx = OpContext::new(name, peer, deadline);
-                let reopened = rotate.rotate(ctx, true).await;
+                let reopened = rotate
+                    .rotate(ctx, true)
+                    .await
+                    .map(|reply| format!("{} log file(s) reopened", reply.files.len()));
                 let outcome = match &reopened {
-                    Ok(reply) => Outcome {
-                        result: "ok",
-                        message: format!("{} log file(s) reopened", reply.files.len()),
-                    },
-                    Err(err) => Outcome {
-                        result: err.kind(),
-                        message: err.to_string(),
-                    },
+                    Ok(done) => Outcome::ok(done.clone()),
+                    Err(err) => Outcome::failed(err),
                 };
                 audit.finish(record, outcome).await;
-                Some(reopened)
+                reopened.unwrap_or_else(|err| format!("reopening the log files failed ({err})"))
             }
-            false => None,
+            false => "no log file to reopen".to_owned(),
         };
         let reload = action == Sighup::ReopenLogsAndReload && reloads.has_handler();
-        let done = match &reopened {
-            Some(Ok(reply)) => format!("{} log file(s) reopened", reply.files.len()),
-            Some(Err(err)) => format!("reopening the log files failed ({err})"),
-            None => "no log file to reopen".to_owned(),
-        };
         let then = if reload { ", reloading" } else { "" };
         let instead = if action == Sighup::ReopenLogsAndReload {
             format!("`ctl reload {name}` to reload and `ctl rotate {name}` after logrotate")
@@ -171,17 +163,11 @@ pub(crate) async fn bridge_sighup(
                     "reload after SIGHUP done: {}",
                     reply.summary
                 );
-                Outcome {
-                    result: "ok",
-                    message: reply.summary,
-                }
+                Outcome::ok(reply.summary)
             }
             Err(err) => {
                 tracing::warn!("reload after SIGHUP failed: {err}");
-                Outcome {
-                    result: err.kind(),
-                    message: err.to_string(),
-                }
+                Outcome::failed(&err)
             }
         };
         audit.finish(record, outcome).await;

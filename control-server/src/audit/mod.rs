@@ -20,7 +20,7 @@ use crate::ops::reload::Reloads;
 use crate::policy::Peer;
 use caller::{Identity, Lookups, Pending};
 use control_api::text::{escape, Escaped};
-use control_api::HistoryEntry;
+use control_api::{HistoryEntry, OpError};
 use std::path::Path;
 use std::sync::{Arc, Weak};
 use std::time::{Instant, SystemTime};
@@ -64,6 +64,24 @@ pub(crate) struct Outcome {
     pub result: &'static str,
     /// What the error said, or a short summary of success.
     pub message: String,
+}
+
+impl Outcome {
+    /// Success, with a short summary.
+    pub fn ok(message: String) -> Outcome {
+        Outcome {
+            result: "ok",
+            message,
+        }
+    }
+
+    /// The error's kind and text.
+    pub fn failed(err: &OpError) -> Outcome {
+        Outcome {
+            result: err.kind(),
+            message: err.to_string(),
+        }
+    }
 }
 
 impl Audit {
