@@ -271,11 +271,6 @@ impl Termination {
         self.requested.cancelled().await
     }
 
-    /// Whether SIGTERM or SIGINT has arrived.
-    pub fn is_requested(&self) -> bool {
-        self.requested.is_cancelled()
-    }
-
     /// The stop is done: the deadline no longer applies.
     pub fn finished(&self) {
         let _ = self.finished.try_send(());
