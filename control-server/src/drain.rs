@@ -189,8 +189,7 @@ impl WorkTracker {
     fn block_until(&self, timeout: Option<Duration>, done: impl Fn(&Self) -> bool) -> bool {
         let until = timeout.map(|t| Instant::now() + t);
         let (lock, condvar) = &self.inner.changed;
-        // A panic elsewhere while holding `()` leaves nothing to repair.
-        let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = crate::panic::lock(lock);
         // Checked under the lock that every change notifies under: no wake-up is missed.
         while !done(self) {
             guard = match until.map(|u| u.saturating_duration_since(Instant::now())) {
@@ -248,7 +247,7 @@ impl Inner {
     /// Wakes the threads in [`WorkTracker::block_until`]: under the lock they check under.
     fn wake_threads(&self) {
         let (lock, condvar) = &self.changed;
-        let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _held = crate::panic::lock(lock);
         condvar.notify_all();
     }
 }
