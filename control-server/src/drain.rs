@@ -264,6 +264,15 @@ impl Drop for WorkGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::task::JoinHandle;
+
+    /// `wait` on a clone of `work`, on a task of its own.
+    fn spawned<F>(work: &WorkTracker, wait: impl FnOnce(WorkTracker) -> F) -> JoinHandle<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        tokio::spawn(wait(work.clone()))
+    }
 
     /// A thread outside any runtime learns of a drain, its end and the last unit of work done,
     /// each within its bound, and a bound that passes first says so.
@@ -310,10 +319,7 @@ mod tests {
         let work = WorkTracker::new();
         let guards: Vec<_> = (0..3).map(|_| work.begin().unwrap()).collect();
         work.start_draining();
-        let waiter = tokio::spawn({
-            let work = work.clone();
-            async move { work.drained().await }
-        });
+        let waiter = spawned(&work, |work| async move { work.drained().await });
         for guard in guards {
             tokio::time::sleep(Duration::from_millis(10)).await;
             assert!(!waiter.is_finished());
@@ -339,10 +345,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn drained_wakes_when_a_drain_starts_with_nothing_in_flight() {
         let work = WorkTracker::new();
-        let waiter = tokio::spawn({
-            let work = work.clone();
-            async move { work.drained().await }
-        });
+        let waiter = spawned(&work, |work| async move { work.drained().await });
         tokio::task::yield_now().await; // let the waiter start waiting
         work.start_draining();
         tokio::time::timeout(Duration::from_secs(5), waiter)
@@ -355,14 +358,8 @@ mod tests {
     async fn draining_resolves_when_a_drain_starts_before_drained() {
         let work = WorkTracker::new();
         let guard = work.begin().unwrap();
-        let began = tokio::spawn({
-            let work = work.clone();
-            async move { work.draining().await }
-        });
-        let ended = tokio::spawn({
-            let work = work.clone();
-            async move { work.drained().await }
-        });
+        let began = spawned(&work, |work| async move { work.draining().await });
+        let ended = spawned(&work, |work| async move { work.drained().await });
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert!(!began.is_finished(), "no drain yet");
         work.start_draining();
@@ -391,10 +388,7 @@ mod tests {
         assert!(!work.resume(), "nothing to undo");
         work.start_draining();
         assert!(work.begin().is_none());
-        let resumed = tokio::spawn({
-            let work = work.clone();
-            async move { work.resumed().await }
-        });
+        let resumed = spawned(&work, |work| async move { work.resumed().await });
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert!(!resumed.is_finished(), "still draining");
         assert!(work.resume(), "a drain was undone");
@@ -407,10 +401,7 @@ mod tests {
         assert_eq!(work.in_flight(), 1);
         drop(guard);
         // And a new drain is seen by a new `draining()`.
-        let began = tokio::spawn({
-            let work = work.clone();
-            async move { work.draining().await }
-        });
+        let began = spawned(&work, |work| async move { work.draining().await });
         tokio::task::yield_now().await;
         assert!(!began.is_finished());
         work.start_draining();
@@ -425,10 +416,7 @@ mod tests {
         let work = WorkTracker::new();
         let guard = work.begin().unwrap();
         work.start_draining();
-        let waiter = tokio::spawn({
-            let work = work.clone();
-            async move { work.drained().await }
-        });
+        let waiter = spawned(&work, |work| async move { work.drained().await });
         tokio::task::yield_now().await;
         work.resume();
         drop(guard);
