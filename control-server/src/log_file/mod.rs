@@ -303,14 +303,6 @@ impl LogFile {
         self.core.current().id
     }
 
-    /// How this file is written.
-    pub fn mode(&self) -> WriteMode {
-        match self.core.buffer {
-            Some(_) => WriteMode::Buffered,
-            None => WriteMode::Line,
-        }
-    }
-
     /// Appends `bytes` (one or more whole lines). In line mode: all of them, or, on error,
     /// none. In buffered mode: handed to the writer thread, waiting at most [`STALL_BOUND`] for
     /// room in a full buffer; never an error, but dropped (and counted) when the disk stalls or
