@@ -33,7 +33,7 @@ pub use options::{LogOptions, WriteMode, DEFAULT_BUFFER_LIMIT, DEFAULT_FLUSH_INT
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 pub use watch::CREATE_GRACE;
 pub use write::LineWriter;
 use write::{flush_pending, write_out};
@@ -288,10 +288,6 @@ impl LogFile {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        lock(&self.core.inner)
-    }
-
     /// The path written to. Never waits for the disk, not even on a stalled one.
     pub fn path(&self) -> PathBuf {
         self.core.current().path
@@ -370,21 +366,12 @@ impl LogFile {
             kind,
         })?;
         let (file, id) = opened;
-        let mut inner = self.lock();
-        // What cannot be written to the old file goes on to the new one.
-        let _ = self.core.write_out(&mut inner);
-        let carry = std::mem::take(&mut inner.carry);
-        let old = std::mem::replace(&mut *inner, Inner::new(file));
-        inner.carry = carry;
-        drop(inner);
-        *lock(&self.core.current) = Current { path, id };
+        self.core.move_to(file, Current { path, id });
         reopens.unreported = None;
         drop(reopens);
         if let Some(watch) = &self.threads.watch {
             watch.retarget();
         }
-        // Closed outside the lock.
-        drop(old);
         Ok(())
     }
 
@@ -558,6 +545,21 @@ impl Core {
         Ok(true)
     }
 
+    /// Moves writing to `file`, at `current`, with `reopening` held by the caller; returns the
+    /// bytes the old file took. Everything handed over before goes to the old file; what it
+    /// does not take (a full disk) stays buffered and goes to the new one: nothing is lost.
+    fn move_to(&self, file: File, current: Current) -> u64 {
+        let mut inner = lock(&self.inner);
+        let _ = self.write_out(&mut inner);
+        let old = std::mem::replace(&mut *inner, Inner::new(file));
+        inner.carry = old.carry;
+        drop(inner);
+        *lock(&self.current) = current;
+        // Closed here, outside the lock: a close can wait on a network filesystem.
+        drop(old.file);
+        old.written
+    }
+
     /// The reopen itself, with `reopening` held by the caller.
     fn reopen_locked(&self) -> Result<Reopened, ReopenError> {
         let Current { path, id: old } = self.current();
@@ -570,17 +572,11 @@ impl Core {
         drop(old_file);
         match opened {
             Ok((file, id)) => {
-                let mut inner = lock(&self.inner);
-                // Everything handed over before the switch goes to the old file; what it does
-                // not take (a full disk) stays buffered and goes to the new one: nothing is lost.
-                let _ = self.write_out(&mut inner);
-                let bytes_to_old = std::mem::replace(&mut inner.written, 0);
-                let old_file = std::mem::replace(&mut inner.file, Arc::new(file));
-                inner.torn = false;
-                drop(inner);
-                lock(&self.current).id = id;
-                // Closed here, outside the lock: a close can wait on a network filesystem.
-                drop(old_file);
+                let current = Current {
+                    path: path.clone(),
+                    id,
+                };
+                let bytes_to_old = self.move_to(file, current);
                 Ok(Reopened {
                     path,
                     old,
