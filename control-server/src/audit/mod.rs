@@ -224,14 +224,18 @@ pub(crate) fn line(daemon: &str, entry: &HistoryEntry) -> String {
 /// At most `max` bytes of `text`, cut at a character and marked.
 fn cut(mut text: String, max: usize) -> String {
     if text.len() > max {
-        let mut at = max;
-        while !text.is_char_boundary(at) {
-            at -= 1;
-        }
-        text.truncate(at);
-        text.push_str("...");
+        truncate_marked(&mut text, max, "...");
     }
     text
+}
+
+/// Truncates `text` to at most `at` bytes, at a character, and appends `mark`.
+pub(crate) fn truncate_marked(text: &mut String, mut at: usize, mark: &str) {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    text.truncate(at);
+    text.push_str(mark);
 }
 
 /// Milliseconds since the Unix epoch, now.
