@@ -1029,16 +1029,14 @@ mod tests {
         for file in &rotated {
             for line in std::fs::read_to_string(file).unwrap().lines() {
                 let fields: Vec<&str> = line.split(' ').collect();
-                let t: usize = fields[0]
-                    .strip_prefix("t=")
-                    .expect(line)
-                    .parse()
-                    .expect(line);
-                let n: usize = fields[1]
-                    .strip_prefix("n=")
-                    .expect(line)
-                    .parse()
-                    .expect(line);
+                let number = |i: usize, key| -> usize {
+                    fields[i]
+                        .strip_prefix(key)
+                        .expect(line)
+                        .parse()
+                        .expect(line)
+                };
+                let (t, n) = (number(0, "t="), number(1, "n="));
                 let via = fields[2] == "via=make_writer";
                 if !via {
                     assert_eq!(

@@ -522,6 +522,12 @@ mod tests {
             .collect()
     }
 
+    /// Lines `n=0` to `n=N-1`, each once and in order, across the old file and the new.
+    fn lines_once_each(old: &Path, new: &Path, n: usize) {
+        let all = [numbers(&read(old)), numbers(&read(new))].concat();
+        assert_eq!(all, (0..n).collect::<Vec<_>>(), "lost or duplicated");
+    }
+
     #[test]
     fn a_rename_is_followed_without_rotate_and_rotate_reports_it() {
         for options in [LogFile::options(), LogFile::options().buffered()] {
@@ -539,11 +545,7 @@ mod tests {
                 started.elapsed() >= super::CREATE_GRACE / 2,
                 "no grace for `create`"
             );
-            let all: Vec<usize> = numbers(&read(&old))
-                .into_iter()
-                .chain(numbers(&read(&path)))
-                .collect();
-            assert_eq!(all, (0..n).collect::<Vec<_>>(), "lost or duplicated");
+            lines_once_each(&old, &path, n);
 
             // `rotate` now reports that reopen instead of making another.
             let r = log.reopen().unwrap();
@@ -580,11 +582,7 @@ mod tests {
             (created.ino(), 0o604),
             "not logrotate's file"
         );
-        let all: Vec<usize> = numbers(&read(&old))
-            .into_iter()
-            .chain(numbers(&read(&path)))
-            .collect();
-        assert_eq!(all, (0..n).collect::<Vec<_>>(), "lost or duplicated");
+        lines_once_each(&old, &path, n);
     }
 
     /// The directory went (so the thread's watch on it is dead and cannot be rewatched), then
@@ -696,10 +694,6 @@ mod tests {
         let started = Instant::now();
         let n = write_until_in(&log, &b, 0);
         eprintln!("followed in {:?}", started.elapsed());
-        let all: Vec<usize> = numbers(&read(&other.join("b.log.1")))
-            .into_iter()
-            .chain(numbers(&read(&b)))
-            .collect();
-        assert_eq!(all, (0..n).collect::<Vec<_>>(), "lost or duplicated");
+        lines_once_each(&other.join("b.log.1"), &b, n);
     }
 }
