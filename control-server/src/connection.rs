@@ -253,12 +253,14 @@ pub(crate) async fn serve(
         peer_uid = peer.uid
     );
     let noise = shared.noise.clone();
-    let stream = Guarded::new(
-        stream,
-        state.clone(),
-        serving.idle_timeout,
-        noise.idle.clone(),
-    );
+    let stream = Guarded {
+        inner: stream,
+        stop: Box::pin(state.stop.clone().cancelled_owned()),
+        state: state.clone(),
+        idle: Box::pin(tokio::time::sleep(serving.idle_timeout)),
+        idle_timeout: serving.idle_timeout,
+        idle_log: noise.idle.clone(),
+    };
     let level = shared.policy.level(&peer, shared.own_uid);
     let transport = ServerTransport::new(
         stream,
@@ -343,24 +345,6 @@ struct Guarded<S> {
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
     idle_log: Arc<Throttle>,
-}
-
-impl<S> Guarded<S> {
-    fn new(
-        inner: S,
-        state: Arc<ConnState>,
-        idle_timeout: Duration,
-        idle_log: Arc<Throttle>,
-    ) -> Self {
-        Guarded {
-            inner,
-            stop: Box::pin(state.stop.clone().cancelled_owned()),
-            state,
-            idle: Box::pin(tokio::time::sleep(idle_timeout)),
-            idle_timeout,
-            idle_log,
-        }
-    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
