@@ -8,11 +8,10 @@
 //! so), logged with the `ctl` command to use instead ([`Sighup`]). SIGTERM and SIGINT keep
 //! their meaning.
 
-use crate::audit::{Audit, Outcome, Who};
+use crate::audit::{Outcome, Who};
 use crate::handler::OpContext;
-use crate::ops::reload::Reloads;
-use crate::ops::rotate::Rotate;
 use crate::policy::Peer;
+use crate::state::Shared;
 use control_api::Command as _;
 use nix::sys::signal::{signal, SigHandler, Signal};
 use std::io;
@@ -60,10 +59,6 @@ pub fn restore_default_signals() -> io::Result<()> {
     Ok(())
 }
 
-pub(crate) fn sighup_stream() -> io::Result<tokio::signal::unix::Signal> {
-    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-}
-
 /// What the SIGHUP bridge does with a SIGHUP, set with
 /// [`Builder::on_sighup`](crate::Builder::on_sighup).
 ///
@@ -100,12 +95,16 @@ pub enum Sighup {
 pub(crate) async fn bridge_sighup(
     mut hangups: tokio::signal::unix::Signal,
     action: Sighup,
-    rotate: Arc<Rotate>,
-    reloads: Arc<Reloads>,
-    audit: Arc<Audit>,
-    name: String,
-    shutdown: CancellationToken,
+    shared: Arc<Shared>,
 ) {
+    let Shared {
+        rotate,
+        reloads,
+        audit,
+        name,
+        shutdown,
+        ..
+    } = &*shared;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
