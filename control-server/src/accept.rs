@@ -3,7 +3,7 @@
 //! fails (descriptors run out) answered by making room or backing off.
 
 use crate::conn_state::ConnState;
-use crate::connection::{Admitted, Limits, Tables};
+use crate::connection::{Admitted, Tables};
 use crate::policy::{Peer, Standing};
 use crate::server::Serving;
 use crate::state::Shared;
@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 pub(crate) struct Acceptor {
     shared: Arc<Shared>,
     tables: Arc<Tables>,
-    limits: Limits,
+    serving: Serving,
     tasks: TaskTracker,
     /// Held in reserve for when descriptors run out: given back, it lets the next accept
     /// through, so the caller can be told apart (and the operator let in) instead of the
@@ -36,16 +36,10 @@ impl Acceptor {
             &shared.noise,
             &shared.counters,
         ));
-        let limits = Limits {
-            max_requests: serving.max_requests_per_connection,
-            idle_timeout: serving.idle_timeout,
-            max_frame_len: serving.max_frame_len,
-            stop_grace: serving.shutdown_grace,
-        };
         Acceptor {
             shared,
             tables,
-            limits,
+            serving: *serving,
             tasks,
             spare: std::fs::File::open("/dev/null").ok(),
             next_conn: 0,
@@ -104,9 +98,9 @@ impl Acceptor {
             connections: table,
             conn,
         };
-        let limits = self.limits.for_standing(standing);
+        let serving = self.serving.for_standing(standing);
         self.tasks.spawn(async move {
-            crate::connection::serve(stream, shared, conn, state, limits).await;
+            crate::connection::serve(stream, shared, conn, state, serving).await;
             drop(admitted);
         });
     }

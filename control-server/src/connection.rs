@@ -7,6 +7,7 @@ use crate::conn_state::{ConnState, Kill, STRANGER_CONNECTIONS};
 use crate::counters::{Counter, Gauge, ServerCounters};
 use crate::noise::{Noise, Throttle};
 use crate::policy::Standing;
+use crate::server::Serving;
 use crate::service::ControlService;
 use crate::state::Shared;
 use crate::transport::ServerTransport;
@@ -216,28 +217,20 @@ impl Drop for Admitted {
     }
 }
 
-/// Limits applied to each connection.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
-    pub max_requests: usize,
-    pub idle_timeout: Duration,
-    pub max_frame_len: usize,
-    /// How long a connection told to stop may take to send the replies it owes.
-    pub stop_grace: Duration,
-}
-
 /// Concurrent requests on one connection of a caller who is not trusted. `ctl` has at most two
 /// in flight (a drain and the status calls that follow its progress); each request in flight
 /// holds memory (tarpc's bookkeeping, a span) that a crowd of such connections would multiply.
 pub(crate) const UNTRUSTED_MAX_REQUESTS: usize = 4;
 
-impl Limits {
-    /// The limits for a connection of this standing.
-    pub fn for_standing(self, standing: Standing) -> Limits {
+impl Serving {
+    /// How a connection of this standing is served.
+    pub fn for_standing(self, standing: Standing) -> Serving {
         match standing {
             Standing::Trusted => self,
-            Standing::Permitted | Standing::Stranger => Limits {
-                max_requests: self.max_requests.min(UNTRUSTED_MAX_REQUESTS),
+            Standing::Permitted | Standing::Stranger => Serving {
+                max_requests_per_connection: self
+                    .max_requests_per_connection
+                    .min(UNTRUSTED_MAX_REQUESTS),
                 ..self
             },
         }
@@ -250,7 +243,7 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     conn: u64,
     state: Arc<ConnState>,
-    limits: Limits,
+    serving: Serving,
 ) {
     let peer = state.peer;
     let span = tracing::info_span!(
@@ -260,16 +253,18 @@ pub(crate) async fn serve(
         peer_uid = peer.uid
     );
     let noise = shared.noise.clone();
-    let stream = Guarded::new(
-        stream,
-        state.clone(),
-        limits.idle_timeout,
-        noise.idle.clone(),
-    );
+    let stream = Guarded {
+        inner: stream,
+        stop: Box::pin(state.stop.clone().cancelled_owned()),
+        state: state.clone(),
+        idle: Box::pin(tokio::time::sleep(serving.idle_timeout)),
+        idle_timeout: serving.idle_timeout,
+        idle_log: noise.idle.clone(),
+    };
     let level = shared.policy.level(&peer, shared.own_uid);
     let transport = ServerTransport::new(
         stream,
-        limits.max_frame_len,
+        serving.max_frame_len,
         state.clone(),
         shared.clone(),
         level,
@@ -284,18 +279,18 @@ pub(crate) async fn serve(
     async move {
         tracing::debug!("connected");
         let requests = BaseChannel::with_defaults(transport)
-            .max_concurrent_requests(limits.max_requests)
+            .max_concurrent_requests(serving.max_requests_per_connection)
             .execute(service)
             // Requests run inside this connection's task rather than one spawned task each: a
             // reply then goes out in the same wake-up that produced it. They still run
             // concurrently, and mutating operations move their work to tasks of their own.
-            .for_each_concurrent(limits.max_requests, |request| request);
-        // Once told to stop, the connection reads no more and has `stop_grace` to write the
+            .for_each_concurrent(serving.max_requests_per_connection, |request| request);
+        // Once told to stop, the connection reads no more and has `shutdown_grace` to write the
         // replies it owes; a client that does not read them loses the connection then.
         let stop = state.stop.clone();
         let grace_over = async {
             stop.cancelled().await;
-            tokio::time::sleep(limits.stop_grace).await;
+            tokio::time::sleep(serving.shutdown_grace).await;
         };
         // A panic while serving (tarpc's own code, or ours outside a handler) is contained to
         // this connection.
@@ -308,7 +303,7 @@ pub(crate) async fn serve(
                 )));
             },
             () = grace_over => if noise.bad_input.admit() {
-                tracing::info!("closing connection: replies not taken within {:?}", limits.stop_grace);
+                tracing::info!("closing connection: replies not taken within {:?}", serving.shutdown_grace);
             },
             () = state.killed.cancelled() => {}
         }
@@ -350,24 +345,6 @@ struct Guarded<S> {
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
     idle_log: Arc<Throttle>,
-}
-
-impl<S> Guarded<S> {
-    fn new(
-        inner: S,
-        state: Arc<ConnState>,
-        idle_timeout: Duration,
-        idle_log: Arc<Throttle>,
-    ) -> Self {
-        Guarded {
-            inner,
-            stop: Box::pin(state.stop.clone().cancelled_owned()),
-            state,
-            idle: Box::pin(tokio::time::sleep(idle_timeout)),
-            idle_timeout,
-            idle_log,
-        }
-    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {

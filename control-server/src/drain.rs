@@ -189,8 +189,7 @@ impl WorkTracker {
     fn block_until(&self, timeout: Option<Duration>, done: impl Fn(&Self) -> bool) -> bool {
         let until = timeout.map(|t| Instant::now() + t);
         let (lock, condvar) = &self.inner.changed;
-        // A panic elsewhere while holding `()` leaves nothing to repair.
-        let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = crate::panic::lock(lock);
         // Checked under the lock that every change notifies under: no wake-up is missed.
         while !done(self) {
             guard = match until.map(|u| u.saturating_duration_since(Instant::now())) {
@@ -248,7 +247,7 @@ impl Inner {
     /// Wakes the threads in [`WorkTracker::block_until`]: under the lock they check under.
     fn wake_threads(&self) {
         let (lock, condvar) = &self.changed;
-        let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _held = crate::panic::lock(lock);
         condvar.notify_all();
     }
 }
@@ -265,6 +264,15 @@ impl Drop for WorkGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::task::JoinHandle;
+
+    /// `wait` on a clone of `work`, on a task of its own.
+    fn spawned<F>(work: &WorkTracker, wait: impl FnOnce(WorkTracker) -> F) -> JoinHandle<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        tokio::spawn(wait(work.clone()))
+    }
 
     /// A thread outside any runtime learns of a drain, its end and the last unit of work done,
     /// each within its bound, and a bound that passes first says so.
@@ -311,10 +319,7 @@ mod tests {
         let work = WorkTracker::new();
         let guards: Vec<_> = (0..3).map(|_| work.begin().unwrap()).collect();
         work.start_draining();
-        let waiter = tokio::spawn({
-            let work = work.clone();
-            async move { work.drained().await }
-        });
+        let waiter = spawned(&work, |work| async move { work.drained().await });
         for guard in guards {
             tokio::time::sleep(Duration::from_millis(10)).await;
             assert!(!waiter.is_finished());
@@ -340,10 +345,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn drained_wakes_when_a_drain_starts_with_nothing_in_flight() {
         let work = WorkTracker::new();
-        let waiter = tokio::spawn({
-            let work = work.clone();
-            async move { work.drained().await }
-        });
+        let waiter = spawned(&work, |work| async move { work.drained().await });
         tokio::task::yield_now().await; // let the waiter start waiting
         work.start_draining();
         tokio::time::timeout(Duration::from_secs(5), waiter)
@@ -356,14 +358,8 @@ mod tests {
     async fn draining_resolves_when_a_drain_starts_before_drained() {
         let work = WorkTracker::new();
         let guard = work.begin().unwrap();
-        let began = tokio::spawn({
-            let work = work.clone();
-            async move { work.draining().await }
-        });
-        let ended = tokio::spawn({
-            let work = work.clone();
-            async move { work.drained().await }
-        });
+        let began = spawned(&work, |work| async move { work.draining().await });
+        let ended = spawned(&work, |work| async move { work.drained().await });
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert!(!began.is_finished(), "no drain yet");
         work.start_draining();
@@ -392,10 +388,7 @@ mod tests {
         assert!(!work.resume(), "nothing to undo");
         work.start_draining();
         assert!(work.begin().is_none());
-        let resumed = tokio::spawn({
-            let work = work.clone();
-            async move { work.resumed().await }
-        });
+        let resumed = spawned(&work, |work| async move { work.resumed().await });
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert!(!resumed.is_finished(), "still draining");
         assert!(work.resume(), "a drain was undone");
@@ -408,10 +401,7 @@ mod tests {
         assert_eq!(work.in_flight(), 1);
         drop(guard);
         // And a new drain is seen by a new `draining()`.
-        let began = tokio::spawn({
-            let work = work.clone();
-            async move { work.draining().await }
-        });
+        let began = spawned(&work, |work| async move { work.draining().await });
         tokio::task::yield_now().await;
         assert!(!began.is_finished());
         work.start_draining();
@@ -426,10 +416,7 @@ mod tests {
         let work = WorkTracker::new();
         let guard = work.begin().unwrap();
         work.start_draining();
-        let waiter = tokio::spawn({
-            let work = work.clone();
-            async move { work.drained().await }
-        });
+        let waiter = spawned(&work, |work| async move { work.drained().await });
         tokio::task::yield_now().await;
         work.resume();
         drop(guard);

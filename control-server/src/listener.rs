@@ -581,6 +581,13 @@ mod tests {
     use std::os::unix::net::UnixStream;
     use std::time::Instant;
 
+    /// A directory of the test's own, and `d.sock` in it.
+    fn socket_path() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.sock");
+        (dir, path)
+    }
+
     #[test]
     fn socket_gets_the_requested_mode_and_is_removed_on_drop() {
         let dir = tempfile::tempdir().unwrap();
@@ -653,8 +660,7 @@ mod tests {
 
     #[test]
     fn live_socket_is_refused_with_the_pid() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("d.sock");
+        let (_dir, path) = socket_path();
         let _first = bind(&path, 0o600, None).unwrap();
         match bind(&path, 0o600, None) {
             Err(BindError::AlreadyServing { pid, .. }) => {
@@ -667,8 +673,7 @@ mod tests {
 
     #[test]
     fn stale_socket_is_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("d.sock");
+        let (_dir, path) = socket_path();
         drop(UnixListener::bind(&path).unwrap()); // a socket file with no listener
         let bound = bind(&path, 0o600, None).unwrap();
         UnixStream::connect(bound.path()).expect("new socket accepts");
@@ -676,8 +681,7 @@ mod tests {
 
     #[test]
     fn a_regular_file_is_never_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("d.sock");
+        let (_dir, path) = socket_path();
         std::fs::write(&path, "data").unwrap();
         assert!(matches!(
             bind(&path, 0o600, None),
@@ -688,8 +692,7 @@ mod tests {
 
     #[test]
     fn drop_leaves_a_successor_socket_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("d.sock");
+        let (_dir, path) = socket_path();
         let lock = Lock::path_for(&path);
         let first = bind(&path, 0o600, None).unwrap();
         // Someone removes both files while we run; another instance takes the name; then we
@@ -704,8 +707,7 @@ mod tests {
 
     #[test]
     fn the_lock_file_is_owner_only_held_for_life_and_removed_on_drop() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("d.sock");
+        let (_dir, path) = socket_path();
         let bound = bind(&path, 0o666, None).unwrap();
         let lock = Lock::path_for(&path);
         let meta = std::fs::symlink_metadata(&lock).unwrap();
@@ -739,8 +741,7 @@ mod tests {
 
     #[test]
     fn a_holder_that_serves_nothing_fails_the_bind_after_a_bounded_wait_naming_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("d.sock");
+        let (_dir, path) = socket_path();
         let _first = bind(&path, 0o600, None).unwrap();
         // The first instance is alive but its socket file is gone (and not yet back).
         std::fs::remove_file(&path).unwrap();
@@ -829,8 +830,7 @@ mod tests {
 
     #[test]
     fn untrusted_lock_files_are_refused_at_once_and_left_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("d.sock");
+        let (dir, path) = socket_path();
         let lock = Lock::path_for(&path);
         let refused = |what: &str| match bind(&path, 0o600, None) {
             Err(err @ BindError::UntrustedLockFile { .. }) => {
@@ -877,8 +877,7 @@ mod tests {
 
     #[test]
     fn a_lock_file_wider_than_owner_only_is_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("d.sock");
+        let (_dir, path) = socket_path();
         let lock = Lock::path_for(&path);
         std::fs::write(&lock, "").unwrap();
         std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -910,8 +909,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_removed_socket_file_is_noticed_and_bound_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("d.sock");
+        let (_dir, path) = socket_path();
         let mut bound = bind(&path, 0o640, None).unwrap();
         let _old = bound.take_listener();
         settle(&mut bound).await;
@@ -953,8 +951,7 @@ mod tests {
 
     #[tokio::test]
     async fn other_names_are_ignored_and_a_removed_lock_file_is_taken_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("d.sock");
+        let (dir, path) = socket_path();
         let lock = Lock::path_for(&path);
         let mut bound = bind(&path, 0o600, None).unwrap();
         std::fs::write(dir.path().join("other.sock"), "").unwrap();
@@ -983,8 +980,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_squatter_at_the_path_fails_the_rebind_until_its_file_is_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("d.sock");
+        let (_dir, path) = socket_path();
         let mut bound = bind(&path, 0o600, None).unwrap();
         settle(&mut bound).await;
         std::fs::remove_file(&path).unwrap();
@@ -1006,8 +1002,7 @@ mod tests {
 
     #[tokio::test]
     async fn rebind_fails_when_another_instance_took_the_name_then_stays_quiet() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("d.sock");
+        let (_dir, path) = socket_path();
         let mut first = bind(&path, 0o600, None).unwrap();
         std::fs::remove_file(&path).unwrap();
         std::fs::remove_file(Lock::path_for(&path)).unwrap();

@@ -192,11 +192,6 @@ impl DynamicCommand {
             handle,
         }
     }
-
-    /// The command's name.
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
 }
 
 /// [`Command::access`] of the request `args`; arguments that do not decode need the command's

@@ -108,17 +108,11 @@ impl Server {
         let token = shared.shutdown.clone();
         let tasks = TaskTracker::new();
         if serving.sighup != Sighup::Off {
-            match crate::signals::sighup_stream() {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
                 Ok(hangups) => {
-                    tasks.spawn(crate::signals::bridge_sighup(
-                        hangups,
-                        serving.sighup,
-                        shared.rotate.clone(),
-                        shared.reloads.clone(),
-                        shared.audit.clone(),
-                        shared.name.clone(),
-                        shared.shutdown.clone(),
-                    ));
+                    let bridge =
+                        crate::signals::bridge_sighup(hangups, serving.sighup, shared.clone());
+                    tasks.spawn(bridge);
                 }
                 Err(err) => tracing::error!("cannot bridge SIGHUP: {err}"),
             }

@@ -120,11 +120,7 @@ impl ControlService {
         };
         let audit = &self.shared.audit;
         let record = audit.begin(Who::Peer(self.peer), entry.name);
-        let outcome = Outcome {
-            result: err.kind(),
-            message: err.to_string(),
-        };
-        audit.finish(record, outcome).await;
+        audit.finish(record, Outcome::failed(err)).await;
     }
 
     /// Whether this caller may run `call` now; the entry and the level it needs. Refused: why,
@@ -182,15 +178,9 @@ fn outcome(name: &str, result: &Result<Replied, OpError>) -> Outcome {
                 (_, _, Some(false)) => "nothing changed".to_owned(),
                 _ => String::new(),
             };
-            Outcome {
-                result: "ok",
-                message,
-            }
+            Outcome::ok(message)
         }
-        Err(err) => Outcome {
-            result: err.kind(),
-            message: err.to_string(),
-        },
+        Err(err) => Outcome::failed(err),
     }
 }
 

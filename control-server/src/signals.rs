@@ -8,11 +8,10 @@
 //! so), logged with the `ctl` command to use instead ([`Sighup`]). SIGTERM and SIGINT keep
 //! their meaning.
 
-use crate::audit::{Audit, Outcome, Who};
+use crate::audit::{Outcome, Who};
 use crate::handler::OpContext;
-use crate::ops::reload::Reloads;
-use crate::ops::rotate::Rotate;
 use crate::policy::Peer;
+use crate::state::Shared;
 use control_api::Command as _;
 use nix::sys::signal::{signal, SigHandler, Signal};
 use std::io;
@@ -60,10 +59,6 @@ pub fn restore_default_signals() -> io::Result<()> {
     Ok(())
 }
 
-pub(crate) fn sighup_stream() -> io::Result<tokio::signal::unix::Signal> {
-    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-}
-
 /// What the SIGHUP bridge does with a SIGHUP, set with
 /// [`Builder::on_sighup`](crate::Builder::on_sighup).
 ///
@@ -100,12 +95,16 @@ pub enum Sighup {
 pub(crate) async fn bridge_sighup(
     mut hangups: tokio::signal::unix::Signal,
     action: Sighup,
-    rotate: Arc<Rotate>,
-    reloads: Arc<Reloads>,
-    audit: Arc<Audit>,
-    name: String,
-    shutdown: CancellationToken,
+    shared: Arc<Shared>,
 ) {
+    let Shared {
+        rotate,
+        reloads,
+        audit,
+        name,
+        shutdown,
+        ..
+    } = &*shared;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -119,33 +118,25 @@ pub(crate) async fn bridge_sighup(
             pid: None,
         };
         let deadline = Instant::now() + Duration::from_secs(3600);
-        let reopened = match rotate.serves() {
+        let done = match rotate.serves() {
             true => {
                 let name = control_api::RotateRequest::NAME;
                 let record = audit.begin(Who::Signal("SIGHUP"), name);
                 let ctx = OpContext::new(name, peer, deadline);
-                let reopened = rotate.rotate(ctx, true).await;
+                let reopened = rotate
+                    .rotate(ctx, true)
+                    .await
+                    .map(|reply| format!("{} log file(s) reopened", reply.files.len()));
                 let outcome = match &reopened {
-                    Ok(reply) => Outcome {
-                        result: "ok",
-                        message: format!("{} log file(s) reopened", reply.files.len()),
-                    },
-                    Err(err) => Outcome {
-                        result: err.kind(),
-                        message: err.to_string(),
-                    },
+                    Ok(done) => Outcome::ok(done.clone()),
+                    Err(err) => Outcome::failed(err),
                 };
                 audit.finish(record, outcome).await;
-                Some(reopened)
+                reopened.unwrap_or_else(|err| format!("reopening the log files failed ({err})"))
             }
-            false => None,
+            false => "no log file to reopen".to_owned(),
         };
         let reload = action == Sighup::ReopenLogsAndReload && reloads.has_handler();
-        let done = match &reopened {
-            Some(Ok(reply)) => format!("{} log file(s) reopened", reply.files.len()),
-            Some(Err(err)) => format!("reopening the log files failed ({err})"),
-            None => "no log file to reopen".to_owned(),
-        };
         let then = if reload { ", reloading" } else { "" };
         let instead = if action == Sighup::ReopenLogsAndReload {
             format!("`ctl reload {name}` to reload and `ctl rotate {name}` after logrotate")
@@ -171,17 +162,11 @@ pub(crate) async fn bridge_sighup(
                     "reload after SIGHUP done: {}",
                     reply.summary
                 );
-                Outcome {
-                    result: "ok",
-                    message: reply.summary,
-                }
+                Outcome::ok(reply.summary)
             }
             Err(err) => {
                 tracing::warn!("reload after SIGHUP failed: {err}");
-                Outcome {
-                    result: err.kind(),
-                    message: err.to_string(),
-                }
+                Outcome::failed(&err)
             }
         };
         audit.finish(record, outcome).await;
@@ -283,11 +268,6 @@ impl Termination {
     /// Resolves once SIGTERM or SIGINT has arrived. Cancel-safe.
     pub async fn requested(&self) {
         self.requested.cancelled().await
-    }
-
-    /// Whether SIGTERM or SIGINT has arrived.
-    pub fn is_requested(&self) -> bool {
-        self.requested.is_cancelled()
     }
 
     /// The stop is done: the deadline no longer applies.

@@ -238,12 +238,7 @@ fn longest_string(value: &Value) -> usize {
 fn cut_strings(value: &mut Value, keep: usize) {
     match value {
         Value::String(s) if s.len() > keep => {
-            let mut end = keep.saturating_sub(CUT_MARK.len());
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            s.truncate(end);
-            s.push_str(CUT_MARK);
+            crate::audit::truncate_marked(s, keep.saturating_sub(CUT_MARK.len()), CUT_MARK)
         }
         Value::Array(items) => items.iter_mut().for_each(|v| cut_strings(v, keep)),
         Value::Object(map) => map.values_mut().for_each(|v| cut_strings(v, keep)),

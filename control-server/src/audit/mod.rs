@@ -20,7 +20,7 @@ use crate::ops::reload::Reloads;
 use crate::policy::Peer;
 use caller::{Identity, Lookups, Pending};
 use control_api::text::{escape, Escaped};
-use control_api::HistoryEntry;
+use control_api::{HistoryEntry, OpError};
 use std::path::Path;
 use std::sync::{Arc, Weak};
 use std::time::{Instant, SystemTime};
@@ -64,6 +64,24 @@ pub(crate) struct Outcome {
     pub result: &'static str,
     /// What the error said, or a short summary of success.
     pub message: String,
+}
+
+impl Outcome {
+    /// Success, with a short summary.
+    pub fn ok(message: String) -> Outcome {
+        Outcome {
+            result: "ok",
+            message,
+        }
+    }
+
+    /// The error's kind and text.
+    pub fn failed(err: &OpError) -> Outcome {
+        Outcome {
+            result: err.kind(),
+            message: err.to_string(),
+        }
+    }
 }
 
 impl Audit {
@@ -206,17 +224,22 @@ pub(crate) fn line(daemon: &str, entry: &HistoryEntry) -> String {
 /// At most `max` bytes of `text`, cut at a character and marked.
 fn cut(mut text: String, max: usize) -> String {
     if text.len() > max {
-        let mut at = max;
-        while !text.is_char_boundary(at) {
-            at -= 1;
-        }
-        text.truncate(at);
-        text.push_str("...");
+        truncate_marked(&mut text, max, "...");
     }
     text
 }
 
-fn unix_ms() -> u64 {
+/// Truncates `text` to at most `at` bytes, at a character, and appends `mark`.
+pub(crate) fn truncate_marked(text: &mut String, mut at: usize, mark: &str) {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    text.truncate(at);
+    text.push_str(mark);
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

@@ -121,12 +121,7 @@ pub(crate) fn format_line(severity: u8, timestamp: &str, pid: u32, message: &str
             .map(|c| if c.is_control() { ' ' } else { c }),
     );
     if line.len() > MAX_LINE {
-        let mut at = MAX_LINE - 3;
-        while !line.is_char_boundary(at) {
-            at -= 1;
-        }
-        line.truncate(at);
-        line.push_str("...");
+        super::truncate_marked(&mut line, MAX_LINE - 3, "...");
     }
     line
 }

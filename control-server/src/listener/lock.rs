@@ -96,18 +96,16 @@ impl Lock {
             | OFlags::CLOEXEC
             | OFlags::NOCTTY;
         let fd = rustix::fs::open(path, flags, Mode::from_raw_mode(0o600)).map_err(|e| {
-            untrusted_lock_file(path).unwrap_or_else(|| io_err("open lock file", path)(e.into()))
+            // Why it cannot be opened, if it is because of what is there.
+            let there = std::fs::symlink_metadata(path).ok();
+            there
+                .and_then(|meta| untrusted(path, &meta))
+                .unwrap_or_else(|| io_err("open lock file", path)(e.into()))
         })?;
         let file = std::fs::File::from(fd);
         let meta = file.metadata().map_err(io_err("inspect", path))?;
-        let uid = rustix::process::geteuid().as_raw();
-        if !meta.file_type().is_file() || meta.uid() != uid {
-            return Err(BindError::UntrustedLockFile {
-                lock: path.to_owned(),
-                what: crate::log_file::describe(meta.file_type()),
-                owner: meta.uid(),
-                uid,
-            });
+        if let Some(err) = untrusted(path, &meta) {
+            return Err(err);
         }
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
@@ -150,9 +148,8 @@ impl Drop for Lock {
     }
 }
 
-/// Why the lock file at `path` cannot be opened, if it is because of what is there.
-fn untrusted_lock_file(path: &Path) -> Option<BindError> {
-    let meta = std::fs::symlink_metadata(path).ok()?;
+/// [`BindError::UntrustedLockFile`] unless `meta` is of a regular file of this daemon's user.
+fn untrusted(path: &Path, meta: &std::fs::Metadata) -> Option<BindError> {
     let uid = rustix::process::geteuid().as_raw();
     (!meta.file_type().is_file() || meta.uid() != uid).then(|| BindError::UntrustedLockFile {
         lock: path.to_owned(),

@@ -683,14 +683,7 @@ mod tests {
         fn new(options: &LogOptions) -> (StalledDisk, LogFile) {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("fifo");
-            rustix::fs::mknodat(
-                rustix::fs::CWD,
-                &path,
-                rustix::fs::FileType::Fifo,
-                rustix::fs::Mode::from_raw_mode(0o600),
-                0,
-            )
-            .unwrap();
+            super::super::tests::mkfifo(&path);
             let file = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)

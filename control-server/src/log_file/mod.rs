@@ -33,7 +33,7 @@ pub use options::{LogOptions, WriteMode, DEFAULT_BUFFER_LIMIT, DEFAULT_FLUSH_INT
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 pub use watch::CREATE_GRACE;
 pub use write::LineWriter;
 use write::{flush_pending, write_out};
@@ -288,10 +288,6 @@ impl LogFile {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        lock(&self.core.inner)
-    }
-
     /// The path written to. Never waits for the disk, not even on a stalled one.
     pub fn path(&self) -> PathBuf {
         self.core.current().path
@@ -301,14 +297,6 @@ impl LogFile {
     /// compare with what the path names now. Never waits for the disk.
     pub(crate) fn file_id(&self) -> FileId {
         self.core.current().id
-    }
-
-    /// How this file is written.
-    pub fn mode(&self) -> WriteMode {
-        match self.core.buffer {
-            Some(_) => WriteMode::Buffered,
-            None => WriteMode::Line,
-        }
     }
 
     /// Appends `bytes` (one or more whole lines). In line mode: all of them, or, on error,
@@ -378,21 +366,12 @@ impl LogFile {
             kind,
         })?;
         let (file, id) = opened;
-        let mut inner = self.lock();
-        // What cannot be written to the old file goes on to the new one.
-        let _ = self.core.write_out(&mut inner);
-        let carry = std::mem::take(&mut inner.carry);
-        let old = std::mem::replace(&mut *inner, Inner::new(file));
-        inner.carry = carry;
-        drop(inner);
-        *lock(&self.core.current) = Current { path, id };
+        self.core.move_to(file, Current { path, id });
         reopens.unreported = None;
         drop(reopens);
         if let Some(watch) = &self.threads.watch {
             watch.retarget();
         }
-        // Closed outside the lock.
-        drop(old);
         Ok(())
     }
 
@@ -554,27 +533,31 @@ impl Core {
         if self.path_names_current_file() {
             return Ok(false);
         }
-        let reopened = self.reopen_locked();
-        let path = match &reopened {
-            Ok(done) => {
-                reopens.unreported = Some(done.clone());
-                done.path.clone()
-            }
-            Err(_) => PathBuf::new(),
-        };
+        let done = self.reopen_locked()?;
+        reopens.unreported = Some(done.clone());
         drop(reopens);
-        match reopened {
-            Ok(_) => {
-                if self.noise.reopened.admit() {
-                    tracing::info!(
-                        path = %escape_path(&path),
-                        "log file renamed: reopened it at its path"
-                    );
-                }
-                Ok(true)
-            }
-            Err(not) => Err(not),
+        if self.noise.reopened.admit() {
+            tracing::info!(
+                path = %escape_path(&done.path),
+                "log file renamed: reopened it at its path"
+            );
         }
+        Ok(true)
+    }
+
+    /// Moves writing to `file`, at `current`, with `reopening` held by the caller; returns the
+    /// bytes the old file took. Everything handed over before goes to the old file; what it
+    /// does not take (a full disk) stays buffered and goes to the new one: nothing is lost.
+    fn move_to(&self, file: File, current: Current) -> u64 {
+        let mut inner = lock(&self.inner);
+        let _ = self.write_out(&mut inner);
+        let old = std::mem::replace(&mut *inner, Inner::new(file));
+        inner.carry = old.carry;
+        drop(inner);
+        *lock(&self.current) = current;
+        // Closed here, outside the lock: a close can wait on a network filesystem.
+        drop(old.file);
+        old.written
     }
 
     /// The reopen itself, with `reopening` held by the caller.
@@ -589,17 +572,11 @@ impl Core {
         drop(old_file);
         match opened {
             Ok((file, id)) => {
-                let mut inner = lock(&self.inner);
-                // Everything handed over before the switch goes to the old file; what it does
-                // not take (a full disk) stays buffered and goes to the new one: nothing is lost.
-                let _ = self.write_out(&mut inner);
-                let bytes_to_old = std::mem::replace(&mut inner.written, 0);
-                let old_file = std::mem::replace(&mut inner.file, Arc::new(file));
-                inner.torn = false;
-                drop(inner);
-                lock(&self.current).id = id;
-                // Closed here, outside the lock: a close can wait on a network filesystem.
-                drop(old_file);
+                let current = Current {
+                    path: path.clone(),
+                    id,
+                };
+                let bytes_to_old = self.move_to(file, current);
                 Ok(Reopened {
                     path,
                     old,
@@ -669,7 +646,7 @@ mod tests {
             .unwrap_or_else(|_| panic!("{what} did not return within 10 s"))
     }
 
-    fn mkfifo(path: &Path) {
+    pub(super) fn mkfifo(path: &Path) {
         rustix::fs::mknodat(
             rustix::fs::CWD,
             path,
@@ -1052,16 +1029,14 @@ mod tests {
         for file in &rotated {
             for line in std::fs::read_to_string(file).unwrap().lines() {
                 let fields: Vec<&str> = line.split(' ').collect();
-                let t: usize = fields[0]
-                    .strip_prefix("t=")
-                    .expect(line)
-                    .parse()
-                    .expect(line);
-                let n: usize = fields[1]
-                    .strip_prefix("n=")
-                    .expect(line)
-                    .parse()
-                    .expect(line);
+                let number = |i: usize, key| -> usize {
+                    fields[i]
+                        .strip_prefix(key)
+                        .expect(line)
+                        .parse()
+                        .expect(line)
+                };
+                let (t, n) = (number(0, "t="), number(1, "n="));
                 let via = fields[2] == "via=make_writer";
                 if !via {
                     assert_eq!(

@@ -172,6 +172,12 @@ impl Wanted {
     fn any(&self) -> bool {
         self.follow || self.rewatch
     }
+
+    /// A rewatch, and the check that follows it.
+    fn both(&mut self) {
+        self.rewatch = true;
+        self.follow = true;
+    }
 }
 
 /// How a wait ended.
@@ -210,8 +216,7 @@ impl Watching {
                 return;
             }
             if self.shared.retarget.swap(false, Ordering::SeqCst) {
-                wanted.rewatch = true;
-                wanted.follow = true;
+                wanted.both();
             }
             let Some(core) = self.core.upgrade() else {
                 return;
@@ -264,19 +269,16 @@ impl Watching {
                     use inotify::ReadFlags as R;
                     let events = event.events();
                     if events.contains(R::QUEUE_OVERFLOW) {
-                        wanted.follow = true;
-                        wanted.rewatch = true;
+                        wanted.both();
                     } else if event.wd() == dir_wd {
                         if events.intersects(R::IGNORED | R::DELETE_SELF | R::MOVE_SELF) {
-                            wanted.rewatch = true;
-                            wanted.follow = true;
+                            wanted.both();
                         }
                         wanted.follow |= event.file_name().map(|n| n.to_bytes()) == name;
                     } else if Some(event.wd()) == self.file_wd {
                         wanted.follow |= events.intersects(R::MOVE_SELF | R::DELETE_SELF);
                     } else if ancestor_event(&self.ancestor, &event) {
-                        wanted.rewatch = true;
-                        wanted.follow = true;
+                        wanted.both();
                     }
                 }
                 Err(rustix::io::Errno::INTR) => continue,
@@ -426,8 +428,7 @@ impl Watching {
                     // so watch above it now, to follow it when it is made again.
                     let dir = self.path.parent().unwrap_or(Path::new("/"));
                     if self.ancestor.is_none() && std::fs::symlink_metadata(dir).is_err() {
-                        self.pending.rewatch = true;
-                        self.pending.follow = true;
+                        self.pending.both();
                     }
                     return;
                 }
@@ -468,13 +469,9 @@ impl Watching {
                 if events.contains(R::QUEUE_OVERFLOW)
                     || (event.wd() == dir_wd
                         && events.intersects(R::IGNORED | R::DELETE_SELF | R::MOVE_SELF))
+                    || ancestor_event(&self.ancestor, &event)
                 {
-                    self.pending.rewatch = true;
-                    self.pending.follow = true;
-                }
-                if ancestor_event(&self.ancestor, &event) {
-                    self.pending.rewatch = true;
-                    self.pending.follow = true;
+                    self.pending.both();
                 }
                 seen |= events.intersects(on) && event.file_name().map(|n| n.to_bytes()) == name;
                 if reader.is_buffer_empty() {
@@ -525,6 +522,12 @@ mod tests {
             .collect()
     }
 
+    /// Lines `n=0` to `n=N-1`, each once and in order, across the old file and the new.
+    fn lines_once_each(old: &Path, new: &Path, n: usize) {
+        let all = [numbers(&read(old)), numbers(&read(new))].concat();
+        assert_eq!(all, (0..n).collect::<Vec<_>>(), "lost or duplicated");
+    }
+
     #[test]
     fn a_rename_is_followed_without_rotate_and_rotate_reports_it() {
         for options in [LogFile::options(), LogFile::options().buffered()] {
@@ -542,11 +545,7 @@ mod tests {
                 started.elapsed() >= super::CREATE_GRACE / 2,
                 "no grace for `create`"
             );
-            let all: Vec<usize> = numbers(&read(&old))
-                .into_iter()
-                .chain(numbers(&read(&path)))
-                .collect();
-            assert_eq!(all, (0..n).collect::<Vec<_>>(), "lost or duplicated");
+            lines_once_each(&old, &path, n);
 
             // `rotate` now reports that reopen instead of making another.
             let r = log.reopen().unwrap();
@@ -583,11 +582,7 @@ mod tests {
             (created.ino(), 0o604),
             "not logrotate's file"
         );
-        let all: Vec<usize> = numbers(&read(&old))
-            .into_iter()
-            .chain(numbers(&read(&path)))
-            .collect();
-        assert_eq!(all, (0..n).collect::<Vec<_>>(), "lost or duplicated");
+        lines_once_each(&old, &path, n);
     }
 
     /// The directory went (so the thread's watch on it is dead and cannot be rewatched), then
@@ -699,10 +694,6 @@ mod tests {
         let started = Instant::now();
         let n = write_until_in(&log, &b, 0);
         eprintln!("followed in {:?}", started.elapsed());
-        let all: Vec<usize> = numbers(&read(&other.join("b.log.1")))
-            .into_iter()
-            .chain(numbers(&read(&b)))
-            .collect();
-        assert_eq!(all, (0..n).collect::<Vec<_>>(), "lost or duplicated");
+        lines_once_each(&other.join("b.log.1"), &b, n);
     }
 }

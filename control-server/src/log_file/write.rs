@@ -119,9 +119,7 @@ impl Drop for LogFile {
     fn drop(&mut self) {
         // Only the unfinished line: the file's buffer is written out when the last handle goes.
         let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
-        if !pending.is_empty() {
-            let _ = self.core.append(pending);
-        }
+        let _ = self.core.append(pending);
     }
 }
 
@@ -145,9 +143,7 @@ impl Write for LineWriter<'_> {
 impl Drop for LineWriter<'_> {
     fn drop(&mut self) {
         // Not a flush: in buffered mode that would write on the logging thread, per event.
-        if !self.pending.is_empty() {
-            let _ = self.core.append(&self.pending);
-        }
+        let _ = self.core.append(&self.pending);
     }
 }
 

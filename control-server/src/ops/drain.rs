@@ -43,16 +43,7 @@ impl Drain {
         }
         entries
     }
-}
 
-/// When to stop waiting so that the reply still reaches a caller whose deadline is `deadline`:
-/// a little before it, so the caller learns what was left instead of only that time ran out.
-fn reply_by(deadline: Instant) -> Instant {
-    let left = deadline.saturating_duration_since(Instant::now());
-    deadline - (left / 10).min(Duration::from_millis(250))
-}
-
-impl Drain {
     async fn drain(&self, ctx: OpContext) -> Result<DrainReply, OpError> {
         // Only a status line: a drain is no stop (see `Notifier::draining`).
         if let Some(notifier) = &self.notifier {
@@ -109,11 +100,9 @@ impl Drain {
         }
         Ok(reply)
     }
-}
 
-/// `resume`: undo a drain. The order of events is documented on
-/// [`WorkTracker`](crate::WorkTracker).
-impl Drain {
+    /// `resume`: undo a drain. The order of events is documented on
+    /// [`WorkTracker`](crate::WorkTracker).
     async fn resume(&self, ctx: OpContext) -> Result<ResumeReply, OpError> {
         // The tracker first: work the handler lets in again (a reopened listener) must find
         // `begin` accepting.
@@ -145,4 +134,11 @@ impl Drain {
         }
         Ok(reply)
     }
+}
+
+/// When to stop waiting so that the reply still reaches a caller whose deadline is `deadline`:
+/// a little before it, so the caller learns what was left instead of only that time ran out.
+fn reply_by(deadline: Instant) -> Instant {
+    let left = deadline.saturating_duration_since(Instant::now());
+    deadline - (left / 10).min(Duration::from_millis(250))
 }

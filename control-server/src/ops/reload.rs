@@ -21,7 +21,6 @@ use control_api::{
     CheckReply, CheckRequest, Command, OpError, ReloadOutcome, ReloadReply, ReloadRequest,
 };
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 
@@ -50,6 +49,18 @@ struct History {
     /// 1 at start, one more per reload that changed something.
     generation: u64,
     last: Option<ReloadOutcome>,
+}
+
+impl History {
+    /// Keeps the outcome of what just ended, at the generation active now.
+    fn finish(&mut self, ok: bool, message: String) {
+        self.last = Some(ReloadOutcome {
+            ok,
+            generation: self.generation,
+            message,
+            finished_unix_ms: crate::audit::unix_ms(),
+        });
+    }
 }
 
 #[derive(Debug, Default)]
@@ -161,33 +172,18 @@ impl Reloads {
     pub(crate) fn changed_elsewhere(&self, summary: String) {
         let mut history = lock(&self.history);
         history.generation += 1;
-        history.last = Some(ReloadOutcome {
-            ok: true,
-            generation: history.generation,
-            message: summary,
-            finished_unix_ms: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
-        });
+        history.finish(true, summary);
     }
 
     fn record(&self, result: Result<Reloaded, OpError>) -> Result<ReloadReply, OpError> {
         let mut history = lock(&self.history);
-        let finished_unix_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
         match result {
             Ok(reloaded) => {
                 self.ok.inc();
                 if !reloaded.unchanged {
                     history.generation += 1;
                 }
-                history.last = Some(ReloadOutcome {
-                    ok: true,
-                    generation: history.generation,
-                    message: reloaded.summary.clone(),
-                    finished_unix_ms,
-                });
+                history.finish(true, reloaded.summary.clone());
                 Ok(ReloadReply {
                     generation: history.generation,
                     summary: reloaded.summary,
@@ -197,12 +193,7 @@ impl Reloads {
             }
             Err(err) => {
                 self.failed.inc();
-                history.last = Some(ReloadOutcome {
-                    ok: false,
-                    generation: history.generation,
-                    message: err.to_string(),
-                    finished_unix_ms,
-                });
+                history.finish(false, err.to_string());
                 Err(err)
             }
         }
@@ -247,7 +238,7 @@ impl Reloads {
         if start_task {
             let reloads = self.clone();
             self.work
-                .spawn(async move { reloads.run_reloads(&*handler).await });
+                .spawn(async move { reloads.run_reloads(&handler).await });
         }
         outcome
             .await
@@ -255,12 +246,7 @@ impl Reloads {
     }
 
     /// Runs reloads until no request is waiting.
-    async fn run_reloads(
-        &self,
-        handler: &(dyn Fn(OpContext) -> futures::future::BoxFuture<'static, Result<Reloaded, OpError>>
-              + Send
-              + Sync),
-    ) {
+    async fn run_reloads(&self, handler: &Hook<Result<Reloaded, OpError>>) {
         let mut running = Running {
             reloads: self,
             armed: true,

@@ -8,7 +8,6 @@ use crate::log_file::LogFile;
 use crate::registry::Entry;
 use control_api::{OpError, ReopenedFile, RotateOutcome, RotateReply, RotateRequest};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 /// What `rotate` reopens, and what the last one did.
 pub(crate) struct Rotate {
@@ -100,9 +99,7 @@ impl Rotate {
             ok: result.is_ok(),
             message,
             files,
-            finished_unix_ms: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            finished_unix_ms: crate::audit::unix_ms(),
             late,
             sighup,
         });

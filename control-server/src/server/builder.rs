@@ -2,6 +2,7 @@
 //! its server serves.
 
 use super::{Server, ServerError, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
+use super::{DEFAULT_HISTORY_LEN, DEFAULT_SYSLOG_PATH};
 use super::{DEFAULT_MAX_REQUESTS_PER_CONNECTION, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SOCKET_MODE};
 use crate::audit::Audit;
 use crate::counters::{Counters, ServerCounters};
@@ -35,6 +36,8 @@ pub(crate) struct Serving {
     pub max_frame_len: usize,
     pub max_connections: usize,
     pub max_requests_per_connection: usize,
+    /// How long shutdown waits for calls in progress, and a connection told to stop may take
+    /// to send the replies it owes.
     pub shutdown_grace: Duration,
 }
 
@@ -457,14 +460,8 @@ impl Builder {
     /// dropped and counted in `ctl.audit.syslog.dropped`. Lines of callers other than root and
     /// the daemon's own uid are rate-limited as the daemon's own log lines are.
     pub fn audit_syslog(mut self, enabled: bool) -> Self {
-        self.syslog_path = match enabled {
-            true => Some(
-                self.syslog_path
-                    .take()
-                    .unwrap_or_else(|| crate::audit::syslog::DEFAULT_SYSLOG_PATH.into()),
-            ),
-            false => None,
-        };
+        let path = self.syslog_path.take();
+        self.syslog_path = enabled.then(|| path.unwrap_or_else(|| DEFAULT_SYSLOG_PATH.into()));
         self
     }
 
@@ -671,8 +668,8 @@ impl Server {
             own_resume: None,
             commands: Vec::new(),
             counters: Counters::new(),
-            history_len: crate::ops::history::DEFAULT_HISTORY_LEN,
-            syslog_path: Some(crate::audit::syslog::DEFAULT_SYSLOG_PATH.into()),
+            history_len: DEFAULT_HISTORY_LEN,
+            syslog_path: Some(DEFAULT_SYSLOG_PATH.into()),
             mistakes: Vec::new(),
         }
     }
