@@ -277,14 +277,17 @@ mod tests {
         ];
         let line: Vec<String> = words.iter().map(|w| quote(w)).collect();
         // The remote user's shell may be any of these (fish is installed with the test tools).
+        let dir = tempfile::tempdir().unwrap();
         for shell in ["sh", "bash", "zsh", "fish"] {
             let out = std::process::Command::new(shell)
+                .current_dir(dir.path())
                 .args(["-c", &format!("printf '%s\\n' {}", line.join(" "))])
                 .output()
                 .unwrap_or_else(|e| panic!("{shell}: {e}"));
             assert!(out.status.success(), "{shell}: {out:?}");
             let expected: String = words.iter().map(|w| format!("{w}\n")).collect();
             assert_eq!(String::from_utf8(out.stdout).unwrap(), expected, "{shell}");
+            assert!(!dir.path().join("PWNED").exists(), "{shell} ran a word");
         }
     }
 }
