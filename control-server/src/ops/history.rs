@@ -4,7 +4,8 @@
 //! arrived; the oldest is dropped first and counted. Refusals are audit-worthy too, but anyone
 //! who may connect can cause them by the thousand: they may fill at most a quarter of the ring,
 //! and past that a new refusal drops the oldest refusal, never a call that ran. A flood of
-//! refused calls can so evict nothing but other refusals.
+//! refused calls can so take that quarter and no more: the newest three quarters of the calls
+//! that ran always stay.
 
 use crate::panic::lock;
 use crate::registry::Entry;
@@ -147,7 +148,7 @@ mod tests {
     }
 
     #[test]
-    fn a_flood_of_refusals_evicts_only_refusals() {
+    fn a_flood_of_refusals_takes_a_quarter_of_the_ring_at_most() {
         let h = History::new(8);
         for t in 1..=4 {
             h.record(entry(t, "ok"));
@@ -179,6 +180,23 @@ mod tests {
             h.record(entry(t, "ok"));
         }
         assert!(h.read(None).entries.iter().all(|e| e.result == "ok"));
+        // A full ring of calls that ran gives up its quarter to refusals, and no more.
+        for t in 3000..4000 {
+            h.record(entry(t, DENIED));
+        }
+        let results: Vec<(u64, String)> = h
+            .read(None)
+            .entries
+            .into_iter()
+            .map(|e| (e.unix_ms, e.result))
+            .collect();
+        let ran: Vec<u64> = (2002..2008).collect();
+        let expected: Vec<(u64, String)> = ran
+            .iter()
+            .map(|t| (*t, "ok".to_owned()))
+            .chain([(3998, DENIED.to_owned()), (3999, DENIED.to_owned())])
+            .collect();
+        assert_eq!(results, expected);
         // A ring too small for a quarter keeps no refusal at all, and counts it.
         let tiny = History::new(3);
         tiny.record(entry(1, "ok"));
