@@ -210,7 +210,14 @@ pub fn open_files(pid: i32) -> io::Result<Vec<OpenFile>> {
 
 fn open_file(pid: i32, fd: u32) -> io::Result<OpenFile> {
     let path = format!("/proc/{pid}/fd/{fd}");
-    let link = fs::read_link(&path)?;
+    let link = match fs::read_link(&path) {
+        // A path longer than the kernel will say (a page): the file is still known by its
+        // identity, which is what the checks compare.
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NAMETOOLONG.raw_os_error()) => {
+            PathBuf::from("(a path too long to read)")
+        }
+        link => link?,
+    };
     let meta = fs::metadata(&path)?;
     let flags = fdinfo_field(pid, fd, "flags")?;
     let flags = u32::from_str_radix(&flags, 8).map_err(|_| bad(&flags))?;
@@ -251,6 +258,46 @@ pub fn signalfd_signals(pid: i32, files: &[OpenFile]) -> SigSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_descriptor_whose_path_is_too_long_to_read_is_known_by_its_identity() {
+        use rustix::fs::{mkdirat, openat, Mode, OFlags};
+        let dir = tempfile::tempdir().unwrap();
+        // 20 levels of 250 bytes: past the page the kernel writes a descriptor's path into.
+        let mut at = openat(
+            rustix::fs::CWD,
+            dir.path(),
+            OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let name = "d".repeat(250);
+        for _ in 0..20 {
+            mkdirat(&at, name.as_str(), Mode::from_raw_mode(0o700)).unwrap();
+            at = openat(&at, name.as_str(), OFlags::DIRECTORY, Mode::empty()).unwrap();
+        }
+        let file = openat(
+            &at,
+            "f",
+            OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let st = rustix::fs::fstat(&file).unwrap();
+        let want = FileId {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        };
+        let fd = rustix::fd::AsRawFd::as_raw_fd(&file) as u32;
+        let files = open_files(std::process::id() as i32).unwrap();
+        let found = files
+            .iter()
+            .find(|f| f.fd == fd)
+            .expect("the descriptor is listed");
+        assert_eq!(found.link, PathBuf::from("(a path too long to read)"));
+        assert_eq!(found.id, want);
+        assert!(found.regular && found.writable);
+    }
 
     #[test]
     fn status_is_parsed_for_what_signal_needs() {
