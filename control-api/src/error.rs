@@ -104,15 +104,11 @@ impl OpError {
     /// A failure caused by `err`: its message and its whole `source()` chain are kept, so the
     /// caller sees e.g. the parser's line and column.
     pub fn failed_because(reason: impl Into<String>, err: &(dyn StdError + 'static)) -> Self {
-        let mut causes = Vec::new();
-        let mut next = Some(err);
-        while let Some(e) = next {
-            causes.push(e.to_string());
-            next = e.source();
-        }
         OpError::Failed {
             reason: reason.into(),
-            causes,
+            causes: std::iter::successors(Some(err), |&e| e.source())
+                .map(ToString::to_string)
+                .collect(),
         }
     }
 }
