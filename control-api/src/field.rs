@@ -93,17 +93,11 @@ pub fn format_duration(d: Duration) -> String {
         // Debug picks the unit (ns, µs, ms, s) and prints only the digits that are there.
         return format!("{d:?}");
     }
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let mut parts = Vec::new();
-    if h > 0 {
-        parts.push(format!("{h}h"));
-    }
-    if m > 0 {
-        parts.push(format!("{m}m"));
-    }
-    if s > 0 {
-        parts.push(format!("{s}s"));
-    }
+    let parts: Vec<String> = [(secs / 3600, "h"), (secs / 60 % 60, "m"), (secs % 60, "s")]
+        .into_iter()
+        .filter(|&(n, _)| n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
     parts.join(" ")
 }
 
