@@ -77,13 +77,10 @@ impl Carrier {
     }
 
     fn variant(self) -> &'static str {
-        match self {
-            Carrier::Method(op) => METHODS
-                .iter()
-                .find(|(_, name)| *name == op)
-                .map_or(CALL, |(variant, _)| variant),
-            Carrier::Call => CALL,
-        }
+        METHODS
+            .iter()
+            .find(|(_, op)| Carrier::Method(op) == self)
+            .map_or(CALL, |(variant, _)| variant)
     }
 
     fn of_variant(variant: &str) -> Option<Carrier> {
