@@ -123,17 +123,16 @@ fn whole_numbers(prop: &Value) -> String {
 }
 
 fn expected(prop: &Value) -> String {
-    let ts: Vec<&str> = types(prop).into_iter().filter(|t| *t != "null").collect();
-    match ts.first() {
-        Some(&"string") => "a string".into(),
-        Some(&"integer") => whole_numbers(prop),
-        Some(&"number") => "a number".into(),
-        Some(&"boolean") => "true or false".into(),
-        Some(&"array") => format!(
+    match types(prop).into_iter().find(|t| *t != "null") {
+        Some("string") => "a string".into(),
+        Some("integer") => whole_numbers(prop),
+        Some("number") => "a number".into(),
+        Some("boolean") => "true or false".into(),
+        Some("array") => format!(
             "a list of {}",
             prop.get("items").map_or("values".to_owned(), type_name)
         ),
-        Some(&"object") => "an object".into(),
+        Some("object") => "an object".into(),
         _ => "a value".into(),
     }
 }
