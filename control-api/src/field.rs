@@ -156,27 +156,21 @@ impl schemars::JsonSchema for StatusField {
 impl From<StatusField> for RawField {
     fn from(field: StatusField) -> Self {
         let (kind, value) = match field.value {
-            FieldValue::Integer(n) => ("integer", n.into()),
-            FieldValue::Unsigned(n) => ("unsigned", n.into()),
+            FieldValue::Integer(n) => ("integer".into(), n.into()),
+            FieldValue::Unsigned(n) => ("unsigned".into(), n.into()),
             // serde_json writes a non-finite float as null.
-            FieldValue::Float(x) => ("float", x.into()),
-            FieldValue::Bool(b) => ("bool", b.into()),
-            FieldValue::String(s) => ("string", s.into()),
+            FieldValue::Float(x) => ("float".into(), x.into()),
+            FieldValue::Bool(b) => ("bool".into(), b.into()),
+            FieldValue::String(s) => ("string".into(), s.into()),
             FieldValue::Duration(d) => (
-                "duration",
+                "duration".into(),
                 serde_json::json!({"secs": d.as_secs(), "nanos": d.subsec_nanos()}),
             ),
-            FieldValue::Unrecognized(kind) => {
-                return RawField {
-                    name: field.name,
-                    kind,
-                    value: Value::Null,
-                }
-            }
+            FieldValue::Unrecognized(kind) => (kind, Value::Null),
         };
         RawField {
             name: field.name,
-            kind: kind.to_owned(),
+            kind,
             value,
         }
     }
