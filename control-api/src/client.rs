@@ -210,13 +210,11 @@ impl Client {
     /// Fails with `Unsupported`, listing what is supported, unless `hello` listed `name` (or
     /// it is `hello`, which every daemon serves and which comes before the list).
     fn listed(&self, name: &str) -> Result<(), ClientError> {
-        if name == HelloRequest::NAME || self.hello.operations.iter().any(|op| op == name) {
+        if name == HelloRequest::NAME || self.hello.supports(name) {
             return Ok(());
         }
-        Err(ClientError::Op(OpError::Unsupported {
-            operation: name.to_owned(),
-            supported: self.hello.operations.clone(),
-        }))
+        let supported = self.hello.operations.iter().map(String::as_str);
+        Err(OpError::unsupported(name, supported).into())
     }
 
     /// Sends `invocation` and waits for its answer.
