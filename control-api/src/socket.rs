@@ -590,8 +590,7 @@ impl SocketEnv {
     /// Every socket in the places of [`places`](Self::places), for any name: with
     /// `CTL_SOCKET_DIR`, its `*.sock`; else `RUN/ctl/*.sock`, `RUN/*/ctl.sock` and, when not
     /// root, `$XDG_RUNTIME_DIR/ctl/*.sock`. Sorted by name, then in the order of the places.
-    /// Fails only if the
-    /// `CTL_SOCKET_DIR` or `RUN/ctl` directory exists and cannot be read.
+    /// Fails only if the `CTL_SOCKET_DIR` or `RUN/ctl` directory exists and cannot be read.
     pub fn list(&self) -> Result<Vec<Listed>, ListError> {
         use std::os::unix::fs::FileTypeExt;
         let is_socket_or_link = |p: &Path| {
