@@ -40,34 +40,29 @@ pub struct Argument {
 pub fn arguments(schema: &Value) -> Vec<Argument> {
     let required = required(schema);
     properties(schema)
-        .map(|props| {
-            props
-                .iter()
-                .map(|(name, prop)| Argument {
-                    name: name.clone(),
-                    type_name: type_name(prop),
-                    required: required.contains(name),
-                    description: prop
-                        .get("description")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                })
-                .collect()
+        .into_iter()
+        .flatten()
+        .map(|(name, prop)| Argument {
+            name: name.clone(),
+            type_name: type_name(prop),
+            required: required.contains(name),
+            description: prop
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 fn required(schema: &Value) -> Vec<String> {
     schema
         .get("required")
         .and_then(Value::as_array)
-        .map(|r| {
-            r.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
 }
 
 /// The JSON types a property allows; empty when the schema does not say (a `$ref`, `anyOf`).
@@ -128,17 +123,16 @@ fn whole_numbers(prop: &Value) -> String {
 }
 
 fn expected(prop: &Value) -> String {
-    let ts: Vec<&str> = types(prop).into_iter().filter(|t| *t != "null").collect();
-    match ts.first() {
-        Some(&"string") => "a string".into(),
-        Some(&"integer") => whole_numbers(prop),
-        Some(&"number") => "a number".into(),
-        Some(&"boolean") => "true or false".into(),
-        Some(&"array") => format!(
+    match types(prop).into_iter().find(|t| *t != "null") {
+        Some("string") => "a string".into(),
+        Some("integer") => whole_numbers(prop),
+        Some("number") => "a number".into(),
+        Some("boolean") => "true or false".into(),
+        Some("array") => format!(
             "a list of {}",
             prop.get("items").map_or("values".to_owned(), type_name)
         ),
-        Some(&"object") => "an object".into(),
+        Some("object") => "an object".into(),
         _ => "a value".into(),
     }
 }
@@ -188,13 +182,7 @@ pub fn check(schema: &Value, args: &Value) -> Result<(), ArgError> {
     };
     let props = properties(schema).unwrap_or(&empty);
     for (name, value) in given {
-        let Some(prop) = props.get(name) else {
-            return Err(ArgError {
-                field: name.clone(),
-                expected: known(props),
-                message: "unknown argument".into(),
-            });
-        };
+        let prop = property(props, name)?;
         if !fits(prop, value) {
             return Err(ArgError {
                 field: name.clone(),
@@ -216,27 +204,25 @@ pub fn check(schema: &Value, args: &Value) -> Result<(), ArgError> {
     Ok(())
 }
 
-fn known(props: &Map<String, Value>) -> String {
-    if props.is_empty() {
-        "no arguments".into()
-    } else {
-        let names: Vec<&str> = props.keys().map(String::as_str).collect();
-        format!("one of: {}", names.join(", "))
-    }
+/// The property `name` of `props`, or the error of an unknown argument, naming those known.
+fn property<'a>(props: &'a Map<String, Value>, name: &str) -> Result<&'a Value, ArgError> {
+    props.get(name).ok_or_else(|| ArgError {
+        field: name.to_owned(),
+        expected: if props.is_empty() {
+            "no arguments".into()
+        } else {
+            let names: Vec<&str> = props.keys().map(String::as_str).collect();
+            format!("one of: {}", names.join(", "))
+        },
+        message: "unknown argument".into(),
+    })
 }
 
 /// The value `text` (from `KEY=VALUE`) stands for, typed by the argument's schema: a number, a
 /// boolean, a string, or a comma-separated list.
 pub fn parse_value(schema: &Value, field: &str, text: &str) -> Result<Value, ArgError> {
     let empty = Map::new();
-    let props = properties(schema).unwrap_or(&empty);
-    let Some(prop) = props.get(field) else {
-        return Err(ArgError {
-            field: field.to_owned(),
-            expected: known(props),
-            message: "unknown argument".into(),
-        });
-    };
+    let prop = property(properties(schema).unwrap_or(&empty), field)?;
     let value = typed(prop, text);
     if fits(prop, &value) {
         Ok(value)

@@ -210,31 +210,25 @@ impl HistoryEntry {
     /// 4242 (gone)`, or `signal SIGHUP`: as syslog and `ctl history` show the caller, every
     /// part another process chose escaped (a command line in quotes, a quote in it as `\"`).
     pub fn caller(&self) -> String {
-        let entry = self;
-        if let Some(signal) = &entry.signal {
+        if let Some(signal) = &self.signal {
             return format!("signal {}", Escaped(signal));
         }
-        let mut who = match entry.uid {
-            Some(uid) => format!("uid {uid}"),
-            None => "uid ?".to_owned(),
-        };
-        if let Some(user) = &entry.user {
+        let mut who = self
+            .uid
+            .map_or_else(|| "uid ?".to_owned(), |uid| format!("uid {uid}"));
+        if let Some(user) = &self.user {
             who.push_str(&format!(" ({})", Escaped(user)));
         }
-        if let Some(pid) = entry.pid {
+        if let Some(pid) = self.pid {
             who.push_str(&format!(" pid {pid}"));
         }
-        match (&entry.command_line, &entry.command_line_unread) {
+        match (&self.command_line, &self.command_line_unread) {
             (Some(line), _) => who.push_str(&format!(" {}", quoted(line))),
             (None, Some(why)) => who.push_str(&format!(" ({})", Escaped(why))),
             (None, None) => {}
         }
-        if !entry.ancestors.is_empty() {
-            let names: Vec<String> = entry
-                .ancestors
-                .iter()
-                .map(|a| escape(a).into_owned())
-                .collect();
+        if !self.ancestors.is_empty() {
+            let names: Vec<_> = self.ancestors.iter().map(|a| escape(a)).collect();
             who.push_str(&format!(" under {}", names.join(" < ")));
         }
         who

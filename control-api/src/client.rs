@@ -125,11 +125,7 @@ impl Client {
         deadline: Option<Instant>,
     ) -> Result<Client, ClientError> {
         let mut this = Client::over(stream, deadline);
-        let req = HelloRequest {
-            protocol: crate::PROTOCOL_VERSION,
-            client: client.to_owned(),
-        };
-        this.hello = this.call(&req).await?;
+        this.hello = this.call(&hello_request(client)).await?;
         Ok(this)
     }
 
@@ -144,17 +140,10 @@ impl Client {
         deadline: Option<Instant>,
     ) -> Result<(Client, Result<crate::Status, ClientError>), ClientError> {
         let mut this = Client::over(stream, deadline);
-        let hello = HelloRequest {
-            protocol: crate::PROTOCOL_VERSION,
-            client: client.to_owned(),
-        };
-        let status = crate::StatusRequest::default();
-        let (hello, status) = tokio::join!(this.send::<HelloRequest>(&hello), this.send(&status));
+        let (hello, status) = (hello_request(client), crate::StatusRequest::default());
+        let (hello, status) = tokio::join!(this.send(&hello), this.send(&status));
         this.hello = hello?;
-        let status = match this.listed(crate::StatusRequest::NAME) {
-            Ok(()) => status,
-            Err(unsupported) => Err(unsupported),
-        };
+        let status = this.listed(crate::StatusRequest::NAME).and(status);
         Ok((this, status))
     }
 
@@ -194,15 +183,13 @@ impl Client {
 
     /// [`Client::call`] without asking whether `hello` listed it.
     async fn send<C: Command>(&self, request: &C) -> Result<C::Reply, ClientError> {
-        let invocation = Invocation::of(request).map_err(|source| ClientError::Reply {
+        let error = |source| ClientError::Reply {
             command: C::NAME.to_owned(),
             source,
-        })?;
+        };
+        let invocation = Invocation::of(request).map_err(error)?;
         let reply = self.exchange(invocation).await?.reply;
-        serde_json::from_value(reply).map_err(|source| ClientError::Reply {
-            command: C::NAME.to_owned(),
-            source,
-        })
+        serde_json::from_value(reply).map_err(error)
     }
 
     /// Runs `invocation` and returns its reply as JSON. Unless `hello` listed it (or it is
@@ -223,13 +210,11 @@ impl Client {
     /// Fails with `Unsupported`, listing what is supported, unless `hello` listed `name` (or
     /// it is `hello`, which every daemon serves and which comes before the list).
     fn listed(&self, name: &str) -> Result<(), ClientError> {
-        if name == HelloRequest::NAME || self.hello.operations.iter().any(|op| op == name) {
+        if name == HelloRequest::NAME || self.hello.supports(name) {
             return Ok(());
         }
-        Err(ClientError::Op(OpError::Unsupported {
-            operation: name.to_owned(),
-            supported: self.hello.operations.clone(),
-        }))
+        let supported = self.hello.operations.iter().map(String::as_str);
+        Err(OpError::unsupported(name, supported).into())
     }
 
     /// Sends `invocation` and waits for its answer.
@@ -258,6 +243,13 @@ impl Client {
             reply: answer.result?,
             changed: answer.changed,
         })
+    }
+}
+
+fn hello_request(client: &str) -> HelloRequest {
+    HelloRequest {
+        protocol: crate::PROTOCOL_VERSION,
+        client: client.to_owned(),
     }
 }
 

@@ -22,7 +22,7 @@ use crate::command::{CallReply, CallRequest, Command};
 use crate::error::OpError;
 use crate::{Hello, PROTOCOL_VERSION};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::ser::{SerializeMap, Serializer};
+use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -77,13 +77,10 @@ impl Carrier {
     }
 
     fn variant(self) -> &'static str {
-        match self {
-            Carrier::Method(op) => METHODS
-                .iter()
-                .find(|(_, name)| *name == op)
-                .map_or(CALL, |(variant, _)| variant),
-            Carrier::Call => CALL,
-        }
+        METHODS
+            .iter()
+            .find(|(_, op)| Carrier::Method(op) == self)
+            .map_or(CALL, |(variant, _)| variant)
     }
 
     fn of_variant(variant: &str) -> Option<Carrier> {
@@ -170,50 +167,44 @@ struct ReplyOut<'a> {
     changed: Option<bool>,
 }
 
+// Each writes the one `{"Variant": body}` entry of an externally tagged enum.
 impl Serialize for Invocation {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(1))?;
         let variant = self.carrier.variant();
         match self.carrier {
-            Carrier::Method(_) => map.serialize_entry(variant, &Req { req: &self.args })?,
+            Carrier::Method(_) => s.collect_map([(variant, Req { req: &self.args })]),
             Carrier::Call => {
                 let req = CallOut {
                     command: &self.name,
                     args: &self.args,
                 };
-                map.serialize_entry(variant, &Req { req })?
+                s.collect_map([(variant, Req { req })])
             }
         }
-        map.end()
     }
 }
 
 impl Serialize for Answer {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(1))?;
         let variant = self.carrier.variant();
         match (self.carrier, &self.result) {
             // `hello` has no error on the wire: a failure answers a hello of this protocol
             // that names nothing, which every client can read.
-            (Carrier::Method("hello"), Ok(hello)) => map.serialize_entry(variant, hello)?,
+            (Carrier::Method("hello"), Ok(hello)) => s.collect_map([(variant, hello)]),
             (Carrier::Method("hello"), Err(_)) => {
                 let hello = Hello {
                     protocol: PROTOCOL_VERSION,
                     ..Hello::default()
                 };
-                map.serialize_entry(variant, &hello)?
+                s.collect_map([(variant, hello)])
             }
-            (Carrier::Method(_), result) => map.serialize_entry(variant, result)?,
-            (Carrier::Call, Ok(reply)) => map.serialize_entry(
-                variant,
-                &Ok::<_, ()>(ReplyOut {
-                    reply,
-                    changed: self.changed,
-                }),
-            )?,
-            (Carrier::Call, Err(err)) => map.serialize_entry(variant, &Err::<(), _>(err))?,
+            (Carrier::Method(_), result) => s.collect_map([(variant, result)]),
+            (Carrier::Call, Ok(reply)) => {
+                let changed = self.changed;
+                s.collect_map([(variant, Ok::<_, ()>(ReplyOut { reply, changed }))])
+            }
+            (Carrier::Call, Err(err)) => s.collect_map([(variant, Err::<(), _>(err))]),
         }
-        map.end()
     }
 }
 

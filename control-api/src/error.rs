@@ -3,7 +3,6 @@
 use crate::Access;
 use serde::{Deserialize, Serialize};
 use std::error::Error as StdError;
-use std::fmt;
 
 /// Why an operation did not succeed.
 ///
@@ -23,7 +22,7 @@ pub enum OpError {
         supported: Vec<String>,
     },
     /// The daemon ran the operation and it failed; its previous state is kept.
-    #[error("{reason}{}", Causes(.causes))]
+    #[error("{reason}{}", cause_chain(.causes))]
     Failed {
         /// What went wrong, in one line.
         reason: String,
@@ -32,7 +31,7 @@ pub enum OpError {
         causes: Vec<String>,
     },
     /// The daemon's policy does not let this caller run this operation.
-    #[error("permission denied: uid {uid} may not call `{operation}` on this daemon{}", Needs(.needed))]
+    #[error("permission denied: uid {uid} may not call `{operation}` on this daemon{}", needs(.needed))]
     Denied {
         /// The operation that was refused.
         operation: String,
@@ -104,44 +103,28 @@ impl OpError {
     /// A failure caused by `err`: its message and its whole `source()` chain are kept, so the
     /// caller sees e.g. the parser's line and column.
     pub fn failed_because(reason: impl Into<String>, err: &(dyn StdError + 'static)) -> Self {
-        let mut causes = Vec::new();
-        let mut next = Some(err);
-        while let Some(e) = next {
-            causes.push(e.to_string());
-            next = e.source();
-        }
         OpError::Failed {
             reason: reason.into(),
-            causes,
+            causes: std::iter::successors(Some(err), |&e| e.source())
+                .map(ToString::to_string)
+                .collect(),
         }
     }
 }
 
-/// Formats the level a refused operation needs, when the daemon said.
-struct Needs<'a>(&'a Option<Access>);
-
-impl fmt::Display for Needs<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(level) => write!(
-                f,
-                "; it needs `{level}` access, which the daemon's policy grants to uids and gids"
-            ),
-            None => Ok(()),
-        }
-    }
+/// The level a refused operation needs, when the daemon said.
+fn needs(needed: &Option<Access>) -> String {
+    needed.map_or_else(String::new, |level| {
+        format!("; it needs `{level}` access, which the daemon's policy grants to uids and gids")
+    })
 }
 
-/// Formats a cause chain as `: cause: cause`.
-struct Causes<'a>(&'a [String]);
-
-impl fmt::Display for Causes<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for cause in self.0 {
-            write!(f, ": {}", cause.trim_end())?;
-        }
-        Ok(())
-    }
+/// A cause chain as `: cause: cause`.
+fn cause_chain(causes: &[String]) -> String {
+    causes
+        .iter()
+        .map(|c| format!(": {}", c.trim_end()))
+        .collect()
 }
 
 #[cfg(test)]

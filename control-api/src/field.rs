@@ -93,17 +93,11 @@ pub fn format_duration(d: Duration) -> String {
         // Debug picks the unit (ns, µs, ms, s) and prints only the digits that are there.
         return format!("{d:?}");
     }
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let mut parts = Vec::new();
-    if h > 0 {
-        parts.push(format!("{h}h"));
-    }
-    if m > 0 {
-        parts.push(format!("{m}m"));
-    }
-    if s > 0 {
-        parts.push(format!("{s}s"));
-    }
+    let parts: Vec<String> = [(secs / 3600, "h"), (secs / 60 % 60, "m"), (secs % 60, "s")]
+        .into_iter()
+        .filter(|&(n, _)| n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
     parts.join(" ")
 }
 
@@ -162,27 +156,21 @@ impl schemars::JsonSchema for StatusField {
 impl From<StatusField> for RawField {
     fn from(field: StatusField) -> Self {
         let (kind, value) = match field.value {
-            FieldValue::Integer(n) => ("integer", n.into()),
-            FieldValue::Unsigned(n) => ("unsigned", n.into()),
+            FieldValue::Integer(n) => ("integer".into(), n.into()),
+            FieldValue::Unsigned(n) => ("unsigned".into(), n.into()),
             // serde_json writes a non-finite float as null.
-            FieldValue::Float(x) => ("float", x.into()),
-            FieldValue::Bool(b) => ("bool", b.into()),
-            FieldValue::String(s) => ("string", s.into()),
+            FieldValue::Float(x) => ("float".into(), x.into()),
+            FieldValue::Bool(b) => ("bool".into(), b.into()),
+            FieldValue::String(s) => ("string".into(), s.into()),
             FieldValue::Duration(d) => (
-                "duration",
+                "duration".into(),
                 serde_json::json!({"secs": d.as_secs(), "nanos": d.subsec_nanos()}),
             ),
-            FieldValue::Unrecognized(kind) => {
-                return RawField {
-                    name: field.name,
-                    kind,
-                    value: Value::Null,
-                }
-            }
+            FieldValue::Unrecognized(kind) => (kind, Value::Null),
         };
         RawField {
             name: field.name,
-            kind: kind.to_owned(),
+            kind,
             value,
         }
     }

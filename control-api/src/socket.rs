@@ -493,6 +493,13 @@ impl SocketEnv {
             .map(PathBuf::from)
     }
 
+    /// `$XDG_RUNTIME_DIR/ctl`, the caller's session directory; none for root, whose daemons
+    /// never listen in a user's session directory.
+    fn session_dir(&self) -> Option<PathBuf> {
+        let xdg = absolute(&self.xdg_runtime_dir).filter(|_| !self.is_root());
+        xdg.map(|xdg| xdg.join("ctl"))
+    }
+
     /// The places a client looks for the daemon `name`, in order. Reads no file.
     pub fn places(&self, name: &str) -> Result<Vec<(Place, PathBuf)>, SocketPathError> {
         validate_name(name)?;
@@ -505,9 +512,8 @@ impl SocketEnv {
             (Place::Shared, run.join(SHARED_DIR_NAME).join(&file)),
             (Place::RuntimeDir, run.join(name).join(RUNTIME_DIR_SOCKET)),
         ];
-        // Root's daemons never listen in a user's session directory.
-        if let Some(xdg) = absolute(&self.xdg_runtime_dir).filter(|_| !self.is_root()) {
-            places.push((Place::UserSession, xdg.join("ctl").join(file)));
+        if let Some(dir) = self.session_dir() {
+            places.push((Place::UserSession, dir.join(file)));
         }
         Ok(places)
     }
@@ -545,8 +551,8 @@ impl SocketEnv {
                 };
             }
         }
-        match absolute(&self.xdg_runtime_dir) {
-            Some(xdg) => Ok(xdg.join("ctl").join(file)),
+        match self.session_dir() {
+            Some(dir) => Ok(dir.join(file)),
             None => Err(SocketPathError::NoSocketDir {
                 runtime_dir: own,
                 uid: self.uid,
@@ -584,8 +590,7 @@ impl SocketEnv {
     /// Every socket in the places of [`places`](Self::places), for any name: with
     /// `CTL_SOCKET_DIR`, its `*.sock`; else `RUN/ctl/*.sock`, `RUN/*/ctl.sock` and, when not
     /// root, `$XDG_RUNTIME_DIR/ctl/*.sock`. Sorted by name, then in the order of the places.
-    /// Fails only if the
-    /// `CTL_SOCKET_DIR` or `RUN/ctl` directory exists and cannot be read.
+    /// Fails only if the `CTL_SOCKET_DIR` or `RUN/ctl` directory exists and cannot be read.
     pub fn list(&self) -> Result<Vec<Listed>, ListError> {
         use std::os::unix::fs::FileTypeExt;
         let is_socket_or_link = |p: &Path| {
@@ -611,17 +616,15 @@ impl SocketEnv {
                 }),
             }
         };
-        let mut out = Vec::new();
+        let unchecked = |(name, path): (String, PathBuf)| Listed {
+            name,
+            path,
+            trust: Ok(()),
+            checked: false,
+        };
         if let Some(dir) = self.override_dir() {
-            for (name, path) in sockets_in(&dir)? {
-                out.push(Listed {
-                    name,
-                    path,
-                    trust: Ok(()),
-                    checked: false,
-                });
-            }
-            return Ok(sorted(out));
+            let listed = sockets_in(&dir)?.into_iter().map(unchecked).collect();
+            return Ok(sorted(listed));
         }
         let run = self.run_dir();
         let mut checked = sockets_in(&run.join(SHARED_DIR_NAME))?;
@@ -639,6 +642,7 @@ impl SocketEnv {
                 }
             }
         }
+        let mut out = Vec::new();
         for (name, path) in checked {
             let trust = match open_checked(&path, self.uid) {
                 Ok(_) => Ok(()),
@@ -653,17 +657,11 @@ impl SocketEnv {
                 checked: true,
             });
         }
-        if let Some(xdg) = absolute(&self.xdg_runtime_dir).filter(|_| !self.is_root()) {
-            // A user's own session directory: not being there is no failure of the listing.
-            for (name, path) in sockets_in(&xdg.join("ctl")).unwrap_or_default() {
-                out.push(Listed {
-                    name,
-                    path,
-                    trust: Ok(()),
-                    checked: false,
-                });
-            }
-        }
+        // A user's own session directory: not being there is no failure of the listing.
+        let session = self
+            .session_dir()
+            .map(|dir| sockets_in(&dir).unwrap_or_default());
+        out.extend(session.into_iter().flatten().map(unchecked));
         Ok(sorted(out))
     }
 
@@ -675,9 +673,7 @@ impl SocketEnv {
         }
         let run = self.run_dir();
         let mut dirs = vec![run.join(SHARED_DIR_NAME), run.join("*")];
-        if let Some(xdg) = absolute(&self.xdg_runtime_dir).filter(|_| !self.is_root()) {
-            dirs.push(xdg.join("ctl"));
-        }
+        dirs.extend(self.session_dir());
         dirs
     }
 }

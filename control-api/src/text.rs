@@ -88,14 +88,10 @@ impl fmt::Debug for Escaped<'_> {
 /// `err` and its causes, outermost first, on one line (`a: b: c`): how an error is told in a
 /// log line or a message, where its chain would otherwise be lost.
 pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    let causes: Vec<String> = std::iter::successors(Some(err), |&e| e.source())
+        .map(ToString::to_string)
+        .collect();
+    causes.join(": ")
 }
 
 #[cfg(test)]
