@@ -517,7 +517,7 @@ mod tests {
             verify_reopen: Vec::new(),
         };
         let err = run(&args, Duration::from_secs(1)).unwrap_err();
-        assert_eq!(err.exit(), crate::exit::Exit::Usage);
+        assert_eq!(err.class(), (crate::exit::Exit::Usage, "usage"));
         assert!(err.to_string().contains("\"a-very-long-dae\""), "{err}");
     }
 }

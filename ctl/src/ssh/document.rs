@@ -272,7 +272,7 @@ mod tests {
             "socket": "/s", "error": {"kind": "denied", "message": "uid 1 may not reload",
             "detail": {"kind": "denied", "operation": "reload", "uid": 1, "needed": "operate"}}}"#;
         let err = read_doc(&reload, 77, doc).err().unwrap();
-        assert_eq!((err.exit(), err.kind()), (Exit::Denied, "denied"));
+        assert_eq!(err.class(), (Exit::Denied, "denied"));
         let CtlError::Ssh(e) = &err else { panic!() };
         assert_eq!(e.detail()["uid"], 1);
         // A kind this ctl does not know.
@@ -321,7 +321,7 @@ mod tests {
             ),
         ] {
             let err = read_doc(&status, code, &doc).err().expect(&doc);
-            assert_eq!((err.exit(), err.kind()), (Exit::Protocol, "protocol"), "{doc}: {err}");
+            assert_eq!(err.class(), (Exit::Protocol, "protocol"), "{doc}: {err}");
         }
         // Another daemon answering for the name.
         let doc = hello_doc.replace("\"demo\"", "\"other\"");

@@ -237,7 +237,7 @@ mod tests {
             "ssh://h o/web",
         ] {
             let err = parse(bad, None).expect_err(bad);
-            assert_eq!(err.exit(), crate::exit::Exit::Usage, "{bad}");
+            assert_eq!(err.class(), (crate::exit::Exit::Usage, "usage"), "{bad}");
         }
         for (target, host) in [
             ("ssh://a/web", "b"),
