@@ -135,9 +135,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         .and_then(|t| t.lookup(&SocketEnv::from_process()).map(|l| (t, l)))
     {
         Ok(found) => found,
-        Err(err) => {
-            return failed(&out, &CtlError::from(err));
-        }
+        Err(err) => return failed(&out, &err.into()),
     };
     out.socket = lookup
         .found
@@ -178,10 +176,6 @@ async fn run(cli: Cli, started: Instant) -> Exit {
             out.socket = Some(path);
             replied(&out, &hello, &reply)
         }
-        Err(err) if global.missing_ok && err.is_missing() => match out.skipped(&err) {
-            Ok(()) => Exit::Ok,
-            Err(write) => unwritten(&format!("{op} {target}"), write, ""),
-        },
         Err(err) => failed(&out, &err),
     }
 }
@@ -192,10 +186,6 @@ fn remotely(out: &mut Output, remote: &ssh::Remote, request: &cli::Op, started: 
     out.socket = socket;
     match result {
         Ok(answer) => replied(out, &answer.hello, &answer.reply),
-        Err(err) if out.global.missing_ok && err.is_missing() => match out.skipped(&err) {
-            Ok(()) => Exit::Ok,
-            Err(write) => unwritten(&format!("{} {}", out.operation, out.target), write, ""),
-        },
         Err(err) => failed(out, &err),
     }
 }
@@ -213,10 +203,6 @@ fn signalled(global: &cli::Global, args: &signal::SignalArgs) -> Exit {
         Ok((doc, text)) => match out.said(doc, &text) {
             Ok(()) => Exit::Ok,
             Err(write) => unwritten(&format!("signal {target}"), write, "; the signal was sent"),
-        },
-        Err(err) if global.missing_ok && err.is_missing() => match out.skipped(&err) {
-            Ok(()) => Exit::Ok,
-            Err(write) => unwritten(&format!("signal {target}"), write, ""),
         },
         Err(err) => failed(&out, &err),
     }
@@ -332,12 +318,19 @@ fn given(matches: &clap::ArgMatches, id: &str) -> bool {
     })
 }
 
-/// Reports a failed call and returns its exit code. If its `--json` document cannot be
-/// written, the error is told on stderr instead, and the code stays the failure's own: it is
-/// not 0 either way, and says more than 74.
+/// Reports a failed call and returns its exit code; with `--missing-ok`, a failure that means
+/// the daemon was stopped is reported as nothing to do, exit 0 (74 if that cannot be written).
+/// If its `--json` document cannot be written, the error is told on stderr instead, and the
+/// code stays the failure's own: it is not 0 either way, and says more than 74.
 fn failed(out: &Output, err: &CtlError) -> Exit {
+    let what = format!("{} {}", out.operation, out.target);
+    if out.global.missing_ok && err.is_missing() {
+        return match out.skipped(err) {
+            Ok(()) => Exit::Ok,
+            Err(write) => unwritten(&what, write, ""),
+        };
+    }
     if let Err(write) = out.error(err) {
-        let what = format!("{} {}", out.operation, out.target);
         output::print_err(&format!("ctl: {what}: {err}"));
         output::print_err(&format!("ctl: {what}: {write}"));
     }

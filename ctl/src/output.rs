@@ -55,7 +55,7 @@ pub enum Reply {
 /// The one `--json` document of every operation on one daemon (docs/operators.md, `--json`):
 /// what was asked and how it ended, then the daemon and its result, the error, or why
 /// nothing was done.
-#[derive(Serialize)]
+#[derive(Default, Serialize)]
 struct Envelope<'a> {
     ok: bool,
     exit_code: u8,
@@ -213,11 +213,7 @@ impl Output<'_> {
             operation: Some(self.operation),
             target: Some(self.target),
             socket: self.socket.as_ref().map(|p| p.display().to_string()),
-            daemon: None,
-            changed: None,
-            result: None,
-            error: None,
-            skipped: None,
+            ..Envelope::default()
         }
     }
 
@@ -407,18 +403,12 @@ pub fn usage_json(err: &clap::Error) -> Result<(), CtlError> {
     let doc = Envelope {
         ok: false,
         exit_code: crate::exit::Exit::Usage.code(),
-        operation: None,
-        target: None,
-        socket: None,
-        daemon: None,
-        result: None,
         error: Some(ErrorDoc {
             kind: "usage",
             message: message.to_owned(),
             detail: Value::Null,
         }),
-        skipped: None,
-        changed: None,
+        ..Envelope::default()
     };
     print_json(&to_value(&doc))
 }
