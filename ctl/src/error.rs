@@ -2,7 +2,7 @@
 
 use crate::exit::Exit;
 use crate::running::{Process, Remains};
-use control_api::socket::{SocketPathError, Untrusted};
+use control_api::socket::{Lookup, SocketPathError, Untrusted};
 use control_api::text::chain as error_chain;
 use control_api::OpError;
 use std::io;
@@ -259,6 +259,19 @@ impl CtlError {
             CtlError::NoDaemon { .. } | CtlError::Op(OpError::ShuttingDown)
         ) || matches!(self, CtlError::Signal(e) if e.is_missing())
             || matches!(self, CtlError::Ssh(e) if e.is_missing())
+    }
+
+    /// What a lookup that found no socket to connect to means: a socket the trust rule
+    /// refused, which says more than "nothing there"; else no daemon where it would listen.
+    pub fn nothing_found(lookup: &Lookup) -> CtlError {
+        match lookup.untrusted.first() {
+            Some(untrusted) => CtlError::Untrusted(untrusted.clone()),
+            None => CtlError::NoDaemon {
+                path: lookup.looked.first().cloned().unwrap_or_default(),
+                why: "no socket there",
+                also: lookup.looked.iter().skip(1).cloned().collect(),
+            },
+        }
     }
 
     /// Maps a failure to connect.

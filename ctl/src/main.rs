@@ -146,15 +146,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
 
     let result = async {
         if lookup.found.is_empty() {
-            // A socket refused by the trust rule says more than "nothing there".
-            return Err(match lookup.untrusted.first() {
-                Some(untrusted) => CtlError::Untrusted(untrusted.clone()),
-                None => CtlError::NoDaemon {
-                    path: lookup.looked[0].clone(),
-                    why: "no socket there",
-                    also: lookup.looked[1..].to_vec(),
-                },
-            });
+            return Err(CtlError::nothing_found(&lookup));
         }
         let name = match &parsed {
             Target::Name(name) => Some(name.as_str()),
