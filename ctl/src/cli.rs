@@ -177,14 +177,14 @@ pub struct TargetArg {
     pub target: String,
 }
 
+/// The ids of the global options.
+const ALL_GLOBALS: &[&str] = &["timeout", "json", "quiet", "missing_ok", "host"];
+
 /// The global options each operation that ignores them does not offer: `man` and
 /// `completions` talk to no daemon and print what they print, and `list` has nothing to miss.
 const UNUSED_GLOBALS: &[(&str, &[&str])] = &[
-    ("man", &["timeout", "json", "quiet", "missing_ok", "host"]),
-    (
-        "completions",
-        &["timeout", "json", "quiet", "missing_ok", "host"],
-    ),
+    ("man", ALL_GLOBALS),
+    ("completions", ALL_GLOBALS),
     ("list", &["missing_ok", "host"]),
     ("signal", &["host"]),
     ("doctor", &["timeout", "missing_ok", "host"]),

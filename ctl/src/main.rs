@@ -192,7 +192,7 @@ fn signalled(global: &cli::Global, args: &signal::SignalArgs) -> Exit {
         socket: None,
     };
     match signal::run(args, global.timeout).map_err(CtlError::from) {
-        Ok((doc, text)) => match out.said(doc, &text) {
+        Ok((doc, text)) => match out.said(doc, &text, 0) {
             Ok(()) => Exit::Ok,
             Err(write) => unwritten(&format!("signal {target}"), write, "; the signal was sent"),
         },
@@ -213,7 +213,7 @@ fn doctored(global: &cli::Global, args: &doctor::DoctorArgs) -> Exit {
     match doctor::run(args).map_err(CtlError::from) {
         Ok((doc, text, dangerous)) => {
             let exit = if dangerous { Exit::Failed } else { Exit::Ok };
-            match out.said_with(doc, &text, exit.code()) {
+            match out.said(doc, &text, exit.code()) {
                 Ok(()) => exit,
                 Err(write) => unwritten("doctor", write, ""),
             }

@@ -277,16 +277,11 @@ impl Output<'_> {
         }
     }
 
-    /// Prints the result of an operation that asks no daemon (`ctl signal`): `doc` in the
-    /// envelope's `result`, or `text` for people.
-    pub fn said(&self, doc: Value, text: &str) -> Result<(), CtlError> {
-        self.said_with(doc, text, 0)
-    }
-
-    /// [`said`](Self::said), for a result that is itself a failure (`ctl doctor` finding a line
-    /// that would kill): `ok` false and `exit_code` in the envelope; with `--quiet`, the text
-    /// still goes to stderr.
-    pub fn said_with(&self, doc: Value, text: &str, exit_code: u8) -> Result<(), CtlError> {
+    /// Prints the result of an operation that asks no daemon (`ctl signal`, `ctl doctor`): `doc`
+    /// in the envelope's `result`, or `text` for people. `exit_code` is 0 unless the result is
+    /// itself a failure (`ctl doctor` finding a line that would kill): then `ok` is false and
+    /// `exit_code` in the envelope; with `--quiet`, the text still goes to stderr.
+    pub fn said(&self, doc: Value, text: &str, exit_code: u8) -> Result<(), CtlError> {
         if self.global.quiet && (exit_code == 0 || !self.global.json) {
             if exit_code != 0 {
                 // Already escaped line by line: written as it is.
