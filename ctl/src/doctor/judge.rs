@@ -96,25 +96,20 @@ pub struct Place<'a> {
 
 /// Resolves `target` and judges `sig` for each of its processes.
 pub fn judge(target: &Target, sig: &Sig, at: &Place) -> Resolved {
-    let pids = match target {
+    let listed = match target {
         Target::PidFile(path) => return pidfile(path, sig, at.root),
-        Target::Pid(pid) => vec![*pid],
-        Target::Name(name) => {
-            let name = name.as_bytes().to_vec();
-            match crate::procfs::pids_matching(|comm| comm == name) {
-                Ok(p) => p,
-                Err(e) => return Resolved::CannotTell(format!("cannot list /proc: {e}")),
-            }
-        }
-        Target::Pattern(p) => match crate::procfs::pids_matching(|comm| p.matches(comm)) {
-            Ok(p) => p,
-            Err(e) => return Resolved::CannotTell(format!("cannot list /proc: {e}")),
-        },
+        Target::Pid(pid) => Ok(vec![*pid]),
+        Target::Name(name) => crate::procfs::pids_named(name.as_bytes()),
+        Target::Pattern(p) => crate::procfs::pids_matching(|comm| p.matches(comm)),
         Target::MainPid => match main_pid(at) {
-            Ok(pid) => vec![pid],
+            Ok(pid) => Ok(vec![pid]),
             Err(resolved) => return resolved,
         },
         Target::Unknown(why) => return Resolved::CannotTell(why.clone()),
+    };
+    let pids = match listed {
+        Ok(pids) => pids,
+        Err(e) => return Resolved::CannotTell(format!("cannot list /proc: {e}")),
     };
     let judged: Vec<Judged> = pids
         .into_iter()
