@@ -20,7 +20,8 @@ const MAX_PROCESSES: usize = 64;
 const SYSTEMCTL_WAIT: Duration = Duration::from_secs(2);
 
 /// What a line would do, from the worst to the most harmless: the JSON `verdict`s.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Verdict {
     WouldKill,
     WouldStop,
@@ -35,21 +36,6 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub fn name(self) -> &'static str {
-        match self {
-            Verdict::WouldKill => "would_kill",
-            Verdict::WouldStop => "would_stop",
-            Verdict::Blocked => "blocked",
-            Verdict::Ignored => "ignored",
-            Verdict::ControlSocket => "control_socket",
-            Verdict::CannotTell => "cannot_tell",
-            Verdict::Untrusted => "untrusted",
-            Verdict::Bridged => "bridged",
-            Verdict::Handled => "handled",
-            Verdict::NotRunning => "not_running",
-        }
-    }
-
     /// Whether the line would kill (or stop) its target: `ctl doctor` exits 1.
     pub fn dangerous(self) -> bool {
         matches!(self, Verdict::WouldKill | Verdict::WouldStop)
@@ -70,7 +56,7 @@ pub struct Judged {
 impl Judged {
     pub fn json(&self) -> Value {
         json!({
-            "pid": self.pid, "name": self.name, "uid": self.uid, "verdict": self.verdict.name(),
+            "pid": self.pid, "name": self.name, "uid": self.uid, "verdict": self.verdict,
             "socket": self.socket.as_ref().map(|(p, _)| p.display().to_string()),
             "daemon": self.socket.as_ref().map(|(_, n)| n.clone()),
             "handled": self.why.as_ref().ok(),
