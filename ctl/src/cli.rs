@@ -76,18 +76,17 @@ pub enum Command {
     /// could have placed); misnamed (it answers as another daemon); no-status (it has no
     /// status operation); incompatible (another protocol version); broken (a reply that could
     /// not be read); error (anything else, such as ctl's own descriptor limit).
-    #[command(after_long_help = EXIT_CODES_HELP)]
     List,
     /// Watch daemons live: state, generation, in flight, calls/s, errors/s, last operation
-    #[command(long_about = crate::top::LONG_ABOUT, after_long_help = EXIT_CODES_HELP)]
+    #[command(long_about = crate::top::LONG_ABOUT)]
     Top(crate::top::TopArgs),
     /// Send a signal to a daemon without a control socket, only where it is handled, and
     /// prove what it did (--verify-reopen)
-    #[command(long_about = crate::signal::LONG_ABOUT, after_long_help = EXIT_CODES_HELP)]
+    #[command(long_about = crate::signal::LONG_ABOUT)]
     Signal(crate::signal::SignalArgs),
     /// Find the lines in logrotate, cron and systemd units that would kill a daemon (sends
     /// nothing, runs nothing)
-    #[command(long_about = crate::doctor::LONG_ABOUT, after_long_help = EXIT_CODES_HELP)]
+    #[command(long_about = crate::doctor::LONG_ABOUT)]
     Doctor(crate::doctor::DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, ...)
     ///
@@ -95,17 +94,15 @@ pub enum Command {
     /// looks), socket paths for a word with '/', and for `ctl call TARGET` the daemon's
     /// commands (asked within 1s). Bash: `ctl completions bash >
     /// /etc/bash_completion.d/ctl`, or `source <(ctl completions bash)`.
-    #[command(after_long_help = EXIT_CODES_HELP)]
     Completions {
         /// The shell
         shell: clap_complete::Shell,
     },
     /// Print ctl's man page (roff)
-    #[command(after_long_help = EXIT_CODES_HELP)]
     Man,
     /// Completion candidates for the scripts `ctl completions` prints, one per line; exit 1
     /// where ctl has none to add (not for people)
-    #[command(name = "__complete", hide = true, after_long_help = EXIT_CODES_HELP)]
+    #[command(name = "__complete", hide = true)]
     Complete(CompleteArgs),
 }
 
@@ -180,14 +177,14 @@ pub struct TargetArg {
     pub target: String,
 }
 
+/// The ids of the global options.
+const ALL_GLOBALS: &[&str] = &["timeout", "json", "quiet", "missing_ok", "host"];
+
 /// The global options each operation that ignores them does not offer: `man` and
 /// `completions` talk to no daemon and print what they print, and `list` has nothing to miss.
 const UNUSED_GLOBALS: &[(&str, &[&str])] = &[
-    ("man", &["timeout", "json", "quiet", "missing_ok", "host"]),
-    (
-        "completions",
-        &["timeout", "json", "quiet", "missing_ok", "host"],
-    ),
+    ("man", ALL_GLOBALS),
+    ("completions", ALL_GLOBALS),
     ("list", &["missing_ok", "host"]),
     ("signal", &["host"]),
     ("doctor", &["timeout", "missing_ok", "host"]),
@@ -195,11 +192,16 @@ const UNUSED_GLOBALS: &[(&str, &[&str])] = &[
 ];
 
 /// The command line as parsed, shown in help and rendered in completions and the man page:
-/// the derived definitions, with the global options hidden where they do nothing. They are
-/// still accepted there (a global option may come before the operation, where clap cannot yet
-/// know which one follows), only not offered.
+/// the derived definitions, each operation's long help ending with the exit codes, and the
+/// global options hidden where they do nothing. They are still accepted there (a global option
+/// may come before the operation, where clap cannot yet know which one follows), only not
+/// offered.
 pub fn command() -> clap::Command {
     let mut cmd = Cli::command();
+    let names: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().into()).collect();
+    for name in names {
+        cmd = cmd.mut_subcommand(name, |sub| sub.after_long_help(EXIT_CODES_HELP));
+    }
     for (name, unused) in UNUSED_GLOBALS {
         // A hidden copy in the subcommand: clap propagates a global option only to the
         // subcommands that do not define it themselves. (Hiding the propagated one after

@@ -18,6 +18,8 @@
 //! index, and ctl, which knows its own grammar, decides.
 
 use crate::client::{Ahead, Session};
+use crate::ops::Op;
+use clap::Subcommand as _;
 use control_api::socket::{self, SocketEnv, Target};
 use control_api::OperationKind;
 use std::path::Path;
@@ -139,23 +141,6 @@ const DURATIONS: [&str; 6] = ["500ms", "1s", "5s", "30s", "2m", "10m"];
 /// Options that take the next word as their value, wherever they stand.
 const WITH_VALUE: &[&str] = &["--timeout", "--args", "--limit", "--interval", "--count"];
 
-/// Operations whose first argument is a TARGET.
-const TAKES_TARGET: &[&str] = &[
-    "status",
-    "reload",
-    "check",
-    "counters",
-    "rotate",
-    "drain",
-    "resume",
-    "hello",
-    "log-level",
-    "describe",
-    "call",
-    "ping",
-    "history",
-];
-
 /// Reads `words` (the whole command line, `ctl` first) up to `index`, the word at the cursor.
 pub fn slot(index: usize, words: &[String]) -> Slot<'_> {
     let Some(current) = words.get(index) else {
@@ -186,7 +171,8 @@ pub fn slot(index: usize, words: &[String]) -> Slot<'_> {
         None => {}
     }
     match (operation, positionals.as_slice()) {
-        (Some(op), []) if TAKES_TARGET.contains(&op) => Slot::Target(current),
+        // The operations on one daemon: each takes a TARGET first.
+        (Some(op), []) if Op::has_subcommand(op) => Slot::Target(current),
         // `top NAME...`: every one a daemon.
         (Some("top"), _) => Slot::Target(current),
         (Some("call"), [target]) => Slot::Command {

@@ -2,7 +2,7 @@
 
 use crate::exit::Exit;
 use crate::running::{Process, Remains};
-use control_api::socket::{SocketPathError, Untrusted};
+use control_api::socket::{Lookup, SocketPathError, Untrusted};
 use control_api::text::chain as error_chain;
 use control_api::OpError;
 use std::io;
@@ -209,33 +209,42 @@ pub const KINDS: &[&str] = &[
 impl CtlError {
     /// The exit code this error means.
     pub fn exit(&self) -> Exit {
+        self.class().0
+    }
+
+    /// A short machine-readable kind for `--json`.
+    pub fn kind(&self) -> &'static str {
+        self.class().1
+    }
+
+    /// The exit code and the `--json` kind, side by side.
+    pub fn class(&self) -> (Exit, &'static str) {
         match self {
-            CtlError::Target(_) | CtlError::RequestTooLarge { .. } => Exit::Usage,
-            CtlError::NoDaemon { .. }
-            | CtlError::Connect { .. }
-            | CtlError::Running { .. }
-            | CtlError::Died { .. } => Exit::NoDaemon,
-            CtlError::SocketDenied { .. }
-            | CtlError::Untrusted(_)
-            | CtlError::WrongDaemon { .. } => Exit::Denied,
-            CtlError::Timeout { .. } => Exit::Timeout,
-            CtlError::Incompatible { .. }
-            | CtlError::Protocol { .. }
-            | CtlError::WrongReply { .. } => Exit::Protocol,
-            CtlError::Output(_) => Exit::Output,
-            CtlError::Signal(e) => e.exit(),
-            CtlError::Doctor(e) => e.exit(),
-            CtlError::Ssh(e) => e.exit(),
+            CtlError::Target(_) => (Exit::Usage, "usage"),
+            CtlError::RequestTooLarge { .. } => (Exit::Usage, "too_large"),
+            CtlError::NoDaemon { .. } | CtlError::Connect { .. } => (Exit::NoDaemon, "no_daemon"),
+            CtlError::Running { .. } => (Exit::NoDaemon, "not_listening"),
+            CtlError::Died { .. } => (Exit::NoDaemon, "died"),
+            CtlError::SocketDenied { .. } => (Exit::Denied, "denied"),
+            CtlError::Untrusted(_) => (Exit::Denied, "untrusted"),
+            CtlError::WrongDaemon { .. } => (Exit::Denied, "wrong_daemon"),
+            CtlError::Timeout { .. } => (Exit::Timeout, "timeout"),
+            CtlError::Incompatible { .. } => (Exit::Protocol, "incompatible"),
+            CtlError::Protocol { .. } | CtlError::WrongReply { .. } => (Exit::Protocol, "protocol"),
+            CtlError::Output(_) => (Exit::Output, "output"),
+            CtlError::Signal(e) => e.class(),
+            CtlError::Doctor(e) => e.class(),
+            CtlError::Ssh(e) => e.class(),
             CtlError::Op(op) => match op {
-                OpError::Unsupported { .. } => Exit::Unsupported,
-                OpError::Denied { .. } => Exit::Denied,
+                OpError::Unsupported { .. } => (Exit::Unsupported, "unsupported"),
+                OpError::Denied { .. } => (Exit::Denied, "denied"),
                 // Arguments that do not fit the command: the caller's usage.
-                OpError::BadArguments { .. } => Exit::Usage,
+                OpError::BadArguments { .. } => (Exit::Usage, "bad_arguments"),
                 // A daemon on its way out is, for a caller, no daemon.
-                OpError::ShuttingDown => Exit::NoDaemon,
-                OpError::Failed { .. } | OpError::Busy { .. } | OpError::Unrecognized => {
-                    Exit::Failed
-                }
+                OpError::ShuttingDown => (Exit::NoDaemon, "shutting_down"),
+                OpError::Failed { .. } => (Exit::Failed, "failed"),
+                OpError::Busy { .. } => (Exit::Failed, "busy"),
+                OpError::Unrecognized => (Exit::Failed, "unrecognized"),
             },
         }
     }
@@ -252,32 +261,15 @@ impl CtlError {
             || matches!(self, CtlError::Ssh(e) if e.is_missing())
     }
 
-    /// A short machine-readable kind for `--json`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            CtlError::Target(_) => "usage",
-            CtlError::RequestTooLarge { .. } => "too_large",
-            CtlError::NoDaemon { .. } | CtlError::Connect { .. } => "no_daemon",
-            CtlError::Running { .. } => "not_listening",
-            CtlError::Died { .. } => "died",
-            CtlError::SocketDenied { .. } => "denied",
-            CtlError::Untrusted(_) => "untrusted",
-            CtlError::WrongDaemon { .. } => "wrong_daemon",
-            CtlError::Timeout { .. } => "timeout",
-            CtlError::Incompatible { .. } => "incompatible",
-            CtlError::Protocol { .. } | CtlError::WrongReply { .. } => "protocol",
-            CtlError::Output(_) => "output",
-            CtlError::Signal(e) => e.kind(),
-            CtlError::Doctor(e) => e.kind(),
-            CtlError::Ssh(e) => e.kind(),
-            CtlError::Op(op) => match op {
-                OpError::Unsupported { .. } => "unsupported",
-                OpError::Failed { .. } => "failed",
-                OpError::Denied { .. } => "denied",
-                OpError::Busy { .. } => "busy",
-                OpError::BadArguments { .. } => "bad_arguments",
-                OpError::ShuttingDown => "shutting_down",
-                _ => "unrecognized",
+    /// What a lookup that found no socket to connect to means: a socket the trust rule
+    /// refused, which says more than "nothing there"; else no daemon where it would listen.
+    pub fn nothing_found(lookup: &Lookup) -> CtlError {
+        match lookup.untrusted.first() {
+            Some(untrusted) => CtlError::Untrusted(untrusted.clone()),
+            None => CtlError::NoDaemon {
+                path: lookup.looked.first().cloned().unwrap_or_default(),
+                why: "no socket there",
+                also: lookup.looked.iter().skip(1).cloned().collect(),
             },
         }
     }

@@ -85,6 +85,12 @@ fn plain(hello: &Hello, reply: &Reply) -> String {
     }
 }
 
+/// The width of the widest of `texts`, in characters: what a column of them is padded to.
+pub fn widest<S: AsRef<str>>(texts: impl IntoIterator<Item = S>) -> usize {
+    let widths = texts.into_iter().map(|s| s.as_ref().chars().count());
+    widths.max().unwrap_or(0)
+}
+
 /// Strings of the daemon's, escaped, separated by commas.
 fn joined(items: &[String]) -> String {
     let each: Vec<Cow<str>> = items.iter().map(|s| clean(s)).collect();
@@ -140,9 +146,9 @@ fn counters(name: &str, r: &CountersReply) -> String {
         return format!("{name}: no counters");
     }
     let names: Vec<Cow<str>> = r.counters.iter().map(|c| clean(&c.name)).collect();
-    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    let width = widest(&names);
     let values: Vec<String> = r.counters.iter().map(|c| c.value.to_string()).collect();
-    let value_width = values.iter().map(String::len).max().unwrap_or(0);
+    let value_width = widest(&values);
     names
         .iter()
         .zip(&values)
@@ -179,9 +185,7 @@ fn history(name: &str, r: &HistoryReply) -> String {
         .iter()
         .map(|e| format!("{} ms", e.duration_ms))
         .collect();
-    let width = |v: &[Cow<str>]| v.iter().map(|s| s.chars().count()).max().unwrap_or(0);
-    let (op_w, result_w) = (width(&ops), width(&results));
-    let took_w = took.iter().map(String::len).max().unwrap_or(0);
+    let (op_w, result_w, took_w) = (widest(&ops), widest(&results), widest(&took));
     for (i, e) in r.entries.iter().enumerate() {
         let at = SystemTime::UNIX_EPOCH + Duration::from_millis(e.unix_ms);
         let at = humantime::format_rfc3339_seconds(at);
@@ -203,12 +207,7 @@ fn history(name: &str, r: &HistoryReply) -> String {
 
 /// `ctl describe`: the built-ins, then the daemon's commands with their arguments.
 fn describe(name: &str, d: &Description) -> String {
-    let width = d
-        .operations
-        .iter()
-        .map(|op| clean(&op.name).chars().count())
-        .max()
-        .unwrap_or(0);
+    let width = widest(d.operations.iter().map(|op| clean(&op.name)));
     let mut out = String::new();
     for (kind, title) in [
         (
@@ -260,11 +259,7 @@ fn key_values(value: &Value) -> String {
     let Value::Object(map) = value else {
         return clean(&value.to_string()).into_owned();
     };
-    let width = map
-        .keys()
-        .map(|k| clean(k).chars().count())
-        .max()
-        .unwrap_or(0);
+    let width = widest(map.keys().map(|k| clean(k)));
     map.iter()
         .map(|(key, value)| {
             let text = match value {
@@ -362,12 +357,7 @@ fn status(s: &Status, paint: Paint) -> String {
     }
     // A name longer than this is not worth pushing every value off the screen for.
     const MAX_WIDTH: usize = 40;
-    let width = rows
-        .iter()
-        .map(|(k, _)| k.chars().count())
-        .max()
-        .unwrap_or(0)
-        .min(MAX_WIDTH);
+    let width = widest(rows.iter().map(|(k, _)| k)).min(MAX_WIDTH);
     for (k, v) in rows {
         out.push_str(&format!("\n  {k:<width$} {v}"));
     }

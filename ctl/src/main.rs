@@ -135,9 +135,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         .and_then(|t| t.lookup(&SocketEnv::from_process()).map(|l| (t, l)))
     {
         Ok(found) => found,
-        Err(err) => {
-            return failed(&out, &CtlError::from(err));
-        }
+        Err(err) => return failed(&out, &err.into()),
     };
     out.socket = lookup
         .found
@@ -148,15 +146,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
 
     let result = async {
         if lookup.found.is_empty() {
-            // A socket refused by the trust rule says more than "nothing there".
-            return Err(match lookup.untrusted.first() {
-                Some(untrusted) => CtlError::Untrusted(untrusted.clone()),
-                None => CtlError::NoDaemon {
-                    path: lookup.looked[0].clone(),
-                    why: "no socket there",
-                    also: lookup.looked[1..].to_vec(),
-                },
-            });
+            return Err(CtlError::nothing_found(&lookup));
         }
         let name = match &parsed {
             Target::Name(name) => Some(name.as_str()),
@@ -178,10 +168,6 @@ async fn run(cli: Cli, started: Instant) -> Exit {
             out.socket = Some(path);
             replied(&out, &hello, &reply)
         }
-        Err(err) if global.missing_ok && err.is_missing() => match out.skipped(&err) {
-            Ok(()) => Exit::Ok,
-            Err(write) => unwritten(&format!("{op} {target}"), write, ""),
-        },
         Err(err) => failed(&out, &err),
     }
 }
@@ -192,10 +178,6 @@ fn remotely(out: &mut Output, remote: &ssh::Remote, request: &cli::Op, started: 
     out.socket = socket;
     match result {
         Ok(answer) => replied(out, &answer.hello, &answer.reply),
-        Err(err) if out.global.missing_ok && err.is_missing() => match out.skipped(&err) {
-            Ok(()) => Exit::Ok,
-            Err(write) => unwritten(&format!("{} {}", out.operation, out.target), write, ""),
-        },
         Err(err) => failed(out, &err),
     }
 }
@@ -210,13 +192,9 @@ fn signalled(global: &cli::Global, args: &signal::SignalArgs) -> Exit {
         socket: None,
     };
     match signal::run(args, global.timeout).map_err(CtlError::from) {
-        Ok((doc, text)) => match out.said(doc, &text) {
+        Ok((doc, text)) => match out.said(doc, &text, 0) {
             Ok(()) => Exit::Ok,
             Err(write) => unwritten(&format!("signal {target}"), write, "; the signal was sent"),
-        },
-        Err(err) if global.missing_ok && err.is_missing() => match out.skipped(&err) {
-            Ok(()) => Exit::Ok,
-            Err(write) => unwritten(&format!("signal {target}"), write, ""),
         },
         Err(err) => failed(&out, &err),
     }
@@ -235,7 +213,7 @@ fn doctored(global: &cli::Global, args: &doctor::DoctorArgs) -> Exit {
     match doctor::run(args).map_err(CtlError::from) {
         Ok((doc, text, dangerous)) => {
             let exit = if dangerous { Exit::Failed } else { Exit::Ok };
-            match out.said_with(doc, &text, exit.code()) {
+            match out.said(doc, &text, exit.code()) {
                 Ok(()) => exit,
                 Err(write) => unwritten("doctor", write, ""),
             }
@@ -332,12 +310,19 @@ fn given(matches: &clap::ArgMatches, id: &str) -> bool {
     })
 }
 
-/// Reports a failed call and returns its exit code. If its `--json` document cannot be
-/// written, the error is told on stderr instead, and the code stays the failure's own: it is
-/// not 0 either way, and says more than 74.
+/// Reports a failed call and returns its exit code; with `--missing-ok`, a failure that means
+/// the daemon was stopped is reported as nothing to do, exit 0 (74 if that cannot be written).
+/// If its `--json` document cannot be written, the error is told on stderr instead, and the
+/// code stays the failure's own: it is not 0 either way, and says more than 74.
 fn failed(out: &Output, err: &CtlError) -> Exit {
+    let what = format!("{} {}", out.operation, out.target);
+    if out.global.missing_ok && err.is_missing() {
+        return match out.skipped(err) {
+            Ok(()) => Exit::Ok,
+            Err(write) => unwritten(&what, write, ""),
+        };
+    }
     if let Err(write) = out.error(err) {
-        let what = format!("{} {}", out.operation, out.target);
         output::print_err(&format!("ctl: {what}: {err}"));
         output::print_err(&format!("ctl: {what}: {write}"));
     }

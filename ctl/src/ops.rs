@@ -5,7 +5,6 @@
 use crate::cli::{CallArgs, CountersArgs, Global, HistoryArgs, LogLevelArgs, TargetArg};
 use crate::client::Session;
 use crate::error::CtlError;
-use crate::exit::EXIT_CODES_HELP;
 use crate::output::{self, Reply};
 use clap::Subcommand;
 use control_api::Command as _;
@@ -22,10 +21,8 @@ use std::time::Instant;
 pub enum Op {
     /// Show what the daemon is doing: pid, uptime, config generation, last reload and rotate,
     /// log files (and any still written at a renamed path)
-    #[command(after_long_help = EXIT_CODES_HELP)]
     Status(TargetArg),
     /// Re-read the configuration; a bad one is refused and the old one stays active
-    #[command(after_long_help = EXIT_CODES_HELP)]
     Reload(TargetArg),
     /// Validate the configuration as a reload would, apply nothing, and say what a reload
     /// would change
@@ -34,7 +31,6 @@ pub enum Op {
     /// change, or that it would change nothing), 1 when a reload would refuse it (the message
     /// names the file, line and reason). The active configuration and its generation stay as
     /// they are. A daemon without check exits 3.
-    #[command(after_long_help = EXIT_CODES_HELP)]
     Check(TargetArg),
     /// Show the daemon's counters and gauges, and the server's own (ctl.*)
     ///
@@ -42,30 +38,24 @@ pub enum Op {
     /// PREFIX. With --prometheus, the Prometheus text exposition format instead (names made
     /// valid metric names, counters ending in _total, each sample labelled daemon="NAME"), for
     /// node_exporter's textfile collector.
-    #[command(after_long_help = EXIT_CODES_HELP)]
     Counters(CountersArgs),
     /// Reopen log files after logrotate renamed them (the postrotate command)
-    #[command(after_long_help = EXIT_CODES_HELP)]
     Rotate(TargetArg),
     /// Stop taking new work and finish what is in flight, within the timeout
-    #[command(after_long_help = EXIT_CODES_HELP)]
     Drain(TargetArg),
     /// Undo a drain: take new work again (a drain still waiting ends, exit 1)
     ///
     /// Exit 0 also when the daemon was not draining. A daemon that cannot resume (no drain
     /// support, or older than resume) exits 3.
-    #[command(after_long_help = EXIT_CODES_HELP)]
     Resume(TargetArg),
     /// Show the daemon's protocol version and the operations it supports
-    #[command(after_long_help = EXIT_CODES_HELP)]
     Hello(TargetArg),
     /// Show the daemon's log filter, or validate and set a new one (e.g. debug,
     /// info,my_daemon::net=trace); a bad filter is refused and the old one kept
-    #[command(name = "log-level", after_long_help = EXIT_CODES_HELP)]
+    #[command(name = "log-level")]
     LogLevel(LogLevelArgs),
     /// List the daemon's operations and its own commands, with doc line, access level and
     /// arguments
-    #[command(after_long_help = EXIT_CODES_HELP)]
     Describe(TargetArg),
     /// Run one of the daemon's own commands (see `ctl describe TARGET`)
     ///
@@ -76,13 +66,11 @@ pub enum Op {
     /// key/value lines, or in `result` with --json; `changed` there (true, false, or null when
     /// the daemon does not say) tells whether the command changed anything, and a text reply
     /// ends with `(nothing changed: ...)` when the daemon says it did not.
-    #[command(after_long_help = EXIT_CODES_HELP)]
     Call(CallArgs),
     /// Time one round trip to the daemon: a call it answers at once, after `hello`
     ///
     /// Shows how long the answer took, in milliseconds; with --json, `round_trip_us`. A daemon
     /// older than ping exits 3.
-    #[command(after_long_help = EXIT_CODES_HELP)]
     Ping(TargetArg),
     /// Show who changed what: the daemon's last calls that needed more than read access
     ///
@@ -94,7 +82,6 @@ pub enum Op {
     /// daemon keeps the newest 100 (its choice); the first line says how many older ones it
     /// dropped. Needs read access. With --json, the daemon's reply: `entries`, `dropped`,
     /// `capacity`. A daemon older than history exits 3.
-    #[command(after_long_help = EXIT_CODES_HELP)]
     History(HistoryArgs),
 }
 

@@ -25,6 +25,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// A successful reply, of whichever operation was asked for.
+// Untagged: each as the reply it holds, which is its `--json` result but for those `to_json`
+// shows its own way (hello, a status, a call, a line said).
+#[derive(Serialize)]
+#[serde(untagged)]
 // One per invocation, printed and dropped: a `Status` inline costs nothing worth a box.
 #[allow(clippy::large_enum_variant)]
 pub enum Reply {
@@ -55,7 +59,7 @@ pub enum Reply {
 /// The one `--json` document of every operation on one daemon (docs/operators.md, `--json`):
 /// what was asked and how it ended, then the daemon and its result, the error, or why
 /// nothing was done.
-#[derive(Serialize)]
+#[derive(Default, Serialize)]
 struct Envelope<'a> {
     ok: bool,
     exit_code: u8,
@@ -101,17 +105,9 @@ impl Reply {
         match self {
             Reply::Hello => to_value(hello),
             Reply::Status(r) => status_json(r),
-            Reply::Reload(r) => to_value(r),
-            Reply::Check(r) => to_value(r),
-            Reply::Counters(r) | Reply::Exposition(r) => to_value(r),
-            Reply::Rotate(r) => to_value(r),
-            Reply::Drain(r) => to_value(r),
-            Reply::LogLevel(r) => to_value(r),
-            Reply::Resume(r) => to_value(r),
-            Reply::Describe(r) => to_value(r),
             Reply::Call(r) => r.reply.clone(),
             Reply::Said { doc, .. } => doc.clone(),
-            Reply::History(r) => to_value(r),
+            other => to_value(other),
         }
     }
 }
@@ -213,11 +209,7 @@ impl Output<'_> {
             operation: Some(self.operation),
             target: Some(self.target),
             socket: self.socket.as_ref().map(|p| p.display().to_string()),
-            daemon: None,
-            changed: None,
-            result: None,
-            error: None,
-            skipped: None,
+            ..Envelope::default()
         }
     }
 
@@ -285,16 +277,11 @@ impl Output<'_> {
         }
     }
 
-    /// Prints the result of an operation that asks no daemon (`ctl signal`): `doc` in the
-    /// envelope's `result`, or `text` for people.
-    pub fn said(&self, doc: Value, text: &str) -> Result<(), CtlError> {
-        self.said_with(doc, text, 0)
-    }
-
-    /// [`said`](Self::said), for a result that is itself a failure (`ctl doctor` finding a line
-    /// that would kill): `ok` false and `exit_code` in the envelope; with `--quiet`, the text
-    /// still goes to stderr.
-    pub fn said_with(&self, doc: Value, text: &str, exit_code: u8) -> Result<(), CtlError> {
+    /// Prints the result of an operation that asks no daemon (`ctl signal`, `ctl doctor`): `doc`
+    /// in the envelope's `result`, or `text` for people. `exit_code` is 0 unless the result is
+    /// itself a failure (`ctl doctor` finding a line that would kill): then `ok` is false and
+    /// `exit_code` in the envelope; with `--quiet`, the text still goes to stderr.
+    pub fn said(&self, doc: Value, text: &str, exit_code: u8) -> Result<(), CtlError> {
         if self.global.quiet && (exit_code == 0 || !self.global.json) {
             if exit_code != 0 {
                 // Already escaped line by line: written as it is.
@@ -407,18 +394,12 @@ pub fn usage_json(err: &clap::Error) -> Result<(), CtlError> {
     let doc = Envelope {
         ok: false,
         exit_code: crate::exit::Exit::Usage.code(),
-        operation: None,
-        target: None,
-        socket: None,
-        daemon: None,
-        result: None,
         error: Some(ErrorDoc {
             kind: "usage",
             message: message.to_owned(),
             detail: Value::Null,
         }),
-        skipped: None,
-        changed: None,
+        ..Envelope::default()
     };
     print_json(&to_value(&doc))
 }

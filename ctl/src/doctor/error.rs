@@ -27,17 +27,10 @@ impl DoctorError {
         }]
     }
 
-    /// The exit code: a `--root` that is no directory is a usage error.
-    pub fn exit(&self) -> Exit {
+    /// The exit code and the `--json` kind: a `--root` that is no directory is a usage error.
+    pub fn class(&self) -> (Exit, &'static str) {
         match self {
-            DoctorError::Root { .. } => Exit::Usage,
-        }
-    }
-
-    /// The `--json` kind.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            DoctorError::Root { .. } => "usage",
+            DoctorError::Root { .. } => (Exit::Usage, "usage"),
         }
     }
 }

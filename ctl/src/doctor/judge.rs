@@ -20,7 +20,8 @@ const MAX_PROCESSES: usize = 64;
 const SYSTEMCTL_WAIT: Duration = Duration::from_secs(2);
 
 /// What a line would do, from the worst to the most harmless: the JSON `verdict`s.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Verdict {
     WouldKill,
     WouldStop,
@@ -35,21 +36,6 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub fn name(self) -> &'static str {
-        match self {
-            Verdict::WouldKill => "would_kill",
-            Verdict::WouldStop => "would_stop",
-            Verdict::Blocked => "blocked",
-            Verdict::Ignored => "ignored",
-            Verdict::ControlSocket => "control_socket",
-            Verdict::CannotTell => "cannot_tell",
-            Verdict::Untrusted => "untrusted",
-            Verdict::Bridged => "bridged",
-            Verdict::Handled => "handled",
-            Verdict::NotRunning => "not_running",
-        }
-    }
-
     /// Whether the line would kill (or stop) its target: `ctl doctor` exits 1.
     pub fn dangerous(self) -> bool {
         matches!(self, Verdict::WouldKill | Verdict::WouldStop)
@@ -70,7 +56,7 @@ pub struct Judged {
 impl Judged {
     pub fn json(&self) -> Value {
         json!({
-            "pid": self.pid, "name": self.name, "uid": self.uid, "verdict": self.verdict.name(),
+            "pid": self.pid, "name": self.name, "uid": self.uid, "verdict": self.verdict,
             "socket": self.socket.as_ref().map(|(p, _)| p.display().to_string()),
             "daemon": self.socket.as_ref().map(|(_, n)| n.clone()),
             "handled": self.why.as_ref().ok(),
@@ -96,25 +82,20 @@ pub struct Place<'a> {
 
 /// Resolves `target` and judges `sig` for each of its processes.
 pub fn judge(target: &Target, sig: &Sig, at: &Place) -> Resolved {
-    let pids = match target {
+    let listed = match target {
         Target::PidFile(path) => return pidfile(path, sig, at.root),
-        Target::Pid(pid) => vec![*pid],
-        Target::Name(name) => {
-            let name = name.as_bytes().to_vec();
-            match crate::procfs::pids_matching(|comm| comm == name) {
-                Ok(p) => p,
-                Err(e) => return Resolved::CannotTell(format!("cannot list /proc: {e}")),
-            }
-        }
-        Target::Pattern(p) => match crate::procfs::pids_matching(|comm| p.matches(comm)) {
-            Ok(p) => p,
-            Err(e) => return Resolved::CannotTell(format!("cannot list /proc: {e}")),
-        },
+        Target::Pid(pid) => Ok(vec![*pid]),
+        Target::Name(name) => crate::procfs::pids_named(name.as_bytes()),
+        Target::Pattern(p) => crate::procfs::pids_matching(|comm| p.matches(comm)),
         Target::MainPid => match main_pid(at) {
-            Ok(pid) => vec![pid],
+            Ok(pid) => Ok(vec![pid]),
             Err(resolved) => return resolved,
         },
         Target::Unknown(why) => return Resolved::CannotTell(why.clone()),
+    };
+    let pids = match listed {
+        Ok(pids) => pids,
+        Err(e) => return Resolved::CannotTell(format!("cannot list /proc: {e}")),
     };
     let judged: Vec<Judged> = pids
         .into_iter()

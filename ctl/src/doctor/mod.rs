@@ -75,22 +75,13 @@ impl DoctorArgs {
     }
 }
 
-/// Which program reads the line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which program reads the line, as `--json` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Source {
     Logrotate,
     Systemd,
     Cron,
-}
-
-impl Source {
-    fn name(self) -> &'static str {
-        match self {
-            Source::Logrotate => "logrotate",
-            Source::Systemd => "systemd",
-            Source::Cron => "cron",
-        }
-    }
 }
 
 /// Lines run together: one logrotate script, one cron command, one unit's `Exec` line.
@@ -365,7 +356,7 @@ fn finding_json(f: &Finding) -> Value {
     json!({
         "file": f.script.file.display().to_string(),
         "line": f.line,
-        "source": f.script.source.name(),
+        "source": f.script.source,
         "unit": f.script.unit,
         "text": f.text,
         "command": f.kill.text,
@@ -374,7 +365,7 @@ fn finding_json(f: &Finding) -> Value {
         "target": f.kill.target.json(),
         "pids": pids,
         "processes": processes,
-        "verdict": f.verdict.name(),
+        "verdict": f.verdict,
         "message": message(f),
         "advice": advice(f),
     })

@@ -609,6 +609,11 @@ fn signal(text: &str) -> Result<Sig, String> {
     names::parse(text).map_err(|_| text.to_owned())
 }
 
+/// A signal written as `-SIG` (`-HUP`, `-1`), when it is one.
+fn dash_signal(text: &str) -> Option<Sig> {
+    names::parse(text.strip_prefix('-')?).ok()
+}
+
 impl Reader<'_> {
     /// `kill [-s SIG | -SIG | -n NUM | --signal SIG] [--] PID...`
     fn kill(&self, args: &[Word]) -> Read {
@@ -653,13 +658,7 @@ impl Reader<'_> {
                 "--signal" => sig = Some(signal(&words.next().map(Word::text).unwrap_or_default())),
                 t if t.starts_with("--signal=") => sig = Some(signal(&t[9..])),
                 "-F" | "--pidfile" => pidfile = words.next().cloned(),
-                t if t.starts_with('-')
-                    && t.len() > 1
-                    && sig.is_none()
-                    && signal(&t[1..]).is_ok() =>
-                {
-                    sig = Some(signal(&t[1..]));
-                }
+                t if sig.is_none() && dash_signal(t).is_some() => sig = dash_signal(t).map(Ok),
                 t if t.starts_with('-') && t.len() > 1 => {
                     unknown.get_or_insert(format!(
                         "pkill {t} changes what it matches, which is not read here"
@@ -702,13 +701,7 @@ impl Reader<'_> {
                 "-s" | "--signal" => {
                     sig = Some(signal(&words.next().map(Word::text).unwrap_or_default()))
                 }
-                t if t.starts_with('-')
-                    && t.len() > 1
-                    && sig.is_none()
-                    && signal(&t[1..]).is_ok() =>
-                {
-                    sig = Some(signal(&t[1..]));
-                }
+                t if sig.is_none() && dash_signal(t).is_some() => sig = dash_signal(t).map(Ok),
                 t if t.starts_with('-') && t.len() > 1 => {
                     unknown.get_or_insert(format!(
                         "killall {t} changes what it matches, which is not read here"

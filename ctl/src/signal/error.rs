@@ -167,53 +167,28 @@ impl SignalError {
         ]
     }
 
-    /// The exit code.
-    pub fn exit(&self) -> Exit {
+    /// The exit code and the `--json` kind.
+    pub fn class(&self) -> (Exit, &'static str) {
         match self {
             SignalError::PidFile(e) => match e {
-                PidFileError::Missing { .. } => Exit::NoDaemon,
-                PidFileError::Untrusted { .. } => Exit::Denied,
+                PidFileError::Missing { .. } => (Exit::NoDaemon, "no_daemon"),
+                PidFileError::Untrusted { .. } => (Exit::Denied, "untrusted"),
+                PidFileError::Malformed { .. } => (Exit::Failed, "bad_pid_file"),
                 PidFileError::Unreadable { source, .. }
                     if source.kind() == io::ErrorKind::PermissionDenied =>
                 {
-                    Exit::Denied
+                    (Exit::Denied, "denied")
                 }
-                PidFileError::Malformed { .. } | PidFileError::Unreadable { .. } => Exit::Failed,
+                PidFileError::Unreadable { .. } => (Exit::Failed, "failed"),
             },
-            SignalError::Stale { .. }
-            | SignalError::NoProcess { .. }
-            | SignalError::Gone { .. } => Exit::NoDaemon,
-            SignalError::NameTooLong { .. } => Exit::Usage,
-            SignalError::Denied { .. } => Exit::Denied,
-            SignalError::NotSent { .. }
-            | SignalError::Killed { .. }
-            | SignalError::NotReopened { .. }
-            | SignalError::Os { .. } => Exit::Failed,
-        }
-    }
-
-    /// The `--json` kind.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SignalError::PidFile(e) => match e {
-                PidFileError::Missing { .. } => "no_daemon",
-                PidFileError::Untrusted { .. } => "untrusted",
-                PidFileError::Malformed { .. } => "bad_pid_file",
-                PidFileError::Unreadable { source, .. }
-                    if source.kind() == io::ErrorKind::PermissionDenied =>
-                {
-                    "denied"
-                }
-                PidFileError::Unreadable { .. } => "failed",
-            },
-            SignalError::Stale { .. } | SignalError::Gone { .. } => "died",
-            SignalError::NoProcess { .. } => "no_process",
-            SignalError::NameTooLong { .. } => "usage",
-            SignalError::NotSent { .. } => "not_sent",
-            SignalError::Killed { .. } => "killed",
-            SignalError::NotReopened { .. } => "not_reopened",
-            SignalError::Denied { .. } => "denied",
-            SignalError::Os { .. } => "failed",
+            SignalError::Stale { .. } | SignalError::Gone { .. } => (Exit::NoDaemon, "died"),
+            SignalError::NoProcess { .. } => (Exit::NoDaemon, "no_process"),
+            SignalError::NameTooLong { .. } => (Exit::Usage, "usage"),
+            SignalError::NotSent { .. } => (Exit::Failed, "not_sent"),
+            SignalError::Killed { .. } => (Exit::Failed, "killed"),
+            SignalError::NotReopened { .. } => (Exit::Failed, "not_reopened"),
+            SignalError::Denied { .. } => (Exit::Denied, "denied"),
+            SignalError::Os { .. } => (Exit::Failed, "failed"),
         }
     }
 

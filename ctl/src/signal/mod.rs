@@ -145,21 +145,12 @@ pub fn run(args: &SignalArgs, timeout: Duration) -> Result<(Value, String), Sign
     for p in &processes {
         send(&p.pidfd, &args.signal).map_err(|e| sent_error(e, p))?;
     }
-    let dead_after = |dead: Vec<Who>| SignalError::Killed {
-        sig: args.signal,
-        dead,
-        forced: args.force,
-    };
     let holdings = if verify {
-        let waited = wait_for_reopen(&processes, &logs, deadline, args.signal, timeout);
-        Some(waited.map_err(|e| match e {
-            Waited::Dead(dead) => dead_after(dead),
-            Waited::Failed(e) => e,
-        })?)
+        Some(wait_for_reopen(&processes, &logs, deadline, args, timeout)?)
     } else {
         let dead = settle(&processes, deadline.min(Instant::now() + SETTLE))?;
         if !dead.is_empty() {
-            return Err(dead_after(dead));
+            return Err(killed(args, dead));
         }
         None
     };
@@ -396,9 +387,13 @@ fn settle(processes: &[Process], until: Instant) -> Result<Vec<Who>, SignalError
     Ok(dead.into_iter().map(|i| processes[i].who.clone()).collect())
 }
 
-enum Waited {
-    Dead(Vec<Who>),
-    Failed(SignalError),
+/// The error of `args`' signal having killed `dead`.
+fn killed(args: &SignalArgs, dead: Vec<Who>) -> SignalError {
+    SignalError::Killed {
+        sig: args.signal,
+        dead,
+        forced: args.force,
+    }
 }
 
 /// Reads the processes' descriptors every [`POLL`] until every LOG is reopened, a process
@@ -407,9 +402,9 @@ fn wait_for_reopen(
     processes: &[Process],
     logs: &[Log],
     deadline: Instant,
-    sig: Sig,
+    args: &SignalArgs,
     timeout: Duration,
-) -> Result<Vec<reopen::Holding>, Waited> {
+) -> Result<Vec<reopen::Holding>, SignalError> {
     let rounds = timeout.as_millis() / POLL.as_millis() + 2;
     let mut last = Vec::new();
     for _ in 0..rounds {
@@ -418,13 +413,13 @@ fn wait_for_reopen(
             match procfs::open_files(p.who.pid) {
                 Ok(files) => held.push((&p.who, files)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Waited::Failed(read_fd_error(p.who.clone(), e, true))),
+                Err(e) => return Err(read_fd_error(p.who.clone(), e, true)),
             }
         }
         // Checked after the reads: a process alive now is the one whose descriptors were read.
-        let dead = settle(processes, Instant::now()).map_err(Waited::Failed)?;
+        let dead = settle(processes, Instant::now())?;
         if !dead.is_empty() {
-            return Err(Waited::Dead(dead));
+            return Err(killed(args, dead));
         }
         last = reopen::check(logs, &held);
         if last.iter().all(reopen::Holding::done) {
@@ -435,11 +430,11 @@ fn wait_for_reopen(
         }
         std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
     }
-    Err(Waited::Failed(SignalError::NotReopened {
-        sig,
+    Err(SignalError::NotReopened {
+        sig: args.signal,
         waited: timeout,
         unreopened: reopen::Unreopened { logs: last },
-    }))
+    })
 }
 
 /// The `--json` result and the human lines of a signal sent.
@@ -547,7 +542,7 @@ mod tests {
             verify_reopen: Vec::new(),
         };
         let err = run(&args, Duration::from_secs(1)).unwrap_err();
-        assert_eq!(err.exit(), crate::exit::Exit::Usage);
+        assert_eq!(err.class(), (crate::exit::Exit::Usage, "usage"));
         assert!(err.to_string().contains("\"a-very-long-dae\""), "{err}");
     }
 }

@@ -59,48 +59,35 @@ pub fn read(
     stdout: &[u8],
     stderr: &str,
 ) -> (Option<PathBuf>, Result<Answer, CtlError>) {
-    let broken = |what: String| -> CtlError {
-        SshError::Protocol {
-            host: remote.host.clone(),
-            what,
-        }
-        .into()
-    };
     if stdout.iter().all(u8::is_ascii_whitespace) {
-        return (
-            None,
-            Err(broken(format!(
-                "the remote command exited {code} and printed no document ({})",
-                super::error::last_words(stderr)
-            ))),
+        let what = format!(
+            "the remote command exited {code} and printed no document ({})",
+            super::error::last_words(stderr)
         );
+        return (None, Err(broken(remote, what)));
     }
     let doc: Doc = match serde_json::from_slice(stdout) {
         Ok(doc) => doc,
         Err(e) => {
-            return (
-                None,
-                Err(broken(format!(
-                    "what it printed is not one ctl --json document ({e})"
-                ))),
-            )
+            let what = format!("what it printed is not one ctl --json document ({e})");
+            return (None, Err(broken(remote, what)));
         }
     };
     let socket = doc.socket.as_ref().map(PathBuf::from);
-    let result = judge(remote, op, code, doc).map_err(|e| match e {
-        Judged::Broken(what) => broken(what),
-        Judged::Err(err) => err,
-    });
-    (socket, result)
+    (socket, judge(remote, op, code, doc))
 }
 
-enum Judged {
-    Broken(String),
-    Err(CtlError),
+/// What `remote` sent is not what ctl sends: [`SshError::Protocol`].
+fn broken(remote: &Remote, what: String) -> CtlError {
+    SshError::Protocol {
+        host: remote.host.clone(),
+        what,
+    }
+    .into()
 }
 
-fn judge(remote: &Remote, op: &Op, code: i32, doc: Doc) -> Result<Answer, Judged> {
-    let broken = |what: String| Judged::Broken(what);
+fn judge(remote: &Remote, op: &Op, code: i32, doc: Doc) -> Result<Answer, CtlError> {
+    let broken = |what: String| broken(remote, what);
     if i32::from(doc.exit_code) != code {
         return Err(broken(format!(
             "its document says exit code {}, but it exited {code}",
@@ -133,17 +120,15 @@ fn judge(remote: &Remote, op: &Op, code: i32, doc: Doc) -> Result<Answer, Judged
         if exit != Exit::Ok {
             return Err(broken("it skipped the operation, yet failed".into()));
         }
-        return Err(Judged::Err(
-            SshError::Remote {
-                exit: Exit::NoDaemon,
-                kind: "no_daemon",
-                message: skipped,
-                detail: Value::Null,
-                socket,
-                missing: true,
-            }
-            .into(),
-        ));
+        return Err(SshError::Remote {
+            exit: Exit::NoDaemon,
+            kind: "no_daemon",
+            message: skipped,
+            detail: Value::Null,
+            socket,
+            missing: true,
+        }
+        .into());
     }
     if let Some(error) = doc.error {
         if exit == Exit::Ok {
@@ -154,21 +139,19 @@ fn judge(remote: &Remote, op: &Op, code: i32, doc: Doc) -> Result<Answer, Judged
             .ok()
             .and_then(|op| serde_json::to_value(op).ok())
             .unwrap_or(Value::Null);
-        return Err(Judged::Err(
-            SshError::Remote {
-                exit,
-                kind: KINDS
-                    .iter()
-                    .find(|k| **k == error.kind)
-                    .copied()
-                    .unwrap_or("unrecognized"),
-                message: error.message,
-                detail,
-                socket,
-                missing: false,
-            }
-            .into(),
-        ));
+        return Err(SshError::Remote {
+            exit,
+            kind: KINDS
+                .iter()
+                .find(|k| **k == error.kind)
+                .copied()
+                .unwrap_or("unrecognized"),
+            message: error.message,
+            detail,
+            socket,
+            missing: false,
+        }
+        .into());
     }
     let (Some(result), Some(daemon)) = (doc.result, doc.daemon) else {
         return Err(broken(
@@ -191,12 +174,12 @@ fn judge(remote: &Remote, op: &Op, code: i32, doc: Doc) -> Result<Answer, Judged
         hello = full;
     }
     if hello.name != remote.name {
-        return Err(Judged::Err(CtlError::WrongDaemon {
+        return Err(CtlError::WrongDaemon {
             expected: remote.name.clone(),
             answered: hello.name,
             pid: hello.pid,
             path: socket.unwrap_or_default(),
-        }));
+        });
     }
     let reply = op
         .reply_from_remote(result, &doc.changed)
@@ -272,7 +255,7 @@ mod tests {
             "socket": "/s", "error": {"kind": "denied", "message": "uid 1 may not reload",
             "detail": {"kind": "denied", "operation": "reload", "uid": 1, "needed": "operate"}}}"#;
         let err = read_doc(&reload, 77, doc).err().unwrap();
-        assert_eq!((err.exit(), err.kind()), (Exit::Denied, "denied"));
+        assert_eq!(err.class(), (Exit::Denied, "denied"));
         let CtlError::Ssh(e) = &err else { panic!() };
         assert_eq!(e.detail()["uid"], 1);
         // A kind this ctl does not know.
@@ -321,7 +304,7 @@ mod tests {
             ),
         ] {
             let err = read_doc(&status, code, &doc).err().expect(&doc);
-            assert_eq!((err.exit(), err.kind()), (Exit::Protocol, "protocol"), "{doc}: {err}");
+            assert_eq!(err.class(), (Exit::Protocol, "protocol"), "{doc}: {err}");
         }
         // Another daemon answering for the name.
         let doc = hello_doc.replace("\"demo\"", "\"other\"");

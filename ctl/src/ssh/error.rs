@@ -122,32 +122,18 @@ pub enum SshError {
 }
 
 impl SshError {
-    /// The exit code this error means.
-    pub fn exit(&self) -> Exit {
+    /// The exit code this error means, and its `--json` kind.
+    pub fn class(&self) -> (Exit, &'static str) {
         match self {
-            SshError::Target { .. } => Exit::Usage,
-            SshError::Unreachable { .. } | SshError::NoCtl { .. } | SshError::Failed { .. } => {
-                Exit::NoDaemon
-            }
-            SshError::Denied { .. } | SshError::HostKey { .. } => Exit::Denied,
-            SshError::Timeout { .. } => Exit::Timeout,
-            SshError::Protocol { .. } => Exit::Protocol,
-            SshError::Remote { exit, .. } => *exit,
-        }
-    }
-
-    /// The `--json` kind.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SshError::Target { .. } => "usage",
-            SshError::Unreachable { .. } => "unreachable",
-            SshError::Denied { .. } => "ssh_denied",
-            SshError::HostKey { .. } => "host_key",
-            SshError::Timeout { .. } => "timeout",
-            SshError::NoCtl { .. } => "no_ctl",
-            SshError::Failed { .. } => "ssh",
-            SshError::Protocol { .. } => "protocol",
-            SshError::Remote { kind, .. } => kind,
+            SshError::Target { .. } => (Exit::Usage, "usage"),
+            SshError::Unreachable { .. } => (Exit::NoDaemon, "unreachable"),
+            SshError::Denied { .. } => (Exit::Denied, "ssh_denied"),
+            SshError::HostKey { .. } => (Exit::Denied, "host_key"),
+            SshError::Timeout { .. } => (Exit::Timeout, "timeout"),
+            SshError::NoCtl { .. } => (Exit::NoDaemon, "no_ctl"),
+            SshError::Failed { .. } => (Exit::NoDaemon, "ssh"),
+            SshError::Protocol { .. } => (Exit::Protocol, "protocol"),
+            SshError::Remote { exit, kind, .. } => (*exit, kind),
         }
     }
 
@@ -318,7 +304,7 @@ mod tests {
         ];
         for (stderr, exit, kind) in cases {
             let err = from_ssh_stderr("h", stderr, t);
-            assert_eq!((err.exit(), err.kind()), (exit, kind), "{stderr}");
+            assert_eq!(err.class(), (exit, kind), "{stderr}");
             assert!(err.to_string().contains('h'), "{err}");
         }
     }

@@ -55,45 +55,29 @@ pub fn run(
     let deadline = started + global.timeout;
     let argv = command(remote, op, global, deadline);
     let host = &remote.host;
+    let failed = |err: SshError| (None, Err(err.into()));
     let transcript = match exchange(&argv, deadline) {
         Ok(t) => t,
-        Err(Stop::Timeout) => {
-            return (
-                None,
-                Err(SshError::Timeout {
-                    host: host.clone(),
+        Err(stop) => {
+            let host = host.clone();
+            return failed(match stop {
+                Stop::Timeout => SshError::Timeout {
+                    host,
                     timeout: global.timeout,
                     said: None,
-                }
-                .into()),
-            )
-        }
-        Err(Stop::TooLarge) => {
-            return (
-                None,
-                Err(SshError::Protocol {
-                    host: host.clone(),
+                },
+                Stop::TooLarge => SshError::Protocol {
+                    host,
                     what: format!(
                         "it printed more than the {} MiB a document may be; ssh was stopped",
                         MAX_DOCUMENT >> 20
                     ),
-                }
-                .into()),
-            )
-        }
-        Err(Stop::Failed(said)) => {
-            return (
-                None,
-                Err(SshError::Failed {
-                    host: host.clone(),
-                    said,
-                }
-                .into()),
-            )
+                },
+                Stop::Failed(said) => SshError::Failed { host, said },
+            });
         }
     };
     let stderr = String::from_utf8_lossy(&transcript.stderr);
-    let failed = |err: SshError| (None, Err(err.into()));
     match transcript.code {
         None => failed(SshError::Failed {
             host: host.clone(),

@@ -42,12 +42,9 @@ impl Remote {
                     .map(Some)
                     .map_err(|why| bad(&why).into())
             }
-            (None, Some(host)) if target.contains('/') => Err(SshError::Target {
-                given: target.to_owned(),
-                why: format!(
-                    "--host {host} takes a daemon name, not a socket path (which is local)"
-                ),
-            }
+            (None, Some(host)) if target.contains('/') => Err(bad(&format!(
+                "--host {host} takes a daemon name, not a socket path (which is local)"
+            ))
             .into()),
             (None, Some(host)) => Remote::new(host, target).map(Some).map_err(|why| {
                 SshError::Target {
@@ -248,7 +245,7 @@ mod tests {
             "ssh://h o/web",
         ] {
             let err = parse(bad, None).expect_err(bad);
-            assert_eq!(err.exit(), crate::exit::Exit::Usage, "{bad}");
+            assert_eq!(err.class(), (crate::exit::Exit::Usage, "usage"), "{bad}");
         }
         for (target, host) in [
             ("ssh://a/web", "b"),

@@ -52,14 +52,11 @@ impl Last {
             message: r.message.clone(),
             finished_unix_ms: r.finished_unix_ms,
         });
-        match (reload, rotate) {
-            (Some(a), Some(b)) => Some(if b.finished_unix_ms >= a.finished_unix_ms {
-                b
-            } else {
-                a
-            }),
-            (a, b) => a.or(b),
-        }
+        // Of two that finished at once, the rotate: the last of equals is the max.
+        [reload, rotate]
+            .into_iter()
+            .flatten()
+            .max_by_key(|l| l.finished_unix_ms)
     }
 
     /// How long before `now_unix_ms` it finished (0 for a clock that went back).

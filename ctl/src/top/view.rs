@@ -69,12 +69,7 @@ fn table(frame: &mut Frame, view: &View, area: Rect) {
         .iter()
         .map(|d| clean(&d.name).chars().take(MAX_NAME).collect())
         .collect();
-    let name_width = names
-        .iter()
-        .map(|n| n.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(4);
+    let name_width = crate::human::widest(&names).max(4);
     let mut widths = vec![Constraint::Length(name_width as u16)];
     widths.extend(COLUMNS.iter().map(|&(_, w)| match w {
         0 => Constraint::Fill(1),

@@ -140,21 +140,14 @@ impl Watched {
                 let lookup = target
                     .lookup(env)
                     .map_err(|e| ("error", CtlError::from(e)))?;
-                if let Some(untrusted) = lookup.untrusted.first() {
-                    if lookup.found.is_empty() {
-                        return Err(("untrusted", CtlError::Untrusted(untrusted.clone())));
-                    }
-                }
                 if lookup.found.is_empty() {
-                    // Nothing where it would listen: not running (or not yet).
-                    return Err((
-                        "stopped",
-                        CtlError::NoDaemon {
-                            path: lookup.looked.first().cloned().unwrap_or_default(),
-                            why: "no socket there",
-                            also: lookup.looked.iter().skip(1).cloned().collect(),
-                        },
-                    ));
+                    let err = CtlError::nothing_found(&lookup);
+                    // Else nothing where it would listen: not running (or not yet).
+                    let state = match err {
+                        CtlError::Untrusted(_) => "untrusted",
+                        _ => "stopped",
+                    };
+                    return Err((state, err));
                 }
                 Ok((lookup.found, target.name().map(str::to_owned)))
             }
