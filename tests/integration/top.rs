@@ -236,6 +236,17 @@ fn a_named_daemon_that_is_not_running_is_stopped_and_a_bad_name_is_usage() {
     assert_eq!(names, ["ghost", "alpha"], "in the order named: {doc}");
     assert_eq!(state(&doc, "ghost"), "stopped", "{doc}");
     assert_eq!(state(&doc, "alpha"), "serving", "{doc}");
+    // Killed, and its socket file gone too: the lock file it left says it died.
+    let mut beta = start_demo(&sb, "beta", 50, &[]);
+    let pid = rustix::process::Pid::from_raw(beta.pid() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    beta.wait_exit();
+    std::fs::remove_file(sb.socket_dir().join("beta.sock")).unwrap();
+    let out = sb
+        .ctl(&["--json", "top", "beta", "--count", "1"])
+        .expect_code(0);
+    let doc: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(state(&doc, "beta"), "died", "{doc}");
     let bad = sb.ctl(&["top", "no good", "--count", "1"]).expect_code(2);
     assert!(bad.stderr.contains("ctl: top:"), "{bad}");
     sb.ctl(&["top", "--interval", "0s"]).expect_code(2);

@@ -141,10 +141,14 @@ impl Watched {
                     .lookup(env)
                     .map_err(|e| ("error", CtlError::from(e)))?;
                 if lookup.found.is_empty() {
-                    let err = CtlError::nothing_found(&lookup);
-                    // Else nothing where it would listen: not running (or not yet).
+                    // What it left says whether it stopped, died, or runs where no one looks.
+                    let name = target.name().unwrap_or_default();
+                    let err =
+                        crate::judged(CtlError::nothing_found(&lookup), target, &lookup, name);
                     let state = match err {
                         CtlError::Untrusted(_) => "untrusted",
+                        CtlError::Died { .. } => "died",
+                        CtlError::Running { .. } => "elsewhere",
                         _ => "stopped",
                     };
                     return Err((state, err));
