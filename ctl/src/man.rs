@@ -246,7 +246,8 @@ no_process, and for a target on another host unreachable, ssh_denied, host_key, 
 "skipped" says what was not there. \fBctl list\fR prints {"socket_dir", "socket_dirs",
 "daemons": [{"name", "socket", "state", "status" or "error"}]}, each "status" as \fBctl status\fR
 gives it. \fBctl doctor\fR puts {"root", "findings": [{"file", "line", "text", "command",
-"signal", "target", "pids", "verdict", "message", "advice", ...}], "read", "skipped"} in
+"signal", "target", "pids", "verdict", "message", "advice", ...}], "read", "skipped",
+"stopped": [{"file", "line", "why"}] (where a bound on what one run judges was reached)} in
 "result", with "ok" false and exit code 1 when a finding's verdict is would_kill or
 would_stop. \fBctl top\fR, piped or with \-\-json, prints one document per refresh, one line
 each: {"time_unix_ms", "interval_ms", "daemons": [{"name", "socket", "state", "generation",

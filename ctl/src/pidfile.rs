@@ -12,7 +12,9 @@
 //! - a symbolic link on the way (`/var/run -> /run`) is followed only from such a directory
 //!   (so only a trusted user can have made it), and its target is walked by the same rules;
 //! - the pid file itself is no symbolic link (`O_NOFOLLOW`), is a regular file owned by root
-//!   or ctl's euid and not writable by its group or others.
+//!   or ctl's euid and not writable by its group or others; it is opened as a path only
+//!   (`O_PATH`) to be judged, and opened for reading only once it is known to be a regular
+//!   file (a device is never opened: no driver's open runs, no FIFO's writer is released).
 //!
 //! Its content is one positive decimal integer without sign or leading zeros, optionally
 //! followed by one newline, at most [`MAX_LEN`] bytes.
@@ -111,27 +113,29 @@ pub fn read_in(root: &Path, path: &Path) -> Result<i32, PidFileError> {
     parse(&text).map_err(|why| PidFileError::Malformed { path: shown, why })
 }
 
-/// One positive decimal integer, optionally followed by one newline.
+/// One positive decimal integer, optionally followed by one newline. What is wrong is said by
+/// the text's length and shape, never by its bytes: a pid file root is pointed at may be a
+/// secret (`$(cat /etc/wireguard/privatekey)` in a user's crontab).
 pub fn parse(text: &[u8]) -> Result<i32, String> {
     if text.len() > MAX_LEN {
         return Err(format!("it is longer than {MAX_LEN} bytes"));
     }
     let digits = text.strip_suffix(b"\n").unwrap_or(text);
-    let shown = || format!("{:?}", String::from_utf8_lossy(text));
+    let len = text.len();
+    let bytes = if len == 1 { "byte" } else { "bytes" };
     if digits.is_empty() {
         return Err("it is empty".into());
     }
     if !digits.iter().all(u8::is_ascii_digit) || digits[0] == b'0' {
         return Err(format!(
-            "{} is not a positive decimal number (digits only, no sign, no leading zero, at \
-             most one newline after it)",
-            shown()
+            "it is {len} {bytes}, not a positive decimal pid (digits only, no sign, no leading \
+             zero, at most one newline after it)"
         ));
     }
     std::str::from_utf8(digits)
         .ok()
         .and_then(|s| s.parse::<i32>().ok())
-        .ok_or_else(|| format!("{} is out of the range of pids", shown()))
+        .ok_or_else(|| format!("it is {len} {bytes} of digits, out of the range of pids"))
 }
 
 /// Opens the pid file for reading, walking `root` then `path` as the module says; `shown` is
@@ -251,21 +255,23 @@ enum Opened {
     Distrust(Distrust),
 }
 
-/// Opens the pid file itself, never through a link, and judges what was opened.
+/// Opens the pid file itself, never through a link, and judges what was opened. It is
+/// opened first as a path only (`O_PATH`: no device's open is run, no FIFO's writer is woken,
+/// `/dev/watchdog` is not started), judged by `fstat`, and only a regular file is opened
+/// again for reading, through `/proc/self/fd`: that very inode, whatever the name holds now.
 fn open_file(dir: impl AsFd, name: &OsStr, here: &Path) -> Result<OwnedFd, Opened> {
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-    let fd = match rustix::fs::openat(dir, name, flags | OFlags::NOCTTY, Mode::empty()) {
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let path = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
         Ok(fd) => fd,
-        // A link put there since it was looked at.
-        Err(rustix::io::Errno::LOOP) => {
-            return Err(Opened::Distrust(Distrust::Symlink { at: here.into() }))
-        }
         Err(e) => return Err(Opened::Io(e.into())),
     };
-    let stat = rustix::fs::fstat(&fd).map_err(|e| Opened::Io(e.into()))?;
+    let stat = rustix::fs::fstat(&path).map_err(|e| Opened::Io(e.into()))?;
     let at = here.to_owned();
-    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
-        return Err(Opened::Distrust(Distrust::NotRegular { at }));
+    match FileType::from_raw_mode(stat.st_mode) {
+        FileType::RegularFile => {}
+        // A link put there since it was looked at (`O_PATH | O_NOFOLLOW` opens the link).
+        FileType::Symlink => return Err(Opened::Distrust(Distrust::Symlink { at })),
+        _ => return Err(Opened::Distrust(Distrust::NotRegular { at })),
     }
     if !trusted_uid(stat.st_uid) {
         return Err(Opened::Distrust(Distrust::Owner {
@@ -278,6 +284,24 @@ fn open_file(dir: impl AsFd, name: &OsStr, here: &Path) -> Result<OwnedFd, Opene
             at,
             mode: stat.st_mode,
         }));
+    }
+    reopen_regular(&path, &stat).map_err(Opened::Io)
+}
+
+/// Opens for reading the regular file that the `O_PATH` descriptor `path` (whose `fstat` is
+/// `stat`) refers to, through `/proc/self/fd`, and checks it is still that file.
+pub(crate) fn reopen_regular(path: &OwnedFd, stat: &Stat) -> io::Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    let proc = format!("/proc/self/fd/{}", path.as_raw_fd());
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+    let fd = rustix::fs::open(proc.as_str(), flags, Mode::empty())?;
+    let now = rustix::fs::fstat(&fd)?;
+    if (now.st_dev, now.st_ino) != (stat.st_dev, stat.st_ino)
+        || FileType::from_raw_mode(now.st_mode) != FileType::RegularFile
+    {
+        return Err(io::Error::other(
+            "what /proc/self/fd reopened is not the file that was judged",
+        ));
     }
     Ok(fd)
 }

@@ -53,6 +53,8 @@ pub struct Dispositions {
     pub blocked_main: SigSet,
     /// The real uid (`Uid:`'s first field).
     pub uid: u32,
+    /// The saved set-user-ID (`Uid:`'s third field).
+    pub saved_uid: u32,
     /// The state letter (`State:`): `Z` zombie and `X` dead are processes that exited.
     pub state: char,
 }
@@ -79,8 +81,11 @@ pub fn parse_status(text: &str) -> io::Result<Dispositions> {
             "SigIgn" => d.ignored = hex()?,
             "SigBlk" => d.blocked_main = hex()?,
             "Uid" => {
-                let real = value.split_whitespace().next().unwrap_or_default();
+                let mut uids = value.split_whitespace();
+                let real = uids.next().unwrap_or_default();
                 d.uid = real.parse().map_err(|_| bad(line))?;
+                let saved = uids.nth(1).unwrap_or(real);
+                d.saved_uid = saved.parse().map_err(|_| bad(line))?;
             }
             "State" => d.state = value.chars().next().ok_or_else(|| bad(line))?,
             _ => continue,
@@ -310,6 +315,9 @@ mod tests {
         assert_eq!(d.ignored, bit(13), "SIGPIPE");
         assert_eq!(d.blocked_main, bit(2));
         assert_eq!((d.uid, d.state), (33, 'S'));
+        let setuid =
+            parse_status(&text.replace("Uid:\t33\t33\t33\t33", "Uid:\t5\t0\t0\t0")).unwrap();
+        assert_eq!((setuid.uid, setuid.saved_uid), (5, 0));
         assert!(!d.exited());
         assert!(parse_status("Name:\tx\n").is_err());
         assert!(parse_status(&text.replace("0000000000000002", "zz")).is_err());

@@ -309,3 +309,270 @@ fn a_root_that_is_no_directory_is_a_usage_error() {
         .json();
     assert_eq!(doc["error"]["kind"], "usage", "{doc}");
 }
+
+/// Runs `ctl ARGS` with at most 1 GB of address space (`prlimit --as`), at most `limit` long.
+fn ctl_bounded(sb: &Sandbox, args: &[&str], limit: std::time::Duration) -> tests::Run {
+    tests::run_within(
+        std::process::Command::new("prlimit")
+            .arg("--as=1000000000")
+            .arg("--")
+            .arg(&tests::bins().ctl)
+            .args(args)
+            .env("CTL_SOCKET_DIR", sb.socket_dir()),
+        limit,
+    )
+}
+
+#[test]
+fn a_megabyte_line_of_targets_is_read_within_bounds_and_says_where_it_stopped() {
+    let sb = Sandbox::new();
+    let root = Root::new(&sb);
+    let d = Sigd::start_at(&sb, "catch", "doctor-many", &root.at("/run/m.pid"), false);
+    let each = format!(" {}", d.pid);
+    let line = format!(
+        "* * * * * kill -HUP{}\n",
+        each.repeat(1_000_000 / each.len())
+    );
+    let file = root.write("/var/spool/cron/crontabs/alice", &line);
+    let limit = std::time::Duration::from_secs(60);
+    let run = ctl_bounded(&sb, &["--json", "doctor", "--root", root.arg()], limit);
+    // Bounded by the address-space limit and `limit`, not by a time of its own: without the
+    // budget it runs out of memory.
+    let doc = run.expect_code(0).json();
+    let all = doc["result"]["findings"].as_array().unwrap();
+    assert_eq!(all.len(), 64, "at most 64 targets of one line");
+    assert!(all.iter().all(|f| f["verdict"] == "handled"), "{}", all[0]);
+    let shown = all[0]["text"].as_str().unwrap();
+    assert!(
+        shown.len() < 2000 && shown.ends_with(" bytes in all)"),
+        "{shown}"
+    );
+    let stopped = doc["result"]["stopped"].as_array().unwrap();
+    assert_eq!(stopped.len(), 1, "said once: {stopped:?}");
+    assert_eq!(stopped[0]["file"], file.display().to_string());
+    assert_eq!(stopped[0]["line"], 1);
+    assert!(
+        stopped[0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("more than 64 targets"),
+        "{stopped:?}"
+    );
+
+    let run = ctl_bounded(&sb, &["doctor", "--root", root.arg()], limit).expect_code(0);
+    let said = format!(
+        "stopped reading {}:1: the line has more than 64",
+        file.display()
+    );
+    assert!(
+        run.stdout.contains(&said),
+        "{said:?}: {}",
+        &run.stdout[run.stdout.len().saturating_sub(2000)..]
+    );
+}
+
+#[test]
+fn a_process_named_on_many_lines_is_judged_once_and_a_file_has_a_budget() {
+    let sb = Sandbox::new();
+    let root = Root::new(&sb);
+    // It blocks SIGHUP: each judgement of it looks for 100 ms.
+    let d = Sigd::start_at(&sb, "block", "doctor-blocks", &root.at("/run/b.pid"), false);
+    let table = format!("* * * * * kill -HUP {}\n", d.pid).repeat(300);
+    let file = root.write("/var/spool/cron/crontabs/bob", &table);
+    let started = std::time::Instant::now();
+    let doc = ctl_bounded(
+        &sb,
+        &["--json", "doctor", "--root", root.arg()],
+        std::time::Duration::from_secs(60),
+    )
+    .expect_code(0)
+    .json();
+    assert!(
+        // 300 judgements of a blocked signal take 30 s: one, cached, well under 20 s.
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    let all = doc["result"]["findings"].as_array().unwrap();
+    assert_eq!(all.len(), 256, "at most 256 targets of one file");
+    assert!(all.iter().all(|f| f["verdict"] == "blocked"), "{}", all[0]);
+    let stopped = doc["result"]["stopped"].as_array().unwrap();
+    assert_eq!(stopped.len(), 1, "said once: {stopped:?}");
+    assert_eq!(stopped[0]["file"], file.display().to_string());
+    assert_eq!(stopped[0]["line"], 257);
+    assert!(
+        stopped[0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("256 targets in one file"),
+        "{stopped:?}"
+    );
+}
+
+/// A FIFO at `path`, and a child blocked opening it for writing: an open for reading would
+/// release it, and it would then create `path.released`.
+struct BlockedWriter {
+    child: std::process::Child,
+    released: PathBuf,
+}
+
+impl BlockedWriter {
+    fn new(path: &std::path::Path) -> BlockedWriter {
+        let status = std::process::Command::new("mkfifo")
+            .args(["-m", "0600"])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let released = path.with_extension("released");
+        let child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(r#"exec 3>"$1"; touch "$2""#)
+            .arg("sh")
+            .arg(path)
+            .arg(&released)
+            .spawn()
+            .unwrap();
+        let mut writer = BlockedWriter { child, released };
+        // It is blocked in open by now (or released already, and the test fails).
+        writer.assert_still_blocked();
+        writer
+    }
+
+    #[track_caller]
+    fn assert_still_blocked(&mut self) {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(
+            self.child.try_wait().unwrap().is_none() && !self.released.exists(),
+            "the FIFO was opened for reading: its writer was released"
+        );
+    }
+}
+
+impl Drop for BlockedWriter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_fifo_named_as_a_pid_file_or_included_is_never_opened_for_reading() {
+    let sb = Sandbox::new();
+    let root = Root::new(&sb);
+    let mut pid_fifo = BlockedWriter::new(&root.at("/run/f.pid"));
+    root.write(
+        "/etc/logrotate.conf",
+        "include /etc/logrotate.d\n/var/log/f.log {\n postrotate\n  kill -HUP $(cat /run/f.pid)\n endscript\n}\n",
+    );
+    std::fs::create_dir_all(root.at("/etc/logrotate.d")).unwrap();
+    let mut include_fifo = BlockedWriter::new(&root.at("/etc/logrotate.d/f"));
+    let doc = sb
+        .ctl(&["--json", "doctor", "--root", root.arg()])
+        .expect_code(0)
+        .json();
+    let f = findings(&doc, "/run/f.pid")[0];
+    assert_eq!(f["verdict"], "untrusted", "{f}");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not a regular file"),
+        "{f}"
+    );
+    assert!(
+        doc["result"]["skipped"]
+            .to_string()
+            .contains("not a regular file"),
+        "{doc}"
+    );
+    pid_fifo.assert_still_blocked();
+    include_fifo.assert_still_blocked();
+
+    let doc = sb
+        .ctl(&[
+            "--json",
+            "signal",
+            "HUP",
+            "--pidfile",
+            root.at("/run/f.pid").to_str().unwrap(),
+        ])
+        .expect_code(77)
+        .json();
+    assert_eq!(doc["error"]["kind"], "untrusted", "{doc}");
+    pid_fifo.assert_still_blocked();
+}
+
+#[test]
+fn a_pid_files_content_is_never_shown() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let root = Root::new(&sb);
+    let secret = root.write("/etc/wireguard/privatekey", "SECRET+wg/key=\n");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    root.write(
+        "/var/spool/cron/crontabs/carol",
+        "* * * * * kill -HUP $(cat /etc/wireguard/privatekey)\n",
+    );
+    root.write(
+        "/etc/logrotate.conf",
+        "/var/log/s.log {\n postrotate\n  kill -USR1 `cat /etc/wireguard/privatekey`\n endscript\n}\n",
+    );
+    let human = sb.ctl(&["doctor", "--root", root.arg()]).expect_code(0);
+    let json = sb
+        .ctl(&["--json", "doctor", "--root", root.arg()])
+        .expect_code(0);
+    let path = secret.to_str().unwrap();
+    let signal = sb.ctl(&["signal", "HUP", "--pidfile", path]).expect_code(1);
+    let signal_json = sb
+        .ctl(&["--json", "signal", "HUP", "--pidfile", path])
+        .expect_code(1);
+    for run in [&human, &json, &signal, &signal_json] {
+        assert!(!run.to_string().contains("SECRET"), "{run}");
+        assert!(
+            run.to_string()
+                .contains("it is 15 bytes, not a positive decimal pid"),
+            "{run}"
+        );
+    }
+    let doc = json.json();
+    for f in doc["result"]["findings"].as_array().unwrap() {
+        assert_eq!(f["verdict"], "cannot_tell", "{f}");
+    }
+    assert_eq!(signal_json.json()["error"]["kind"], "bad_pid_file");
+}
+
+#[test]
+fn a_users_crontab_line_aimed_at_roots_process_is_not_permitted() {
+    if !tests::require_root() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let root = Root::new(&sb);
+    let d = Sigd::start_at(&sb, "none", "doctor-roots", &root.at("/run/r.pid"), false);
+    let line = "* * * * * kill -USR2 $(cat /run/r.pid)\n";
+    let users = root.write("/var/spool/cron/crontabs/nobody", line);
+    std::os::unix::fs::chown(&users, Some(tests::NOBODY), Some(tests::NOBODY)).unwrap();
+    let doc = sb
+        .ctl(&["--json", "doctor", "--root", root.arg()])
+        .expect_code(0)
+        .json();
+    let f = findings(&doc, "kill -USR2")[0];
+    assert_eq!(f["verdict"], "not_permitted", "{f}");
+    assert_eq!(f["pids"], serde_json::json!([d.pid]));
+    let message = f["message"].as_str().unwrap();
+    let expected = format!(
+        "the line runs as uid {}, who may not signal doctor-roots (pid {}) (uid 0)",
+        tests::NOBODY,
+        d.pid
+    );
+    assert!(message.contains(&expected), "{expected:?}: {f}");
+
+    // root's own crontab may signal it: that line would kill it.
+    std::os::unix::fs::chown(&users, Some(0), Some(0)).unwrap();
+    let doc = sb
+        .ctl(&["--json", "doctor", "--root", root.arg()])
+        .expect_code(1)
+        .json();
+    assert_eq!(findings(&doc, "kill -USR2")[0]["verdict"], "would_kill");
+}

@@ -5,6 +5,7 @@
 //! writable by its group or others, or not root's, is ignored. A command's text ends at its
 //! first unescaped `%` (what follows is its input); `\%` is a `%`. `NAME=value` lines set the
 //! environment and are skipped. The scripts in `/etc/cron.daily` and the like are not read.
+//! A user's crontab runs as the user who owns it: its lines are judged as sent by that user.
 
 use super::files::{Root, Unread};
 use super::{Found, Script, Source};
@@ -59,6 +60,10 @@ fn table(root: &Root, path: &Path, system: bool, found: &mut Found) {
         if let Some(command) = command(line, system) {
             let mut script = Script::new(Source::Cron, shown.clone(), Syntax::Shell);
             script.shown_text = Some(line.trim().to_owned());
+            // A user's crontab runs as its owner, who may signal only their own processes.
+            if !system {
+                script.sender = Some(file.stat.st_uid);
+            }
             script.lines.push((n + 1, command));
             found.scripts.push(script);
         }

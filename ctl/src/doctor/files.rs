@@ -4,8 +4,9 @@
 //! link is followed, but its absolute target and any `..` are resolved inside the root, as in
 //! a chroot, so nothing under `--root DIR` reaches out of DIR (a `/etc/logrotate.d -> /etc/x`
 //! link in a container's tree reads the container's `/etc/x`). Magic links (`/proc/self/...`)
-//! are refused. A file is opened without blocking (a FIFO in an include directory never hangs
-//! `ctl`) and read only if it is a regular file of at most [`MAX_FILE`] bytes.
+//! are refused. A file is opened as a path only (`O_PATH`: a FIFO in an include directory
+//! never hangs `ctl` nor releases its writer, a device's driver is never run) and opened for
+//! reading only if it is a regular file of at most [`MAX_FILE`] bytes.
 
 use rustix::fs::{FileType, Mode, OFlags, ResolveFlags, Stat};
 use std::ffi::OsString;
@@ -101,20 +102,24 @@ impl Root {
         rustix::fs::fstat(&fd).ok()
     }
 
-    /// Reads the regular file at `path`, at most [`MAX_FILE`] bytes.
+    /// Reads the regular file at `path`, at most [`MAX_FILE`] bytes. It is opened as a path
+    /// only (`O_PATH`) and judged by `fstat` first: nothing but a regular file is ever opened
+    /// for reading (a device's driver is never run, a FIFO's writer never released).
     pub fn read(&self, path: &Path) -> Result<File, Unread> {
-        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
-        let fd = self.open_at(path, flags).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Unread::Missing,
-            _ => Unread::Io(e),
-        })?;
-        let stat = rustix::fs::fstat(&fd).map_err(|e| Unread::Io(e.into()))?;
+        let at = self
+            .open_at(path, OFlags::PATH)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => Unread::Missing,
+                _ => Unread::Io(e),
+            })?;
+        let stat = rustix::fs::fstat(&at).map_err(|e| Unread::Io(e.into()))?;
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
             return Err(Unread::NotRegular);
         }
         if stat.st_size as u64 > MAX_FILE {
             return Err(Unread::TooLarge(stat.st_size as u64));
         }
+        let fd = crate::pidfile::reopen_regular(&at, &stat).map_err(Unread::Io)?;
         let mut bytes = Vec::new();
         std::fs::File::from(fd)
             .take(MAX_FILE + 1)

@@ -10,11 +10,16 @@ use crate::pidfile::PidFileError;
 use crate::signal::{self, Handled, Refusal, Sig};
 use control_api::socket::implied_name;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The most processes judged for one line (a pattern may match many).
 const MAX_PROCESSES: usize = 64;
+
+/// How long one run may spend judging processes in all (a process that blocks the signal is
+/// looked at for up to 100 ms): past it, what is left is `cannot_tell`, so `ctl doctor` ends.
+pub const JUDGING_TIME: Duration = Duration::from_secs(30);
 
 /// How long `systemctl show` may take to say a unit's main pid.
 const SYSTEMCTL_WAIT: Duration = Duration::from_secs(2);
@@ -32,6 +37,9 @@ pub enum Verdict {
     Untrusted,
     Bridged,
     Handled,
+    /// The line runs as a user (a user's crontab) who may not signal the process: `kill`
+    /// fails with `EPERM`, nothing is sent.
+    NotPermitted,
     NotRunning,
 }
 
@@ -43,10 +51,13 @@ impl Verdict {
 }
 
 /// One process judged.
+#[derive(Clone)]
 pub struct Judged {
     pub pid: i32,
     pub name: String,
     pub uid: u32,
+    /// Its saved set-user-ID: a user may signal a process whose real or saved uid is theirs.
+    pub saved_uid: u32,
     pub verdict: Verdict,
     pub why: Result<Handled, Refusal>,
     /// The control socket it serves, and the daemon's name there.
@@ -74,16 +85,78 @@ pub enum Resolved {
     CannotTell(String),
 }
 
-/// Where a line is, for what needs it: the root (pid files), the unit (`$MAINPID`).
+/// Where a line is, for what needs it: the root (pid files), the unit (`$MAINPID`), and the
+/// user it runs as when that is not root (a user's crontab: its owner).
 pub struct Place<'a> {
     pub root: &'a Root,
     pub unit: Option<&'a str>,
+    pub sender: Option<u32>,
+}
+
+/// What one run has judged so far, and until when it may judge: each (pid, signal) is judged
+/// once per run, however many lines name it.
+pub struct Judging {
+    until: Instant,
+    judged: HashMap<(i32, i32), Result<Option<Judged>, String>>,
+}
+
+impl Judging {
+    pub fn new() -> Judging {
+        Judging {
+            until: Instant::now() + JUDGING_TIME,
+            judged: HashMap::new(),
+        }
+    }
+
+    /// Why nothing more is judged, once [`JUDGING_TIME`] has passed.
+    fn over(&self) -> Option<String> {
+        (Instant::now() >= self.until).then(|| {
+            format!(
+                "not judged: ctl doctor spends at most {}s judging processes, and that time had \
+                 passed",
+                JUDGING_TIME.as_secs()
+            )
+        })
+    }
+
+    /// Judges one process, once per run: `Ok(None)` when it is gone.
+    fn process(&mut self, pid: i32, sig: &Sig) -> Result<Option<Judged>, String> {
+        let key = (pid, sig.number());
+        if let Some(judged) = self.judged.get(&key) {
+            return judged.clone();
+        }
+        if let Some(why) = self.over() {
+            return Err(why);
+        }
+        let judged = process(pid, sig);
+        self.judged.insert(key, judged.clone());
+        judged
+    }
 }
 
 /// Resolves `target` and judges `sig` for each of its processes.
-pub fn judge(target: &Target, sig: &Sig, at: &Place) -> Resolved {
+pub fn judge(target: &Target, sig: &Sig, at: &Place, run: &mut Judging) -> Resolved {
+    let mut resolved = resolve(target, sig, at, run);
+    if let (Resolved::Processes(judged), Some(sender)) = (&mut resolved, at.sender) {
+        for j in judged.iter_mut() {
+            if sender != 0 && sender != j.uid && sender != j.saved_uid {
+                j.verdict = Verdict::NotPermitted;
+            }
+        }
+    }
+    resolved
+}
+
+fn resolve(target: &Target, sig: &Sig, at: &Place, run: &mut Judging) -> Resolved {
+    // A pid may have been judged already; anything else costs reading pid files, `/proc` or
+    // asking systemd.
+    if !matches!(target, Target::Pid(_)) {
+        if let Some(why) = run.over() {
+            return Resolved::CannotTell(why);
+        }
+    }
     let listed = match target {
-        Target::PidFile(path) => return pidfile(path, sig, at.root),
+        Target::PidFile(path) => return pidfile(path, sig, at.root, run),
         Target::Pid(pid) => Ok(vec![*pid]),
         Target::Name(name) => crate::procfs::pids_named(name.as_bytes()),
         Target::Pattern(p) => crate::procfs::pids_matching(|comm| p.matches(comm)),
@@ -97,11 +170,24 @@ pub fn judge(target: &Target, sig: &Sig, at: &Place) -> Resolved {
         Ok(pids) => pids,
         Err(e) => return Resolved::CannotTell(format!("cannot list /proc: {e}")),
     };
-    let judged: Vec<Judged> = pids
-        .into_iter()
-        .take(MAX_PROCESSES)
-        .filter_map(|pid| process(pid, sig))
-        .collect();
+    let mut judged: Vec<Judged> = Vec::new();
+    let mut unjudged = None;
+    for pid in pids.into_iter().take(MAX_PROCESSES) {
+        match run.process(pid, sig) {
+            Ok(Some(j)) => judged.push(j),
+            Ok(None) => {}
+            Err(why) => {
+                unjudged.get_or_insert(why);
+            }
+        }
+    }
+    // A process that could not be judged makes the line "cannot tell", unless another is
+    // known to be worse off.
+    if let Some(why) = unjudged {
+        if !judged.iter().any(|j| j.verdict < Verdict::CannotTell) {
+            return Resolved::CannotTell(why);
+        }
+    }
     if judged.is_empty() {
         return Resolved::NotRunning(match target {
             Target::Pid(pid) => format!("no process has pid {pid}"),
@@ -114,12 +200,13 @@ pub fn judge(target: &Target, sig: &Sig, at: &Place) -> Resolved {
     Resolved::Processes(judged)
 }
 
-fn pidfile(path: &Path, sig: &Sig, root: &Root) -> Resolved {
+fn pidfile(path: &Path, sig: &Sig, root: &Root, run: &mut Judging) -> Resolved {
     let shown = root.shown(path);
     match crate::pidfile::read_in(&root.path, path) {
-        Ok(pid) => match process(pid, sig) {
-            Some(judged) => Resolved::Processes(vec![judged]),
-            None => Resolved::NotRunning(format!(
+        Ok(pid) => match run.process(pid, sig) {
+            Ok(Some(judged)) => Resolved::Processes(vec![judged]),
+            Err(why) => Resolved::CannotTell(why),
+            Ok(None) => Resolved::NotRunning(format!(
                 "the pid file {} names pid {pid}, which is not running (a stale pid file: \
                  the daemon died, or was stopped without removing it)",
                 shown.display()
@@ -133,9 +220,13 @@ fn pidfile(path: &Path, sig: &Sig, root: &Root) -> Resolved {
     }
 }
 
-/// Judges one process, or `None` when it is gone.
-fn process(pid: i32, sig: &Sig) -> Option<Judged> {
-    let p = signal::inspect(pid, None, sig, false).ok()??;
+/// Judges one process: `Ok(None)` when it is gone, `Err` saying why it could not be read.
+fn process(pid: i32, sig: &Sig) -> Result<Option<Judged>, String> {
+    let p = match signal::inspect(pid, None, sig, false) {
+        Ok(Some(p)) => p,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
     let socket = crate::running::held_locks(Path::new(&format!("/proc/{pid}")), p.who.uid)
         .into_iter()
         .next()
@@ -152,14 +243,15 @@ fn process(pid: i32, sig: &Sig) -> Option<Judged> {
         (Err(Refusal::Blocked | Refusal::Stopped), false) => Verdict::Blocked,
         (Err(_), false) => Verdict::Ignored,
     };
-    Some(Judged {
+    Ok(Some(Judged {
         pid,
         name: p.who.name.clone(),
         uid: p.who.uid,
+        saved_uid: p.saved_uid,
         verdict,
         why: p.verdict,
         socket,
-    })
+    }))
 }
 
 /// The unit's main pid, from systemd (`systemctl show`, given at most [`SYSTEMCTL_WAIT`]).
@@ -221,5 +313,38 @@ fn systemctl_main_pid(unit: &str) -> std::io::Result<String> {
             return Err(std::io::Error::other("no answer within 2s"));
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn past_the_judging_time_what_is_left_is_cannot_tell() {
+        let root = Root::open(None).unwrap();
+        let at = Place {
+            root: &root,
+            unit: None,
+            sender: None,
+        };
+        let hup = crate::signal::names::parse("HUP").unwrap();
+        let me = Target::Pid(std::process::id() as i32);
+        let mut run = Judging::new();
+        assert!(matches!(
+            judge(&me, &hup, &at, &mut run),
+            Resolved::Processes(_)
+        ));
+        // Judged once: asked again after the time is spent, the verdict is the one judged.
+        run.until = Instant::now();
+        assert!(matches!(
+            judge(&me, &hup, &at, &mut run),
+            Resolved::Processes(_)
+        ));
+        let usr2 = crate::signal::names::parse("USR2").unwrap();
+        let Resolved::CannotTell(why) = judge(&me, &usr2, &at, &mut run) else {
+            panic!("judged past the time");
+        };
+        assert!(why.contains("at most 30s"), "{why}");
     }
 }

@@ -28,7 +28,18 @@ use control_api::text::escape_path;
 use judge::{Judged, Place, Resolved, Verdict};
 use serde_json::{json, Value};
 use shell::{Kill, Scope, Syntax, Target};
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// The most targets judged on one line ([`shell::MAX_TARGETS`]), in one file, and the most
+/// findings of one run: past them, `ctl doctor` says where it stopped reading, once.
+const LINE_TARGETS: usize = shell::MAX_TARGETS;
+const FILE_TARGETS: usize = 256;
+const RUN_FINDINGS: usize = 1024;
+
+/// The longest line (or command) shown in a finding; a longer one is cut, saying its length.
+const MAX_SHOWN: usize = 1024;
 
 /// The long help of `ctl doctor`.
 pub const LONG_ABOUT: &str = "\
@@ -49,8 +60,14 @@ the signal, whose default action terminates it), would_stop, blocked, ignored, \
 control_socket (a daemon serving a control socket that ignores the signal: use ctl rotate \
 NAME), bridged (a daemon serving a control socket that catches it: the control server's \
 SIGHUP bridge, or its own handler; replace the line with ctl rotate NAME), handled, \
-not_running, untrusted (a pid file another user could have written), cannot_tell (shell that \
-is not evaluated). Exit 1 when a line would kill or stop its target, 0 otherwise.
+not_permitted (a user's crontab line aimed at a process of another user, which that user may \
+not signal), not_running, untrusted (a pid file another user could have written), cannot_tell \
+(shell that is not evaluated; a process that could not be read; past the 30s judging takes at \
+most). Exit 1 when a line would kill or stop its target, 0 otherwise.
+
+At most 64 targets are judged on one line, 256 in one file and 1024 in one run; past them \
+ctl says where it stopped reading (\"stopped reading FILE:LINE: ...\", and \"stopped\" in \
+--json).
 
 --root DIR reads every configuration file, and the pid files and includes they name, under \
 DIR, as in a chroot (links do not leave DIR); processes are this host's.";
@@ -94,6 +111,8 @@ pub struct Script {
     syntax: Syntax,
     /// The unit, for `$MAINPID`.
     unit: Option<String>,
+    /// The user the lines run as when it is not root: a user's crontab's owner.
+    sender: Option<u32>,
     /// What a `ctl` operation would do instead: `rotate` (logrotate, cron), `reload`, `drain`.
     purpose: &'static str,
     /// The line as shown, when it is more than its command (`ExecReload=...`, a cron line).
@@ -108,6 +127,7 @@ impl Script {
             lines: Vec::new(),
             syntax,
             unit: None,
+            sender: None,
             purpose: "rotate",
             shown_text: None,
         }
@@ -147,11 +167,88 @@ fn ignored_as_root(stat: &rustix::fs::Stat, who: &str) -> Option<String> {
     None
 }
 
+/// Where reading stopped, and why: a budget was spent.
+struct Stopped {
+    file: PathBuf,
+    line: usize,
+    why: String,
+}
+
+/// What is left to judge: targets per file, findings per run; where reading stopped.
+#[derive(Default)]
+struct Budget<'a> {
+    per_file: HashMap<&'a Path, usize>,
+    findings: usize,
+    /// The files whose budget is spent (and said so).
+    spent: HashSet<&'a Path>,
+    stopped: Vec<Stopped>,
+}
+
+impl<'a> Budget<'a> {
+    /// Whether the run's findings are all spent.
+    fn run_spent(&self) -> bool {
+        self.findings >= RUN_FINDINGS
+    }
+
+    /// How many of `wanted` targets on line `line` of `script` may be judged; says where it
+    /// stopped when not all.
+    fn take(&mut self, script: &'a Script, line: usize, wanted: usize) -> usize {
+        let file = script.file.as_path();
+        let used = self.per_file.get(file).copied().unwrap_or(0);
+        let for_file = FILE_TARGETS.saturating_sub(used);
+        let for_run = RUN_FINDINGS.saturating_sub(self.findings);
+        let granted = wanted.min(LINE_TARGETS).min(for_file).min(for_run);
+        if granted < wanted {
+            let why = if granted == for_run {
+                format!(
+                    "ctl doctor judges at most {RUN_FINDINGS} targets in one run: it stopped \
+                     reading here, and the rest of this file and the files after it were not \
+                     judged"
+                )
+            } else if granted == for_file {
+                format!(
+                    "ctl doctor judges at most {FILE_TARGETS} targets in one file: it stopped \
+                     reading this file here"
+                )
+            } else {
+                format!(
+                    "the line has more than {LINE_TARGETS} targets: the first {LINE_TARGETS} \
+                     were judged, the rest of the line was not read"
+                )
+            };
+            if granted == for_file || granted == for_run {
+                self.spent.insert(file);
+            }
+            self.stopped.push(Stopped {
+                file: script.file.clone(),
+                line,
+                why,
+            });
+        }
+        *self.per_file.entry(file).or_default() += granted;
+        self.findings += granted;
+        granted
+    }
+}
+
+/// `text`, or its first [`MAX_SHOWN`] bytes and its length when longer.
+fn shortened(text: &str) -> Rc<str> {
+    if text.len() <= MAX_SHOWN {
+        return text.into();
+    }
+    let mut end = MAX_SHOWN;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes in all)", &text[..end], text.len()).into()
+}
+
 /// One kill command found, and what it would do.
 struct Finding<'a> {
     script: &'a Script,
     line: usize,
-    text: String,
+    /// The line as shown: shared by the findings of one line.
+    text: Rc<str>,
     kill: Kill,
     resolved: Resolved,
     verdict: Verdict,
@@ -169,8 +266,15 @@ pub fn run(args: &DoctorArgs) -> Result<(Value, String, bool), DoctorError> {
     cron::read(&root, &mut found);
     systemd::read(&root, &mut found);
     let mut findings = Vec::new();
+    let mut judging = judge::Judging::new();
+    let mut budget = Budget::default();
     for script in &found.scripts {
-        findings.extend(examine(script, &root));
+        if budget.run_spent() {
+            break;
+        }
+        if !budget.spent.contains(script.file.as_path()) {
+            findings.extend(examine(script, &root, &mut judging, &mut budget));
+        }
     }
     let dangerous = findings.iter().any(|f| f.verdict.dangerous());
     let doc = json!({
@@ -178,16 +282,24 @@ pub fn run(args: &DoctorArgs) -> Result<(Value, String, bool), DoctorError> {
         "findings": findings.iter().map(finding_json).collect::<Vec<_>>(),
         "read": found.read.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "skipped": found.skipped.iter().map(|(p, why)| json!({"file": p.display().to_string(), "why": why})).collect::<Vec<_>>(),
+        "stopped": budget.stopped.iter().map(|s| json!({"file": s.file.display().to_string(), "line": s.line, "why": s.why})).collect::<Vec<_>>(),
     });
-    Ok((doc, human(&findings, &found), dangerous))
+    Ok((doc, human(&findings, &found, &budget.stopped), dangerous))
 }
 
-/// The kill commands of one script, line by line (a line ending in `\` joined to the next).
-fn examine<'a>(script: &'a Script, root: &files::Root) -> Vec<Finding<'a>> {
+/// The kill commands of one script, line by line (a line ending in `\` joined to the next),
+/// within `budget`.
+fn examine<'a>(
+    script: &'a Script,
+    root: &files::Root,
+    judging: &mut judge::Judging,
+    budget: &mut Budget<'a>,
+) -> Vec<Finding<'a>> {
     let mut scope = Scope::new(script.unit.is_some());
     let place = Place {
         root,
         unit: script.unit.as_deref(),
+        sender: script.sender,
     };
     let mut out = Vec::new();
     let mut lines = script.lines.iter().peekable();
@@ -198,24 +310,31 @@ fn examine<'a>(script: &'a Script, root: &files::Root) -> Vec<Finding<'a>> {
             text.push('\n');
             text.push_str(&lines.next().expect("peeked").1);
         }
-        for kill in shell::kills(&text, script.syntax, &mut scope) {
+        let mut kills = shell::kills(&text, script.syntax, &mut scope);
+        if kills.is_empty() {
+            continue;
+        }
+        let wanted = kills.len();
+        kills.truncate(budget.take(script, *number, wanted));
+        let shown = shortened(script.shown_text.as_deref().unwrap_or(text.trim()));
+        for mut kill in kills {
+            kill.text = shortened(&kill.text);
             let resolved = match &kill.signal {
-                Ok(sig) => judge::judge(&kill.target, sig, &place),
+                Ok(sig) => judge::judge(&kill.target, sig, &place, judging),
                 Err(s) => Resolved::CannotTell(format!("{s:?} is not a signal ctl knows")),
             };
             let verdict = verdict(&resolved);
-            let shown = script
-                .shown_text
-                .clone()
-                .unwrap_or_else(|| text.trim().to_owned());
             out.push(Finding {
                 script,
                 line: *number,
-                text: shown,
+                text: shown.clone(),
                 kill,
                 resolved,
                 verdict,
             });
+        }
+        if budget.spent.contains(script.file.as_path()) || budget.run_spent() {
+            break;
         }
     }
     out
@@ -286,6 +405,12 @@ fn message(f: &Finding) -> String {
              {who} catches {sig} and serves a control socket ({socket})"
         ),
         Verdict::Handled => format!("handled: {who} catches {sig}"),
+        Verdict::NotPermitted => format!(
+            "the line runs as uid {}, who may not signal {who} (uid {}): kill would fail, \
+             nothing is sent",
+            f.script.sender.unwrap_or_default(),
+            worst.first().map_or(0, |j| j.uid)
+        ),
         _ => format!("{who}: {sig}"),
     }
 }
@@ -359,7 +484,7 @@ fn finding_json(f: &Finding) -> Value {
         "source": f.script.source,
         "unit": f.script.unit,
         "text": f.text,
-        "command": f.kill.text,
+        "command": &*f.kill.text,
         "tool": f.kill.tool,
         "signal": signal_text(&f.kill),
         "target": f.kill.target.json(),
@@ -373,7 +498,7 @@ fn finding_json(f: &Finding) -> Value {
 
 /// The report for people: each finding with its file, line, text and advice, escaped; then a
 /// summary.
-fn human(findings: &[Finding], found: &Found) -> String {
+fn human(findings: &[Finding], found: &Found, stopped: &[Stopped]) -> String {
     let mut out = String::new();
     for f in findings {
         out.push_str(&format!(
@@ -389,6 +514,14 @@ fn human(findings: &[Finding], found: &Found) -> String {
     }
     for (file, why) in &found.skipped {
         out.push_str(&format!("skipped {}: {}\n", escape_path(file), clean(why)));
+    }
+    for s in stopped {
+        out.push_str(&format!(
+            "stopped reading {}:{}: {}\n",
+            escape_path(&s.file),
+            s.line,
+            clean(&s.why)
+        ));
     }
     let dangerous = findings.iter().filter(|f| f.verdict.dangerous()).count();
     let files = found.read.len();

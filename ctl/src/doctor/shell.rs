@@ -14,9 +14,14 @@
 use crate::signal::names::{self, Sig};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 /// How deep `sh -c '...'` and `$(...)` are read inside one another.
 const MAX_DEPTH: usize = 4;
+
+/// The most targets judged on one line (`kill -HUP 1 2 3 ...`): one command yields at most one
+/// more, so that the reader of the line knows it went past.
+pub const MAX_TARGETS: usize = 64;
 
 /// Whose syntax a line has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -487,8 +492,8 @@ impl Pattern {
 pub struct Kill {
     /// The program (`kill`, `pkill`, ...).
     pub tool: String,
-    /// Its words, as written.
-    pub text: String,
+    /// Its words, as written: shared by the command's targets.
+    pub text: Rc<str>,
     /// The signal, or what was written where one was expected.
     pub signal: Result<Sig, String>,
     pub target: Target,
@@ -564,10 +569,11 @@ fn simple(words: &[Word], scope: &mut Scope, depth: usize) -> Vec<Kill> {
         return Vec::new();
     };
     let tool = program.rsplit('/').next().unwrap_or_default().to_owned();
-    let text = std::iter::once(program.clone())
+    let text: Rc<str> = std::iter::once(program.clone())
         .chain(args.iter().map(Word::text))
         .collect::<Vec<_>>()
-        .join(" ");
+        .join(" ")
+        .into();
     let read = Reader { scope, depth };
     let (signal, targets) = match tool.as_str() {
         "kill" => read.kill(args),
@@ -581,6 +587,7 @@ fn simple(words: &[Word], scope: &mut Scope, depth: usize) -> Vec<Kill> {
     .unwrap_or((Err(String::new()), Vec::new()));
     targets
         .into_iter()
+        .take(MAX_TARGETS + 1)
         .map(|target| Kill {
             tool: tool.clone(),
             text: text.clone(),
@@ -806,7 +813,7 @@ impl Reader<'_> {
             {
                 kills.push(Kill {
                     tool: tool.rsplit('/').next().unwrap_or_default().to_owned(),
-                    text: format!("xargs {}", text.join(" ")),
+                    text: format!("xargs {}", text.join(" ")).into(),
                     signal,
                     target: Target::Unknown(
                         "the pids come from xargs's input, which is not read here".into(),

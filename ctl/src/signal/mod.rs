@@ -112,6 +112,8 @@ impl SignalArgs {
 /// A process pinned by its pidfd, and what was read of it.
 pub(crate) struct Process {
     pub(crate) who: Who,
+    /// Its saved set-user-ID (`who` has its real uid).
+    pub(crate) saved_uid: u32,
     pidfd: OwnedFd,
     pub(crate) verdict: Result<Handled, Refusal>,
     /// Its descriptors before the signal (when read: `--verify-reopen`, or when permitted).
@@ -282,6 +284,7 @@ pub(crate) fn inspect(
     };
     Ok(Some(Process {
         who,
+        saved_uid: d.saved_uid,
         pidfd,
         verdict: names::judge(sig, &masks),
         files,
