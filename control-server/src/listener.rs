@@ -772,16 +772,25 @@ mod tests {
         assert!(!path.exists(), "the loser must not bind");
     }
 
-    #[test]
-    fn a_directory_above_owned_by_another_user_is_refused_before_anything_is_made_in_it() {
+    /// A tempdir and a directory `theirs` in it owned by nobody (65534); `None`, said, when
+    /// this test cannot chown.
+    fn nobodys_dir() -> Option<(tempfile::TempDir, PathBuf)> {
         if !rustix::process::geteuid().is_root() {
             eprintln!("skipped: needs root to chown");
-            return;
+            return None;
         }
         let dir = tempfile::tempdir().unwrap();
         let theirs = dir.path().join("theirs");
         std::fs::create_dir(&theirs).unwrap();
         rustix::fs::chown(&theirs, Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
+        Some((dir, theirs))
+    }
+
+    #[test]
+    fn a_directory_above_owned_by_another_user_is_refused_before_anything_is_made_in_it() {
+        let Some((_dir, theirs)) = nobodys_dir() else {
+            return;
+        };
         // Made by root in their directory, it could be renamed away by them and replaced.
         let ours = theirs.join("ours");
         std::fs::create_dir(&ours).unwrap();
@@ -804,14 +813,9 @@ mod tests {
 
     #[test]
     fn a_directory_another_user_owns_is_refused_before_anything_is_made_in_it() {
-        if !rustix::process::geteuid().is_root() {
-            eprintln!("skipped: needs root to chown");
+        let Some((dir, theirs)) = nobodys_dir() else {
             return;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let theirs = dir.path().join("theirs");
-        std::fs::create_dir(&theirs).unwrap();
-        rustix::fs::chown(&theirs, Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
+        };
         // Reached through a link of our own: what is judged is the directory it leads to.
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&theirs, &link).unwrap();
