@@ -708,28 +708,24 @@ pub fn default_socket_path(name: &str) -> Result<PathBuf, SocketPathError> {
 /// Checks that `name` can be a daemon name: 1 to 64 characters from `A-Z a-z 0-9 _ - . @`,
 /// not starting with `.` or `-`.
 pub fn validate_name(name: &str) -> Result<(), SocketPathError> {
-    let invalid = |reason| {
-        Err(SocketPathError::InvalidName {
-            name: name.to_owned(),
-            reason,
-        })
-    };
-    if name.is_empty() {
-        return invalid("it is empty");
-    }
-    if name.len() > MAX_NAME_LEN {
-        return invalid("it is longer than 64 characters");
-    }
-    if name.starts_with('.') || name.starts_with('-') {
-        return invalid("it starts with '.' or '-'");
-    }
-    if !name
+    let reason = if name.is_empty() {
+        "it is empty"
+    } else if name.len() > MAX_NAME_LEN {
+        "it is longer than 64 characters"
+    } else if name.starts_with(['.', '-']) {
+        "it starts with '.' or '-'"
+    } else if !name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'))
     {
-        return invalid("use only letters, digits and _ - . @");
-    }
-    Ok(())
+        "use only letters, digits and _ - . @"
+    } else {
+        return Ok(());
+    };
+    Err(SocketPathError::InvalidName {
+        name: name.to_owned(),
+        reason,
+    })
 }
 
 /// What a `ctl` invocation points at: a daemon name or a socket path.
