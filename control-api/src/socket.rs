@@ -53,8 +53,6 @@ pub const SOCKET_DIR_ENV: &str = "CTL_SOCKET_DIR";
 pub const RUN_DIR_ENV: &str = "CTL_RUN_DIR";
 /// The RUN directory when `CTL_RUN_DIR` is not set.
 pub const DEFAULT_RUN_DIR: &str = "/run";
-/// Socket directory of daemons running as root, with the default RUN directory.
-pub const ROOT_SOCKET_DIR: &str = "/run/ctl";
 /// Name of the shared socket directory in RUN.
 pub const SHARED_DIR_NAME: &str = "ctl";
 /// File name of the socket in a daemon's own runtime directory (`RUN/NAME/ctl.sock`).
