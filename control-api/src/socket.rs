@@ -628,18 +628,13 @@ impl SocketEnv {
         let mut checked = sockets_in(&run.join(SHARED_DIR_NAME))?;
         // RUN/*/ctl.sock: one lstat per directory in RUN; unreadable ones are skipped, as their
         // sockets could not be connected to either.
-        if let Ok(entries) = std::fs::read_dir(&run) {
-            for entry in entries.filter_map(Result::ok) {
-                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                    continue;
-                };
-                let path = entry.path().join(RUNTIME_DIR_SOCKET);
-                // A link there is shown too, as the trust rule's refusal it is.
-                if validate_name(&name).is_ok() && is_socket_or_link(&path) {
-                    checked.push((name, path));
-                }
-            }
-        }
+        let entries = std::fs::read_dir(&run).into_iter().flatten();
+        checked.extend(entries.filter_map(Result::ok).filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let path = entry.path().join(RUNTIME_DIR_SOCKET);
+            // A link there is shown too, as the trust rule's refusal it is.
+            (validate_name(&name).is_ok() && is_socket_or_link(&path)).then_some((name, path))
+        }));
         let mut out = Vec::new();
         for (name, path) in checked {
             let trust = match open_checked(&path, self.uid) {
