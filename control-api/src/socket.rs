@@ -40,10 +40,10 @@
 //! answers must be root or the directory's owner ([`Checked::allows_peer`]), and a client that
 //! found it by name checks that it answers as NAME.
 
+use rustix::fs::FileType;
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Environment variable that overrides the socket directory for both sides.
@@ -184,11 +184,11 @@ pub struct Ownership {
 }
 
 impl Ownership {
-    /// Reads it from metadata.
-    pub fn of(meta: &std::fs::Metadata) -> Ownership {
+    /// Reads it from what `stat` says.
+    fn of(st: &rustix::fs::Stat) -> Ownership {
         Ownership {
-            uid: meta.uid(),
-            mode: meta.mode() & 0o7777,
+            uid: st.st_uid,
+            mode: st.st_mode & 0o7777,
         }
     }
 }
@@ -338,19 +338,15 @@ pub fn open_checked(path: &Path, caller: u32) -> Result<Checked, CheckError> {
     };
     let entry = rustix::fs::statat(&dir_fd, file, AtFlags::SYMLINK_NOFOLLOW)
         .map_err(|e| missing(e.into()))?;
-    if rustix::fs::FileType::from_raw_mode(entry.st_mode) == rustix::fs::FileType::Symlink {
+    if FileType::from_raw_mode(entry.st_mode) == FileType::Symlink {
         return Err(untrusted(Distrust::Symlink));
     }
-    let ownership = |st: &rustix::fs::Stat| Ownership {
-        uid: st.st_uid,
-        mode: st.st_mode & 0o7777,
-    };
     let run_st = rustix::fs::fstat(&run_fd).map_err(|e| missing(e.into()))?;
     let dir_st = rustix::fs::fstat(&dir_fd).map_err(|e| missing(e.into()))?;
     check_trust(
-        ownership(&run_st),
-        ownership(&dir_st),
-        ownership(&entry),
+        Ownership::of(&run_st),
+        Ownership::of(&dir_st),
+        Ownership::of(&entry),
         caller,
     )
     .map_err(untrusted)?;
@@ -529,17 +525,17 @@ impl SocketEnv {
             return Ok(run.join(SHARED_DIR_NAME).join(file));
         }
         let own = run.join(name);
-        if let Ok(meta) = std::fs::metadata(&own) {
-            if meta.is_dir() && meta.uid() == self.uid {
+        if let Ok(st) = rustix::fs::stat(&own) {
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory && st.st_uid == self.uid {
                 // Judged as root's ctl will judge it, so that the daemon fails here, naming
                 // the directory, rather than listen where logrotate's ctl refuses to talk.
-                let run_meta = std::fs::metadata(&run).map(|m| Ownership::of(&m));
+                let run_meta = rustix::fs::stat(&run).map(|st| Ownership::of(&st));
                 let socket = Ownership {
                     uid: self.uid,
                     mode: 0o600,
                 };
                 let verdict = match run_meta {
-                    Ok(run_meta) => check_trust(run_meta, Ownership::of(&meta), socket, 0),
+                    Ok(run_meta) => check_trust(run_meta, Ownership::of(&st), socket, 0),
                     // RUN cannot be read but RUN/NAME can: nothing to object to that we can see.
                     Err(_) => Ok(()),
                 };
