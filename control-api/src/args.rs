@@ -184,21 +184,13 @@ pub fn check(schema: &Value, args: &Value) -> Result<(), ArgError> {
     for (name, value) in given {
         let prop = property(props, name)?;
         if !fits(prop, value) {
-            return Err(ArgError {
-                field: name.clone(),
-                expected: expected(prop),
-                message: format!("{value} does not fit"),
-            });
+            return Err(misfit(name, prop, format!("{value} does not fit")));
         }
     }
     for name in required(schema) {
         if !given.contains_key(&name) {
             let prop = props.get(&name).unwrap_or(&Value::Null);
-            return Err(ArgError {
-                field: name,
-                expected: expected(prop),
-                message: "missing".into(),
-            });
+            return Err(misfit(&name, prop, "missing".into()));
         }
     }
     Ok(())
@@ -227,11 +219,16 @@ pub fn parse_value(schema: &Value, field: &str, text: &str) -> Result<Value, Arg
     if fits(prop, &value) {
         Ok(value)
     } else {
-        Err(ArgError {
-            field: field.to_owned(),
-            expected: expected(prop),
-            message: format!("`{text}` does not fit"),
-        })
+        Err(misfit(field, prop, format!("`{text}` does not fit")))
+    }
+}
+
+/// The error of the argument `field`, whose schema is `prop`: `message`, and what would fit.
+fn misfit(field: &str, prop: &Value, message: String) -> ArgError {
+    ArgError {
+        field: field.to_owned(),
+        expected: expected(prop),
+        message,
     }
 }
 

@@ -11,112 +11,74 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-/// Every built-in operation, in the protocol's order (those with a method first, then those
-/// added later, which travel inside `call`): name, and the schemas of request and reply, for
-/// [`protocol`](crate::schema::protocol). A new built-in is one line here.
-pub(crate) fn all() -> Vec<(&'static str, Value)> {
-    fn op<C: Command>() -> (&'static str, Value) {
-        let schemas = json!({"request": schema_of::<C>(), "reply": schema_of::<C::Reply>()});
-        (C::NAME, schemas)
-    }
-    vec![
-        op::<HelloRequest>(),
-        op::<StatusRequest>(),
-        op::<ReloadRequest>(),
-        op::<RotateRequest>(),
-        op::<DrainRequest>(),
-        op::<LogLevelRequest>(),
-        op::<ResumeRequest>(),
-        op::<DescribeRequest>(),
-        op::<CheckRequest>(),
-        op::<CountersRequest>(),
-        op::<PingRequest>(),
-        op::<HistoryRequest>(),
-    ]
-}
+/// Writes each built-in's [`Command`] impl and `all`, the list of them in the order given. An
+/// entry reads `Request: "name", Access -> Reply, "doc line"`; doc comments before it document
+/// its access level, items in braces after it go in its impl.
+macro_rules! builtins {
+    ($($(#[$access_doc:meta])* $request:ident: $name:literal, $access:ident -> $reply:ident,
+        $doc:literal $({ $($item:tt)* })?;)*) => {
+        $(
+            impl Command for $request {
+                const NAME: &'static str = $name;
+                const DOC: &'static str = $doc;
+                $(#[$access_doc])*
+                const ACCESS: Access = Access::$access;
+                type Reply = $reply;
+                $($($item)*)?
+            }
+        )*
 
-impl Command for HelloRequest {
-    const NAME: &'static str = "hello";
-    const DOC: &'static str = "Show the daemon's protocol version and the operations it supports";
-    const ACCESS: Access = Access::Read;
-    type Reply = Hello;
-}
-
-impl Command for StatusRequest {
-    const NAME: &'static str = "status";
-    const DOC: &'static str = "Show what the daemon is doing: pid, uptime, config generation, \
-                               last reload and rotate, log files (and any still written at a \
-                               renamed path)";
-    const ACCESS: Access = Access::Read;
-    type Reply = Status;
-}
-
-impl Command for ReloadRequest {
-    const NAME: &'static str = "reload";
-    const DOC: &'static str =
-        "Re-read the configuration; a bad one is refused and the old one stays active";
-    const ACCESS: Access = Access::Operate;
-    type Reply = ReloadReply;
-}
-
-impl Command for RotateRequest {
-    const NAME: &'static str = "rotate";
-    const DOC: &'static str = "Reopen log files after logrotate renamed them";
-    const ACCESS: Access = Access::Operate;
-    type Reply = RotateReply;
-}
-
-impl Command for DrainRequest {
-    const NAME: &'static str = "drain";
-    const DOC: &'static str =
-        "Stop taking new work and finish what is in flight, within the caller's deadline";
-    const ACCESS: Access = Access::Operate;
-    type Reply = DrainReply;
-}
-
-impl Command for LogLevelRequest {
-    const NAME: &'static str = "log-level";
-    const DOC: &'static str = "Show the log filter, or validate and set a new one";
-    /// The level of changing the filter; reading it needs only `read`.
-    const ACCESS: Access = Access::Admin;
-    type Reply = LogLevelReply;
-
-    fn access(&self) -> Access {
-        match self.filter {
-            Some(_) => Access::Admin,
-            None => Access::Read,
+        /// Every built-in operation, in the protocol's order: name, and the schemas of request
+        /// and reply, for [`protocol`](crate::schema::protocol).
+        pub(crate) fn all() -> Vec<(&'static str, Value)> {
+            fn op<C: Command>() -> (&'static str, Value) {
+                let schemas =
+                    json!({"request": schema_of::<C>(), "reply": schema_of::<C::Reply>()});
+                (C::NAME, schemas)
+            }
+            vec![$(op::<$request>()),*]
         }
-    }
+    };
 }
 
-impl Command for ResumeRequest {
-    const NAME: &'static str = "resume";
-    const DOC: &'static str = "Undo a drain: take new work again";
-    const ACCESS: Access = Access::Operate;
-    type Reply = ResumeReply;
-}
-
-impl Command for DescribeRequest {
-    const NAME: &'static str = "describe";
-    const DOC: &'static str = "List the daemon's operations and commands with their arguments";
-    const ACCESS: Access = Access::Read;
-    type Reply = Description;
-}
-
-impl Command for CheckRequest {
-    const NAME: &'static str = "check";
-    const DOC: &'static str =
-        "Validate the configuration as a reload would, apply nothing, say what would change";
+// In the protocol's order: those with a method first, then those added later, which travel
+// inside `call`. A new built-in is one entry here.
+builtins! {
+    HelloRequest: "hello", Read -> Hello,
+        "Show the daemon's protocol version and the operations it supports";
+    StatusRequest: "status", Read -> Status,
+        "Show what the daemon is doing: pid, uptime, config generation, last reload and rotate, \
+         log files (and any still written at a renamed path)";
+    ReloadRequest: "reload", Operate -> ReloadReply,
+        "Re-read the configuration; a bad one is refused and the old one stays active";
+    RotateRequest: "rotate", Operate -> RotateReply,
+        "Reopen log files after logrotate renamed them";
+    DrainRequest: "drain", Operate -> DrainReply,
+        "Stop taking new work and finish what is in flight, within the caller's deadline";
+    /// The level of changing the filter; reading it needs only `read`.
+    LogLevelRequest: "log-level", Admin -> LogLevelReply,
+        "Show the log filter, or validate and set a new one" {
+        fn access(&self) -> Access {
+            match self.filter {
+                Some(_) => Access::Admin,
+                None => Access::Read,
+            }
+        }
+    };
+    ResumeRequest: "resume", Operate -> ResumeReply,
+        "Undo a drain: take new work again";
+    DescribeRequest: "describe", Read -> Description,
+        "List the daemon's operations and commands with their arguments";
     /// It reads the configuration a reload would, so it needs what a reload needs.
-    const ACCESS: Access = Access::Operate;
-    type Reply = CheckReply;
-}
-
-impl Command for CountersRequest {
-    const NAME: &'static str = "counters";
-    const DOC: &'static str = "Show the daemon's counters and gauges, and the server's own (ctl.*)";
-    const ACCESS: Access = Access::Read;
-    type Reply = CountersReply;
+    CheckRequest: "check", Operate -> CheckReply,
+        "Validate the configuration as a reload would, apply nothing, say what would change";
+    CountersRequest: "counters", Read -> CountersReply,
+        "Show the daemon's counters and gauges, and the server's own (ctl.*)";
+    PingRequest: "ping", Read -> PingReply,
+        "Answer at once: the round trip of a call, and nothing else";
+    HistoryRequest: "history", Read -> HistoryReply,
+        "Show who changed what: the last calls that needed more than read access (refusals \
+         too), with caller, result and duration";
 }
 
 /// Argument of `ping`. Added after the first release: it travels inside `call`.
@@ -127,13 +89,6 @@ pub struct PingRequest {}
 /// Reply of `ping`: nothing but the answer itself, whose round trip the caller times.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PingReply {}
-
-impl Command for PingRequest {
-    const NAME: &'static str = "ping";
-    const DOC: &'static str = "Answer at once: the round trip of a call, and nothing else";
-    const ACCESS: Access = Access::Read;
-    type Reply = PingReply;
-}
 
 /// Argument of `history`. Added in the third round: it travels inside `call`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -195,14 +150,6 @@ pub struct HistoryEntry {
     pub duration_ms: u64,
     /// The configuration generation active after the call.
     pub generation: u64,
-}
-
-impl Command for HistoryRequest {
-    const NAME: &'static str = "history";
-    const DOC: &'static str = "Show who changed what: the last calls that needed more than read \
-                               access (refusals too), with caller, result and duration";
-    const ACCESS: Access = Access::Read;
-    type Reply = HistoryReply;
 }
 
 impl HistoryEntry {

@@ -355,20 +355,15 @@ mod tests {
 
     #[test]
     fn every_typed_request_reads_as_its_invocation_and_writes_back_the_same_bytes() {
+        let mut names = Vec::new();
         for typed in typed_requests() {
             let bytes = serde_json::to_string(&typed).unwrap();
             let invocation: Invocation = serde_json::from_str(&bytes).unwrap();
             assert_eq!(serde_json::to_string(&invocation).unwrap(), bytes);
             let back: ControlRequest = serde_json::from_str(&bytes).unwrap();
             assert_eq!(serde_json::to_string(&back).unwrap(), bytes);
+            names.push(invocation.name);
         }
-        let names: Vec<_> = typed_requests()
-            .iter()
-            .map(|t| {
-                let bytes = serde_json::to_vec(t).unwrap();
-                serde_json::from_slice::<Invocation>(&bytes).unwrap().name
-            })
-            .collect();
         let mut expected: Vec<_> = METHODS.iter().map(|(_, op)| op.to_string()).collect();
         expected.push("set-message".into());
         assert_eq!(names, expected);

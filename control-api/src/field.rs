@@ -101,35 +101,24 @@ pub fn format_duration(d: Duration) -> String {
     parts.join(" ")
 }
 
+// `as` for usize and isize, which have no `From` into u64 and i64.
 macro_rules! from_value {
-    ($($t:ty => $variant:ident),* $(,)?) => {$(
+    ($($t:ty => $variant:ident $(as $wide:ty)?),* $(,)?) => {$(
         impl From<$t> for FieldValue {
             fn from(v: $t) -> Self {
-                FieldValue::$variant(v.into())
+                FieldValue::$variant((v $(as $wide)?).into())
             }
         }
     )*};
 }
 
 from_value! {
-    i64 => Integer, i32 => Integer, i16 => Integer, i8 => Integer,
-    u64 => Unsigned, u32 => Unsigned, u16 => Unsigned, u8 => Unsigned,
+    i64 => Integer, i32 => Integer, i16 => Integer, i8 => Integer, isize => Integer as i64,
+    u64 => Unsigned, u32 => Unsigned, u16 => Unsigned, u8 => Unsigned, usize => Unsigned as u64,
     f64 => Float, f32 => Float,
     bool => Bool,
     String => String, &str => String,
     Duration => Duration,
-}
-
-impl From<usize> for FieldValue {
-    fn from(v: usize) -> Self {
-        FieldValue::Unsigned(v as u64)
-    }
-}
-
-impl From<isize> for FieldValue {
-    fn from(v: isize) -> Self {
-        FieldValue::Integer(v as i64)
-    }
 }
 
 /// The wire form, read leniently: any `type` and any `value` decode.

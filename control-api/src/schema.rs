@@ -68,6 +68,7 @@ fn walk(path: &str, old: &Value, new: &Value, lost: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/protocol.schema.json");
 
@@ -95,13 +96,9 @@ mod tests {
     fn sorted(value: &Value) -> Value {
         match value {
             Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                Value::Object(
-                    keys.into_iter()
-                        .map(|k| (k.clone(), sorted(&map[k])))
-                        .collect(),
-                )
+                let keys: BTreeMap<_, _> =
+                    map.iter().map(|(k, v)| (k.clone(), sorted(v))).collect();
+                Value::Object(keys.into_iter().collect())
             }
             Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
             other => other.clone(),

@@ -40,10 +40,10 @@
 //! answers must be root or the directory's owner ([`Checked::allows_peer`]), and a client that
 //! found it by name checks that it answers as NAME.
 
+use rustix::fs::FileType;
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Environment variable that overrides the socket directory for both sides.
@@ -53,8 +53,6 @@ pub const SOCKET_DIR_ENV: &str = "CTL_SOCKET_DIR";
 pub const RUN_DIR_ENV: &str = "CTL_RUN_DIR";
 /// The RUN directory when `CTL_RUN_DIR` is not set.
 pub const DEFAULT_RUN_DIR: &str = "/run";
-/// Socket directory of daemons running as root, with the default RUN directory.
-pub const ROOT_SOCKET_DIR: &str = "/run/ctl";
 /// Name of the shared socket directory in RUN.
 pub const SHARED_DIR_NAME: &str = "ctl";
 /// File name of the socket in a daemon's own runtime directory (`RUN/NAME/ctl.sock`).
@@ -186,11 +184,11 @@ pub struct Ownership {
 }
 
 impl Ownership {
-    /// Reads it from metadata.
-    pub fn of(meta: &std::fs::Metadata) -> Ownership {
+    /// Reads it from what `stat` says.
+    fn of(st: &rustix::fs::Stat) -> Ownership {
         Ownership {
-            uid: meta.uid(),
-            mode: meta.mode() & 0o7777,
+            uid: st.st_uid,
+            mode: st.st_mode & 0o7777,
         }
     }
 }
@@ -340,19 +338,15 @@ pub fn open_checked(path: &Path, caller: u32) -> Result<Checked, CheckError> {
     };
     let entry = rustix::fs::statat(&dir_fd, file, AtFlags::SYMLINK_NOFOLLOW)
         .map_err(|e| missing(e.into()))?;
-    if rustix::fs::FileType::from_raw_mode(entry.st_mode) == rustix::fs::FileType::Symlink {
+    if FileType::from_raw_mode(entry.st_mode) == FileType::Symlink {
         return Err(untrusted(Distrust::Symlink));
     }
-    let ownership = |st: &rustix::fs::Stat| Ownership {
-        uid: st.st_uid,
-        mode: st.st_mode & 0o7777,
-    };
     let run_st = rustix::fs::fstat(&run_fd).map_err(|e| missing(e.into()))?;
     let dir_st = rustix::fs::fstat(&dir_fd).map_err(|e| missing(e.into()))?;
     check_trust(
-        ownership(&run_st),
-        ownership(&dir_st),
-        ownership(&entry),
+        Ownership::of(&run_st),
+        Ownership::of(&dir_st),
+        Ownership::of(&entry),
         caller,
     )
     .map_err(untrusted)?;
@@ -531,17 +525,17 @@ impl SocketEnv {
             return Ok(run.join(SHARED_DIR_NAME).join(file));
         }
         let own = run.join(name);
-        if let Ok(meta) = std::fs::metadata(&own) {
-            if meta.is_dir() && meta.uid() == self.uid {
+        if let Ok(st) = rustix::fs::stat(&own) {
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory && st.st_uid == self.uid {
                 // Judged as root's ctl will judge it, so that the daemon fails here, naming
                 // the directory, rather than listen where logrotate's ctl refuses to talk.
-                let run_meta = std::fs::metadata(&run).map(|m| Ownership::of(&m));
+                let run_meta = rustix::fs::stat(&run).map(|st| Ownership::of(&st));
                 let socket = Ownership {
                     uid: self.uid,
                     mode: 0o600,
                 };
                 let verdict = match run_meta {
-                    Ok(run_meta) => check_trust(run_meta, Ownership::of(&meta), socket, 0),
+                    Ok(run_meta) => check_trust(run_meta, Ownership::of(&st), socket, 0),
                     // RUN cannot be read but RUN/NAME can: nothing to object to that we can see.
                     Err(_) => Ok(()),
                 };
@@ -630,18 +624,13 @@ impl SocketEnv {
         let mut checked = sockets_in(&run.join(SHARED_DIR_NAME))?;
         // RUN/*/ctl.sock: one lstat per directory in RUN; unreadable ones are skipped, as their
         // sockets could not be connected to either.
-        if let Ok(entries) = std::fs::read_dir(&run) {
-            for entry in entries.filter_map(Result::ok) {
-                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                    continue;
-                };
-                let path = entry.path().join(RUNTIME_DIR_SOCKET);
-                // A link there is shown too, as the trust rule's refusal it is.
-                if validate_name(&name).is_ok() && is_socket_or_link(&path) {
-                    checked.push((name, path));
-                }
-            }
-        }
+        let entries = std::fs::read_dir(&run).into_iter().flatten();
+        checked.extend(entries.filter_map(Result::ok).filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let path = entry.path().join(RUNTIME_DIR_SOCKET);
+            // A link there is shown too, as the trust rule's refusal it is.
+            (validate_name(&name).is_ok() && is_socket_or_link(&path)).then_some((name, path))
+        }));
         let mut out = Vec::new();
         for (name, path) in checked {
             let trust = match open_checked(&path, self.uid) {
@@ -708,28 +697,24 @@ pub fn default_socket_path(name: &str) -> Result<PathBuf, SocketPathError> {
 /// Checks that `name` can be a daemon name: 1 to 64 characters from `A-Z a-z 0-9 _ - . @`,
 /// not starting with `.` or `-`.
 pub fn validate_name(name: &str) -> Result<(), SocketPathError> {
-    let invalid = |reason| {
-        Err(SocketPathError::InvalidName {
-            name: name.to_owned(),
-            reason,
-        })
-    };
-    if name.is_empty() {
-        return invalid("it is empty");
-    }
-    if name.len() > MAX_NAME_LEN {
-        return invalid("it is longer than 64 characters");
-    }
-    if name.starts_with('.') || name.starts_with('-') {
-        return invalid("it starts with '.' or '-'");
-    }
-    if !name
+    let reason = if name.is_empty() {
+        "it is empty"
+    } else if name.len() > MAX_NAME_LEN {
+        "it is longer than 64 characters"
+    } else if name.starts_with(['.', '-']) {
+        "it starts with '.' or '-'"
+    } else if !name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'))
     {
-        return invalid("use only letters, digits and _ - . @");
-    }
-    Ok(())
+        "use only letters, digits and _ - . @"
+    } else {
+        return Ok(());
+    };
+    Err(SocketPathError::InvalidName {
+        name: name.to_owned(),
+        reason,
+    })
 }
 
 /// What a `ctl` invocation points at: a daemon name or a socket path.
