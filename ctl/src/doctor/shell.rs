@@ -61,14 +61,20 @@ impl Word {
 
     /// Its text if it is literal throughout.
     fn literal(&self) -> Option<String> {
-        let mut text = String::new();
-        for part in &self.parts {
-            match part {
-                Part::Lit(s) => text.push_str(s),
-                _ => return None,
-            }
-        }
-        Some(text)
+        self.expanded(|_| None)
+    }
+
+    /// Its text with each variable's value from `var`; `None` when it holds anything else the
+    /// shell would expand, or a variable `var` has no value for.
+    fn expanded<'a>(&'a self, var: impl Fn(&str) -> Option<&'a str>) -> Option<String> {
+        self.parts
+            .iter()
+            .map(|part| match part {
+                Part::Lit(s) => Some(s.as_str()),
+                Part::Var(v) => var(v),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Its text with what the shell would expand written as it was.
@@ -845,15 +851,7 @@ impl Reader<'_> {
     /// The word's text, with variables set earlier in the script put in; `None` when it holds
     /// anything else the shell would expand.
     fn expand(&self, word: &Word) -> Option<String> {
-        let mut text = String::new();
-        for part in &word.parts {
-            match part {
-                Part::Lit(s) => text.push_str(s),
-                Part::Var(v) => text.push_str(self.scope.vars.get(v)?),
-                _ => return None,
-            }
-        }
-        Some(text)
+        word.expanded(|v| self.scope.vars.get(v).map(String::as_str))
     }
 
     fn file_target(&self, word: &Word) -> Target {
