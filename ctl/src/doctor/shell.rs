@@ -138,6 +138,10 @@ impl Lexer {
         self.word.get_or_insert_with(Word::default)
     }
 
+    fn push(&mut self, part: Part) {
+        self.word().parts.push(part);
+    }
+
     fn end_word(&mut self) {
         let Some(word) = self.word.take() else { return };
         match self.redirect.take() {
@@ -181,8 +185,7 @@ impl Lexer {
                     self.end_command();
                 }
                 ('<' | '>', Syntax::Shell) => self.redirection(c),
-                ('\'', _) => self.single_quoted(),
-                ('"', _) => self.double_quoted(),
+                ('\'' | '"', _) => self.quoted(c),
                 ('\\', _) => match self.peek(0) {
                     Some('\n') => self.at += 1,
                     Some(next) => {
@@ -192,12 +195,9 @@ impl Lexer {
                     None => {}
                 },
                 ('$', _) => self.dollar(),
-                ('`', Syntax::Shell) => {
-                    let inner = self.backquoted();
-                    self.word().parts.push(inner);
-                }
+                ('`', Syntax::Shell) => self.backquoted(),
                 ('%', Syntax::Systemd) => self.specifier(),
-                ('*' | '?' | '[', Syntax::Shell) => self.word().parts.push(Part::Other(c.into())),
+                ('*' | '?' | '[', Syntax::Shell) => self.push(Part::Other(c.into())),
                 _ => self.word().push_char(c),
             }
         }
@@ -228,35 +228,15 @@ impl Lexer {
         });
     }
 
-    fn single_quoted(&mut self) {
-        let word = self.word();
-        word.parts.push(Part::Lit(String::new()));
-        let mut closed = false;
-        while let Some(c) = self.peek(0) {
-            self.at += 1;
-            if c == '\'' {
-                closed = true;
-                break;
-            }
-            self.word().push_char(c);
-        }
-        if !closed {
-            self.word()
-                .parts
-                .push(Part::Other("an unterminated quote".into()));
-        }
-    }
-
-    fn double_quoted(&mut self) {
-        self.word().parts.push(Part::Lit(String::new()));
-        let mut closed = false;
+    /// After an opening quote, up to the closing one: single quotes keep everything as it is;
+    /// inside double quotes `\`, `$`, `` ` `` (and `%` in a unit) are still read.
+    fn quoted(&mut self, quote: char) {
+        self.push(Part::Lit(String::new()));
         while let Some(c) = self.peek(0) {
             self.at += 1;
             match c {
-                '"' => {
-                    closed = true;
-                    break;
-                }
+                _ if c == quote => return,
+                _ if quote == '\'' => self.word().push_char(c),
                 '\\' => match self.peek(0) {
                     Some(next @ ('$' | '`' | '"' | '\\')) => {
                         self.at += 1;
@@ -266,19 +246,12 @@ impl Lexer {
                     _ => self.word().push_char('\\'),
                 },
                 '$' => self.dollar(),
-                '`' if self.syntax == Syntax::Shell => {
-                    let inner = self.backquoted();
-                    self.word().parts.push(inner);
-                }
+                '`' if self.syntax == Syntax::Shell => self.backquoted(),
                 '%' if self.syntax == Syntax::Systemd => self.specifier(),
                 _ => self.word().push_char(c),
             }
         }
-        if !closed {
-            self.word()
-                .parts
-                .push(Part::Other("an unterminated quote".into()));
-        }
+        self.push(Part::Other("an unterminated quote".into()));
     }
 
     /// After a `$`.
@@ -287,11 +260,11 @@ impl Lexer {
         match self.peek(0) {
             Some('(') if shell && self.peek(1) == Some('(') => {
                 let inner = self.balanced();
-                self.word().parts.push(Part::Other(format!("$({inner})")));
+                self.push(Part::Other(format!("$({inner})")));
             }
             Some('(') if shell => {
                 let inner = self.balanced();
-                self.word().parts.push(Part::Subst(inner));
+                self.push(Part::Subst(inner));
             }
             Some('{') => {
                 self.at += 1;
@@ -308,7 +281,7 @@ impl Lexer {
                 } else {
                     Part::Other(format!("${{{inner}}}"))
                 };
-                self.word().parts.push(part);
+                self.push(part);
             }
             Some(c) if c == '_' || c.is_ascii_alphabetic() => {
                 let mut name = String::new();
@@ -319,11 +292,11 @@ impl Lexer {
                     self.at += 1;
                     name.push(c);
                 }
-                self.word().parts.push(Part::Var(name));
+                self.push(Part::Var(name));
             }
             Some(c) if shell && "0123456789?$!#*@-'".contains(c) => {
                 self.at += 1;
-                self.word().parts.push(Part::Other(format!("${c}")));
+                self.push(Part::Other(format!("${c}")));
             }
             _ => self.word().push_char('$'),
         }
@@ -361,12 +334,12 @@ impl Lexer {
     }
 
     /// After a backquote: the command's text, up to the closing one.
-    fn backquoted(&mut self) -> Part {
+    fn backquoted(&mut self) {
         let mut inner = String::new();
         while let Some(c) = self.peek(0) {
             self.at += 1;
             match c {
-                '`' => return Part::Subst(inner),
+                '`' => return self.push(Part::Subst(inner)),
                 '\\' if matches!(self.peek(0), Some('$' | '`' | '\\')) => {
                     inner.push(self.chars[self.at]);
                     self.at += 1;
@@ -374,7 +347,7 @@ impl Lexer {
                 _ => inner.push(c),
             }
         }
-        Part::Other(format!("`{inner}"))
+        self.push(Part::Other(format!("`{inner}")));
     }
 
     /// After a `%` in a unit: `%%` is a `%`, anything else a specifier systemd expands.
@@ -386,7 +359,7 @@ impl Lexer {
             }
             Some(c) => {
                 self.at += 1;
-                self.word().parts.push(Part::Other(format!("%{c}")));
+                self.push(Part::Other(format!("%{c}")));
             }
             None => self.word().push_char('%'),
         }
