@@ -844,38 +844,27 @@ impl Reader<'_> {
         };
         let words: Vec<String> = command.words.iter().map(Word::text).collect();
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        // After the program: the options, and the one name `pidof` and `pgrep` are given.
+        let (options, operands): (Vec<&Word>, Vec<&Word>) = command
+            .words
+            .iter()
+            .skip(1)
+            .partition(|w| w.text().starts_with('-'));
+        let exact = |w: &&Word| matches!(w.text().as_str(), "-x" | "--exact");
         let file = |w: &Word| self.file_target(w);
-        match (words.as_slice(), command.inputs.as_slice()) {
-            ([], [input]) => file(input),
-            (["cat" | "/bin/cat" | "/usr/bin/cat"], [input]) => file(input),
-            (["cat" | "/bin/cat" | "/usr/bin/cat", _], []) => file(&command.words[1]),
-            (["head", "-1" | "-n1", _], []) => file(&command.words[2]),
-            (["head", "-n", "1", _], []) => file(&command.words[3]),
-            (["pidof" | "/bin/pidof" | "/usr/bin/pidof", ..], []) => {
-                match command.words[1..]
-                    .iter()
-                    .filter(|w| !w.text().starts_with('-'))
-                    .collect::<Vec<_>>()
-                    .as_slice()
-                {
-                    [name] => self.name(name),
-                    _ => unknown(),
-                }
-            }
-            (["pgrep" | "/usr/bin/pgrep", rest @ ..], []) => {
-                let exact = rest.iter().any(|w| *w == "-x" || *w == "--exact");
-                let others: Vec<&Word> = command.words[1..]
-                    .iter()
-                    .filter(|w| !w.text().starts_with('-'))
-                    .collect();
-                let only_x = rest
-                    .iter()
-                    .filter(|w| w.starts_with('-'))
-                    .all(|w| *w == "-x" || *w == "--exact");
-                match others.as_slice() {
-                    [p] if only_x => self.pattern(p, exact),
-                    _ => unknown(),
-                }
+        match (
+            words.as_slice(),
+            command.inputs.as_slice(),
+            operands.as_slice(),
+        ) {
+            ([], [input], _) => file(input),
+            (["cat" | "/bin/cat" | "/usr/bin/cat"], [input], _) => file(input),
+            (["cat" | "/bin/cat" | "/usr/bin/cat", _], [], _) => file(&command.words[1]),
+            (["head", "-1" | "-n1", _], [], _) => file(&command.words[2]),
+            (["head", "-n", "1", _], [], _) => file(&command.words[3]),
+            (["pidof" | "/bin/pidof" | "/usr/bin/pidof", ..], [], [name]) => self.name(name),
+            (["pgrep" | "/usr/bin/pgrep", ..], [], [p]) if options.iter().all(exact) => {
+                self.pattern(p, options.iter().any(exact))
             }
             _ => unknown(),
         }
