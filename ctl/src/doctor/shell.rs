@@ -895,55 +895,43 @@ mod tests {
 
     #[test]
     fn the_forms_logrotate_stanzas_use_are_read() {
-        let hup = "SIGHUP".to_owned();
-        assert_eq!(
-            one("kill -HUP $(cat /run/x.pid)"),
-            (hup.clone(), pidfile("/run/x.pid"))
-        );
-        assert_eq!(
-            one("kill -s HUP `cat /run/x.pid`"),
-            (hup.clone(), pidfile("/run/x.pid"))
-        );
-        assert_eq!(one("/bin/kill -1 812"), (hup.clone(), Target::Pid(812)));
-        assert_eq!(
-            one("[ -f /run/x.pid ] && kill -HUP \"$(cat /run/x.pid 2>/dev/null)\" || true"),
-            (hup.clone(), pidfile("/run/x.pid"))
-        );
-        assert_eq!(
-            one("kill -HUP $(< /run/x.pid)"),
-            (hup.clone(), pidfile("/run/x.pid"))
-        );
+        let (hup, usr1) = ("SIGHUP", "SIGUSR1");
+        let name = |n: &str| Target::Name(n.into());
+        for (line, sig, target) in [
+            ("kill -HUP $(cat /run/x.pid)", hup, pidfile("/run/x.pid")),
+            ("kill -s HUP `cat /run/x.pid`", hup, pidfile("/run/x.pid")),
+            ("/bin/kill -1 812", hup, Target::Pid(812)),
+            (
+                "[ -f /run/x.pid ] && kill -HUP \"$(cat /run/x.pid 2>/dev/null)\" || true",
+                hup,
+                pidfile("/run/x.pid"),
+            ),
+            ("kill -HUP $(< /run/x.pid)", hup, pidfile("/run/x.pid")),
+            ("/usr/bin/killall -USR1 nginx", usr1, name("nginx")),
+            (
+                "start-stop-daemon --stop --signal HUP --quiet --pidfile /run/a.pid",
+                hup,
+                pidfile("/run/a.pid"),
+            ),
+            ("start-stop-daemon -K -s 1 -n a", hup, name("a")),
+            (
+                "sh -c 'kill -USR1 $(cat /run/a.pid)'",
+                usr1,
+                pidfile("/run/a.pid"),
+            ),
+            (
+                "P=/run/b.pid; kill -HUP `cat $P`",
+                hup,
+                pidfile("/run/b.pid"),
+            ),
+            ("if true; then kill -HUP 5; fi", hup, Target::Pid(5)),
+        ] {
+            assert_eq!(one(line), (sig.to_owned(), target), "{line}");
+        }
         assert_eq!(one("pkill -SIGHUP logdeviced").0, hup);
         assert_eq!(one("pkill -HUP -x logdeviced").0, hup);
-        assert_eq!(
-            one("/usr/bin/killall -USR1 nginx"),
-            ("SIGUSR1".into(), Target::Name("nginx".into()))
-        );
-        assert_eq!(
-            one("killall -s HUP rsyslogd").1,
-            Target::Name("rsyslogd".into())
-        );
-        assert_eq!(
-            one("start-stop-daemon --stop --signal HUP --quiet --pidfile /run/a.pid"),
-            (hup.clone(), pidfile("/run/a.pid"))
-        );
-        assert_eq!(
-            one("start-stop-daemon -K -s 1 -n a"),
-            (hup.clone(), Target::Name("a".into()))
-        );
-        assert_eq!(
-            one("kill -HUP $(pidof rsyslogd)").1,
-            Target::Name("rsyslogd".into())
-        );
-        assert_eq!(
-            one("sh -c 'kill -USR1 $(cat /run/a.pid)'"),
-            ("SIGUSR1".into(), pidfile("/run/a.pid"))
-        );
-        assert_eq!(
-            one("P=/run/b.pid; kill -HUP `cat $P`"),
-            (hup.clone(), pidfile("/run/b.pid"))
-        );
-        assert_eq!(one("if true; then kill -HUP 5; fi"), (hup, Target::Pid(5)));
+        assert_eq!(one("killall -s HUP rsyslogd").1, name("rsyslogd"));
+        assert_eq!(one("kill -HUP $(pidof rsyslogd)").1, name("rsyslogd"));
     }
 
     #[test]
@@ -981,27 +969,14 @@ mod tests {
             assert!(matches!(target, Target::Unknown(_)), "{line}: {target:?}");
         }
         // $MAINPID is systemd's in a unit only.
-        let mut unit = Scope::new(true);
-        let found = kills("/bin/kill -HUP $MAINPID", Syntax::Systemd, &mut unit);
+        let unit = |line| kills(line, Syntax::Systemd, &mut Scope::new(true));
+        let found = unit("/bin/kill -HUP $MAINPID");
         assert_eq!(found[0].target, Target::MainPid);
-        let found = kills(
-            "/bin/sh -c \"kill -HUP $MAINPID\"",
-            Syntax::Systemd,
-            &mut unit,
-        );
+        let found = unit("/bin/sh -c \"kill -HUP $MAINPID\"");
         assert_eq!(found[0].target, Target::MainPid);
-        let found = kills(
-            "/bin/kill -HUP $(cat /run/%i.pid)",
-            Syntax::Systemd,
-            &mut unit,
-        );
+        let found = unit("/bin/kill -HUP $(cat /run/%i.pid)");
         assert!(matches!(found[0].target, Target::Unknown(_)), "{found:?}");
-        let found = kills(
-            "/bin/kill -HUP 5 ; /bin/kill -USR1 6",
-            Syntax::Systemd,
-            &mut unit,
-        );
-        assert_eq!(found.len(), 2);
+        assert_eq!(unit("/bin/kill -HUP 5 ; /bin/kill -USR1 6").len(), 2);
     }
 
     #[test]
