@@ -21,7 +21,6 @@
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use std::ffi::{OsStr, OsString};
-use std::fmt;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -57,37 +56,21 @@ pub enum PidFileError {
 }
 
 /// What makes a pid file, or a directory on its path, untrusted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Distrust {
     /// The pid file is a symbolic link.
+    #[error("{} is a symbolic link", .at.display())]
     Symlink { at: PathBuf },
     /// A file or directory owned by another user.
+    #[error("{} is owned by uid {uid}, neither root nor ctl's user (uid {})", .at.display(),
+            rustix::process::geteuid().as_raw())]
     Owner { at: PathBuf, uid: u32 },
     /// A file, or a directory without the sticky bit, that its group or others may write.
+    #[error("{} is writable by its group or others (mode {:04o})", .at.display(), .mode & 0o7777)]
     Writable { at: PathBuf, mode: u32 },
     /// The pid file is no regular file.
+    #[error("{} is not a regular file", .at.display())]
     NotRegular { at: PathBuf },
-}
-
-impl fmt::Display for Distrust {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let me = rustix::process::geteuid().as_raw();
-        match self {
-            Distrust::Symlink { at } => write!(f, "{} is a symbolic link", at.display()),
-            Distrust::Owner { at, uid } => write!(
-                f,
-                "{} is owned by uid {uid}, neither root nor ctl's user (uid {me})",
-                at.display()
-            ),
-            Distrust::Writable { at, mode } => write!(
-                f,
-                "{} is writable by its group or others (mode {:04o})",
-                at.display(),
-                mode & 0o7777
-            ),
-            Distrust::NotRegular { at } => write!(f, "{} is not a regular file", at.display()),
-        }
-    }
 }
 
 /// Reads the pid in the pid file at `path`, by the rules above.
