@@ -146,6 +146,19 @@ pub fn comm(pid: i32) -> io::Result<Vec<u8>> {
     Ok(name)
 }
 
+/// The longest name `/proc/PID/comm` holds (`TASK_COMM_LEN` - 1).
+pub const COMM_MAX: usize = 15;
+
+/// What a process name can hold of `name`: its first [`COMM_MAX`] bytes, cut back to a
+/// character's boundary.
+pub fn comm_prefix(name: &str) -> &str {
+    let mut end = name.len().min(COMM_MAX);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
 /// Every process (not thread) whose [`comm`] is `name`, but this one; a process that exits
 /// while the list is read is left out.
 pub fn pids_named(name: &[u8]) -> io::Result<Vec<i32>> {

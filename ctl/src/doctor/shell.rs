@@ -709,14 +709,7 @@ impl Reader<'_> {
                 "{n} is a program's path, matched by its executable, which is not read here"
             )),
             // The kernel keeps 15 bytes of a name; killall and pidof compare those.
-            Some(n) => Target::Name(
-                n.chars()
-                    .scan(0, |len, c| {
-                        *len += c.len_utf8();
-                        (*len <= 15).then_some(c)
-                    })
-                    .collect(),
-            ),
+            Some(n) => Target::Name(crate::procfs::comm_prefix(&n).to_owned()),
             None => Target::Unknown(format!("uses shell we do not evaluate: {}", word.text())),
         }
     }

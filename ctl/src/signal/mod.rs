@@ -43,9 +43,6 @@ const POLL: Duration = Duration::from_millis(20);
 const BLOCK_LOOKS: u32 = 21;
 const BLOCK_LOOK_EVERY: Duration = Duration::from_millis(5);
 
-/// The longest name `/proc/PID/comm` holds (`TASK_COMM_LEN` - 1).
-const COMM_MAX: usize = 15;
-
 /// The long help of `ctl signal`.
 pub const LONG_ABOUT: &str = "\
 Send a signal to a daemon without a control socket, only where it is handled, and prove what \
@@ -172,14 +169,10 @@ fn find(args: &SignalArgs, verify: bool) -> Result<Vec<Process>, SignalError> {
         };
     }
     let name = args.name.as_deref().unwrap_or_default();
-    if name.len() > COMM_MAX {
-        let mut end = COMM_MAX;
-        while !name.is_char_boundary(end) {
-            end -= 1;
-        }
+    if name.len() > procfs::COMM_MAX {
         return Err(SignalError::NameTooLong {
             name: name.to_owned(),
-            short: name[..end].to_owned(),
+            short: procfs::comm_prefix(name).to_owned(),
         });
     }
     let pids = procfs::pids_named(name.as_bytes()).map_err(|source| SignalError::Os {
