@@ -23,6 +23,7 @@ mod systemd;
 pub use error::DoctorError;
 
 use crate::output::clean;
+use crate::signal::Sig;
 use clap::Args;
 use control_api::text::escape_path;
 use judge::{Judged, Place, Resolved, Verdict};
@@ -381,13 +382,7 @@ fn message(f: &Finding) -> String {
         .unwrap_or_default();
     match f.verdict {
         Verdict::WouldKill => {
-            let core =
-                matches!(&f.kill.signal, Ok(s) if s.default == crate::signal::names::Action::Core);
-            let what = if core {
-                "terminate and dump core"
-            } else {
-                "terminate"
-            };
+            let what = f.kill.signal.as_ref().map_or("terminate", Sig::kills_how);
             format!("would kill {who}: {sig} not caught (its default action is to {what})")
         }
         Verdict::WouldStop => format!("would stop {who}: {sig} not caught"),

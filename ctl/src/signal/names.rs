@@ -29,6 +29,14 @@ impl Sig {
     pub fn number(&self) -> i32 {
         self.signal.as_raw()
     }
+
+    /// How its default action kills a process, for the messages of a signal that kills.
+    pub fn kills_how(&self) -> &'static str {
+        match self.default {
+            Core => "terminate and dump core",
+            _ => "terminate",
+        }
+    }
 }
 
 impl fmt::Display for Sig {
@@ -210,11 +218,7 @@ impl Refusal {
             }
             Refusal::WouldKill => format!(
                 "{sig} would kill it: no handler (its default action is to {})",
-                if sig.default == Core {
-                    "terminate and dump core"
-                } else {
-                    "terminate"
-                }
+                sig.kills_how()
             ),
             Refusal::WouldStop => format!("{sig} would stop it: no handler"),
             Refusal::Ignored => format!("it ignores {sig}: sending it would do nothing"),
