@@ -422,10 +422,7 @@ fn who(judged: &[&Judged]) -> String {
 
 /// What to do about it, or `None`.
 fn advice(f: &Finding) -> Option<String> {
-    let sig = match &f.kill.signal {
-        Ok(sig) => sig.name,
-        Err(_) => return None,
-    };
+    let sig = f.kill.signal.as_ref().ok()?.name;
     let op = f.script.purpose;
     if let Resolved::Processes(p) = &f.resolved {
         if let Some((_, name)) = p.iter().find_map(|j| j.socket.as_ref()) {
@@ -437,6 +434,12 @@ fn advice(f: &Finding) -> Option<String> {
             return Some(format!("{verb} `ctl {op} {name}`"));
         }
     }
+    if !matches!(
+        f.verdict,
+        Verdict::WouldKill | Verdict::WouldStop | Verdict::Handled | Verdict::Blocked
+    ) {
+        return None;
+    }
     let how = match &f.kill.target {
         Target::PidFile(path) => format!("--pidfile {}", path.display()),
         Target::Name(name) => format!("--name {name}"),
@@ -445,24 +448,13 @@ fn advice(f: &Finding) -> Option<String> {
         }
         _ => "--pidfile PIDFILE".to_owned(),
     };
-    let verify = if op == "rotate" {
-        " --verify-reopen LOG..."
-    } else {
-        ""
+    let (verify, proves) = match op {
+        "rotate" => (" --verify-reopen LOG...", ", and proves the reopen"),
+        _ => ("", ""),
     };
-    match f.verdict {
-        Verdict::WouldKill | Verdict::WouldStop | Verdict::Handled | Verdict::Blocked => {
-            Some(format!(
-                "`ctl signal {sig} {how}{verify}` sends it only while the process handles it{}",
-                if verify.is_empty() {
-                    ""
-                } else {
-                    ", and proves the reopen"
-                }
-            ))
-        }
-        _ => None,
-    }
+    Some(format!(
+        "`ctl signal {sig} {how}{verify}` sends it only while the process handles it{proves}"
+    ))
 }
 
 fn finding_json(f: &Finding) -> Value {
