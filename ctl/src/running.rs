@@ -221,6 +221,14 @@ mod tests {
         judge(None, &places, &places)
     }
 
+    /// What the daemon at `socket` left, which says it died.
+    fn left(socket: &Path) -> PathBuf {
+        match at(socket) {
+            Verdict::Died(r) => r.path,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn nothing_left_is_stopped_a_lock_file_nobody_holds_or_a_dead_socket_is_died() {
         let tmp = tempfile::tempdir().unwrap();
@@ -228,17 +236,11 @@ mod tests {
         assert_eq!(at(&socket), Verdict::Stopped);
 
         std::fs::write(lock::lock_path(&socket), "").unwrap();
-        match at(&socket) {
-            Verdict::Died(r) => assert_eq!(r.path, lock::lock_path(&socket)),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(left(&socket), lock::lock_path(&socket));
 
         // A socket left behind says more than its lock file.
         drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
-        match at(&socket) {
-            Verdict::Died(r) => assert_eq!(r.path, socket),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(left(&socket), socket);
     }
 
     #[test]
