@@ -324,11 +324,9 @@ pub fn send(pidfd: &OwnedFd, sig: &Sig) -> io::Result<()> {
 }
 
 fn sent_error(e: io::Error, p: &Process) -> SignalError {
-    match e.raw_os_error() {
-        Some(code) if code == rustix::io::Errno::SRCH.raw_os_error() => {
-            SignalError::Gone { who: p.who.clone() }
-        }
-        Some(code) if code == rustix::io::Errno::PERM.raw_os_error() => SignalError::Denied {
+    match rustix::io::Errno::from_io_error(&e) {
+        Some(rustix::io::Errno::SRCH) => SignalError::Gone { who: p.who.clone() },
+        Some(rustix::io::Errno::PERM) => SignalError::Denied {
             who: p.who.clone(),
             what: "signal",
             sent: false,
