@@ -355,11 +355,9 @@ fn exited_within(pidfds: &[&OwnedFd], limit: Duration) -> io::Result<Vec<usize>>
         tv_sec: limit.as_secs() as _,
         tv_nsec: limit.subsec_nanos() as _,
     };
-    loop {
-        match rustix::event::poll(&mut polled, Some(&timeout)) {
-            Ok(_) => break,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
+    while let Err(e) = rustix::event::poll(&mut polled, Some(&timeout)) {
+        if e != rustix::io::Errno::INTR {
+            return Err(e.into());
         }
     }
     Ok(polled
