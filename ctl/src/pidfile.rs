@@ -21,7 +21,6 @@
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use std::ffi::{OsStr, OsString};
-use std::fmt;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -57,37 +56,21 @@ pub enum PidFileError {
 }
 
 /// What makes a pid file, or a directory on its path, untrusted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Distrust {
     /// The pid file is a symbolic link.
+    #[error("{} is a symbolic link", .at.display())]
     Symlink { at: PathBuf },
     /// A file or directory owned by another user.
+    #[error("{} is owned by uid {uid}, neither root nor ctl's user (uid {})", .at.display(),
+            rustix::process::geteuid().as_raw())]
     Owner { at: PathBuf, uid: u32 },
     /// A file, or a directory without the sticky bit, that its group or others may write.
+    #[error("{} is writable by its group or others (mode {:04o})", .at.display(), .mode & 0o7777)]
     Writable { at: PathBuf, mode: u32 },
     /// The pid file is no regular file.
+    #[error("{} is not a regular file", .at.display())]
     NotRegular { at: PathBuf },
-}
-
-impl fmt::Display for Distrust {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let me = rustix::process::geteuid().as_raw();
-        match self {
-            Distrust::Symlink { at } => write!(f, "{} is a symbolic link", at.display()),
-            Distrust::Owner { at, uid } => write!(
-                f,
-                "{} is owned by uid {uid}, neither root nor ctl's user (uid {me})",
-                at.display()
-            ),
-            Distrust::Writable { at, mode } => write!(
-                f,
-                "{} is writable by its group or others (mode {:04o})",
-                at.display(),
-                mode & 0o7777
-            ),
-            Distrust::NotRegular { at } => write!(f, "{} is not a regular file", at.display()),
-        }
-    }
 }
 
 /// Reads the pid in the pid file at `path`, by the rules above.
@@ -217,10 +200,7 @@ impl Walk<'_> {
                 continue;
             }
             if last {
-                return open_file(dir, &name, &here).map(Some).map_err(|e| match e {
-                    Opened::Io(e) => fail(e),
-                    Opened::Distrust(why) => untrusted(shown, why),
-                });
+                return open_file(dir, &name, &here, shown).map(Some);
             }
             let next = open_dir(dir, &name, &here).map_err(fail)?;
             judge_dir(&next.1, &next.2).map_err(|why| untrusted(shown, why))?;
@@ -250,42 +230,29 @@ fn open_dir(dir: impl AsFd, name: &OsStr, here: &Path) -> io::Result<(OwnedFd, S
     Ok((fd, stat, here.to_owned()))
 }
 
-enum Opened {
-    Io(io::Error),
-    Distrust(Distrust),
-}
-
 /// Opens the pid file itself, never through a link, and judges what was opened. It is
 /// opened first as a path only (`O_PATH`: no device's open is run, no FIFO's writer is woken,
 /// `/dev/watchdog` is not started), judged by `fstat`, and only a regular file is opened
 /// again for reading, through `/proc/self/fd`: that very inode, whatever the name holds now.
-fn open_file(dir: impl AsFd, name: &OsStr, here: &Path) -> Result<OwnedFd, Opened> {
+fn open_file(
+    dir: impl AsFd,
+    name: &OsStr,
+    here: &Path,
+    shown: &Path,
+) -> Result<OwnedFd, PidFileError> {
+    let fail = |e: io::Error| io_error(shown, e);
     let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let path = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(e) => return Err(Opened::Io(e.into())),
-    };
-    let stat = rustix::fs::fstat(&path).map_err(|e| Opened::Io(e.into()))?;
+    let path = rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|e| fail(e.into()))?;
+    let stat = rustix::fs::fstat(&path).map_err(|e| fail(e.into()))?;
     let at = here.to_owned();
     match FileType::from_raw_mode(stat.st_mode) {
         FileType::RegularFile => {}
         // A link put there since it was looked at (`O_PATH | O_NOFOLLOW` opens the link).
-        FileType::Symlink => return Err(Opened::Distrust(Distrust::Symlink { at })),
-        _ => return Err(Opened::Distrust(Distrust::NotRegular { at })),
+        FileType::Symlink => return Err(untrusted(shown, Distrust::Symlink { at })),
+        _ => return Err(untrusted(shown, Distrust::NotRegular { at })),
     }
-    if !trusted_uid(stat.st_uid) {
-        return Err(Opened::Distrust(Distrust::Owner {
-            at,
-            uid: stat.st_uid,
-        }));
-    }
-    if stat.st_mode & 0o022 != 0 {
-        return Err(Opened::Distrust(Distrust::Writable {
-            at,
-            mode: stat.st_mode,
-        }));
-    }
-    reopen_regular(&path, &stat).map_err(Opened::Io)
+    judge_owner(&stat, here, false).map_err(|why| untrusted(shown, why))?;
+    reopen_regular(&path, &stat).map_err(fail)
 }
 
 /// Opens for reading the regular file that the `O_PATH` descriptor `path` (whose `fstat` is
@@ -308,13 +275,19 @@ pub(crate) fn reopen_regular(path: &OwnedFd, stat: &Stat) -> io::Result<OwnedFd>
 
 /// A directory on the path: root's or ctl's user's, writable by nobody else unless sticky.
 fn judge_dir(stat: &Stat, at: &Path) -> Result<(), Distrust> {
+    judge_owner(stat, at, stat.st_mode & 0o1000 != 0)
+}
+
+/// Root's or ctl's user's, and writable by nobody else unless `sticky` (a directory with the
+/// sticky bit).
+fn judge_owner(stat: &Stat, at: &Path, sticky: bool) -> Result<(), Distrust> {
     if !trusted_uid(stat.st_uid) {
         return Err(Distrust::Owner {
             at: at.to_owned(),
             uid: stat.st_uid,
         });
     }
-    if stat.st_mode & 0o022 != 0 && stat.st_mode & 0o1000 == 0 {
+    if stat.st_mode & 0o022 != 0 && !sticky {
         return Err(Distrust::Writable {
             at: at.to_owned(),
             mode: stat.st_mode,
@@ -403,17 +376,15 @@ mod tests {
 
         let missing = read(&dir.path().join("none.pid")).unwrap_err();
         assert!(matches!(missing, PidFileError::Missing { .. }), "{missing}");
+        let distrust = |err: &PidFileError| match err {
+            PidFileError::Untrusted { why, .. } => Some(why.clone()),
+            _ => None,
+        };
 
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
         let err = read(&file).unwrap_err();
         assert!(
-            matches!(
-                &err,
-                PidFileError::Untrusted {
-                    why: Distrust::Writable { .. },
-                    ..
-                }
-            ),
+            matches!(distrust(&err), Some(Distrust::Writable { .. })),
             "{err}"
         );
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -422,13 +393,7 @@ mod tests {
         std::os::unix::fs::symlink(&file, &file_link).unwrap();
         let err = read(&file_link).unwrap_err();
         assert!(
-            matches!(
-                &err,
-                PidFileError::Untrusted {
-                    why: Distrust::Symlink { .. },
-                    ..
-                }
-            ),
+            matches!(distrust(&err), Some(Distrust::Symlink { .. })),
             "{err}"
         );
 

@@ -146,6 +146,19 @@ pub fn comm(pid: i32) -> io::Result<Vec<u8>> {
     Ok(name)
 }
 
+/// The longest name `/proc/PID/comm` holds (`TASK_COMM_LEN` - 1).
+pub const COMM_MAX: usize = 15;
+
+/// What a process name can hold of `name`: its first [`COMM_MAX`] bytes, cut back to a
+/// character's boundary.
+pub fn comm_prefix(name: &str) -> &str {
+    let mut end = name.len().min(COMM_MAX);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
 /// Every process (not thread) whose [`comm`] is `name`, but this one; a process that exits
 /// while the list is read is left out.
 pub fn pids_named(name: &[u8]) -> io::Result<Vec<i32>> {
@@ -156,22 +169,21 @@ pub fn pids_named(name: &[u8]) -> io::Result<Vec<i32>> {
 /// while the list is read is left out.
 pub fn pids_matching(matches: impl Fn(&[u8]) -> bool) -> io::Result<Vec<i32>> {
     let me = std::process::id() as i32;
-    let mut pids = Vec::new();
-    for entry in fs::read_dir("/proc")? {
-        let entry = entry?;
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pid != me && comm(pid).is_ok_and(|c| matches(&c)) {
-            pids.push(pid);
-        }
-    }
+    let mut pids: Vec<i32> = numbered("/proc")?;
+    pids.retain(|&pid| pid != me && comm(pid).is_ok_and(|c| matches(&c)));
     pids.sort_unstable();
     Ok(pids)
+}
+
+/// The names in the directory `dir` that are numbers (pids, descriptors), in the order read.
+fn numbered<N: std::str::FromStr>(dir: &str) -> io::Result<Vec<N>> {
+    let mut numbers = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        if let Some(n) = entry?.file_name().to_str().and_then(|s| s.parse().ok()) {
+            numbers.push(n);
+        }
+    }
+    Ok(numbers)
 }
 
 /// One open descriptor of a process.
@@ -192,17 +204,8 @@ pub struct OpenFile {
 /// The process's open descriptors. A descriptor closed while they are read is left out.
 /// Refused ([`io::ErrorKind::PermissionDenied`]) without ptrace read access to the process.
 pub fn open_files(pid: i32) -> io::Result<Vec<OpenFile>> {
-    let dir = format!("/proc/{pid}/fd");
     let mut files = Vec::new();
-    for entry in fs::read_dir(&dir)? {
-        let entry = entry?;
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for fd in numbered(&format!("/proc/{pid}/fd"))? {
         match open_file(pid, fd) {
             Ok(file) => files.push(file),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}

@@ -135,13 +135,13 @@ fn scan(proc: &Path, name: &str, me: u32, looked: &[PathBuf]) -> Vec<Process> {
     let Ok(entries) = std::fs::read_dir(proc) else {
         return Vec::new();
     };
-    let owner = NameOwner::of(name);
+    let owners = name_owners(name);
     let mut pids: Vec<(u32, u32)> = entries
         .filter_map(Result::ok)
         .filter_map(|e| {
             let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
             let uid = e.metadata().ok()?.uid();
-            (pid != me && owner.trusts(uid)).then_some((pid, uid))
+            (pid != me && owners.contains(&uid)).then_some((pid, uid))
         })
         .collect();
     pids.sort_unstable();
@@ -162,27 +162,17 @@ fn scan(proc: &Path, name: &str, me: u32, looked: &[PathBuf]) -> Vec<Process> {
 
 /// Who, besides root, may run the daemon `name`: the owner of its runtime directory
 /// `RUN/NAME` (what `RuntimeDirectory=NAME` makes for `User=`), and the user called `name`.
-struct NameOwner {
-    uids: Vec<u32>,
-}
-
-impl NameOwner {
-    fn of(name: &str) -> NameOwner {
-        // Root, and the caller: a user's own daemons are theirs to ask about.
-        let mut uids = vec![0, rustix::process::geteuid().as_raw()];
-        let run_dir = SocketEnv::from_process().run_dir().join(name);
-        if let Ok(meta) = std::fs::symlink_metadata(run_dir) {
-            if meta.is_dir() {
-                uids.push(meta.uid());
-            }
+fn name_owners(name: &str) -> Vec<u32> {
+    // Root, and the caller: a user's own daemons are theirs to ask about.
+    let mut uids = vec![0, rustix::process::geteuid().as_raw()];
+    let run_dir = SocketEnv::from_process().run_dir().join(name);
+    if let Ok(meta) = std::fs::symlink_metadata(run_dir) {
+        if meta.is_dir() {
+            uids.push(meta.uid());
         }
-        uids.extend(user_uid(Path::new("/etc/passwd"), name));
-        NameOwner { uids }
     }
-
-    fn trusts(&self, uid: u32) -> bool {
-        self.uids.contains(&uid)
-    }
+    uids.extend(user_uid(Path::new("/etc/passwd"), name));
+    uids
 }
 
 /// The uid of the user `name` in the passwd file at `passwd`. Users only a directory
@@ -231,6 +221,14 @@ mod tests {
         judge(None, &places, &places)
     }
 
+    /// What the daemon at `socket` left, which says it died.
+    fn left(socket: &Path) -> PathBuf {
+        match at(socket) {
+            Verdict::Died(r) => r.path,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn nothing_left_is_stopped_a_lock_file_nobody_holds_or_a_dead_socket_is_died() {
         let tmp = tempfile::tempdir().unwrap();
@@ -238,17 +236,11 @@ mod tests {
         assert_eq!(at(&socket), Verdict::Stopped);
 
         std::fs::write(lock::lock_path(&socket), "").unwrap();
-        match at(&socket) {
-            Verdict::Died(r) => assert_eq!(r.path, lock::lock_path(&socket)),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(left(&socket), lock::lock_path(&socket));
 
         // A socket left behind says more than its lock file.
         drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
-        match at(&socket) {
-            Verdict::Died(r) => assert_eq!(r.path, socket),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(left(&socket), socket);
     }
 
     #[test]

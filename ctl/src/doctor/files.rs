@@ -10,7 +10,6 @@
 
 use rustix::fs::{FileType, Mode, OFlags, ResolveFlags, Stat};
 use std::ffi::OsString;
-use std::fmt;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStringExt;
@@ -29,27 +28,20 @@ pub struct File {
 }
 
 /// Why a file was not read.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum Unread {
     /// Nothing there.
+    #[error("it does not exist")]
     Missing,
     /// A directory, FIFO, device, ...
+    #[error("it is not a regular file")]
     NotRegular,
     /// Larger than [`MAX_FILE`].
+    #[error("it is {0} bytes, more than the {MAX_FILE} read")]
     TooLarge(u64),
     /// The system refused.
+    #[error("{0}")]
     Io(io::Error),
-}
-
-impl fmt::Display for Unread {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Unread::Missing => f.write_str("it does not exist"),
-            Unread::NotRegular => f.write_str("it is not a regular file"),
-            Unread::TooLarge(n) => write!(f, "it is {n} bytes, more than the {MAX_FILE} read"),
-            Unread::Io(e) => write!(f, "{e}"),
-        }
-    }
 }
 
 /// The root every configuration path is read under.

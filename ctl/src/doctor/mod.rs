@@ -23,6 +23,7 @@ mod systemd;
 pub use error::DoctorError;
 
 use crate::output::clean;
+use crate::signal::Sig;
 use clap::Args;
 use control_api::text::escape_path;
 use judge::{Judged, Place, Resolved, Verdict};
@@ -381,13 +382,7 @@ fn message(f: &Finding) -> String {
         .unwrap_or_default();
     match f.verdict {
         Verdict::WouldKill => {
-            let core =
-                matches!(&f.kill.signal, Ok(s) if s.default == crate::signal::names::Action::Core);
-            let what = if core {
-                "terminate and dump core"
-            } else {
-                "terminate"
-            };
+            let what = f.kill.signal.as_ref().map_or("terminate", Sig::kills_how);
             format!("would kill {who}: {sig} not caught (its default action is to {what})")
         }
         Verdict::WouldStop => format!("would stop {who}: {sig} not caught"),
@@ -427,10 +422,7 @@ fn who(judged: &[&Judged]) -> String {
 
 /// What to do about it, or `None`.
 fn advice(f: &Finding) -> Option<String> {
-    let sig = match &f.kill.signal {
-        Ok(sig) => sig.name,
-        Err(_) => return None,
-    };
+    let sig = f.kill.signal.as_ref().ok()?.name;
     let op = f.script.purpose;
     if let Resolved::Processes(p) = &f.resolved {
         if let Some((_, name)) = p.iter().find_map(|j| j.socket.as_ref()) {
@@ -442,6 +434,12 @@ fn advice(f: &Finding) -> Option<String> {
             return Some(format!("{verb} `ctl {op} {name}`"));
         }
     }
+    if !matches!(
+        f.verdict,
+        Verdict::WouldKill | Verdict::WouldStop | Verdict::Handled | Verdict::Blocked
+    ) {
+        return None;
+    }
     let how = match &f.kill.target {
         Target::PidFile(path) => format!("--pidfile {}", path.display()),
         Target::Name(name) => format!("--name {name}"),
@@ -450,24 +448,13 @@ fn advice(f: &Finding) -> Option<String> {
         }
         _ => "--pidfile PIDFILE".to_owned(),
     };
-    let verify = if op == "rotate" {
-        " --verify-reopen LOG..."
-    } else {
-        ""
+    let (verify, proves) = match op {
+        "rotate" => (" --verify-reopen LOG...", ", and proves the reopen"),
+        _ => ("", ""),
     };
-    match f.verdict {
-        Verdict::WouldKill | Verdict::WouldStop | Verdict::Handled | Verdict::Blocked => {
-            Some(format!(
-                "`ctl signal {sig} {how}{verify}` sends it only while the process handles it{}",
-                if verify.is_empty() {
-                    ""
-                } else {
-                    ", and proves the reopen"
-                }
-            ))
-        }
-        _ => None,
-    }
+    Some(format!(
+        "`ctl signal {sig} {how}{verify}` sends it only while the process handles it{proves}"
+    ))
 }
 
 fn finding_json(f: &Finding) -> Value {

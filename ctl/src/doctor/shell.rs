@@ -61,14 +61,20 @@ impl Word {
 
     /// Its text if it is literal throughout.
     fn literal(&self) -> Option<String> {
-        let mut text = String::new();
-        for part in &self.parts {
-            match part {
-                Part::Lit(s) => text.push_str(s),
-                _ => return None,
-            }
-        }
-        Some(text)
+        self.expanded(|_| None)
+    }
+
+    /// Its text with each variable's value from `var`; `None` when it holds anything else the
+    /// shell would expand, or a variable `var` has no value for.
+    fn expanded<'a>(&'a self, var: impl Fn(&str) -> Option<&'a str>) -> Option<String> {
+        self.parts
+            .iter()
+            .map(|part| match part {
+                Part::Lit(s) => Some(s.as_str()),
+                Part::Var(v) => var(v),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Its text with what the shell would expand written as it was.
@@ -132,6 +138,10 @@ impl Lexer {
         self.word.get_or_insert_with(Word::default)
     }
 
+    fn push(&mut self, part: Part) {
+        self.word().parts.push(part);
+    }
+
     fn end_word(&mut self) {
         let Some(word) = self.word.take() else { return };
         match self.redirect.take() {
@@ -175,8 +185,7 @@ impl Lexer {
                     self.end_command();
                 }
                 ('<' | '>', Syntax::Shell) => self.redirection(c),
-                ('\'', _) => self.single_quoted(),
-                ('"', _) => self.double_quoted(),
+                ('\'' | '"', _) => self.quoted(c),
                 ('\\', _) => match self.peek(0) {
                     Some('\n') => self.at += 1,
                     Some(next) => {
@@ -186,12 +195,9 @@ impl Lexer {
                     None => {}
                 },
                 ('$', _) => self.dollar(),
-                ('`', Syntax::Shell) => {
-                    let inner = self.backquoted();
-                    self.word().parts.push(inner);
-                }
+                ('`', Syntax::Shell) => self.backquoted(),
                 ('%', Syntax::Systemd) => self.specifier(),
-                ('*' | '?' | '[', Syntax::Shell) => self.word().parts.push(Part::Other(c.into())),
+                ('*' | '?' | '[', Syntax::Shell) => self.push(Part::Other(c.into())),
                 _ => self.word().push_char(c),
             }
         }
@@ -222,35 +228,15 @@ impl Lexer {
         });
     }
 
-    fn single_quoted(&mut self) {
-        let word = self.word();
-        word.parts.push(Part::Lit(String::new()));
-        let mut closed = false;
-        while let Some(c) = self.peek(0) {
-            self.at += 1;
-            if c == '\'' {
-                closed = true;
-                break;
-            }
-            self.word().push_char(c);
-        }
-        if !closed {
-            self.word()
-                .parts
-                .push(Part::Other("an unterminated quote".into()));
-        }
-    }
-
-    fn double_quoted(&mut self) {
-        self.word().parts.push(Part::Lit(String::new()));
-        let mut closed = false;
+    /// After an opening quote, up to the closing one: single quotes keep everything as it is;
+    /// inside double quotes `\`, `$`, `` ` `` (and `%` in a unit) are still read.
+    fn quoted(&mut self, quote: char) {
+        self.push(Part::Lit(String::new()));
         while let Some(c) = self.peek(0) {
             self.at += 1;
             match c {
-                '"' => {
-                    closed = true;
-                    break;
-                }
+                _ if c == quote => return,
+                _ if quote == '\'' => self.word().push_char(c),
                 '\\' => match self.peek(0) {
                     Some(next @ ('$' | '`' | '"' | '\\')) => {
                         self.at += 1;
@@ -260,19 +246,12 @@ impl Lexer {
                     _ => self.word().push_char('\\'),
                 },
                 '$' => self.dollar(),
-                '`' if self.syntax == Syntax::Shell => {
-                    let inner = self.backquoted();
-                    self.word().parts.push(inner);
-                }
+                '`' if self.syntax == Syntax::Shell => self.backquoted(),
                 '%' if self.syntax == Syntax::Systemd => self.specifier(),
                 _ => self.word().push_char(c),
             }
         }
-        if !closed {
-            self.word()
-                .parts
-                .push(Part::Other("an unterminated quote".into()));
-        }
+        self.push(Part::Other("an unterminated quote".into()));
     }
 
     /// After a `$`.
@@ -281,11 +260,11 @@ impl Lexer {
         match self.peek(0) {
             Some('(') if shell && self.peek(1) == Some('(') => {
                 let inner = self.balanced();
-                self.word().parts.push(Part::Other(format!("$({inner})")));
+                self.push(Part::Other(format!("$({inner})")));
             }
             Some('(') if shell => {
                 let inner = self.balanced();
-                self.word().parts.push(Part::Subst(inner));
+                self.push(Part::Subst(inner));
             }
             Some('{') => {
                 self.at += 1;
@@ -302,7 +281,7 @@ impl Lexer {
                 } else {
                     Part::Other(format!("${{{inner}}}"))
                 };
-                self.word().parts.push(part);
+                self.push(part);
             }
             Some(c) if c == '_' || c.is_ascii_alphabetic() => {
                 let mut name = String::new();
@@ -313,11 +292,11 @@ impl Lexer {
                     self.at += 1;
                     name.push(c);
                 }
-                self.word().parts.push(Part::Var(name));
+                self.push(Part::Var(name));
             }
             Some(c) if shell && "0123456789?$!#*@-'".contains(c) => {
                 self.at += 1;
-                self.word().parts.push(Part::Other(format!("${c}")));
+                self.push(Part::Other(format!("${c}")));
             }
             _ => self.word().push_char('$'),
         }
@@ -355,12 +334,12 @@ impl Lexer {
     }
 
     /// After a backquote: the command's text, up to the closing one.
-    fn backquoted(&mut self) -> Part {
+    fn backquoted(&mut self) {
         let mut inner = String::new();
         while let Some(c) = self.peek(0) {
             self.at += 1;
             match c {
-                '`' => return Part::Subst(inner),
+                '`' => return self.push(Part::Subst(inner)),
                 '\\' if matches!(self.peek(0), Some('$' | '`' | '\\')) => {
                     inner.push(self.chars[self.at]);
                     self.at += 1;
@@ -368,7 +347,7 @@ impl Lexer {
                 _ => inner.push(c),
             }
         }
-        Part::Other(format!("`{inner}"))
+        self.push(Part::Other(format!("`{inner}")));
     }
 
     /// After a `%` in a unit: `%%` is a `%`, anything else a specifier systemd expands.
@@ -380,7 +359,7 @@ impl Lexer {
             }
             Some(c) => {
                 self.at += 1;
-                self.word().parts.push(Part::Other(format!("%{c}")));
+                self.push(Part::Other(format!("%{c}")));
             }
             None => self.word().push_char('%'),
         }
@@ -730,14 +709,7 @@ impl Reader<'_> {
                 "{n} is a program's path, matched by its executable, which is not read here"
             )),
             // The kernel keeps 15 bytes of a name; killall and pidof compare those.
-            Some(n) => Target::Name(
-                n.chars()
-                    .scan(0, |len, c| {
-                        *len += c.len_utf8();
-                        (*len <= 15).then_some(c)
-                    })
-                    .collect(),
-            ),
+            Some(n) => Target::Name(crate::procfs::comm_prefix(&n).to_owned()),
             None => Target::Unknown(format!("uses shell we do not evaluate: {}", word.text())),
         }
     }
@@ -845,15 +817,7 @@ impl Reader<'_> {
     /// The word's text, with variables set earlier in the script put in; `None` when it holds
     /// anything else the shell would expand.
     fn expand(&self, word: &Word) -> Option<String> {
-        let mut text = String::new();
-        for part in &word.parts {
-            match part {
-                Part::Lit(s) => text.push_str(s),
-                Part::Var(v) => text.push_str(self.scope.vars.get(v)?),
-                _ => return None,
-            }
-        }
-        Some(text)
+        word.expanded(|v| self.scope.vars.get(v).map(String::as_str))
     }
 
     fn file_target(&self, word: &Word) -> Target {
@@ -873,38 +837,27 @@ impl Reader<'_> {
         };
         let words: Vec<String> = command.words.iter().map(Word::text).collect();
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        // After the program: the options, and the one name `pidof` and `pgrep` are given.
+        let (options, operands): (Vec<&Word>, Vec<&Word>) = command
+            .words
+            .iter()
+            .skip(1)
+            .partition(|w| w.text().starts_with('-'));
+        let exact = |w: &&Word| matches!(w.text().as_str(), "-x" | "--exact");
         let file = |w: &Word| self.file_target(w);
-        match (words.as_slice(), command.inputs.as_slice()) {
-            ([], [input]) => file(input),
-            (["cat" | "/bin/cat" | "/usr/bin/cat"], [input]) => file(input),
-            (["cat" | "/bin/cat" | "/usr/bin/cat", _], []) => file(&command.words[1]),
-            (["head", "-1" | "-n1", _], []) => file(&command.words[2]),
-            (["head", "-n", "1", _], []) => file(&command.words[3]),
-            (["pidof" | "/bin/pidof" | "/usr/bin/pidof", ..], []) => {
-                match command.words[1..]
-                    .iter()
-                    .filter(|w| !w.text().starts_with('-'))
-                    .collect::<Vec<_>>()
-                    .as_slice()
-                {
-                    [name] => self.name(name),
-                    _ => unknown(),
-                }
-            }
-            (["pgrep" | "/usr/bin/pgrep", rest @ ..], []) => {
-                let exact = rest.iter().any(|w| *w == "-x" || *w == "--exact");
-                let others: Vec<&Word> = command.words[1..]
-                    .iter()
-                    .filter(|w| !w.text().starts_with('-'))
-                    .collect();
-                let only_x = rest
-                    .iter()
-                    .filter(|w| w.starts_with('-'))
-                    .all(|w| *w == "-x" || *w == "--exact");
-                match others.as_slice() {
-                    [p] if only_x => self.pattern(p, exact),
-                    _ => unknown(),
-                }
+        match (
+            words.as_slice(),
+            command.inputs.as_slice(),
+            operands.as_slice(),
+        ) {
+            ([], [input], _) => file(input),
+            (["cat" | "/bin/cat" | "/usr/bin/cat"], [input], _) => file(input),
+            (["cat" | "/bin/cat" | "/usr/bin/cat", _], [], _) => file(&command.words[1]),
+            (["head", "-1" | "-n1", _], [], _) => file(&command.words[2]),
+            (["head", "-n", "1", _], [], _) => file(&command.words[3]),
+            (["pidof" | "/bin/pidof" | "/usr/bin/pidof", ..], [], [name]) => self.name(name),
+            (["pgrep" | "/usr/bin/pgrep", ..], [], [p]) if options.iter().all(exact) => {
+                self.pattern(p, options.iter().any(exact))
             }
             _ => unknown(),
         }
@@ -935,55 +888,43 @@ mod tests {
 
     #[test]
     fn the_forms_logrotate_stanzas_use_are_read() {
-        let hup = "SIGHUP".to_owned();
-        assert_eq!(
-            one("kill -HUP $(cat /run/x.pid)"),
-            (hup.clone(), pidfile("/run/x.pid"))
-        );
-        assert_eq!(
-            one("kill -s HUP `cat /run/x.pid`"),
-            (hup.clone(), pidfile("/run/x.pid"))
-        );
-        assert_eq!(one("/bin/kill -1 812"), (hup.clone(), Target::Pid(812)));
-        assert_eq!(
-            one("[ -f /run/x.pid ] && kill -HUP \"$(cat /run/x.pid 2>/dev/null)\" || true"),
-            (hup.clone(), pidfile("/run/x.pid"))
-        );
-        assert_eq!(
-            one("kill -HUP $(< /run/x.pid)"),
-            (hup.clone(), pidfile("/run/x.pid"))
-        );
+        let (hup, usr1) = ("SIGHUP", "SIGUSR1");
+        let name = |n: &str| Target::Name(n.into());
+        for (line, sig, target) in [
+            ("kill -HUP $(cat /run/x.pid)", hup, pidfile("/run/x.pid")),
+            ("kill -s HUP `cat /run/x.pid`", hup, pidfile("/run/x.pid")),
+            ("/bin/kill -1 812", hup, Target::Pid(812)),
+            (
+                "[ -f /run/x.pid ] && kill -HUP \"$(cat /run/x.pid 2>/dev/null)\" || true",
+                hup,
+                pidfile("/run/x.pid"),
+            ),
+            ("kill -HUP $(< /run/x.pid)", hup, pidfile("/run/x.pid")),
+            ("/usr/bin/killall -USR1 nginx", usr1, name("nginx")),
+            (
+                "start-stop-daemon --stop --signal HUP --quiet --pidfile /run/a.pid",
+                hup,
+                pidfile("/run/a.pid"),
+            ),
+            ("start-stop-daemon -K -s 1 -n a", hup, name("a")),
+            (
+                "sh -c 'kill -USR1 $(cat /run/a.pid)'",
+                usr1,
+                pidfile("/run/a.pid"),
+            ),
+            (
+                "P=/run/b.pid; kill -HUP `cat $P`",
+                hup,
+                pidfile("/run/b.pid"),
+            ),
+            ("if true; then kill -HUP 5; fi", hup, Target::Pid(5)),
+        ] {
+            assert_eq!(one(line), (sig.to_owned(), target), "{line}");
+        }
         assert_eq!(one("pkill -SIGHUP logdeviced").0, hup);
         assert_eq!(one("pkill -HUP -x logdeviced").0, hup);
-        assert_eq!(
-            one("/usr/bin/killall -USR1 nginx"),
-            ("SIGUSR1".into(), Target::Name("nginx".into()))
-        );
-        assert_eq!(
-            one("killall -s HUP rsyslogd").1,
-            Target::Name("rsyslogd".into())
-        );
-        assert_eq!(
-            one("start-stop-daemon --stop --signal HUP --quiet --pidfile /run/a.pid"),
-            (hup.clone(), pidfile("/run/a.pid"))
-        );
-        assert_eq!(
-            one("start-stop-daemon -K -s 1 -n a"),
-            (hup.clone(), Target::Name("a".into()))
-        );
-        assert_eq!(
-            one("kill -HUP $(pidof rsyslogd)").1,
-            Target::Name("rsyslogd".into())
-        );
-        assert_eq!(
-            one("sh -c 'kill -USR1 $(cat /run/a.pid)'"),
-            ("SIGUSR1".into(), pidfile("/run/a.pid"))
-        );
-        assert_eq!(
-            one("P=/run/b.pid; kill -HUP `cat $P`"),
-            (hup.clone(), pidfile("/run/b.pid"))
-        );
-        assert_eq!(one("if true; then kill -HUP 5; fi"), (hup, Target::Pid(5)));
+        assert_eq!(one("killall -s HUP rsyslogd").1, name("rsyslogd"));
+        assert_eq!(one("kill -HUP $(pidof rsyslogd)").1, name("rsyslogd"));
     }
 
     #[test]
@@ -1021,27 +962,14 @@ mod tests {
             assert!(matches!(target, Target::Unknown(_)), "{line}: {target:?}");
         }
         // $MAINPID is systemd's in a unit only.
-        let mut unit = Scope::new(true);
-        let found = kills("/bin/kill -HUP $MAINPID", Syntax::Systemd, &mut unit);
+        let unit = |line| kills(line, Syntax::Systemd, &mut Scope::new(true));
+        let found = unit("/bin/kill -HUP $MAINPID");
         assert_eq!(found[0].target, Target::MainPid);
-        let found = kills(
-            "/bin/sh -c \"kill -HUP $MAINPID\"",
-            Syntax::Systemd,
-            &mut unit,
-        );
+        let found = unit("/bin/sh -c \"kill -HUP $MAINPID\"");
         assert_eq!(found[0].target, Target::MainPid);
-        let found = kills(
-            "/bin/kill -HUP $(cat /run/%i.pid)",
-            Syntax::Systemd,
-            &mut unit,
-        );
+        let found = unit("/bin/kill -HUP $(cat /run/%i.pid)");
         assert!(matches!(found[0].target, Target::Unknown(_)), "{found:?}");
-        let found = kills(
-            "/bin/kill -HUP 5 ; /bin/kill -USR1 6",
-            Syntax::Systemd,
-            &mut unit,
-        );
-        assert_eq!(found.len(), 2);
+        assert_eq!(unit("/bin/kill -HUP 5 ; /bin/kill -USR1 6").len(), 2);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use super::files::{Root, Unread};
 use super::{Found, Script, Source};
 use crate::doctor::shell::Syntax;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -21,24 +21,23 @@ pub const UNIT_DIRS: &[&str] = &[
     "/usr/lib/systemd/system",
 ];
 
-/// The keys read.
-const KEYS: &[&str] = &["ExecReload", "ExecStop"];
+/// The keys read, and what a `ctl` operation would do instead of each.
+const KEYS: &[(&str, &str)] = &[("ExecReload", "reload"), ("ExecStop", "drain")];
 
 /// Reads the units under `root` into `found`.
 pub fn read(root: &Root, found: &mut Found) {
     // unit name -> (directory, name), first directory winning; directories that are one
     // (`/lib` linked to `/usr/lib`) are read once.
     let mut units: BTreeMap<OsString, PathBuf> = BTreeMap::new();
-    let mut seen_dirs = Vec::new();
+    let mut seen_dirs = HashSet::new();
     let mut dirs = Vec::new();
     for dir in UNIT_DIRS {
         let Some(stat) = root.stat(Path::new(dir)) else {
             continue;
         };
-        if seen_dirs.contains(&(stat.st_dev, stat.st_ino)) {
+        if !seen_dirs.insert((stat.st_dev, stat.st_ino)) {
             continue;
         }
-        seen_dirs.push((stat.st_dev, stat.st_ino));
         dirs.push(Path::new(dir));
         for name in root.list(Path::new(dir)).unwrap_or_default() {
             if name.to_string_lossy().ends_with(".service") {
@@ -49,13 +48,11 @@ pub fn read(root: &Root, found: &mut Found) {
         }
     }
     // An alias (`sshd.service -> ssh.service`) is the same unit: read once, by its first name.
-    let mut seen_files = Vec::new();
+    let mut seen_files = HashSet::new();
     for (name, path) in units {
-        if let Some(stat) = root.stat(&path) {
-            if seen_files.contains(&(stat.st_dev, stat.st_ino)) {
-                continue;
-            }
-            seen_files.push((stat.st_dev, stat.st_ino));
+        let stat = root.stat(&path);
+        if stat.is_some_and(|s| !seen_files.insert((s.st_dev, s.st_ino))) {
+            continue;
         }
         unit(root, &name.to_string_lossy(), &path, &dirs, found);
     }
@@ -128,7 +125,7 @@ fn assignments(
         let Some((key, value)) = line.split_once('=') else {
             continue;
         };
-        let Some(key) = KEYS.iter().find(|k| **k == key.trim()) else {
+        let Some(&(key, purpose)) = KEYS.iter().find(|(k, _)| *k == key.trim()) else {
             continue;
         };
         if section != "Service" {
@@ -142,11 +139,7 @@ fn assignments(
         }
         let mut script = Script::new(Source::Systemd, shown.to_owned(), Syntax::Systemd);
         script.unit = Some(unit.to_owned());
-        script.purpose = if *key == "ExecReload" {
-            "reload"
-        } else {
-            "drain"
-        };
+        script.purpose = purpose;
         script.shown_text = Some(line.clone());
         script.lines.push((start, command(value)));
         list.push(script);

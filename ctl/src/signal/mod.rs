@@ -43,9 +43,6 @@ const POLL: Duration = Duration::from_millis(20);
 const BLOCK_LOOKS: u32 = 21;
 const BLOCK_LOOK_EVERY: Duration = Duration::from_millis(5);
 
-/// The longest name `/proc/PID/comm` holds (`TASK_COMM_LEN` - 1).
-const COMM_MAX: usize = 15;
-
 /// The long help of `ctl signal`.
 pub const LONG_ABOUT: &str = "\
 Send a signal to a daemon without a control socket, only where it is handled, and prove what \
@@ -172,14 +169,10 @@ fn find(args: &SignalArgs, verify: bool) -> Result<Vec<Process>, SignalError> {
         };
     }
     let name = args.name.as_deref().unwrap_or_default();
-    if name.len() > COMM_MAX {
-        let mut end = COMM_MAX;
-        while !name.is_char_boundary(end) {
-            end -= 1;
-        }
+    if name.len() > procfs::COMM_MAX {
         return Err(SignalError::NameTooLong {
             name: name.to_owned(),
-            short: name[..end].to_owned(),
+            short: procfs::comm_prefix(name).to_owned(),
         });
     }
     let pids = procfs::pids_named(name.as_bytes()).map_err(|source| SignalError::Os {
@@ -331,11 +324,9 @@ pub fn send(pidfd: &OwnedFd, sig: &Sig) -> io::Result<()> {
 }
 
 fn sent_error(e: io::Error, p: &Process) -> SignalError {
-    match e.raw_os_error() {
-        Some(code) if code == rustix::io::Errno::SRCH.raw_os_error() => {
-            SignalError::Gone { who: p.who.clone() }
-        }
-        Some(code) if code == rustix::io::Errno::PERM.raw_os_error() => SignalError::Denied {
+    match rustix::io::Errno::from_io_error(&e) {
+        Some(rustix::io::Errno::SRCH) => SignalError::Gone { who: p.who.clone() },
+        Some(rustix::io::Errno::PERM) => SignalError::Denied {
             who: p.who.clone(),
             what: "signal",
             sent: false,
@@ -364,11 +355,9 @@ fn exited_within(pidfds: &[&OwnedFd], limit: Duration) -> io::Result<Vec<usize>>
         tv_sec: limit.as_secs() as _,
         tv_nsec: limit.subsec_nanos() as _,
     };
-    loop {
-        match rustix::event::poll(&mut polled, Some(&timeout)) {
-            Ok(_) => break,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
+    while let Err(e) = rustix::event::poll(&mut polled, Some(&timeout)) {
+        if e != rustix::io::Errno::INTR {
+            return Err(e.into());
         }
     }
     Ok(polled

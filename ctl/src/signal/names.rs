@@ -29,6 +29,14 @@ impl Sig {
     pub fn number(&self) -> i32 {
         self.signal.as_raw()
     }
+
+    /// How its default action kills a process, for the messages of a signal that kills.
+    pub fn kills_how(&self) -> &'static str {
+        match self.default {
+            Core => "terminate and dump core",
+            _ => "terminate",
+        }
+    }
 }
 
 impl fmt::Display for Sig {
@@ -210,11 +218,7 @@ impl Refusal {
             }
             Refusal::WouldKill => format!(
                 "{sig} would kill it: no handler (its default action is to {})",
-                if sig.default == Core {
-                    "terminate and dump core"
-                } else {
-                    "terminate"
-                }
+                sig.kills_how()
             ),
             Refusal::WouldStop => format!("{sig} would stop it: no handler"),
             Refusal::Ignored => format!("it ignores {sig}: sending it would do nothing"),
@@ -260,77 +264,42 @@ mod tests {
 
     #[test]
     fn a_signal_is_sent_only_where_it_is_handled() {
-        let hup = parse("HUP").unwrap();
         let b = bit(1);
-        let caught = Masks {
-            caught: b,
-            ..Masks::default()
+        let masks = |caught, ignored, blocked, signalfd, stopped| Masks {
+            caught,
+            ignored,
+            blocked,
+            signalfd,
+            stopped,
         };
-        assert_eq!(judge(&hup, &caught), Ok(Handled::Handler));
-        assert_eq!(judge(&hup, &Masks::default()), Err(Refusal::WouldKill));
-        let ignored = Masks {
-            ignored: b,
-            ..caught
-        };
-        assert_eq!(judge(&hup, &ignored), Err(Refusal::Ignored));
-        let blocked = Masks {
-            blocked: b,
-            ..caught
-        };
-        assert_eq!(judge(&hup, &blocked), Err(Refusal::Blocked));
-        let signalfd = Masks {
-            signalfd: b,
-            ..blocked
-        };
-        assert_eq!(judge(&hup, &signalfd), Ok(Handled::Signalfd));
-        let all = Masks {
-            caught: !0,
-            ..Masks::default()
-        };
-        assert_eq!(
-            judge(&parse("KILL").unwrap(), &all),
-            Err(Refusal::WouldKill)
-        );
-        assert_eq!(
-            judge(&parse("STOP").unwrap(), &all),
-            Err(Refusal::WouldStop)
-        );
-        let none = Masks::default();
-        assert_eq!(
-            judge(&parse("TSTP").unwrap(), &none),
-            Err(Refusal::WouldStop)
-        );
-        assert_eq!(
-            judge(&parse("WINCH").unwrap(), &none),
-            Err(Refusal::IgnoredByDefault)
-        );
-        assert_eq!(
-            judge(&parse("CONT").unwrap(), &none),
-            Ok(Handled::Continues)
-        );
+        let (none, all) = (Masks::default(), masks(!0, 0, 0, 0, false));
+        // caught, ignored, blocked (in every thread), read by a signalfd, stopped
+        for (sig, masks, verdict) in [
+            ("HUP", masks(b, 0, 0, 0, false), Ok(Handled::Handler)),
+            ("HUP", none, Err(Refusal::WouldKill)),
+            ("HUP", masks(b, b, 0, 0, false), Err(Refusal::Ignored)),
+            ("HUP", masks(b, 0, b, 0, false), Err(Refusal::Blocked)),
+            ("HUP", masks(b, 0, b, b, false), Ok(Handled::Signalfd)),
+            ("KILL", all, Err(Refusal::WouldKill)),
+            ("STOP", all, Err(Refusal::WouldStop)),
+            ("TSTP", none, Err(Refusal::WouldStop)),
+            ("WINCH", none, Err(Refusal::IgnoredByDefault)),
+            ("CONT", none, Ok(Handled::Continues)),
+            // A stopped process would handle it only once continued; SIGCONT is what continues
+            // it, and a signal that would kill it still says so.
+            ("HUP", masks(b, 0, 0, 0, true), Err(Refusal::Stopped)),
+            ("HUP", masks(b, 0, b, b, true), Err(Refusal::Stopped)),
+            ("HUP", masks(0, 0, 0, 0, true), Err(Refusal::WouldKill)),
+            ("CONT", masks(0, 0, 0, 0, true), Ok(Handled::Continues)),
+        ] {
+            assert_eq!(
+                judge(&parse(sig).unwrap(), &masks),
+                verdict,
+                "{sig} {masks:?}"
+            );
+        }
         assert!(Refusal::WouldKill
-            .text(&hup)
+            .text(&parse("HUP").unwrap())
             .contains("would kill it: no handler"));
-        // A stopped process would handle it only once continued; SIGCONT is what continues
-        // it, and a signal that would kill it still says so.
-        let stopped = Masks {
-            stopped: true,
-            ..caught
-        };
-        assert_eq!(judge(&hup, &stopped), Err(Refusal::Stopped));
-        let stopped_signalfd = Masks {
-            stopped: true,
-            ..signalfd
-        };
-        assert_eq!(judge(&hup, &stopped_signalfd), Err(Refusal::Stopped));
-        let stopped_none = Masks {
-            stopped: true,
-            ..none
-        };
-        assert_eq!(judge(&hup, &stopped_none), Err(Refusal::WouldKill));
-        assert_eq!(
-            judge(&parse("CONT").unwrap(), &stopped_none),
-            Ok(Handled::Continues)
-        );
     }
 }

@@ -140,19 +140,13 @@ pub fn check(logs: &[Log], processes: &[(&Who, Vec<OpenFile>)]) -> Vec<Holding> 
                 if files.iter().any(|f| Some(f.id) == now && f.regular) {
                     holding.holders.push(who.pid);
                 }
-                holding
-                    .stale
-                    .extend(
-                        files
-                            .iter()
-                            .filter(|f| log.is_stale(f, now))
-                            .map(|f| Stale {
-                                pid: who.pid,
-                                fd: f.fd,
-                                now_at: f.link.clone(),
-                                file: f.id,
-                            }),
-                    );
+                let stale = files.iter().filter(|f| log.is_stale(f, now));
+                holding.stale.extend(stale.map(|f| Stale {
+                    pid: who.pid,
+                    fd: f.fd,
+                    now_at: f.link.clone(),
+                    file: f.id,
+                }));
             }
             holding
         })

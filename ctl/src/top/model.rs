@@ -281,6 +281,10 @@ mod tests {
         }
     }
 
+    fn per_second(calls: f64, errors: f64) -> Rates {
+        Rates { calls, errors }
+    }
+
     #[test]
     fn totals_count_every_call_and_refusal_and_nothing_else() {
         let gauge = CounterValue {
@@ -313,23 +317,10 @@ mod tests {
         let before = reading(t0, 7, 1000, 100, 4, 10);
         // 2 s later: 22 more calls, 2 of them top's own (its counters, then its status).
         let now = reading(t0 + Duration::from_secs(2), 7, 3000, 122, 10, 12);
-        let r = rates(&before, &now).unwrap();
-        assert_eq!(
-            r,
-            Rates {
-                calls: 10.0,
-                errors: 3.0
-            }
-        );
+        assert_eq!(rates(&before, &now).unwrap(), per_second(10.0, 3.0));
         // Only top's own calls: nothing else happened.
         let idle = reading(t0 + Duration::from_secs(1), 7, 2000, 102, 4, 12);
-        assert_eq!(
-            rates(&before, &idle).unwrap(),
-            Rates {
-                calls: 0.0,
-                errors: 0.0
-            }
-        );
+        assert_eq!(rates(&before, &idle).unwrap(), per_second(0.0, 0.0));
     }
 
     #[test]
@@ -337,38 +328,26 @@ mod tests {
         let t0 = Instant::now();
         let before = reading(t0, 7, 60_000, 5000, 40, 10);
         let later = t0 + Duration::from_secs(1);
-        // Same pid (a container's pid 1), counters and uptime back near zero.
-        assert_eq!(rates(&before, &reading(later, 7, 500, 3, 0, 2)), None);
-        // Another pid with counters that happen to be higher.
-        assert_eq!(
-            rates(&before, &reading(later, 8, 90_000, 9000, 50, 12)),
-            None
-        );
-        // Counters that went down in the same process (they never should): no rate.
-        assert_eq!(
-            rates(&before, &reading(later, 7, 61_000, 4000, 40, 12)),
-            None
-        );
-        assert_eq!(
-            rates(&before, &reading(later, 7, 61_000, 5100, 39, 12)),
-            None
-        );
-        // No counters (a daemon without the operation), or no time between: no rate.
-        let uncounted = Reading {
-            totals: None,
-            ..reading(later, 7, 61_000, 0, 0, 12)
-        };
-        assert_eq!(rates(&before, &uncounted), None);
-        assert_eq!(rates(&before, &reading(t0, 7, 60_000, 5002, 40, 12)), None);
+        for now in [
+            // Same pid (a container's pid 1), counters and uptime back near zero.
+            reading(later, 7, 500, 3, 0, 2),
+            // Another pid with counters that happen to be higher.
+            reading(later, 8, 90_000, 9000, 50, 12),
+            // Counters that went down in the same process (they never should): no rate.
+            reading(later, 7, 61_000, 4000, 40, 12),
+            reading(later, 7, 61_000, 5100, 39, 12),
+            // No counters (a daemon without the operation), or no time between: no rate.
+            Reading {
+                totals: None,
+                ..reading(later, 7, 61_000, 0, 0, 12)
+            },
+            reading(t0, 7, 60_000, 5002, 40, 12),
+        ] {
+            assert_eq!(rates(&before, &now), None, "{now:?}");
+        }
         // top counted more of its own than the daemon: zero, not negative.
         let r = rates(&before, &reading(later, 7, 61_000, 5001, 40, 15)).unwrap();
-        assert_eq!(
-            r,
-            Rates {
-                calls: 0.0,
-                errors: 0.0
-            }
-        );
+        assert_eq!(r, per_second(0.0, 0.0));
     }
 
     #[test]
@@ -385,13 +364,7 @@ mod tests {
         row.answered(&first, None);
         let second = reading(t0 + Duration::from_secs(1), 7, 2000, 22, 0, 4);
         let r = track.answered(&second);
-        assert_eq!(
-            r,
-            Some(Rates {
-                calls: 10.0,
-                errors: 0.0
-            })
-        );
+        assert_eq!(r, Some(per_second(10.0, 0.0)));
         row.answered(&second, r);
         assert_eq!(row.generation, Some(1));
 
@@ -450,13 +423,7 @@ mod tests {
             }),
             ..reading(t0, 7, 1, 0, 0, 0)
         };
-        good.answered(
-            &r,
-            Some(Rates {
-                calls: 10.0 / 3.0,
-                errors: 0.5,
-            }),
-        );
+        good.answered(&r, Some(per_second(10.0 / 3.0, 0.5)));
         let mut hung = Row::new("db", "/s/db.sock".into());
         hung.failed("hung", "no answer".into());
         let doc = Snapshot {
