@@ -639,7 +639,10 @@ mod tests {
     }
 
     /// Runs `f` on a thread and waits at most 10 s for it: what a deadlock would block forever.
-    fn within_10s<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    pub(super) fn within_10s<T: Send + 'static>(
+        what: &str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || tx.send(f()));
         rx.recv_timeout(Duration::from_secs(10))
