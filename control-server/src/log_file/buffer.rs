@@ -360,8 +360,8 @@ fn write_batches(core: &Core) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::within_10s;
     use super::super::{id_of, lock, LogFile, LogOptions};
+    use crate::test_util::{mkfifo, within_10s};
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     use std::path::Path;
@@ -684,7 +684,7 @@ mod tests {
         fn new(options: &LogOptions) -> (StalledDisk, LogFile) {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("fifo");
-            super::super::tests::mkfifo(&path);
+            mkfifo(&path);
             let file = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)

@@ -606,6 +606,7 @@ use crate::panic::lock;
 mod tests {
     use super::open::{adopt, open_flags, refusal};
     use super::*;
+    use crate::test_util::{mkfifo, within_10s};
     use rustix::fs::{Mode, OFlags};
     use std::fs::Permissions;
     use std::io::Write;
@@ -630,34 +631,11 @@ mod tests {
     }
     use std::collections::HashMap;
     use std::os::unix::fs::OpenOptionsExt;
-    use std::time::Duration;
 
     fn on_file(path: &str) -> LogFile {
         let file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
         let id = id_of(&file.metadata().unwrap());
         LogFile::with_options(path.into(), (file, id), &LogOptions::default()).unwrap()
-    }
-
-    /// Runs `f` on a thread and waits at most 10 s for it: what a deadlock would block forever.
-    pub(super) fn within_10s<T: Send + 'static>(
-        what: &str,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> T {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || tx.send(f()));
-        rx.recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("{what} did not return within 10 s"))
-    }
-
-    pub(super) fn mkfifo(path: &Path) {
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            path,
-            rustix::fs::FileType::Fifo,
-            Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
     }
 
     #[test]
