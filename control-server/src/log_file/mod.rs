@@ -855,15 +855,9 @@ mod tests {
 
     #[test]
     fn flush_means_one_thing_on_a_shared_handle_and_on_a_mutable_one() {
-        for buffered in [false, true] {
+        for options in [LogFile::options(), LogFile::options().buffered()] {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("f.log");
-            let options = LogFile::options();
-            let options = if buffered {
-                options.buffered()
-            } else {
-                options
-            };
             let mut log = options.open(&path).unwrap();
             write!(log, "unfinished").unwrap();
             // A clone starts with nothing of it, and flushing the clone writes nothing of it.
