@@ -134,15 +134,13 @@ impl Server {
                     continue;
                 }
             };
-            let go_on = match accepted {
-                Ok((stream, _)) => {
-                    acceptor.connection(stream).await;
-                    true
+            match accepted {
+                Ok((stream, _)) => acceptor.connection(stream).await,
+                Err(err) => {
+                    if !acceptor.failed(err).await {
+                        break;
+                    }
                 }
-                Err(err) => acceptor.failed(err).await,
-            };
-            if !go_on {
-                break;
             }
         }
 
