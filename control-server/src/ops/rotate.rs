@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 /// What `rotate` reopens, and what the last one did.
 pub(crate) struct Rotate {
     /// Log files registered with the builder.
-    logs: Vec<LogFile>,
+    pub logs: Vec<LogFile>,
     /// The daemon's own reopening, for files written some other way.
     own: Option<Hook<Result<RotateReply, OpError>>>,
     /// `ctl.rotations.ok` and `ctl.rotations.failed`.

@@ -538,7 +538,6 @@ impl Builder {
             started: Instant::now(),
             reloads: reloads.clone(),
             tracker: self.tracker.clone(),
-            logs: self.logs.clone(),
             rotate: rotate.clone(),
             own: self.status.take(),
         };
