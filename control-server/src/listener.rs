@@ -616,10 +616,9 @@ mod tests {
 
     #[test]
     fn a_planted_symlink_is_never_followed() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, path) = socket_path();
         let target = dir.path().join("precious");
         std::fs::write(&target, "data").unwrap();
-        let path = dir.path().join("d.sock");
         std::os::unix::fs::symlink(&target, &path).unwrap();
         assert!(matches!(
             bind(&path, 0o600, None),
@@ -727,10 +726,9 @@ mod tests {
 
     #[test]
     fn a_lock_on_the_directory_does_not_hold_up_bind() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, path) = socket_path();
         let locked = std::fs::File::open(dir.path()).unwrap();
         rustix::fs::flock(&locked, rustix::fs::FlockOperation::LockExclusive).unwrap();
-        let path = dir.path().join("d.sock");
         // On a thread, so that a bind that blocks fails the test instead of hanging it.
         within_10s("a bind in a locked directory", move || {
             bind(&path, 0o600, None).map(|_| ())
