@@ -529,8 +529,7 @@ impl Builder {
             &self.name,
             self.logs.clone(),
             self.own_rotate.take(),
-            counters.rotations_ok.clone(),
-            counters.rotations_failed.clone(),
+            counters,
         );
         let status = ops::status::StatusOp {
             name: self.name.clone(),
