@@ -163,9 +163,6 @@ fn identify(stream: &UnixStream, shared: &Shared) -> Option<(Peer, Standing)> {
 
 /// Whether an accept failed for want of descriptors, the process's or the system's.
 fn descriptors_exhausted(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(code) if code == rustix::io::Errno::MFILE.raw_os_error()
-            || code == rustix::io::Errno::NFILE.raw_os_error()
-    )
+    use rustix::io::Errno;
+    matches!(Errno::from_io_error(err), Some(Errno::MFILE | Errno::NFILE))
 }

@@ -120,7 +120,7 @@ fn read(path: &Path) -> Result<String, ConfigFileErrorKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use crate::test_util::{mkfifo, within_10s};
 
     #[test]
     fn reads_a_regular_file_and_a_link_to_one() {
@@ -137,27 +137,16 @@ mod tests {
     fn refuses_a_fifo_at_once_and_names_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("a.toml");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        mkfifo(&fifo);
         let link = dir.path().join("link.toml");
         std::os::unix::fs::symlink(&fifo, &link).unwrap();
         for path in [fifo, link] {
             // On a thread with a bound: without the checks, the read waits for a writer forever.
-            let (tx, rx) = std::sync::mpsc::channel();
             let p = path.clone();
-            std::thread::spawn(move || {
-                tx.send(read_to_string_blocking(&p).map_err(|e| e.to_string()))
-            });
-            let err = rx
-                .recv_timeout(Duration::from_secs(10))
-                .expect("reading a FIFO blocked")
-                .unwrap_err();
+            let err = within_10s("reading a FIFO", move || {
+                read_to_string_blocking(&p).map_err(|e| e.to_string())
+            })
+            .unwrap_err();
             assert_eq!(
                 err,
                 format!(

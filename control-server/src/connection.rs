@@ -70,17 +70,13 @@ impl Connections {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<ConnState>>> {
-        crate::panic::lock(&self.open)
-    }
-
     /// Admits connection `conn`. At the cap the oldest idle connection (one that never sent a
     /// request first) is dropped to make room, so that clients that connect and say nothing, or
     /// send and never read, cannot lock anyone out; if every one is busy, the new one is
     /// refused. A dropped connection's task ends at its next wake-up; until then it still counts
     /// towards a hard limit of twice the cap.
     pub fn admit(&self, conn: u64, state: Arc<ConnState>) -> Result<Arc<ConnState>, Full> {
-        let mut open = self.lock();
+        let mut open = crate::panic::lock(&self.open);
         let live = open.values().filter(|c| !c.is_killed()).count();
         let mut evicted = None;
         if open.len() >= 2 * self.max || live >= self.max {
@@ -133,7 +129,7 @@ impl Connections {
     /// Drops the oldest connection, idle ones first, to give back its descriptor. Returns
     /// whether there was one.
     pub fn evict_one(&self, why: fn() -> Kill) -> bool {
-        let open = self.lock();
+        let open = crate::panic::lock(&self.open);
         let victim = open
             .values()
             .find(|c| c.is_idle())
@@ -147,7 +143,7 @@ impl Connections {
 
     /// Forgets a connection whose task ended.
     pub fn remove(&self, conn: u64) {
-        let mut open = self.lock();
+        let mut open = crate::panic::lock(&self.open);
         if open.remove(&conn).is_some() {
             self.open_gauge.dec();
         }

@@ -21,7 +21,7 @@
 //! connections and evictions, reloads, rotations): leave that prefix to it.
 
 use control_api::{CounterKind, CounterValue};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Longest counter name accepted.
@@ -38,13 +38,9 @@ pub struct Counters {
 struct Slot {
     name: String,
     help: String,
-    value: Value,
-}
-
-#[derive(Debug)]
-enum Value {
-    Counter(AtomicU64),
-    Gauge(AtomicI64),
+    kind: CounterKind,
+    /// A counter's count, or the bits of a gauge's `i64`.
+    value: AtomicU64,
 }
 
 /// A monotonic count (requests served, bytes written). Clone it into every place that counts.
@@ -77,14 +73,12 @@ impl Counters {
     /// [`Counters::counter`] that returns the mistake instead of panicking, for names known
     /// only at run time (a C daemon's, through `control-server-c`).
     pub fn try_counter(&self, name: &str, help: &str) -> Result<Counter, CounterError> {
-        self.register(name, help, || Value::Counter(AtomicU64::new(0)))
-            .map(Counter)
+        self.register(name, help, CounterKind::Counter).map(Counter)
     }
 
     /// [`Counters::gauge`] that returns the mistake instead of panicking.
     pub fn try_gauge(&self, name: &str, help: &str) -> Result<Gauge, CounterError> {
-        self.register(name, help, || Value::Gauge(AtomicI64::new(0)))
-            .map(Gauge)
+        self.register(name, help, CounterKind::Gauge).map(Gauge)
     }
 
     /// The gauge `name`, registered with `help` if it is new; see [`Counters::counter`].
@@ -101,15 +95,14 @@ impl Counters {
         &self,
         name: &str,
         help: &str,
-        new: impl FnOnce() -> Value,
+        kind: CounterKind,
     ) -> Result<Arc<Slot>, CounterError> {
         if !valid_name(name) {
             return Err(CounterError::Name(name.to_owned()));
         }
-        let value = new();
         let mut slots = crate::panic::lock(&self.slots);
         if let Some(slot) = slots.iter().find(|s| s.name == name) {
-            if std::mem::discriminant(&slot.value) != std::mem::discriminant(&value) {
+            if slot.kind != kind {
                 return Err(CounterError::Kind(name.to_owned()));
             }
             return Ok(slot.clone());
@@ -117,7 +110,8 @@ impl Counters {
         let slot = Arc::new(Slot {
             name: name.to_owned(),
             help: help.to_owned(),
-            value,
+            kind,
+            value: AtomicU64::new(0),
         });
         slots.push(slot.clone());
         Ok(slot)
@@ -130,16 +124,14 @@ impl Counters {
             .iter()
             .filter(|s| s.name.starts_with(prefix))
             .map(|s| {
-                let (kind, value) = match &s.value {
-                    Value::Counter(v) => (
-                        CounterKind::Counter,
-                        i64::try_from(v.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
-                    ),
-                    Value::Gauge(v) => (CounterKind::Gauge, v.load(Ordering::Relaxed)),
+                let bits = s.value.load(Ordering::Relaxed);
+                let value = match s.kind {
+                    CounterKind::Counter => i64::try_from(bits).unwrap_or(i64::MAX),
+                    CounterKind::Gauge => bits as i64,
                 };
                 CounterValue {
                     name: s.name.clone(),
-                    kind,
+                    kind: s.kind,
                     value,
                     help: s.help.clone(),
                 }
@@ -176,33 +168,25 @@ impl Counter {
 
     /// Adds `n`.
     pub fn add(&self, n: u64) {
-        if let Value::Counter(v) = &self.0.value {
-            v.fetch_add(n, Ordering::Relaxed);
-        }
+        self.0.value.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The count so far.
     pub fn get(&self) -> u64 {
-        match &self.0.value {
-            Value::Counter(v) => v.load(Ordering::Relaxed),
-            Value::Gauge(_) => 0,
-        }
+        self.0.value.load(Ordering::Relaxed)
     }
 }
 
 impl Gauge {
     /// Sets the value.
     pub fn set(&self, value: i64) {
-        if let Value::Gauge(v) = &self.0.value {
-            v.store(value, Ordering::Relaxed);
-        }
+        self.0.value.store(value as u64, Ordering::Relaxed);
     }
 
     /// Adds `n` (which may be negative).
     pub fn add(&self, n: i64) {
-        if let Value::Gauge(v) = &self.0.value {
-            v.fetch_add(n, Ordering::Relaxed);
-        }
+        // In two's complement, adding the bits is adding the `i64`s.
+        self.0.value.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Adds one.
@@ -217,10 +201,7 @@ impl Gauge {
 
     /// The value now.
     pub fn get(&self) -> i64 {
-        match &self.0.value {
-            Value::Gauge(v) => v.load(Ordering::Relaxed),
-            Value::Counter(_) => 0,
-        }
+        self.0.value.load(Ordering::Relaxed) as i64
     }
 }
 
@@ -325,6 +306,8 @@ mod tests {
         assert_eq!(read[1].kind, CounterKind::Gauge);
         assert_eq!(read[1].value, 4);
         assert_eq!(set.read("").len(), 3);
+        g.add(-10);
+        assert_eq!((g.get(), set.read("app.queue")[0].value), (-6, -6));
     }
 
     #[test]

@@ -274,6 +274,14 @@ mod tests {
         tokio::spawn(wait(work.clone()))
     }
 
+    /// Waits for `waiter` at most a second (of the paused clock); fails with `what` past it.
+    async fn finished(waiter: JoinHandle<()>, what: &str) {
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect(what)
+            .unwrap();
+    }
+
     /// A thread outside any runtime learns of a drain, its end and the last unit of work done,
     /// each within its bound, and a bound that passes first says so.
     #[test]
@@ -325,10 +333,7 @@ mod tests {
             assert!(!waiter.is_finished());
             drop(guard);
         }
-        tokio::time::timeout(Duration::from_secs(1), waiter)
-            .await
-            .expect("drained resolves once the count is zero")
-            .unwrap();
+        finished(waiter, "drained resolves once the count is zero").await;
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -363,16 +368,14 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert!(!began.is_finished(), "no drain yet");
         work.start_draining();
-        tokio::time::timeout(Duration::from_secs(1), began)
-            .await
-            .expect("draining resolves when the drain starts, with work still in flight")
-            .unwrap();
+        finished(
+            began,
+            "draining resolves when the drain starts, with work still in flight",
+        )
+        .await;
         assert!(!ended.is_finished(), "a unit is still in flight");
         drop(guard);
-        tokio::time::timeout(Duration::from_secs(1), ended)
-            .await
-            .expect("drained resolves after the last unit")
-            .unwrap();
+        finished(ended, "drained resolves after the last unit").await;
         // Already draining: resolves at once.
         tokio::time::timeout(Duration::ZERO, work.draining())
             .await
@@ -392,10 +395,7 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert!(!resumed.is_finished(), "still draining");
         assert!(work.resume(), "a drain was undone");
-        tokio::time::timeout(Duration::from_secs(1), resumed)
-            .await
-            .expect("resumed resolves on resume")
-            .unwrap();
+        finished(resumed, "resumed resolves on resume").await;
         assert!(!work.is_draining());
         let guard = work.begin().expect("work is taken again");
         assert_eq!(work.in_flight(), 1);
@@ -405,10 +405,7 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!began.is_finished());
         work.start_draining();
-        tokio::time::timeout(Duration::from_secs(1), began)
-            .await
-            .expect("draining resolves for the second drain")
-            .unwrap();
+        finished(began, "draining resolves for the second drain").await;
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -426,10 +423,7 @@ mod tests {
             "idle, but serving again: not drained"
         );
         work.start_draining();
-        tokio::time::timeout(Duration::from_secs(1), waiter)
-            .await
-            .expect("drained by the next drain")
-            .unwrap();
+        finished(waiter, "drained by the next drain").await;
     }
 
     #[test]

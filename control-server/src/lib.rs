@@ -133,6 +133,8 @@ pub mod server;
 mod service;
 pub mod signals;
 mod state;
+#[cfg(test)]
+mod test_util;
 mod transport;
 
 pub use control_api as api;

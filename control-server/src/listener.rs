@@ -578,6 +578,7 @@ pub(crate) use control_api::text::chain;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{mkfifo, within_10s};
     use std::os::unix::net::UnixStream;
     use std::time::Instant;
 
@@ -615,10 +616,9 @@ mod tests {
 
     #[test]
     fn a_planted_symlink_is_never_followed() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, path) = socket_path();
         let target = dir.path().join("precious");
         std::fs::write(&target, "data").unwrap();
-        let path = dir.path().join("d.sock");
         std::os::unix::fs::symlink(&target, &path).unwrap();
         assert!(matches!(
             bind(&path, 0o600, None),
@@ -726,17 +726,14 @@ mod tests {
 
     #[test]
     fn a_lock_on_the_directory_does_not_hold_up_bind() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, path) = socket_path();
         let locked = std::fs::File::open(dir.path()).unwrap();
         rustix::fs::flock(&locked, rustix::fs::FlockOperation::LockExclusive).unwrap();
-        let path = dir.path().join("d.sock");
-        let (tx, rx) = std::sync::mpsc::channel();
         // On a thread, so that a bind that blocks fails the test instead of hanging it.
-        std::thread::spawn(move || tx.send(bind(&path, 0o600, None).map(|_| ())));
-        match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(result) => result.expect("bind"),
-            Err(_) => panic!("bind blocked on a lock of its directory"),
-        }
+        within_10s("a bind in a locked directory", move || {
+            bind(&path, 0o600, None).map(|_| ())
+        })
+        .expect("bind");
     }
 
     #[test]
@@ -747,14 +744,12 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let wait = Duration::from_millis(300);
         let start = Instant::now();
-        let (tx, rx) = std::sync::mpsc::channel();
         let loser = path.clone();
         // On a thread, so that a wait without end fails the test instead of hanging it.
-        std::thread::spawn(move || tx.send(bind_waiting(&loser, 0o600, None, wait).map(|_| ())));
-        let err = match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(result) => result.unwrap_err(),
-            Err(_) => panic!("bind waited for the lock without end"),
-        };
+        let err = within_10s("a bind waiting for the lock", move || {
+            bind_waiting(&loser, 0o600, None, wait).map(|_| ())
+        })
+        .unwrap_err();
         assert!(start.elapsed() >= wait, "gave up before the wait");
         match &err {
             BindError::LockHeld { lock, pid, .. } => {
@@ -855,14 +850,7 @@ mod tests {
         std::fs::remove_file(&lock).unwrap();
 
         // A FIFO would hang a blocking open until a writer came.
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &lock,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        mkfifo(&lock);
         refused("a FIFO");
         std::fs::remove_file(&lock).unwrap();
 

@@ -134,15 +134,13 @@ impl Server {
                     continue;
                 }
             };
-            let go_on = match accepted {
-                Ok((stream, _)) => {
-                    acceptor.connection(stream).await;
-                    true
+            match accepted {
+                Ok((stream, _)) => acceptor.connection(stream).await,
+                Err(err) => {
+                    if !acceptor.failed(err).await {
+                        break;
+                    }
                 }
-                Err(err) => acceptor.failed(err).await,
-            };
-            if !go_on {
-                break;
             }
         }
 
@@ -440,9 +438,6 @@ mod tests {
         );
     }
 
-    /// A daemon that stops loses none of its lines: the server's shutdown writes out what a
-    /// registered buffered log file still holds, though its handle lives on and its writer
-    /// would wait a second more.
     #[test]
     fn an_operation_given_twice_or_a_limit_below_the_least_is_an_error_from_bind() {
         let dir = tempfile::tempdir().unwrap();
@@ -495,6 +490,9 @@ mod tests {
             .unwrap();
     }
 
+    /// A daemon that stops loses none of its lines: the server's shutdown writes out what a
+    /// registered buffered log file still holds, though its handle lives on and its writer
+    /// would wait a second more.
     #[tokio::test]
     async fn shutdown_writes_out_the_registered_log_files() {
         let dir = tempfile::tempdir().unwrap();

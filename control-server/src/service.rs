@@ -85,11 +85,7 @@ impl ControlService {
                 audit.finish(record, outcome(name, &result)).await;
             }
             if let Some((ok, failed)) = calls {
-                if result.is_ok() {
-                    ok.inc()
-                } else {
-                    failed.inc()
-                }
+                if result.is_ok() { ok } else { failed }.inc();
             }
             log_call(&span, name, changes, started, &result, throttle.as_ref());
             result

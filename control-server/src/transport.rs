@@ -132,19 +132,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for ServerTransport<S> {
     }
 }
 
-impl<S> ServerTransport<S> {
-    /// A reply that cannot be written means the caller is gone (or not reading and reset): the
-    /// connection is dropped at once, quietly. Passing the error on would make tarpc log a
-    /// warning per connection, a line any caller could multiply by hanging up early.
-    fn writing(&self, result: Poll<io::Result<()>>) -> Poll<io::Result<()>> {
-        match result {
-            Poll::Ready(Err(_)) => {
-                self.state.kill(Kill::Gone);
-                // The connection's task is woken by the kill and drops everything.
-                Poll::Pending
-            }
-            other => other,
+/// What a write on `state`'s connection came to. A reply that cannot be written means the
+/// caller is gone (or not reading and reset): the connection is dropped at once, quietly.
+/// Passing the error on would make tarpc log a warning per connection, a line any caller could
+/// multiply by hanging up early.
+fn writing(result: Poll<io::Result<()>>, state: &ConnState) -> Poll<io::Result<()>> {
+    match result {
+        Poll::Ready(Err(_)) => {
+            state.kill(Kill::Gone);
+            // The connection's task is woken by the kill and drops everything.
+            Poll::Pending
         }
+        other => other,
     }
 }
 
@@ -152,8 +151,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Response<Answer>> for ServerTranspo
     type Error = io::Error;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let result = Pin::new(&mut self.framed).poll_ready(cx);
-        self.writing(result)
+        writing(Pin::new(&mut self.framed).poll_ready(cx), &self.state)
     }
 
     fn start_send(mut self: Pin<&mut Self>, reply: Response<Answer>) -> io::Result<()> {
@@ -162,13 +160,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Response<Answer>> for ServerTranspo
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let result = Pin::new(&mut self.framed).poll_flush(cx);
-        self.writing(result)
+        writing(Pin::new(&mut self.framed).poll_flush(cx), &self.state)
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let result = Pin::new(&mut self.framed).poll_close(cx);
-        self.writing(result)
+        writing(Pin::new(&mut self.framed).poll_close(cx), &self.state)
     }
 }
 

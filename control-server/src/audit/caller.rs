@@ -189,21 +189,13 @@ fn command_line(pid: u32, uid: u32) -> Option<(String, u32)> {
         .find_map(|l| l.strip_prefix("PPid:"))
         .and_then(|p| p.trim().parse::<u32>().ok())
         .unwrap_or(0);
-    let mut bytes = read_at("cmdline", MAX_COMMAND_LINE + 1)?;
+    let bytes = read_at("cmdline", MAX_COMMAND_LINE + 1)?;
     let cut = bytes.len() > MAX_COMMAND_LINE;
-    bytes.truncate(MAX_COMMAND_LINE);
-    while bytes.last() == Some(&0) {
-        bytes.pop();
-    }
-    if bytes.is_empty() {
-        return None;
-    }
-    for b in &mut bytes {
-        if *b == 0 {
-            *b = b' ';
-        }
-    }
-    let mut line = String::from_utf8_lossy(&bytes).into_owned();
+    let bytes = &bytes[..bytes.len().min(MAX_COMMAND_LINE)];
+    // Up to the last argument's end; nothing but NULs is no command line.
+    let end = bytes.iter().rposition(|&b| b != 0)? + 1;
+    // A NUL is never part of a UTF-8 sequence: replaced after the decoding as well as before.
+    let mut line = String::from_utf8_lossy(&bytes[..end]).replace('\0', " ");
     if cut {
         line.push_str("...");
     }

@@ -361,6 +361,7 @@ fn write_batches(core: &Core) {
 #[cfg(test)]
 mod tests {
     use super::super::{id_of, lock, LogFile, LogOptions};
+    use crate::test_util::{mkfifo, within_10s};
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     use std::path::Path;
@@ -683,7 +684,7 @@ mod tests {
         fn new(options: &LogOptions) -> (StalledDisk, LogFile) {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("fifo");
-            super::super::tests::mkfifo(&path);
+            mkfifo(&path);
             let file = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -730,28 +731,20 @@ mod tests {
         wait_for("the writer thread to fill the FIFO", || {
             rustix::io::ioctl_fionread(&disk.reader).unwrap() >= capacity
         });
-        let (tx, rx) = std::sync::mpsc::channel();
         let probe = log.clone();
-        std::thread::spawn(move || {
-            let path = probe.path();
-            let names = probe.core.path_names_current_file();
-            tx.send((path, names)).unwrap();
+        let (path, names) = within_10s("path() on a stalled write", move || {
+            (probe.path(), probe.core.path_names_current_file())
         });
-        let (path, names) = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("path() waited for the stalled write");
         assert_eq!(path.file_name().unwrap(), "fifo");
         assert!(names);
 
         // The disk takes writes again: everything arrives.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || tx.send(log.flush().map(|()| drop(log))));
-        let start = Instant::now();
-        while rx.try_recv().is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "never flushed");
+        wait_for("never flushed", || {
             disk.drain();
-            std::thread::yield_now();
-        }
+            rx.try_recv().is_ok()
+        });
         disk.drain();
         assert_eq!(String::from_utf8_lossy(&disk.read).lines().count(), n);
     }
@@ -763,25 +756,19 @@ mod tests {
         // Far more than the FIFO and the buffer hold: the logging thread never waits.
         const LINES: usize = 5000;
         let logging = log.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        within_10s("a logging call on a stalled disk", move || {
             for n in 0..LINES {
                 logging.write_line(&line(n)).unwrap();
             }
-            tx.send(()).unwrap();
         });
-        rx.recv_timeout(Duration::from_secs(10))
-            .expect("a logging call waited for the stalled disk");
         let dropped = log.dropped_lines();
         assert!(dropped > 0, "nothing was dropped");
 
         // The disk takes writes again: what was kept comes out, then the notice.
-        let start = Instant::now();
-        while !String::from_utf8_lossy(&disk.read).contains("lines dropped") {
-            assert!(start.elapsed() < Duration::from_secs(10), "no notice");
+        wait_for("no notice", || {
             disk.drain();
-            std::thread::yield_now();
-        }
+            String::from_utf8_lossy(&disk.read).contains("lines dropped")
+        });
         log.flush().unwrap();
         disk.drain();
         let text = String::from_utf8(disk.read.clone()).unwrap();
@@ -818,15 +805,10 @@ mod tests {
             rx.recv_timeout(Duration::from_millis(200)).is_err(),
             "1000 lines fit in a stalled 64 KiB FIFO"
         );
-        let start = Instant::now();
-        while rx.try_recv().is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "the writer never went on"
-            );
+        wait_for("the writer never went on", || {
             disk.drain();
-            std::thread::yield_now();
-        }
+            rx.try_recv().is_ok()
+        });
         disk.drain();
         let text = String::from_utf8(disk.read).unwrap();
         assert_eq!(text.lines().count(), 1000, "line mode drops nothing");

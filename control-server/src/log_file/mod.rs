@@ -606,11 +606,11 @@ use crate::panic::lock;
 mod tests {
     use super::open::{adopt, open_flags, refusal};
     use super::*;
+    use crate::test_util::{mkfifo, within_10s};
     use rustix::fs::{Mode, OFlags};
     use std::fs::Permissions;
     use std::io::Write;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    use std::path::Path;
 
     #[test]
     fn a_relative_path_is_made_absolute_at_open() {
@@ -630,31 +630,11 @@ mod tests {
     }
     use std::collections::HashMap;
     use std::os::unix::fs::OpenOptionsExt;
-    use std::time::Duration;
 
     fn on_file(path: &str) -> LogFile {
         let file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
         let id = id_of(&file.metadata().unwrap());
         LogFile::with_options(path.into(), (file, id), &LogOptions::default()).unwrap()
-    }
-
-    /// Runs `f` on a thread and waits at most 10 s for it: what a deadlock would block forever.
-    fn within_10s<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || tx.send(f()));
-        rx.recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("{what} did not return within 10 s"))
-    }
-
-    pub(super) fn mkfifo(path: &Path) {
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            path,
-            rustix::fs::FileType::Fifo,
-            Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
     }
 
     #[test]
@@ -717,10 +697,8 @@ mod tests {
         let file = open_flags(&path, OFlags::empty(), Mode::empty()).unwrap();
         assert!(matches!(adopt(file), Err(OpenErrorKind::NotRegular(_))));
         drop(reader);
-        assert!(within_10s("an open on a FIFO", move || LogFile::open(
-            &path
-        )
-        .is_err()));
+        let refused = within_10s("an open on a FIFO", move || LogFile::open(&path).is_err());
+        assert!(refused);
     }
 
     #[test]
@@ -762,36 +740,33 @@ mod tests {
     fn reopen_after_rename_moves_writes_to_a_new_file() {
         for (mode, options) in every_mode() {
             let dir = tempfile::tempdir().unwrap();
-            reopen_after_rename_moves_writes_to_a_new_file_in(dir.path(), options);
+            let dir = dir.path();
+            let path = dir.join("a.log");
+            let log = options.open(&path).unwrap();
+            log.write_line(b"one\n").unwrap();
+            std::fs::rename(&path, dir.join("a.log.1")).unwrap();
+            // Unless the watch already reopened, still the old file, as with any renamed fd.
+            log.write_line(b"two\n").unwrap();
+            let r = log.reopen().unwrap();
+            assert_ne!(r.old, r.new);
+            let old = std::fs::read_to_string(dir.join("a.log.1")).unwrap();
+            assert_eq!(r.bytes_to_old, old.len() as u64, "exact");
+            // A second rotate without a rename reopens the same file: old and new are one.
+            let again = log.reopen().unwrap();
+            assert_eq!(again.old, again.new);
+            log.write_line(b"three\n").unwrap();
+            log.flush().unwrap();
+            let old = std::fs::read_to_string(dir.join("a.log.1")).unwrap();
+            let new = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(old + &new, "one\ntwo\nthree\n");
+            assert!(new.ends_with("three\n"));
+            if log.threads.watch.is_none() {
+                assert_eq!(
+                    new, "three\n",
+                    "without a watch, every line before `reopen` goes to the old file, every line after to the new"
+                );
+            }
             eprintln!("ok in mode {mode}");
-        }
-    }
-
-    fn reopen_after_rename_moves_writes_to_a_new_file_in(dir: &Path, options: LogOptions) {
-        let path = dir.join("a.log");
-        let log = options.open(&path).unwrap();
-        log.write_line(b"one\n").unwrap();
-        std::fs::rename(&path, dir.join("a.log.1")).unwrap();
-        // Unless the watch already reopened, still the old file, as with any renamed fd.
-        log.write_line(b"two\n").unwrap();
-        let r = log.reopen().unwrap();
-        assert_ne!(r.old, r.new);
-        let old = std::fs::read_to_string(dir.join("a.log.1")).unwrap();
-        assert_eq!(r.bytes_to_old, old.len() as u64, "exact");
-        // A second rotate without a rename reopens the same file: old and new are one.
-        let again = log.reopen().unwrap();
-        assert_eq!(again.old, again.new);
-        log.write_line(b"three\n").unwrap();
-        log.flush().unwrap();
-        let old = std::fs::read_to_string(dir.join("a.log.1")).unwrap();
-        let new = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(old + &new, "one\ntwo\nthree\n");
-        assert!(new.ends_with("three\n"));
-        if log.threads.watch.is_none() {
-            assert_eq!(
-                new, "three\n",
-                "without a watch, every line before `reopen` goes to the old file, every line after to the new"
-            );
         }
     }
 
@@ -874,15 +849,9 @@ mod tests {
 
     #[test]
     fn flush_means_one_thing_on_a_shared_handle_and_on_a_mutable_one() {
-        for buffered in [false, true] {
+        for options in [LogFile::options(), LogFile::options().buffered()] {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("f.log");
-            let options = LogFile::options();
-            let options = if buffered {
-                options.buffered()
-            } else {
-                options
-            };
             let mut log = options.open(&path).unwrap();
             write!(log, "unfinished").unwrap();
             // A clone starts with nothing of it, and flushing the clone writes nothing of it.

@@ -133,10 +133,10 @@ pub(super) fn open_flags(path: &Path, extra: OFlags, mode: Mode) -> io::Result<F
 
 /// Names what an `open` ran into when the path changed after the lstat.
 pub(super) fn refusal(path: &Path, err: io::Error) -> OpenErrorKind {
-    match err.raw_os_error() {
-        Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() => OpenErrorKind::Symlink,
+    match rustix::io::Errno::from_io_error(&err) {
+        Some(rustix::io::Errno::LOOP) => OpenErrorKind::Symlink,
         // What a FIFO without a reader, or a socket, answers to a non-blocking open.
-        Some(code) if code == rustix::io::Errno::NXIO.raw_os_error() => {
+        Some(rustix::io::Errno::NXIO) => {
             let kind = std::fs::symlink_metadata(path)
                 .map_or("FIFO or socket", |meta| describe(meta.file_type()));
             OpenErrorKind::NotRegular(kind)

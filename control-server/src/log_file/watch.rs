@@ -180,15 +180,6 @@ impl Wanted {
     }
 }
 
-/// How a wait ended.
-enum Woken {
-    /// Events are queued on the inotify instance.
-    Events,
-    /// `stop` or `retarget` wrote to the eventfd.
-    Called,
-    TimedOut,
-}
-
 impl Watching {
     fn run(mut self) {
         let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
@@ -230,8 +221,9 @@ impl Watching {
         }
     }
 
-    /// Sleeps until events are queued, `stop` or `retarget` is called, or `timeout` passed.
-    fn wait(&self, timeout: Option<Duration>) -> rustix::io::Result<Woken> {
+    /// Sleeps until events are queued, `stop` or `retarget` is called, or `timeout` passed; true
+    /// for events only (with no call to answer first).
+    fn wait(&self, timeout: Option<Duration>) -> rustix::io::Result<bool> {
         use rustix::event::{poll, PollFd, PollFlags, Timespec};
         let timeout = timeout.map(|left| Timespec {
             tv_sec: left.as_secs() as _,
@@ -243,9 +235,7 @@ impl Watching {
         ];
         loop {
             match poll(&mut fds, timeout.as_ref()) {
-                Ok(0) => return Ok(Woken::TimedOut),
-                Ok(_) if !fds[1].revents().is_empty() => return Ok(Woken::Called),
-                Ok(_) => return Ok(Woken::Events),
+                Ok(n) => return Ok(n > 0 && fds[1].revents().is_empty()),
                 // A signal: poll again (for the whole timeout, which only bounds a grace).
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(err) => return Err(err),
@@ -451,9 +441,8 @@ impl Watching {
             if left.is_zero() {
                 return false;
             }
-            match self.wait(Some(left)) {
-                Ok(Woken::Events) => {}
-                Ok(Woken::Called | Woken::TimedOut) | Err(_) => return false,
+            if !matches!(self.wait(Some(left)), Ok(true)) {
+                return false;
             }
             let dir_wd = self.dir_wd;
             let mut seen = false;

@@ -44,7 +44,7 @@ impl Drain {
         entries
     }
 
-    async fn drain(&self, ctx: OpContext) -> Result<DrainReply, OpError> {
+    async fn drain(&self, mut ctx: OpContext) -> Result<DrainReply, OpError> {
         // Only a status line: a drain is no stop (see `Notifier::draining`).
         if let Some(notifier) = &self.notifier {
             notifier.draining();
@@ -58,7 +58,6 @@ impl Drain {
             let resumed = !*state.borrow_and_update();
             (state, resumed)
         });
-        let mut ctx = ctx;
         ctx.deadline = reply_by(ctx.deadline);
         let mut reply = DrainReply {
             completed: true,
@@ -115,10 +114,8 @@ impl Drain {
                 Ok(own) => reply.was_draining |= own.was_draining,
                 Err(err) => {
                     // The daemon stays as it was: draining.
-                    if tracker_was {
-                        if let Some(tracker) = &self.tracker {
-                            tracker.start_draining();
-                        }
+                    if let Some(tracker) = self.tracker.as_ref().filter(|_| tracker_was) {
+                        tracker.start_draining();
                     }
                     return Err(err);
                 }

@@ -123,6 +123,12 @@ mod tests {
         h.read(None).entries.iter().map(|e| e.unix_ms).collect()
     }
 
+    /// Each entry kept, as its time and result.
+    fn kept(h: &History) -> Vec<(u64, String)> {
+        let entries = h.read(None).entries.into_iter();
+        entries.map(|e| (e.unix_ms, e.result)).collect()
+    }
+
     #[test]
     fn the_newest_are_kept_oldest_first_and_the_dropped_counted() {
         let h = History::new(3);
@@ -156,25 +162,12 @@ mod tests {
         for t in 10..1000 {
             h.record(entry(t, DENIED));
         }
-        let reply = h.read(None);
-        let kept: Vec<(u64, &str)> = reply
-            .entries
-            .iter()
-            .map(|e| (e.unix_ms, e.result.as_str()))
-            .collect();
+        let ran = |times: std::ops::Range<u64>| times.map(|t| (t, "ok".to_owned()));
+        let refused = |t| (t, DENIED.to_owned());
         // A quarter of 8 is 2: the two newest refusals, and every call that ran.
-        assert_eq!(
-            kept,
-            [
-                (1, "ok"),
-                (2, "ok"),
-                (3, "ok"),
-                (4, "ok"),
-                (998, DENIED),
-                (999, DENIED)
-            ]
-        );
-        assert_eq!(reply.dropped, 990 - 2);
+        let expected: Vec<_> = ran(1..5).chain([refused(998), refused(999)]).collect();
+        assert_eq!(kept(&h), expected);
+        assert_eq!(h.read(None).dropped, 990 - 2);
         // Calls that ran still push the oldest out, refusals included.
         for t in 2000..2008 {
             h.record(entry(t, "ok"));
@@ -184,19 +177,10 @@ mod tests {
         for t in 3000..4000 {
             h.record(entry(t, DENIED));
         }
-        let results: Vec<(u64, String)> = h
-            .read(None)
-            .entries
-            .into_iter()
-            .map(|e| (e.unix_ms, e.result))
+        let expected: Vec<_> = ran(2002..2008)
+            .chain([refused(3998), refused(3999)])
             .collect();
-        let ran: Vec<u64> = (2002..2008).collect();
-        let expected: Vec<(u64, String)> = ran
-            .iter()
-            .map(|t| (*t, "ok".to_owned()))
-            .chain([(3998, DENIED.to_owned()), (3999, DENIED.to_owned())])
-            .collect();
-        assert_eq!(results, expected);
+        assert_eq!(kept(&h), expected);
         // A ring too small for a quarter keeps no refusal at all, and counts it.
         let tiny = History::new(3);
         tiny.record(entry(1, "ok"));

@@ -2,7 +2,7 @@
 //! the outcome for `status`. The SIGHUP bridge runs the same rotate.
 
 use super::renamed::RenamedLogs;
-use crate::counters::Counter;
+use crate::counters::{Counter, ServerCounters};
 use crate::handler::{Hook, OpContext};
 use crate::log_file::LogFile;
 use crate::registry::Entry;
@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 /// What `rotate` reopens, and what the last one did.
 pub(crate) struct Rotate {
     /// Log files registered with the builder.
-    logs: Vec<LogFile>,
+    pub logs: Vec<LogFile>,
     /// The daemon's own reopening, for files written some other way.
     own: Option<Hook<Result<RotateReply, OpError>>>,
     /// `ctl.rotations.ok` and `ctl.rotations.failed`.
@@ -28,15 +28,14 @@ impl Rotate {
         name: &str,
         logs: Vec<LogFile>,
         own: Option<Hook<Result<RotateReply, OpError>>>,
-        ok: Counter,
-        failed: Counter,
+        counters: &ServerCounters,
     ) -> Arc<Rotate> {
         Arc::new(Rotate {
             renamed: RenamedLogs::new(name.to_owned(), logs.clone()),
             logs,
             own,
-            ok,
-            failed,
+            ok: counters.rotations_ok.clone(),
+            failed: counters.rotations_failed.clone(),
             last: Mutex::new(None),
         })
     }

@@ -18,8 +18,7 @@ pub(crate) struct StatusOp {
     pub started: Instant,
     pub reloads: Arc<Reloads>,
     pub tracker: Option<WorkTracker>,
-    pub logs: Vec<LogFile>,
-    /// The last rotate, and the log files left at a renamed path.
+    /// The registered log files, the last rotate, and the log files left at a renamed path.
     pub rotate: Arc<Rotate>,
     /// The daemon's part; none: only what the server knows.
     pub own: Option<Hook<DaemonStatus>>,
@@ -48,6 +47,7 @@ impl StatusOp {
         let draining = daemon.draining || tracker.is_some_and(WorkTracker::is_draining);
         let in_flight = daemon.in_flight + tracker.map_or(0, WorkTracker::in_flight);
         let log_files = self
+            .rotate
             .logs
             .iter()
             .map(LogFile::path)

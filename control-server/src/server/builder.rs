@@ -99,11 +99,25 @@ pub struct Builder {
 /// bookkeeping, once that exists.
 type RecordChanges = Box<dyn FnOnce(&Arc<ops::reload::Reloads>)>;
 
-/// Sets `slot`, recording a mistake if it was set already.
-fn once<T>(slot: &mut Option<T>, value: T, what: &'static str, mistakes: &mut Vec<ServerError>) {
-    if slot.replace(value).is_some() {
-        mistakes.push(ServerError::GivenTwice(what));
-    }
+/// Sets `slot`; the mistake if it was set already.
+fn once<T>(slot: &mut Option<T>, value: T, what: &'static str) -> Option<ServerError> {
+    slot.replace(value).map(|_| ServerError::GivenTwice(what))
+}
+
+/// Builder methods that each serve an operation with a daemon's function `f`, kept as a
+/// [`Hook`] in the slot named, given once.
+macro_rules! hook_methods {
+    ($($(#[$doc:meta])* $method:ident => $slot:ident: $output:ty;)*) => {$(
+        $(#[$doc])*
+        pub fn $method<F, Fut>(mut self, f: F) -> Self
+        where
+            F: Fn(OpContext) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = $output> + Send + 'static,
+        {
+            self.mistakes.extend(once(&mut self.$slot, hook(f), stringify!($method)));
+            self
+        }
+    )*};
 }
 
 /// `given`, recording a mistake if it is below `least`.
@@ -158,8 +172,9 @@ impl Builder {
         L: Load<T>,
     {
         let (reload, check) = crate::reloadable::hooks(config.clone(), load);
-        once(&mut self.reload, reload, "reload", &mut self.mistakes);
-        once(&mut self.check, check, "check", &mut self.mistakes);
+        self.mistakes
+            .extend(once(&mut self.reload, reload, "reload"));
+        self.mistakes.extend(once(&mut self.check, check, "check"));
         let config = config.clone();
         self.record_changes = Some(Box::new(move |reloads| {
             // Weak: the reload hooks hold the value, the value must not hold them up.
@@ -173,70 +188,45 @@ impl Builder {
         self
     }
 
-    /// Serves `reload` with `f`: re-read and apply the configuration. Validate everything
-    /// before applying anything; on error the old configuration must stay active (see
-    /// [`Reloadable`]). The server runs one reload at a time on a task of
-    /// its own, counts generations and catches panics. A daemon registered this way has no
-    /// `check` (it answers unsupported): [`reloadable`](Builder::reloadable) gives both.
-    ///
-    /// ```
-    /// # use control_server::{Reloaded, Server};
-    /// let builder = Server::builder("mydaemon")
-    ///     .reload(|_ctx| async { Ok(Reloaded::changed("workers 4 -> 8")) });
-    /// # let _ = builder;
-    /// ```
-    pub fn reload<F, Fut>(mut self, f: F) -> Self
-    where
-        F: Fn(OpContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Reloaded, OpError>> + Send + 'static,
-    {
-        once(&mut self.reload, hook(f), "reload", &mut self.mistakes);
-        self
-    }
+    hook_methods! {
+        /// Serves `reload` with `f`: re-read and apply the configuration. Validate everything
+        /// before applying anything; on error the old configuration must stay active (see
+        /// [`Reloadable`]). The server runs one reload at a time on a task of
+        /// its own, counts generations and catches panics. A daemon registered this way has no
+        /// `check` (it answers unsupported): [`reloadable`](Builder::reloadable) gives both.
+        ///
+        /// ```
+        /// # use control_server::{Reloaded, Server};
+        /// let builder = Server::builder("mydaemon")
+        ///     .reload(|_ctx| async { Ok(Reloaded::changed("workers 4 -> 8")) });
+        /// # let _ = builder;
+        /// ```
+        reload => reload: Result<Reloaded, OpError>;
 
-    /// The daemon's part of `status` (see [`DaemonStatus`] for how it combines with what the
-    /// server knows). Without it, `status` reports only the server's part.
-    pub fn status<F, Fut>(mut self, f: F) -> Self
-    where
-        F: Fn(OpContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = DaemonStatus> + Send + 'static,
-    {
-        once(&mut self.status, hook(f), "status", &mut self.mistakes);
-        self
-    }
+        /// The daemon's part of `status` (see [`DaemonStatus`] for how it combines with what the
+        /// server knows). Without it, `status` reports only the server's part.
+        status => status: DaemonStatus;
 
-    /// Serves `rotate` with `f` for files written some other way than a registered
-    /// [`LogFile`] (which the server reopens itself); its files are reported after those.
-    pub fn rotate<F, Fut>(mut self, f: F) -> Self
-    where
-        F: Fn(OpContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<RotateReply, OpError>> + Send + 'static,
-    {
-        once(&mut self.own_rotate, hook(f), "rotate", &mut self.mistakes);
-        self
-    }
+        /// Serves `rotate` with `f` for files written some other way than a registered
+        /// [`LogFile`] (which the server reopens itself); its files are reported after those.
+        rotate => own_rotate: Result<RotateReply, OpError>;
 
-    /// Serves `drain` with `f` for work a registered [`WorkTracker`] does not see: stop taking
-    /// it and finish it by `ctx.deadline`. Its counts are added to the tracker's.
-    pub fn drain<F, Fut>(mut self, f: F) -> Self
-    where
-        F: Fn(OpContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<DrainReply, OpError>> + Send + 'static,
-    {
-        once(&mut self.own_drain, hook(f), "drain", &mut self.mistakes);
-        self
-    }
+        /// Serves `drain` with `f` for work a registered [`WorkTracker`] does not see: stop taking
+        /// it and finish it by `ctx.deadline`. Its counts are added to the tracker's.
+        drain => own_drain: Result<DrainReply, OpError>;
 
-    /// Serves `resume` with `f`, undoing what the daemon's own drain closed (a listener). The
-    /// tracker, if any, is resumed first; if `f` fails it drains again, so the daemon stays
-    /// as it was.
-    pub fn resume<F, Fut>(mut self, f: F) -> Self
-    where
-        F: Fn(OpContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<ResumeReply, OpError>> + Send + 'static,
-    {
-        once(&mut self.own_resume, hook(f), "resume", &mut self.mistakes);
-        self
+        /// Serves `resume` with `f`, undoing what the daemon's own drain closed (a listener). The
+        /// tracker, if any, is resumed first; if `f` fails it drains again, so the daemon stays
+        /// as it was.
+        resume => own_resume: Result<ResumeReply, OpError>;
+
+        /// Serves `check` with `f`, a validation of the configuration that applies nothing, beside
+        /// a [`reload`](Builder::reload) that validates and applies: `ctl check` runs it in the
+        /// reloads' turn (never overlapping one) and reports its summary. Prefer
+        /// [`reloadable`](Builder::reloadable), where one load step serves both and they cannot
+        /// disagree; this is for daemons whose configuration the server does not hold (such as
+        /// the C library's). Given together with `reloadable`, [`bind`](Builder::bind) fails.
+        check => check: Result<Reloaded, OpError>;
     }
 
     /// Serves the daemon's own command `C` with `f`: `ctl call NAME C::NAME key=value` and
@@ -263,21 +253,6 @@ impl Builder {
     /// the arguments against the schema before the handler runs, the same counters.
     pub fn dynamic_command(mut self, command: DynamicCommand) -> Self {
         self.commands.push(Entry::dynamic(command));
-        self
-    }
-
-    /// Serves `check` with `f`, a validation of the configuration that applies nothing, beside
-    /// a [`reload`](Builder::reload) that validates and applies: `ctl check` runs it in the
-    /// reloads' turn (never overlapping one) and reports its summary. Prefer
-    /// [`reloadable`](Builder::reloadable), where one load step serves both and they cannot
-    /// disagree; this is for daemons whose configuration the server does not hold (such as
-    /// the C library's). Given together with `reloadable`, [`bind`](Builder::bind) fails.
-    pub fn check<F, Fut>(mut self, f: F) -> Self
-    where
-        F: Fn(OpContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Reloaded, OpError>> + Send + 'static,
-    {
-        once(&mut self.check, hook(f), "check", &mut self.mistakes);
         self
     }
 
@@ -322,12 +297,8 @@ impl Builder {
     /// flight, `resume` takes it again, and `status` reports both, with no code of the
     /// daemon's. Registering one is what makes `drain` and `resume` exist.
     pub fn work_tracker(mut self, tracker: &WorkTracker) -> Self {
-        once(
-            &mut self.tracker,
-            tracker.clone(),
-            "work_tracker",
-            &mut self.mistakes,
-        );
+        self.mistakes
+            .extend(once(&mut self.tracker, tracker.clone(), "work_tracker"));
         self
     }
 
@@ -335,12 +306,8 @@ impl Builder {
     /// applied; typically a `tracing_subscriber::reload::Handle<EnvFilter, _>` (see
     /// [`LogFilter`]).
     pub fn log_filter(mut self, filter: impl LogFilter) -> Self {
-        once(
-            &mut self.log_filter,
-            Box::new(filter),
-            "log_filter",
-            &mut self.mistakes,
-        );
+        self.mistakes
+            .extend(once(&mut self.log_filter, Box::new(filter), "log_filter"));
         self
     }
 
@@ -562,8 +529,7 @@ impl Builder {
             &self.name,
             self.logs.clone(),
             self.own_rotate.take(),
-            counters.rotations_ok.clone(),
-            counters.rotations_failed.clone(),
+            counters,
         );
         let status = ops::status::StatusOp {
             name: self.name.clone(),
@@ -571,7 +537,6 @@ impl Builder {
             started: Instant::now(),
             reloads: reloads.clone(),
             tracker: self.tracker.clone(),
-            logs: self.logs.clone(),
             rotate: rotate.clone(),
             own: self.status.take(),
         };
