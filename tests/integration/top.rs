@@ -449,16 +449,22 @@ fn top_on_a_terminal_gives_the_terminal_back_after_a_panic_and_a_signal() {
     assert!(screen.contains("CTL_TOP_TEST_PANIC is set"), "{screen}");
     assert!(screen.contains("before-top"), "{screen}");
 
-    // SIGTERM ends the view as q does.
-    tmux.type_line("unset CTL_TOP_TEST_PANIC; clear");
-    tmux.type_line(&around_top("alpha"));
-    tmux.wait_for_screen("the table", |s| s.lines().any(|l| l.starts_with("alpha")));
-    // The shell's one child now is ctl top.
-    let shell = tmux.run(&["list-panes", "-F", "#{pane_pid}"]);
-    let children = run(Command::new("pgrep").args(["-P", shell.trim()])).expect_code(0);
-    let pid: i32 = children.stdout.trim().parse().expect("one child: ctl top");
-    let pid = rustix::process::Pid::from_raw(pid).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    let screen = tmux.wait_for_screen("ctl top's exit", exited);
-    assert!(screen.contains("top-exited=0 tty=same"), "{screen}");
+    // SIGTERM ends the view as q does, and so does SIGQUIT, whose default would dump core and
+    // leave the terminal raw.
+    for sig in [rustix::process::Signal::TERM, rustix::process::Signal::QUIT] {
+        tmux.type_line("unset CTL_TOP_TEST_PANIC; clear");
+        tmux.type_line(&around_top("alpha"));
+        tmux.wait_for_screen("the table", |s| s.lines().any(|l| l.starts_with("alpha")));
+        // The shell's one child now is ctl top.
+        let shell = tmux.run(&["list-panes", "-F", "#{pane_pid}"]);
+        let children = run(Command::new("pgrep").args(["-P", shell.trim()])).expect_code(0);
+        let pid: i32 = children.stdout.trim().parse().expect("one child: ctl top");
+        let pid = rustix::process::Pid::from_raw(pid).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+        let screen = tmux.wait_for_screen("ctl top's exit", exited);
+        assert!(
+            screen.contains("top-exited=0 tty=same"),
+            "{sig:?}: {screen}"
+        );
+    }
 }

@@ -53,7 +53,7 @@ back as it was. Colours as ctl status has them (NO_COLOR, CLICOLOR, TERM=dumb). 
 \"ago_ms\"}, \"error\"}]}, a value not known being null; it runs until killed, or a closed \
 stdout (ctl top | head -1) ends it quietly.
 
-Exits 0 when it ends (q, --count, a closed stdout, SIGTERM), whatever the daemons' states: \
+Exits 0 when it ends (q, --count, a closed stdout, SIGTERM, SIGQUIT), whatever the daemons' states: \
 for a health check, use ctl list. 2: usage (a bad NAME or --interval); 1: the terminal could \
 not be set up; 74: stdout could not be written.";
 
@@ -234,11 +234,11 @@ fn test_panic() {
 }
 
 /// Keys and signals, as one stream of what they ask. In raw mode Ctrl-C is a key; SIGTERM,
-/// SIGHUP (the terminal closed) and SIGINT (from `kill`) end the view as q does, so that the
-/// terminal is restored.
+/// SIGHUP (the terminal closed), SIGINT and SIGQUIT (from `kill`) end the view as q
+/// does, so that the terminal is restored: SIGQUIT's default (a core dump) would leave it raw.
 struct Input {
     keys: Option<EventStream>,
-    signals: [Signal; 3],
+    signals: [Signal; 4],
 }
 
 impl Input {
@@ -249,16 +249,18 @@ impl Input {
                 signal(SignalKind::terminate())?,
                 signal(SignalKind::hangup())?,
                 signal(SignalKind::interrupt())?,
+                signal(SignalKind::quit())?,
             ],
         })
     }
 
     async fn next(&mut self) -> io::Result<Asked> {
-        let [term, hup, int] = &mut self.signals;
+        let [term, hup, int, quit] = &mut self.signals;
         let event = tokio::select! {
             _ = term.recv() => return Ok(Asked::Quit),
             _ = hup.recv() => return Ok(Asked::Quit),
             _ = int.recv() => return Ok(Asked::Quit),
+            _ = quit.recv() => return Ok(Asked::Quit),
             event = next_key(&mut self.keys) => event,
         };
         match event {
