@@ -342,9 +342,12 @@ mod tests {
         assert_eq!(s.verify_reopen.len(), 2);
         let cli = Cli::try_parse_from(["ctl", "signal", "usr1", "--name", "rsyslogd"]).unwrap();
         assert!(matches!(cli.command, Command::Signal(ref s) if s.target() == "rsyslogd"));
+        // Both: the pid file's process, which must have the name.
+        let both = ["ctl", "signal", "HUP", "--pidfile", "p", "--name", "n"];
+        let cli = Cli::try_parse_from(both).unwrap();
+        assert!(matches!(cli.command, Command::Signal(ref s) if s.target() == "p"));
         for bad in [
             &["ctl", "signal", "HUP"][..],
-            &["ctl", "signal", "HUP", "--pidfile", "p", "--name", "n"],
             &["ctl", "signal", "NOPE", "--name", "n"],
         ] {
             assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");

@@ -146,6 +146,13 @@ fn an_included_directory_is_read_as_logrotate_reads_it_and_no_script_is_run() {
     assert_eq!(handled[0]["line"], line_of(&stanza, "[ -f /run/x.pid ]"));
     assert_eq!(handled[0]["pids"], serde_json::json!([d.pid]));
     assert_eq!(handled[0]["target"]["value"], "/run/x.pid");
+    // The name the pid file's process has now, so that a pid reused later is not signalled.
+    assert_eq!(
+        handled[0]["advice"],
+        "`ctl signal HUP --pidfile /run/x.pid --name doctor-hup --verify-reopen LOG...` sends \
+         it only while the process handles it, and proves the reopen",
+        "{doc}"
+    );
     assert_eq!(findings(&doc, "doctor-nobody")[0]["verdict"], "not_running");
     let skipped = doc["result"]["skipped"].to_string();
     for part in [

@@ -463,6 +463,88 @@ fn a_stale_pid_file_is_a_daemon_that_died_and_a_missing_one_a_stopped_daemon() {
 }
 
 #[test]
+fn a_pid_file_whose_pid_another_process_took_is_told_apart_by_the_name() {
+    let sb = Sandbox::new();
+    // The daemon died and its pid went to another process, which handles HUP too.
+    let other = Sigd::start(&sb, "catch", "sig-other", true);
+    let pidfile = sb.path("sig-reused.pid");
+    std::fs::write(&pidfile, format!("{}\n", other.pid)).unwrap();
+    let path = pidfile.to_str().unwrap();
+    for args in [
+        &["signal", "HUP", "--pidfile", path, "--name", "sig-reused"][..],
+        &[
+            "--missing-ok",
+            "signal",
+            "HUP",
+            "--pidfile",
+            path,
+            "--name",
+            "sig-reused",
+        ],
+    ] {
+        let run = ctl(&sb, args).expect_code(69);
+        assert!(
+            run.stderr.contains(&format!(
+                "names pid {}, which is now \"sig-other\", not \"sig-reused\": the daemon died",
+                other.pid
+            )),
+            "{run}"
+        );
+    }
+    let doc = ctl(
+        &sb,
+        &[
+            "--json",
+            "signal",
+            "HUP",
+            "--pidfile",
+            path,
+            "--name",
+            "sig-reused",
+        ],
+    )
+    .expect_code(69)
+    .json();
+    assert_eq!(doc["error"]["kind"], "died", "{doc}");
+    assert!(!other.barrier().lines().any(|l| l == "hup"), "it was sent");
+    // A pid nobody has is stale with a name too.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    std::fs::write(&pidfile, format!("{pid}\n")).unwrap();
+    let run = ctl(
+        &sb,
+        &["signal", "HUP", "--pidfile", path, "--name", "sig-reused"],
+    );
+    let run = run.expect_code(69);
+    assert!(
+        run.stderr
+            .contains(&format!("names pid {pid}, which is not running")),
+        "{run}"
+    );
+    // The daemon itself, so named: sent and handled.
+    let d = Sigd::start(&sb, "catch", "sig-reused", true);
+    let run = ctl(
+        &sb,
+        &[
+            "signal",
+            "HUP",
+            "--pidfile",
+            d.pidfile(),
+            "--name",
+            "sig-reused",
+        ],
+    )
+    .expect_code(0);
+    assert!(
+        run.stdout
+            .contains(&format!("pid {} (sig-reused): SIGHUP sent", d.pid)),
+        "{run}"
+    );
+    assert!(d.barrier().lines().any(|l| l == "hup"), "{run}");
+}
+
+#[test]
 fn json_documents_for_a_signal_sent_and_one_refused() {
     let sb = Sandbox::new();
     let d = Sigd::start(&sb, "catch", "sig-json", true);
@@ -630,7 +712,14 @@ fn usage_errors_exit_2() {
         &["signal", "HUP"][..],
         &["signal", "BOGUS", "--pidfile", "/run/x.pid"],
         &["signal", "0", "--pidfile", "/run/x.pid"],
-        &["signal", "HUP", "--pidfile", "/run/x.pid", "--name", "x"],
+        &[
+            "signal",
+            "HUP",
+            "--pidfile",
+            "/run/x.pid",
+            "--name",
+            "longer-than-fifteen",
+        ],
         &[
             "signal",
             "HUP",

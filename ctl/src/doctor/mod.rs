@@ -441,7 +441,14 @@ fn advice(f: &Finding) -> Option<String> {
         return None;
     }
     let how = match &f.kill.target {
-        Target::PidFile(path) => format!("--pidfile {}", path.display()),
+        Target::PidFile(path) => match &f.resolved {
+            // The name its process has now, so that a pid reused after the daemon died is told
+            // apart; only a plain word, since the line is for pasting into a shell as root.
+            Resolved::Processes(p) if p.len() == 1 && is_plain_word(&p[0].name) => {
+                format!("--pidfile {} --name {}", path.display(), p[0].name)
+            }
+            _ => format!("--pidfile {}", path.display()),
+        },
         Target::Name(name) => format!("--name {name}"),
         Target::Pattern(p) if !p.source.contains(['^', '$', '.', '\\']) => {
             format!("--name {}", p.source)
@@ -455,6 +462,15 @@ fn advice(f: &Finding) -> Option<String> {
     Some(format!(
         "`ctl signal {sig} {how}{verify}` sends it only while the process handles it{proves}"
     ))
+}
+
+/// Whether `name` reads the same to a shell (and to ctl) as written: letters, digits and
+/// `-_.+@:`, and no leading `-`.
+fn is_plain_word(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.+@:".contains(&b))
 }
 
 fn finding_json(f: &Finding) -> Value {

@@ -37,6 +37,16 @@ pub enum SignalError {
              stopped without removing it; nothing was sent; --missing-ok does not hide a stale \
              pid file", .path.display())]
     Stale { path: PathBuf, pid: i32 },
+    /// With `--name` too: the pid file's pid is another process's now.
+    #[error("the pid file {} names pid {pid}, which is now {now:?}, not {name:?}: the daemon \
+             died and its pid went to another process; nothing was sent; --missing-ok does not \
+             hide a stale pid file", .path.display())]
+    Reused {
+        path: PathBuf,
+        pid: i32,
+        name: String,
+        now: String,
+    },
     /// No process has the name.
     #[error("no process named {name:?} (as /proc/PID/comm has it){}; nothing was sent",
              left_out_text(.left_out))]
@@ -129,7 +139,16 @@ impl SignalError {
                 path: path.clone(),
                 source: io::Error::other("x"),
             }),
-            SignalError::Stale { path, pid: 1 },
+            SignalError::Stale {
+                path: path.clone(),
+                pid: 1,
+            },
+            SignalError::Reused {
+                path,
+                pid: 1,
+                name: "x".into(),
+                now: "y".into(),
+            },
             SignalError::NoProcess {
                 name: "x".into(),
                 left_out: vec![(7, 1000)],
@@ -181,7 +200,9 @@ impl SignalError {
                 }
                 PidFileError::Unreadable { .. } => (Exit::Failed, "failed"),
             },
-            SignalError::Stale { .. } | SignalError::Gone { .. } => (Exit::NoDaemon, "died"),
+            SignalError::Stale { .. } | SignalError::Reused { .. } | SignalError::Gone { .. } => {
+                (Exit::NoDaemon, "died")
+            }
             SignalError::NoProcess { .. } => (Exit::NoDaemon, "no_process"),
             SignalError::NameTooLong { .. } => (Exit::Usage, "usage"),
             SignalError::NotSent { .. } => (Exit::Failed, "not_sent"),

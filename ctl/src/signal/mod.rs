@@ -1,6 +1,6 @@
-//! `ctl signal SIGNAL (--pidfile PATH | --name NAME) [--force] [--verify-reopen LOG...]`: send
-//! a signal to a daemon that has no control socket, only where it is handled, and prove what
-//! it did.
+//! `ctl signal SIGNAL (--pidfile PATH [--name NAME] | --name NAME) [--force]
+//! [--verify-reopen LOG...]`: send a signal to a daemon that has no control socket, only where it
+//! is handled, and prove what it did.
 //!
 //! Each process is pinned first: its pidfd is opened, then `/proc` is read (its name, its
 //! dispositions, every thread's mask, its descriptors), then the pidfd is polled to check the
@@ -58,7 +58,9 @@ why. With several processes, if one of them would not handle it, none is signall
 sends anyway. SIGCONT is sent without a handler: continuing is what it does.
 
 The signal goes through a pidfd opened before the checks, so a pid reused meanwhile is never \
-signalled. Without --verify-reopen, exit 0 once every process is still alive 200ms after the \
+signalled, and with both --pidfile and --name, the pid file's process must have that name: a \
+stale pid file whose pid went to another process is exit 69, nothing sent. Without \
+--verify-reopen, exit 0 once every process is still alive 200ms after the \
 signal (\"sent; not verified\"), 1 if one died. With --verify-reopen LOG..., wait (up to \
 --timeout) until, for each LOG, a signalled process has the file now at LOG open and none \
 still writes to the file that was there (now renamed, e.g. LOG.1, or deleted): exit 0 then, 1 \
@@ -70,11 +72,11 @@ Exit 69 when the pid file is missing (0 with --missing-ok) or names a process th
 --missing-ok); 77 for an untrusted pid file. In a logrotate postrotate script, instead of \
 `kill -HUP $(cat /run/nginx.pid)`:
 
-    ctl signal HUP --pidfile /run/nginx.pid --verify-reopen /var/log/nginx/access.log";
+    ctl signal HUP --pidfile /run/nginx.pid --name nginx --verify-reopen /var/log/nginx/access.log";
 
 /// Arguments of `signal`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("process").required(true).args(["pidfile", "name"])))]
+#[command(group(clap::ArgGroup::new("process").required(true).multiple(true).args(["pidfile", "name"])))]
 pub struct SignalArgs {
     /// The signal: a name as `kill -l` lists it (HUP, SIGHUP, usr1) or its number (1)
     #[arg(value_name = "SIGNAL", value_parser = names::parse)]
@@ -83,7 +85,8 @@ pub struct SignalArgs {
     #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     pub pidfile: Option<PathBuf>,
     /// Every process with this exact name in /proc/PID/comm, as `pkill -x` (at most 15 bytes),
-    /// but login users' (their name is their choice)
+    /// but login users' (their name is their choice); with --pidfile, the name its process
+    /// must have
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
     /// Send it even to a process that does not handle it (it may kill or stop it)
@@ -158,23 +161,33 @@ pub fn run(args: &SignalArgs, timeout: Duration) -> Result<(Value, String), Sign
 
 /// The processes to signal, pinned and judged.
 fn find(args: &SignalArgs, verify: bool) -> Result<Vec<Process>, SignalError> {
-    if let Some(path) = &args.pidfile {
-        let pid = crate::pidfile::read(path)?;
-        return match inspect(pid, None, &args.signal, verify)? {
-            Some(p) => Ok(vec![p]),
-            None => Err(SignalError::Stale {
-                path: path.clone(),
-                pid,
-            }),
-        };
-    }
-    let name = args.name.as_deref().unwrap_or_default();
-    if name.len() > procfs::COMM_MAX {
+    let name = args.name.as_deref();
+    if let Some(name) = name.filter(|n| n.len() > procfs::COMM_MAX) {
         return Err(SignalError::NameTooLong {
             name: name.to_owned(),
             short: procfs::comm_prefix(name).to_owned(),
         });
     }
+    if let Some(path) = &args.pidfile {
+        let pid = crate::pidfile::read(path)?;
+        if let Some(p) = inspect(pid, name.map(str::as_bytes), &args.signal, verify)? {
+            return Ok(vec![p]);
+        }
+        // Not so named (or gone): whose the pid is now says which.
+        return Err(match (name, inspect(pid, None, &args.signal, false)?) {
+            (Some(name), Some(now)) => SignalError::Reused {
+                path: path.clone(),
+                pid,
+                name: name.to_owned(),
+                now: now.who.name,
+            },
+            _ => SignalError::Stale {
+                path: path.clone(),
+                pid,
+            },
+        });
+    }
+    let name = name.unwrap_or_default();
     let pids = procfs::pids_named(name.as_bytes()).map_err(|source| SignalError::Os {
         what: "cannot list the processes in /proc".into(),
         source,
