@@ -283,10 +283,7 @@ fn judged(err: CtlError, parsed: &Target, lookup: &Lookup, target: &str) -> CtlE
 /// deadline, or undone by a resume), 74 when the output of a success cannot be written.
 fn replied(out: &Output, hello: &control_api::Hello, reply: &Reply) -> Exit {
     let (op, target) = (out.operation, out.target);
-    let exit = match reply {
-        Reply::Drain(d) if !d.completed => Exit::Failed,
-        _ => Exit::Ok,
-    };
+    let exit = reply.exit();
     match out.reply(hello, reply, exit.code()) {
         Ok(()) => exit,
         Err(write) if exit == Exit::Ok => unwritten(

@@ -11,6 +11,7 @@
 
 use crate::cli::Global;
 use crate::error::CtlError;
+use crate::exit::Exit;
 use crate::human::{human, Paint};
 use control_api::field::format_duration;
 use control_api::{
@@ -101,6 +102,15 @@ struct ErrorDoc {
 }
 
 impl Reply {
+    /// The exit code the reply itself means: 1 for a drain that did not complete (past its
+    /// deadline, or undone by a resume), else 0.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Reply::Drain(d) if !d.completed => Exit::Failed,
+            _ => Exit::Ok,
+        }
+    }
+
     fn to_json(&self, hello: &Hello) -> Value {
         match self {
             Reply::Hello => to_value(hello),
@@ -393,7 +403,7 @@ pub fn usage_json(err: &clap::Error) -> Result<(), CtlError> {
         .trim_start_matches("error: ");
     let doc = Envelope {
         ok: false,
-        exit_code: crate::exit::Exit::Usage.code(),
+        exit_code: Exit::Usage.code(),
         error: Some(ErrorDoc {
             kind: "usage",
             message: message.to_owned(),
