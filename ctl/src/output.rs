@@ -211,7 +211,17 @@ pub struct Output<'a> {
     pub socket: Option<PathBuf>,
 }
 
-impl Output<'_> {
+impl<'a> Output<'a> {
+    /// Output for `operation` on `target`, at no socket yet.
+    pub fn new(global: &'a Global, operation: &'a str, target: &'a str) -> Self {
+        Output {
+            global,
+            operation,
+            target,
+            socket: None,
+        }
+    }
+
     fn envelope(&self, ok: bool, exit_code: u8) -> Envelope<'_> {
         Envelope {
             ok,
