@@ -352,9 +352,7 @@ impl CtlError {
             },
         }
     }
-}
 
-impl CtlError {
     /// Names the daemon a timeout was waiting for: an operator facing exit 75 needs to know
     /// which process to look at, not only that "the daemon" did not answer.
     pub fn waiting_for(self, pid: Option<u32>, at: &Path) -> CtlError {
