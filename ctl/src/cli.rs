@@ -232,8 +232,16 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The operation the command line `args` asks for.
+    pub(crate) fn op(args: &[&str]) -> Op {
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Op(op) => op,
+            _ => panic!("not an operation"),
+        }
+    }
 
     #[test]
     fn definitions_are_consistent() {
@@ -267,22 +275,18 @@ mod tests {
 
     #[test]
     fn log_level_takes_an_optional_filter() {
-        let cli = Cli::try_parse_from(["ctl", "log-level", "web", "debug,a=trace"]).unwrap();
         assert!(
-            matches!(cli.command, Command::Op(Op::LogLevel(LogLevelArgs { ref filter, .. })) if filter.as_deref() == Some("debug,a=trace"))
+            matches!(op(&["ctl", "log-level", "web", "debug,a=trace"]), Op::LogLevel(LogLevelArgs { ref filter, .. }) if filter.as_deref() == Some("debug,a=trace"))
         );
-        let cli = Cli::try_parse_from(["ctl", "log-level", "web"]).unwrap();
         assert!(matches!(
-            cli.command,
-            Command::Op(Op::LogLevel(LogLevelArgs { filter: None, .. }))
+            op(&["ctl", "log-level", "web"]),
+            Op::LogLevel(LogLevelArgs { filter: None, .. })
         ));
     }
 
     #[test]
     fn counters_takes_an_optional_prefix_and_prometheus() {
-        let cli =
-            Cli::try_parse_from(["ctl", "counters", "web", "ctl.calls.", "--prometheus"]).unwrap();
-        let Command::Op(Op::Counters(c)) = cli.command else {
+        let Op::Counters(c) = op(&["ctl", "counters", "web", "ctl.calls.", "--prometheus"]) else {
             panic!("not counters")
         };
         assert_eq!(c.prefix.as_deref(), Some("ctl.calls."));
@@ -292,16 +296,15 @@ mod tests {
 
     #[test]
     fn resume_takes_a_target() {
-        let cli = Cli::try_parse_from(["ctl", "resume", "web", "--json"]).unwrap();
         assert!(
-            matches!(cli.command, Command::Op(Op::Resume(TargetArg { ref target })) if target == "web")
+            matches!(op(&["ctl", "resume", "web", "--json"]), Op::Resume(TargetArg { ref target }) if target == "web")
         );
         assert!(Cli::try_parse_from(["ctl", "resume"]).is_err());
     }
 
     #[test]
     fn call_takes_a_command_pairs_and_json() {
-        let cli = Cli::try_parse_from([
+        let Op::Call(call) = op(&[
             "ctl",
             "call",
             "web",
@@ -310,9 +313,7 @@ mod tests {
             "n=2",
             "--args",
             "{}",
-        ])
-        .unwrap();
-        let Command::Op(Op::Call(call)) = cli.command else {
+        ]) else {
             panic!("not call")
         };
         assert_eq!(call.command, "set-message");

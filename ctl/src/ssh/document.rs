@@ -219,15 +219,8 @@ fn answer(remote: &Remote, op: &Op, exit: Exit, doc: Doc) -> Result<Answer, CtlE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::tests::op;
     use crate::output::Reply;
-    use clap::Parser;
-
-    fn op(args: &[&str]) -> Op {
-        match crate::cli::Cli::try_parse_from(args).unwrap().command {
-            crate::cli::Command::Op(op) => op,
-            _ => panic!("not an operation"),
-        }
-    }
 
     fn remote() -> Remote {
         Remote::from_target("ssh://h/demo", None).unwrap().unwrap()
