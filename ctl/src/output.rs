@@ -523,17 +523,7 @@ mod tests {
         let doc = Reply::Status(crate::human::tests::typed_status()).to_json(&hello);
         let values = doc["values"].as_object().unwrap();
         let names: Vec<&str> = values.keys().map(String::as_str).collect();
-        assert_eq!(
-            names,
-            [
-                "zeta",
-                "a_much_longer_field_name",
-                "ratio",
-                "ok",
-                "negative",
-                "message"
-            ]
-        );
+        assert_eq!(names, crate::human::tests::TYPED_NAMES);
         assert_eq!(values["zeta"], json!(42));
         assert_eq!(
             values["a_much_longer_field_name"],
