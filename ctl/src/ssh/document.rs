@@ -87,52 +87,37 @@ fn broken(remote: &Remote, what: String) -> CtlError {
 
 /// Judges the document against the call: its envelope, then the remote's failure or its answer.
 fn judge(remote: &Remote, op: &Op, code: i32, mut doc: Doc) -> Result<Answer, CtlError> {
+    let broken = |what: &str| broken(remote, what.into());
     let exit = envelope(remote, op, code, &doc)?;
-    let socket = doc.socket.as_ref().map(PathBuf::from);
-    if let Some(skipped) = doc.skipped.take() {
-        if exit != Exit::Ok {
-            return Err(broken(
-                remote,
-                "it skipped the operation, yet failed".into(),
-            ));
+    let (exit, kind, message, detail, missing) = match (doc.skipped.take(), doc.error.take()) {
+        (Some(_), _) if exit != Exit::Ok => {
+            return Err(broken("it skipped the operation, yet failed"))
         }
-        return Err(SshError::Remote {
-            exit: Exit::NoDaemon,
-            kind: "no_daemon",
-            message: skipped,
-            detail: Value::Null,
-            socket,
-            missing: true,
+        (Some(skipped), _) => (Exit::NoDaemon, "no_daemon", skipped, Value::Null, true),
+        (None, Some(_)) if exit == Exit::Ok => {
+            return Err(broken("its document has an error, yet exit code 0"))
         }
-        .into());
+        (None, Some(error)) => {
+            // The daemon's typed error, when it reads as one; nothing else is passed on.
+            let detail = serde_json::from_value::<OpError>(error.detail)
+                .ok()
+                .and_then(|op| serde_json::to_value(op).ok())
+                .unwrap_or(Value::Null);
+            let known = KINDS.iter().find(|k| **k == error.kind).copied();
+            let kind = known.unwrap_or("unrecognized");
+            (exit, kind, error.message, detail, false)
+        }
+        (None, None) => return answer(remote, op, exit, doc),
+    };
+    Err(SshError::Remote {
+        exit,
+        kind,
+        message,
+        detail,
+        socket: doc.socket.map(PathBuf::from),
+        missing,
     }
-    if let Some(error) = doc.error.take() {
-        if exit == Exit::Ok {
-            return Err(broken(
-                remote,
-                "its document has an error, yet exit code 0".into(),
-            ));
-        }
-        // The daemon's typed error, when it reads as one; nothing else is passed on.
-        let detail = serde_json::from_value::<OpError>(error.detail)
-            .ok()
-            .and_then(|op| serde_json::to_value(op).ok())
-            .unwrap_or(Value::Null);
-        return Err(SshError::Remote {
-            exit,
-            kind: KINDS
-                .iter()
-                .find(|k| **k == error.kind)
-                .copied()
-                .unwrap_or("unrecognized"),
-            message: error.message,
-            detail,
-            socket,
-            missing: false,
-        }
-        .into());
-    }
-    answer(remote, op, exit, doc)
+    .into())
 }
 
 /// What the document says of itself, checked against the call: an exit code ctl gives and
