@@ -18,7 +18,7 @@ use control_api::{
     CallReply, CheckReply, CountersReply, Description, DrainReply, FieldValue, Hello, HistoryReply,
     LogLevelReply, ReloadReply, ResumeReply, RotateReply, Status,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::borrow::Cow;
 use std::io::Write;
@@ -69,7 +69,7 @@ struct Envelope<'a> {
     target: Option<&'a str>,
     socket: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    daemon: Option<Daemon<'a>>,
+    daemon: Option<Daemon>,
     /// `call` only: whether the daemon said the command changed anything (`null`: it did not
     /// say).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,22 +83,24 @@ struct Envelope<'a> {
     skipped: Option<String>,
 }
 
-/// Who answered.
-#[derive(Serialize)]
-struct Daemon<'a> {
-    name: &'a str,
-    version: &'a str,
-    pid: u32,
-    protocol: u32,
+/// Who answered (as another host's ctl says it, too).
+#[derive(Serialize, Deserialize)]
+pub struct Daemon {
+    pub name: String,
+    pub version: String,
+    pub pid: u32,
+    pub protocol: u32,
 }
 
-/// Why the operation failed: `kind` is one of the documented error kinds.
-#[derive(Serialize)]
-struct ErrorDoc {
-    kind: &'static str,
-    message: String,
+/// Why the operation failed: `kind` is one of the documented error kinds (as another host's
+/// ctl says it, any kind).
+#[derive(Serialize, Deserialize)]
+pub struct ErrorDoc {
+    pub kind: Cow<'static, str>,
+    pub message: String,
     /// The daemon's own error ([`OpError`](control_api::OpError)), when it gave one.
-    detail: Value,
+    #[serde(default)]
+    pub detail: Value,
 }
 
 impl Reply {
@@ -242,8 +244,8 @@ impl<'a> Output<'a> {
             }
             let doc = Envelope {
                 daemon: Some(Daemon {
-                    name: &hello.name,
-                    version: &hello.version,
+                    name: hello.name.clone(),
+                    version: hello.version.clone(),
                     pid: hello.pid,
                     protocol: hello.protocol,
                 }),
@@ -279,7 +281,7 @@ impl<'a> Output<'a> {
             };
             let doc = Envelope {
                 error: Some(ErrorDoc {
-                    kind: err.kind(),
+                    kind: err.kind().into(),
                     message: format!("{err}{}", missing_ok_hint(err)),
                     detail,
                 }),
@@ -415,7 +417,7 @@ pub fn usage_json(err: &clap::Error) -> Result<(), CtlError> {
         ok: false,
         exit_code: Exit::Usage.code(),
         error: Some(ErrorDoc {
-            kind: "usage",
+            kind: "usage".into(),
             message: message.to_owned(),
             detail: Value::Null,
         }),

@@ -8,6 +8,7 @@ use super::{Answer, Remote, SshError};
 use crate::cli::Op;
 use crate::error::{CtlError, KINDS};
 use crate::exit::Exit;
+use crate::output::{Daemon, ErrorDoc};
 use control_api::{Hello, OpError};
 use serde::Deserialize;
 use serde_json::Value;
@@ -32,22 +33,6 @@ struct Doc {
     error: Option<ErrorDoc>,
     #[serde(default)]
     skipped: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Daemon {
-    name: String,
-    version: String,
-    pid: u32,
-    protocol: u32,
-}
-
-#[derive(Deserialize)]
-struct ErrorDoc {
-    kind: String,
-    message: String,
-    #[serde(default)]
-    detail: Value,
 }
 
 /// Reads what the remote printed (`stdout`) as it exited with `code`.
