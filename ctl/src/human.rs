@@ -11,17 +11,9 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-/// The human text for a reply, each string of the daemon's escaped.
+/// The human text for a reply, each string of the daemon's escaped; only a status carries
+/// ctl's own colours.
 pub fn human(hello: &Hello, reply: &Reply, paint: Paint) -> String {
-    match reply {
-        // Carries ctl's own colours.
-        Reply::Status(s) => status(s, paint),
-        other => plain(hello, other),
-    }
-}
-
-/// The human text for a reply without colours, each string of the daemon's escaped.
-fn plain(hello: &Hello, reply: &Reply) -> String {
     let name = &*clean(&hello.name);
     match reply {
         Reply::Hello => format!(
@@ -63,7 +55,7 @@ fn plain(hello: &Hello, reply: &Reply) -> String {
             r.in_flight,
             if r.in_flight == 1 { "" } else { "s" }
         ),
-        Reply::Status(s) => status(s, Paint(false)),
+        Reply::Status(s) => status(s, paint),
         Reply::Resume(r) if r.was_draining => format!("{name}: resumed; taking new work again"),
         Reply::Resume(_) => format!("{name}: not draining; nothing to resume"),
         Reply::LogLevel(r) => match &r.previous {
