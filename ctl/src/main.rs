@@ -44,15 +44,14 @@ fn main() -> ExitCode {
     };
     // clap sees the conflict only when --json comes after the operation; a global option
     // before it is checked here.
-    if let Command::Op(cli::Op::Counters(c)) = &cli.command {
-        if c.prometheus && cli.global.json {
-            cli::command()
-                .error(
-                    clap::error::ErrorKind::ArgumentConflict,
-                    "--prometheus and --json are two output formats; give one",
-                )
-                .exit();
-        }
+    let prometheus = matches!(&cli.command, Command::Op(cli::Op::Counters(c)) if c.prometheus);
+    if prometheus && cli.global.json {
+        cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--prometheus and --json are two output formats; give one",
+            )
+            .exit();
     }
     // Only an operation on one daemon goes to another host.
     if cli.global.host.is_some() && !matches!(cli.command, Command::Op(_)) {
