@@ -268,6 +268,12 @@ fn key_values(value: &Value) -> String {
 #[derive(Clone, Copy)]
 pub struct Paint(pub bool);
 
+/// The SGR codes of ctl's own colours.
+const GREEN: &str = "32";
+const YELLOW: &str = "33";
+const RED: &str = "31;1";
+const BOLD: &str = "1";
+
 impl Paint {
     /// Colours on stdout as the conventions clap and most tools follow say (anstream decides):
     /// never with `NO_COLOR` set or `CLICOLOR=0`, always with `CLICOLOR_FORCE`, else on a
@@ -282,22 +288,7 @@ impl Paint {
         Paint(choice != anstream::ColorChoice::Never && (!dumb || forced))
     }
 
-    fn green(self, s: &str) -> String {
-        self.code("32", s)
-    }
-
-    fn yellow(self, s: &str) -> String {
-        self.code("33", s)
-    }
-
-    fn red(self, s: &str) -> String {
-        self.code("31;1", s)
-    }
-
-    fn bold(self, s: &str) -> String {
-        self.code("1", s)
-    }
-
+    /// `s` in the colour of the SGR `code`, or as it is.
     fn code(self, code: &str, s: &str) -> String {
         if self.0 {
             format!("\x1b[{code}m{s}\x1b[0m")
@@ -310,7 +301,7 @@ impl Paint {
 fn status(s: &Status, paint: Paint) -> String {
     let mut out = format!(
         "{} {} (pid {}), up {}",
-        paint.bold(&clean(&s.name)),
+        paint.code(BOLD, &clean(&s.name)),
         clean(&s.version),
         s.pid,
         humantime::format_duration(Duration::from_secs(s.uptime_ms / 1000))
@@ -318,8 +309,8 @@ fn status(s: &Status, paint: Paint) -> String {
     // Gathered first, so that every row aligns to the longest name.
     let mut rows: Vec<(Cow<str>, String)> = Vec::new();
     let state = match s.draining {
-        true => paint.yellow("draining"),
-        false => paint.green("serving"),
+        true => paint.code(YELLOW, "draining"),
+        false => paint.code(GREEN, "serving"),
     };
     rows.push((
         "state".into(),
@@ -365,8 +356,8 @@ fn outcome(paint: Paint, ok: bool, finished_unix_ms: u64, message: &str) -> Stri
         .saturating_sub(finished_unix_ms);
     let ago = humantime::format_duration(Duration::from_secs(ago / 1000));
     let verdict = match ok {
-        true => paint.green("ok"),
-        false => paint.red("FAILED"),
+        true => paint.code(GREEN, "ok"),
+        false => paint.code(RED, "FAILED"),
     };
     let mut v = format!("{verdict} {ago} ago");
     if !message.is_empty() {
@@ -410,7 +401,7 @@ fn log_file(s: &Status, path: &Path, paint: Paint) -> String {
             "(NOT REOPENED: still writing to the file now {now}; `ctl rotate {}` reopens it)",
             clean(&s.name)
         );
-        v.push_str(&format!(" {}", paint.red(&warning)));
+        v.push_str(&format!(" {}", paint.code(RED, &warning)));
     }
     v
 }
