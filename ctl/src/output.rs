@@ -352,9 +352,7 @@ impl<'a> Output<'a> {
 /// for it, [`control_api::text::escape`]. Newlines (which would forge rows), control characters
 /// (which drive a terminal), bidi overrides and invisible characters (which reorder or hide
 /// text) are written as visible escapes, and a backslash doubled.
-pub fn clean(text: &str) -> Cow<'_, str> {
-    control_api::text::escape(text)
-}
+pub use control_api::text::escape as clean;
 
 /// Shows a drain's in-flight count falling: a spinner on a terminal, a line per change
 /// otherwise, nothing with `--quiet` or `--json`. On stderr: stdout carries only the result.
