@@ -119,9 +119,8 @@ pub struct CompleteArgs {
 /// Arguments of `log-level`.
 #[derive(Debug, Args)]
 pub struct LogLevelArgs {
-    /// Daemon name, or socket path (anything containing '/')
-    #[arg(value_name = "TARGET")]
-    pub target: String,
+    #[command(flatten)]
+    pub daemon: TargetArg,
     /// The new filter, in tracing's EnvFilter syntax; omit it to show the current one
     #[arg(value_name = "FILTER")]
     pub filter: Option<String>,
@@ -130,9 +129,8 @@ pub struct LogLevelArgs {
 /// Arguments of `counters`.
 #[derive(Debug, Args)]
 pub struct CountersArgs {
-    /// Daemon name, or socket path (anything containing '/')
-    #[arg(value_name = "TARGET")]
-    pub target: String,
+    #[command(flatten)]
+    pub daemon: TargetArg,
     /// Only the counters whose name starts with this (e.g. ctl.calls.)
     #[arg(value_name = "PREFIX")]
     pub prefix: Option<String>,
@@ -144,9 +142,8 @@ pub struct CountersArgs {
 /// Arguments of `history`.
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    /// Daemon name, or socket path (anything containing '/')
-    #[arg(value_name = "TARGET")]
-    pub target: String,
+    #[command(flatten)]
+    pub daemon: TargetArg,
     /// Only the newest N entries
     #[arg(long, value_name = "N")]
     pub limit: Option<u32>,
@@ -155,9 +152,8 @@ pub struct HistoryArgs {
 /// Arguments of `call`.
 #[derive(Debug, Args)]
 pub struct CallArgs {
-    /// Daemon name, or socket path (anything containing '/')
-    #[arg(value_name = "TARGET")]
-    pub target: String,
+    #[command(flatten)]
+    pub daemon: TargetArg,
     /// The command's name, as `ctl describe` lists it
     #[arg(value_name = "COMMAND")]
     pub command: String,
