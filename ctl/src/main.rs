@@ -272,10 +272,9 @@ fn replied(out: &Output, hello: &control_api::Hello, reply: &Reply) -> Exit {
 /// Whether the global option `id` was given on the command line, before or after the
 /// subcommand.
 fn given(matches: &clap::ArgMatches, id: &str) -> bool {
-    let here = matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
-    here || matches.subcommand().is_some_and(|(_, sub)| {
-        sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
-    })
+    use clap::parser::ValueSource::CommandLine;
+    let on_line = |m: &clap::ArgMatches| m.value_source(id) == Some(CommandLine);
+    on_line(matches) || matches.subcommand().is_some_and(|(_, sub)| on_line(sub))
 }
 
 /// Reports a failed call and returns its exit code; with `--missing-ok`, a failure that means
