@@ -497,7 +497,6 @@ pub(crate) mod tests {
             name: evil.into(),
             version: evil.into(),
             pid: 7,
-            uptime_ms: 0,
             config_generation: 1,
             last_reload: Some(control_api::ReloadOutcome {
                 ok: false,
@@ -505,8 +504,6 @@ pub(crate) mod tests {
                 message: evil.into(),
                 finished_unix_ms: 0,
             }),
-            draining: false,
-            in_flight: 0,
             log_files: vec![evil.into()],
             fields: [(evil.to_owned(), evil.to_owned())].into(),
             values: vec![control_api::StatusField::new(evil, evil)],
@@ -524,10 +521,8 @@ pub(crate) mod tests {
             Reply::Rotate(RotateReply {
                 files: vec![control_api::ReopenedFile {
                     path: evil.into(),
-                    old: None,
-                    new: None,
-                    bytes_to_old: 0,
                     error: Some(evil.into()),
+                    ..Default::default()
                 }],
             }),
             Reply::Drain(DrainReply {
