@@ -201,15 +201,11 @@ fn history(name: &str, r: &HistoryReply) -> String {
 fn describe(name: &str, d: &Description) -> String {
     let width = widest(d.operations.iter().map(|op| clean(&op.name)));
     let mut out = String::new();
+    let builtins = format!("{name}: operations (ctl OPERATION {name})");
+    let commands = format!("commands (ctl call {name} COMMAND [KEY=VALUE]...)");
     for (kind, title) in [
-        (
-            OperationKind::Builtin,
-            format!("{name}: operations (ctl OPERATION {name})"),
-        ),
-        (
-            OperationKind::Command,
-            format!("commands (ctl call {name} COMMAND [KEY=VALUE]...)"),
-        ),
+        (OperationKind::Builtin, builtins),
+        (OperationKind::Command, commands),
     ] {
         let ops: Vec<_> = d.operations.iter().filter(|op| op.kind == kind).collect();
         if ops.is_empty() {
@@ -306,20 +302,15 @@ fn status(s: &Status, paint: Paint) -> String {
         s.pid,
         humantime::format_duration(Duration::from_secs(s.uptime_ms / 1000))
     );
-    // Gathered first, so that every row aligns to the longest name.
-    let mut rows: Vec<(Cow<str>, String)> = Vec::new();
     let state = match s.draining {
         true => paint.code(YELLOW, "draining"),
         false => paint.code(GREEN, "serving"),
     };
-    rows.push((
-        "state".into(),
-        format!("{state}, {} in flight", s.in_flight),
-    ));
-    rows.push((
-        "config".into(),
-        format!("generation {}", s.config_generation),
-    ));
+    let state = format!("{state}, {} in flight", s.in_flight);
+    let config = format!("generation {}", s.config_generation);
+    // Gathered first, so that every row aligns to the longest name.
+    let mut rows: Vec<(Cow<str>, String)> =
+        vec![("state".into(), state), ("config".into(), config)];
     if let Some(last) = &s.last_reload {
         let v = outcome(paint, last.ok, last.finished_unix_ms, &last.message);
         rows.push(("last reload".into(), v));
