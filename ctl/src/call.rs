@@ -33,19 +33,12 @@ pub fn arguments(call: &CallArgs, info: &OperationInfo) -> Result<Value, CtlErro
             message,
         })
     };
-    let mut map = match &call.args {
+    let not_an_object = |message| bad("", "a JSON object".into(), message);
+    let mut map = match call.args.as_deref().map(serde_json::from_str) {
         None => Map::new(),
-        Some(text) => match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(map)) => map,
-            Ok(_) => {
-                return Err(bad(
-                    "",
-                    "a JSON object".into(),
-                    "--args is not an object".into(),
-                ))
-            }
-            Err(e) => return Err(bad("", "a JSON object".into(), format!("--args: {e}"))),
-        },
+        Some(Ok(Value::Object(map))) => map,
+        Some(Ok(_)) => return Err(not_an_object("--args is not an object".into())),
+        Some(Err(e)) => return Err(not_an_object(format!("--args: {e}"))),
     };
     for pair in &call.pairs {
         let Some((key, text)) = pair.split_once('=') else {

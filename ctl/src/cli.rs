@@ -119,9 +119,8 @@ pub struct CompleteArgs {
 /// Arguments of `log-level`.
 #[derive(Debug, Args)]
 pub struct LogLevelArgs {
-    /// Daemon name, or socket path (anything containing '/')
-    #[arg(value_name = "TARGET")]
-    pub target: String,
+    #[command(flatten)]
+    pub daemon: TargetArg,
     /// The new filter, in tracing's EnvFilter syntax; omit it to show the current one
     #[arg(value_name = "FILTER")]
     pub filter: Option<String>,
@@ -130,9 +129,8 @@ pub struct LogLevelArgs {
 /// Arguments of `counters`.
 #[derive(Debug, Args)]
 pub struct CountersArgs {
-    /// Daemon name, or socket path (anything containing '/')
-    #[arg(value_name = "TARGET")]
-    pub target: String,
+    #[command(flatten)]
+    pub daemon: TargetArg,
     /// Only the counters whose name starts with this (e.g. ctl.calls.)
     #[arg(value_name = "PREFIX")]
     pub prefix: Option<String>,
@@ -144,9 +142,8 @@ pub struct CountersArgs {
 /// Arguments of `history`.
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    /// Daemon name, or socket path (anything containing '/')
-    #[arg(value_name = "TARGET")]
-    pub target: String,
+    #[command(flatten)]
+    pub daemon: TargetArg,
     /// Only the newest N entries
     #[arg(long, value_name = "N")]
     pub limit: Option<u32>,
@@ -155,9 +152,8 @@ pub struct HistoryArgs {
 /// Arguments of `call`.
 #[derive(Debug, Args)]
 pub struct CallArgs {
-    /// Daemon name, or socket path (anything containing '/')
-    #[arg(value_name = "TARGET")]
-    pub target: String,
+    #[command(flatten)]
+    pub daemon: TargetArg,
     /// The command's name, as `ctl describe` lists it
     #[arg(value_name = "COMMAND")]
     pub command: String,
@@ -232,8 +228,16 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The operation the command line `args` asks for.
+    pub(crate) fn op(args: &[&str]) -> Op {
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Op(op) => op,
+            _ => panic!("not an operation"),
+        }
+    }
 
     #[test]
     fn definitions_are_consistent() {
@@ -257,32 +261,27 @@ mod tests {
     fn default_timeout_is_30s_and_zero_is_refused() {
         let cli = Cli::try_parse_from(["ctl", "status", "web"]).unwrap();
         assert_eq!(cli.global.timeout, Duration::from_secs(30));
-        assert!(Cli::try_parse_from(["ctl", "--timeout", "0s", "status", "web"]).is_err());
-        assert!(Cli::try_parse_from(["ctl", "--timeout", "soon", "status", "web"]).is_err());
-        assert!(
-            Cli::try_parse_from(["ctl", "--timeout", "300000000000y", "status", "web"]).is_err()
-        );
-        assert!(Cli::try_parse_from(["ctl", "--timeout", "24h", "status", "web"]).is_ok());
+        let timeout = |t| Cli::try_parse_from(["ctl", "--timeout", t, "status", "web"]);
+        for bad in ["0s", "soon", "300000000000y"] {
+            assert!(timeout(bad).is_err(), "{bad}");
+        }
+        assert!(timeout("24h").is_ok());
     }
 
     #[test]
     fn log_level_takes_an_optional_filter() {
-        let cli = Cli::try_parse_from(["ctl", "log-level", "web", "debug,a=trace"]).unwrap();
         assert!(
-            matches!(cli.command, Command::Op(Op::LogLevel(LogLevelArgs { ref filter, .. })) if filter.as_deref() == Some("debug,a=trace"))
+            matches!(op(&["ctl", "log-level", "web", "debug,a=trace"]), Op::LogLevel(LogLevelArgs { ref filter, .. }) if filter.as_deref() == Some("debug,a=trace"))
         );
-        let cli = Cli::try_parse_from(["ctl", "log-level", "web"]).unwrap();
         assert!(matches!(
-            cli.command,
-            Command::Op(Op::LogLevel(LogLevelArgs { filter: None, .. }))
+            op(&["ctl", "log-level", "web"]),
+            Op::LogLevel(LogLevelArgs { filter: None, .. })
         ));
     }
 
     #[test]
     fn counters_takes_an_optional_prefix_and_prometheus() {
-        let cli =
-            Cli::try_parse_from(["ctl", "counters", "web", "ctl.calls.", "--prometheus"]).unwrap();
-        let Command::Op(Op::Counters(c)) = cli.command else {
+        let Op::Counters(c) = op(&["ctl", "counters", "web", "ctl.calls.", "--prometheus"]) else {
             panic!("not counters")
         };
         assert_eq!(c.prefix.as_deref(), Some("ctl.calls."));
@@ -292,16 +291,15 @@ mod tests {
 
     #[test]
     fn resume_takes_a_target() {
-        let cli = Cli::try_parse_from(["ctl", "resume", "web", "--json"]).unwrap();
         assert!(
-            matches!(cli.command, Command::Op(Op::Resume(TargetArg { ref target })) if target == "web")
+            matches!(op(&["ctl", "resume", "web", "--json"]), Op::Resume(TargetArg { ref target }) if target == "web")
         );
         assert!(Cli::try_parse_from(["ctl", "resume"]).is_err());
     }
 
     #[test]
     fn call_takes_a_command_pairs_and_json() {
-        let cli = Cli::try_parse_from([
+        let Op::Call(call) = op(&[
             "ctl",
             "call",
             "web",
@@ -310,9 +308,7 @@ mod tests {
             "n=2",
             "--args",
             "{}",
-        ])
-        .unwrap();
-        let Command::Op(Op::Call(call)) = cli.command else {
+        ]) else {
             panic!("not call")
         };
         assert_eq!(call.command, "set-message");

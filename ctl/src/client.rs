@@ -78,10 +78,8 @@ async fn connect_first(found: &[Found]) -> Result<(UnixStream, PathBuf), CtlErro
     for place in found {
         match connect_found(place).await {
             Ok(stream) => return Ok((stream, place.path.clone())),
+            Err(err) if !err.is_missing() => return Err(err),
             Err(err) => {
-                if !err.is_missing() {
-                    return Err(err);
-                }
                 first_err.get_or_insert(err);
             }
         }
@@ -151,7 +149,6 @@ impl Session {
         timeout: Duration,
         ahead: Option<Ahead>,
     ) -> Result<Session, CtlError> {
-        let paths: Vec<PathBuf> = found.iter().map(|f| f.path.clone()).collect();
         let (stream, path) = tokio::time::timeout_at(deadline.into(), connect_first(found))
             .await
             .map_err(|_| CtlError::Timeout {
@@ -162,7 +159,7 @@ impl Session {
                 // Not connected, so no peer credentials; the first place looked is where
                 // connecting hung (the search stops at the first socket that is not stale).
                 pid: None,
-                path: paths.first().cloned(),
+                path: found.first().map(|f| f.path.clone()),
             })??;
         // The daemon's pid, for a timeout later on; the kernel vouches for it, unlike the
         // pid a daemon reports in its status.

@@ -463,77 +463,43 @@ mod tests {
 
     #[test]
     fn the_word_at_the_cursor_is_read_like_ctl_parses() {
-        let at_end = |line: &str| {
-            let w = words(line);
-            format!("{:?}", slot(w.len() - 1, &w))
-        };
-        assert_eq!(at_end("ctl status "), format!("{:?}", Slot::Target("")));
-        assert_eq!(at_end("ctl status we"), format!("{:?}", Slot::Target("we")));
-        assert_eq!(
-            at_end("ctl --timeout 2s --json reload /run/c"),
-            format!("{:?}", Slot::Target("/run/c"))
-        );
-        assert_eq!(
-            at_end("ctl call web "),
-            format!(
-                "{:?}",
-                Slot::Command {
-                    target: "web",
-                    word: ""
-                }
-            )
-        );
-        assert_eq!(
-            at_end("ctl call --timeout 1s web se"),
-            format!(
-                "{:?}",
-                Slot::Command {
-                    target: "web",
-                    word: "se"
-                }
-            )
-        );
-        assert_eq!(
-            at_end("ctl call web set-message count=1 "),
-            format!(
-                "{:?}",
+        let command = |target, word| Slot::Command { target, word };
+        let cases = [
+            ("ctl status ", Slot::Target("")),
+            ("ctl status we", Slot::Target("we")),
+            (
+                "ctl --timeout 2s --json reload /run/c",
+                Slot::Target("/run/c"),
+            ),
+            ("ctl call web ", command("web", "")),
+            ("ctl call --timeout 1s web se", command("web", "se")),
+            (
+                "ctl call web set-message count=1 ",
                 Slot::Argument {
                     target: "web",
                     command: "set-message",
                     given: vec!["count"],
-                    word: ""
-                }
-            )
-        );
-        assert_eq!(
-            at_end("ctl --timeout "),
-            format!("{:?}", Slot::Duration(""))
-        );
-        assert_eq!(
-            at_end("ctl status --timeout 5"),
-            format!("{:?}", Slot::Duration("5"))
-        );
-        // `top` takes any number of names, and an interval.
-        assert_eq!(at_end("ctl top web d"), format!("{:?}", Slot::Target("d")));
-        assert_eq!(
-            at_end("ctl top --count 3 web "),
-            format!("{:?}", Slot::Target(""))
-        );
-        assert_eq!(
-            at_end("ctl top --interval "),
-            format!("{:?}", Slot::Duration(""))
-        );
-        for other in [
-            "ctl top --count ",
-            "ctl st",
-            "ctl status web ",
-            "ctl status --",
-            "ctl call web set-message text=he",
-            "ctl call --args ",
-            "ctl list ",
-            "ctl completions ",
-        ] {
-            assert_eq!(at_end(other), "Other", "{other:?}");
+                    word: "",
+                },
+            ),
+            ("ctl --timeout ", Slot::Duration("")),
+            ("ctl status --timeout 5", Slot::Duration("5")),
+            // `top` takes any number of names, and an interval.
+            ("ctl top web d", Slot::Target("d")),
+            ("ctl top --count 3 web ", Slot::Target("")),
+            ("ctl top --interval ", Slot::Duration("")),
+            ("ctl top --count ", Slot::Other),
+            ("ctl st", Slot::Other),
+            ("ctl status web ", Slot::Other),
+            ("ctl status --", Slot::Other),
+            ("ctl call web set-message text=he", Slot::Other),
+            ("ctl call --args ", Slot::Other),
+            ("ctl list ", Slot::Other),
+            ("ctl completions ", Slot::Other),
+        ];
+        for (line, expected) in cases {
+            let w = words(line);
+            assert_eq!(slot(w.len() - 1, &w), expected, "{line:?}");
         }
     }
 }

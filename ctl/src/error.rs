@@ -352,9 +352,7 @@ impl CtlError {
             },
         }
     }
-}
 
-impl CtlError {
     /// Names the daemon a timeout was waiting for: an operator facing exit 75 needs to know
     /// which process to look at, not only that "the daemon" did not answer.
     pub fn waiting_for(self, pid: Option<u32>, at: &Path) -> CtlError {
@@ -435,6 +433,7 @@ fn is_socket(path: &std::path::Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     #[test]
     fn op_errors_map_to_their_codes() {
@@ -536,94 +535,88 @@ mod tests {
         assert_eq!(CtlError::Target(no_dir).exit(), Exit::Usage);
     }
 
+    /// Failures that are no stopped daemon, each with its code and kind, never hidden by
+    /// `--missing-ok`, and parts of what they say.
     #[test]
-    fn a_reply_to_another_operation_is_a_protocol_error() {
-        let err = CtlError::WrongReply {
-            asked: "status".into(),
-            answered: "reload".into(),
-        };
-        assert_eq!(err.exit(), Exit::Protocol);
-        assert_eq!(err.kind(), "protocol");
-        let text = err.to_string();
-        assert!(
-            text.contains("`status`") && text.contains("`reload`"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn a_daemon_that_died_is_no_daemon_and_never_missing() {
-        let err = CtlError::Died {
-            name: "web".into(),
-            remains: Remains {
-                path: "/run/ctl/web.sock".into(),
-                what: "a socket that nobody accepts on",
-                since: Some(std::time::SystemTime::now() - Duration::from_secs(7200)),
-            },
-        };
-        assert_eq!(err.exit(), Exit::NoDaemon);
-        assert!(!err.is_missing(), "--missing-ok would hide it");
-        assert_eq!(err.kind(), "died");
-        let text = err.to_string();
-        for part in [
-            "web died: ",
-            "/run/ctl/web.sock",
-            "made 2h ago",
-            "--missing-ok",
-        ] {
-            assert!(text.contains(part), "{part:?} not in {text}");
-        }
-    }
-
-    #[test]
-    fn a_running_daemon_that_does_not_answer_is_never_missing() {
-        let err = CtlError::Running {
-            name: "web".into(),
-            looked: vec!["/run/ctl/web.sock".into(), "/run/web/ctl.sock".into()],
-            processes: vec![Process {
-                pid: 4242,
-                socket: "/srv/web.sock".into(),
-            }],
-        };
-        assert_eq!(err.exit(), Exit::NoDaemon);
-        assert!(!err.is_missing(), "--missing-ok would hide it");
-        let text = err.to_string();
-        for part in [
-            "pid 4242",
-            "/srv/web.sock",
-            "/run/web/ctl.sock",
-            "--missing-ok",
-        ] {
-            assert!(text.contains(part), "{part:?} not in {text}");
-        }
-    }
-
-    #[test]
-    fn an_untrusted_socket_is_denied_not_missing() {
-        let err = CtlError::Untrusted(Untrusted {
-            path: "/run/web/ctl.sock".into(),
-            why: control_api::socket::Distrust::DirWritable { mode: 0o777 },
-        });
-        assert_eq!(err.exit(), Exit::Denied);
-        assert!(!err.is_missing());
-        assert_eq!(err.kind(), "untrusted");
-    }
-
-    #[test]
-    fn another_daemon_answering_for_a_name_is_denied_naming_it() {
-        let err = CtlError::WrongDaemon {
-            expected: "alpha".into(),
-            answered: "beta\n\u{202e}x".into(),
-            pid: 4242,
-            path: "/run/alpha/ctl.sock".into(),
-        };
-        assert_eq!(err.exit(), Exit::Denied);
-        assert!(!err.is_missing());
-        assert_eq!(err.kind(), "wrong_daemon");
-        let text = err.to_string();
-        // Raw here: human output escapes the whole line ([`crate::output::print_err`]).
-        for part in ["\"beta\n\u{202e}x\"", "pid 4242", "not alpha"] {
-            assert!(text.contains(part), "{part:?} not in {text}");
+    fn failures_map_to_their_codes_and_are_never_missing() {
+        let cases = [
+            // A reply to another operation.
+            (
+                CtlError::WrongReply {
+                    asked: "status".into(),
+                    answered: "reload".into(),
+                },
+                Exit::Protocol,
+                "protocol",
+                &["`status`", "`reload`"][..],
+            ),
+            (
+                CtlError::Died {
+                    name: "web".into(),
+                    remains: Remains {
+                        path: "/run/ctl/web.sock".into(),
+                        what: "a socket that nobody accepts on",
+                        since: Some(std::time::SystemTime::now() - Duration::from_secs(7200)),
+                    },
+                },
+                Exit::NoDaemon,
+                "died",
+                &[
+                    "web died: ",
+                    "/run/ctl/web.sock",
+                    "made 2h ago",
+                    "--missing-ok",
+                ],
+            ),
+            // A running daemon that does not answer.
+            (
+                CtlError::Running {
+                    name: "web".into(),
+                    looked: vec!["/run/ctl/web.sock".into(), "/run/web/ctl.sock".into()],
+                    processes: vec![Process {
+                        pid: 4242,
+                        socket: "/srv/web.sock".into(),
+                    }],
+                },
+                Exit::NoDaemon,
+                "not_listening",
+                &[
+                    "pid 4242",
+                    "/srv/web.sock",
+                    "/run/web/ctl.sock",
+                    "--missing-ok",
+                ],
+            ),
+            (
+                CtlError::Untrusted(Untrusted {
+                    path: "/run/web/ctl.sock".into(),
+                    why: control_api::socket::Distrust::DirWritable { mode: 0o777 },
+                }),
+                Exit::Denied,
+                "untrusted",
+                &[],
+            ),
+            // Another daemon answering for a name: named, raw here (human output escapes the
+            // whole line, [`crate::output::print_err`]).
+            (
+                CtlError::WrongDaemon {
+                    expected: "alpha".into(),
+                    answered: "beta\n\u{202e}x".into(),
+                    pid: 4242,
+                    path: "/run/alpha/ctl.sock".into(),
+                },
+                Exit::Denied,
+                "wrong_daemon",
+                &["\"beta\n\u{202e}x\"", "pid 4242", "not alpha"],
+            ),
+        ];
+        for (err, exit, kind, parts) in cases {
+            assert_eq!(err.class(), (exit, kind), "{err:?}");
+            assert!(!err.is_missing(), "--missing-ok would hide {err:?}");
+            let text = err.to_string();
+            for part in parts {
+                assert!(text.contains(part), "{part:?} not in {text}");
+            }
         }
     }
 
@@ -760,17 +753,14 @@ mod tests {
                 .map(CtlError::from),
         )
         .collect::<Vec<_>>();
-        let mut variants: Vec<usize> = samples.iter().map(variant).collect();
-        variants.sort();
-        variants.dedup();
-        assert_eq!(
-            variants,
-            (0..=17).collect::<Vec<_>>(),
-            "a variant lacks a sample"
-        );
-        let mut produced: Vec<&str> = samples.iter().map(CtlError::kind).collect();
-        produced.sort();
-        produced.dedup();
+        let variants: BTreeSet<usize> = samples.iter().map(variant).collect();
+        assert_eq!(variants, (0..=17).collect(), "a variant lacks a sample");
+        let produced: Vec<&str> = samples
+            .iter()
+            .map(CtlError::kind)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
 
         let guide = include_str!("../../docs/operators.md");
         let start = guide.find("where K is one of").expect("the list of kinds");

@@ -11,17 +11,9 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-/// The human text for a reply, each string of the daemon's escaped.
+/// The human text for a reply, each string of the daemon's escaped; only a status carries
+/// ctl's own colours.
 pub fn human(hello: &Hello, reply: &Reply, paint: Paint) -> String {
-    match reply {
-        // Carries ctl's own colours.
-        Reply::Status(s) => status(s, paint),
-        other => plain(hello, other),
-    }
-}
-
-/// The human text for a reply without colours, each string of the daemon's escaped.
-fn plain(hello: &Hello, reply: &Reply) -> String {
     let name = &*clean(&hello.name);
     match reply {
         Reply::Hello => format!(
@@ -63,7 +55,7 @@ fn plain(hello: &Hello, reply: &Reply) -> String {
             r.in_flight,
             if r.in_flight == 1 { "" } else { "s" }
         ),
-        Reply::Status(s) => status(s, Paint(false)),
+        Reply::Status(s) => status(s, paint),
         Reply::Resume(r) if r.was_draining => format!("{name}: resumed; taking new work again"),
         Reply::Resume(_) => format!("{name}: not draining; nothing to resume"),
         Reply::LogLevel(r) => match &r.previous {
@@ -209,15 +201,11 @@ fn history(name: &str, r: &HistoryReply) -> String {
 fn describe(name: &str, d: &Description) -> String {
     let width = widest(d.operations.iter().map(|op| clean(&op.name)));
     let mut out = String::new();
+    let builtins = format!("{name}: operations (ctl OPERATION {name})");
+    let commands = format!("commands (ctl call {name} COMMAND [KEY=VALUE]...)");
     for (kind, title) in [
-        (
-            OperationKind::Builtin,
-            format!("{name}: operations (ctl OPERATION {name})"),
-        ),
-        (
-            OperationKind::Command,
-            format!("commands (ctl call {name} COMMAND [KEY=VALUE]...)"),
-        ),
+        (OperationKind::Builtin, builtins),
+        (OperationKind::Command, commands),
     ] {
         let ops: Vec<_> = d.operations.iter().filter(|op| op.kind == kind).collect();
         if ops.is_empty() {
@@ -276,6 +264,12 @@ fn key_values(value: &Value) -> String {
 #[derive(Clone, Copy)]
 pub struct Paint(pub bool);
 
+/// The SGR codes of ctl's own colours.
+const GREEN: &str = "32";
+const YELLOW: &str = "33";
+const RED: &str = "31;1";
+const BOLD: &str = "1";
+
 impl Paint {
     /// Colours on stdout as the conventions clap and most tools follow say (anstream decides):
     /// never with `NO_COLOR` set or `CLICOLOR=0`, always with `CLICOLOR_FORCE`, else on a
@@ -290,22 +284,7 @@ impl Paint {
         Paint(choice != anstream::ColorChoice::Never && (!dumb || forced))
     }
 
-    fn green(self, s: &str) -> String {
-        self.code("32", s)
-    }
-
-    fn yellow(self, s: &str) -> String {
-        self.code("33", s)
-    }
-
-    fn red(self, s: &str) -> String {
-        self.code("31;1", s)
-    }
-
-    fn bold(self, s: &str) -> String {
-        self.code("1", s)
-    }
-
+    /// `s` in the colour of the SGR `code`, or as it is.
     fn code(self, code: &str, s: &str) -> String {
         if self.0 {
             format!("\x1b[{code}m{s}\x1b[0m")
@@ -318,25 +297,20 @@ impl Paint {
 fn status(s: &Status, paint: Paint) -> String {
     let mut out = format!(
         "{} {} (pid {}), up {}",
-        paint.bold(&clean(&s.name)),
+        paint.code(BOLD, &clean(&s.name)),
         clean(&s.version),
         s.pid,
         humantime::format_duration(Duration::from_secs(s.uptime_ms / 1000))
     );
-    // Gathered first, so that every row aligns to the longest name.
-    let mut rows: Vec<(Cow<str>, String)> = Vec::new();
     let state = match s.draining {
-        true => paint.yellow("draining"),
-        false => paint.green("serving"),
+        true => paint.code(YELLOW, "draining"),
+        false => paint.code(GREEN, "serving"),
     };
-    rows.push((
-        "state".into(),
-        format!("{state}, {} in flight", s.in_flight),
-    ));
-    rows.push((
-        "config".into(),
-        format!("generation {}", s.config_generation),
-    ));
+    let state = format!("{state}, {} in flight", s.in_flight);
+    let config = format!("generation {}", s.config_generation);
+    // Gathered first, so that every row aligns to the longest name.
+    let mut rows: Vec<(Cow<str>, String)> =
+        vec![("state".into(), state), ("config".into(), config)];
     if let Some(last) = &s.last_reload {
         let v = outcome(paint, last.ok, last.finished_unix_ms, &last.message);
         rows.push(("last reload".into(), v));
@@ -373,8 +347,8 @@ fn outcome(paint: Paint, ok: bool, finished_unix_ms: u64, message: &str) -> Stri
         .saturating_sub(finished_unix_ms);
     let ago = humantime::format_duration(Duration::from_secs(ago / 1000));
     let verdict = match ok {
-        true => paint.green("ok"),
-        false => paint.red("FAILED"),
+        true => paint.code(GREEN, "ok"),
+        false => paint.code(RED, "FAILED"),
     };
     let mut v = format!("{verdict} {ago} ago");
     if !message.is_empty() {
@@ -418,7 +392,7 @@ fn log_file(s: &Status, path: &Path, paint: Paint) -> String {
             "(NOT REOPENED: still writing to the file now {now}; `ctl rotate {}` reopens it)",
             clean(&s.name)
         );
-        v.push_str(&format!(" {}", paint.red(&warning)));
+        v.push_str(&format!(" {}", paint.code(RED, &warning)));
     }
     v
 }
@@ -514,7 +488,6 @@ pub(crate) mod tests {
             name: evil.into(),
             version: evil.into(),
             pid: 7,
-            uptime_ms: 0,
             config_generation: 1,
             last_reload: Some(control_api::ReloadOutcome {
                 ok: false,
@@ -522,8 +495,6 @@ pub(crate) mod tests {
                 message: evil.into(),
                 finished_unix_ms: 0,
             }),
-            draining: false,
-            in_flight: 0,
             log_files: vec![evil.into()],
             fields: [(evil.to_owned(), evil.to_owned())].into(),
             values: vec![control_api::StatusField::new(evil, evil)],
@@ -541,10 +512,8 @@ pub(crate) mod tests {
             Reply::Rotate(RotateReply {
                 files: vec![control_api::ReopenedFile {
                     path: evil.into(),
-                    old: None,
-                    new: None,
-                    bytes_to_old: 0,
                     error: Some(evil.into()),
+                    ..Default::default()
                 }],
             }),
             Reply::Drain(DrainReply {
@@ -608,6 +577,16 @@ pub(crate) mod tests {
         }
     }
 
+    /// The names of [`typed_status`]'s fields, in its order.
+    pub(crate) const TYPED_NAMES: [&str; 6] = [
+        "zeta",
+        "a_much_longer_field_name",
+        "ratio",
+        "ok",
+        "negative",
+        "message",
+    ];
+
     pub(crate) fn typed_status() -> Status {
         use control_api::StatusField;
         Status {
@@ -641,19 +620,8 @@ pub(crate) mod tests {
             .iter()
             .map(|r| r.split_whitespace().next().unwrap())
             .collect();
-        assert_eq!(
-            names,
-            [
-                "state",
-                "config",
-                "zeta",
-                "a_much_longer_field_name",
-                "ratio",
-                "ok",
-                "negative",
-                "message"
-            ]
-        );
+        assert_eq!(names[..2], ["state", "config"]);
+        assert_eq!(names[2..], TYPED_NAMES);
         assert!(text.contains("a_much_longer_field_name 1.5s"), "{text}");
         assert!(text.contains("\n  zeta                     42"), "{text}");
     }

@@ -44,15 +44,14 @@ fn main() -> ExitCode {
     };
     // clap sees the conflict only when --json comes after the operation; a global option
     // before it is checked here.
-    if let Command::Op(cli::Op::Counters(c)) = &cli.command {
-        if c.prometheus && cli.global.json {
-            cli::command()
-                .error(
-                    clap::error::ErrorKind::ArgumentConflict,
-                    "--prometheus and --json are two output formats; give one",
-                )
-                .exit();
-        }
+    let prometheus = matches!(&cli.command, Command::Op(cli::Op::Counters(c)) if c.prometheus);
+    if prometheus && cli.global.json {
+        cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--prometheus and --json are two output formats; give one",
+            )
+            .exit();
     }
     // Only an operation on one daemon goes to another host.
     if cli.global.host.is_some() && !matches!(cli.command, Command::Op(_)) {
@@ -94,10 +93,7 @@ fn refused(err: clap::Error) -> ExitCode {
     {
         err.exit()
     }
-    match output::usage_json(&err) {
-        Ok(()) => ExitCode::from(Exit::Usage.code()),
-        Err(write) => unwritten("usage", write, "").into(),
-    }
+    written(output::usage_json(&err), Exit::Usage, "usage", "").into()
 }
 
 async fn run(cli: Cli, started: Instant) -> Exit {
@@ -120,12 +116,7 @@ async fn run(cli: Cli, started: Instant) -> Exit {
         _ => given.clone(),
     };
     let target = url.as_str();
-    let mut out = Output {
-        global,
-        operation: op,
-        target,
-        socket: None,
-    };
+    let mut out = Output::new(global, op, target);
     match remote {
         Ok(None) => {}
         Ok(Some(remote)) => return remotely(&mut out, &remote, request, started),
@@ -185,18 +176,14 @@ fn remotely(out: &mut Output, remote: &ssh::Remote, request: &cli::Op, started: 
 /// `ctl signal`: asks no daemon, reports like every operation.
 fn signalled(global: &cli::Global, args: &signal::SignalArgs) -> Exit {
     let target = args.target();
-    let out = Output {
-        global,
-        operation: "signal",
-        target: &target,
-        socket: None,
-    };
-    match signal::run(args, global.timeout).map_err(CtlError::from) {
-        Ok((doc, text)) => match out.said(doc, &text, 0) {
-            Ok(()) => Exit::Ok,
-            Err(write) => unwritten(&format!("signal {target}"), write, "; the signal was sent"),
-        },
-        Err(err) => failed(&out, &err),
+    let out = Output::new(global, "signal", &target);
+    match signal::run(args, global.timeout) {
+        Ok((doc, text)) => {
+            let what = format!("signal {target}");
+            let done = "; the signal was sent";
+            written(out.said(doc, &text, 0), Exit::Ok, &what, done)
+        }
+        Err(err) => failed(&out, &err.into()),
     }
 }
 
@@ -204,21 +191,13 @@ fn signalled(global: &cli::Global, args: &signal::SignalArgs) -> Exit {
 /// when a line would kill its target.
 fn doctored(global: &cli::Global, args: &doctor::DoctorArgs) -> Exit {
     let target = args.target();
-    let out = Output {
-        global,
-        operation: "doctor",
-        target: &target,
-        socket: None,
-    };
-    match doctor::run(args).map_err(CtlError::from) {
+    let out = Output::new(global, "doctor", &target);
+    match doctor::run(args) {
         Ok((doc, text, dangerous)) => {
             let exit = if dangerous { Exit::Failed } else { Exit::Ok };
-            match out.said(doc, &text, exit.code()) {
-                Ok(()) => exit,
-                Err(write) => unwritten("doctor", write, ""),
-            }
+            written(out.said(doc, &text, exit.code()), exit, "doctor", "")
         }
-        Err(err) => failed(&out, &err),
+        Err(err) => failed(&out, &err.into()),
     }
 }
 
@@ -226,19 +205,13 @@ fn doctored(global: &cli::Global, args: &doctor::DoctorArgs) -> Exit {
 /// error, and a closed pipe (`ctl completions bash | head`) is not one worth reporting.
 fn completions(shell: clap_complete::Shell) -> Exit {
     let script = complete::script(shell, cli::command());
-    match output::write_out(&script) {
-        Ok(()) => Exit::Ok,
-        Err(err) => unwritten("completions", err, ""),
-    }
+    written(output::write_out(&script), Exit::Ok, "completions", "")
 }
 
 /// `ctl man`.
 fn man_page() -> Exit {
     match man::render(cli::command()) {
-        Ok(page) => match output::write_out(&page) {
-            Ok(()) => Exit::Ok,
-            Err(err) => unwritten("man", err, ""),
-        },
+        Ok(page) => written(output::write_out(&page), Exit::Ok, "man", ""),
         Err(err) => {
             output::print_err(&format!("ctl: man: {err}"));
             Exit::Failed
@@ -283,20 +256,15 @@ fn judged(err: CtlError, parsed: &Target, lookup: &Lookup, target: &str) -> CtlE
 /// deadline, or undone by a resume), 74 when the output of a success cannot be written.
 fn replied(out: &Output, hello: &control_api::Hello, reply: &Reply) -> Exit {
     let (op, target) = (out.operation, out.target);
-    let exit = match reply {
-        Reply::Drain(d) if !d.completed => Exit::Failed,
-        _ => Exit::Ok,
-    };
+    let exit = reply.exit();
     match out.reply(hello, reply, exit.code()) {
-        Ok(()) => exit,
-        Err(write) if exit == Exit::Ok => unwritten(
-            &format!("{op} {target}"),
-            write,
-            &format!("; the {op} itself succeeded"),
-        ),
-        Err(write) => {
+        Err(write) if exit != Exit::Ok => {
             output::print_err(&format!("ctl: {op} {target}: {write}"));
             exit
+        }
+        result => {
+            let done = format!("; the {op} itself succeeded");
+            written(result, exit, &format!("{op} {target}"), &done)
         }
     }
 }
@@ -304,10 +272,9 @@ fn replied(out: &Output, hello: &control_api::Hello, reply: &Reply) -> Exit {
 /// Whether the global option `id` was given on the command line, before or after the
 /// subcommand.
 fn given(matches: &clap::ArgMatches, id: &str) -> bool {
-    let here = matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
-    here || matches.subcommand().is_some_and(|(_, sub)| {
-        sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
-    })
+    use clap::parser::ValueSource::CommandLine;
+    let on_line = |m: &clap::ArgMatches| m.value_source(id) == Some(CommandLine);
+    on_line(matches) || matches.subcommand().is_some_and(|(_, sub)| on_line(sub))
 }
 
 /// Reports a failed call and returns its exit code; with `--missing-ok`, a failure that means
@@ -317,10 +284,7 @@ fn given(matches: &clap::ArgMatches, id: &str) -> bool {
 fn failed(out: &Output, err: &CtlError) -> Exit {
     let what = format!("{} {}", out.operation, out.target);
     if out.global.missing_ok && err.is_missing() {
-        return match out.skipped(err) {
-            Ok(()) => Exit::Ok,
-            Err(write) => unwritten(&what, write, ""),
-        };
+        return written(out.skipped(err), Exit::Ok, &what, "");
     }
     if let Err(write) = out.error(err) {
         output::print_err(&format!("ctl: {what}: {err}"));
@@ -329,9 +293,14 @@ fn failed(out: &Output, err: &CtlError) -> Exit {
     err.exit()
 }
 
-/// Reports that the output of a success could not be written (`done` says what did happen)
-/// and returns 74: a caller reading stdout did not get what it asked for.
-fn unwritten(what: &str, write: CtlError, done: &str) -> Exit {
-    output::print_err(&format!("ctl: {what}: {write}{done}"));
-    write.exit()
+/// `exit`, once the output of a success is written; else reports that it could not be (`done`
+/// says what did happen) and returns 74: a caller reading stdout did not get what it asked for.
+fn written(result: Result<(), CtlError>, exit: Exit, what: &str, done: &str) -> Exit {
+    match result {
+        Ok(()) => exit,
+        Err(write) => {
+            output::print_err(&format!("ctl: {what}: {write}{done}"));
+            write.exit()
+        }
+    }
 }

@@ -154,13 +154,10 @@ fn commands(cmd: &clap::Command, out: &mut String) {
             .or(sub.get_about())
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let mut paragraphs = about.split("\n\n");
-        if let Some(first) = paragraphs.next() {
-            out.push_str(&escape(first.trim()));
-            out.push('\n');
-        }
-        for p in paragraphs {
-            out.push_str(".IP\n");
+        for (i, p) in about.split("\n\n").enumerate() {
+            if i > 0 {
+                out.push_str(".IP\n");
+            }
             out.push_str(&escape(p.trim()));
             out.push('\n');
         }
@@ -170,30 +167,25 @@ fn commands(cmd: &clap::Command, out: &mut String) {
 /// EXIT STATUS: the table `ctl --help` shows, one tagged paragraph per code.
 fn exit_status(out: &mut String) {
     out.push_str(".SH \"EXIT STATUS\"\n");
-    let mut entry: Option<(String, String)> = None;
-    let flush = |entry: &mut Option<(String, String)>, out: &mut String| {
-        if let Some((code, what)) = entry.take() {
-            out.push_str(&format!(".TP\n.B {code}\n{}\n", escape(&what)));
-        }
-    };
+    let mut entries: Vec<(&str, String)> = Vec::new();
     for line in EXIT_CODES_HELP.lines().skip(1) {
         let trimmed = line.trim_start();
-        match trimmed.split_once("  ") {
-            Some((code, what)) if code.parse::<u8>().is_ok() => {
-                flush(&mut entry, out);
-                // Kept with two spaces as in --help, so the same text can be looked for.
-                entry = Some((code.to_owned(), what.trim().to_owned()));
+        match (trimmed.split_once("  "), entries.last_mut()) {
+            // Kept with two spaces as in --help, so the same text can be looked for.
+            (Some((code, what)), _) if code.parse::<u8>().is_ok() => {
+                entries.push((code, what.trim().to_owned()))
             }
             // A continuation line of the previous code.
-            _ => {
-                if let Some((_, what)) = entry.as_mut() {
-                    what.push(' ');
-                    what.push_str(trimmed);
-                }
+            (_, Some((_, what))) => {
+                what.push(' ');
+                what.push_str(trimmed);
             }
+            _ => {}
         }
     }
-    flush(&mut entry, out);
+    for (code, what) in entries {
+        out.push_str(&format!(".TP\n.B {code}\n{}\n", escape(&what)));
+    }
 }
 
 const TARGETS: &str = r#".SH TARGETS

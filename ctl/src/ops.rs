@@ -117,10 +117,10 @@ impl Op {
             | Op::Hello(t)
             | Op::Describe(t)
             | Op::Ping(t) => &t.target,
-            Op::Counters(c) => &c.target,
-            Op::LogLevel(a) => &a.target,
-            Op::Call(c) => &c.target,
-            Op::History(h) => &h.target,
+            Op::Counters(c) => &c.daemon.target,
+            Op::LogLevel(a) => &a.daemon.target,
+            Op::Call(c) => &c.daemon.target,
+            Op::History(h) => &h.daemon.target,
         }
     }
 

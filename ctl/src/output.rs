@@ -11,13 +11,14 @@
 
 use crate::cli::Global;
 use crate::error::CtlError;
+use crate::exit::Exit;
 use crate::human::{human, Paint};
 use control_api::field::format_duration;
 use control_api::{
     CallReply, CheckReply, CountersReply, Description, DrainReply, FieldValue, Hello, HistoryReply,
     LogLevelReply, ReloadReply, ResumeReply, RotateReply, Status,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::borrow::Cow;
 use std::io::Write;
@@ -68,7 +69,7 @@ struct Envelope<'a> {
     target: Option<&'a str>,
     socket: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    daemon: Option<Daemon<'a>>,
+    daemon: Option<Daemon>,
     /// `call` only: whether the daemon said the command changed anything (`null`: it did not
     /// say).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,25 +83,36 @@ struct Envelope<'a> {
     skipped: Option<String>,
 }
 
-/// Who answered.
-#[derive(Serialize)]
-struct Daemon<'a> {
-    name: &'a str,
-    version: &'a str,
-    pid: u32,
-    protocol: u32,
+/// Who answered (as another host's ctl says it, too).
+#[derive(Serialize, Deserialize)]
+pub struct Daemon {
+    pub name: String,
+    pub version: String,
+    pub pid: u32,
+    pub protocol: u32,
 }
 
-/// Why the operation failed: `kind` is one of the documented error kinds.
-#[derive(Serialize)]
-struct ErrorDoc {
-    kind: &'static str,
-    message: String,
+/// Why the operation failed: `kind` is one of the documented error kinds (as another host's
+/// ctl says it, any kind).
+#[derive(Serialize, Deserialize)]
+pub struct ErrorDoc {
+    pub kind: Cow<'static, str>,
+    pub message: String,
     /// The daemon's own error ([`OpError`](control_api::OpError)), when it gave one.
-    detail: Value,
+    #[serde(default)]
+    pub detail: Value,
 }
 
 impl Reply {
+    /// The exit code the reply itself means: 1 for a drain that did not complete (past its
+    /// deadline, or undone by a resume), else 0.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Reply::Drain(d) if !d.completed => Exit::Failed,
+            _ => Exit::Ok,
+        }
+    }
+
     fn to_json(&self, hello: &Hello) -> Value {
         match self {
             Reply::Hello => to_value(hello),
@@ -201,7 +213,17 @@ pub struct Output<'a> {
     pub socket: Option<PathBuf>,
 }
 
-impl Output<'_> {
+impl<'a> Output<'a> {
+    /// Output for `operation` on `target`, at no socket yet.
+    pub fn new(global: &'a Global, operation: &'a str, target: &'a str) -> Self {
+        Output {
+            global,
+            operation,
+            target,
+            socket: None,
+        }
+    }
+
     fn envelope(&self, ok: bool, exit_code: u8) -> Envelope<'_> {
         Envelope {
             ok,
@@ -222,8 +244,8 @@ impl Output<'_> {
             }
             let doc = Envelope {
                 daemon: Some(Daemon {
-                    name: &hello.name,
-                    version: &hello.version,
+                    name: hello.name.clone(),
+                    version: hello.version.clone(),
                     pid: hello.pid,
                     protocol: hello.protocol,
                 }),
@@ -259,7 +281,7 @@ impl Output<'_> {
             };
             let doc = Envelope {
                 error: Some(ErrorDoc {
-                    kind: err.kind(),
+                    kind: err.kind().into(),
                     message: format!("{err}{}", missing_ok_hint(err)),
                     detail,
                 }),
@@ -330,9 +352,7 @@ impl Output<'_> {
 /// for it, [`control_api::text::escape`]. Newlines (which would forge rows), control characters
 /// (which drive a terminal), bidi overrides and invisible characters (which reorder or hide
 /// text) are written as visible escapes, and a backslash doubled.
-pub fn clean(text: &str) -> Cow<'_, str> {
-    control_api::text::escape(text)
-}
+pub use control_api::text::escape as clean;
 
 /// Shows a drain's in-flight count falling: a spinner on a terminal, a line per change
 /// otherwise, nothing with `--quiet` or `--json`. On stderr: stdout carries only the result.
@@ -393,9 +413,9 @@ pub fn usage_json(err: &clap::Error) -> Result<(), CtlError> {
         .trim_start_matches("error: ");
     let doc = Envelope {
         ok: false,
-        exit_code: crate::exit::Exit::Usage.code(),
+        exit_code: Exit::Usage.code(),
         error: Some(ErrorDoc {
-            kind: "usage",
+            kind: "usage".into(),
             message: message.to_owned(),
             detail: Value::Null,
         }),
@@ -503,17 +523,7 @@ mod tests {
         let doc = Reply::Status(crate::human::tests::typed_status()).to_json(&hello);
         let values = doc["values"].as_object().unwrap();
         let names: Vec<&str> = values.keys().map(String::as_str).collect();
-        assert_eq!(
-            names,
-            [
-                "zeta",
-                "a_much_longer_field_name",
-                "ratio",
-                "ok",
-                "negative",
-                "message"
-            ]
-        );
+        assert_eq!(names, crate::human::tests::TYPED_NAMES);
         assert_eq!(values["zeta"], json!(42));
         assert_eq!(
             values["a_much_longer_field_name"],

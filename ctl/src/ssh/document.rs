@@ -8,7 +8,7 @@ use super::{Answer, Remote, SshError};
 use crate::cli::Op;
 use crate::error::{CtlError, KINDS};
 use crate::exit::Exit;
-use crate::output::Reply;
+use crate::output::{Daemon, ErrorDoc};
 use control_api::{Hello, OpError};
 use serde::Deserialize;
 use serde_json::Value;
@@ -33,22 +33,6 @@ struct Doc {
     error: Option<ErrorDoc>,
     #[serde(default)]
     skipped: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Daemon {
-    name: String,
-    version: String,
-    pid: u32,
-    protocol: u32,
-}
-
-#[derive(Deserialize)]
-struct ErrorDoc {
-    kind: String,
-    message: String,
-    #[serde(default)]
-    detail: Value,
 }
 
 /// Reads what the remote printed (`stdout`) as it exited with `code`.
@@ -86,7 +70,44 @@ fn broken(remote: &Remote, what: String) -> CtlError {
     .into()
 }
 
-fn judge(remote: &Remote, op: &Op, code: i32, doc: Doc) -> Result<Answer, CtlError> {
+/// Judges the document against the call: its envelope, then the remote's failure or its answer.
+fn judge(remote: &Remote, op: &Op, code: i32, mut doc: Doc) -> Result<Answer, CtlError> {
+    let broken = |what: &str| broken(remote, what.into());
+    let exit = envelope(remote, op, code, &doc)?;
+    let (exit, kind, message, detail, missing) = match (doc.skipped.take(), doc.error.take()) {
+        (Some(_), _) if exit != Exit::Ok => {
+            return Err(broken("it skipped the operation, yet failed"))
+        }
+        (Some(skipped), _) => (Exit::NoDaemon, "no_daemon", skipped, Value::Null, true),
+        (None, Some(_)) if exit == Exit::Ok => {
+            return Err(broken("its document has an error, yet exit code 0"))
+        }
+        (None, Some(error)) => {
+            // The daemon's typed error, when it reads as one; nothing else is passed on.
+            let detail = serde_json::from_value::<OpError>(error.detail)
+                .ok()
+                .and_then(|op| serde_json::to_value(op).ok())
+                .unwrap_or(Value::Null);
+            let known = KINDS.iter().find(|k| **k == error.kind).copied();
+            let kind = known.unwrap_or("unrecognized");
+            (exit, kind, error.message, detail, false)
+        }
+        (None, None) => return answer(remote, op, exit, doc),
+    };
+    Err(SshError::Remote {
+        exit,
+        kind,
+        message,
+        detail,
+        socket: doc.socket.map(PathBuf::from),
+        missing,
+    }
+    .into())
+}
+
+/// What the document says of itself, checked against the call: an exit code ctl gives and
+/// that ssh reported too, the operation asked, and `ok` as the code says. The exit it gives.
+fn envelope(remote: &Remote, op: &Op, code: i32, doc: &Doc) -> Result<Exit, CtlError> {
     let broken = |what: String| broken(remote, what);
     if i32::from(doc.exit_code) != code {
         return Err(broken(format!(
@@ -115,44 +136,13 @@ fn judge(remote: &Remote, op: &Op, code: i32, doc: Doc) -> Result<Answer, CtlErr
             doc.ok, doc.exit_code
         )));
     }
-    let socket = doc.socket.as_ref().map(PathBuf::from);
-    if let Some(skipped) = doc.skipped {
-        if exit != Exit::Ok {
-            return Err(broken("it skipped the operation, yet failed".into()));
-        }
-        return Err(SshError::Remote {
-            exit: Exit::NoDaemon,
-            kind: "no_daemon",
-            message: skipped,
-            detail: Value::Null,
-            socket,
-            missing: true,
-        }
-        .into());
-    }
-    if let Some(error) = doc.error {
-        if exit == Exit::Ok {
-            return Err(broken("its document has an error, yet exit code 0".into()));
-        }
-        // The daemon's typed error, when it reads as one; nothing else is passed on.
-        let detail = serde_json::from_value::<OpError>(error.detail)
-            .ok()
-            .and_then(|op| serde_json::to_value(op).ok())
-            .unwrap_or(Value::Null);
-        return Err(SshError::Remote {
-            exit,
-            kind: KINDS
-                .iter()
-                .find(|k| **k == error.kind)
-                .copied()
-                .unwrap_or("unrecognized"),
-            message: error.message,
-            detail,
-            socket,
-            missing: false,
-        }
-        .into());
-    }
+    Ok(exit)
+}
+
+/// The answer of a document that neither failed nor skipped: its result, of the operation's
+/// type, from the daemon of the name asked for, meaning the exit code it gave.
+fn answer(remote: &Remote, op: &Op, exit: Exit, doc: Doc) -> Result<Answer, CtlError> {
+    let broken = |what: String| broken(remote, what);
     let (Some(result), Some(daemon)) = (doc.result, doc.daemon) else {
         return Err(broken(
             "its document has neither a result with its daemon nor an error".into(),
@@ -178,17 +168,14 @@ fn judge(remote: &Remote, op: &Op, code: i32, doc: Doc) -> Result<Answer, CtlErr
             expected: remote.name.clone(),
             answered: hello.name,
             pid: hello.pid,
-            path: socket.unwrap_or_default(),
+            path: doc.socket.map(PathBuf::from).unwrap_or_default(),
         });
     }
     let reply = op
         .reply_from_remote(result, &doc.changed)
         .map_err(|e| broken(format!("its `{}` reply cannot be read: {e}", op.name())))?;
-    // The exit code the reply itself means, as `replied` gives it for a local one.
-    let means = match &reply {
-        Reply::Drain(d) if !d.completed => Exit::Failed,
-        _ => Exit::Ok,
-    };
+    // The exit code the reply itself means, as for a local one.
+    let means = reply.exit();
     if means != exit {
         return Err(broken(format!(
             "its reply means exit code {}, but it exited {}",
@@ -202,14 +189,8 @@ fn judge(remote: &Remote, op: &Op, code: i32, doc: Doc) -> Result<Answer, CtlErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    fn op(args: &[&str]) -> Op {
-        match crate::cli::Cli::try_parse_from(args).unwrap().command {
-            crate::cli::Command::Op(op) => op,
-            _ => panic!("not an operation"),
-        }
-    }
+    use crate::cli::tests::op;
+    use crate::output::Reply;
 
     fn remote() -> Remote {
         Remote::from_target("ssh://h/demo", None).unwrap().unwrap()

@@ -120,11 +120,8 @@ fn command(remote: &Remote, op: &Op, global: &Global, deadline: Instant) -> Vec<
     let margin = (left / 10).min(Duration::from_secs(1));
     let remote_timeout = left.saturating_sub(margin).max(Duration::from_millis(1));
     let mut line = remote_ctl();
-    line.extend([
-        "--json".to_owned(),
-        "--timeout".to_owned(),
-        format!("{}ms", remote_timeout.as_millis().max(1)),
-    ]);
+    line.extend(["--json", "--timeout"].map(str::to_owned));
+    line.push(format!("{}ms", remote_timeout.as_millis().max(1)));
     if global.missing_ok {
         line.push("--missing-ok".to_owned());
     }
@@ -132,16 +129,9 @@ fn command(remote: &Remote, op: &Op, global: &Global, deadline: Instant) -> Vec<
     let line: Vec<String> = line.iter().map(|w| target::quote(w)).collect();
 
     let mut argv = words(SSH_ENV, "ssh");
-    argv.extend([
-        "-T".to_owned(),
-        "-o".to_owned(),
-        "BatchMode=yes".to_owned(),
-        "-o".to_owned(),
-        format!(
-            "ConnectTimeout={}",
-            left.as_secs_f64().ceil().max(1.0) as u64
-        ),
-    ]);
+    argv.extend(["-T", "-o", "BatchMode=yes", "-o"].map(str::to_owned));
+    let connect_timeout = left.as_secs_f64().ceil().max(1.0) as u64;
+    argv.push(format!("ConnectTimeout={connect_timeout}"));
     if let Some(user) = &remote.user {
         argv.extend(["-l".to_owned(), user.clone()]);
     }

@@ -103,13 +103,9 @@ fn check_user(user: &str) -> Result<(), String> {
         && user
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid user {user:?}: 1 to 32 of letters, digits and _ - ., not starting with -"
-        ))
-    }
+    ok.then_some(()).ok_or_else(|| {
+        format!("invalid user {user:?}: 1 to 32 of letters, digits and _ - ., not starting with -")
+    })
 }
 
 /// `HOST`, `HOST:PORT`, `[V6]` or `[V6]:PORT`.
@@ -157,14 +153,12 @@ fn check_host(host: &str) -> Result<(), String> {
         && host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') || (v6 && c == ':'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
+    ok.then_some(()).ok_or_else(|| {
+        format!(
             "invalid host {host:?}: a host name, an address or an ssh Host alias, of letters, \
              digits and . - _ (an IPv6 address in [ ]), not starting with - or ."
-        ))
-    }
+        )
+    })
 }
 
 /// One word for the remote shell: ssh joins its command's words with spaces and the remote
