@@ -386,6 +386,9 @@ Reload a daemon on another host, as the user deploy there, whom its policy judge
 .RS
 .nf
 ctl \-\-timeout 20s reload ssh://deploy@web1/web
+.fi
+.RE
+.PP
 Watch every daemon live, refreshed every second (q quits), or only two of them, half a
 second apart; or take ten readings of every daemon as JSON lines:
 .PP

@@ -300,6 +300,23 @@ fn the_man_page_has_the_usual_sections_and_refers_only_to_real_pages() {
         "not roff: {}",
         &page[..80.min(page.len())]
     );
+    // Every example block is closed before the next opens: an unclosed `.nf` sets the rest of
+    // the page as written, an unclosed `.RS` indents it.
+    let (mut filled, mut indent) = (true, 0);
+    for (n, line) in page.lines().enumerate() {
+        match line {
+            ".nf" => assert!(
+                std::mem::replace(&mut filled, false),
+                "line {n}: .nf in .nf"
+            ),
+            ".fi" => assert!(!std::mem::replace(&mut filled, true), "line {n}: .fi alone"),
+            ".RS" => indent += 1,
+            ".RE" => indent -= 1,
+            _ => {}
+        }
+        assert!((0..=1).contains(&indent), "line {n}: .RS depth {indent}");
+    }
+    assert!(filled && indent == 0, "a block is left open at the end");
     let path = sb.path("ctl.1");
     std::fs::write(&path, &page).unwrap();
     let rendered = run(Command::new("man")
