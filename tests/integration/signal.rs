@@ -470,19 +470,14 @@ fn a_pid_file_whose_pid_another_process_took_is_told_apart_by_the_name() {
     let pidfile = sb.path("sig-reused.pid");
     std::fs::write(&pidfile, format!("{}\n", other.pid)).unwrap();
     let path = pidfile.to_str().unwrap();
-    for args in [
-        &["signal", "HUP", "--pidfile", path, "--name", "sig-reused"][..],
-        &[
-            "--missing-ok",
-            "signal",
-            "HUP",
-            "--pidfile",
-            path,
-            "--name",
-            "sig-reused",
-        ],
-    ] {
-        let run = ctl(&sb, args).expect_code(69);
+    // `ctl [BEFORE...] signal HUP --pidfile PATH --name sig-reused`.
+    let named = |before: &[&str]| {
+        let mut args = before.to_vec();
+        args.extend(["signal", "HUP", "--pidfile", path, "--name", "sig-reused"]);
+        ctl(&sb, &args)
+    };
+    for before in [&[][..], &["--missing-ok"]] {
+        let run = named(before).expect_code(69);
         assert!(
             run.stderr.contains(&format!(
                 "names pid {}, which is now \"sig-other\", not \"sig-reused\": the daemon died",
@@ -491,20 +486,7 @@ fn a_pid_file_whose_pid_another_process_took_is_told_apart_by_the_name() {
             "{run}"
         );
     }
-    let doc = ctl(
-        &sb,
-        &[
-            "--json",
-            "signal",
-            "HUP",
-            "--pidfile",
-            path,
-            "--name",
-            "sig-reused",
-        ],
-    )
-    .expect_code(69)
-    .json();
+    let doc = named(&["--json"]).expect_code(69).json();
     assert_eq!(doc["error"]["kind"], "died", "{doc}");
     assert!(!other.barrier().lines().any(|l| l == "hup"), "it was sent");
     // A pid nobody has is stale with a name too.
@@ -512,30 +494,15 @@ fn a_pid_file_whose_pid_another_process_took_is_told_apart_by_the_name() {
     let pid = gone.id();
     gone.wait().unwrap();
     std::fs::write(&pidfile, format!("{pid}\n")).unwrap();
-    let run = ctl(
-        &sb,
-        &["signal", "HUP", "--pidfile", path, "--name", "sig-reused"],
-    );
-    let run = run.expect_code(69);
+    let run = named(&[]).expect_code(69);
     assert!(
         run.stderr
             .contains(&format!("names pid {pid}, which is not running")),
         "{run}"
     );
-    // The daemon itself, so named: sent and handled.
+    // The daemon itself, so named (it writes the same pid file): sent and handled.
     let d = Sigd::start(&sb, "catch", "sig-reused", true);
-    let run = ctl(
-        &sb,
-        &[
-            "signal",
-            "HUP",
-            "--pidfile",
-            d.pidfile(),
-            "--name",
-            "sig-reused",
-        ],
-    )
-    .expect_code(0);
+    let run = named(&[]).expect_code(0);
     assert!(
         run.stdout
             .contains(&format!("pid {} (sig-reused): SIGHUP sent", d.pid)),
