@@ -61,10 +61,10 @@ pub enum Distrust {
     /// The pid file is a symbolic link.
     #[error("{} is a symbolic link", .at.display())]
     Symlink { at: PathBuf },
-    /// A file or directory owned by another user.
-    #[error("{} is owned by uid {uid}, neither root nor ctl's user (uid {})", .at.display(),
-            rustix::process::geteuid().as_raw())]
-    Owner { at: PathBuf, uid: u32 },
+    /// A file or directory owned by another user than root and the reader (ctl's user, or the
+    /// user a line runs as: [`read_as`]).
+    #[error("{} is owned by uid {uid}, neither root nor {}", .at.display(), reader_text(*.reader))]
+    Owner { at: PathBuf, uid: u32, reader: u32 },
     /// A file, or a directory without the sticky bit, that its group or others may write.
     #[error("{} is writable by its group or others (mode {:04o})", .at.display(), .mode & 0o7777)]
     Writable { at: PathBuf, mode: u32 },
@@ -76,6 +76,65 @@ pub enum Distrust {
 /// Reads the pid in the pid file at `path`, by the rules above.
 pub fn read(path: &Path) -> Result<i32, PidFileError> {
     read_in(Path::new("/"), path)
+}
+
+/// A user a pid file is read as: the user a line runs as (a user's crontab), with their groups.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reader {
+    pub uid: u32,
+    pub gid: u32,
+    /// Every group of the user, the primary one included.
+    pub groups: Vec<u32>,
+}
+
+/// [`read_in`] as `reader` would read it: the trust rule's second owner is `reader` (their own
+/// pid file is theirs to trust), and the walk and the read are made by a thread of their own
+/// whose credentials are `reader`'s, so that every check is the kernel's for that user (modes,
+/// ACLs, groups). The thread ends with them; ctl's other threads keep their own. A directory or
+/// file `reader` may not read is [`PidFileError::Unreadable`] with
+/// [`io::ErrorKind::PermissionDenied`].
+pub fn read_as(root: &Path, path: &Path, reader: &Reader) -> Result<i32, PidFileError> {
+    if reader.uid == rustix::process::geteuid().as_raw() {
+        return read_in(root, path);
+    }
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                become_reader(reader).map_err(|e| PidFileError::Unreadable {
+                    path: root.join(path.strip_prefix("/").unwrap_or(path)),
+                    source: io::Error::other(format!(
+                        "cannot take the rights of uid {} to read it: {e}",
+                        reader.uid
+                    )),
+                })?;
+                read_in(root, path)
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// Gives the calling thread, and only it, `reader`'s groups, gid and uid (real, effective and
+/// saved: it cannot take root's back).
+fn become_reader(reader: &Reader) -> io::Result<()> {
+    use rustix::process::{Gid, Uid};
+    use rustix::thread::{set_thread_groups, set_thread_res_gid, set_thread_res_uid};
+    let groups: Vec<Gid> = reader.groups.iter().map(|&g| Gid::from_raw(g)).collect();
+    let gid = Gid::from_raw(reader.gid);
+    let uid = Uid::from_raw(reader.uid);
+    set_thread_groups(&groups)?;
+    set_thread_res_gid(gid, gid, gid)?;
+    set_thread_res_uid(uid, uid, uid)?;
+    Ok(())
+}
+
+/// "ctl's user (uid 0)", or "the user it is read as (uid 1000)".
+fn reader_text(reader: u32) -> String {
+    if reader == rustix::process::geteuid().as_raw() {
+        format!("ctl's user (uid {reader})")
+    } else {
+        format!("the user it is read as (uid {reader})")
+    }
 }
 
 /// Reads the pid in the pid file at `path` as seen from the directory `root` (`ctl doctor
@@ -282,10 +341,7 @@ fn judge_dir(stat: &Stat, at: &Path) -> Result<(), Distrust> {
 /// sticky bit).
 fn judge_owner(stat: &Stat, at: &Path, sticky: bool) -> Result<(), Distrust> {
     if !trusted_uid(stat.st_uid) {
-        return Err(Distrust::Owner {
-            at: at.to_owned(),
-            uid: stat.st_uid,
-        });
+        return Err(owner(at, stat));
     }
     if stat.st_mode & 0o022 != 0 && !sticky {
         return Err(Distrust::Writable {
@@ -300,16 +356,22 @@ fn judge_owner(stat: &Stat, at: &Path, sticky: bool) -> Result<(), Distrust> {
 /// owner (and the directory's) can rename or remove it there.
 fn judge_entry(dir: &Stat, entry: &Stat, at: &Path) -> Result<(), Distrust> {
     if dir.st_mode & 0o022 != 0 && !trusted_uid(entry.st_uid) {
-        return Err(Distrust::Owner {
-            at: at.to_owned(),
-            uid: entry.st_uid,
-        });
+        return Err(owner(at, entry));
     }
     Ok(())
 }
 
+/// Root or the reader: ctl's euid, which is the reader's in [`read_as`]'s thread.
 fn trusted_uid(uid: u32) -> bool {
     uid == 0 || uid == rustix::process::geteuid().as_raw()
+}
+
+fn owner(at: &Path, stat: &Stat) -> Distrust {
+    Distrust::Owner {
+        at: at.to_owned(),
+        uid: stat.st_uid,
+        reader: rustix::process::geteuid().as_raw(),
+    }
 }
 
 fn untrusted(path: &Path, why: Distrust) -> PidFileError {

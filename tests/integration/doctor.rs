@@ -555,7 +555,10 @@ fn a_users_crontab_line_aimed_at_roots_process_is_not_permitted() {
         return;
     }
     let sb = Sandbox::new();
+    // nobody may reach the pid file: what stops the line is the signal, not the path.
+    sb.open_to_other_users();
     let root = Root::new(&sb);
+    root.write("/etc/passwd", PASSWD);
     let d = Sigd::start_at(&sb, "none", "doctor-roots", &root.at("/run/r.pid"), false);
     let line = "* * * * * kill -USR2 $(cat /run/r.pid)\n";
     let users = root.write("/var/spool/cron/crontabs/nobody", line);
@@ -582,4 +585,98 @@ fn a_users_crontab_line_aimed_at_roots_process_is_not_permitted() {
         .expect_code(1)
         .json();
     assert_eq!(findings(&doc, "kill -USR2")[0]["verdict"], "would_kill");
+}
+
+/// The users of the roots of the tests that need them: root and nobody (tests::NOBODY).
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
+                      nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+
+#[test]
+fn a_cron_lines_user_reads_its_pid_files_with_their_own_rights() {
+    use std::os::unix::fs::{chown, PermissionsExt};
+    if !tests::require_root() {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.open_to_other_users();
+    let root = Root::new(&sb);
+    root.write("/etc/passwd", PASSWD);
+    root.write("/etc/group", "root:x:0:\nnogroup:x:65534:\n");
+    // Root's daemon, its pid file in a directory only root may enter.
+    let secret = root.at("/run/secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let roots = Sigd::start_at(&sb, "none", "doctor-secret", &secret.join("r.pid"), false);
+    // nobody's own daemon, its pid file nobody's.
+    let home = root.at("/home/nobody");
+    std::fs::create_dir_all(&home).unwrap();
+    chown(&home, Some(tests::NOBODY), Some(tests::NOBODY)).unwrap();
+    let own = home.join("n.pid");
+    let nobodys = Sigd::start_with(&sb, "none", "doctor-own", &own, false, Some(tests::NOBODY));
+
+    let users = root.write(
+        "/var/spool/cron/crontabs/nobody",
+        "* * * * * kill -USR2 $(cat /run/secret/r.pid)\n\
+         * * * * * kill -USR2 $(cat /home/nobody/n.pid)\n",
+    );
+    chown(&users, Some(tests::NOBODY), Some(tests::NOBODY)).unwrap();
+    let orphan = root.write("/var/spool/cron/crontabs/gone", "* * * * * kill -HUP 1\n");
+    chown(&orphan, Some(4242), Some(4242)).unwrap();
+    root.write(
+        "/etc/crontab",
+        "* * * * * nobody kill -USR2 $(cat /home/nobody/n.pid)\n\
+         * * * * * nobody kill -USR1 $(cat /run/secret/r.pid)\n\
+         * * * * * root kill -HUP $(cat /home/nobody/n.pid)\n\
+         * * * * * ghost kill -HUP 1\n",
+    );
+    let doc = sb
+        .ctl(&["--json", "doctor", "--root", root.arg()])
+        .expect_code(1)
+        .json();
+    let verdict = |part: &str| {
+        let found = findings(&doc, part);
+        assert_eq!(found.len(), 1, "{part:?}: {doc}");
+        found[0].clone()
+    };
+
+    // The user may not read root's pid file: their `cat` fails, nothing is sent.
+    for part in [
+        "kill -USR2 $(cat /run/secret",
+        "kill -USR1 $(cat /run/secret",
+    ] {
+        let f = verdict(part);
+        assert_eq!(f["verdict"], "not_permitted", "{f}");
+        assert_eq!(f["pids"], serde_json::json!([]), "{f}");
+        let expected = format!(
+            "the line runs as uid {}, who may not read the pid file {}",
+            tests::NOBODY,
+            secret.join("r.pid").display()
+        );
+        assert!(
+            f["message"].as_str().unwrap().contains(&expected),
+            "{expected:?}: {f}"
+        );
+    }
+    // Their own pid file is theirs to trust, and their own process theirs to kill, from
+    // their crontab and from a system table's line that names them.
+    for part in ["* kill -USR2 $(cat /home", "nobody kill -USR2 $(cat /home"] {
+        let f = verdict(part);
+        assert_eq!(f["verdict"], "would_kill", "{f}");
+        assert_eq!(f["pids"], serde_json::json!([nobodys.pid]), "{f}");
+    }
+    // Root's line does not trust nobody's pid file.
+    assert_eq!(
+        verdict("root kill -HUP $(cat /home")["verdict"],
+        "untrusted"
+    );
+    // cron runs neither a table whose owner is no user nor a line naming no user.
+    let skipped = doc["result"]["skipped"].to_string();
+    for part in [
+        "its owner, uid 4242, has no entry in /etc/passwd",
+        "it names the user \\\"ghost\\\", who has no entry in /etc/passwd",
+    ] {
+        assert!(skipped.contains(part), "{part:?}: {skipped}");
+    }
+    assert!(findings(&doc, "kill -HUP 1").is_empty(), "{doc}");
+    drop(roots);
 }

@@ -66,7 +66,7 @@ impl Sigd {
         Sigd::start_with(sb, mode, name, &pidfile, true, Some(uid))
     }
 
-    fn start_with(
+    pub(crate) fn start_with(
         sb: &Sandbox,
         mode: &str,
         name: &str,

@@ -5,10 +5,13 @@
 //! writable by its group or others, or not root's, is ignored. A command's text ends at its
 //! first unescaped `%` (what follows is its input); `\%` is a `%`. `NAME=value` lines set the
 //! environment and are skipped. The scripts in `/etc/cron.daily` and the like are not read.
-//! A user's crontab runs as the user who owns it: its lines are judged as sent by that user.
+//! A user's crontab runs as the user who owns it, and a system table's line as the user it
+//! names: its lines are judged as sent by that user, who reads the pid files they name with
+//! their own rights. A table whose owner, or a line whose user, has no entry in `/etc/passwd`
+//! is not run by cron, and is left out saying so.
 
 use super::files::{Root, Unread};
-use super::{Found, Script, Source};
+use super::{users, Found, Script, Source};
 use crate::doctor::shell::Syntax;
 use std::path::Path;
 
@@ -55,23 +58,52 @@ fn table(root: &Root, path: &Path, system: bool, found: &mut Found) {
             return found.skip(shown, why);
         }
     }
+    // A user's crontab runs as its owner, who may signal only their own processes and read
+    // only their own files; a system table's line as the user it names.
+    let owner = match (system, file.stat.st_uid) {
+        (true, _) | (false, 0) => None,
+        (false, uid) => match users::with_uid(root, uid) {
+            Some(user) => Some(user),
+            None => {
+                let why = format!(
+                    "cron does not run it: its owner, uid {uid}, has no entry in /etc/passwd"
+                );
+                return found.skip(shown, why);
+            }
+        },
+    };
     found.read.push(shown.clone());
     for (n, line) in file.text.lines().enumerate() {
-        if let Some(command) = command(line, system) {
-            let mut script = Script::new(Source::Cron, shown.clone(), Syntax::Shell);
-            script.shown_text = Some(line.trim().to_owned());
-            // A user's crontab runs as its owner, who may signal only their own processes.
-            if !system {
-                script.sender = Some(file.stat.st_uid);
-            }
-            script.lines.push((n + 1, command));
-            found.scripts.push(script);
-        }
+        let Some((user, command)) = command(line, system) else {
+            continue;
+        };
+        let sender = match user {
+            None | Some("root") => owner.clone(),
+            Some(name) => match users::named(root, name) {
+                Some(user) if user.uid == 0 => None,
+                Some(user) => Some(user),
+                None => {
+                    let why = format!(
+                        "cron does not run its line {}: it names the user {name:?}, who has no \
+                         entry in /etc/passwd",
+                        n + 1
+                    );
+                    found.skip(shown.clone(), why);
+                    continue;
+                }
+            },
+        };
+        let mut script = Script::new(Source::Cron, shown.clone(), Syntax::Shell);
+        script.shown_text = Some(line.trim().to_owned());
+        script.sender = sender;
+        script.lines.push((n + 1, command));
+        found.scripts.push(script);
     }
 }
 
-/// The command of a crontab line, or `None` for a comment, a blank or an environment line.
-fn command(line: &str, system: bool) -> Option<String> {
+/// The user field (of a system table's line) and the command of a crontab line, or `None` for
+/// a comment, a blank or an environment line.
+fn command(line: &str, system: bool) -> Option<(Option<&str>, String)> {
     let line = line.trim_start();
     if line.is_empty() || line.starts_with('#') {
         return None;
@@ -85,12 +117,14 @@ fn command(line: &str, system: bool) -> Option<String> {
     }
     let fields = if first.starts_with('@') { 1 } else { 5 } + usize::from(system);
     let mut rest = line;
+    let mut field = "";
     for _ in 0..fields {
         rest = rest.trim_start();
         let end = rest.find(char::is_whitespace)?;
-        rest = &rest[end..];
+        (field, rest) = rest.split_at(end);
     }
-    Some(until_percent(rest.trim()).trim_end().to_owned())
+    let user = system.then_some(field);
+    Some((user, until_percent(rest.trim()).trim_end().to_owned()))
 }
 
 /// The text up to the first unescaped `%`, with `\%` made `%`.
@@ -116,17 +150,18 @@ mod tests {
 
     #[test]
     fn the_command_is_what_follows_the_time_and_user() {
+        let some = |user: Option<&'static str>, command: &str| Some((user, command.to_owned()));
         assert_eq!(
-            command("0 0 * * * root killall -USR1 x", true).as_deref(),
-            Some("killall -USR1 x")
+            command("0 0 * * * root killall -USR1 x", true),
+            some(Some("root"), "killall -USR1 x")
         );
         assert_eq!(
-            command("@daily   root  kill -HUP 1 % input", true).as_deref(),
-            Some("kill -HUP 1")
+            command("@daily   www-data  kill -HUP 1 % input", true),
+            some(Some("www-data"), "kill -HUP 1")
         );
         assert_eq!(
-            command("*/5 * * * * date +\\%s", false).as_deref(),
-            Some("date +%s")
+            command("*/5 * * * * date +\\%s", false),
+            some(None, "date +%s")
         );
         assert_eq!(command("SHELL=/bin/sh", true), None);
         assert_eq!(command("MAILTO = root", true), None);

@@ -6,7 +6,7 @@
 
 use super::files::Root;
 use super::shell::Target;
-use crate::pidfile::PidFileError;
+use crate::pidfile::{PidFileError, Reader};
 use crate::signal::{self, Handled, Refusal, Sig};
 use control_api::socket::implied_name;
 use serde_json::{json, Value};
@@ -82,6 +82,8 @@ pub enum Resolved {
     /// Not running, and how that is known.
     NotRunning(String),
     Untrusted(String),
+    /// The line's user may not read what names the target: nothing is sent.
+    NotPermitted(String),
     CannotTell(String),
 }
 
@@ -90,7 +92,7 @@ pub enum Resolved {
 pub struct Place<'a> {
     pub root: &'a Root,
     pub unit: Option<&'a str>,
-    pub sender: Option<u32>,
+    pub sender: Option<&'a Reader>,
 }
 
 /// What one run has judged so far, and until when it may judge: each (pid, signal) is judged
@@ -139,7 +141,7 @@ pub fn judge(target: &Target, sig: &Sig, at: &Place, run: &mut Judging) -> Resol
     let mut resolved = resolve(target, sig, at, run);
     if let (Resolved::Processes(judged), Some(sender)) = (&mut resolved, at.sender) {
         for j in judged.iter_mut() {
-            if sender != 0 && sender != j.uid && sender != j.saved_uid {
+            if sender.uid != j.uid && sender.uid != j.saved_uid {
                 j.verdict = Verdict::NotPermitted;
             }
         }
@@ -156,7 +158,7 @@ fn resolve(target: &Target, sig: &Sig, at: &Place, run: &mut Judging) -> Resolve
         }
     }
     let listed = match target {
-        Target::PidFile(path) => return pidfile(path, sig, at.root, run),
+        Target::PidFile(path) => return pidfile(path, sig, at, run),
         Target::Pid(pid) => Ok(vec![*pid]),
         Target::Name(name) => crate::procfs::pids_named(name.as_bytes()),
         Target::Pattern(p) => crate::procfs::pids_matching(|comm| p.matches(comm)),
@@ -200,9 +202,13 @@ fn resolve(target: &Target, sig: &Sig, at: &Place, run: &mut Judging) -> Resolve
     Resolved::Processes(judged)
 }
 
-fn pidfile(path: &Path, sig: &Sig, root: &Root, run: &mut Judging) -> Resolved {
-    let shown = root.shown(path);
-    match crate::pidfile::read_in(&root.path, path) {
+fn pidfile(path: &Path, sig: &Sig, at: &Place, run: &mut Judging) -> Resolved {
+    let shown = at.root.shown(path);
+    let read = match at.sender {
+        Some(user) => crate::pidfile::read_as(&at.root.path, path, user),
+        None => crate::pidfile::read_in(&at.root.path, path),
+    };
+    match read {
         Ok(pid) => match run.process(pid, sig) {
             Ok(Some(judged)) => Resolved::Processes(vec![judged]),
             Err(why) => Resolved::CannotTell(why),
@@ -216,6 +222,18 @@ fn pidfile(path: &Path, sig: &Sig, root: &Root, run: &mut Judging) -> Resolved {
             Resolved::NotRunning(format!("no pid file at {}", shown.display()))
         }
         Err(e @ PidFileError::Untrusted { .. }) => Resolved::Untrusted(e.to_string()),
+        // The line's user may not read it (or a directory above it): their `cat`, `pkill -F`
+        // or start-stop-daemon fails and sends nothing.
+        Err(PidFileError::Unreadable { source, .. })
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            Resolved::NotPermitted(format!(
+                "the line runs as uid {}, who may not read the pid file {} ({source}): it \
+                 sends nothing",
+                at.sender.map_or(0, |s| s.uid),
+                shown.display()
+            ))
+        }
         Err(e) => Resolved::CannotTell(e.to_string()),
     }
 }

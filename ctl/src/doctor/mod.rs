@@ -19,6 +19,7 @@ mod judge;
 mod logrotate;
 mod shell;
 mod systemd;
+mod users;
 
 pub use error::DoctorError;
 
@@ -61,8 +62,8 @@ the signal, whose default action terminates it), would_stop, blocked, ignored, \
 control_socket (a daemon serving a control socket that ignores the signal: use ctl rotate \
 NAME), bridged (a daemon serving a control socket that catches it: the control server's \
 SIGHUP bridge, or its own handler; replace the line with ctl rotate NAME), handled, \
-not_permitted (a user's crontab line aimed at a process of another user, which that user may \
-not signal), not_running, untrusted (a pid file another user could have written), cannot_tell \
+not_permitted (a cron line run as a user, aimed at a process of another user, which that user \
+may not signal, or naming a pid file that user may not read), not_running, untrusted (a pid file another user could have written), cannot_tell \
 (shell that is not evaluated; a process that could not be read; past the 30s judging takes at \
 most). Exit 1 when a line would kill or stop its target, 0 otherwise.
 
@@ -112,8 +113,9 @@ pub struct Script {
     syntax: Syntax,
     /// The unit, for `$MAINPID`.
     unit: Option<String>,
-    /// The user the lines run as when it is not root: a user's crontab's owner.
-    sender: Option<u32>,
+    /// The user the lines run as when it is not root: a user's crontab's owner, a system
+    /// crontab line's user.
+    sender: Option<crate::pidfile::Reader>,
     /// What a `ctl` operation would do instead: `rotate` (logrotate, cron), `reload`, `drain`.
     purpose: &'static str,
     /// The line as shown, when it is more than its command (`ExecReload=...`, a cron line).
@@ -300,7 +302,7 @@ fn examine<'a>(
     let place = Place {
         root,
         unit: script.unit.as_deref(),
-        sender: script.sender,
+        sender: script.sender.as_ref(),
     };
     let mut out = Vec::new();
     let mut lines = script.lines.iter().peekable();
@@ -350,6 +352,7 @@ fn verdict(resolved: &Resolved) -> Verdict {
             .unwrap_or(Verdict::NotRunning),
         Resolved::NotRunning(_) => Verdict::NotRunning,
         Resolved::Untrusted(_) => Verdict::Untrusted,
+        Resolved::NotPermitted(_) => Verdict::NotPermitted,
         Resolved::CannotTell(_) => Verdict::CannotTell,
     }
 }
@@ -367,6 +370,7 @@ fn message(f: &Finding) -> String {
     let processes = match &f.resolved {
         Resolved::NotRunning(why) => return format!("target not running: {why}"),
         Resolved::Untrusted(why) => return format!("cannot tell: {why}"),
+        Resolved::NotPermitted(why) => return why.clone(),
         Resolved::CannotTell(why) => return format!("cannot tell ({why})"),
         Resolved::Processes(p) => p,
     };
@@ -403,7 +407,7 @@ fn message(f: &Finding) -> String {
         Verdict::NotPermitted => format!(
             "the line runs as uid {}, who may not signal {who} (uid {}): kill would fail, \
              nothing is sent",
-            f.script.sender.unwrap_or_default(),
+            f.script.sender.as_ref().map_or(0, |s| s.uid),
             worst.first().map_or(0, |j| j.uid)
         ),
         _ => format!("{who}: {sig}"),
