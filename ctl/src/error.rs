@@ -199,6 +199,7 @@ pub const KINDS: &[&str] = &[
     "not_reopened",
     "bad_pid_file",
     "no_process",
+    "too_many",
     "unreachable",
     "ssh_denied",
     "host_key",

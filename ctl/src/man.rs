@@ -232,7 +232,7 @@ On failure "ok" is false and "error" stands instead of "result":
 usage, no_daemon, died, not_listening, wrong_daemon, too_large, untrusted, denied, timeout,
 incompatible, protocol, unsupported, failed, busy, shutting_down, bad_arguments, output,
 unrecognized, from \fBctl signal\fR not_sent, killed, not_reopened, bad_pid_file,
-no_process, and for a target on another host unreachable, ssh_denied, host_key, no_ctl, ssh
+no_process, too_many, and for a target on another host unreachable, ssh_denied, host_key, no_ctl, ssh
 (a remote ctl's own failure keeps its kind). A command line ctl does not understand is such a document too (kind usage, exit
 2), wherever \-\-json is on it. With \-\-missing\-ok and no daemon, "ok" is true and
 "skipped" says what was not there. \fBctl list\fR prints {"socket_dir", "socket_dirs",

@@ -836,3 +836,90 @@ fn another_users_process_is_neither_read_nor_signalled_and_that_is_denied() {
     assert!(!d.barrier().lines().any(|l| l == "hup"), "{run}");
     assert!(d.alive());
 }
+
+#[test]
+fn a_crowd_of_one_name_is_refused_past_the_deadline_and_past_the_cap_and_nothing_is_sent() {
+    let sb = Sandbox::new();
+    // 30 processes that block HUP, each looked at for 100 ms: more than a 1 s --timeout.
+    let crowd: Vec<Sigd> = (0..30)
+        .map(|i| {
+            Sigd::start_at(
+                &sb,
+                "block",
+                "sig-crowd",
+                &sb.path(&format!("c{i}.pid")),
+                false,
+            )
+        })
+        .collect();
+    let args = [
+        "--json",
+        "--timeout",
+        "1s",
+        "signal",
+        "HUP",
+        "--name",
+        "sig-crowd",
+    ];
+    let doc = ctl(&sb, &args).expect_code(75).json();
+    assert_eq!(doc["error"]["kind"], "timeout", "{doc}");
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("judging the 30 processes named \"sig-crowd\" took longer than --timeout"),
+        "{doc}"
+    );
+    for d in &crowd {
+        assert!(
+            !pending(d.pid).contains(&1),
+            "HUP was sent to {}: {doc}",
+            d.pid
+        );
+    }
+    drop(crowd);
+
+    // More than 1024 of one name (without a handler for HUP, which would kill them).
+    struct Crowd(Vec<Child>);
+    impl Drop for Crowd {
+        fn drop(&mut self) {
+            for child in &mut self.0 {
+                let _ = child.kill();
+            }
+            for child in &mut self.0 {
+                let _ = child.wait();
+            }
+        }
+    }
+    let mut many = Crowd(Vec::new());
+    for i in 0..1025 {
+        let child = Command::new(sigd())
+            .args(["none", "sig-many"])
+            .arg(sb.path(&format!("m{i}.pid")))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn sigd");
+        many.0.push(child);
+    }
+    wait_for("1025 processes named sig-many", WAIT, || {
+        let named = many
+            .0
+            .iter()
+            .filter(|c| {
+                std::fs::read_to_string(format!("/proc/{}/comm", c.id()))
+                    .is_ok_and(|comm| comm == "sig-many\n")
+            })
+            .count();
+        (named == 1025).then_some(())
+    });
+    let doc = ctl(&sb, &["--json", "signal", "HUP", "--name", "sig-many"])
+        .expect_code(1)
+        .json();
+    assert_eq!(doc["error"]["kind"], "too_many", "{doc}");
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("1025 processes are named \"sig-many\", more than the 1024"),
+        "{doc}"
+    );
+    for child in &mut many.0 {
+        assert!(child.try_wait().unwrap().is_none(), "HUP was sent: {doc}");
+    }
+}

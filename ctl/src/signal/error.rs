@@ -55,6 +55,24 @@ pub enum SignalError {
         /// Processes of that name that login users run, which `--name` never signals.
         left_out: Vec<(i32, u32)>,
     },
+    /// More processes have the name than `--name` signals at once.
+    #[error(
+        "{count} processes are named {name:?}, more than the {} ctl signal --name judges; \
+             nothing was sent: name the daemon by its pid file (--pidfile FILE --name {name:?})",
+        super::MAX_NAMED
+    )]
+    TooMany { name: String, count: usize },
+    /// Judging the processes of the name took past `--timeout`.
+    #[error(
+        "judging the {of} processes named {name:?} took longer than --timeout ({judged} \
+             judged); nothing was sent: name the daemon by its pid file (--pidfile FILE --name \
+             {name:?})"
+    )]
+    Unjudged {
+        name: String,
+        judged: usize,
+        of: usize,
+    },
     /// The name cannot match: the kernel keeps 15 bytes of a process name.
     #[error("{name:?} is {len} bytes, and the kernel keeps only the first 15 of a process's \
              name (/proc/PID/comm): it can match no process; give --name {short:?}, as the \
@@ -157,6 +175,15 @@ impl SignalError {
                 name: "x".repeat(16),
                 short: "x".repeat(15),
             },
+            SignalError::TooMany {
+                name: "x".into(),
+                count: 2000,
+            },
+            SignalError::Unjudged {
+                name: "x".into(),
+                judged: 3,
+                of: 9,
+            },
             SignalError::NotSent {
                 sig,
                 refused: Vec::new(),
@@ -205,6 +232,8 @@ impl SignalError {
             }
             SignalError::NoProcess { .. } => (Exit::NoDaemon, "no_process"),
             SignalError::NameTooLong { .. } => (Exit::Usage, "usage"),
+            SignalError::TooMany { .. } => (Exit::Failed, "too_many"),
+            SignalError::Unjudged { .. } => (Exit::Timeout, "timeout"),
             SignalError::NotSent { .. } => (Exit::Failed, "not_sent"),
             SignalError::Killed { .. } => (Exit::Failed, "killed"),
             SignalError::NotReopened { .. } => (Exit::Failed, "not_reopened"),

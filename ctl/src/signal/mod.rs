@@ -43,6 +43,10 @@ const POLL: Duration = Duration::from_millis(20);
 const BLOCK_LOOKS: u32 = 21;
 const BLOCK_LOOK_EVERY: Duration = Duration::from_millis(5);
 
+/// The most processes `--name` judges and signals at once (a prefork server's workers are a
+/// few hundred): past it, nothing is sent.
+pub const MAX_NAMED: usize = 1024;
+
 /// The long help of `ctl signal`.
 pub const LONG_ABOUT: &str = "\
 Send a signal to a daemon without a control socket, only where it is handled, and prove what \
@@ -54,7 +58,8 @@ link), or every process whose name (/proc/PID/comm, at most 15 bytes, as `pkill 
 is NAME. Before sending, ctl reads each process's dispositions from /proc/PID/status: a signal \
 it does not catch and whose default action would kill or stop it, one it ignores, and one \
 blocked in every thread (and read from no signalfd) is not sent: exit 1, naming the process and \
-why. With several processes, if one of them would not handle it, none is signalled. --force \
+why. With several processes, if one of them would not handle it, none is signalled; more \
+than 1024 of the name, or more than --timeout spent judging them, and none is either. --force \
 sends anyway. SIGCONT is sent without a handler: continuing is what it does.
 
 The signal goes through a pidfd opened before the checks, so a pid reused meanwhile is never \
@@ -124,7 +129,7 @@ pub(crate) struct Process {
 pub fn run(args: &SignalArgs, timeout: Duration) -> Result<(Value, String), SignalError> {
     let deadline = Instant::now() + timeout;
     let verify = !args.verify_reopen.is_empty();
-    let processes = find(args, verify)?;
+    let processes = find(args, verify, deadline)?;
     let refused: Vec<(Who, Refusal)> = processes
         .iter()
         .filter_map(|p| p.verdict.err().map(|r| (p.who.clone(), r)))
@@ -159,8 +164,8 @@ pub fn run(args: &SignalArgs, timeout: Duration) -> Result<(Value, String), Sign
     Ok(report(args, &processes, holdings.as_deref()))
 }
 
-/// The processes to signal, pinned and judged.
-fn find(args: &SignalArgs, verify: bool) -> Result<Vec<Process>, SignalError> {
+/// The processes to signal, pinned and judged, by `deadline`.
+fn find(args: &SignalArgs, verify: bool, deadline: Instant) -> Result<Vec<Process>, SignalError> {
     let name = args.name.as_deref();
     if let Some(name) = name.filter(|n| n.len() > procfs::COMM_MAX) {
         return Err(SignalError::NameTooLong {
@@ -194,18 +199,36 @@ fn find(args: &SignalArgs, verify: bool) -> Result<Vec<Process>, SignalError> {
     })?;
     let me = rustix::process::geteuid().as_raw();
     let people = login_uids();
-    let mut found = Vec::new();
+    // A login user's process could be named so to take the daemon's place (a dead daemon's
+    // signal "handled" by theirs), or to refuse for it; it is left out before it is looked at,
+    // so that many of them cost nothing either.
     let mut left_out = Vec::new();
-    for pid in pids {
-        // A login user's process could be named so to take the daemon's place (a dead
-        // daemon's signal "handled" by theirs), or to refuse for it; it is left out before
-        // it is looked at, so that many of them cost nothing either.
-        match procfs::dispositions(pid) {
+    let pids: Vec<i32> = pids
+        .into_iter()
+        .filter(|&pid| match procfs::dispositions(pid) {
             Ok(d) if people.contains(&d.uid) && d.uid != me => {
                 left_out.push((pid, d.uid));
-                continue;
+                false
             }
-            _ => {}
+            _ => true,
+        })
+        .collect();
+    // Each may cost the 100 ms of a blocked signal's looks: a system user's thousand
+    // processes of that name must not hold root's logrotate past its --timeout.
+    if pids.len() > MAX_NAMED {
+        return Err(SignalError::TooMany {
+            name: name.to_owned(),
+            count: pids.len(),
+        });
+    }
+    let mut found = Vec::new();
+    for (judged, &pid) in pids.iter().enumerate() {
+        if Instant::now() >= deadline {
+            return Err(SignalError::Unjudged {
+                name: name.to_owned(),
+                judged,
+                of: pids.len(),
+            });
         }
         // One that exited, or was replaced by another name, since the listing is left out.
         found.extend(inspect(pid, Some(name.as_bytes()), &args.signal, verify)?);
