@@ -923,3 +923,44 @@ fn a_crowd_of_one_name_is_refused_past_the_deadline_and_past_the_cap_and_nothing
         assert!(child.try_wait().unwrap().is_none(), "HUP was sent: {doc}");
     }
 }
+
+#[test]
+fn a_refusal_names_eight_processes_and_counts_the_rest_and_json_lists_them_all() {
+    let sb = Sandbox::new();
+    let crowd: Vec<Sigd> = (0..10)
+        .map(|i| {
+            Sigd::start_at(
+                &sb,
+                "none",
+                "sig-ten",
+                &sb.path(&format!("t{i}.pid")),
+                false,
+            )
+        })
+        .collect();
+    let run = ctl(&sb, &["signal", "HUP", "--name", "sig-ten"]).expect_code(1);
+    assert_eq!(
+        run.stderr
+            .matches("(sig-ten): SIGHUP would kill it")
+            .count(),
+        8,
+        "{run}"
+    );
+    assert!(
+        run.stderr
+            .contains("; and 2 more (all 10 processes; none was signalled)"),
+        "{run}"
+    );
+    let doc = ctl(&sb, &["--json", "signal", "HUP", "--name", "sig-ten"])
+        .expect_code(1)
+        .json();
+    assert_eq!(
+        doc["error"]["detail"]["processes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        10,
+        "{doc}"
+    );
+    drop(crowd);
+}

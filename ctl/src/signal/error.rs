@@ -279,25 +279,39 @@ impl SignalError {
 }
 
 fn refusals(sig: &Sig, refused: &[(Who, Refusal)]) -> String {
-    let each: Vec<String> = refused
-        .iter()
-        .map(|(who, why)| format!("{who}: {}", why.text(sig)))
-        .collect();
-    each.join("; ")
+    bounded(
+        refused
+            .iter()
+            .map(|(who, why)| format!("{who}: {}", why.text(sig))),
+        "; ",
+    )
 }
 
 fn left_out_text(left_out: &[(i32, u32)]) -> String {
     if left_out.is_empty() {
         return String::new();
     }
-    let each: Vec<String> = left_out
+    let each = left_out
         .iter()
-        .map(|(pid, uid)| format!("pid {pid} of uid {uid}"))
-        .collect();
+        .map(|(pid, uid)| format!("pid {pid} of uid {uid}"));
     format!(
         " but login users' ({}), which --name never signals: anyone can name a process so",
-        each.join(", ")
+        bounded(each, ", ")
     )
+}
+
+/// The most processes a message names; `--json`'s detail names them all.
+const NAMED: usize = 8;
+
+/// The first [`NAMED`] of `each` joined by `sep`, and how many more there are: a message about
+/// a thousand processes (another user's, perhaps) stays a line.
+fn bounded(each: impl ExactSizeIterator<Item = String>, sep: &str) -> String {
+    let more = each.len().saturating_sub(NAMED);
+    let mut text = each.take(NAMED).collect::<Vec<_>>().join(sep);
+    if more > 0 {
+        text.push_str(&format!("{sep}and {more} more"));
+    }
+    text
 }
 
 fn none_of(refused: usize, of: usize) -> String {
@@ -311,6 +325,5 @@ fn none_of(refused: usize, of: usize) -> String {
 }
 
 fn list(who: &[Who]) -> String {
-    let each: Vec<String> = who.iter().map(Who::to_string).collect();
-    each.join(", ")
+    bounded(who.iter().map(Who::to_string), ", ")
 }
