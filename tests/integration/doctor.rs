@@ -680,3 +680,35 @@ fn a_cron_lines_user_reads_its_pid_files_with_their_own_rights() {
     assert!(findings(&doc, "kill -HUP 1").is_empty(), "{doc}");
     drop(roots);
 }
+
+#[test]
+fn start_stop_daemon_with_a_pid_file_and_a_name_aims_only_at_a_process_with_both() {
+    let sb = Sandbox::new();
+    let root = Root::new(&sb);
+    let d = Sigd::start_at(&sb, "none", "doctor-ssd", &root.at("/run/s.pid"), false);
+    root.write(
+        "/etc/logrotate.conf",
+        "/var/log/s.log {\n postrotate\n  \
+         start-stop-daemon --stop --signal USR2 --pidfile /run/s.pid --name other\n  \
+         start-stop-daemon --stop --signal USR2 --pidfile /run/s.pid --name doctor-ssd\n \
+         endscript\n}\n",
+    );
+    let doc = sb
+        .ctl(&["--json", "doctor", "--root", root.arg()])
+        .expect_code(1)
+        .json();
+    let other = findings(&doc, "--name other")[0];
+    assert_eq!(other["verdict"], "not_running", "{other}");
+    assert_eq!(other["target"]["name"], "other", "{other}");
+    let expected = format!(
+        "names pid {}, which is now \"doctor-ssd\", not \"other\": the daemon died",
+        d.pid
+    );
+    assert!(
+        other["message"].as_str().unwrap().contains(&expected),
+        "{expected:?}: {other}"
+    );
+    let named = findings(&doc, "--name doctor-ssd")[0];
+    assert_eq!(named["verdict"], "would_kill", "{named}");
+    assert_eq!(named["pids"], serde_json::json!([d.pid]), "{named}");
+}

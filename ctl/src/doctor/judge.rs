@@ -158,7 +158,7 @@ fn resolve(target: &Target, sig: &Sig, at: &Place, run: &mut Judging) -> Resolve
         }
     }
     let listed = match target {
-        Target::PidFile(path) => return pidfile(path, sig, at, run),
+        Target::PidFile(path, name) => return pidfile(path, name.as_deref(), sig, at, run),
         Target::Pid(pid) => Ok(vec![*pid]),
         Target::Name(name) => crate::procfs::pids_named(name.as_bytes()),
         Target::Pattern(p) => crate::procfs::pids_matching(|comm| p.matches(comm)),
@@ -202,7 +202,8 @@ fn resolve(target: &Target, sig: &Sig, at: &Place, run: &mut Judging) -> Resolve
     Resolved::Processes(judged)
 }
 
-fn pidfile(path: &Path, sig: &Sig, at: &Place, run: &mut Judging) -> Resolved {
+/// The pid file's process; with `name`, only if it has that name.
+fn pidfile(path: &Path, name: Option<&str>, sig: &Sig, at: &Place, run: &mut Judging) -> Resolved {
     let shown = at.root.shown(path);
     let read = match at.sender {
         Some(user) => crate::pidfile::read_as(&at.root.path, path, user),
@@ -210,6 +211,16 @@ fn pidfile(path: &Path, sig: &Sig, at: &Place, run: &mut Judging) -> Resolved {
     };
     match read {
         Ok(pid) => match run.process(pid, sig) {
+            Ok(Some(judged)) if name.is_some_and(|n| n != judged.name) => {
+                Resolved::NotRunning(format!(
+                    "the pid file {} names pid {pid}, which is now {:?}, not {:?}: the daemon \
+                     died and its pid went to another process, which start-stop-daemon leaves \
+                     alone",
+                    shown.display(),
+                    judged.name,
+                    name.unwrap_or_default()
+                ))
+            }
             Ok(Some(judged)) => Resolved::Processes(vec![judged]),
             Err(why) => Resolved::CannotTell(why),
             Ok(None) => Resolved::NotRunning(format!(

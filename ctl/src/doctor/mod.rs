@@ -445,7 +445,7 @@ fn advice(f: &Finding) -> Option<String> {
         return None;
     }
     let how = match &f.kill.target {
-        Target::PidFile(path) => match &f.resolved {
+        Target::PidFile(path, _) => match &f.resolved {
             // The name its process has now, so that a pid reused after the daemon died is told
             // apart; only a plain word, since the line is for pasting into a shell as root.
             Resolved::Processes(p) if p.len() == 1 && is_plain_word(&p[0].name) => {

@@ -377,8 +377,9 @@ fn is_name(s: &str) -> bool {
 /// Which processes a kill command is aimed at, as far as the line tells.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
-    /// The pid a pid file holds.
-    PidFile(PathBuf),
+    /// The pid a pid file holds; with the name its process must have (start-stop-daemon
+    /// `--pidfile F --name N` matches only a process that both name).
+    PidFile(PathBuf, Option<String>),
     /// A pid written in the line.
     Pid(i32),
     /// Every process with this exact name (`/proc/PID/comm`).
@@ -395,8 +396,12 @@ pub enum Target {
 impl Target {
     /// Its kind and value, for `--json`.
     pub fn json(&self) -> serde_json::Value {
+        if let Target::PidFile(p, Some(name)) = self {
+            let path = p.display().to_string();
+            return serde_json::json!({"kind": "pidfile", "value": path, "name": name});
+        }
         let (kind, value) = match self {
-            Target::PidFile(p) => ("pidfile", p.display().to_string()),
+            Target::PidFile(p, _) => ("pidfile", p.display().to_string()),
             Target::Pid(n) => ("pid", n.to_string()),
             Target::Name(n) => ("name", n.clone()),
             Target::Pattern(p) => ("pattern", p.source.clone()),
@@ -714,7 +719,8 @@ impl Reader<'_> {
         }
     }
 
-    /// `start-stop-daemon --stop [--signal SIG] (--pidfile F | --name N | ...)`
+    /// `start-stop-daemon --stop [--signal SIG] (--pidfile F | --name N | ...)`; with both,
+    /// a process must match both, as start-stop-daemon's matchers do.
     fn start_stop(&self, args: &[Word]) -> Read {
         let (mut stop, mut sig, mut pidfile, mut name) = (false, None, None, None);
         let mut words = args.iter();
@@ -724,10 +730,19 @@ impl Reader<'_> {
                 Some((o, v)) if o.starts_with("--") => (o.to_owned(), Some(v.to_owned())),
                 _ => (text.clone(), None),
             };
-            let mut value = || inline.clone().or_else(|| words.next().map(Word::text));
+            // The value as a word, so that `--pidfile "$P"` is a variable, not a path "$P".
+            let literal = |text: String| Word {
+                parts: vec![Part::Lit(text)],
+            };
+            let mut value = || {
+                inline
+                    .clone()
+                    .map(literal)
+                    .or_else(|| words.next().cloned())
+            };
             match option.as_str() {
                 "-K" | "--stop" => stop = true,
-                "-s" | "--signal" => sig = value().map(|v| signal(&v)),
+                "-s" | "--signal" => sig = value().map(|v| signal(&v.text())),
                 "-p" | "--pidfile" => pidfile = value(),
                 "-n" | "--name" => name = value(),
                 "-x" | "--exec" | "-u" | "--user" | "-R" | "--retry" | "-g" | "--group" => {
@@ -739,12 +754,14 @@ impl Reader<'_> {
         if !stop {
             return None;
         }
-        let literal = |text: String| Word {
-            parts: vec![Part::Lit(text)],
-        };
         let target = match (pidfile, name) {
-            (Some(file), _) => self.file_target(&literal(file)),
-            (None, Some(n)) => self.name(&literal(n)),
+            (Some(file), None) => self.file_target(&file),
+            // Both must match: the pid file's process, if it has that name.
+            (Some(file), Some(n)) => match (self.file_target(&file), self.name(&n)) {
+                (Target::PidFile(path, _), Target::Name(n)) => Target::PidFile(path, Some(n)),
+                (Target::PidFile(..), unknown) | (unknown, _) => unknown,
+            },
+            (None, Some(n)) => self.name(&n),
             (None, None) => Target::Unknown(
                 "start-stop-daemon without --pidfile or --name matches by what is not read here"
                     .into(),
@@ -822,7 +839,7 @@ impl Reader<'_> {
 
     fn file_target(&self, word: &Word) -> Target {
         match self.expand(word) {
-            Some(path) => Target::PidFile(PathBuf::from(path)),
+            Some(path) => Target::PidFile(PathBuf::from(path), None),
             None => Target::Unknown(format!("uses shell we do not evaluate: {}", word.text())),
         }
     }
@@ -883,7 +900,7 @@ mod tests {
     }
 
     fn pidfile(p: &str) -> Target {
-        Target::PidFile(PathBuf::from(p))
+        Target::PidFile(PathBuf::from(p), None)
     }
 
     #[test]
@@ -907,6 +924,21 @@ mod tests {
                 pidfile("/run/a.pid"),
             ),
             ("start-stop-daemon -K -s 1 -n a", hup, name("a")),
+            (
+                "start-stop-daemon -K -s HUP -p /run/a.pid --name=a-daemon-of-long-name",
+                hup,
+                Target::PidFile("/run/a.pid".into(), Some("a-daemon-of-lon".into())),
+            ),
+            (
+                "start-stop-daemon -K -s HUP --pidfile \"$P\"",
+                hup,
+                Target::Unknown("uses shell we do not evaluate: $P".into()),
+            ),
+            (
+                "start-stop-daemon -K -s HUP -p /run/a.pid -n \"$N\"",
+                hup,
+                Target::Unknown("uses shell we do not evaluate: $N".into()),
+            ),
             (
                 "sh -c 'kill -USR1 $(cat /run/a.pid)'",
                 usr1,
