@@ -101,7 +101,7 @@ pub fn read_as(root: &Path, path: &Path, reader: &Reader) -> Result<i32, PidFile
         scope
             .spawn(|| {
                 become_reader(reader).map_err(|e| PidFileError::Unreadable {
-                    path: root.join(path.strip_prefix("/").unwrap_or(path)),
+                    path: shown(root, path),
                     source: io::Error::other(format!(
                         "cannot take the rights of uid {} to read it: {e}",
                         reader.uid
@@ -128,6 +128,11 @@ fn become_reader(reader: &Reader) -> io::Result<()> {
     Ok(())
 }
 
+/// `path` as read under `root`: what errors name.
+fn shown(root: &Path, path: &Path) -> PathBuf {
+    root.join(path.strip_prefix("/").unwrap_or(path))
+}
+
 /// "ctl's user (uid 0)", or "the user it is read as (uid 1000)".
 fn reader_text(reader: u32) -> String {
     if reader == rustix::process::geteuid().as_raw() {
@@ -142,7 +147,7 @@ fn reader_text(reader: u32) -> String {
 /// link's absolute target and `..` stay inside `root`, as they would in a chroot. Errors name
 /// the path as read (`root` joined with `path`).
 pub fn read_in(root: &Path, path: &Path) -> Result<i32, PidFileError> {
-    let shown = root.join(path.strip_prefix("/").unwrap_or(path));
+    let shown = shown(root, path);
     let file = open_trusted(root, path, &shown)?;
     let mut text = Vec::with_capacity(MAX_LEN + 1);
     std::fs::File::from(file)

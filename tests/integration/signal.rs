@@ -117,6 +117,14 @@ impl Sigd {
         sigd
     }
 
+    /// `n` of [`Sigd::start`] of one name, their pid files numbered.
+    fn crowd(sb: &Sandbox, mode: &str, name: &str, n: usize) -> Vec<Sigd> {
+        let pidfile = |i| sb.path(&format!("{name}-{i}.pid"));
+        (0..n)
+            .map(|i| Sigd::start_at(sb, mode, name, &pidfile(i), false))
+            .collect()
+    }
+
     pub(crate) fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
@@ -841,17 +849,7 @@ fn another_users_process_is_neither_read_nor_signalled_and_that_is_denied() {
 fn a_crowd_of_one_name_is_refused_past_the_deadline_and_past_the_cap_and_nothing_is_sent() {
     let sb = Sandbox::new();
     // 30 processes that block HUP, each looked at for 100 ms: more than a 1 s --timeout.
-    let crowd: Vec<Sigd> = (0..30)
-        .map(|i| {
-            Sigd::start_at(
-                &sb,
-                "block",
-                "sig-crowd",
-                &sb.path(&format!("c{i}.pid")),
-                false,
-            )
-        })
-        .collect();
+    let crowd = Sigd::crowd(&sb, "block", "sig-crowd", 30);
     let args = [
         "--json",
         "--timeout",
@@ -927,17 +925,7 @@ fn a_crowd_of_one_name_is_refused_past_the_deadline_and_past_the_cap_and_nothing
 #[test]
 fn a_refusal_names_eight_processes_and_counts_the_rest_and_json_lists_them_all() {
     let sb = Sandbox::new();
-    let crowd: Vec<Sigd> = (0..10)
-        .map(|i| {
-            Sigd::start_at(
-                &sb,
-                "none",
-                "sig-ten",
-                &sb.path(&format!("t{i}.pid")),
-                false,
-            )
-        })
-        .collect();
+    let crowd = Sigd::crowd(&sb, "none", "sig-ten", 10);
     let run = ctl(&sb, &["signal", "HUP", "--name", "sig-ten"]).expect_code(1);
     assert_eq!(
         run.stderr

@@ -21,7 +21,10 @@ pub const SPOOL: &str = "/var/spool/cron/crontabs";
 
 /// Reads cron's tables under `root` into `found`.
 pub fn read(root: &Root, found: &mut Found) {
-    table(root, Path::new(CRONTAB), true, found);
+    let users = users::Users::read(root);
+    let read_table =
+        |path: &Path, system: bool, found: &mut Found| table(root, &users, path, system, found);
+    read_table(Path::new(CRONTAB), true, found);
     for name in root.list(Path::new(CRON_D)).unwrap_or_default() {
         let path = Path::new(CRON_D).join(&name);
         let text = name.to_string_lossy();
@@ -29,7 +32,7 @@ pub fn read(root: &Root, found: &mut Found) {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
-            table(root, &path, true, found);
+            read_table(&path, true, found);
         } else {
             let why = "cron leaves it out: its name has a character other than letters, digits, \
                        _ and -";
@@ -39,13 +42,13 @@ pub fn read(root: &Root, found: &mut Found) {
     for name in root.list(Path::new(SPOOL)).unwrap_or_default() {
         // crontab(1) writes a temporary file there before renaming it.
         if !name.to_string_lossy().starts_with('.') {
-            table(root, &Path::new(SPOOL).join(&name), false, found);
+            read_table(&Path::new(SPOOL).join(&name), false, found);
         }
     }
 }
 
 /// One table; `system`: it has a user field.
-fn table(root: &Root, path: &Path, system: bool, found: &mut Found) {
+fn table(root: &Root, users: &users::Users, path: &Path, system: bool, found: &mut Found) {
     let shown = root.shown(path);
     let file = match root.read(path) {
         Ok(file) => file,
@@ -62,7 +65,7 @@ fn table(root: &Root, path: &Path, system: bool, found: &mut Found) {
     // only their own files; a system table's line as the user it names.
     let owner = match (system, file.stat.st_uid) {
         (true, _) | (false, 0) => None,
-        (false, uid) => match users::with_uid(root, uid) {
+        (false, uid) => match users.with_uid(uid) {
             Some(user) => Some(user),
             None => {
                 let why = format!(
@@ -79,7 +82,7 @@ fn table(root: &Root, path: &Path, system: bool, found: &mut Found) {
         };
         let sender = match user {
             None | Some("root") => owner.clone(),
-            Some(name) => match users::named(root, name) {
+            Some(name) => match users.named(name) {
                 Some(user) if user.uid == 0 => None,
                 Some(user) => Some(user),
                 None => {
